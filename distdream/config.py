@@ -1,0 +1,137 @@
+"""Frozen settings records. Field names keep the seed tool's parameter names.
+
+``DreamConfig`` says what one dreamed image looks like: which network, which layers and channels
+to amplify, how hard and at how many scales. It is plain data (picklable, comparable), validated
+by :meth:`DreamConfig.validate`, which raises :class:`~distdream.errors.ConfigError` for every
+impossible value. Checks that need the model (layer names, channel ranges) happen when the
+dreamer is built, with the same error type.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+from .errors import ConfigError
+
+__all__ = ["ALL_LAYERS", "DreamConfig"]
+
+# Key of ``channels`` that applies to every dream layer without its own entry.
+ALL_LAYERS = "*"
+
+ChannelSpec = tuple[tuple[str, tuple[int, ...]], ...]
+
+
+def _normalize_channels(value: Any) -> ChannelSpec:
+    """Accept ``{layer: [i, …]}``, ``[(layer, [i, …]), …]`` or ``[i, …]`` (all layers)."""
+    if value is None:
+        return ()
+    if isinstance(value, Mapping):
+        items = list(value.items())
+    elif isinstance(value, Sequence) and not isinstance(value, str):
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            items = [(ALL_LAYERS, value)] if len(value) else []
+        else:
+            items = list(value)
+    else:
+        raise ConfigError(f"channels must be a list of indices or a mapping layer → indices, not {value!r}")
+    out = []
+    for item in items:
+        try:
+            layer, idx = item
+            indices = tuple(int(i) for i in idx)
+        except (TypeError, ValueError):
+            raise ConfigError(f"channels entry {item!r} is not (layer, [indices])") from None
+        out.append((str(layer), indices))
+    return tuple(sorted(out))
+
+
+@dataclass(frozen=True, kw_only=True)
+class DreamConfig:
+    """How to dream one image (and, later, every frame of a video)."""
+
+    model: str = "efficientnet_lite0"  # any name from `distdream models`
+    weights: str | None = "DEFAULT"  # "DEFAULT", a weights enum name, a state-dict path, or None (random)
+    learning_rate: float = 0.02  # step size in normalised pixel units per iteration (grad / mean|grad|)
+    num_iterations: int = 10  # gradient-ascent steps per octave
+    num_octaves: int = 4  # pyramid levels; 1 dreams at full resolution only
+    octave_scale: float = 1.4  # size ratio between neighbouring levels
+    dream_layers: tuple[str, ...] = ()  # layer names; empty = the model's default layers
+    channels: ChannelSpec = ()  # per-layer channel indices to amplify; empty = all channels
+    predefined_start: str | None = None  # image to start from instead of the input (resized to it)
+    jitter: int = 32  # max random roll in pixels per step, undone after the step
+    seed: int = 0  # seeds the jitter generator: same seed, same pixels
+    tile_size: int | None = 1024  # frames larger than this are dreamed in overlapping tiles; None = never
+
+    def __post_init__(self) -> None:
+        # Normalise forgiving inputs (a list of layers, a dict of channels) into hashable tuples.
+        if isinstance(self.dream_layers, str):
+            layers = tuple(s.strip() for s in self.dream_layers.split(",") if s.strip())
+        else:
+            layers = tuple(self.dream_layers or ())
+        object.__setattr__(self, "dream_layers", layers)
+        object.__setattr__(self, "channels", _normalize_channels(self.channels))
+        if self.predefined_start is not None:
+            object.__setattr__(self, "predefined_start", str(self.predefined_start))
+
+    def channels_for(self, layer: str) -> tuple[int, ...] | None:
+        """Channel indices to amplify in ``layer`` (``None`` = all of them)."""
+        table = dict(self.channels)
+        return table.get(layer, table.get(ALL_LAYERS))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-friendly dict of every setting (for job plans and config files)."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "channels":
+                value = {layer: list(idx) for layer, idx in value}
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[f.name] = value
+        return out
+
+    def validate(self) -> DreamConfig:
+        """Raise :class:`ConfigError` for the first impossible value; return ``self`` otherwise."""
+
+        def bad(name: str, value: Any, rule: str) -> ConfigError:
+            flag = "--" + name.replace("_", "-")
+            return ConfigError(f"{name} ({flag}) is {value!r}; it must be {rule}")
+
+        if not isinstance(self.model, str) or not self.model:
+            raise bad("model", self.model, "a model name (see `distdream models`)")
+        if not _is_number(self.learning_rate) or not self.learning_rate > 0 or not math.isfinite(self.learning_rate):
+            raise bad("learning_rate", self.learning_rate, "a finite number > 0")
+        if not _is_int(self.num_iterations) or self.num_iterations < 0:
+            raise bad("num_iterations", self.num_iterations, "an integer >= 0")
+        if not _is_int(self.num_octaves) or self.num_octaves < 1:
+            raise bad("num_octaves", self.num_octaves, "an integer >= 1")
+        if not _is_number(self.octave_scale) or not self.octave_scale > 1 or not math.isfinite(self.octave_scale):
+            raise bad("octave_scale", self.octave_scale, "a finite number > 1")
+        if not _is_int(self.jitter) or self.jitter < 0:
+            raise bad("jitter", self.jitter, "an integer >= 0 (pixels)")
+        if not _is_int(self.seed):
+            raise bad("seed", self.seed, "an integer")
+        if self.tile_size is not None and (not _is_int(self.tile_size) or self.tile_size < 64):
+            raise bad("tile_size", self.tile_size, "an integer >= 64 (pixels), or None for no tiling")
+        if len(set(self.dream_layers)) != len(self.dream_layers):
+            raise bad("dream_layers", ",".join(self.dream_layers), "a list without repeats")
+        for layer, indices in self.channels:
+            if layer != ALL_LAYERS and self.dream_layers and layer not in self.dream_layers:
+                raise ConfigError(
+                    f"channels are given for layer {layer!r}, which is not in dream_layers "
+                    f"({','.join(self.dream_layers)}); add it to --dream-layers or drop its channels"
+                )
+            if not indices or any(i < 0 for i in indices):
+                raise ConfigError(f"channels for layer {layer!r} are {list(indices)}; give indices >= 0")
+        return self
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

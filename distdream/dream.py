@@ -1,0 +1,321 @@
+"""The dream core: pure torch, no I/O.
+
+The pieces are small values, each testable on its own (lucent's style):
+
+- an **objective** says what to maximise: the mean squared activation of a layer, optionally
+  restricted to channels; objectives add up (:class:`LayerObjective`, :class:`SumObjective`);
+- a **jitter** says how the image is disturbed: a random roll before the forward pass, undone
+  after the step, so the network's grid artefacts do not accumulate;
+- a **step** says how the image moves: gradient over its mean absolute value, times the learning
+  rate, then a per-channel clamp to the valid pixel range;
+- the **octave loop** (:func:`run_octaves`) dreams a pyramid coarse to fine, carrying the dream
+  detail (dreamed minus base) up each level, so patterns grow large while the source stays sharp.
+
+:class:`Dreamer` ties them to a truncated feature extractor on a device. Images are (1, 3, H, W)
+float tensors with RGB in [0, 1]; the dream runs in the model's normalised space.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .config import DreamConfig
+from .errors import ConfigError
+from .models import LoadedModel, feature_extractor, list_layers, load_model, resolve_layers
+
+__all__ = [
+    "Dreamer",
+    "Jitter",
+    "LayerObjective",
+    "Objective",
+    "SumObjective",
+    "gradient_step",
+    "octave_sizes",
+    "resize",
+    "resolve_device",
+    "run_octaves",
+    "tile_starts",
+]
+
+Features = Mapping[str, torch.Tensor]
+Objective = Callable[[Features], torch.Tensor]
+
+_MIN_OCTAVE_SIDE = 8  # a coarser level has too few pixels to hold a pattern
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """``None`` picks CUDA when present, else CPU; anything else is passed to ``torch.device``."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as exc:
+        raise ConfigError(f"device {device!r} is not a torch device (cpu, cuda, cuda:1 …): {exc}") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} asked for CUDA, but torch sees no GPU; use --device cpu")
+    return resolved
+
+
+# ---------------------------------------------------------------------------------------------
+# Objectives
+
+
+@dataclass(frozen=True)
+class LayerObjective:
+    """``weight · mean(activation²)`` of one layer, over ``channels`` (all when ``None``)."""
+
+    layer: str
+    channels: tuple[int, ...] | None = None
+    weight: float = 1.0
+
+    def __call__(self, features: Features) -> torch.Tensor:
+        act = features[self.layer]  # (B, C, h, w)
+        if self.channels is not None:
+            act = act[:, list(self.channels)]  # (B, len(channels), h, w)
+        return self.weight * act.pow(2).mean()
+
+    def __add__(self, other: Objective) -> SumObjective:
+        return SumObjective((self, other))
+
+
+@dataclass(frozen=True)
+class SumObjective:
+    """The sum of several objectives."""
+
+    terms: tuple[Objective, ...]
+
+    def __call__(self, features: Features) -> torch.Tensor:
+        total = self.terms[0](features)
+        for term in self.terms[1:]:
+            total = total + term(features)
+        return total
+
+    def __add__(self, other: Objective) -> SumObjective:
+        return SumObjective((*self.terms, other))
+
+
+# ---------------------------------------------------------------------------------------------
+# Jitter and step
+
+
+@dataclass(frozen=True)
+class Jitter:
+    """A random circular shift of up to ``max_shift`` pixels in each direction, exactly invertible."""
+
+    max_shift: int
+
+    def sample(self, generator: torch.Generator) -> tuple[int, int]:
+        if self.max_shift == 0:
+            return 0, 0
+        dy, dx = torch.randint(-self.max_shift, self.max_shift + 1, (2,), generator=generator).tolist()
+        return int(dy), int(dx)
+
+    @staticmethod
+    def apply(x: torch.Tensor, shift: tuple[int, int]) -> torch.Tensor:
+        return torch.roll(x, shifts=shift, dims=(-2, -1))
+
+    @staticmethod
+    def undo(x: torch.Tensor, shift: tuple[int, int]) -> torch.Tensor:
+        return torch.roll(x, shifts=(-shift[0], -shift[1]), dims=(-2, -1))
+
+
+def gradient_step(
+    x: torch.Tensor, grad: torch.Tensor, learning_rate: float, low: torch.Tensor, high: torch.Tensor
+) -> torch.Tensor:
+    """Ascend by ``learning_rate · grad / mean|grad|``, then clamp each channel to [low, high].
+
+    Normalising by the mean magnitude makes the step size independent of the layer's scale, so
+    one learning rate works for every model and layer.
+    """
+    scale = grad.abs().mean().clamp_min(1e-8)
+    return torch.maximum(torch.minimum(x + (learning_rate / scale) * grad, high), low)
+
+
+# ---------------------------------------------------------------------------------------------
+# Octaves
+
+
+def octave_sizes(height: int, width: int, num_octaves: int, octave_scale: float) -> list[tuple[int, int]]:
+    """Pyramid sizes coarse → fine; the last is (height, width). Levels below 8 px are dropped."""
+    sizes = []
+    for level in range(num_octaves - 1, -1, -1):
+        factor = octave_scale**level
+        h, w = round(height / factor), round(width / factor)
+        if level and min(h, w) < _MIN_OCTAVE_SIDE:
+            continue
+        sizes.append((max(h, 1), max(w, 1)))
+    return sizes
+
+
+def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear resize of (B, C, h, w) to ``size`` = (H, W), antialiased when shrinking."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    shrinking = size[0] < x.shape[-2] or size[1] < x.shape[-1]
+    # antialias when shrinking, or the coarse levels alias the source's fine texture
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=shrinking)
+
+
+def run_octaves(
+    base: torch.Tensor,
+    sizes: Sequence[tuple[int, int]],
+    optimise: Callable[[torch.Tensor, int], torch.Tensor],
+) -> torch.Tensor:
+    """Dream ``base`` (B, C, H, W) over a pyramid of ``sizes`` (coarse → fine, last = full size).
+
+    ``optimise(start, level)`` dreams one level from ``start``. Each level starts from the base
+    resized to that level plus the detail dreamed so far, upsampled; the result at full size is
+    ``base + detail``.
+    """
+    detail = torch.zeros_like(resize(base, sizes[0]))
+    x = base
+    for level, size in enumerate(sizes):
+        level_base = resize(base, size)  # (B, C, h, w)
+        detail = resize(detail, size)
+        x = optimise(level_base + detail, level)
+        detail = x - level_base
+    return x
+
+
+# ---------------------------------------------------------------------------------------------
+# Tiles
+
+
+def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
+    """Starts of equal tiles of ``tile`` px covering ``length`` px, neighbours overlapping ≥ ``overlap``.
+
+    Equal tiles keep the per-tile objective (a mean) on one scale across the image.
+    """
+    if length <= tile:
+        return [0]
+    count = math.ceil((length - overlap) / (tile - overlap))
+    return [round(i * (length - tile) / (count - 1)) for i in range(count)]
+
+
+def _feather(start: int, size: int, total: int, overlap: int, like: torch.Tensor) -> torch.Tensor:
+    """1-D weights for one tile: linear ramps on sides that overlap a neighbour, 1 elsewhere."""
+    w = torch.ones(size, dtype=like.dtype, device=like.device)
+    ramp = torch.arange(1, overlap + 1, dtype=like.dtype, device=like.device) / (overlap + 1)
+    if start > 0:
+        w[:overlap] = ramp
+    if start + size < total:
+        w[size - overlap :] = torch.minimum(w[size - overlap :], ramp.flip(0))
+    return w
+
+
+# ---------------------------------------------------------------------------------------------
+# The dreamer
+
+
+class Dreamer:
+    """Dreams images with one model, layers and settings on one device.
+
+    Build it once (it loads the model and traces the truncated extractor), then call
+    :meth:`dream` for every image or frame. It holds no randomness: pass a generator.
+    """
+
+    def __init__(
+        self,
+        config: DreamConfig,
+        *,
+        device: str | torch.device | None = None,
+        model: LoadedModel | None = None,
+    ) -> None:
+        self.config = config.validate()
+        self.device = resolve_device(device)
+        self.model = model or load_model(config.model, config.weights)
+        self.layers = resolve_layers(self.model, config.dream_layers)
+        self.objective = self._build_objective()
+        self.extractor = feature_extractor(self.model, self.layers).to(self.device)
+        self.jitter = Jitter(config.jitter)
+        probe = torch.zeros(1, 3, 1, 1, device=self.device)
+        self.low, self.high = self.model.preprocess.bounds(probe)  # each (1, 3, 1, 1)
+
+    def _build_objective(self) -> Objective:
+        channels = {layer: self.config.channels_for(layer) for layer in self.layers}
+        if any(c is not None for c in channels.values()):
+            widths = {info.name: info.channels for info in list_layers(self.model) if info.name in channels}
+            for layer, idx in channels.items():
+                bad = [i for i in idx or () if i >= widths[layer]]
+                if bad:
+                    raise ConfigError(
+                        f"channel {bad[0]} is out of range for layer {layer!r}, which has "
+                        f"{widths[layer]} channels (0–{widths[layer] - 1})"
+                    )
+        terms = [LayerObjective(layer, channels[layer]) for layer in self.layers]
+        return terms[0] if len(terms) == 1 else SumObjective(tuple(terms))
+
+    def objective_value(self, image: torch.Tensor) -> float:
+        """The objective of an RGB image (1, 3, H, W) in [0, 1], for tests and diagnostics."""
+        with torch.no_grad():
+            x = self.model.preprocess.normalize(image.to(self.device))
+            return float(self.objective(self.extractor(x)))
+
+    def gradient(self, x: torch.Tensor) -> torch.Tensor:
+        """d objective / d x for a normalised image (1, 3, H, W), tiled when larger than tile_size."""
+        tile = self.config.tile_size
+        h, w = x.shape[-2:]
+        if tile is None or (h <= tile and w <= tile):
+            return self._tile_gradient(x)
+        overlap = max(tile // 8, 8)
+        th, tw = min(tile, h), min(tile, w)
+        grad = torch.zeros_like(x)
+        weight = torch.zeros((1, 1, h, w), dtype=x.dtype, device=x.device)
+        for y0 in tile_starts(h, th, overlap):
+            wy = _feather(y0, th, h, overlap, x)
+            for x0 in tile_starts(w, tw, overlap):
+                wx = _feather(x0, tw, w, overlap, x)
+                feather = wy[:, None] * wx[None, :]  # (th, tw)
+                g = self._tile_gradient(x[..., y0 : y0 + th, x0 : x0 + tw])  # (1, 3, th, tw)
+                grad[..., y0 : y0 + th, x0 : x0 + tw] += g * feather
+                weight[..., y0 : y0 + th, x0 : x0 + tw] += feather
+        return grad / weight
+
+    def _tile_gradient(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.detach().requires_grad_(True)
+        loss = self.objective(self.extractor(x))
+        (grad,) = torch.autograd.grad(loss, x)
+        return grad
+
+    def dream(
+        self,
+        image: torch.Tensor,
+        *,
+        generator: torch.Generator,
+        num_iterations: int | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> torch.Tensor:
+        """Dream an RGB image (1, 3, H, W) in [0, 1]; returns the same shape, in [0, 1], on CPU.
+
+        ``num_iterations`` overrides the config's per-octave count (keyframes and flow-warped
+        frames of a video need different counts). ``progress(n)`` is called after every step.
+        """
+        if image.dim() != 4 or image.shape[:2] != (1, 3):
+            raise ConfigError(f"dream expects an image tensor of shape (1, 3, H, W), got {tuple(image.shape)}")
+        cfg = self.config
+        steps = cfg.num_iterations if num_iterations is None else num_iterations
+        preprocess = self.model.preprocess
+        base = preprocess.normalize(image.to(self.device, torch.float32))  # (1, 3, H, W)
+
+        def optimise(x: torch.Tensor, level: int) -> torch.Tensor:
+            for _ in range(steps):
+                shift = self.jitter.sample(generator)
+                grad = self.jitter.undo(self.gradient(self.jitter.apply(x, shift)), shift)
+                x = gradient_step(x, grad, cfg.learning_rate, self.low, self.high)
+                if progress is not None:
+                    progress(1)
+            return x
+
+        sizes = octave_sizes(image.shape[-2], image.shape[-1], cfg.num_octaves, cfg.octave_scale)
+        out = run_octaves(base, sizes, optimise)
+        return preprocess.denormalize(out).clamp(0.0, 1.0).detach().cpu()
+
+    def total_steps(self, height: int, width: int, num_iterations: int | None = None) -> int:
+        """How many gradient steps :meth:`dream` takes for an image of this size (for progress bars)."""
+        steps = self.config.num_iterations if num_iterations is None else num_iterations
+        return steps * len(octave_sizes(height, width, self.config.num_octaves, self.config.octave_scale))

@@ -1,0 +1,78 @@
+"""Still-image files: read as RGB, write atomically, convert to and from tensors.
+
+Pillow does the decoding (it ships with torchvision). Writes go to a temporary name in the target
+directory and are renamed into place, so a failed or interrupted run never leaves a torn file.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from .errors import InputError, OutputError
+
+__all__ = ["array_to_tensor", "check_output_path", "load_image", "save_image", "tensor_to_array"]
+
+
+def load_image(path: str | os.PathLike[str], *, what: str = "image") -> np.ndarray:
+    """Read ``path`` as an (H, W, 3) uint8 RGB array; :class:`InputError` if it cannot be."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{what} {path} does not exist")
+    if not path.is_file():
+        raise InputError(f"{what} {path} is not a file")
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return np.asarray(img.convert("RGB")).copy()
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise InputError(f"{what} {path} is not an image Pillow can read ({exc.__class__.__name__}: {exc})") from None
+
+
+def check_output_path(path: str | os.PathLike[str]) -> Path:
+    """Fail early, before any work, if ``path`` cannot be written: missing or read-only directory."""
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputError(f"output directory {parent} does not exist; create it or choose another -o path")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"output directory {parent} is not writable; choose another -o path")
+    if path.is_dir():
+        raise OutputError(f"output path {path} is a directory; give a file name such as {path / 'dream.png'}")
+    return path
+
+
+def save_image(array: np.ndarray, path: str | os.PathLike[str]) -> Path:
+    """Write an (H, W, 3) uint8 array to ``path`` (format from the extension), atomically."""
+    path = check_output_path(path)
+    ext = path.suffix.lower()
+    fmt = Image.registered_extensions().get(ext)
+    if fmt is None:
+        raise OutputError(f"output {path} has no image extension Pillow can write (use .png or .jpg)")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            Image.fromarray(array).save(fh, format=fmt)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise OutputError(f"cannot write {path}: {exc}") from exc
+        raise
+    return path
+
+
+def array_to_tensor(array: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) uint8 → (1, 3, H, W) float32 in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+
+
+def tensor_to_array(tensor: torch.Tensor) -> np.ndarray:
+    """(1, 3, H, W) float in [0, 1] → (H, W, 3) uint8, rounded."""
+    return tensor[0].clamp(0, 1).mul(255.0).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+
