@@ -1,0 +1,62 @@
+"""distdream: distributed, frame-parallel DeepDream.
+
+The public API. Heavy modules (torch, torchvision) load on first use of a name that needs them,
+so ``import distdream`` and the CLI's ``--help`` stay fast.
+
+    >>> import distdream
+    >>> cfg = distdream.DreamConfig(dream_layers=("_blocks.10",), num_iterations=5)
+    >>> distdream.dream_image("in.jpg", "out.png", cfg)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from .config import DreamConfig
+from .errors import ConfigError, DistDreamError, InputError, ModelError, OutputError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .dream import Dreamer
+    from .models import LayerInfo, LoadedModel, available_models, list_layers, load_model
+    from .still import StillResult, dream_array, dream_image
+
+__all__ = [
+    "ConfigError",
+    "DistDreamError",
+    "DreamConfig",
+    "Dreamer",
+    "InputError",
+    "LayerInfo",
+    "LoadedModel",
+    "ModelError",
+    "OutputError",
+    "StillResult",
+    "available_models",
+    "dream_array",
+    "dream_image",
+    "list_layers",
+    "load_model",
+]
+
+_LAZY = {
+    "Dreamer": "dream",
+    "LayerInfo": "models",
+    "LoadedModel": "models",
+    "available_models": "models",
+    "list_layers": "models",
+    "load_model": "models",
+    "StillResult": "still",
+    "dream_array": "still",
+    "dream_image": "still",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'distdream' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

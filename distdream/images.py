@@ -40,10 +40,14 @@ def check_output_path(path: str | os.PathLike[str]) -> Path:
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise OutputError(f"output directory {parent} does not exist; create it or choose another -o path")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputError(f"output directory {parent} is not writable; choose another -o path")
     if path.is_dir():
         raise OutputError(f"output path {path} is a directory; give a file name such as {path / 'dream.png'}")
+    try:  # a real probe: permission bits say nothing to root or on a read-only mount
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise OutputError(f"output directory {parent} is not writable ({exc.strerror}); choose another -o path") from None
     return path
 
 

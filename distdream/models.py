@@ -40,6 +40,7 @@ __all__ = [
     "list_layers",
     "load_model",
     "resolve_layers",
+    "weights_cached",
 ]
 
 DEFAULT_MODEL = "efficientnet_lite0"
@@ -359,3 +360,14 @@ def feature_extractor(model: LoadedModel, layers: Sequence[str]) -> nn.Module:
     extractor.eval()
     extractor.requires_grad_(False)
     return extractor
+
+
+def weights_cached(name: str) -> bool:
+    """Whether ``name``'s DEFAULT weights load without a download (bundled, or in the torch cache)."""
+    if name == DEFAULT_MODEL:
+        return True
+    try:
+        url = torchvision.models.get_model_weights(name).DEFAULT.url
+    except (ValueError, KeyError, AttributeError):
+        return False
+    return (Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)).is_file()

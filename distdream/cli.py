@@ -1,0 +1,239 @@
+"""The ``distdream`` command: flags → a config → one library call.
+
+Every error distdream raises on purpose (and every usage error) becomes one red line on stderr
+and exit code 2; Ctrl-C exits 130. Nothing here dreams, reads or writes by itself.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .config import ALL_LAYERS, DreamConfig
+from .errors import ConfigError, DistDreamError
+
+__all__ = ["main"]
+
+
+def _parse_channels(values: Sequence[str]) -> dict[str, list[int]]:
+    """``--channels 3,7`` (every layer) or ``--channels LAYER=3,7`` (one layer), repeatable."""
+    out: dict[str, list[int]] = {}
+    for value in values:
+        layer, _, indices = value.rpartition("=")
+        try:
+            parsed = [int(i) for i in indices.split(",") if i.strip()]
+        except ValueError:
+            raise ConfigError(f"--channels {value!r}: give comma-separated integers, optionally LAYER=3,7") from None
+        out.setdefault(layer or ALL_LAYERS, []).extend(parsed)
+    return out
+
+
+def _weights(value: str | None) -> str | None:
+    return None if value is not None and value.lower() in {"none", "random"} else value
+
+
+def _tile_size(value: str) -> int | None:
+    if value.lower() in {"0", "none", "off"}:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"--tile-size {value!r}: give pixels (e.g. 1024) or 'none'") from None
+
+
+def dream_options(func: Any) -> Any:
+    """The flags of every :class:`DreamConfig` field (kebab-case of the seed tool's names)."""
+    d = DreamConfig()
+    options = [
+        click.option("--model", default=d.model, show_default=True, help="Model name (see `distdream models`)."),
+        click.option(
+            "--weights", default=d.weights, show_default=True,
+            help="DEFAULT, a weights enum name (IMAGENET1K_V1), a state-dict file, or 'none' (random).",
+        ),
+        click.option("--learning-rate", type=float, default=d.learning_rate, show_default=True,
+                     help="Step size per iteration (normalised gradient units)."),
+        click.option("--num-iterations", type=int, default=d.num_iterations, show_default=True,
+                     help="Gradient-ascent steps per octave."),
+        click.option("--num-octaves", type=int, default=d.num_octaves, show_default=True,
+                     help="Levels of the image pyramid."),
+        click.option("--octave-scale", type=float, default=d.octave_scale, show_default=True,
+                     help="Size ratio between pyramid levels (> 1)."),
+        click.option("--dream-layers", default="", help="Comma-separated layer names; default: the model's own."),
+        click.option("--channels", multiple=True,
+                     help="Channels to amplify: '3,7' for every layer or 'LAYER=3,7'; repeatable."),
+        click.option("--predefined-start", type=click.Path(dir_okay=False, path_type=str), default=None,
+                     help="Start from this image instead of the input (resized to it)."),
+        click.option("--seed", type=int, default=d.seed, show_default=True, help="Seed of the jitter generator."),
+        click.option("--jitter", type=int, default=d.jitter, show_default=True,
+                     help="Max random roll in pixels per step."),
+        click.option("--tile-size", default=str(d.tile_size), show_default=True,
+                     help="Dream larger images in overlapping tiles of this size; 'none' disables."),
+        click.option("--device", default=None, help="cpu, cuda, cuda:1 …; default: CUDA when present."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _config(kw: dict[str, Any]) -> DreamConfig:
+    return DreamConfig(
+        model=kw["model"],
+        weights=_weights(kw["weights"]),
+        learning_rate=kw["learning_rate"],
+        num_iterations=kw["num_iterations"],
+        num_octaves=kw["num_octaves"],
+        octave_scale=kw["octave_scale"],
+        dream_layers=kw["dream_layers"],
+        channels=_parse_channels(kw["channels"]),
+        predefined_start=kw["predefined_start"],
+        seed=kw["seed"],
+        jitter=kw["jitter"],
+        tile_size=_tile_size(kw["tile_size"]),
+    ).validate()
+
+
+def _run_still(image: str, output: str, config: DreamConfig, device: str | None, quiet: bool) -> Any:
+    from tqdm import tqdm
+
+    from .still import dream_image
+
+    bar: list[tqdm] = []
+
+    def on_start(dreamer: Any, total: int) -> None:
+        bar.append(tqdm(total=total, unit="step", desc="dreaming", disable=quiet, file=sys.stderr))
+
+    try:
+        return dream_image(image, output, config, device=device, on_start=on_start,
+                           progress=lambda n: bar[0].update(n))
+    finally:
+        if bar:
+            bar[0].close()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="distdream")
+def cli() -> None:
+    """distdream: DeepDream for images and (soon) long videos, on one machine or a Ray cluster."""
+
+
+@cli.command()
+@click.argument("image", type=click.Path(path_type=str))
+@click.option("-o", "--output", required=True, type=click.Path(path_type=str), help="Output image (.png, .jpg).")
+@dream_options
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def dream(image: str, output: str, quiet: bool, **kw: Any) -> None:
+    """Dream one IMAGE and write it to OUTPUT."""
+    result = _run_still(image, output, _config(kw), kw["device"], quiet)
+    click.echo(f"wrote {result.output} ({result.width}×{result.height}) in {result.seconds:.1f}s on {result.device}")
+
+
+@cli.command()
+@click.option("-o", "--output", default="distdream-demo.png", show_default=True, type=click.Path(path_type=str),
+              help="Where to write the side-by-side picture (input | dream).")
+@click.option("--device", default=None, help="cpu, cuda …; default: CUDA when present.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def demo(output: str, device: str | None, quiet: bool) -> None:
+    """Dream a built-in photo with the bundled offline model; write input | dream side by side."""
+    import tempfile
+
+    import numpy as np
+    from skimage import data
+
+    from .images import check_output_path, load_image, save_image
+
+    check_output_path(output)
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp) / "astronaut.png"
+        save_image(data.astronaut(), source)
+        dreamed = Path(tmp) / "dream.png"
+        result = _run_still(str(source), str(dreamed), DreamConfig(), device, quiet)
+        side_by_side = np.concatenate([load_image(source), load_image(dreamed)], axis=1)
+    save_image(side_by_side, output)
+    click.echo(
+        f"wrote {output}: input | dream, {result.width}×{result.height}, model {DreamConfig().model} "
+        f"(bundled, offline), {time.perf_counter() - t0:.1f}s in all on {result.device}"
+    )
+
+
+@cli.command()
+def models() -> None:
+    """List model names; '*' marks weights usable offline (bundled or cached)."""
+    from .models import DEFAULT_MODEL, available_models, weights_cached
+
+    for name in available_models():
+        mark = "*" if weights_cached(name) else " "
+        note = "  (default; ImageNet weights bundled, works offline)" if name == DEFAULT_MODEL else ""
+        click.echo(f"{mark} {name}{note}")
+
+
+@cli.command()
+@click.argument("model", default="efficientnet_lite0")
+@click.option("--weights", default="none", show_default=True,
+              help="Weights to load first (names and shapes do not depend on them).")
+@click.option("--filter", "pattern", default="", help="Only layers whose name contains this text.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def layers(model: str, weights: str, pattern: str, as_json: bool) -> None:
+    """List MODEL's dreamable layers: name, channels, stride ('*' = used by default)."""
+    from .models import list_layers, load_model
+
+    loaded = load_model(model, _weights(weights))
+    infos = [info for info in list_layers(loaded) if pattern in info.name]
+    if as_json:
+        rows = [{"name": i.name, "channels": i.channels, "stride": i.stride,
+                 "default": i.name in loaded.default_layers} for i in infos]
+        click.echo(json.dumps({"model": model, "layers": rows}, indent=2))
+        return
+    width = max((len(i.name) for i in infos), default=10)
+    click.echo(f"  {'layer':<{width}}  channels  stride")
+    for i in infos:
+        mark = "*" if i.name in loaded.default_layers else " "
+        click.echo(f"{mark} {i.name:<{width}}  {i.channels:>8}  {i.stride:>6g}")
+
+
+@cli.command()
+@click.option("--quick", is_flag=True, help="Fewer repeats (a rough figure in seconds).")
+@click.option("--size", type=int, default=256, show_default=True, help="Square image side in pixels.")
+@click.option("--device", default=None, help="cpu, cuda …; default: CUDA when present.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=str), default=None,
+              help="Also write the figures to this JSON file.")
+def bench(quick: bool, size: int, device: str | None, json_path: str | None) -> None:
+    """Measure ms per dream iteration against a naive loop on the same model, side by side."""
+    from .bench import bench_step
+
+    if size < 32:
+        raise ConfigError(f"--size {size}: give at least 32 pixels")
+    r = bench_step(size=size, repeats=5 if quick else 20, device=device)
+    click.echo(f"dream iteration, {r.model} [{','.join(r.layers)}], {r.size}×{r.size}, {r.device}, "
+               f"median of {r.repeats}:")
+    click.echo(f"  distdream (truncated, frozen graph)   {r.distdream_ms:8.1f} ms")
+    click.echo(f"  naive (full forward, hooks, grads)    {r.naive_ms:8.1f} ms")
+    click.echo(f"  speedup                               {r.speedup:8.2f}×   (gradients agree to {r.max_grad_diff:.1e})")
+    if json_path:
+        Path(json_path).write_text(json.dumps(r.to_dict(), indent=2) + "\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit code."""
+    try:
+        cli.main(args=list(argv) if argv is not None else None, prog_name="distdream", standalone_mode=False)
+    except DistDreamError as exc:
+        click.secho(f"error: {exc}", fg="red", err=True)
+        return 2
+    except click.ClickException as exc:
+        click.secho(f"error: {exc.format_message()}", fg="red", err=True)
+        return exc.exit_code
+    except (click.Abort, KeyboardInterrupt):
+        click.secho("interrupted", fg="red", err=True)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,27 @@
+"""Shared fixtures: real photos from scikit-image, the bundled model loaded once per session."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from skimage import data
+
+from distdream.models import LoadedModel, load_model
+
+
+@pytest.fixture(scope="session")
+def lite0() -> LoadedModel:
+    """The bundled EfficientNet-Lite0 with its real ImageNet weights."""
+    return load_model("efficientnet_lite0")
+
+
+@pytest.fixture(scope="session")
+def chelsea() -> np.ndarray:
+    """scikit-image's cat photo, (300, 451, 3) uint8."""
+    return data.chelsea()
+
+
+@pytest.fixture(scope="session")
+def small_photo() -> np.ndarray:
+    """A 96×128 crop of the astronaut photo: small enough for many dream runs on a CPU."""
+    return np.ascontiguousarray(data.astronaut()[100:292:2, 100:356:2])

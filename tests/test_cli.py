@@ -1,0 +1,127 @@
+"""The CLI: the happy paths, and every bad input as one line on stderr, exit 2, nothing written."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from distdream.cli import main
+from distdream.images import load_image, save_image
+
+FAST = ["--num-iterations", "2", "--num-octaves", "2", "--dream-layers", "_blocks.5", "-q"]
+
+
+@pytest.fixture()
+def photo(tmp_path: Path, small_photo: np.ndarray) -> Path:
+    return save_image(small_photo, tmp_path / "photo.png")
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_dream_writes_a_dreamed_image(capsys, tmp_path: Path, photo: Path, small_photo: np.ndarray) -> None:
+    out = tmp_path / "out.png"
+    code, stdout, _ = run(capsys, "dream", str(photo), "-o", str(out), *FAST, "--channels", "_blocks.5=1,2")
+    assert code == 0, stdout
+    assert "wrote" in stdout and "128×96" in stdout
+    result = load_image(out)
+    assert result.shape == small_photo.shape and not np.array_equal(result, small_photo)
+
+
+def test_every_config_flag_reaches_the_config(capsys, tmp_path: Path, photo: Path) -> None:
+    from distdream.cli import _config
+
+    args = dict(model="resnet18", weights="none", learning_rate=0.5, num_iterations=3, num_octaves=2,
+                octave_scale=1.3, dream_layers="layer2,layer3", channels=("layer2=1,2", "5"),
+                predefined_start=str(photo), seed=9, jitter=4, tile_size="none")
+    cfg = _config(args)
+    assert (cfg.model, cfg.weights, cfg.learning_rate, cfg.num_iterations, cfg.num_octaves) == (
+        "resnet18", None, 0.5, 3, 2)
+    assert cfg.octave_scale == 1.3 and cfg.dream_layers == ("layer2", "layer3") and cfg.seed == 9
+    assert cfg.channels_for("layer2") == (1, 2) and cfg.channels_for("layer3") == (5,)
+    assert cfg.predefined_start == str(photo) and cfg.jitter == 4 and cfg.tile_size is None
+
+
+def bad_inputs(tmp: Path, photo: Path) -> list[tuple[list[str], str]]:
+    text = tmp / "notes.png"
+    text.write_text("not an image")
+    return [
+        (["dream", str(tmp / "missing.png")], "does not exist"),
+        (["dream", str(text)], "not an image"),
+        (["dream", str(photo), "--model", "nosuchnet"], "unknown model"),
+        (["dream", str(photo), "--dream-layers", "_blocks.99"], "unknown layer"),
+        (["dream", str(photo), "--dream-layers", "_blocks.5", "--channels", "999"], "out of range"),
+        (["dream", str(photo), "--channels", "a,b"], "--channels"),
+        (["dream", str(photo), "--num-octaves", "0"], "num_octaves"),
+        (["dream", str(photo), "--num-iterations", "-1"], "num_iterations"),
+        (["dream", str(photo), "--learning-rate", "0"], "learning_rate"),
+        (["dream", str(photo), "--octave-scale", "1"], "octave_scale"),
+        (["dream", str(photo), "--num-octaves", "two"], "not a valid integer"),
+        (["dream", str(photo), "--predefined-start", str(tmp / "nostart.png")], "predefined_start"),
+        (["dream", str(photo), "--predefined-start", str(text)], "predefined_start"),
+        (["dream", str(photo), "--device", "cuda:7"] if not _has_cuda() else ["dream", str(photo), "--device", "x"],
+         "device"),
+    ]
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def test_bad_inputs_fail_with_one_line_and_write_nothing(capsys, tmp_path: Path, photo: Path) -> None:
+    for argv, needle in bad_inputs(tmp_path, photo):
+        out = tmp_path / "out.png"
+        code, _, err = run(capsys, *argv, "-o", str(out), "-q")
+        assert code == 2, (argv, err)
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), (argv, err)
+        assert needle in lines[0], (argv, err)
+        assert not out.exists(), argv
+
+
+@pytest.mark.parametrize(
+    ("target", "needle"), [("missing-dir/out.png", "does not exist"), ("/proc/out.png", "not writable")]
+)
+def test_unwritable_output(capsys, tmp_path: Path, photo: Path, target: str, needle: str) -> None:
+    path = target if target.startswith("/") else str(tmp_path / target)
+    code, _, err = run(capsys, "dream", str(photo), "-o", path, *FAST)
+    assert code == 2 and needle in err and len(err.strip().splitlines()) == 1
+
+
+def test_layers_lists_names_channels_strides_and_defaults(capsys) -> None:
+    code, out, _ = run(capsys, "layers")
+    assert code == 0
+    rows = {line[2:].split()[0]: line for line in out.splitlines()[1:]}
+    assert rows["_blocks.9"].startswith("*") and rows["_blocks.9"].split()[-2:] == ["112", "16"]
+    code, out, _ = run(capsys, "layers", "resnet18", "--filter", "layer4", "--json")
+    data = json.loads(out)
+    assert code == 0 and data["model"] == "resnet18"
+    assert all("layer4" in row["name"] for row in data["layers"]) and data["layers"]
+    code, _, err = run(capsys, "layers", "nosuchnet")
+    assert code == 2 and "unknown model" in err
+
+
+def test_models_lists_the_offline_default_first(capsys) -> None:
+    code, out, _ = run(capsys, "models")
+    lines = out.splitlines()
+    assert code == 0 and lines[0].startswith("* efficientnet_lite0") and "offline" in lines[0]
+    assert any(line.split()[-1] == "vgg19" for line in lines)
+
+
+def test_console_script_is_installed() -> None:
+    exe = Path(sys.executable).with_name("distdream")  # pip puts scripts beside the interpreter
+    assert exe.exists(), "the `distdream` console script is not installed"
+    proc = subprocess.run([str(exe), "dream", "/nonexistent.png", "-o", "/tmp/x.png"], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "error: image /nonexistent.png does not exist"
+    assert "Traceback" not in proc.stderr

@@ -1,0 +1,131 @@
+"""Model registry, weights loading (bundled, enum, file, offline), layers and the truncated extractor."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torchvision.models import feature_extraction
+
+from distdream.errors import ConfigError, ModelError
+from distdream.models import (
+    DEFAULT_MODEL,
+    LoadedModel,
+    available_models,
+    feature_extractor,
+    list_layers,
+    load_model,
+    resolve_layers,
+    weights_cached,
+)
+
+
+def test_default_model_listed_first_and_torchvision_models_follow() -> None:
+    names = available_models()
+    assert names[0] == DEFAULT_MODEL == "efficientnet_lite0"
+    assert {"googlenet", "inception_v3", "vgg16", "vgg19", "resnet50"} <= set(names)
+    assert weights_cached(DEFAULT_MODEL)
+
+
+def test_loaded_model_is_frozen_and_in_eval_mode(lite0: LoadedModel) -> None:
+    assert not lite0.module.training
+    assert not any(p.requires_grad for p in lite0.module.parameters())
+    assert lite0.preprocess.mean == (127 / 255,) * 3  # the TF-Lite preprocessing, from the entry
+
+
+def test_torchvision_model_random_init_and_generic_default_layer() -> None:
+    model = load_model("resnet18", weights=None)
+    assert model.default_layers == ("layer3",)
+    alex = load_model("alexnet", weights=None)
+    strides = {i.name: i.stride for i in list_layers(alex)}
+    assert strides[alex.default_layers[0]] <= 16  # a mid-level layer, not the deepest
+
+
+def test_weights_from_a_local_state_dict_file(tmp_path: Path) -> None:
+    torch.manual_seed(1)
+    source = load_model("resnet18", weights=None)
+    path = tmp_path / "resnet18.pth"
+    torch.save(source.module.state_dict(), path)
+    loaded = load_model("resnet18", weights=str(path))
+    assert torch.equal(loaded.module.fc.weight, source.module.fc.weight)
+    assert loaded.weights == str(path)
+
+
+def test_bad_weights_files(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.pth"
+    junk.write_text("not a checkpoint")
+    with pytest.raises(ModelError, match="not a PyTorch state dict"):
+        load_model("resnet18", weights=str(junk))
+    wrong = tmp_path / "wrong.pth"
+    torch.save(load_model("resnet18", weights=None).module.state_dict(), wrong)
+    with pytest.raises(ModelError, match="does not fit"):
+        load_model("resnet34", weights=str(wrong))
+    with pytest.raises(ModelError, match="does not exist"):
+        load_model(DEFAULT_MODEL, weights=str(tmp_path / "missing.pth"))
+
+
+def test_unknown_model_and_weights_names() -> None:
+    with pytest.raises(ModelError, match=r"unknown model 'resnet5'.*resnet50.*distdream models"):
+        load_model("resnet5")
+    with pytest.raises(ModelError, match="IMAGENET1K_V1"):
+        load_model("googlenet", weights="NO_SUCH_WEIGHTS")
+    with pytest.raises(ModelError, match="DEFAULT"):
+        load_model(DEFAULT_MODEL, weights="IMAGENET22K")
+
+
+def test_offline_download_names_both_ways_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # An empty torch cache and no route to download.pytorch.org (this machine has no network
+    # beyond package registries): the weights cannot be had, and the error must say what to do.
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")  # discard port: refused at once, even online
+    assert not weights_cached("googlenet")
+    with pytest.raises(ModelError) as err:
+        load_model("googlenet", weights="DEFAULT")
+    message = str(err.value)
+    assert "--weights PATH" in message and "efficientnet_lite0" in message
+    assert str(tmp_path) in message  # names the cache it looked in
+
+
+def test_list_layers_names_channels_and_strides(lite0: LoadedModel) -> None:
+    infos = {i.name: i for i in list_layers(lite0)}
+    assert infos["_blocks.9"].channels == 112 and infos["_blocks.9"].stride == 16
+    assert infos["_blocks.15"].channels == 320 and infos["_blocks.15"].stride == 32
+    assert infos["_conv_stem"].stride == 2
+    assert "_fc" not in infos  # not a feature map
+    names = [i.name for i in list_layers(lite0)]
+    assert names.index("_blocks.3") < names.index("_blocks.4._expand_conv")  # execution order
+
+
+def test_module_name_means_its_last_node() -> None:
+    model = load_model("resnet18", weights=None)
+    x = torch.rand(1, 3, 64, 64)
+    by_module = feature_extractor(model, ["layer2"])(x)["layer2"]
+    by_node = feature_extractor(model, ["layer2.1.relu_1"])(x)["layer2.1.relu_1"]
+    assert torch.equal(by_module, by_node)
+
+
+def test_extractor_is_truncated_frozen_and_eval(lite0: LoadedModel) -> None:
+    extractor = feature_extractor(lite0, ["_blocks.5"])
+    targets = {str(n.target) for n in extractor.graph.nodes if n.op == "call_module"}
+    assert "_blocks.5._project_conv" in targets
+    assert not any(t.startswith(("_blocks.6", "_conv_head", "_fc")) for t in targets)
+    assert not extractor.training
+    assert not any(p.requires_grad for p in extractor.parameters())
+    out = extractor(torch.rand(1, 3, 64, 80))
+    assert out["_blocks.5"].shape == (1, 80, 4, 5)
+
+
+def test_unknown_layer_suggests_close_names_and_the_command(lite0: LoadedModel) -> None:
+    with pytest.raises(ConfigError) as err:
+        resolve_layers(lite0, ["_blocks.9", "blocks.10"])
+    message = str(err.value)
+    assert "'blocks.10'" in message and "_blocks.10" in message
+    assert "distdream layers efficientnet_lite0" in message
+
+
+def test_node_names_agree_with_torchvision(lite0: LoadedModel) -> None:
+    _, nodes = feature_extraction.get_graph_node_names(lite0.module, tracer_kwargs=dict(lite0.tracer_kwargs))
+    listed = {i.name for i in list_layers(lite0)}
+    block7 = {n for n in nodes if n.startswith("_blocks.7.")}
+    assert "_blocks.7.add" in block7 and block7 <= listed
