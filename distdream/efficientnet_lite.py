@@ -39,7 +39,8 @@ class SamePadConv2d(nn.Conv2d):
     """A bias-free ``nn.Conv2d`` with TensorFlow "SAME" padding computed from the input size.
 
     Feature-extraction tracing must treat it as a leaf module (the padding arithmetic on
-    symbolic shapes cannot be traced); the model registry passes it as such.
+    symbolic shapes cannot be traced); the model registry passes it as such. A bias appears only
+    when the feature extractor folds the following batch norm into it.
     """
 
     def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1) -> None:
@@ -52,7 +53,7 @@ class SamePadConv2d(nn.Conv2d):
         pw = max((math.ceil(iw / sw) - 1) * sw + kw - iw, 0)
         if ph or pw:
             x = F.pad(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2])  # extra pixel goes right/bottom
-        return F.conv2d(x, self.weight, None, self.stride, 0, self.dilation, self.groups)
+        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
 
 
 def _bn(channels: int) -> nn.BatchNorm2d:

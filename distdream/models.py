@@ -13,6 +13,7 @@ layer, frozen and in eval mode, so a dream step pays for no layer it does not re
 
 from __future__ import annotations
 
+import copy
 import difflib
 import os
 import urllib.error
@@ -359,7 +360,41 @@ def feature_extractor(model: LoadedModel, layers: Sequence[str]) -> nn.Module:
     )
     extractor.eval()
     extractor.requires_grad_(False)
+    _fold_batchnorm(extractor)
     return extractor
+
+
+def _fold_batchnorm(graph_module: torch.fx.GraphModule) -> None:
+    """Fold every eval-mode BatchNorm2d into the convolution that alone feeds it.
+
+    In eval mode a batch norm is a fixed per-channel affine map, so ``bn(conv(x))`` equals one
+    convolution with rescaled weights and a bias. Dropping the separate op saves about a quarter
+    of a dream step on CPU (EfficientNet-Lite0, 256 px). A convolution whose output is also read
+    elsewhere (say, requested as a layer) is left alone. Folded convolutions are copies: the
+    loaded model stays untouched.
+    """
+    modules = dict(graph_module.named_modules())
+    for bn_node in list(graph_module.graph.nodes):
+        if bn_node.op != "call_module" or not isinstance(modules.get(bn_node.target), nn.BatchNorm2d):
+            continue
+        conv_node = bn_node.args[0]
+        if not isinstance(conv_node, torch.fx.Node) or conv_node.op != "call_module" or len(conv_node.users) != 1:
+            continue
+        conv, bn = modules[conv_node.target], modules[bn_node.target]
+        if not isinstance(conv, nn.Conv2d) or bn.running_mean is None or bn.running_var is None:
+            continue
+        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)  # (C_out,)
+        bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+        fused = copy.deepcopy(conv)
+        fused.weight = nn.Parameter(conv.weight * scale.view(-1, 1, 1, 1), requires_grad=False)
+        fused.bias = nn.Parameter((bias - bn.running_mean) * scale + bn.bias, requires_grad=False)
+        parent, _, leaf = str(conv_node.target).rpartition(".")
+        setattr(graph_module.get_submodule(parent) if parent else graph_module, leaf, fused)
+        bn_node.replace_all_uses_with(conv_node)
+        graph_module.graph.erase_node(bn_node)
+    graph_module.graph.lint()
+    graph_module.delete_all_unused_submodules()
+    graph_module.recompile()
 
 
 def weights_cached(name: str) -> bool:

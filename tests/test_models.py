@@ -129,3 +129,19 @@ def test_node_names_agree_with_torchvision(lite0: LoadedModel) -> None:
     listed = {i.name for i in list_layers(lite0)}
     block7 = {n for n in nodes if n.startswith("_blocks.7.")}
     assert "_blocks.7.add" in block7 and block7 <= listed
+
+
+def test_batchnorm_is_folded_without_changing_features(lite0: LoadedModel) -> None:
+    layers = ["_blocks.9", "_blocks.3._project_conv"]  # a requested conv output must stay unfolded
+    folded = feature_extractor(lite0, layers)
+    reference = feature_extraction.create_feature_extractor(
+        lite0.module, return_nodes=layers, tracer_kwargs=dict(lite0.tracer_kwargs)
+    ).eval()
+    x = torch.rand(1, 3, 80, 112, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        got, want = folded(x), reference(x)
+    for layer in layers:
+        assert torch.allclose(got[layer], want[layer], rtol=1e-4, atol=1e-4 * float(want[layer].abs().max()))
+    remaining = [n for n, m in folded.named_modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert remaining == ["_blocks.3._bn2"]  # the one after the requested conv
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in lite0.module.modules()) == 49  # model untouched
