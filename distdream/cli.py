@@ -198,6 +198,32 @@ def layers(model: str, weights: str, pattern: str, as_json: bool) -> None:
 
 
 @cli.command()
+@click.argument("video", type=click.Path(path_type=str))
+@click.option("--json", "as_json", is_flag=True, help="Print the index summary as JSON (timestamps as compressed deltas).")
+def probe(video: str, as_json: bool) -> None:
+    """Index VIDEO (exact frame count, timestamps, keyframes, audio) and summarise it."""
+    from .video import probe as probe_video
+
+    index = probe_video(video)
+    if as_json:
+        click.echo(json.dumps(index.to_dict(), indent=2))
+        return
+    rate = float(index.average_rate)
+    click.echo(f"{index.path}")
+    click.echo(f"  video   {index.codec} {index.width}×{index.height} {index.pix_fmt}, {index.frame_count} frames, "
+               f"{index.duration:.3f} s, {rate:.3f} fps average ({'constant' if index.constant_rate else 'variable'} rate)")
+    if index.rotation:
+        click.echo(f"  rotated {index.rotation}° (frames are read upright)")
+    shortest, longest = index.gop_range()
+    click.echo(f"  keyframes {len(index.keyframes)} (GOP {shortest}–{longest} frames)")
+    for a in index.audio:
+        dur = f", {a.duration:.3f} s" if a.duration else ""
+        click.echo(f"  audio   #{a.index} {a.codec} {a.sample_rate} Hz, {a.channels} ch{dur}")
+    if not index.audio:
+        click.echo("  audio   none")
+
+
+@cli.command()
 @click.option("--quick", is_flag=True, help="Fewer repeats (a rough figure in seconds).")
 @click.option("--size", type=int, default=256, show_default=True, help="Square image side in pixels.")
 @click.option("--device", default=None, help="cpu, cuda …; default: CUDA when present.")

@@ -7,12 +7,13 @@ the CLI) can catch one type and show one line. Messages name the offending input
     ├── ConfigError      an impossible or unknown setting (also a ValueError)
     ├── ModelError       a model or its weights cannot be built or loaded
     ├── InputError       an input file is missing, unreadable or not what it claims to be
-    └── OutputError      an output cannot be written where it was asked for
+    ├── OutputError      an output cannot be written where it was asked for
+    └── VideoError       a video cannot be read, indexed, decoded, encoded or joined
 """
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "DistDreamError", "InputError", "ModelError", "OutputError"]
+__all__ = ["ConfigError", "DistDreamError", "InputError", "ModelError", "OutputError", "VideoError"]
 
 
 class DistDreamError(Exception):
@@ -33,3 +34,7 @@ class InputError(DistDreamError):
 
 class OutputError(DistDreamError):
     """An output cannot be written (missing or read-only directory, failed rename)."""
+
+
+class VideoError(DistDreamError):
+    """A video cannot be read (missing, empty, damaged, no video stream), encoded or joined."""

@@ -125,3 +125,22 @@ def test_console_script_is_installed() -> None:
     assert proc.returncode == 2
     assert proc.stderr.strip() == "error: image /nonexistent.png does not exist"
     assert "Traceback" not in proc.stderr
+
+
+def test_probe_summary_json_and_bad_files(capsys, tmp_path: Path) -> None:
+    from media import pan_frames
+
+    from distdream.video import write_clip
+
+    clip = write_clip(tmp_path / "clip.mkv", pan_frames(20, 161, 121), audio="aac")
+    code, out, _ = run(capsys, "probe", str(clip))
+    assert code == 0
+    assert "161×121" in out and "20 frames" in out and "aac" in out and "constant rate" in out
+    code, out, _ = run(capsys, "probe", str(clip), "--json")
+    data = json.loads(out)
+    assert code == 0 and data["frame_count"] == 20 and data["width"] == 161
+    text = tmp_path / "notes.mp4"
+    text.write_text("hello")
+    for bad, needle in [(tmp_path / "nope.mp4", "does not exist"), (text, "not a readable video")]:
+        code, _, err = run(capsys, "probe", str(bad))
+        assert code == 2 and needle in err and len(err.strip().splitlines()) == 1
