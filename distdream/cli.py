@@ -224,26 +224,37 @@ def probe(video: str, as_json: bool) -> None:
 
 
 @cli.command()
-@click.option("--quick", is_flag=True, help="Fewer repeats (a rough figure in seconds).")
-@click.option("--size", type=int, default=256, show_default=True, help="Square image side in pixels.")
+@click.option("--quick", is_flag=True, help="Fewer repeats and a shorter clip (rough figures in seconds).")
+@click.option("--size", type=int, default=256, show_default=True, help="Square image side for the dream step.")
 @click.option("--device", default=None, help="cpu, cuda …; default: CUDA when present.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=str), default=None,
               help="Also write the figures to this JSON file.")
 def bench(quick: bool, size: int, device: str | None, json_path: str | None) -> None:
-    """Measure ms per dream iteration against a naive loop on the same model, side by side."""
-    from .bench import bench_step
+    """Measure the dream step and video I/O against naive versions, side by side."""
+    from .bench import bench_io, bench_step
 
     if size < 32:
         raise ConfigError(f"--size {size}: give at least 32 pixels")
     r = bench_step(size=size, repeats=5 if quick else 20, device=device)
+
+    def row(label: str, value: str) -> None:
+        click.echo(f"  {label:<46}{value}")
+
     click.echo(f"dream iteration, {r.model} [{','.join(r.layers)}], {r.size}×{r.size}, {r.device}, "
                f"median of {r.repeats}:")
-    click.echo(f"  distdream (truncated, frozen, BN folded)  {r.distdream_ms:8.1f} ms")
-    click.echo(f"  naive (full forward, hooks, grads)        {r.naive_ms:8.1f} ms")
-    click.echo(f"  speedup                                   {r.speedup:8.2f}×")
-    click.echo(f"  image gradients differ by {r.grad_rel_error:.1e} (relative L2)")
+    row("distdream (truncated, frozen, BN folded)", f"{r.distdream_ms:8.1f} ms")
+    row("naive (full forward, hooks, grads)", f"{r.naive_ms:8.1f} ms")
+    row("speedup", f"{r.speedup:8.2f}×   (image gradients differ by {r.grad_rel_error:.1e}, relative L2)")
+    io = bench_io(frames=300 if quick else 1500, gop=100 if quick else 250)
+    span = f"{io.range_start}–{io.range_start + io.range_frames}"
+    click.echo(f"video I/O, {io.frames} frames {io.width}×{io.height}, GOP {io.gop}, H.264:")
+    row("probe (demux-only index)", f"{io.probe_seconds:8.2f} s")
+    row(f"read frames {span}: seek to keyframe", f"{io.range_read_fps:8.0f} frames/s")
+    row(f"read frames {span}: decode from start", f"{io.from_start_fps:8.0f} frames/s")
+    row(f"join {io.segments} segments by remuxing (+ audio)", f"{io.join_seconds:8.2f} s")
+    row(f"re-encode {io.segments} segments into one file", f"{io.reencode_seconds:8.2f} s")
     if json_path:
-        Path(json_path).write_text(json.dumps(r.to_dict(), indent=2) + "\n")
+        Path(json_path).write_text(json.dumps({"step": r.to_dict(), "io": io.to_dict()}, indent=2) + "\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

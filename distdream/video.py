@@ -28,7 +28,7 @@ import itertools
 import os
 import tempfile
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -666,7 +666,7 @@ def _audio_packets(source: Any, pairs: list[tuple[Any, Any]]) -> Iterator[tuple[
 
 def write_clip(
     path: str | os.PathLike[str],
-    frames: Sequence[np.ndarray],
+    frames: Iterable[np.ndarray],
     *,
     rate: Fraction = Fraction(25),
     pts: Sequence[int] | None = None,
@@ -686,9 +686,11 @@ def write_clip(
     file extension.
     """
     path = _check_output(path)
-    height, width = frames[0].shape[:2]
+    frames = iter(frames)
+    first = next(frames)
+    height, width = first.shape[:2]
     time_base = time_base or Fraction(1, 1) / Fraction(rate)
-    stamps = list(pts) if pts is not None else list(range(len(frames)))
+    stamps: list[int] = []
     with av.open(str(path), mode="w") as out:
         stream = out.add_stream("libx264", rate=Fraction(rate))
         stream.width, stream.height = width, height
@@ -704,7 +706,9 @@ def write_clip(
         if audio:
             a_stream = out.add_stream(audio, rate=48000)
             a_stream.layout = "stereo"
-        for array, ts in zip(frames, stamps):
+        for i, array in enumerate(itertools.chain([first], frames)):
+            ts = pts[i] if pts is not None else i
+            stamps.append(ts)
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format="rgb24")
             frame.pts, frame.time_base = ts, time_base
             for packet in stream.encode(frame):

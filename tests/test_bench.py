@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from distdream.bench import bench_step
+from distdream.bench import bench_io, bench_step
 from distdream.cli import main
 from distdream.config import DreamConfig
 
@@ -26,5 +26,13 @@ def test_bench_cli_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[str
     printed = capsys.readouterr().out
     assert "speedup" in printed and "naive" in printed
     figures = json.loads(out.read_text())
-    assert figures["size"] == 64 and figures["repeats"] == 5 and figures["speedup"] > 0
+    assert figures["step"]["size"] == 64 and figures["step"]["repeats"] == 5 and figures["step"]["speedup"] > 0
+    assert figures["io"]["frames"] == 300 and figures["io"]["join_seconds"] > 0
     assert main(["bench", "--size", "8"]) == 2
+
+
+def test_bench_io_measures_both_ways_on_a_real_clip() -> None:
+    r = bench_io(frames=60, width=64, height=48, gop=20, segments=3, range_frames=5)
+    assert r.range_start == 40  # mid-clip, half a GOP after a keyframe
+    assert r.range_read_fps > 0 and r.from_start_fps > 0
+    assert r.join_seconds > 0 and r.reencode_seconds > 0 and r.probe_seconds > 0
