@@ -14,12 +14,13 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from .config import DreamConfig
-from .errors import ConfigError, DistDreamError, InputError, ModelError, OutputError
+from .errors import ConfigError, DistDreamError, InputError, ModelError, OutputError, VideoError
 
 if TYPE_CHECKING:  # pragma: no cover
     from .dream import Dreamer
     from .models import LayerInfo, LoadedModel, available_models, list_layers, load_model
     from .still import StillResult, dream_array, dream_image
+    from .video import VideoIndex, probe, read_frames
 
 __all__ = [
     "ConfigError",
@@ -32,11 +33,15 @@ __all__ = [
     "ModelError",
     "OutputError",
     "StillResult",
+    "VideoError",
+    "VideoIndex",
     "available_models",
     "dream_array",
     "dream_image",
     "list_layers",
     "load_model",
+    "probe",
+    "read_frames",
 ]
 
 _LAZY = {
@@ -49,6 +54,9 @@ _LAZY = {
     "StillResult": "still",
     "dream_array": "still",
     "dream_image": "still",
+    "VideoIndex": "video",
+    "probe": "video",
+    "read_frames": "video",
 }
 
 
