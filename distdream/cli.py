@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from .config import ALL_LAYERS, DreamConfig
+from .config import ALL_LAYERS, DIS_PRESETS, FLOW_METHODS, X264_PRESETS, DreamConfig, FlowConfig, RenderConfig
 from .errors import ConfigError, DistDreamError
 
 __all__ = ["main"]
@@ -98,6 +98,46 @@ def _config(kw: dict[str, Any]) -> DreamConfig:
     ).validate()
 
 
+def render_options(func: Any) -> Any:
+    """Flags of :class:`RenderConfig` beyond the dream: temporal carry, flow and encoding."""
+    r, f = RenderConfig(), FlowConfig()
+    options = [
+        click.option("--keyframe-iterations", type=int, default=None,
+                     help="Steps per octave for keyframes (first frame, after cuts). [default: --num-iterations]"),
+        click.option("--frame-iterations", type=int, default=None,
+                     help="Steps per octave for flow-carried frames. [default: half the keyframes']"),
+        click.option("--decay", type=float, default=r.decay, show_default=True,
+                     help="Share of the previous dream carried into the next frame (0 = independent frames)."),
+        click.option("--occlusion-mask/--no-occlusion-mask", default=r.occlusion_mask, show_default=True,
+                     help="Drop the carried dream where the scene is newly visible."),
+        click.option("--flow", "flow_method", type=click.Choice(FLOW_METHODS), default=f.method, show_default=True,
+                     help="Optical flow method."),
+        click.option("--dis-preset", type=click.Choice(DIS_PRESETS), default=f.dis_preset, show_default=True,
+                     help="DIS flow quality/speed."),
+        click.option("--flow-scale", type=float, default=f.flow_scale, show_default=True,
+                     help="Compute flow at this fraction of the frame size, in (0, 1]."),
+        click.option("--crf", type=int, default=r.crf, show_default=True, help="x264 quality (0 lossless … 51)."),
+        click.option("--preset", type=click.Choice(X264_PRESETS), default=r.preset, show_default=True,
+                     help="x264 speed/size trade-off."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _render_config(kw: dict[str, Any]) -> RenderConfig:
+    return RenderConfig(
+        dream=_config(kw),
+        flow=FlowConfig(method=kw["flow_method"], dis_preset=kw["dis_preset"], flow_scale=kw["flow_scale"]),
+        keyframe_iterations=kw["keyframe_iterations"],
+        frame_iterations=kw["frame_iterations"],
+        decay=kw["decay"],
+        occlusion_mask=kw["occlusion_mask"],
+        crf=kw["crf"],
+        preset=kw["preset"],
+    ).validate()
+
+
 def _run_still(image: str, output: str, config: DreamConfig, device: str | None, quiet: bool) -> Any:
     from tqdm import tqdm
 
@@ -119,7 +159,7 @@ def _run_still(image: str, output: str, config: DreamConfig, device: str | None,
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="distdream")
 def cli() -> None:
-    """distdream: DeepDream for images and (soon) long videos, on one machine or a Ray cluster."""
+    """distdream: DeepDream for images and videos, with the dream carried along by optical flow."""
 
 
 @cli.command()
@@ -134,6 +174,61 @@ def dream(image: str, output: str, quiet: bool, **kw: Any) -> None:
 
 
 @cli.command()
+@click.argument("input", type=click.Path(path_type=str))
+@click.option("-o", "--output", required=True, type=click.Path(path_type=str), help="Output video (.mp4, .mkv, .mov).")
+@dream_options
+@render_options
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def render(input: str, output: str, quiet: bool, **kw: Any) -> None:
+    """Dream every frame of INPUT, carried along by optical flow; keep timing and audio."""
+    from tqdm import tqdm
+
+    from .pipeline import render_in_process
+
+    config = _render_config(kw)
+    bar: list[tqdm] = []
+
+    def on_start(index: Any) -> None:
+        bar.append(tqdm(total=index.frame_count, unit="frame", desc="rendering", disable=quiet, file=sys.stderr))
+
+    t0 = time.perf_counter()
+    try:
+        result = render_in_process(input, output, config, device=kw["device"], on_start=on_start,
+                                   progress=lambda n: bar[0].update(n))
+    finally:
+        if bar:
+            bar[0].close()
+    s = result.stats
+    per_frame = s.frame_seconds / max(1, s.frames - s.keyframes)
+    click.echo(
+        f"wrote {result.output}: {result.frames} frames in {time.perf_counter() - t0:.1f}s "
+        f"({s.keyframes} keyframes, {s.keyframe_seconds / max(1, s.keyframes):.2f}s each; "
+        f"{per_frame:.2f}s per carried frame; waited {100 * s.flow_wait_share:.1f}% for flow)"
+    )
+
+
+@cli.command()
+@click.argument("input", type=click.Path(path_type=str))
+@click.argument("output", type=click.Path(path_type=str))
+@click.option("--flow", "flow_method", type=click.Choice(FLOW_METHODS), default="dis", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print all figures, per frame included, as JSON.")
+def metrics(input: str, output: str, flow_method: str, as_json: bool) -> None:
+    """Warping error of OUTPUT (a render of INPUT): lower is steadier."""
+    from .metrics import warping_error
+
+    result = warping_error(input, output, FlowConfig(method=flow_method))
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    measured = sum(v is not None for v in result.per_frame)
+    click.echo(f"warping error     {result.mean:.6f}  (mean squared, RGB 0–1, over {measured} frames)")
+    click.echo(f"input's own       {result.input_mean:.6f}  (flow and codec floor)")
+    click.echo(f"ratio             {result.ratio:.2f}×")
+    if result.cuts:
+        click.echo(f"scene cuts at     {', '.join(map(str, result.cuts))} (not measured)")
+
+
+@cli.command()
 @click.option("-o", "--output", default="distdream-demo.png", show_default=True, type=click.Path(path_type=str),
               help="Where to write the side-by-side picture (input | dream).")
 @click.option("--device", default=None, help="cpu, cuda …; default: CUDA when present.")
@@ -145,7 +240,8 @@ def demo(output: str, device: str | None, quiet: bool) -> None:
     import numpy as np
     from skimage import data
 
-    from .images import check_output_path, load_image, save_image
+    from .images import load_image, save_image
+    from .paths import check_output_path
 
     check_output_path(output)
     t0 = time.perf_counter()

@@ -1,7 +1,9 @@
 """Frozen settings records. Field names keep the seed tool's parameter names.
 
 ``DreamConfig`` says what one dreamed image looks like: which network, which layers and channels
-to amplify, how hard and at how many scales. It is plain data (picklable, comparable), validated
+to amplify, how hard and at how many scales. ``FlowConfig`` says how motion between input frames
+is estimated; ``RenderConfig`` bundles both with how the dream travels from frame to frame and how
+the output is encoded. It is plain data (picklable, comparable), validated
 by :meth:`DreamConfig.validate`, which raises :class:`~distdream.errors.ConfigError` for every
 impossible value. Checks that need the model (layer names, channel ranges) happen when the
 dreamer is built, with the same error type.
@@ -11,12 +13,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["ALL_LAYERS", "DreamConfig"]
+__all__ = ["ALL_LAYERS", "DreamConfig", "FlowConfig", "RenderConfig"]
 
 # Key of ``channels`` that applies to every dream layer without its own entry.
 ALL_LAYERS = "*"
@@ -135,3 +137,73 @@ def _is_int(value: Any) -> bool:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+FLOW_METHODS = ("dis", "farneback")
+DIS_PRESETS = ("ultrafast", "fast", "medium")
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+
+
+@dataclass(frozen=True, kw_only=True)
+class FlowConfig:
+    """How optical flow, occlusion masks and scene cuts are computed between input frames."""
+
+    method: str = "dis"  # "dis" (OpenCV DIS: fast, robust) or "farneback"
+    dis_preset: str = "medium"  # DIS quality/speed: ultrafast, fast, medium
+    flow_scale: float = 0.5  # flow is computed at this fraction of the frame size, then resized
+    consistency: float = 0.01  # forward–backward check: occluded if |f + b|² > c(|f|² + |b|²) + 0.5 px²
+    cut_min_consistent: float = 0.3  # a scene cut when fewer pixels than this share have a consistent flow …
+    cut_max_error: float = 0.1  # … or when matched pixels still differ by more than this (mean |Δluma|, 0–1)
+
+    def validate(self) -> FlowConfig:
+        if self.method not in FLOW_METHODS:
+            raise ConfigError(f"flow method (--flow) is {self.method!r}; it must be one of {', '.join(FLOW_METHODS)}")
+        if self.dis_preset not in DIS_PRESETS:
+            raise ConfigError(f"DIS preset is {self.dis_preset!r}; it must be one of {', '.join(DIS_PRESETS)}")
+        if not _is_number(self.flow_scale) or not 0 < self.flow_scale <= 1:
+            raise ConfigError(f"flow_scale (--flow-scale) is {self.flow_scale!r}; it must be in (0, 1]")
+        if not _is_number(self.consistency) or self.consistency < 0:
+            raise ConfigError(f"consistency is {self.consistency!r}; it must be >= 0")
+        for name in ("cut_min_consistent", "cut_max_error"):
+            value = getattr(self, name)
+            if not _is_number(value) or not 0 <= value <= 1:
+                raise ConfigError(f"{name} is {value!r}; it must be in [0, 1]")
+        return self
+
+
+@dataclass(frozen=True, kw_only=True)
+class RenderConfig:
+    """How a video is dreamed: the dream, how it travels between frames, and how it is encoded."""
+
+    dream: DreamConfig = field(default_factory=DreamConfig)
+    flow: FlowConfig = field(default_factory=FlowConfig)
+    keyframe_iterations: int | None = None  # per octave, for keyframes; None = dream.num_iterations
+    frame_iterations: int | None = None  # per octave, for flow-warped frames; None = half the keyframes'
+    decay: float = 0.9  # share of the warped dream residual carried into the next frame
+    occlusion_mask: bool = True  # drop the carried residual where the scene is new (disoccluded)
+    crf: int = 18  # x264 quality of the output: 0 lossless … 51 worst
+    preset: str = "medium"  # x264 speed/size trade-off
+
+    @property
+    def keyframe_steps(self) -> int:
+        return self.dream.num_iterations if self.keyframe_iterations is None else self.keyframe_iterations
+
+    @property
+    def frame_steps(self) -> int:
+        return max(1, self.keyframe_steps // 2) if self.frame_iterations is None else self.frame_iterations
+
+    def validate(self) -> RenderConfig:
+        self.dream.validate()
+        self.flow.validate()
+        for name in ("keyframe_iterations", "frame_iterations"):
+            value = getattr(self, name)
+            if value is not None and (not _is_int(value) or value < 0):
+                flag = "--" + name.replace("_", "-")
+                raise ConfigError(f"{name} ({flag}) is {value!r}; it must be an integer >= 0")
+        if not _is_number(self.decay) or not 0 <= self.decay <= 1:
+            raise ConfigError(f"decay (--decay) is {self.decay!r}; it must be in [0, 1]")
+        if not _is_int(self.crf) or not 0 <= self.crf <= 51:
+            raise ConfigError(f"crf (--crf) is {self.crf!r}; it must be an integer in 0–51")
+        if self.preset not in X264_PRESETS:
+            raise ConfigError(f"preset (--preset) is {self.preset!r}; it must be one of {', '.join(X264_PRESETS)}")
+        return self

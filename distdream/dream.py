@@ -11,14 +11,15 @@ The pieces are small values, each testable on its own (lucent's style):
 - the **octave loop** (:func:`run_octaves`) dreams a pyramid coarse to fine, carrying the dream
   detail (dreamed minus base) up each level, so patterns grow large while the source stays sharp.
 
-:class:`Dreamer` ties them to a truncated feature extractor on a device. Images are (1, 3, H, W)
+:class:`Dreamer` ties them to a truncated feature extractor on a device; :func:`dream_sequence`
+dreams video frames in order, each starting from the previous dream carried onto it. Images are (1, 3, H, W)
 float tensors with RGB in [0, 1]; the dream runs in the model's normalised space.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -33,7 +34,9 @@ __all__ = [
     "Jitter",
     "LayerObjective",
     "Objective",
+    "SequenceStep",
     "SumObjective",
+    "dream_sequence",
     "gradient_step",
     "octave_sizes",
     "resize",
@@ -319,3 +322,54 @@ class Dreamer:
         """How many gradient steps :meth:`dream` takes for an image of this size (for progress bars)."""
         steps = self.config.num_iterations if num_iterations is None else num_iterations
         return steps * len(octave_sizes(height, width, self.config.num_octaves, self.config.octave_scale))
+
+
+# ---------------------------------------------------------------------------------------------
+# Sequences: the dream travels with the scene
+
+
+@dataclass(frozen=True)
+class SequenceStep:
+    """One input frame of a sequence and how the previous frame's dream reaches it.
+
+    ``carry`` maps the previous dream residual (dream − frame, (1, 3, H, W)) to what this frame
+    starts with on top of itself — in a video: warped by optical flow, masked where the scene is
+    new, faded by a decay. ``None`` makes the frame a keyframe (first frame, or after a cut).
+    """
+
+    frame: torch.Tensor  # (1, 3, H, W) RGB in [0, 1]
+    carry: Callable[[torch.Tensor], torch.Tensor] | None
+
+
+def dream_sequence(
+    dreamer: Dreamer,
+    steps: Iterable[SequenceStep],
+    *,
+    keyframe_iterations: int,
+    frame_iterations: int,
+    generator: torch.Generator,
+    start: torch.Tensor | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Iterator[tuple[torch.Tensor, bool]]:
+    """Dream frames in order; yields ``(dreamed frame, was keyframe)`` for each step.
+
+    A keyframe is dreamed from the raw frame (the first one from ``start`` when given) with
+    ``keyframe_iterations`` per octave. Every other frame starts from
+    ``frame + carry(previous residual)`` and gets ``frame_iterations``: the carried residual
+    already holds the patterns, so fewer steps keep them alive and moving with the scene.
+    """
+    residual: torch.Tensor | None = None
+    first = True
+    for step in steps:
+        frame = step.frame
+        keyframe = step.carry is None or residual is None
+        if keyframe:
+            init = start if (first and start is not None) else frame
+            iterations = keyframe_iterations
+        else:
+            init = (frame + step.carry(residual)).clamp(0.0, 1.0)  # (1, 3, H, W)
+            iterations = frame_iterations
+        dreamed = dreamer.dream(init, generator=generator, num_iterations=iterations, progress=progress)
+        residual = dreamed - frame
+        first = False
+        yield dreamed, keyframe

@@ -7,7 +7,6 @@ directory and are renamed into place, so a failed or interrupted run never leave
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +14,9 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from .errors import InputError, OutputError
+from .paths import check_output_path, temp_sibling
 
-__all__ = ["array_to_tensor", "check_output_path", "load_image", "save_image", "tensor_to_array"]
+__all__ = ["array_to_tensor", "load_image", "save_image", "tensor_to_array"]
 
 
 def load_image(path: str | os.PathLike[str], *, what: str = "image") -> np.ndarray:
@@ -34,23 +34,6 @@ def load_image(path: str | os.PathLike[str], *, what: str = "image") -> np.ndarr
         raise InputError(f"{what} {path} is not an image Pillow can read ({exc.__class__.__name__}: {exc})") from None
 
 
-def check_output_path(path: str | os.PathLike[str]) -> Path:
-    """Fail early, before any work, if ``path`` cannot be written: missing or read-only directory."""
-    path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise OutputError(f"output directory {parent} does not exist; create it or choose another -o path")
-    if path.is_dir():
-        raise OutputError(f"output path {path} is a directory; give a file name such as {path / 'dream.png'}")
-    try:  # a real probe: permission bits say nothing to root or on a read-only mount
-        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=parent)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise OutputError(f"output directory {parent} is not writable ({exc.strerror}); choose another -o path") from None
-    return path
-
-
 def save_image(array: np.ndarray, path: str | os.PathLike[str]) -> Path:
     """Write an (H, W, 3) uint8 array to ``path`` (format from the extension), atomically."""
     path = check_output_path(path)
@@ -58,13 +41,13 @@ def save_image(array: np.ndarray, path: str | os.PathLike[str]) -> Path:
     fmt = Image.registered_extensions().get(ext)
     if fmt is None:
         raise OutputError(f"output {path} has no image extension Pillow can write (use .png or .jpg)")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = temp_sibling(path)
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with open(tmp, "wb") as fh:
             Image.fromarray(array).save(fh, format=fmt)
         os.replace(tmp, path)
     except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         if isinstance(exc, OSError):
             raise OutputError(f"cannot write {path}: {exc}") from exc
         raise

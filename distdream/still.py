@@ -17,7 +17,8 @@ import torch
 
 from .config import DreamConfig
 from .dream import Dreamer, resize
-from .images import array_to_tensor, check_output_path, load_image, save_image, tensor_to_array
+from .images import array_to_tensor, load_image, save_image, tensor_to_array
+from .paths import check_output_path
 
 __all__ = ["StillResult", "dream_array", "dream_image"]
 

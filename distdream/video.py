@@ -26,7 +26,6 @@ import base64
 import heapq
 import itertools
 import os
-import tempfile
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -37,7 +36,9 @@ from typing import Any
 import av
 import numpy as np
 
+from .config import X264_PRESETS
 from .errors import VideoError
+from .paths import check_output_path, temp_sibling
 
 __all__ = [
     "AudioStreamInfo",
@@ -392,26 +393,6 @@ class EncoderSettings:
         return "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
 
 
-_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
-
-
-def _temp_path(final: Path, tag: str) -> Path:
-    # Same directory (rename is atomic only within a filesystem), same extension (muxer choice).
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=f".{tag}{final.suffix}", dir=final.parent)
-    os.close(fd)
-    return Path(tmp)
-
-
-def _check_output(path: str | os.PathLike[str]) -> Path:
-    path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise VideoError(f"output directory {parent} does not exist; create it or choose another path")
-    if path.is_dir():
-        raise VideoError(f"output path {path} is a directory; give a file name such as {path / 'out.mp4'}")
-    return path
-
-
 class SegmentWriter:
     """Encode upright RGB frames into one H.264 segment file, written atomically.
 
@@ -432,14 +413,14 @@ class SegmentWriter:
         settings: EncoderSettings = EncoderSettings(),
         rotation: int = 0,
     ) -> None:
-        if settings.preset not in _PRESETS:
-            raise VideoError(f"unknown x264 preset {settings.preset!r}; use one of {', '.join(_PRESETS)}")
+        if settings.preset not in X264_PRESETS:
+            raise VideoError(f"unknown x264 preset {settings.preset!r}; use one of {', '.join(X264_PRESETS)}")
         if not 0 <= settings.crf <= 51:
             raise VideoError(f"crf {settings.crf} is outside 0–51")
-        self.path = _check_output(path)
+        self.path = check_output_path(path, error=VideoError)
         self.width, self.height, self.rotation = width, height, rotation
         self.frames = 0
-        self._tmp = _temp_path(self.path, "partial")
+        self._tmp = temp_sibling(self.path)
         rate = Fraction(rate).limit_denominator(1_000_000) if rate else Fraction(25)
         stored_w, stored_h = (height, width) if rotation in (90, 270) else (width, height)
         self._container = av.open(str(self._tmp), mode="w", format="mp4")
@@ -545,10 +526,10 @@ def concat(
     ``audio``, the input's audio streams are stream-copied and interleaved by time. The file is
     written under a temporary name in the output directory and renamed on success.
     """
-    out_path = _check_output(output)
+    out_path = check_output_path(output, error=VideoError)
     if not segments:
         raise VideoError("no segments to join")
-    tmp = _temp_path(out_path, "partial")
+    tmp = temp_sibling(out_path)
     opened: list[Any] = []
     try:
         parts = []
@@ -685,7 +666,7 @@ def write_clip(
     or is ``None``; the tone lasts exactly as long as the video. The container comes from the
     file extension.
     """
-    path = _check_output(path)
+    path = check_output_path(path, error=VideoError)
     frames = iter(frames)
     first = next(frames)
     height, width = first.shape[:2]

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from distdream.errors import InputError, OutputError
-from distdream.images import array_to_tensor, check_output_path, load_image, save_image, tensor_to_array
+from distdream.images import array_to_tensor, load_image, save_image, tensor_to_array
+from distdream.paths import check_output_path
 
 
 def test_round_trip_png_is_exact(tmp_path: Path, small_photo: np.ndarray) -> None:

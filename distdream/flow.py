@@ -1,0 +1,121 @@
+"""Optical flow, warping, occlusion masks and scene cuts. The only module that imports cv2.
+
+Conventions: a flow field is (H, W, 2) float32 of (dx, dy) pixel displacements. The *backward*
+flow of frame t maps each pixel of frame t to where it was in frame t-1, so
+``warp(frame[t-1], backward)`` lines frame t-1 up with frame t. The *forward* flow maps frame t-1
+to frame t. A pixel whose backward flow is not undone by the forward flow at its destination is
+occluded (or newly visible) and gets mask 0: nothing from frame t-1 should be carried there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .config import FlowConfig
+
+__all__ = ["FrameMotion", "MotionEstimator", "consistency_mask", "to_gray", "warp"]
+
+_DIS_PRESETS = {
+    "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
+    "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+    "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
+}
+
+
+def to_gray(rgb: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 RGB → (H, W) uint8 luma."""
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+
+
+def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """Sample ``image`` at ``x + flow(x)`` (bilinear; edges repeat). Works for any dtype/channels."""
+    h, w = flow.shape[:2]
+    grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    map_x = grid_x + flow[..., 0]
+    map_y = grid_y + flow[..., 1]
+    return cv2.remap(image, map_x, map_y, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def consistency_mask(backward: np.ndarray, forward: np.ndarray, consistency: float = 0.01) -> np.ndarray:
+    """1.0 where the backward flow is confirmed by the forward flow, 0.0 where it is not.
+
+    The forward flow sampled where the backward flow points should cancel it; the tolerance grows
+    with the motion (Sundaram et al., 2010). Pixels whose source lies outside the previous frame
+    are new content and are masked too.
+    """
+    h, w = backward.shape[:2]
+    forward_there = warp(forward, backward)  # (H, W, 2): forward flow at each pixel's source
+    round_trip = backward + forward_there
+    err = (round_trip**2).sum(-1)
+    tolerance = consistency * ((backward**2).sum(-1) + (forward_there**2).sum(-1)) + 0.5
+    grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    src_x, src_y = grid_x + backward[..., 0], grid_y + backward[..., 1]
+    inside = (src_x >= 0) & (src_x <= w - 1) & (src_y >= 0) & (src_y <= h - 1)
+    return ((err <= tolerance) & inside).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class FrameMotion:
+    """How frame t relates to frame t-1."""
+
+    backward: np.ndarray  # (H, W, 2) float32, frame t → frame t-1
+    mask: np.ndarray  # (H, W) float32 in [0, 1]: 1 where frame t-1's content is visible in frame t
+    consistent: float  # share of pixels whose flow passed the forward–backward check
+    photometric: float  # mean |frame_t − warp(frame_{t-1})| on consistent pixels, luma in [0, 1]
+    cut: bool  # frame t starts a new shot: nothing should be carried from frame t-1
+
+
+class MotionEstimator:
+    """Computes flows, masks and cut decisions for consecutive frames with one configuration.
+
+    Not thread-safe (OpenCV's DIS object keeps state): give each thread its own.
+    """
+
+    def __init__(self, config: FlowConfig) -> None:
+        self.config = config.validate()
+        self._dis = cv2.DISOpticalFlow_create(_DIS_PRESETS[config.dis_preset]) if config.method == "dis" else None
+
+    def flow(self, src_gray: np.ndarray, dst_gray: np.ndarray) -> np.ndarray:
+        """Flow from ``src`` to ``dst`` at full size: ``src(x) ≈ dst(x + flow(x))``."""
+        h, w = src_gray.shape
+        scale = self.config.flow_scale
+        if scale < 1:
+            size = (max(8, round(w * scale)), max(8, round(h * scale)))
+            # INTER_AREA averages: the small image keeps the texture flow locks onto, without aliasing
+            src = cv2.resize(src_gray, size, interpolation=cv2.INTER_AREA)
+            dst = cv2.resize(dst_gray, size, interpolation=cv2.INTER_AREA)
+        else:
+            src, dst = src_gray, dst_gray
+        if self._dis is not None:
+            small = self._dis.calc(src, dst, None)
+        else:
+            small = cv2.calcOpticalFlowFarneback(src, dst, None, 0.5, 4, 15, 3, 5, 1.2, 0)
+        if small.shape[:2] == (h, w):
+            return small
+        flow = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+        flow[..., 0] *= w / small.shape[1]  # vectors scale with the image
+        flow[..., 1] *= h / small.shape[0]
+        return flow
+
+    def motion(self, prev_rgb: np.ndarray, cur_rgb: np.ndarray) -> FrameMotion:
+        """Backward flow, occlusion mask and cut decision for ``cur`` against ``prev``."""
+        prev_g, cur_g = to_gray(prev_rgb), to_gray(cur_rgb)
+        backward = self.flow(cur_g, prev_g)
+        forward = self.flow(prev_g, cur_g)
+        mask = consistency_mask(backward, forward, self.config.consistency)
+        consistent = float(mask.mean())
+        if consistent > 0:
+            diff = np.abs(cur_g.astype(np.float32) - warp(prev_g, backward).astype(np.float32)) / 255.0
+            photometric = float((diff * mask).sum() / mask.sum())
+        else:
+            photometric = 1.0
+        # A cut: most of the frame has no consistent match in the previous one, or what matched
+        # does not look alike. Measured on a pan over a photo: ≥ 71 % consistent and ≤ 0.01 error
+        # between frames (DIS and Farneback); across a cut: ≤ 30 % consistent or ≥ 0.15 error.
+        cut = consistent < self.config.cut_min_consistent or photometric > self.config.cut_max_error
+        # Soften the mask's edges so the carried dream fades in over a few pixels, not a hard seam.
+        soft = cv2.GaussianBlur(mask, (0, 0), sigmaX=1.5) * mask
+        return FrameMotion(backward, soft, consistent, photometric, cut)

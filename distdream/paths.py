@@ -1,0 +1,44 @@
+"""Output paths: fail early when one cannot be written, and write beside it under a temp name.
+
+Every output of distdream (images, segments, videos, job files) is written to a temporary name in
+its final directory and renamed into place: a rename within one filesystem is atomic, so a reader
+sees the whole file or none of it, and a crash leaves no torn file at the final path.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from .errors import DistDreamError, OutputError
+
+__all__ = ["check_output_path", "temp_sibling"]
+
+
+def check_output_path(path: str | os.PathLike[str], *, error: type[DistDreamError] = OutputError) -> Path:
+    """Raise ``error`` unless a file can be created at ``path`` (directory exists and is writable)."""
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise error(f"output directory {parent} does not exist; create it or choose another output path")
+    if path.is_dir():
+        raise error(f"output path {path} is a directory; give a file name inside it")
+    try:  # a real probe: permission bits say nothing to root or on a read-only mount
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise error(f"output directory {parent} is not writable ({exc.strerror}); choose another output path") from None
+    return path
+
+
+def temp_sibling(final: str | os.PathLike[str], tag: str = "partial") -> Path:
+    """A new empty file beside ``final``, named so that it keeps ``final``'s extension.
+
+    The extension matters: muxers and image writers pick their format from it.
+    """
+    final = Path(final)
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=f".{tag}{final.suffix}", dir=final.parent)
+    os.close(fd)
+    return Path(tmp)

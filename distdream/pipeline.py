@@ -1,0 +1,244 @@
+"""The per-chunk pipeline: decode a frame range → flow (ahead, in a thread) → dream → encode.
+
+A plain function with no Ray in it; the distributed engine runs it inside its workers, and
+``distdream render`` runs it once over the whole video. Memory is bounded by a window, not by
+the range: the reader thread stays at most ``lookahead`` frames (and their flows) ahead of the
+dreamer, and only the previous frame's dream residual is kept.
+
+OpenCV and PyAV release the GIL while they work, so flow for upcoming frames is computed while
+torch dreams the current one; the time the dreamer spends waiting for it is reported.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .config import RenderConfig
+from .dream import Dreamer, SequenceStep, dream_sequence, resize
+from .errors import VideoError
+from .flow import FrameMotion, MotionEstimator, warp
+from .images import array_to_tensor, load_image, tensor_to_array
+from .paths import check_output_path
+from .video import EncoderSettings, SegmentWriter, VideoIndex, concat, probe, read_frames
+
+__all__ = ["ChunkStats", "RenderResult", "dream_frames", "render_in_process", "render_range"]
+
+_DONE = object()
+
+
+@dataclass(frozen=True)
+class ChunkStats:
+    """A small record of what one range cost (what a worker reports back)."""
+
+    frames: int
+    keyframes: int  # first frame and frames after scene cuts
+    keyframe_seconds: float  # dreaming keyframes
+    frame_seconds: float  # dreaming flow-carried frames
+    flow_wait_seconds: float  # time the dreamer waited for decoded frames and their flow
+    encode_seconds: float
+    wall_seconds: float
+
+    @property
+    def flow_wait_share(self) -> float:
+        return self.flow_wait_seconds / self.wall_seconds if self.wall_seconds else 0.0
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    """What :func:`render_in_process` made."""
+
+    output: Path
+    frames: int
+    stats: ChunkStats
+
+
+def _reader(
+    path: str, index: VideoIndex, start: int, end: int, config: RenderConfig, out: queue.Queue, stop: threading.Event
+) -> None:
+    """Thread body: decode frames and compute their motion against the previous frame."""
+    try:
+        estimator = MotionEstimator(config.flow)  # per thread: DIS keeps state
+        prev: np.ndarray | None = None
+        for i, frame in enumerate(read_frames(path, start, end, index=index), start=start):
+            motion = estimator.motion(prev, frame) if prev is not None else None
+            prev = frame
+            while not stop.is_set():
+                try:
+                    out.put((i, frame, motion), timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if stop.is_set():
+                return
+        out.put(_DONE)
+    except BaseException as exc:  # hand every failure to the consumer, which re-raises it
+        out.put(exc)
+
+
+def _carry(motion: FrameMotion, config: RenderConfig) -> Callable[[torch.Tensor], torch.Tensor]:
+    """decay · mask · warp(residual): the previous dream, moved with the scene."""
+
+    def carry(residual: torch.Tensor) -> torch.Tensor:
+        moved = warp(residual[0].permute(1, 2, 0).numpy(), motion.backward)  # (H, W, 3)
+        if config.occlusion_mask:
+            moved = moved * motion.mask[..., None]
+        return torch.from_numpy(np.ascontiguousarray(moved)).permute(2, 0, 1).unsqueeze(0) * config.decay
+
+    return carry
+
+
+def dream_frames(
+    index: VideoIndex,
+    start: int,
+    end: int,
+    config: RenderConfig,
+    dreamer: Dreamer,
+    *,
+    generator: torch.Generator,
+    lookahead: int = 8,
+    timings: dict[str, float] | None = None,
+) -> Iterator[tuple[int, np.ndarray, bool]]:
+    """Yield ``(frame index, dreamed RGB uint8, was keyframe)`` for frames ``[start, end)``.
+
+    ``timings`` (if given) accumulates ``flow_wait``, ``keyframe`` and ``frame`` seconds.
+    """
+    config = config.validate()
+    times = timings if timings is not None else {}
+    for key in ("flow_wait", "keyframe", "frame"):
+        times.setdefault(key, 0.0)
+    pending: queue.Queue = queue.Queue(maxsize=lookahead)
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=_reader, args=(index.path, index, start, end, config, pending, stop), name="distdream-flow", daemon=True
+    )
+    thread.start()
+    order: list[int] = []
+
+    def steps() -> Iterator[SequenceStep]:
+        while True:
+            t0 = time.perf_counter()
+            item = pending.get()
+            times["flow_wait"] += time.perf_counter() - t0
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            i, frame, motion = item
+            order.append(i)
+            carry = _carry(motion, config) if motion is not None and not motion.cut else None
+            yield SequenceStep(array_to_tensor(frame), carry)
+
+    start_image = None
+    if config.dream.predefined_start is not None:
+        start_image = resize(
+            array_to_tensor(load_image(config.dream.predefined_start, what="predefined_start")),
+            (index.height, index.width),
+        )
+    try:
+        sequence = dream_sequence(
+            dreamer,
+            steps(),
+            keyframe_iterations=config.keyframe_steps,
+            frame_iterations=config.frame_steps,
+            generator=generator,
+            start=start_image,
+        )
+        t0, waited = time.perf_counter(), times["flow_wait"]
+        for k, (dreamed, keyframe) in enumerate(sequence):
+            # the interval includes waiting for this frame's flow, which is counted on its own
+            times["keyframe" if keyframe else "frame"] += time.perf_counter() - t0 - (times["flow_wait"] - waited)
+            yield order[k], tensor_to_array(dreamed), keyframe
+            t0, waited = time.perf_counter(), times["flow_wait"]
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+
+
+def render_range(
+    index: VideoIndex,
+    start: int,
+    end: int,
+    segment: str | os.PathLike[str],
+    config: RenderConfig,
+    *,
+    dreamer: Dreamer | None = None,
+    device: str | torch.device | None = None,
+    seed: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ChunkStats:
+    """Dream frames ``[start, end)`` of the indexed video into one H.264 segment at ``segment``.
+
+    The segment appears only when complete (temp name + rename). ``seed`` defaults to the dream
+    config's; the same range, settings and seed give the same pixels.
+    """
+    config = config.validate()
+    dreamer = dreamer or Dreamer(config.dream, device=device)
+    generator = torch.Generator().manual_seed(config.dream.seed if seed is None else seed)
+    times: dict[str, float] = {}
+    encode = 0.0
+    keyframes = 0
+    t_start = time.perf_counter()
+    settings = EncoderSettings(crf=config.crf, preset=config.preset)
+    with SegmentWriter(
+        segment, width=index.width, height=index.height, rate=index.average_rate, settings=settings,
+        rotation=index.rotation,
+    ) as writer:
+        for _, rgb, keyframe in dream_frames(index, start, end, config, dreamer, generator=generator, timings=times):
+            t0 = time.perf_counter()
+            writer.write(rgb)
+            encode += time.perf_counter() - t0
+            keyframes += keyframe
+            if progress is not None:
+                progress(1)
+        t0 = time.perf_counter()
+    encode += time.perf_counter() - t0
+    wall = time.perf_counter() - t_start
+    wait = times["flow_wait"]
+    return ChunkStats(
+        frames=end - start,
+        keyframes=keyframes,
+        keyframe_seconds=times["keyframe"],
+        frame_seconds=times["frame"],
+        flow_wait_seconds=wait,
+        encode_seconds=encode,
+        wall_seconds=wall,
+    )
+
+
+def render_in_process(
+    input: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    config: RenderConfig | None = None,
+    *,
+    device: str | torch.device | None = None,
+    progress: Callable[[int], None] | None = None,
+    on_start: Callable[[VideoIndex], None] | None = None,
+) -> RenderResult:
+    """Render a whole video in this process as one chunk: dream, encode, join with audio.
+
+    Keeps the input's frame count, timestamps, size, rotation and audio. The output is written
+    to a temporary name and renamed, so a failure never leaves a partial file at ``output``.
+    """
+    config = (config or RenderConfig()).validate()
+    out = check_output_path(output, error=VideoError)
+    if config.dream.predefined_start is not None:
+        load_image(config.dream.predefined_start, what="predefined_start")  # fail before the work
+    index = probe(input)
+    dreamer = Dreamer(config.dream, device=device)
+    if on_start is not None:
+        on_start(index)
+    with tempfile.TemporaryDirectory(prefix=".distdream-", dir=out.parent) as tmp:
+        segment = Path(tmp) / "00000.mp4"
+        stats = render_range(index, 0, index.frame_count, segment, config, dreamer=dreamer, progress=progress)
+        concat([segment], out, index)
+    return RenderResult(out, index.frame_count, stats)
