@@ -56,7 +56,8 @@ def save_image(array: np.ndarray, path: str | os.PathLike[str]) -> Path:
 
 def array_to_tensor(array: np.ndarray) -> torch.Tensor:
     """(H, W, 3) uint8 → (1, 3, H, W) float32 in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+    # np.require copies only when needed (read-only arrays, e.g. from PIL, cannot back a tensor)
+    return torch.from_numpy(np.require(array, requirements=["C", "W"])).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
 
 
 def tensor_to_array(tensor: torch.Tensor) -> np.ndarray:

@@ -425,6 +425,7 @@ class SegmentWriter:
         stored_w, stored_h = (height, width) if rotation in (90, 270) else (width, height)
         self._container = av.open(str(self._tmp), mode="w", format="mp4")
         self._stream = self._container.add_stream("libx264", rate=rate)
+        self._time_base = Fraction(1, 1) / rate
         self._stream.width, self._stream.height = stored_w, stored_h
         self._stream.pix_fmt = settings.pix_fmt(stored_w, stored_h)
         self._stream.options = {"crf": str(settings.crf), "preset": settings.preset}
@@ -438,6 +439,7 @@ class SegmentWriter:
         stored = np.ascontiguousarray(np.rot90(rgb, k=-(self.rotation // 90))) if self.rotation else rgb
         frame = av.VideoFrame.from_ndarray(stored, format="rgb24")
         frame.pts = self.frames  # nominal constant rate; concat assigns the input's real timestamps
+        frame.time_base = self._time_base
         for packet in self._stream.encode(frame):
             self._container.mux(packet)
         self.frames += 1

@@ -144,3 +144,48 @@ def test_probe_summary_json_and_bad_files(capsys, tmp_path: Path) -> None:
     for bad, needle in [(tmp_path / "nope.mp4", "does not exist"), (text, "not a readable video")]:
         code, _, err = run(capsys, "probe", str(bad))
         assert code == 2 and needle in err and len(err.strip().splitlines()) == 1
+
+
+def test_render_and_metrics(capsys, tmp_path: Path) -> None:
+    from media import pan_frames
+
+    from distdream.video import probe, write_clip
+
+    clip = write_clip(tmp_path / "clip.mp4", pan_frames(30, 96, 64)[:8], audio="aac")
+    out = tmp_path / "out.mp4"
+    code, stdout, err = run(capsys, "render", str(clip), "-o", str(out), *FAST, "--keyframe-iterations", "3",
+                            "--frame-iterations", "1", "--decay", "0.8", "--flow", "farneback", "--flow-scale", "0.7",
+                            "--crf", "20", "--preset", "veryfast")
+    assert code == 0, err
+    assert "8 frames" in stdout and "1 keyframes" in stdout
+    assert probe(out).frame_count == 8 and probe(out).audio
+    code, stdout, _ = run(capsys, "metrics", str(clip), str(out), "--json")
+    figures = json.loads(stdout)
+    assert code == 0 and figures["mean"] > 0 and len(figures["per_frame"]) == 8
+    code, stdout, _ = run(capsys, "metrics", str(clip), str(out))
+    assert code == 0 and "warping error" in stdout and "ratio" in stdout
+
+
+def test_render_bad_inputs(capsys, tmp_path: Path) -> None:
+    from media import pan_frames
+
+    from distdream.video import write_clip
+
+    clip = write_clip(tmp_path / "clip.mp4", pan_frames(3, 64, 48), audio=None)
+    cases = [
+        (["--flow-scale", "0"], "flow_scale"),
+        (["--flow-scale", "1.5"], "flow_scale"),
+        (["--flow", "lucas"], "--flow"),
+        (["--decay", "2"], "decay"),
+        (["--frame-iterations", "-3"], "frame_iterations"),
+        (["--crf", "99"], "crf"),
+    ]
+    for extra, needle in cases:
+        out = tmp_path / "out.mp4"
+        code, _, err = run(capsys, "render", str(clip), "-o", str(out), "-q", *extra)
+        assert code == 2 and needle in err and len(err.strip().splitlines()) == 1, (extra, err)
+        assert not out.exists()
+    code, _, err = run(capsys, "render", str(tmp_path / "none.mp4"), "-o", str(tmp_path / "o.mp4"), "-q")
+    assert code == 2 and "does not exist" in err
+    code, _, err = run(capsys, "metrics", str(clip), str(tmp_path / "none.mp4"))
+    assert code == 2 and "does not exist" in err
