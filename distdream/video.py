@@ -384,7 +384,11 @@ def _frames_from(container: Any, stream: Any, index: VideoIndex, start: int, end
 
 @dataclass(frozen=True)
 class EncoderSettings:
-    """H.264 settings shared by every segment of a job (they must match for a lossless join)."""
+    """H.264 settings shared by every segment of a job (they must match for a lossless join).
+
+    Lossy x264 output is not bit-exact from run to run at some frame sizes (PyAV's x264 build,
+    seen at 97×65 and 98×66, single-threaded too); ``crf=0`` (lossless) is, by construction.
+    """
 
     crf: int = 18  # x264 constant quality: 0 lossless … 51 worst; 18 is visually transparent
     preset: str = "medium"  # x264 speed/size trade-off: ultrafast … veryslow
