@@ -6,6 +6,8 @@ so ``import distdream`` and the CLI's ``--help`` stay fast.
     >>> import distdream
     >>> cfg = distdream.DreamConfig(dream_layers=("_blocks.10",), num_iterations=5)
     >>> distdream.dream_image("in.jpg", "out.png", cfg)  # doctest: +SKIP
+    >>> job = distdream.submit("in.mp4", "out.mp4", distdream.RenderConfig(dream=cfg), workers=4)  # doctest: +SKIP
+    >>> job.result()  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -14,24 +16,45 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from .config import DreamConfig
-from .errors import ConfigError, DistDreamError, InputError, ModelError, OutputError, VideoError
+from .config import FlowConfig, RenderConfig
+from .errors import (
+    ChunkFailed,
+    ConfigError,
+    DistDreamError,
+    InputError,
+    JobCancelled,
+    JobError,
+    ModelError,
+    OutputError,
+    VideoError,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from .dream import Dreamer
+    from .job import Job, JobOptions, JobPlan, JobResult, plan, render, submit
     from .models import LayerInfo, LoadedModel, available_models, list_layers, load_model
     from .still import StillResult, dream_array, dream_image
     from .video import VideoIndex, probe, read_frames
 
 __all__ = [
+    "ChunkFailed",
     "ConfigError",
     "DistDreamError",
     "DreamConfig",
     "Dreamer",
+    "FlowConfig",
     "InputError",
+    "Job",
+    "JobCancelled",
+    "JobError",
+    "JobOptions",
+    "JobPlan",
+    "JobResult",
     "LayerInfo",
     "LoadedModel",
     "ModelError",
     "OutputError",
+    "RenderConfig",
     "StillResult",
     "VideoError",
     "VideoIndex",
@@ -40,12 +63,22 @@ __all__ = [
     "dream_image",
     "list_layers",
     "load_model",
+    "plan",
     "probe",
     "read_frames",
+    "render",
+    "submit",
 ]
 
 _LAZY = {
     "Dreamer": "dream",
+    "Job": "job",
+    "JobOptions": "job",
+    "JobPlan": "job",
+    "JobResult": "job",
+    "plan": "job",
+    "render": "job",
+    "submit": "job",
     "LayerInfo": "models",
     "LoadedModel": "models",
     "available_models": "models",

@@ -173,37 +173,102 @@ def dream(image: str, output: str, quiet: bool, **kw: Any) -> None:
     click.echo(f"wrote {result.output} ({result.width}×{result.height}) in {result.seconds:.1f}s on {result.device}")
 
 
+def _load_toml(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """``--config job.toml``: its keys become the defaults of the flags, which still override them."""
+    if not value:
+        return value
+    import tomllib
+
+    try:
+        data = tomllib.loads(Path(value).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {value} does not exist") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {value} is not valid TOML: {exc}") from None
+    flat: dict[str, Any] = {}
+    for key, item in data.items():  # sections ([dream], [job] …) are only for readability
+        flat.update(item if isinstance(item, dict) and key != "channels" else {key: item})
+    known = {p.name for p in ctx.command.params}
+    unknown = sorted(set(flat) - known)
+    if unknown:
+        raise ConfigError(f"config file {value}: unknown setting(s) {', '.join(unknown)}; see `distdream render --help`")
+    if isinstance(flat.get("dream_layers"), list):
+        flat["dream_layers"] = ",".join(flat["dream_layers"])
+    if isinstance(flat.get("channels"), dict):
+        flat["channels"] = [f"{k}={','.join(map(str, v))}" for k, v in flat["channels"].items()]
+    elif isinstance(flat.get("channels"), list):
+        flat["channels"] = [",".join(map(str, flat["channels"]))]
+    if isinstance(flat.get("frames"), list):
+        flat["frames"] = ":".join(map(str, flat["frames"]))
+    ctx.default_map = {**(ctx.default_map or {}), **flat}
+    return value
+
+
+def _frame_range(value: str | None) -> tuple[int, int] | None:
+    if not value:
+        return None
+    try:
+        a, b = (int(x) for x in value.split(":"))
+    except ValueError:
+        raise ConfigError(f"--frames {value!r}: give START:END frame indices, e.g. 0:240") from None
+    return a, b
+
+
 @cli.command()
-@click.argument("input", type=click.Path(path_type=str))
-@click.option("-o", "--output", required=True, type=click.Path(path_type=str), help="Output video (.mp4, .mkv, .mov).")
+@click.option("--config", type=click.Path(dir_okay=False, path_type=str), callback=_load_toml, is_eager=True,
+              expose_value=False, help="TOML file with any of these settings (flags override it).")
+@click.argument("input", required=False, type=click.Path(path_type=str))
+@click.option("-o", "--output", type=click.Path(path_type=str), help="Output video (.mp4, .mkv, .mov).")
 @dream_options
 @render_options
+@click.option("--workers", type=int, default=None, help="Ray workers. [default: one per GPU, else one per CPU]")
+@click.option("--gpus-per-worker", type=float, default=None, help="GPUs per worker. [default: 1 if the cluster has GPUs]")
+@click.option("--chunk-frames", type=int, default=120, show_default=True, help="Frames owned by each chunk.")
+@click.option("--overlap", type=int, default=8, show_default=True,
+              help="Lead-in frames dreamed by both neighbours and crossfaded at each seam.")
+@click.option("--frames", default=None, help="Render only frames START:END.")
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=str), default=None,
+              help="Where chunks and the ledger live. [default: hidden folder beside the output, removed on success]")
+@click.option("--resume", is_flag=True, help="Continue the job in --workdir; only missing chunks are rendered.")
+@click.option("--address", default=None, help="Ray cluster to run on (e.g. auto). [default: start a local one]")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def render(input: str, output: str, quiet: bool, **kw: Any) -> None:
-    """Dream every frame of INPUT, carried along by optical flow; keep timing and audio."""
+def render(input: str | None, output: str | None, quiet: bool, **kw: Any) -> None:
+    """Dream every frame of INPUT on Ray workers, the dream carried along by optical flow."""
     from tqdm import tqdm
 
-    from .pipeline import render_in_process
+    from .job import render as render_job
 
+    if not input or not output:
+        raise ConfigError("give INPUT and -o OUTPUT (on the command line or as input/output in --config)")
     config = _render_config(kw)
+    options = dict(workers=kw["workers"], gpus_per_worker=kw["gpus_per_worker"], chunk_frames=kw["chunk_frames"],
+                   overlap=kw["overlap"], frame_range=_frame_range(kw["frames"]), workdir=kw["workdir"],
+                   resume=kw["resume"], address=kw["address"])
     bar: list[tqdm] = []
 
-    def on_start(index: Any) -> None:
-        bar.append(tqdm(total=index.frame_count, unit="frame", desc="rendering", disable=quiet, file=sys.stderr))
+    def on_progress(job: Any) -> None:
+        done, total = job.progress()
+        if not total:
+            return
+        if not bar:
+            bar.append(tqdm(total=total, initial=done, unit="frame", desc="rendering", disable=quiet,
+                            file=sys.stderr))
+        states = job.chunks()
+        bar[0].set_postfix_str(f"chunks {sum(c.state == 'done' for c in states)}/{len(states)}", refresh=False)
+        bar[0].update(done - bar[0].n)
 
-    t0 = time.perf_counter()
     try:
-        result = render_in_process(input, output, config, device=kw["device"], on_start=on_start,
-                                   progress=lambda n: bar[0].update(n))
+        result = render_job(input, output, config, on_progress=on_progress, **options)
+    except KeyboardInterrupt:
+        raise click.Abort() from None
     finally:
         if bar:
             bar[0].close()
-    s = result.stats
-    per_frame = s.frame_seconds / max(1, s.frames - s.keyframes)
+    reused = result.chunks - result.rendered
     click.echo(
-        f"wrote {result.output}: {result.frames} frames in {time.perf_counter() - t0:.1f}s "
-        f"({s.keyframes} keyframes, {s.keyframe_seconds / max(1, s.keyframes):.2f}s each; "
-        f"{per_frame:.2f}s per carried frame; waited {100 * s.flow_wait_share:.1f}% for flow)"
+        f"wrote {result.output}: {result.frames} frames in {result.seconds:.1f}s, {result.chunks} chunks"
+        + (f" ({reused} from the ledger)" if reused else "")
+        + f", lead-in overhead {100 * result.lead_in_overhead:.0f}%"
     )
 
 
@@ -364,7 +429,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         click.secho(f"error: {exc.format_message()}", fg="red", err=True)
         return exc.exit_code
     except (click.Abort, KeyboardInterrupt):
-        click.secho("interrupted", fg="red", err=True)
+        click.secho("interrupted; finished chunks are kept — rerun with --resume --workdir DIR", fg="red", err=True)
         return 130
     return 0
 

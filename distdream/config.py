@@ -184,6 +184,20 @@ class RenderConfig:
     crf: int = 18  # x264 quality of the output: 0 lossless … 51 worst
     preset: str = "medium"  # x264 speed/size trade-off
 
+    def to_dict(self) -> dict[str, Any]:
+        """Every setting as plain data (the job plan stores it; its hash guards resumes)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("dream", "flow")}
+        return {**out, "dream": self.dream.to_dict(), "flow": {f.name: getattr(self.flow, f.name) for f in fields(self.flow)}}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RenderConfig:
+        rest = {k: v for k, v in data.items() if k not in ("dream", "flow")}
+        dream = dict(data.get("dream", {}))
+        for key in ("dream_layers",):
+            if key in dream:
+                dream[key] = tuple(dream[key])
+        return cls(dream=DreamConfig(**dream), flow=FlowConfig(**data.get("flow", {})), **rest)
+
     @property
     def keyframe_steps(self) -> int:
         return self.dream.num_iterations if self.keyframe_iterations is None else self.keyframe_iterations

@@ -8,12 +8,25 @@ the CLI) can catch one type and show one line. Messages name the offending input
     ├── ModelError       a model or its weights cannot be built or loaded
     ├── InputError       an input file is missing, unreadable or not what it claims to be
     ├── OutputError      an output cannot be written where it was asked for
-    └── VideoError       a video cannot be read, indexed, decoded, encoded or joined
+    ├── VideoError       a video cannot be read, indexed, decoded, encoded or joined
+    ├── JobError         a job cannot start or continue (work directory of another job, no cluster)
+    ├── ChunkFailed      a chunk failed on every attempt; names the chunk, its frames and the cause
+    └── JobCancelled     the job was cancelled (Ctrl-C or Job.cancel()); finished chunks are kept
 """
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "DistDreamError", "InputError", "ModelError", "OutputError", "VideoError"]
+__all__ = [
+    "ChunkFailed",
+    "ConfigError",
+    "DistDreamError",
+    "InputError",
+    "JobCancelled",
+    "JobError",
+    "ModelError",
+    "OutputError",
+    "VideoError",
+]
 
 
 class DistDreamError(Exception):
@@ -38,3 +51,24 @@ class OutputError(DistDreamError):
 
 class VideoError(DistDreamError):
     """A video cannot be read (missing, empty, damaged, no video stream), encoded or joined."""
+
+
+class JobError(DistDreamError):
+    """A job cannot start or continue: a work directory of another job, no cluster to run on."""
+
+
+class ChunkFailed(DistDreamError):
+    """A chunk failed on every attempt. The output path is left untouched."""
+
+    def __init__(self, index: int, frames: tuple[int, int], attempts: int, cause: str) -> None:
+        self.index, self.frames, self.attempts, self.cause = index, frames, attempts, cause
+        super().__init__(
+            f"chunk {index} (frames {frames[0]}–{frames[1] - 1}) failed {attempts} times; last cause: {cause}"
+        )
+
+    def __reduce__(self) -> tuple[object, ...]:  # picklable across processes with its fields
+        return (ChunkFailed, (self.index, self.frames, self.attempts, self.cause))
+
+
+class JobCancelled(DistDreamError):
+    """The job was cancelled; finished chunks stay in its work directory for ``--resume``."""

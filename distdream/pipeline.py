@@ -16,7 +16,7 @@ import queue
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +31,7 @@ from .images import array_to_tensor, load_image, tensor_to_array
 from .paths import check_output_path
 from .video import EncoderSettings, SegmentWriter, VideoIndex, concat, probe, read_frames
 
-__all__ = ["ChunkStats", "RenderResult", "dream_frames", "render_in_process", "render_range"]
+__all__ = ["ChunkStats", "RenderResult", "Span", "dream_frames", "render_in_process", "render_range", "render_spans"]
 
 _DONE = object()
 
@@ -164,6 +164,82 @@ def dream_frames(
         thread.join(timeout=10)
 
 
+@dataclass(frozen=True)
+class Span:
+    """Frames ``[start, end)`` of a dreamed range go to the segment file ``path``."""
+
+    start: int
+    end: int
+    path: Path
+    settings: EncoderSettings
+
+
+def render_spans(
+    index: VideoIndex,
+    first: int,
+    end: int,
+    spans: Sequence[Span],
+    config: RenderConfig,
+    *,
+    dreamer: Dreamer | None = None,
+    device: str | torch.device | None = None,
+    seed: int | None = None,
+    progress: Callable[[int], None] | None = None,
+    on_frame: Callable[[int], None] | None = None,
+) -> ChunkStats:
+    """Dream frames ``[first, end)`` (keyframe at ``first``) and write them into ``spans``.
+
+    The spans must tile ``[first, end)`` in order; each span's file is opened at its first frame
+    and appears (renamed from a temp name) when its last frame is written. ``on_frame(i)`` runs
+    before frame ``i`` is dreamed (the engine uses it for fault injection in tests).
+    """
+    config = config.validate()
+    if not spans or spans[0].start != first or spans[-1].end != end or any(
+        x.end != y.start for x, y in zip(spans, spans[1:])
+    ):
+        raise ValueError(f"spans {[(sp.start, sp.end) for sp in spans]} do not tile frames [{first}, {end})")
+    dreamer = dreamer or Dreamer(config.dream, device=device)
+    generator = torch.Generator().manual_seed(config.dream.seed if seed is None else seed)
+    times: dict[str, float] = {}
+    encode = 0.0
+    keyframes = 0
+    t_start = time.perf_counter()
+    pending = list(spans)
+    writer: SegmentWriter | None = None
+    try:
+        for i, rgb, keyframe in dream_frames(index, first, end, config, dreamer, generator=generator, timings=times):
+            if on_frame is not None:
+                on_frame(i)
+            t0 = time.perf_counter()
+            if writer is None:
+                span = pending.pop(0)
+                writer = SegmentWriter(span.path, width=index.width, height=index.height, rate=index.average_rate,
+                                       settings=span.settings, rotation=index.rotation)
+                last = span.end - 1
+            writer.write(rgb)
+            if i == last:
+                writer.close()
+                writer = None
+            encode += time.perf_counter() - t0
+            keyframes += keyframe
+            if progress is not None:
+                progress(1)
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    wall = time.perf_counter() - t_start
+    return ChunkStats(
+        frames=end - first,
+        keyframes=keyframes,
+        keyframe_seconds=times["keyframe"],
+        frame_seconds=times["frame"],
+        flow_wait_seconds=times["flow_wait"],
+        encode_seconds=encode,
+        wall_seconds=wall,
+    )
+
+
 def render_range(
     index: VideoIndex,
     start: int,
@@ -181,38 +257,10 @@ def render_range(
     The segment appears only when complete (temp name + rename). ``seed`` defaults to the dream
     config's; the same range, settings and seed give the same pixels.
     """
-    config = config.validate()
-    dreamer = dreamer or Dreamer(config.dream, device=device)
-    generator = torch.Generator().manual_seed(config.dream.seed if seed is None else seed)
-    times: dict[str, float] = {}
-    encode = 0.0
-    keyframes = 0
-    t_start = time.perf_counter()
     settings = EncoderSettings(crf=config.crf, preset=config.preset)
-    with SegmentWriter(
-        segment, width=index.width, height=index.height, rate=index.average_rate, settings=settings,
-        rotation=index.rotation,
-    ) as writer:
-        for _, rgb, keyframe in dream_frames(index, start, end, config, dreamer, generator=generator, timings=times):
-            t0 = time.perf_counter()
-            writer.write(rgb)
-            encode += time.perf_counter() - t0
-            keyframes += keyframe
-            if progress is not None:
-                progress(1)
-        t0 = time.perf_counter()
-    encode += time.perf_counter() - t0
-    wall = time.perf_counter() - t_start
-    wait = times["flow_wait"]
-    return ChunkStats(
-        frames=end - start,
-        keyframes=keyframes,
-        keyframe_seconds=times["keyframe"],
-        frame_seconds=times["frame"],
-        flow_wait_seconds=wait,
-        encode_seconds=encode,
-        wall_seconds=wall,
-    )
+    span = Span(start, end, Path(segment), settings)
+    return render_spans(index, start, end, [span], config, dreamer=dreamer, device=device, seed=seed,
+                        progress=progress)
 
 
 def render_in_process(

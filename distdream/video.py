@@ -28,7 +28,7 @@ import itertools
 import os
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -116,6 +116,11 @@ class VideoIndex:
         """Shortest and longest distance between keyframes, in frames (the last GOP included)."""
         gops = np.diff(np.append(self.keyframes, self.frame_count))
         return int(gops.min()), int(gops.max())
+
+    def slice(self, start: int, end: int) -> VideoIndex:
+        """The index of frames ``[start, end)`` only (timestamps kept as they are)."""
+        keys = self.keyframes[(self.keyframes >= start) & (self.keyframes < end)] - start
+        return replace(self, pts=self.pts[start:end].copy(), keyframes=keys.astype(np.int64))
 
     def keyframe_at_or_before(self, frame: int) -> int:
         """Index of the last keyframe whose position is ``<= frame`` (0 when there is none)."""
@@ -479,43 +484,43 @@ class SegmentWriter:
 
 
 @dataclass
-class _SegmentPackets:
-    """The packets of one segment, with local frame indices for pts and dts (decode order)."""
+class _Segment:
+    """What a pre-pass learns of a segment: its frames in decode order and its stream signature."""
 
     path: Path
-    count: int
-    packets: list[tuple[int, int, bool, Any]]  # (pts index, dts index, keyframe, packet)
+    frames: list[int]  # local frame index (from pts) of each packet, in decode order
+    signature: tuple[Any, ...]
+
+    @property
+    def count(self) -> int:
+        return len(self.frames)
 
 
-def _segment_packets(path: Path) -> tuple[Any, Any, _SegmentPackets]:
-    container = _open_input(path)
-    stream = _video_stream(container, path)
-    tb = Fraction(stream.time_base)
-    rate = Fraction(stream.average_rate or stream.guessed_rate or 0)
-    if not rate:
-        container.close()
-        raise VideoError(f"segment {path} has no frame rate; was it written by SegmentWriter?")
-    out = [packet for packet in container.demux(stream) if packet.size > 0]
-    if not out:
-        container.close()
-        raise VideoError(f"segment {path} has no frames")
-    origin = min(int(p.pts) for p in out)
-
-    def frame_units(ts: int) -> int:
-        value = (ts - origin) * tb * rate
-        if value.denominator != 1:
-            raise VideoError(f"segment {path} is not a constant-rate segment written by SegmentWriter")
-        return int(value)
-
-    records = []
-    for packet in out:
-        p = frame_units(int(packet.pts))
-        d = frame_units(int(packet.dts)) if packet.dts is not None else p
-        records.append((p, d, bool(packet.is_keyframe), packet))
-    if not records[0][2]:
-        container.close()
-        raise VideoError(f"segment {path} does not start with a keyframe; it cannot be joined")
-    return container, stream, _SegmentPackets(path, len(records), records)
+def _scan_segment(path: Path) -> _Segment:
+    """Demux-only pass: frame indices of a segment's packets (small ints, no packet data kept)."""
+    with _open_input(path) as container:
+        stream = _video_stream(container, path)
+        tb = Fraction(stream.time_base)
+        rate = Fraction(stream.average_rate or stream.guessed_rate or 0)
+        if not rate:
+            raise VideoError(f"segment {path} has no frame rate; was it written by SegmentWriter?")
+        stamps, first_key = [], None
+        for packet in container.demux(stream):
+            if packet.size > 0:
+                stamps.append(int(packet.pts))
+                first_key = bool(packet.is_keyframe) if first_key is None else first_key
+        if not stamps:
+            raise VideoError(f"segment {path} has no frames")
+        if not first_key:
+            raise VideoError(f"segment {path} does not start with a keyframe; it cannot be joined")
+        origin = min(stamps)
+        frames = []
+        for ts in stamps:
+            value = (ts - origin) * tb * rate
+            if value.denominator != 1:
+                raise VideoError(f"segment {path} is not a constant-rate segment written by SegmentWriter")
+            frames.append(int(value))
+        return _Segment(path, frames, _stream_signature(stream))
 
 
 def concat(
@@ -524,13 +529,16 @@ def concat(
     index: VideoIndex,
     *,
     audio: bool = True,
+    trim_audio: bool = False,
 ) -> Path:
     """Join ``segments`` (in order) into ``output`` by remuxing, with the input's timestamps.
 
     Together the segments must hold exactly ``index.frame_count`` frames. Every output frame gets
     the input's presentation timestamp (so a variable-rate input keeps its timing); with
-    ``audio``, the input's audio streams are stream-copied and interleaved by time. The file is
-    written under a temporary name in the output directory and renamed on success.
+    ``audio``, the input's audio streams are stream-copied and interleaved by time; with
+    ``trim_audio`` (for an index sliced to a frame range) only the audio packets that start
+    within the video's time span are kept. The file is written under a temporary name in the
+    output directory and renamed on success.
     """
     out_path = check_output_path(output, error=VideoError)
     if not segments:
@@ -538,12 +546,8 @@ def concat(
     tmp = temp_sibling(out_path)
     opened: list[Any] = []
     try:
-        parts = []
-        for seg in segments:
-            container, stream, part = _segment_packets(Path(seg))
-            opened.append(container)
-            parts.append((stream, part))
-        total = sum(part.count for _, part in parts)
+        parts = [_scan_segment(Path(seg)) for seg in segments]  # small: frame indices only
+        total = sum(part.count for part in parts)
         if total != index.frame_count:
             raise VideoError(
                 f"segments hold {total} frames but {index.path} has {index.frame_count}; a segment is missing or short"
@@ -552,8 +556,10 @@ def concat(
         source = _open_input(index.path) if audio and index.audio else None
         if source is not None:
             opened.append(source)
+        template = _open_input(parts[0].path)
+        opened.append(template)
         with av.open(str(tmp), mode="w") as out:
-            v_out = out.add_stream_from_template(parts[0][0])
+            v_out = out.add_stream_from_template(template.streams.video[0])
             v_out.time_base = index.time_base
             if index.rotation:
                 v_out.set_display_rotation(index.rotation)
@@ -569,7 +575,11 @@ def concat(
                     "try an .mkv output"
                 ) from None
             video = _video_packets(parts, index, v_out)
-            audio_packets = _audio_packets(source, a_pairs) if source is not None else iter(())
+            span = None
+            if trim_audio:
+                t0 = index.pts[0] * index.time_base
+                span = (t0, t0 + Fraction(index.frame_count * index.frame_duration) * index.time_base)
+            audio_packets = _audio_packets(source, a_pairs, span) if source is not None else iter(())
             for _, _, packet in heapq.merge(video, audio_packets, key=lambda item: (item[0], item[1])):
                 out.mux(packet)
         os.replace(tmp, out_path)
@@ -582,13 +592,11 @@ def concat(
             container.close()
 
 
-def _check_compatible(parts: list[tuple[Any, _SegmentPackets]]) -> None:
-    first_stream, first = parts[0]
-    ref = _stream_signature(first_stream)
-    for stream, part in parts[1:]:
-        if _stream_signature(stream) != ref:
+def _check_compatible(parts: list[_Segment]) -> None:
+    for part in parts[1:]:
+        if part.signature != parts[0].signature:
             raise VideoError(
-                f"segment {part.path} was encoded with other settings than {first.path} "
+                f"segment {part.path} was encoded with other settings than {parts[0].path} "
                 "(size, pixel format or encoder parameters differ); it cannot be joined losslessly"
             )
 
@@ -598,17 +606,21 @@ def _stream_signature(stream: Any) -> tuple[Any, ...]:
     return (cc.name, cc.width, cc.height, cc.pix_fmt, bytes(cc.extradata or b""))
 
 
-def _video_packets(parts: list[tuple[Any, _SegmentPackets]], index: VideoIndex, v_out: Any) -> Iterator[tuple[Fraction, int, Any]]:
+def _video_packets(parts: list[_Segment], index: VideoIndex, v_out: Any) -> Iterator[tuple[Fraction, int, Any]]:
     """Segment packets in decode order with the input's timestamps, keyed by dts in seconds.
 
-    A segment's packet for local frame ``p`` (its pts) gets the input pts of global frame
-    ``offset + p``. Its dts, ``d`` frames into the segment (negative for the encoder's B-frame
-    delay), gets the timestamp of global frame ``offset + d``, extrapolated before frame 0 — so
-    dts stay strictly increasing across segment joins and never exceed the pts.
+    Segments are read one after another, so memory holds one packet at a time. A segment's
+    packet for local frame ``p`` gets the input pts of global frame ``offset + p``. Decode
+    timestamps are rebuilt rather than copied: the packet at global decode position ``J`` gets
+    the timestamp of frame ``J - D``, where ``D`` is the largest reorder delay (decode position
+    minus frame) of any segment. Segments encoded alone can start with different B-frame delays
+    (a two-frame seam window has none), so copied dts would go backwards at a join; rebuilt ones
+    rise strictly and never pass their packet's pts.
     """
     pts = index.pts
     step = index.frame_duration
     first = int(pts[0])
+    delay = max(max(j - p for j, p in enumerate(part.frames)) for part in parts)
 
     def stamp(i: int) -> int:
         if i < 0:
@@ -618,21 +630,23 @@ def _video_packets(parts: list[tuple[Any, _SegmentPackets]], index: VideoIndex, 
         return int(pts[i])
 
     offset = 0
-    seq = 0
-    for _, part in parts:
-        for p, d, _key, packet in part.packets:
-            g = offset + p
-            packet.stream = v_out
-            packet.time_base = index.time_base
-            packet.pts = stamp(g)
-            packet.dts = stamp(offset + d)
-            packet.duration = stamp(g + 1) - stamp(g)
-            yield (packet.dts * index.time_base, seq, packet)
-            seq += 1
+    for part in parts:
+        with _open_input(part.path) as container:
+            packets = (p for p in container.demux(container.streams.video[0]) if p.size > 0)
+            for j, (p, packet) in enumerate(zip(part.frames, packets)):
+                g = offset + p
+                packet.stream = v_out
+                packet.time_base = index.time_base
+                packet.pts = stamp(g)
+                packet.dts = stamp(offset + j - delay)
+                packet.duration = stamp(g + 1) - stamp(g)
+                yield (packet.dts * index.time_base, offset + j, packet)
         offset += part.count
 
 
-def _audio_packets(source: Any, pairs: list[tuple[Any, Any]]) -> Iterator[tuple[Fraction, int, Any]]:
+def _audio_packets(
+    source: Any, pairs: list[tuple[Any, Any]], span: tuple[Fraction, Fraction] | None = None
+) -> Iterator[tuple[Fraction, int, Any]]:
     mapping = {a_in.index: a_out for a_in, a_out in pairs}
     seq = 0
     for packet in source.demux(*[a_in for a_in, _ in pairs]):
@@ -640,6 +654,8 @@ def _audio_packets(source: Any, pairs: list[tuple[Any, Any]]) -> Iterator[tuple[
             continue
         tb = Fraction(packet.time_base)
         ts = packet.dts if packet.dts is not None else packet.pts
+        if span is not None and not span[0] <= (packet.pts if packet.pts is not None else ts) * tb < span[1]:
+            continue
         packet.stream = mapping[packet.stream_index]
         seq += 1
         # audio sorts after video at equal times; sequence numbers keep each stream's own order

@@ -10,10 +10,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import ray
+
 from distdream.cli import main
 from distdream.images import load_image, save_image
 
 FAST = ["--num-iterations", "2", "--num-octaves", "2", "--dream-layers", "_blocks.5", "-q"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cluster():
+    """`distdream render` runs on Ray: one local instance for this module."""
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
 
 
 @pytest.fixture()
@@ -128,7 +138,7 @@ def test_console_script_is_installed() -> None:
 
 
 def test_probe_summary_json_and_bad_files(capsys, tmp_path: Path) -> None:
-    from media import pan_frames
+    from tests.media import pan_frames
 
     from distdream.video import write_clip
 
@@ -147,7 +157,7 @@ def test_probe_summary_json_and_bad_files(capsys, tmp_path: Path) -> None:
 
 
 def test_render_and_metrics(capsys, tmp_path: Path) -> None:
-    from media import pan_frames
+    from tests.media import pan_frames
 
     from distdream.video import probe, write_clip
 
@@ -157,7 +167,7 @@ def test_render_and_metrics(capsys, tmp_path: Path) -> None:
                             "--frame-iterations", "1", "--decay", "0.8", "--flow", "farneback", "--flow-scale", "0.7",
                             "--crf", "20", "--preset", "veryfast")
     assert code == 0, err
-    assert "8 frames" in stdout and "1 keyframes" in stdout
+    assert "8 frames" in stdout and "1 chunks" in stdout
     assert probe(out).frame_count == 8 and probe(out).audio
     code, stdout, _ = run(capsys, "metrics", str(clip), str(out), "--json")
     figures = json.loads(stdout)
@@ -167,7 +177,7 @@ def test_render_and_metrics(capsys, tmp_path: Path) -> None:
 
 
 def test_render_bad_inputs(capsys, tmp_path: Path) -> None:
-    from media import pan_frames
+    from tests.media import pan_frames
 
     from distdream.video import write_clip
 
@@ -189,3 +199,27 @@ def test_render_bad_inputs(capsys, tmp_path: Path) -> None:
     assert code == 2 and "does not exist" in err
     code, _, err = run(capsys, "metrics", str(clip), str(tmp_path / "none.mp4"))
     assert code == 2 and "does not exist" in err
+
+
+def test_render_from_a_toml_config_with_flags_overriding(capsys, tmp_path: Path) -> None:
+    from tests.media import pan_frames
+
+    from distdream.video import probe, write_clip
+
+    clip = write_clip(tmp_path / "clip.mp4", pan_frames(40, 64, 48)[:20], audio=None)
+    config = tmp_path / "job.toml"
+    config.write_text(
+        f'input = "{clip}"\noutput = "{tmp_path / "from_file.mp4"}"\n'
+        '[dream]\ndream_layers = ["_blocks.5"]\nnum_iterations = 2\nnum_octaves = 1\n'
+        '[job]\nchunk_frames = 8\noverlap = 2\nworkers = 2\nframes = [2, 18]\n'
+    )
+    code, stdout, err = run(capsys, "render", "--config", str(config), "-q", "-o", str(tmp_path / "flag.mp4"))
+    assert code == 0, err
+    assert "16 frames" in stdout and "2 chunks" in stdout  # frames 2:18 in chunks of 8 (from the file)
+    assert (tmp_path / "flag.mp4").exists() and not (tmp_path / "from_file.mp4").exists()  # -o overrides
+    assert probe(tmp_path / "flag.mp4").frame_count == 16
+    config.write_text('nonsense_setting = 3\n')
+    code, _, err = run(capsys, "render", "--config", str(config), str(clip), "-o", str(tmp_path / "x.mp4"))
+    assert code == 2 and "nonsense_setting" in err
+    code, _, err = run(capsys, "render", str(clip), "-o", str(tmp_path / "x.mp4"), "--frames", "5-9")
+    assert code == 2 and "--frames" in err

@@ -9,7 +9,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from media import BFRAMES_GOP, pan_frames
+from tests.media import BFRAMES_GOP, pan_frames
 
 from distdream.errors import VideoError
 from distdream.video import (

@@ -1,0 +1,563 @@
+"""The distributed engine: Ray actors dream chunks, seam tasks crossfade, the driver stitches.
+
+The only module that imports ray. A job lives in a **work directory**:
+
+    plan.json          the video index summary, the chunks, the settings and their hash
+    ledger.json        finished chunks and windows, rewritten atomically (temp + rename)
+    chunks/NNNNN.*.mp4 each chunk's lead-in, middle and tail (deterministic names)
+    windows/NNNNN.mp4  each crossfaded seam window
+
+Resume re-plans nothing: it keeps every chunk that is in the ledger *and* whose files exist with
+the right frame counts, and refuses a work directory whose settings hash differs. Ray re-runs
+work rather than running it exactly once, so every file is written to a temp name and renamed.
+
+Failures: actors restart (``max_restarts``); a chunk whose worker died or raised is resubmitted
+up to ``max_attempts``; a watchdog kills an actor whose chunk runs far past its time so a lost
+node cannot hang the job; a chunk that fails every attempt fails the job with
+:class:`~distdream.errors.ChunkFailed`, and the output path is never touched before the final
+rename. Frames never travel through the driver or the object store: workers decode their own
+range and write their own files; tasks return small records.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ray
+
+from .config import RenderConfig
+from .errors import ChunkFailed, ConfigError, JobCancelled, JobError, VideoError
+from .paths import check_output_path, temp_sibling
+from .plan import Chunk, plan_chunks
+from .stitch import LOSSLESS, ChunkFiles, crossfade, stitch
+from .video import EncoderSettings, VideoIndex, probe
+
+__all__ = ["Fault", "Job", "JobOptions", "JobPlan", "JobResult", "plan", "render", "submit"]
+
+PLAN_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A fault to inject into a worker (for tests of the failure paths).
+
+    At frame offset ``at_frame`` of chunk ``chunk`` on the listed ``attempts`` (all when empty),
+    the worker raises (``kind="raise"``) or its process exits at once (``kind="exit"``).
+    """
+
+    chunk: int
+    at_frame: int = 0
+    attempts: tuple[int, ...] = ()
+    kind: str = "raise"
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobOptions:
+    """How a render is split and run. None of these change a pixel except the chunking ones."""
+
+    workers: int | None = None  # default: one per GPU when the cluster has GPUs, else one per CPU
+    gpus_per_worker: float | None = None  # default: 1 when the cluster has GPUs, else 0
+    cpus_per_worker: float = 1.0  # CPU workers get this many torch threads (rounded, at least 1)
+    chunk_frames: int = 120  # owned frames per chunk
+    overlap: int = 8  # lead-in frames: dreamed by both neighbours and crossfaded
+    frame_range: tuple[int, int] | None = None  # render only frames [a, b)
+    workdir: str | None = None  # default: a hidden folder beside the output, removed on success
+    resume: bool = False  # continue the job in workdir instead of refusing to touch it
+    address: str | None = None  # an existing Ray cluster ("auto", "ray://…"); default: local
+    max_attempts: int = 3  # tries per chunk before the job fails
+    chunk_timeout: float | None = None  # watchdog seconds per attempt; default: generous estimate
+    max_restarts: int = 3  # per actor
+    inject_faults: tuple[Fault, ...] = ()  # testing aid
+
+    def validate(self) -> JobOptions:
+        if self.workers is not None and self.workers < 1:
+            raise ConfigError(f"workers (--workers) is {self.workers}; it must be >= 1")
+        if self.gpus_per_worker is not None and self.gpus_per_worker < 0:
+            raise ConfigError(f"gpus_per_worker (--gpus-per-worker) is {self.gpus_per_worker}; it must be >= 0")
+        if self.cpus_per_worker <= 0:
+            raise ConfigError(f"cpus_per_worker is {self.cpus_per_worker}; it must be > 0")
+        if self.max_attempts < 1:
+            raise ConfigError(f"max_attempts is {self.max_attempts}; it must be >= 1")
+        return self
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    """What a job will do: its chunks, and what the overlap costs."""
+
+    input: str
+    index: VideoIndex
+    chunks: tuple[Chunk, ...]
+    settings_hash: str
+
+    @property
+    def frames(self) -> int:
+        return sum(c.owned for c in self.chunks)
+
+    @property
+    def dreamed_frames(self) -> int:
+        return sum(c.dreamed for c in self.chunks)
+
+    @property
+    def lead_in_overhead(self) -> float:
+        """Extra frames dreamed for lead-ins, per frame owned."""
+        return (self.dreamed_frames - self.frames) / self.frames if self.frames else 0.0
+
+
+@dataclass(frozen=True)
+class ChunkState:
+    """The state of one chunk: pending, running, done, failed; attempts made; frames dreamed."""
+
+    index: int
+    start: int
+    end: int
+    state: str
+    attempts: int
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """What a finished job made."""
+
+    output: Path
+    frames: int
+    chunks: int
+    rendered: int  # chunks dreamed by this run (the rest came from the ledger)
+    seconds: float
+    workdir: Path
+    lead_in_overhead: float
+    chunk_stats: tuple[dict[str, Any], ...] = field(default=(), repr=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Plan, ledger and work directory
+
+
+def _settings_hash(config: RenderConfig, index: VideoIndex, chunks: Sequence[Chunk]) -> str:
+    payload = {
+        "version": PLAN_VERSION,
+        "config": config.to_dict(),
+        "input": {"frames": index.frame_count, "width": index.width, "height": index.height,
+                  "pts": index.to_dict()["pts_deltas_zlib"]},
+        "chunks": [c.to_dict() for c in chunks],
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = temp_sibling(path, "tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def _default_workdir(output: Path) -> Path:
+    return output.parent / f".{output.name}.distdream"
+
+
+def make_plan(input: str | os.PathLike[str], config: RenderConfig, options: JobOptions) -> JobPlan:
+    index = probe(input)
+    chunks = plan_chunks(
+        index.frame_count, options.chunk_frames, options.overlap, frame_range=options.frame_range,
+        seed=config.dream.seed,
+    )
+    return JobPlan(str(input), index, tuple(chunks), _settings_hash(config, index, chunks))
+
+
+class _Ledger:
+    """Finished chunks and windows, persisted atomically after every change."""
+
+    def __init__(self, path: Path, data: dict[str, Any] | None = None) -> None:
+        self.path = path
+        self.data = data or {"chunks": {}, "windows": {}}
+
+    @classmethod
+    def load(cls, path: Path) -> _Ledger:
+        return cls(path, json.loads(path.read_text())) if path.exists() else cls(path)
+
+    def add(self, kind: str, name: str, record: dict[str, Any]) -> None:
+        self.data[kind][name] = record
+        _write_json(self.path, self.data)
+
+    def has(self, kind: str, name: str) -> bool:
+        return name in self.data[kind]
+
+    def drop(self, kind: str, name: str) -> None:
+        self.data[kind].pop(name, None)
+
+
+def _files_ok(files: Sequence[tuple[Path, int]]) -> bool:
+    for path, frames in files:
+        if not path.exists():
+            return False
+        try:
+            if probe(path).frame_count != frames:
+                return False
+        except VideoError:
+            return False
+    return True
+
+
+# ---------------------------------------------------------------------------------------------
+# Ray side
+
+
+@ray.remote
+class _Progress:
+    """Frames dreamed since the driver last asked (workers report, the driver polls)."""
+
+    def __init__(self) -> None:
+        self.frames = 0
+
+    def add(self, n: int) -> None:
+        self.frames += n
+
+    def take(self) -> int:
+        n, self.frames = self.frames, 0
+        return n
+
+
+@ray.remote
+class DreamWorker:
+    """Loads the model once; dreams whole chunks into the work directory."""
+
+    def __init__(self, config: RenderConfig, device: str | None, torch_threads: int) -> None:
+        import torch
+
+        from .dream import Dreamer
+
+        torch.set_num_threads(torch_threads)  # this process is ours: keep workers off each other's cores
+        self.config = config
+        self.dreamer = Dreamer(config.dream, device=device)
+
+    def render_chunk(
+        self, index: VideoIndex, chunk: Chunk, workdir: str, attempt: int, progress: Any, faults: tuple[Fault, ...]
+    ) -> dict[str, Any]:
+        from .pipeline import Span, render_spans
+
+        files = ChunkFiles(workdir, chunk)
+        files.middle.parent.mkdir(parents=True, exist_ok=True)
+        settings = EncoderSettings(crf=self.config.crf, preset=self.config.preset)
+        spans = []
+        if chunk.lead_in:
+            spans.append(Span(chunk.first, chunk.start, files.lead, LOSSLESS))
+        spans.append(Span(chunk.start, chunk.end - chunk.tail, files.middle, settings))
+        if chunk.tail:
+            spans.append(Span(chunk.end - chunk.tail, chunk.end, files.tail, LOSSLESS))
+        mine = [f for f in faults if f.chunk == chunk.index and (not f.attempts or attempt in f.attempts)]
+
+        def on_frame(i: int) -> None:
+            for fault in mine:
+                if i - chunk.first == fault.at_frame:
+                    if fault.kind == "exit":
+                        os._exit(1)  # a worker process dying mid-chunk, as a lost node would
+                    raise RuntimeError(f"injected fault in chunk {chunk.index} at frame {i}")
+
+        stats = render_spans(
+            index, chunk.first, chunk.end, spans, self.config, dreamer=self.dreamer, seed=chunk.seed,
+            progress=lambda n: progress.add.remote(n), on_frame=on_frame,
+        )
+        return {"chunk": chunk.index, "frames": chunk.dreamed, "stats": asdict(stats), "host": os.uname().nodename}
+
+
+@ray.remote(num_cpus=0)
+def _seam(side_a: str, side_b: str, output: str, settings: EncoderSettings, index: VideoIndex) -> int:
+    crossfade(Path(side_a), Path(side_b), Path(output), settings, index)
+    return 1
+
+
+def _connect(address: str | None) -> None:
+    if ray.is_initialized():
+        return
+    try:
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:  # a new instance of our own, even if another driver runs one on this machine
+            ray.init(address="local", include_dashboard=False, log_to_driver=False)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise JobError(f"cannot connect to a Ray cluster at {address or 'a new local instance'}: {exc}") from None
+
+
+def _resources(options: JobOptions) -> tuple[int, float, float, int, str | None]:
+    total = ray.cluster_resources()
+    gpus = total.get("GPU", 0.0)
+    gpus_per = options.gpus_per_worker if options.gpus_per_worker is not None else (1.0 if gpus else 0.0)
+    if gpus_per > 0:
+        workers = options.workers or max(1, int(gpus // gpus_per))
+        return workers, options.cpus_per_worker, gpus_per, max(1, int(options.cpus_per_worker)), "cuda"
+    cpus = total.get("CPU", 1.0)
+    workers = options.workers or max(1, int(cpus // options.cpus_per_worker))
+    return workers, options.cpus_per_worker, 0.0, max(1, int(options.cpus_per_worker)), "cpu"
+
+
+# ---------------------------------------------------------------------------------------------
+# The driver
+
+
+class Job:
+    """A render running on Ray (started by :func:`submit`)."""
+
+    def __init__(self, input: str, output: str, config: RenderConfig, options: JobOptions) -> None:
+        self.input, self.output = input, Path(output)
+        self.config, self.options = config, options
+        self._cancel = threading.Event()
+        self._lock = threading.Lock()
+        self._states: dict[int, ChunkState] = {}
+        self._done_frames = 0
+        self._total_frames = 0
+        self._status = "starting"
+        self._result: JobResult | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="distdream-driver", daemon=True)
+
+    # -- public surface -----------------------------------------------------------------------
+
+    def status(self) -> str:
+        """starting, running, stitching, succeeded, failed or cancelled."""
+        return self._status
+
+    def progress(self) -> tuple[int, int]:
+        """(frames dreamed, frames to dream), finished chunks from a resumed ledger included."""
+        with self._lock:
+            return self._done_frames, self._total_frames
+
+    def chunks(self) -> list[ChunkState]:
+        with self._lock:
+            return [self._states[k] for k in sorted(self._states)]
+
+    def result(self, timeout: float | None = None) -> JobResult:
+        """Wait for the job; returns its result or raises what stopped it."""
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise TimeoutError(f"job still {self._status} after {timeout} s")
+        if self._error is not None:
+            raise self._error
+        assert self._result is not None
+        return self._result
+
+    def cancel(self) -> None:
+        """Stop the job: in-flight chunks are abandoned, finished ones stay for a resume."""
+        self._cancel.set()
+
+    # -- driver -------------------------------------------------------------------------------
+
+    def _set(self, chunk: Chunk, state: str, attempts: int) -> None:
+        with self._lock:
+            self._states[chunk.index] = ChunkState(chunk.index, chunk.start, chunk.end, state, attempts)
+
+    def _run(self) -> None:
+        try:
+            self._result = self._drive()
+            self._status = "succeeded"
+        except JobCancelled as exc:
+            self._status, self._error = "cancelled", exc
+        except BaseException as exc:
+            self._status, self._error = "failed", exc
+
+    def _prepare(self) -> tuple[JobPlan, Path, _Ledger, bool]:
+        check_output_path(self.output, error=JobError)
+        job_plan = make_plan(self.input, self.config, self.options)
+        workdir = Path(self.options.workdir) if self.options.workdir else _default_workdir(self.output)
+        plan_file = workdir / "plan.json"
+        if plan_file.exists():
+            saved = json.loads(plan_file.read_text())
+            if saved.get("settings_hash") != job_plan.settings_hash:
+                raise JobError(
+                    f"work directory {workdir} holds another job (settings hash {saved.get('settings_hash')}, "
+                    f"this job {job_plan.settings_hash}); use another --workdir or remove it"
+                )
+            if not self.options.resume:
+                raise JobError(f"work directory {workdir} holds this job already; pass --resume to continue it")
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / "chunks").mkdir(exist_ok=True)
+        (workdir / "windows").mkdir(exist_ok=True)
+        _write_json(plan_file, {
+            "settings_hash": job_plan.settings_hash,
+            "input": str(self.input),
+            "output": str(self.output),
+            "config": self.config.to_dict(),
+            "index": job_plan.index.to_dict(),
+            "chunks": [c.to_dict() for c in job_plan.chunks],
+        })
+        ledger = _Ledger.load(workdir / "ledger.json")
+        return job_plan, workdir, ledger, self.options.workdir is None
+
+    def _drive(self) -> JobResult:
+        t_start = time.perf_counter()
+        job_plan, workdir, ledger, owned_workdir = self._prepare()
+        chunks = job_plan.chunks
+        by_index = {c.index: c for c in chunks}
+        # resume = a filter: a chunk counts as done only if its files are there and complete
+        done: set[int] = set()
+        for c in chunks:
+            if ledger.has("chunks", c.name) and _files_ok(ChunkFiles(workdir, c).chunk_outputs()):
+                done.add(c.index)
+            else:
+                ledger.drop("chunks", c.name)
+        windows_done = {
+            c.index for c in chunks
+            if c.lead_in and ledger.has("windows", c.name) and _files_ok([(ChunkFiles(workdir, c).window, c.lead_in)])
+        }
+        with self._lock:
+            self._total_frames = job_plan.dreamed_frames
+            self._done_frames = sum(by_index[k].dreamed for k in done)
+        for c in chunks:
+            self._set(c, "done" if c.index in done else "pending", 0)
+
+        _connect(self.options.address)
+        workers_n, cpus, gpus, threads, device = _resources(self.options)
+        todo = [c for c in chunks if c.index not in done]
+        workers_n = max(1, min(workers_n, len(todo))) if todo else 0
+        progress = _Progress.remote()
+        actors = [
+            DreamWorker.options(num_cpus=cpus, num_gpus=gpus, max_restarts=self.options.max_restarts,
+                                max_task_retries=0).remote(self.config, device, threads)
+            for _ in range(workers_n)
+        ]
+        index_ref = ray.put(job_plan.index)
+        settings = EncoderSettings(crf=self.config.crf, preset=self.config.preset)
+        attempts: dict[int, int] = {}
+        running: dict[Any, tuple[Chunk, int, float]] = {}  # ref → (chunk, actor slot, started)
+        seams: dict[Any, Chunk] = {}
+        idle = list(range(workers_n))
+        queue = list(todo)
+        rendered = 0
+        stats: list[dict[str, Any]] = []
+        timeout = self.options.chunk_timeout or max(600.0, 60.0 * max(c.dreamed for c in chunks))
+        self._status = "running"
+
+        def launch_seams() -> None:
+            for c in chunks:
+                if (c.lead_in and c.index not in windows_done and c.index in done and c.index - 1 in done
+                        and c not in seams.values()):
+                    prev = ChunkFiles(workdir, by_index[c.index - 1])
+                    ref = _seam.remote(str(prev.tail), str(ChunkFiles(workdir, c).lead),
+                                       str(ChunkFiles(workdir, c).window), settings, index_ref)
+                    seams[ref] = c
+
+        def fail(chunk: Chunk, cause: str) -> None:
+            n = attempts[chunk.index]
+            if n >= self.options.max_attempts:
+                self._set(chunk, "failed", n)
+                raise ChunkFailed(chunk.index, (chunk.start, chunk.end), n, cause)
+            self._set(chunk, "pending", n)
+            queue.insert(0, chunk)
+
+        try:
+            launch_seams()
+            while queue or running or seams:
+                if self._cancel.is_set():
+                    raise JobCancelled(f"job cancelled; finished chunks are kept in {workdir} (resume with --resume)")
+                while queue and idle:
+                    chunk, slot = queue.pop(0), idle.pop(0)
+                    attempt = attempts.get(chunk.index, 0)
+                    attempts[chunk.index] = attempt + 1
+                    ref = actors[slot].render_chunk.remote(index_ref, chunk, str(workdir), attempt, progress,
+                                                           self.options.inject_faults)
+                    running[ref] = (chunk, slot, time.monotonic())
+                    self._set(chunk, "running", attempt + 1)
+                refs = list(running) + list(seams)
+                ready, _ = ray.wait(refs, num_returns=1, timeout=0.5)
+                with self._lock:
+                    self._done_frames += ray.get(progress.take.remote())
+                for ref in ready:
+                    if ref in seams:
+                        c = seams.pop(ref)
+                        ray.get(ref)  # a failed crossfade is a bug or a full disk: let it surface
+                        ledger.add("windows", c.name, {"frames": c.lead_in})
+                        windows_done.add(c.index)
+                        continue
+                    chunk, slot, _ = running.pop(ref)
+                    idle.append(slot)
+                    try:
+                        record = ray.get(ref)
+                    except ray.exceptions.RayTaskError as exc:
+                        fail(chunk, str(exc.cause if getattr(exc, "cause", None) else exc).splitlines()[0])
+                        continue
+                    except ray.exceptions.RayActorError as exc:
+                        fail(chunk, f"worker died ({exc.__class__.__name__})")
+                        continue
+                    done.add(chunk.index)
+                    rendered += 1
+                    stats.append(record["stats"])
+                    ledger.add("chunks", chunk.name, {"frames": chunk.dreamed, "stats": record["stats"],
+                                                      "host": record["host"]})
+                    self._set(chunk, "done", attempts[chunk.index])
+                    launch_seams()
+                # watchdog: a chunk far past its time is on a lost or hung worker
+                now = time.monotonic()
+                for ref, (chunk, slot, started) in list(running.items()):
+                    if now - started > timeout:
+                        ray.kill(actors[slot], no_restart=False)
+                        running.pop(ref)
+                        idle.append(slot)
+                        fail(chunk, f"no answer after {timeout:.0f} s (watchdog)")
+        finally:
+            for ref in list(running):
+                ray.cancel(ref, force=False)
+            for actor in actors:
+                ray.kill(actor, no_restart=True)
+        with self._lock:
+            self._done_frames = self._total_frames
+        self._status = "stitching"
+        out = stitch(list(chunks), workdir, self.output, job_plan.index)
+        if owned_workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+        return JobResult(
+            output=out, frames=job_plan.frames, chunks=len(chunks), rendered=rendered,
+            seconds=time.perf_counter() - t_start, workdir=workdir, lead_in_overhead=job_plan.lead_in_overhead,
+            chunk_stats=tuple(stats),
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Public entry points
+
+
+def _options(job_options: dict[str, Any]) -> JobOptions:
+    try:
+        return JobOptions(**job_options).validate()
+    except TypeError as exc:
+        raise ConfigError(f"unknown job option: {exc}") from None
+
+
+def plan(input: str | os.PathLike[str], config: RenderConfig | None = None, **job_options: Any) -> JobPlan:
+    """The chunks a render of ``input`` would use (nothing is run)."""
+    return make_plan(input, (config or RenderConfig()).validate(), _options(job_options))
+
+
+def submit(
+    input: str | os.PathLike[str], output: str | os.PathLike[str], config: RenderConfig | None = None,
+    **job_options: Any,
+) -> Job:
+    """Start rendering ``input`` into ``output`` on Ray; returns at once with a :class:`Job`."""
+    job = Job(str(input), str(output), (config or RenderConfig()).validate(), _options(job_options))
+    job._thread.start()
+    return job
+
+
+def render(
+    input: str | os.PathLike[str], output: str | os.PathLike[str], config: RenderConfig | None = None,
+    *, on_progress: Callable[[Job], None] | None = None, **job_options: Any,
+) -> JobResult:
+    """Render ``input`` into ``output`` and wait. Ctrl-C cancels cleanly, keeping finished chunks."""
+    job = submit(input, output, config, **job_options)
+    try:
+        while job._thread.is_alive():
+            job._thread.join(0.25)
+            if on_progress is not None:
+                on_progress(job)
+    except KeyboardInterrupt:
+        job.cancel()
+        job._thread.join()
+        raise
+    return job.result()
+

@@ -1,0 +1,157 @@
+"""The engine on a real local Ray cluster: exact output, seams, determinism, resume, faults, API."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import ray
+
+from distdream.config import DreamConfig, RenderConfig
+from distdream.errors import ChunkFailed, JobCancelled, JobError
+from distdream.job import Fault, plan, render, submit
+from distdream.samples import pan_frames
+from distdream.stitch import crossfade_weights
+from distdream.video import probe, read_frames, write_clip
+
+# crf 0: lossless, so runs can be compared frame for frame (lossy x264 is not bit-exact everywhere)
+CFG = RenderConfig(dream=DreamConfig(num_iterations=2, num_octaves=2, dream_layers=("_blocks.5",), jitter=4),
+                   crf=0, preset="ultrafast")
+JOB = dict(chunk_frames=12, overlap=3)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cluster():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """40 frames 96×64 of a pan over a real photo, with an AAC tone: plans into 3 chunks."""
+    return write_clip(tmp_path_factory.mktemp("job") / "clip.mp4", list(pan_frames(60, 96, 64))[:40], audio="aac")
+
+
+@pytest.fixture(scope="module")
+def reference(clip: Path, tmp_path_factory: pytest.TempPathFactory) -> list[np.ndarray]:
+    """The frames of an uninterrupted one-worker render of the plan."""
+    out = tmp_path_factory.mktemp("ref") / "ref.mp4"
+    render(clip, out, CFG, workers=1, **JOB)
+    return list(read_frames(out))
+
+
+def frames_of(path: Path) -> list[np.ndarray]:
+    return list(read_frames(path))
+
+
+def test_plan_reports_chunks_and_overhead(clip: Path) -> None:
+    p = plan(clip, CFG, **JOB)
+    assert [(c.start, c.end, c.lead_in) for c in p.chunks] == [(0, 12, 0), (12, 24, 3), (24, 40, 3)]
+    assert p.frames == 40 and p.dreamed_frames == 46 and p.lead_in_overhead == pytest.approx(6 / 40)
+
+
+def test_two_workers_render_exactly_and_match_one_worker(clip: Path, reference, tmp_path: Path) -> None:
+    workdir = tmp_path / "work"
+    result = render(clip, tmp_path / "out.mp4", CFG, workers=2, workdir=str(workdir), **JOB)
+    assert result.chunks == 3 and result.rendered == 3
+    source, out = probe(clip), probe(result.output)
+    assert out.frame_count == 40 and out.pts.tolist() == source.pts.tolist()
+    assert (out.width, out.height) == (96, 64) and [a.codec for a in out.audio] == ["aac"]
+    frames = frames_of(result.output)
+    assert all(np.array_equal(a, b) for a, b in zip(frames, reference))  # independent of worker count
+    # the seam window is a crossfade of the two chunks' versions of those frames
+    side_a = frames_of(workdir / "chunks" / "00000.tail.mp4")
+    side_b = frames_of(workdir / "chunks" / "00001.lead.mp4")
+    w = crossfade_weights(3)
+    for j in range(3):
+        a, b = side_a[j].astype(np.float32), side_b[j].astype(np.float32)
+        got = frames[9 + j].astype(np.float32)
+        err = np.abs(got - ((1 - w[j]) * a + w[j] * b)).mean()
+        # RGB → YUV 4:2:0 costs about a level per pixel; the unmixed sides are much farther away
+        assert err < 1.5, (j, err)
+        if j == 1:  # the middle frame is half and half: far from either side alone
+            assert err < 0.6 * min(np.abs(got - a).mean(), np.abs(got - b).mean()), err
+    assert not np.array_equal(side_a[1], side_b[1])  # the two chunks really dreamed it differently
+    ledger = json.loads((workdir / "ledger.json").read_text())
+    assert sorted(ledger["chunks"]) == ["00000", "00001", "00002"] and sorted(ledger["windows"]) == ["00001", "00002"]
+
+
+def test_default_workdir_is_removed_and_frame_ranges_render(clip: Path, tmp_path: Path) -> None:
+    result = render(clip, tmp_path / "part.mp4", CFG, frame_range=(5, 29), **JOB)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["part.mp4"]  # no hidden work dir left
+    out = probe(result.output)
+    assert out.frame_count == 24 and out.pts.tolist() == probe(clip).pts[5:29].tolist()
+    assert out.audio  # the audio of that time span
+
+
+def test_a_worker_dying_mid_chunk_costs_only_that_chunk(clip: Path, reference, tmp_path: Path) -> None:
+    fault = Fault(chunk=1, at_frame=4, attempts=(0,), kind="exit")
+    result = render(clip, tmp_path / "out.mp4", CFG, workers=2, inject_faults=(fault,), **JOB)
+    assert all(np.array_equal(a, b) for a, b in zip(frames_of(result.output), reference))
+
+
+def test_a_chunk_failing_every_time_fails_the_job(clip: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.mp4"
+    with pytest.raises(ChunkFailed) as err:
+        render(clip, out, CFG, workers=2, max_attempts=2, inject_faults=(Fault(chunk=2, at_frame=1),), **JOB)
+    assert err.value.index == 2 and err.value.frames == (24, 40) and err.value.attempts == 2
+    assert "injected fault" in err.value.cause
+    assert not out.exists()
+
+
+def test_work_directory_guards(clip: Path, tmp_path: Path) -> None:
+    workdir = tmp_path / "work"
+    render(clip, tmp_path / "a.mp4", CFG, workdir=str(workdir), frame_range=(0, 12), **JOB)
+    with pytest.raises(JobError, match="--resume"):
+        render(clip, tmp_path / "a.mp4", CFG, workdir=str(workdir), frame_range=(0, 12), **JOB)
+    other = RenderConfig(dream=CFG.dream, decay=0.5, crf=0, preset="ultrafast")
+    with pytest.raises(JobError, match="another job"):
+        render(clip, tmp_path / "a.mp4", other, workdir=str(workdir), frame_range=(0, 12), resume=True, **JOB)
+
+
+def test_job_api_and_cancel(clip: Path, tmp_path: Path) -> None:
+    job = submit(clip, tmp_path / "out.mp4", CFG, workers=1, workdir=str(tmp_path / "w"), **JOB)
+    while not any(c.state == "done" for c in job.chunks()):
+        assert job.status() in ("starting", "running")
+        time.sleep(0.1)
+    done, total = job.progress()
+    assert total == 46 and 0 < done <= total
+    job.cancel()
+    with pytest.raises(JobCancelled):
+        job.result(timeout=60)
+    assert job.status() == "cancelled" and not (tmp_path / "out.mp4").exists()
+    finished = json.loads((tmp_path / "w" / "ledger.json").read_text())["chunks"]
+    assert finished  # what was done is kept for a resume
+
+
+def test_resume_after_the_driver_is_killed(clip: Path, reference, tmp_path: Path) -> None:
+    workdir, out = tmp_path / "work", tmp_path / "out.mp4"
+    script = (
+        "import sys; from distdream.job import render; from tests.test_job import CFG, JOB;"
+        f"render({str(clip)!r}, {str(out)!r}, CFG, workers=1, workdir={str(workdir)!r}, **JOB)"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=Path(__file__).parent.parent, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ledger = workdir / "ledger.json"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if ledger.exists() and json.loads(ledger.read_text())["chunks"]:
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray it started, mid-job
+    proc.wait()
+    finished = json.loads(ledger.read_text())["chunks"]
+    assert 1 <= len(finished) < 3 and not out.exists()
+    stamps = {p.name: p.stat().st_mtime_ns for p in (workdir / "chunks").glob(f"{min(finished)}.*.mp4")}
+    result = render(clip, out, CFG, workers=1, workdir=str(workdir), resume=True, **JOB)
+    assert result.rendered == 3 - len(finished)  # only what was missing
+    assert {p.name: p.stat().st_mtime_ns for p in (workdir / "chunks").glob(f"{min(finished)}.*.mp4")} == stamps
+    assert all(np.array_equal(a, b) for a, b in zip(frames_of(out), reference))
