@@ -223,3 +223,13 @@ def test_render_from_a_toml_config_with_flags_overriding(capsys, tmp_path: Path)
     assert code == 2 and "nonsense_setting" in err
     code, _, err = run(capsys, "render", str(clip), "-o", str(tmp_path / "x.mp4"), "--frames", "5-9")
     assert code == 2 and "--frames" in err
+
+
+def test_example_batch_toml_names_only_real_options() -> None:
+    import tomllib
+
+    from distdream.cli import render
+
+    data = tomllib.loads((Path(__file__).parent.parent / "examples" / "batch.toml").read_text())
+    keys = {k for key, v in data.items() for k in (v if isinstance(v, dict) else {key: v})}
+    assert keys <= {p.name for p in render.params}, keys - {p.name for p in render.params}

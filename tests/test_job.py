@@ -155,3 +155,21 @@ def test_resume_after_the_driver_is_killed(clip: Path, reference, tmp_path: Path
     assert result.rendered == 3 - len(finished)  # only what was missing
     assert {p.name: p.stat().st_mtime_ns for p in (workdir / "chunks").glob(f"{min(finished)}.*.mp4")} == stamps
     assert all(np.array_equal(a, b) for a, b in zip(frames_of(out), reference))
+
+
+def test_ctrl_c_stops_cleanly_and_keeps_finished_chunks(clip: Path, tmp_path: Path) -> None:
+    workdir, out = tmp_path / "work", tmp_path / "out.mp4"
+    exe = Path(sys.executable).with_name("distdream")
+    cmd = [str(exe), "render", str(clip), "-o", str(out), "--workdir", str(workdir), "--workers", "1",
+           "--chunk-frames", "12", "--overlap", "3", "--num-iterations", "2", "--num-octaves", "2",
+           "--dream-layers", "_blocks.5", "-q"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ledger = workdir / "ledger.json"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (ledger.exists() and json.loads(ledger.read_text())["chunks"]):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "--resume" in err.strip().splitlines()[-1]
+    assert json.loads(ledger.read_text())["chunks"] and not out.exists()
