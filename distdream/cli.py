@@ -227,6 +227,7 @@ def _frame_range(value: str | None) -> tuple[int, int] | None:
 @click.option("--overlap", type=int, default=8, show_default=True,
               help="Lead-in frames dreamed by both neighbours and crossfaded at each seam.")
 @click.option("--frames", default=None, help="Render only frames START:END.")
+@click.option("--snap-to-cuts", is_flag=True, help="Scan for scene cuts first and put chunk boundaries on them.")
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=str), default=None,
               help="Where chunks and the ledger live. [default: hidden folder beside the output, removed on success]")
 @click.option("--resume", is_flag=True, help="Continue the job in --workdir; only missing chunks are rendered.")
@@ -243,7 +244,7 @@ def render(input: str | None, output: str | None, quiet: bool, **kw: Any) -> Non
     config = _render_config(kw)
     options = dict(workers=kw["workers"], gpus_per_worker=kw["gpus_per_worker"], chunk_frames=kw["chunk_frames"],
                    overlap=kw["overlap"], frame_range=_frame_range(kw["frames"]), workdir=kw["workdir"],
-                   resume=kw["resume"], address=kw["address"])
+                   resume=kw["resume"], address=kw["address"], snap_to_cuts=kw["snap_to_cuts"])
     bar: list[tqdm] = []
 
     def on_progress(job: Any) -> None:

@@ -76,6 +76,7 @@ class JobOptions:
     max_attempts: int = 3  # tries per chunk before the job fails
     chunk_timeout: float | None = None  # watchdog seconds per attempt; default: generous estimate
     max_restarts: int = 3  # per actor
+    snap_to_cuts: bool = False  # scan for scene cuts first (in parallel) and put chunk boundaries on them
     inject_faults: tuple[Fault, ...] = ()  # testing aid
 
     def validate(self) -> JobOptions:
@@ -163,10 +164,31 @@ def _default_workdir(output: Path) -> Path:
     return output.parent / f".{output.name}.distdream"
 
 
+@ray.remote(num_cpus=1)
+def _scan(index: VideoIndex, start: int, end: int, config: RenderConfig) -> list[int]:
+    from .pipeline import scan_cuts
+
+    return scan_cuts(index, start, end, config)
+
+
+def _find_cuts(index: VideoIndex, config: RenderConfig, options: JobOptions) -> list[int]:
+    """Scene cuts of the rendered range, scanned by Ray tasks (each decodes its own slice)."""
+    a, b = options.frame_range or (0, index.frame_count)
+    step = max(options.chunk_frames, 1)
+    index_ref = ray.put(index)
+    # each slice starts one frame early so that a cut on a slice boundary is seen
+    refs = [_scan.remote(index_ref, max(a, s - 1), min(b, s + step), config) for s in range(a, b, step)]
+    return sorted({c for part in ray.get(refs) for c in part})
+
+
 def make_plan(input: str | os.PathLike[str], config: RenderConfig, options: JobOptions) -> JobPlan:
     index = probe(input)
+    cuts: list[int] = []
+    if options.snap_to_cuts:
+        _connect(options.address)
+        cuts = _find_cuts(index, config, options)
     chunks = plan_chunks(
-        index.frame_count, options.chunk_frames, options.overlap, frame_range=options.frame_range,
+        index.frame_count, options.chunk_frames, options.overlap, cuts, frame_range=options.frame_range,
         seed=config.dream.seed,
     )
     return JobPlan(str(input), index, tuple(chunks), _settings_hash(config, index, chunks))

@@ -31,7 +31,7 @@ from .images import array_to_tensor, load_image, tensor_to_array
 from .paths import check_output_path
 from .video import EncoderSettings, SegmentWriter, VideoIndex, concat, probe, read_frames
 
-__all__ = ["ChunkStats", "RenderResult", "Span", "dream_frames", "render_in_process", "render_range", "render_spans"]
+__all__ = ["ChunkStats", "RenderResult", "Span", "dream_frames", "render_in_process", "render_range", "render_spans", "scan_cuts"]
 
 _DONE = object()
 
@@ -290,3 +290,19 @@ def render_in_process(
         stats = render_range(index, 0, index.frame_count, segment, config, dreamer=dreamer, progress=progress)
         concat([segment], out, index)
     return RenderResult(out, index.frame_count, stats)
+
+
+def scan_cuts(index: VideoIndex, start: int, end: int, config: RenderConfig) -> list[int]:
+    """Frames in ``(start, end)`` that start a new shot (compared with the frame before each).
+
+    Decodes ``[start, end)`` and runs the same motion test the dreamer uses, so the planner can
+    put chunk boundaries on cuts (a seam on a cut needs no lead-in).
+    """
+    estimator = MotionEstimator(config.flow)
+    cuts: list[int] = []
+    prev: np.ndarray | None = None
+    for i, frame in enumerate(read_frames(index.path, start, end, index=index), start=start):
+        if prev is not None and estimator.motion(prev, frame).cut:
+            cuts.append(i)
+        prev = frame
+    return cuts

@@ -173,3 +173,14 @@ def test_ctrl_c_stops_cleanly_and_keeps_finished_chunks(clip: Path, tmp_path: Pa
     assert proc.returncode == 130, err
     assert "--resume" in err.strip().splitlines()[-1]
     assert json.loads(ledger.read_text())["chunks"] and not out.exists()
+
+
+def test_chunk_boundaries_snap_to_scene_cuts(tmp_path: Path) -> None:
+    from distdream.samples import sample_photo
+
+    frames = list(pan_frames(60, 96, 64))[:14] + list(pan_frames(60, 96, 64, photo=sample_photo("coffee")))[:16]
+    clip = write_clip(tmp_path / "cut.mp4", frames, audio=None)
+    p = plan(clip, CFG, chunk_frames=12, overlap=3, snap_to_cuts=True)
+    assert [(c.start, c.lead_in) for c in p.chunks] == [(0, 0), (14, 0)]  # boundary moved from 12 onto the cut
+    result = render(clip, tmp_path / "out.mp4", CFG, chunk_frames=12, overlap=3, snap_to_cuts=True)
+    assert probe(result.output).frame_count == 30 and result.lead_in_overhead == 0
