@@ -287,7 +287,8 @@ class DreamWorker:
             index, chunk.first, chunk.end, spans, self.config, dreamer=self.dreamer, seed=chunk.seed,
             progress=lambda n: progress.add.remote(n), on_frame=on_frame,
         )
-        return {"chunk": chunk.index, "frames": chunk.dreamed, "stats": asdict(stats), "host": os.uname().nodename}
+        return {"chunk": chunk.index, "frames": chunk.dreamed, "stats": asdict(stats), "host": os.uname().nodename,
+                "node": ray.get_runtime_context().get_node_id()}
 
 
 @ray.remote(num_cpus=0)
@@ -511,7 +512,7 @@ class Job:
                     rendered += 1
                     stats.append(record["stats"])
                     ledger.add("chunks", chunk.name, {"frames": chunk.dreamed, "stats": record["stats"],
-                                                      "host": record["host"]})
+                                                      "host": record["host"], "node": record["node"]})
                     self._set(chunk, "done", attempts[chunk.index])
                     launch_seams()
                 # watchdog: a chunk far past its time is on a lost or hung worker

@@ -1,0 +1,60 @@
+"""Fault tests on a multi-node Ray cluster (ray.cluster_utils.Cluster): nodes die mid-job."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import ray
+from ray.cluster_utils import Cluster
+
+from distdream.job import Fault, render, submit
+from distdream.samples import pan_frames
+from distdream.video import read_frames, write_clip
+from tests.test_job import CFG
+
+JOB = dict(chunk_frames=15, overlap=3, workers=2)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A head with no CPUs (the driver only) and three one-CPU worker nodes: one to spare."""
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    nodes = [c.add_node(num_cpus=1) for _ in range(3)]
+    ray.init(address=c.address, log_to_driver=False)
+    c.wait_for_nodes()
+    yield c, nodes
+    ray.shutdown()
+    c.shutdown()
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_clip(tmp_path_factory.mktemp("cl") / "clip.mp4", list(pan_frames(90, 96, 64))[:60], audio="aac")
+
+
+def test_losing_a_node_mid_job_costs_only_its_chunk(cluster, clip: Path, tmp_path: Path) -> None:
+    c, nodes = cluster
+    reference = list(read_frames(render(clip, tmp_path / "ref.mp4", CFG, **JOB).output))
+    workdir = tmp_path / "work"
+    job = submit(clip, tmp_path / "out.mp4", CFG, workdir=str(workdir), **JOB)
+    ledger = workdir / "ledger.json"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (ledger.exists() and json.loads(ledger.read_text())["chunks"]):
+        time.sleep(0.02)
+    first = next(iter(json.loads(ledger.read_text())["chunks"].values()))
+    time.sleep(0.3)  # that worker has taken the next chunk
+    c.remove_node(next(n for n in nodes if n.node_id == first["node"]))
+    result = job.result(timeout=300)
+    assert result.rendered == 4
+    assert all(np.array_equal(a, b) for a, b in zip(read_frames(result.output), reference))
+
+
+def test_a_worker_process_dying_on_a_node_is_retried(cluster, clip: Path, tmp_path: Path) -> None:
+    fault = Fault(chunk=0, at_frame=5, attempts=(0,), kind="exit")
+    job = submit(clip, tmp_path / "out.mp4", CFG, inject_faults=(fault,), **JOB)
+    result = job.result(timeout=300)
+    assert result.rendered == 4 and {s.index: s.attempts for s in job.chunks()}[0] == 2
