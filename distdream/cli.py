@@ -295,33 +295,58 @@ def metrics(input: str, output: str, flow_method: str, as_json: bool) -> None:
 
 
 @cli.command()
-@click.option("-o", "--output", default="distdream-demo.png", show_default=True, type=click.Path(path_type=str),
-              help="Where to write the side-by-side picture (input | dream).")
-@click.option("--device", default=None, help="cpu, cuda …; default: CUDA when present.")
+@click.option("-o", "--output", default="distdream-demo.mp4", show_default=True, type=click.Path(path_type=str),
+              help="The dreamed video; its contact sheet is written beside it as .png.")
+@click.option("--frames", type=int, default=72, show_default=True, help="Length of the sample clip.")
+@click.option("--workers", type=int, default=None, help="Ray workers. [default: one per CPU or GPU]")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def demo(output: str, device: str | None, quiet: bool) -> None:
-    """Dream a built-in photo with the bundled offline model; write input | dream side by side."""
-    import tempfile
+def demo(output: str, frames: int, workers: int | None, quiet: bool) -> None:
+    """Render a sample clip (a pan over a real photo, with sound) on local Ray, offline."""
+    from tqdm import tqdm
 
-    import numpy as np
-    from skimage import data
+    from .demo import run_demo
 
-    from .images import load_image, save_image
-    from .paths import check_output_path
+    if frames < 4:
+        raise ConfigError(f"--frames {frames}: give at least 4")
+    bar: list[tqdm] = []
 
-    check_output_path(output)
+    def on_progress(job: Any) -> None:
+        done, total = job.progress()
+        if total and not bar:
+            bar.append(tqdm(total=total, unit="frame", desc="dreaming", disable=quiet, file=sys.stderr))
+        if bar:
+            bar[0].update(done - bar[0].n)
+
+    try:
+        result = run_demo(output, frames=frames, workers=workers, on_progress=on_progress)
+    finally:
+        if bar:
+            bar[0].close()
+    job = result.job
+    click.echo(f"wrote {result.video} ({job.frames} frames, {job.chunks} chunks, bundled offline model)")
+    click.echo(f"wrote {result.sheet} (input | dream at 4 frames)")
+    click.echo(f"took {result.seconds:.1f}s in all")
+
+
+@cli.command()
+@click.argument("input", type=click.Path(path_type=str))
+@click.option("-o", "--output", default="distdream-preview.png", show_default=True, type=click.Path(path_type=str),
+              help="The grid picture (.png, .jpg).")
+@click.option("--frame", type=int, default=0, show_default=True, help="Which frame of a video to dream.")
+@click.option("--vary", default=None, help="One tile per value of a setting, e.g. learning_rate=0.01,0.02,0.04.")
+@click.option("--size", type=int, default=320, show_default=True, help="Longer side of each tile in pixels.")
+@dream_options
+def preview(input: str, output: str, frame: int, vary: str | None, size: int, **kw: Any) -> None:
+    """Dream one frame per layer (or per value of --vary) into a labelled grid: pick settings by eye."""
+    from .preview import parse_vary
+    from .preview import preview as make_preview
+
+    if size < 16:
+        raise ConfigError(f"--size {size}: give at least 16 pixels")
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        source = Path(tmp) / "astronaut.png"
-        save_image(data.astronaut(), source)
-        dreamed = Path(tmp) / "dream.png"
-        result = _run_still(str(source), str(dreamed), DreamConfig(), device, quiet)
-        side_by_side = np.concatenate([load_image(source), load_image(dreamed)], axis=1)
-    save_image(side_by_side, output)
-    click.echo(
-        f"wrote {output}: input | dream, {result.width}×{result.height}, model {DreamConfig().model} "
-        f"(bundled, offline), {time.perf_counter() - t0:.1f}s in all on {result.device}"
-    )
+    path = make_preview(input, output, _config(kw), frame=frame, vary=parse_vary(vary) if vary else None, size=size,
+                        device=kw["device"])
+    click.echo(f"wrote {path} in {time.perf_counter() - t0:.1f}s")
 
 
 @cli.command()
@@ -391,9 +416,13 @@ def probe(video: str, as_json: bool) -> None:
 @click.option("--device", default=None, help="cpu, cuda …; default: CUDA when present.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=str), default=None,
               help="Also write the figures to this JSON file.")
-def bench(quick: bool, size: int, device: str | None, json_path: str | None) -> None:
-    """Measure the dream step and video I/O against naive versions, side by side."""
-    from .bench import bench_io, bench_step
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=str), default=None,
+              help="Also draw the figures into this PNG.")
+@click.option("--workers", type=int, default=None, help="N for the scaling figure. [default: the CPUs or GPUs]")
+def bench(quick: bool, size: int, device: str | None, json_path: str | None, plot_path: str | None,
+          workers: int | None) -> None:
+    """Measure dream step, video I/O and the engine against their references, side by side."""
+    from .bench import bench_engine, bench_io, bench_step, plot
 
     if size < 32:
         raise ConfigError(f"--size {size}: give at least 32 pixels")
@@ -415,8 +444,23 @@ def bench(quick: bool, size: int, device: str | None, json_path: str | None) -> 
     row(f"read frames {span}: decode from start", f"{io.from_start_fps:8.0f} frames/s")
     row(f"join {io.segments} segments by remuxing (+ audio)", f"{io.join_seconds:8.2f} s")
     row(f"re-encode {io.segments} segments into one file", f"{io.reencode_seconds:8.2f} s")
+    e = bench_engine(quick=quick, workers=workers)
+    click.echo(f"engine, {e.frames} frames {e.width}×{e.height}, {e.chunks} chunks, local Ray:")
+    row("pure dream compute (same frames, no I/O)", f"{e.pure_dream_seconds:8.1f} s")
+    row("render with 1 worker, end to end", f"{e.one_worker_seconds:8.1f} s   (efficiency {e.pipeline_efficiency:.2f})")
+    row(f"render with {e.workers} workers", f"{e.n_workers_seconds:8.1f} s   (speedup {e.speedup:.2f}×)")
+    row("lead-in overhead", f"{100 * e.lead_in_overhead:8.1f} %")
+    row(f"driver peak RSS, {e.rss_frames} vs {10 * e.rss_frames} frames",
+        f"{e.driver_rss_mib:8.0f} vs {e.driver_rss_mib_10x:.0f} MiB")
+    row("warping error: independent frames", f"{e.warping_error_independent:8.5f}")
+    row("warping error: distdream default", f"{e.warping_error_default:8.5f}")
+    row("seam ratio (seam windows / elsewhere)", f"{e.seam_ratio:8.2f}")
+    figures = {"step": r.to_dict(), "io": io.to_dict(), "engine": e.to_dict()}
     if json_path:
-        Path(json_path).write_text(json.dumps({"step": r.to_dict(), "io": io.to_dict()}, indent=2) + "\n")
+        Path(json_path).write_text(json.dumps(figures, indent=2) + "\n")
+    if plot_path:
+        plot(figures, plot_path)
+        click.echo(f"wrote {plot_path}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

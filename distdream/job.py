@@ -337,6 +337,7 @@ class Job:
         self._done_frames = 0
         self._total_frames = 0
         self._status = "starting"
+        self._prepared: tuple[JobPlan, Path, _Ledger, bool] | None = None
         self._result: JobResult | None = None
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="distdream-driver", daemon=True)
@@ -375,6 +376,13 @@ class Job:
     def _set(self, chunk: Chunk, state: str, attempts: int) -> None:
         with self._lock:
             self._states[chunk.index] = ChunkState(chunk.index, chunk.start, chunk.end, state, attempts)
+
+    def _start(self) -> None:
+        """Plan and check in the caller's thread (bad input fails here, before Ray starts), then
+        connect to Ray (its init wants the main thread) and hand the rest to the driver thread."""
+        self._prepared = self._prepare()
+        _connect(self.options.address)
+        self._thread.start()
 
     def _run(self) -> None:
         try:
@@ -415,7 +423,8 @@ class Job:
 
     def _drive(self) -> JobResult:
         t_start = time.perf_counter()
-        job_plan, workdir, ledger, owned_workdir = self._prepare()
+        assert self._prepared is not None
+        job_plan, workdir, ledger, owned_workdir = self._prepared
         chunks = job_plan.chunks
         by_index = {c.index: c for c in chunks}
         # resume = a filter: a chunk counts as done only if its files are there and complete
@@ -435,7 +444,6 @@ class Job:
         for c in chunks:
             self._set(c, "done" if c.index in done else "pending", 0)
 
-        _connect(self.options.address)
         workers_n, cpus, gpus, threads, device = _resources(self.options)
         todo = [c for c in chunks if c.index not in done]
         workers_n = max(1, min(workers_n, len(todo))) if todo else 0
@@ -563,7 +571,7 @@ def submit(
 ) -> Job:
     """Start rendering ``input`` into ``output`` on Ray; returns at once with a :class:`Job`."""
     job = Job(str(input), str(output), (config or RenderConfig()).validate(), _options(job_options))
-    job._thread.start()
+    job._start()
     return job
 
 

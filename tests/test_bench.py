@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
+import ray
+from PIL import Image
 
 from distdream.bench import bench_io, bench_step
 from distdream.cli import main
 from distdream.config import DreamConfig
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cluster():
+    """The engine figures need Ray: one local instance for this module."""
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
 
 
 def test_bench_compares_equal_gradients() -> None:
@@ -20,14 +31,25 @@ def test_bench_compares_equal_gradients() -> None:
     assert r.grad_rel_error < 1e-3  # both loops compute the same image gradient
 
 
-def test_bench_cli_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    out = tmp_path / "bench.json"
-    assert main(["bench", "--quick", "--size", "64", "--device", "cpu", "--json", str(out)]) == 0
+def test_quick_bench_json_has_every_figure_as_a_finite_number(tmp_path: Path, capsys) -> None:
+    out, picture = tmp_path / "bench.json", tmp_path / "bench.png"
+    assert main(["bench", "--quick", "--device", "cpu", "--json", str(out), "--plot", str(picture)]) == 0
     printed = capsys.readouterr().out
-    assert "speedup" in printed and "naive" in printed
+    assert "speedup" in printed and "seam ratio" in printed and "driver peak RSS" in printed
     figures = json.loads(out.read_text())
-    assert figures["step"]["size"] == 64 and figures["step"]["repeats"] == 5 and figures["step"]["speedup"] > 0
-    assert figures["io"]["frames"] == 300 and figures["io"]["join_seconds"] > 0
+    expected = {
+        "step": {"distdream_ms", "naive_ms", "speedup", "grad_rel_error"},
+        "io": {"range_read_fps", "from_start_fps", "join_seconds", "reencode_seconds", "probe_seconds"},
+        "engine": {"pure_dream_seconds", "one_worker_seconds", "pipeline_efficiency", "n_workers_seconds", "speedup",
+                   "lead_in_overhead", "driver_rss_mib", "driver_rss_mib_10x", "warping_error_default",
+                   "warping_error_independent", "seam_ratio"},
+    }
+    for section, names in expected.items():
+        assert names <= set(figures[section]), (section, names - set(figures[section]))
+        for name in names:
+            value = figures[section][name]
+            assert isinstance(value, (int, float)) and math.isfinite(value), (section, name, value)
+    assert Image.open(picture).size[0] > 600  # a real picture
     assert main(["bench", "--size", "8"]) == 2
 
 

@@ -1,0 +1,28 @@
+"""Every example runs as a user would run it, so they cannot rot."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+
+
+def run_example(name: str) -> str:
+    proc = subprocess.run([sys.executable, str(EXAMPLES / name)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout
+
+
+def test_render_api_example() -> None:
+    out = run_example("render_api.py")
+    assert "wrote" in out and "24 frames" in out and "chunks" in out
+
+
+def test_chunked_submission_example() -> None:
+    out = run_example("chunked_submission.py")
+    assert "3 chunks" in out and "stopped:" in out and "the ledger keeps" in out
+    resumed = [line for line in out.splitlines() if line.startswith("resumed:")][0]
+    rendered = int(resumed.split("rendered ")[1].split(" of")[0])
+    assert rendered < 3  # the resume rendered only what the cancelled job had not finished
