@@ -233,3 +233,20 @@ def test_example_batch_toml_names_only_real_options() -> None:
     data = tomllib.loads((Path(__file__).parent.parent / "examples" / "batch.toml").read_text())
     keys = {k for key, v in data.items() for k in (v if isinstance(v, dict) else {key: v})}
     assert keys <= {p.name for p in render.params}, keys - {p.name for p in render.params}
+
+
+def test_example_batch_toml_renders(capsys, tmp_path: Path) -> None:
+    from distdream.video import probe, write_clip
+    from tests.media import pan_frames
+
+    clip = write_clip(tmp_path / "clip.mp4", pan_frames(24, 96, 64), audio="aac")
+    batch = Path(__file__).parent.parent / "examples" / "batch.toml"
+    out = tmp_path / "out.mp4"
+    # the file's settings, with input, output, work directory and a cheaper dream given as flags
+    code, stdout, err = run(capsys, "render", "--config", str(batch), str(clip), "-o", str(out),
+                            "--workdir", str(tmp_path / "work"), "--num-iterations", "1", "--num-octaves", "1",
+                            "--keyframe-iterations", "1", "--frame-iterations", "1", "--chunk-frames", "12",
+                            "--overlap", "2", "-q")
+    assert code == 0, err
+    assert probe(out).frame_count == 24 and "2 chunks" in stdout
+
