@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import threading
@@ -301,10 +302,11 @@ def _connect(address: str | None) -> None:
     if ray.is_initialized():
         return
     try:
+        # Ray's start-up chatter (token notices, "started a local instance") is not the user's news
         if address:
-            ray.init(address=address, log_to_driver=False)
+            ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
         else:  # a new instance of our own, even if another driver runs one on this machine
-            ray.init(address="local", include_dashboard=False, log_to_driver=False)
+            ray.init(address="local", include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise JobError(f"cannot connect to a Ray cluster at {address or 'a new local instance'}: {exc}") from None
 
