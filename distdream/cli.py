@@ -173,6 +173,45 @@ def dream(image: str, output: str, quiet: bool, **kw: Any) -> None:
     click.echo(f"wrote {result.output} ({result.width}×{result.height}) in {result.seconds:.1f}s on {result.device}")
 
 
+def job_options(func: Any) -> Any:
+    """Flags of :class:`~distdream.job.JobOptions` shared by ``render`` and ``submit``."""
+    options = [
+        click.option("--workers", type=int, default=None, help="Ray workers. [default: one per GPU, else one per CPU]"),
+        click.option("--gpus-per-worker", type=float, default=None,
+                     help="GPUs per worker. [default: 1 if the cluster has GPUs]"),
+        click.option("--chunk-frames", type=int, default=120, show_default=True, help="Frames owned by each chunk."),
+        click.option("--overlap", type=int, default=8, show_default=True,
+                     help="Lead-in frames dreamed by both neighbours and crossfaded at each seam."),
+        click.option("--frames", default=None, help="Render only frames START:END."),
+        click.option("--snap-to-cuts", is_flag=True, help="Scan for scene cuts first and put chunk boundaries on them."),
+        click.option("--workdir", type=click.Path(file_okay=False, path_type=str), default=None,
+                     help="Where chunks and the ledger live. [default: hidden folder beside the output, removed on success]"),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _as_flags(ctx: click.Context, skip: set[str]) -> list[str]:
+    """The command's options that differ from their defaults, written back as flags."""
+    out: list[str] = []
+    for param in ctx.command.params:
+        if not isinstance(param, click.Option) or param.name in skip:
+            continue
+        value = ctx.params.get(param.name)
+        if value is None or value == param.default or (param.multiple and not value):
+            continue
+        flag = max(param.opts, key=len)
+        if param.is_flag:
+            out.append(flag if value else max(param.secondary_opts, key=len))
+        elif param.multiple:
+            for item in value:
+                out += [flag, str(item)]
+        else:
+            out += [flag, str(value)]
+    return out
+
+
 def _load_toml(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
     """``--config job.toml``: its keys become the defaults of the flags, which still override them."""
     if not value:
@@ -221,15 +260,7 @@ def _frame_range(value: str | None) -> tuple[int, int] | None:
 @click.option("-o", "--output", type=click.Path(path_type=str), help="Output video (.mp4, .mkv, .mov).")
 @dream_options
 @render_options
-@click.option("--workers", type=int, default=None, help="Ray workers. [default: one per GPU, else one per CPU]")
-@click.option("--gpus-per-worker", type=float, default=None, help="GPUs per worker. [default: 1 if the cluster has GPUs]")
-@click.option("--chunk-frames", type=int, default=120, show_default=True, help="Frames owned by each chunk.")
-@click.option("--overlap", type=int, default=8, show_default=True,
-              help="Lead-in frames dreamed by both neighbours and crossfaded at each seam.")
-@click.option("--frames", default=None, help="Render only frames START:END.")
-@click.option("--snap-to-cuts", is_flag=True, help="Scan for scene cuts first and put chunk boundaries on them.")
-@click.option("--workdir", type=click.Path(file_okay=False, path_type=str), default=None,
-              help="Where chunks and the ledger live. [default: hidden folder beside the output, removed on success]")
+@job_options
 @click.option("--resume", is_flag=True, help="Continue the job in --workdir; only missing chunks are rendered.")
 @click.option("--address", default=None, help="Ray cluster to run on (e.g. auto). [default: start a local one]")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
@@ -271,6 +302,89 @@ def render(input: str | None, output: str | None, quiet: bool, **kw: Any) -> Non
         + (f" ({reused} from the ledger)" if reused else "")
         + f", lead-in overhead {100 * result.lead_in_overhead:.0f}%"
     )
+
+
+@cli.command()
+@click.option("--config", type=click.Path(dir_okay=False, path_type=str), callback=_load_toml, is_eager=True,
+              expose_value=False, help="TOML file with any render settings (flags override it).")
+@click.argument("input", required=False, type=click.Path(path_type=str))
+@click.option("-o", "--output", type=click.Path(path_type=str), help="Output video, a path the cluster's nodes see.")
+@dream_options
+@render_options
+@job_options
+@click.option("--address", required=True, help="The cluster's dashboard, e.g. http://HEAD:8265.")
+@click.option("--wait", is_flag=True, help="Follow the job's log until it ends; exit non-zero if it failed.")
+def submit(input: str | None, output: str | None, address: str, wait: bool, **kw: Any) -> None:
+    """Submit a render of INPUT as a Ray job; a resubmit of the same render resumes it."""
+    import shlex
+
+    from .job import RemoteJobs, submission_id
+
+    if not input or not output:
+        raise ConfigError("give INPUT and -o OUTPUT (paths on the cluster's shared storage)")
+    _render_config(kw)  # refuse impossible settings here, not minutes later on the cluster
+    ctx = click.get_current_context()
+    flags = _as_flags(ctx, skip={"address", "wait", "device"})
+    base = submission_id(input, output, flags)
+    # Always --resume: a resubmitted job continues from the work directory of the run before it
+    # (the default one beside the output is the same for the same render).
+    entrypoint = shlex.join(["distdream", "render", input, "-o", output, *flags, "--resume", "--address", "auto",
+                             "-q"])
+    jobs = RemoteJobs(address)
+    sid, found = jobs.submit(entrypoint, base)
+    click.echo(f"submitted {sid}" if found is None else f"already submitted: {sid} ({found})")
+    if wait:
+        _follow(jobs, sid)
+
+
+def _follow(jobs: Any, sid: str) -> None:
+    printed = 0
+    while True:
+        status = jobs.status(sid)
+        text = jobs.logs(sid)
+        click.echo(text[printed:], nl=False)
+        printed = len(text)
+        if status in jobs.TERMINAL:
+            break
+        time.sleep(1.0)
+    click.echo(f"{sid}: {status}")
+    if status != "SUCCEEDED":
+        raise click.exceptions.Exit(1)
+
+
+@cli.command()
+@click.argument("job_id")
+@click.option("--address", required=True, help="The cluster's dashboard, e.g. http://HEAD:8265.")
+def status(job_id: str, address: str) -> None:
+    """Print the state of submitted job JOB_ID (PENDING, RUNNING, SUCCEEDED, FAILED, STOPPED)."""
+    from .job import RemoteJobs
+
+    click.echo(RemoteJobs(address).status(job_id))
+
+
+@cli.command()
+@click.argument("job_id")
+@click.option("--address", required=True, help="The cluster's dashboard, e.g. http://HEAD:8265.")
+@click.option("--follow", is_flag=True, help="Keep printing until the job ends.")
+def logs(job_id: str, address: str, follow: bool) -> None:
+    """Print the output of submitted job JOB_ID."""
+    from .job import RemoteJobs
+
+    jobs = RemoteJobs(address)
+    if follow:
+        _follow(jobs, job_id)
+    else:
+        click.echo(jobs.logs(job_id), nl=False)
+
+
+@cli.command()
+@click.argument("job_id")
+@click.option("--address", required=True, help="The cluster's dashboard, e.g. http://HEAD:8265.")
+def stop(job_id: str, address: str) -> None:
+    """Stop submitted job JOB_ID; its finished chunks stay for a resubmit."""
+    from .job import RemoteJobs
+
+    click.echo(f"{job_id}: {'stopping' if RemoteJobs(address).stop(job_id) else 'already finished'}")
 
 
 @cli.command()
@@ -472,6 +586,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except click.ClickException as exc:
         click.secho(f"error: {exc.format_message()}", fg="red", err=True)
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
         return exc.exit_code
     except (click.Abort, KeyboardInterrupt):
         click.secho("interrupted; finished chunks are kept — rerun with --resume --workdir DIR", fg="red", err=True)
