@@ -25,7 +25,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -37,7 +36,8 @@ import ray
 
 from .config import RenderConfig
 from .errors import ChunkFailed, ConfigError, JobCancelled, JobError, VideoError
-from .paths import check_output_path, temp_sibling
+from . import storage
+from .paths import check_output_path
 from .plan import Chunk, plan_chunks
 from .stitch import LOSSLESS, ChunkFiles, crossfade, stitch
 from .video import EncoderSettings, VideoIndex, probe
@@ -141,12 +141,12 @@ class ChunkState:
 class JobResult:
     """What a finished job made."""
 
-    output: Path
+    output: Path | str  # a str when it is an object-storage URI
     frames: int
     chunks: int
     rendered: int  # chunks dreamed by this run (the rest came from the ledger)
     seconds: float
-    workdir: Path
+    workdir: Path | str
     lead_in_overhead: float
     chunk_stats: tuple[dict[str, Any], ...] = field(default=(), repr=False)
 
@@ -166,14 +166,17 @@ def _settings_hash(config: RenderConfig, index: VideoIndex, chunks: Sequence[Chu
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _write_json(path: Path, data: Any) -> None:
-    tmp = temp_sibling(path, "tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-    os.replace(tmp, path)
+def _write_json(path: str, data: Any) -> None:
+    storage.write_text(path, json.dumps(data, indent=1, sort_keys=True))  # whole or not at all
 
 
-def _default_workdir(output: Path) -> Path:
-    return output.parent / f".{output.name}.distdream"
+def _location(path: str | os.PathLike[str]) -> Path | str:
+    """Local paths as Path, object-storage URIs as str."""
+    return str(path) if storage.is_uri(path) else Path(path)
+
+
+def _default_workdir(output: Path | str) -> Path | str:
+    return _location(storage.join(storage.parent(output), f".{storage.name_of(output)}.distdream"))
 
 
 @ray.remote(num_cpus=1)
@@ -209,13 +212,13 @@ def make_plan(input: str | os.PathLike[str], config: RenderConfig, options: JobO
 class _Ledger:
     """Finished chunks and windows, persisted atomically after every change."""
 
-    def __init__(self, path: Path, data: dict[str, Any] | None = None) -> None:
+    def __init__(self, path: str, data: dict[str, Any] | None = None) -> None:
         self.path = path
         self.data = data or {"chunks": {}, "windows": {}}
 
     @classmethod
-    def load(cls, path: Path) -> _Ledger:
-        return cls(path, json.loads(path.read_text())) if path.exists() else cls(path)
+    def load(cls, path: str) -> _Ledger:
+        return cls(path, json.loads(storage.read_text(path))) if storage.exists(path) else cls(path)
 
     def add(self, kind: str, name: str, record: dict[str, Any]) -> None:
         self.data[kind][name] = record
@@ -228,9 +231,9 @@ class _Ledger:
         self.data[kind].pop(name, None)
 
 
-def _files_ok(files: Sequence[tuple[Path, int]]) -> bool:
+def _files_ok(files: Sequence[tuple[str, int]]) -> bool:
     for path, frames in files:
-        if not path.exists():
+        if not storage.exists(path):
             return False
         try:
             if probe(path).frame_count != frames:
@@ -278,7 +281,7 @@ class DreamWorker:
         from .pipeline import Span, render_spans
 
         files = ChunkFiles(workdir, chunk)
-        files.middle.parent.mkdir(parents=True, exist_ok=True)
+        storage.makedirs(storage.parent(files.middle))
         settings = EncoderSettings(crf=self.config.crf, preset=self.config.preset)
         spans = []
         if chunk.lead_in:
@@ -305,7 +308,7 @@ class DreamWorker:
 
 @ray.remote(num_cpus=0)
 def _seam(side_a: str, side_b: str, output: str, settings: EncoderSettings, index: VideoIndex) -> int:
-    crossfade(Path(side_a), Path(side_b), Path(output), settings, index)
+    crossfade(side_a, side_b, output, settings, index)
     return 1
 
 
@@ -342,7 +345,7 @@ class Job:
     """A render running on Ray (started by :func:`submit`)."""
 
     def __init__(self, input: str, output: str, config: RenderConfig, options: JobOptions) -> None:
-        self.input, self.output = input, Path(output)
+        self.input, self.output = input, _location(output)
         self.config, self.options = config, options
         self._cancel = threading.Event()
         self._lock = threading.Lock()
@@ -350,7 +353,7 @@ class Job:
         self._done_frames = 0
         self._total_frames = 0
         self._status = "starting"
-        self._prepared: tuple[JobPlan, Path, _Ledger, bool] | None = None
+        self._prepared: tuple[JobPlan, Path | str, _Ledger, bool] | None = None
         self._result: JobResult | None = None
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="distdream-driver", daemon=True)
@@ -406,13 +409,17 @@ class Job:
         except BaseException as exc:
             self._status, self._error = "failed", exc
 
-    def _prepare(self) -> tuple[JobPlan, Path, _Ledger, bool]:
-        check_output_path(self.output, error=JobError)
+    def _prepare(self) -> tuple[JobPlan, Path | str, _Ledger, bool]:
+        workdir = _location(self.options.workdir) if self.options.workdir else _default_workdir(self.output)
+        for place in (self.output, workdir):  # a missing bucket or folder fails here, not after the work
+            if storage.is_uri(place):
+                storage.check_container(str(place), JobError)
+        if not storage.is_uri(self.output):
+            check_output_path(self.output, error=JobError)
         job_plan = make_plan(self.input, self.config, self.options)
-        workdir = Path(self.options.workdir) if self.options.workdir else _default_workdir(self.output)
-        plan_file = workdir / "plan.json"
-        if plan_file.exists():
-            saved = json.loads(plan_file.read_text())
+        plan_file = storage.join(workdir, "plan.json")
+        if storage.exists(plan_file):
+            saved = json.loads(storage.read_text(plan_file))
             if saved.get("settings_hash") != job_plan.settings_hash:
                 raise JobError(
                     f"work directory {workdir} holds another job (settings hash {saved.get('settings_hash')}, "
@@ -420,9 +427,8 @@ class Job:
                 )
             if not self.options.resume:
                 raise JobError(f"work directory {workdir} holds this job already; pass --resume to continue it")
-        workdir.mkdir(parents=True, exist_ok=True)
-        (workdir / "chunks").mkdir(exist_ok=True)
-        (workdir / "windows").mkdir(exist_ok=True)
+        for sub in ("chunks", "windows"):
+            storage.makedirs(storage.join(workdir, sub))
         _write_json(plan_file, {
             "settings_hash": job_plan.settings_hash,
             "input": str(self.input),
@@ -431,7 +437,7 @@ class Job:
             "index": job_plan.index.to_dict(),
             "chunks": [c.to_dict() for c in job_plan.chunks],
         })
-        ledger = _Ledger.load(workdir / "ledger.json")
+        ledger = _Ledger.load(storage.join(workdir, "ledger.json"))
         return job_plan, workdir, ledger, self.options.workdir is None
 
     def _drive(self) -> JobResult:
@@ -554,7 +560,7 @@ class Job:
         self._status = "stitching"
         out = stitch(list(chunks), workdir, self.output, job_plan.index)
         if owned_workdir:
-            shutil.rmtree(workdir, ignore_errors=True)
+            storage.remove_tree(workdir)
         return JobResult(
             output=out, frames=job_plan.frames, chunks=len(chunks), rendered=rendered,
             seconds=time.perf_counter() - t_start, workdir=workdir, lead_in_overhead=job_plan.lead_in_overhead,

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
+from . import storage
 from .errors import VideoError
 from .plan import Chunk
 from .video import EncoderSettings, SegmentWriter, VideoIndex, concat, read_frames
@@ -29,14 +29,14 @@ class ChunkFiles:
     """Where a chunk's pieces live inside a job's work directory (deterministic names)."""
 
     def __init__(self, workdir: str | os.PathLike[str], chunk: Chunk) -> None:
-        base = Path(workdir)
+        # plain strings: the work directory may be a local path or an object-storage URI
         self.chunk = chunk
-        self.lead = base / "chunks" / f"{chunk.name}.lead.mp4"  # [first, start), lossless
-        self.middle = base / "chunks" / f"{chunk.name}.mid.mp4"  # [start, end - tail)
-        self.tail = base / "chunks" / f"{chunk.name}.tail.mp4"  # [end - tail, end), lossless
-        self.window = base / "windows" / f"{chunk.name}.mp4"  # crossfaded [first, start)
+        self.lead = storage.join(workdir, "chunks", f"{chunk.name}.lead.mp4")  # [first, start), lossless
+        self.middle = storage.join(workdir, "chunks", f"{chunk.name}.mid.mp4")  # [start, end - tail)
+        self.tail = storage.join(workdir, "chunks", f"{chunk.name}.tail.mp4")  # [end - tail, end), lossless
+        self.window = storage.join(workdir, "windows", f"{chunk.name}.mp4")  # crossfaded [first, start)
 
-    def chunk_outputs(self) -> list[tuple[Path, int]]:
+    def chunk_outputs(self) -> list[tuple[str, int]]:
         """The files a finished chunk must have, with their frame counts."""
         c = self.chunk
         out = [(self.middle, c.owned - c.tail)]
@@ -52,12 +52,12 @@ def crossfade_weights(n: int) -> np.ndarray:
     return np.arange(1, n + 1, dtype=np.float32) / (n + 1)
 
 
-def crossfade(side_a: Path, side_b: Path, output: Path, settings: EncoderSettings, index: VideoIndex) -> Path:
+def crossfade(side_a: str, side_b: str, output: str, settings: EncoderSettings, index: VideoIndex) -> str:
     """Blend the earlier chunk's window frames (``side_a``) into the later chunk's (``side_b``)."""
     frames_a, frames_b = list(read_frames(side_a)), list(read_frames(side_b))
     if len(frames_a) != len(frames_b) or not frames_a:
-        raise VideoError(f"seam sides {side_a.name} ({len(frames_a)}) and {side_b.name} ({len(frames_b)}) differ in length")
-    output.parent.mkdir(parents=True, exist_ok=True)
+        raise VideoError(f"seam sides {side_a} ({len(frames_a)}) and {side_b} ({len(frames_b)}) differ in length")
+    storage.makedirs(storage.parent(output))
     with SegmentWriter(output, width=index.width, height=index.height, rate=index.average_rate, settings=settings,
                        rotation=index.rotation) as writer:
         for w, a, b in zip(crossfade_weights(len(frames_a)), frames_a, frames_b):
@@ -66,14 +66,16 @@ def crossfade(side_a: Path, side_b: Path, output: Path, settings: EncoderSetting
     return output
 
 
-def stitch(chunks: Sequence[Chunk], workdir: str | os.PathLike[str], output: str | os.PathLike[str], index: VideoIndex) -> Path:
+def stitch(
+    chunks: Sequence[Chunk], workdir: str | os.PathLike[str], output: str | os.PathLike[str], index: VideoIndex
+) -> str | os.PathLike[str]:
     """Join windows and middles in frame order into ``output`` (temp name, then rename).
 
     ``index`` is the input's index; when the chunks cover only part of it (a frame range), the
     output gets that part's timestamps and the audio of that time span.
     """
     a, b = chunks[0].start, chunks[-1].end
-    pieces: list[Path] = []
+    pieces: list[str] = []
     for chunk in chunks:
         files = ChunkFiles(workdir, chunk)
         if chunk.lead_in:

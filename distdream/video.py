@@ -26,6 +26,7 @@ import base64
 import heapq
 import itertools
 import os
+import tempfile
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -37,6 +38,7 @@ import av
 import numpy as np
 
 from .config import X264_PRESETS
+from . import storage
 from .errors import VideoError
 from .paths import check_output_path, temp_sibling
 
@@ -184,6 +186,17 @@ def _unpack(text: str) -> np.ndarray:
 
 
 def _open_input(path: str | os.PathLike[str]) -> Any:
+    if storage.is_uri(path):
+        uri = str(path)
+        if not storage.exists(uri, VideoError):
+            raise VideoError(f"video {uri} does not exist")
+        if storage.size(uri) == 0:
+            raise VideoError(f"video {uri} is empty (0 bytes)")
+        handle = storage.open_read(uri, VideoError)  # ranged reads: only what is decoded is fetched
+        try:
+            return av.open(handle, mode="r")
+        except av.error.FFmpegError as exc:
+            raise VideoError(f"{uri} is not a readable video ({exc.strerror})") from None
     path = Path(path)
     if not path.exists():
         raise VideoError(f"video {path} does not exist")
@@ -402,6 +415,34 @@ class EncoderSettings:
         return "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
 
 
+def _writable(path: str | os.PathLike[str]) -> Path | str:
+    """Check an output location; URIs are checked for their bucket, local paths for a writable folder."""
+    if storage.is_uri(path):
+        storage.check_container(str(path), VideoError)
+        return str(path)
+    return check_output_path(path, error=VideoError)
+
+
+def _local_target(final: Path | str) -> Path:
+    """Where to write before the file appears at ``final``: beside it, or in local temp for a URI."""
+    if storage.is_uri(final):
+        fd, tmp = tempfile.mkstemp(prefix=".distdream.", suffix=f".partial.{storage.name_of(final).rsplit('.', 1)[-1]}")
+        os.close(fd)
+        return Path(tmp)
+    return temp_sibling(final)
+
+
+def _publish(tmp: Path, final: Path | str) -> None:
+    """Rename (local) or put (URI) the finished temp file at its final place."""
+    if storage.is_uri(final):
+        try:
+            storage.put_file(tmp, str(final), VideoError)
+        finally:
+            tmp.unlink(missing_ok=True)
+    else:
+        os.replace(tmp, final)
+
+
 class SegmentWriter:
     """Encode upright RGB frames into one H.264 segment file, written atomically.
 
@@ -426,10 +467,10 @@ class SegmentWriter:
             raise VideoError(f"unknown x264 preset {settings.preset!r}; use one of {', '.join(X264_PRESETS)}")
         if not 0 <= settings.crf <= 51:
             raise VideoError(f"crf {settings.crf} is outside 0–51")
-        self.path = check_output_path(path, error=VideoError)
+        self.path = _writable(path)
         self.width, self.height, self.rotation = width, height, rotation
         self.frames = 0
-        self._tmp = temp_sibling(self.path)
+        self._tmp = _local_target(self.path)
         rate = Fraction(rate).limit_denominator(1_000_000) if rate else Fraction(25)
         stored_w, stored_h = (height, width) if rotation in (90, 270) else (width, height)
         self._container = av.open(str(self._tmp), mode="w", format="mp4")
@@ -443,7 +484,7 @@ class SegmentWriter:
         """Append one upright (H, W, 3) uint8 frame."""
         if rgb.shape != (self.height, self.width, 3) or rgb.dtype != np.uint8:
             raise VideoError(
-                f"segment {self.path.name} takes ({self.height}, {self.width}, 3) uint8 frames, got {rgb.shape} {rgb.dtype}"
+                f"segment {storage.name_of(self.path)} takes ({self.height}, {self.width}, 3) uint8 frames, got {rgb.shape} {rgb.dtype}"
             )
         stored = np.ascontiguousarray(np.rot90(rgb, k=-(self.rotation // 90))) if self.rotation else rgb
         frame = av.VideoFrame.from_ndarray(stored, format="rgb24")
@@ -453,12 +494,12 @@ class SegmentWriter:
             self._container.mux(packet)
         self.frames += 1
 
-    def close(self) -> Path:
-        """Flush the encoder, close the file and rename it into place; returns the final path."""
+    def close(self) -> Path | str:
+        """Flush the encoder, close the file and rename (or put) it into place; returns where it is."""
         for packet in self._stream.encode():
             self._container.mux(packet)
         self._container.close()
-        os.replace(self._tmp, self.path)
+        _publish(self._tmp, self.path)
         return self.path
 
     def abort(self) -> None:
@@ -487,7 +528,7 @@ class SegmentWriter:
 class _Segment:
     """What a pre-pass learns of a segment: its frames in decode order and its stream signature."""
 
-    path: Path
+    path: str | os.PathLike[str]
     frames: list[int]  # local frame index (from pts) of each packet, in decode order
     signature: tuple[Any, ...]
 
@@ -496,7 +537,7 @@ class _Segment:
         return len(self.frames)
 
 
-def _scan_segment(path: Path) -> _Segment:
+def _scan_segment(path: str | os.PathLike[str]) -> _Segment:
     """Demux-only pass: frame indices of a segment's packets (small ints, no packet data kept)."""
     with _open_input(path) as container:
         stream = _video_stream(container, path)
@@ -530,7 +571,7 @@ def concat(
     *,
     audio: bool = True,
     trim_audio: bool = False,
-) -> Path:
+) -> Path | str:
     """Join ``segments`` (in order) into ``output`` by remuxing, with the input's timestamps.
 
     Together the segments must hold exactly ``index.frame_count`` frames. Every output frame gets
@@ -540,13 +581,13 @@ def concat(
     within the video's time span are kept. The file is written under a temporary name in the
     output directory and renamed on success.
     """
-    out_path = check_output_path(output, error=VideoError)
+    out_path = _writable(output)
     if not segments:
         raise VideoError("no segments to join")
-    tmp = temp_sibling(out_path)
+    tmp = _local_target(out_path)
     opened: list[Any] = []
     try:
-        parts = [_scan_segment(Path(seg)) for seg in segments]  # small: frame indices only
+        parts = [_scan_segment(seg) for seg in segments]  # small: frame indices only
         total = sum(part.count for part in parts)
         if total != index.frame_count:
             raise VideoError(
@@ -571,7 +612,7 @@ def concat(
                 out.start_encoding()
             except av.error.FFmpegError as exc:
                 raise VideoError(
-                    f"cannot write {out_path.suffix or 'this'} container with these streams ({exc.strerror}); "
+                    f"cannot write {Path(str(out_path)).suffix or 'this'} container with these streams ({exc.strerror}); "
                     "try an .mkv output"
                 ) from None
             video = _video_packets(parts, index, v_out)
@@ -582,7 +623,7 @@ def concat(
             audio_packets = _audio_packets(source, a_pairs, span) if source is not None else iter(())
             for _, _, packet in heapq.merge(video, audio_packets, key=lambda item: (item[0], item[1])):
                 out.mux(packet)
-        os.replace(tmp, out_path)
+        _publish(tmp, out_path)
         return out_path
     except av.error.FFmpegError as exc:
         raise VideoError(f"joining segments into {out_path} failed: {exc.strerror}") from None

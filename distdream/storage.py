@@ -1,0 +1,140 @@
+"""Local paths and object-storage URIs (``s3://``, ``gs://``, any fsspec URI) behind one interface.
+
+Input, output and work directory may live on object storage: workers read their frame range
+from the input URI (ranged reads through a file object) and put their pieces into the work
+directory URI. An object put is atomic — a reader sees the whole object or none — so writing a
+piece locally and putting it has the same guarantee as the temp-name-and-rename used for files.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import IO, Any
+
+from .errors import DistDreamError
+
+__all__ = ["exists", "is_uri", "join", "makedirs", "name_of", "open_read", "parent", "put_file", "read_text",
+           "remove_tree", "size", "write_text"]
+
+
+def is_uri(path: str | os.PathLike[str]) -> bool:
+    return "://" in str(path)
+
+
+def _fs(uri: str) -> tuple[Any, str]:
+    import fsspec
+
+    try:
+        return fsspec.core.url_to_fs(uri)
+    except (ImportError, ValueError) as exc:
+        raise DistDreamError(f"cannot use {uri}: {exc} (install the fsspec backend for it, e.g. s3fs or gcsfs)") from None
+
+
+def _storage_error(uri: str, exc: BaseException, error: type[DistDreamError]) -> DistDreamError:
+    text = f"{exc.__class__.__name__}: {exc}".splitlines()[0][:300]
+    if "credential" in text.lower() or "NoCredentials" in text:
+        return error(f"no credentials for {uri} ({text}); set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or your "
+                     "provider's equivalent")
+    if isinstance(exc, FileNotFoundError) or "NoSuchBucket" in text:
+        return error(f"{uri} does not exist (is the bucket name right?)")
+    return error(f"cannot use {uri}: {text}")
+
+
+def join(base: str | os.PathLike[str], *parts: str) -> str:
+    if is_uri(base):
+        return "/".join([str(base).rstrip("/"), *parts])
+    return str(Path(base, *parts))
+
+
+def parent(path: str | os.PathLike[str]) -> str:
+    if is_uri(path):
+        return str(path).rstrip("/").rsplit("/", 1)[0]
+    return str(Path(path).parent)
+
+
+def name_of(path: str | os.PathLike[str]) -> str:
+    return str(path).rstrip("/").rsplit("/", 1)[-1] if is_uri(path) else Path(path).name
+
+
+def exists(path: str | os.PathLike[str], error: type[DistDreamError] = DistDreamError) -> bool:
+    if not is_uri(path):
+        return Path(path).exists()
+    fs, p = _fs(str(path))
+    try:
+        return bool(fs.exists(p))
+    except Exception as exc:  # credentials, network, permissions: say which, in the caller's error type
+        raise _storage_error(str(path), exc, error) from None
+
+
+def size(path: str | os.PathLike[str]) -> int:
+    if not is_uri(path):
+        return Path(path).stat().st_size
+    fs, p = _fs(str(path))
+    return int(fs.size(p))
+
+
+def open_read(uri: str, error: type[DistDreamError] = DistDreamError) -> IO[bytes]:
+    """A seekable binary file object (ranged reads) for ``uri``."""
+    fs, p = _fs(uri)
+    try:
+        return fs.open(p, "rb")
+    except Exception as exc:
+        raise _storage_error(uri, exc, error) from None
+
+
+def read_text(path: str | os.PathLike[str]) -> str:
+    if not is_uri(path):
+        return Path(path).read_text()
+    fs, p = _fs(str(path))
+    return fs.cat_file(p).decode()
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Replace the file or object at ``path`` whole (temp + rename locally, one put remotely)."""
+    if is_uri(path):
+        fs, p = _fs(str(path))
+        fs.pipe_file(p, text.encode())
+        return
+    from .paths import temp_sibling
+
+    tmp = temp_sibling(path, "tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def put_file(local: str | os.PathLike[str], uri: str, error: type[DistDreamError] = DistDreamError) -> None:
+    fs, p = _fs(uri)
+    try:
+        fs.put_file(str(local), p)
+    except Exception as exc:
+        raise _storage_error(uri, exc, error) from None
+
+
+def makedirs(path: str | os.PathLike[str]) -> None:
+    if not is_uri(path):  # object stores have no directories to make
+        Path(path).mkdir(parents=True, exist_ok=True)
+
+
+def remove_tree(path: str | os.PathLike[str]) -> None:
+    if not is_uri(path):
+        shutil.rmtree(path, ignore_errors=True)
+        return
+    fs, p = _fs(str(path))
+    try:
+        fs.rm(p, recursive=True)
+    except FileNotFoundError:
+        pass
+
+
+def check_container(uri: str, error: type[DistDreamError]) -> None:
+    """Fail early if the bucket (or container) of ``uri`` is missing or unreadable."""
+    fs, p = _fs(uri)
+    bucket = p.split("/", 1)[0]
+    try:
+        ok = fs.exists(bucket)
+    except Exception as exc:
+        raise _storage_error(uri, exc, error) from None
+    if not ok:
+        raise error(f"bucket of {uri} does not exist; create it or choose another location")

@@ -1,0 +1,105 @@
+"""Input, output and work directory on a real S3-compatible server (moto, on loopback)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+
+import boto3
+import pytest
+import ray
+
+from distdream import storage
+from distdream.config import RenderConfig
+from distdream.errors import ChunkFailed, JobError, VideoError
+from distdream.job import Fault, render
+from distdream.samples import pan_frames
+from distdream.video import probe, read_frames, write_clip
+from tests.test_job import CFG
+
+JOB = dict(chunk_frames=8, overlap=2, workers=2)
+
+
+@pytest.fixture(scope="module")
+def s3():
+    """A moto S3 server on 127.0.0.1 with a bucket, and Ray workers that see its address."""
+    from moto.server import ThreadedMotoServer
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION",
+                                             "AWS_ENDPOINT_URL")}
+    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1",
+                      AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}")
+    boto3.client("s3").create_bucket(Bucket="films")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)  # workers inherit the environment
+    yield "s3://films"
+    ray.shutdown()
+    server.stop()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(scope="module")
+def clip(s3: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    local = write_clip(tmp_path_factory.mktemp("s3") / "clip.mp4", list(pan_frames(40, 96, 64))[:24], audio="aac")
+    storage.put_file(local, f"{s3}/in/clip.mp4")
+    return local, f"{s3}/in/clip.mp4"
+
+
+def download(uri: str, tmp_path: Path) -> Path:
+    local = tmp_path / storage.name_of(uri)
+    local.write_bytes(storage.open_read(uri).read())
+    return local
+
+
+def test_render_from_and_to_object_storage(s3: str, clip, tmp_path: Path) -> None:
+    local, uri = clip
+    result = render(uri, f"{s3}/out/dream.mp4", CFG, **JOB)
+    assert result.output == f"{s3}/out/dream.mp4" and result.chunks == 3
+    out = probe(download(result.output, tmp_path))
+    assert out.frame_count == 24 and out.pts.tolist() == probe(local).pts.tolist() and out.audio
+    assert not storage.exists(f"{s3}/out/.dream.mp4.distdream/plan.json")  # default work dir cleaned up
+
+
+def test_resume_from_a_work_directory_in_object_storage(s3: str, clip, tmp_path: Path) -> None:
+    _, uri = clip
+    workdir, out = f"{s3}/work/a", f"{s3}/out/resumed.mp4"
+    with pytest.raises(ChunkFailed):
+        render(uri, out, CFG, workdir=workdir, max_attempts=1, inject_faults=(Fault(chunk=2, at_frame=1),), **JOB)
+    assert not storage.exists(out)
+    finished = json.loads(storage.read_text(f"{workdir}/ledger.json"))["chunks"]
+    assert finished and "00002" not in finished
+    result = render(uri, out, CFG, workdir=workdir, resume=True, **JOB)
+    assert result.rendered == 3 - len(finished)  # what the failed run finished came from the bucket
+    assert len(list(read_frames(download(out, tmp_path)))) == 24
+    other = RenderConfig(dream=CFG.dream, decay=0.5, crf=0, preset="ultrafast")
+    with pytest.raises(JobError, match="another job"):
+        render(uri, out, other, workdir=workdir, resume=True, **JOB)
+
+
+def test_missing_bucket_and_missing_credentials(s3: str, clip, tmp_path: Path) -> None:
+    _, uri = clip
+    with pytest.raises(JobError, match="bucket"):
+        render(uri, "s3://no-such-bucket/out.mp4", CFG, **JOB)
+    with pytest.raises(VideoError, match="does not exist"):
+        probe("s3://films/in/nothing.mp4")
+    import s3fs
+
+    keys = {k: os.environ.pop(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    s3fs.S3FileSystem.clear_instance_cache()
+    try:
+        with pytest.raises(VideoError, match="credentials"):
+            probe(uri)
+    finally:
+        os.environ.update(keys)
+        s3fs.S3FileSystem.clear_instance_cache()
