@@ -253,14 +253,28 @@ def _frame_range(value: str | None) -> tuple[int, int] | None:
     return a, b
 
 
+def render_inputs(output_help: str) -> Any:
+    """What ``render`` and ``submit`` share: --config, INPUT, -o and every render and job setting."""
+
+    def decorate(func: Any) -> Any:
+        for option in reversed([
+            click.option("--config", type=click.Path(dir_okay=False, path_type=str), callback=_load_toml,
+                         is_eager=True, expose_value=False,
+                         help="TOML file with any of these settings (flags override it)."),
+            click.argument("input", required=False, type=click.Path(path_type=str)),
+            click.option("-o", "--output", type=click.Path(path_type=str), help=output_help),
+            dream_options,
+            render_options,
+            job_options,
+        ]):
+            func = option(func)
+        return func
+
+    return decorate
+
+
 @cli.command()
-@click.option("--config", type=click.Path(dir_okay=False, path_type=str), callback=_load_toml, is_eager=True,
-              expose_value=False, help="TOML file with any of these settings (flags override it).")
-@click.argument("input", required=False, type=click.Path(path_type=str))
-@click.option("-o", "--output", type=click.Path(path_type=str), help="Output video (.mp4, .mkv, .mov).")
-@dream_options
-@render_options
-@job_options
+@render_inputs("Output video (.mp4, .mkv, .mov), a path or an object-storage URI.")
 @click.option("--resume", is_flag=True, help="Continue the job in --workdir; only missing chunks are rendered.")
 @click.option("--address", default=None, help="Ray cluster to run on (e.g. auto). [default: start a local one]")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
@@ -305,13 +319,7 @@ def render(input: str | None, output: str | None, quiet: bool, **kw: Any) -> Non
 
 
 @cli.command()
-@click.option("--config", type=click.Path(dir_okay=False, path_type=str), callback=_load_toml, is_eager=True,
-              expose_value=False, help="TOML file with any render settings (flags override it).")
-@click.argument("input", required=False, type=click.Path(path_type=str))
-@click.option("-o", "--output", type=click.Path(path_type=str), help="Output video, a path the cluster's nodes see.")
-@dream_options
-@render_options
-@job_options
+@render_inputs("Output video: a path every node of the cluster sees, or an object-storage URI.")
 @click.option("--address", required=True, help="The cluster's dashboard, e.g. http://HEAD:8265.")
 @click.option("--wait", is_flag=True, help="Follow the job's log until it ends; exit non-zero if it failed.")
 def submit(input: str | None, output: str | None, address: str, wait: bool, **kw: Any) -> None:

@@ -15,7 +15,7 @@ from typing import IO, Any
 
 from .errors import DistDreamError
 
-__all__ = ["exists", "is_uri", "join", "makedirs", "name_of", "open_read", "parent", "put_file", "read_text",
+__all__ = ["check_container", "exists", "is_uri", "join", "makedirs", "name_of", "open_read", "parent", "put_file", "read_text",
            "remove_tree", "size", "write_text"]
 
 

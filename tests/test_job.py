@@ -66,7 +66,7 @@ def test_two_workers_render_exactly_and_match_one_worker(clip: Path, reference, 
     assert out.frame_count == 40 and out.pts.tolist() == source.pts.tolist()
     assert (out.width, out.height) == (96, 64) and [a.codec for a in out.audio] == ["aac"]
     frames = frames_of(result.output)
-    assert all(np.array_equal(a, b) for a, b in zip(frames, reference))  # independent of worker count
+    assert all(np.array_equal(a, b) for a, b in zip(frames, reference, strict=True))  # independent of worker count
     # the seam window is a crossfade of the two chunks' versions of those frames
     side_a = frames_of(workdir / "chunks" / "00000.tail.mp4")
     side_b = frames_of(workdir / "chunks" / "00001.lead.mp4")
@@ -95,7 +95,7 @@ def test_default_workdir_is_removed_and_frame_ranges_render(clip: Path, tmp_path
 def test_a_worker_dying_mid_chunk_costs_only_that_chunk(clip: Path, reference, tmp_path: Path) -> None:
     fault = Fault(chunk=1, at_frame=4, attempts=(0,), kind="exit")
     result = render(clip, tmp_path / "out.mp4", CFG, workers=2, inject_faults=(fault,), **JOB)
-    assert all(np.array_equal(a, b) for a, b in zip(frames_of(result.output), reference))
+    assert all(np.array_equal(a, b) for a, b in zip(frames_of(result.output), reference, strict=True))
 
 
 def test_a_chunk_failing_every_time_fails_the_job(clip: Path, tmp_path: Path) -> None:
@@ -154,7 +154,7 @@ def test_resume_after_the_driver_is_killed(clip: Path, reference, tmp_path: Path
     result = render(clip, out, CFG, workers=1, workdir=str(workdir), resume=True, **JOB)
     assert result.rendered == 3 - len(finished)  # only what was missing
     assert {p.name: p.stat().st_mtime_ns for p in (workdir / "chunks").glob(f"{min(finished)}.*.mp4")} == stamps
-    assert all(np.array_equal(a, b) for a, b in zip(frames_of(out), reference))
+    assert all(np.array_equal(a, b) for a, b in zip(frames_of(out), reference, strict=True))
 
 
 def test_ctrl_c_stops_cleanly_and_keeps_finished_chunks(clip: Path, tmp_path: Path) -> None:

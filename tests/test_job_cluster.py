@@ -50,7 +50,7 @@ def test_losing_a_node_mid_job_costs_only_its_chunk(cluster, clip: Path, tmp_pat
     c.remove_node(next(n for n in nodes if n.node_id == first["node"]))
     result = job.result(timeout=300)
     assert result.rendered == 4
-    assert all(np.array_equal(a, b) for a, b in zip(read_frames(result.output), reference))
+    assert all(np.array_equal(a, b) for a, b in zip(read_frames(result.output), reference, strict=True))
 
 
 def test_a_worker_process_dying_on_a_node_is_retried(cluster, clip: Path, tmp_path: Path) -> None:

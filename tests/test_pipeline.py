@@ -5,7 +5,6 @@ from __future__ import annotations
 from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 import torch
@@ -102,8 +101,8 @@ def test_same_seed_same_frames(clip: Path, tmp_path: Path) -> None:
     render_range(index, 2, 9, tmp_path / "b.mp4", lossless, seed=5)
     render_range(index, 2, 9, tmp_path / "c.mp4", lossless, seed=6)
     a, b, c = (list(read_frames(tmp_path / f"{k}.mp4")) for k in "abc")
-    assert len(a) == 7 and all(np.array_equal(x, y) for x, y in zip(a, b))
-    assert not all(np.array_equal(x, y) for x, y in zip(a, c))
+    assert len(a) == 7 and all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    assert not all(np.array_equal(x, y) for x, y in zip(a, c, strict=True))
 
 
 def test_predefined_start_of_another_size_is_resized(clip: Path, tmp_path: Path) -> None:

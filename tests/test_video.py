@@ -134,7 +134,7 @@ def test_range_read_stops_at_the_end_of_the_range(clips: dict[str, Path], tmp_pa
     index = probe(damaged)  # demux-only: the index is intact
     frames, _ = sequential(clips["mp4"])
     head = list(read_frames(damaged, 0, 10, index=index))
-    assert all(np.array_equal(a, b) for a, b in zip(head, frames[:10]))
+    assert all(np.array_equal(a, b) for a, b in zip(head, frames[:10], strict=True))
     with pytest.raises(VideoError, match=r"failed at frame \d+"):
         list(read_frames(damaged, 0, N, index=index))
 
@@ -169,7 +169,7 @@ def test_three_segments_join_losslessly_with_input_timing_and_audio(
     assert joined.frame_count == N and (joined.width, joined.height) == (index.width, index.height)
     # the joined frames are exactly the segments' frames: packets were copied, not re-encoded
     parts = [f for seg in segments for f in read_frames(seg)]
-    for a, b in zip(read_frames(out, index=joined), parts):
+    for a, b in zip(read_frames(out, index=joined), parts, strict=True):
         assert np.array_equal(a, b)
     # every frame keeps the input's presentation time, variable rate included
     assert joined.time_base == index.time_base and joined.pts.tolist() == index.pts.tolist()
