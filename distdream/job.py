@@ -262,6 +262,15 @@ class _Progress:
         return n
 
 
+def _progress_actor() -> Any:
+    """The progress counter, on the driver's own node: if a worker node is lost, the count is not."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    here = ray.get_runtime_context().get_node_id()
+    strategy = NodeAffinitySchedulingStrategy(node_id=here, soft=True)
+    return _Progress.options(num_cpus=0, scheduling_strategy=strategy).remote()
+
+
 @ray.remote
 class DreamWorker:
     """Loads the model once; dreams whole chunks into the work directory."""
@@ -274,6 +283,10 @@ class DreamWorker:
         torch.set_num_threads(torch_threads)  # this process is ours: keep workers off each other's cores
         self.config = config
         self.dreamer = Dreamer(config.dream, device=device)
+
+    def ping(self) -> bool:
+        """Answers once the worker is up (again): the driver waits for this after a crash."""
+        return True
 
     def render_chunk(
         self, index: VideoIndex, chunk: Chunk, workdir: str, attempt: int, progress: Any, faults: tuple[Fault, ...]
@@ -466,12 +479,15 @@ class Job:
         workers_n, cpus, gpus, threads, device = _resources(self.options)
         todo = [c for c in chunks if c.index not in done]
         workers_n = max(1, min(workers_n, len(todo))) if todo else 0
-        progress = _Progress.remote()
-        actors = [
-            DreamWorker.options(num_cpus=cpus, num_gpus=gpus, max_restarts=self.options.max_restarts,
-                                max_task_retries=0).remote(self.config, device, threads)
-            for _ in range(workers_n)
-        ]
+        progress = _progress_actor()
+        def new_worker() -> Any:
+            return DreamWorker.options(num_cpus=cpus, num_gpus=gpus, max_restarts=self.options.max_restarts,
+                                       max_task_retries=0).remote(self.config, device, threads)
+
+        actors = [new_worker() for _ in range(workers_n)]
+        # A worker that died gets no chunk until it answers again: a task sent while Ray restarts
+        # it could fail at once and burn an attempt of a chunk that did nothing wrong.
+        recovering: dict[Any, int] = {}  # ping ref → actor slot
         index_ref = ray.put(job_plan.index)
         settings = EncoderSettings(crf=self.config.crf, preset=self.config.preset)
         attempts: dict[int, int] = {}
@@ -514,11 +530,23 @@ class Job:
                                                            self.options.inject_faults)
                     running[ref] = (chunk, slot, time.monotonic())
                     self._set(chunk, "running", attempt + 1)
-                refs = list(running) + list(seams)
+                refs = list(running) + list(seams) + list(recovering)
                 ready, _ = ray.wait(refs, num_returns=1, timeout=0.5)
                 with self._lock:
-                    self._done_frames += ray.get(progress.take.remote())
+                    try:
+                        self._done_frames += ray.get(progress.take.remote())
+                    except ray.exceptions.RayActorError:  # lost with its node: count on with a new one
+                        progress = _progress_actor()
                 for ref in ready:
+                    if ref in recovering:
+                        slot = recovering.pop(ref)
+                        try:
+                            ray.get(ref)
+                            idle.append(slot)
+                        except ray.exceptions.RayActorError:  # out of restarts: a fresh worker
+                            actors[slot] = new_worker()
+                            recovering[actors[slot].ping.remote()] = slot
+                        continue
                     if ref in seams:
                         c = seams.pop(ref)
                         ray.get(ref)  # a failed crossfade is a bug or a full disk: let it surface
@@ -526,15 +554,17 @@ class Job:
                         windows_done.add(c.index)
                         continue
                     chunk, slot, _ = running.pop(ref)
-                    idle.append(slot)
                     try:
                         record = ray.get(ref)
                     except ray.exceptions.RayTaskError as exc:
+                        idle.append(slot)
                         fail(chunk, str(exc.cause if getattr(exc, "cause", None) else exc).splitlines()[0])
                         continue
                     except ray.exceptions.RayActorError as exc:
+                        recovering[actors[slot].ping.remote()] = slot
                         fail(chunk, f"worker died ({exc.__class__.__name__})")
                         continue
+                    idle.append(slot)
                     done.add(chunk.index)
                     rendered += 1
                     stats.append(record["stats"])
@@ -548,7 +578,7 @@ class Job:
                     if now - started > timeout:
                         ray.kill(actors[slot], no_restart=False)
                         running.pop(ref)
-                        idle.append(slot)
+                        recovering[actors[slot].ping.remote()] = slot
                         fail(chunk, f"no answer after {timeout:.0f} s (watchdog)")
         finally:
             for ref in list(running):
