@@ -13,6 +13,12 @@ the same model, layers, image and device, and must produce the same image gradie
 decode forward) against decoding from the start to the same point; and joining N segments by
 remuxing against re-encoding them into one file (what a naive stitcher does).
 
+**Lanes and precision.** Frames per second on one device (decode, flow and dream; no encode) for
+lanes = 1, 2, 4, 8 and each precision the device runs, side by side on the same clip: lane *i*
+dreams its own range with its own seed. Beside each figure, how far lane 0's frames are from the
+fp32 one-lane frames (mean |Δ| in levels of 255) and how strong the dream is against them (mean
+|dream − input|, as a ratio): lanes and precision may change detail, never strength.
+
 **Engine.** On a local Ray instance: pipeline efficiency (the same frames and iterations dreamed
 in-process with no I/O, over a one-worker render end to end), the speedup of N workers over one,
 the driver's peak memory for a clip and one ten times longer, and temporal quality (warping
@@ -30,6 +36,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .config import DreamConfig, RenderConfig
@@ -38,9 +45,27 @@ from .images import array_to_tensor
 from .models import load_model
 from .paths import temp_sibling
 from .samples import pan_frames
-from .video import EncoderSettings, SegmentWriter, concat, probe, read_frames, write_clip
+from .video import (
+    EncoderSettings,
+    SegmentWriter,
+    concat,
+    probe,
+    read_frames,
+    write_clip,
+)
 
-__all__ = ["EngineBenchmark", "IOBenchmark", "StepBenchmark", "bench_engine", "bench_io", "bench_step", "plot"]
+__all__ = [
+    "EngineBenchmark",
+    "IOBenchmark",
+    "LaneRow",
+    "LanesBenchmark",
+    "StepBenchmark",
+    "bench_engine",
+    "bench_io",
+    "bench_lanes",
+    "bench_step",
+    "plot",
+]
 
 
 @dataclass(frozen=True)
@@ -317,6 +342,154 @@ def bench_engine(*, quick: bool = False, workers: int | None = None) -> EngineBe
     )
 
 
+@dataclass(frozen=True)
+class LaneRow:
+    """One setting at one lane count."""
+
+    setting: str  # the effective compute: precision, memory layout, compiled
+    lanes: int
+    seconds: float
+    frames_per_s: float
+    speedup: float  # frames_per_s over the first row's (fp32, one lane)
+    mean_diff: float  # lane 0's frames against the reference's, mean |Δ| in levels of 255
+    strength_ratio: float  # lane 0's mean |dream − input| over the reference's
+
+
+@dataclass(frozen=True)
+class LanesBenchmark:
+    """Throughput per device for lanes × precision, with how much each changes the frames."""
+
+    device: str
+    width: int
+    height: int
+    frames_per_lane: int
+    torch_threads: int
+    rows: tuple[LaneRow, ...]
+    notes: tuple[str, ...]  # settings this device does not run, and why
+    other_seed_diff: float  # the reference against a render with another seed: a different dream, Δ in levels
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def _precisions(device: torch.device) -> list[str]:
+    if device.type != "cuda":
+        return ["fp32"]
+    return ["fp32", "bf16", "fp16"] if torch.cuda.is_bf16_supported() else ["fp32", "fp16"]
+
+
+def bench_lanes(
+    *,
+    device: str | None = None,
+    width: int | None = None,
+    height: int | None = None,
+    frames_per_lane: int = 4,
+    lanes: tuple[int, ...] = (1, 2, 4, 8),
+    compile: bool = False,
+) -> LanesBenchmark:
+    """Frames/s of one device for each lane count and precision, measured in one run.
+
+    Sizes default to 1280×720 on CUDA and 160×90 on CPU. CPU runs with one torch thread, as one
+    CPU worker does. ``compile`` adds rows with ``torch.compile`` (slow to warm up).
+    """
+    import threading
+
+    from .dream import resolve_device
+    from .lanes import LaneBatcher
+    from .pipeline import dream_frames
+
+    dev = resolve_device(device)
+    cuda = dev.type == "cuda"
+    width, height = width or (1280 if cuda else 160), height or (720 if cuda else 90)
+    config = RenderConfig()
+    model = load_model(config.dream.model, config.dream.weights)
+    n_lanes = max(lanes)
+    threads = torch.get_num_threads()
+    if not cuda:
+        torch.set_num_threads(1)
+    try:
+        with tempfile.TemporaryDirectory(prefix="distdream-bench-") as tmp:
+            clip = write_clip(Path(tmp) / "clip.mp4", pan_frames(n_lanes * frames_per_lane, width, height), crf=0)
+            index = probe(clip)
+            source = list(read_frames(clip, 0, frames_per_lane, index=index))
+
+            def run(dreamer: Dreamer, count: int, seed: int = 0) -> tuple[float, list]:
+                ranges = [(k * frames_per_lane, (k + 1) * frames_per_lane) for k in range(count)]
+                out: dict[int, list] = {}
+                errors: list[BaseException] = []
+
+                def one(k: int, frame_dreamer: object) -> None:
+                    gen = torch.Generator().manual_seed(seed + k)
+                    out[k] = [rgb for _, rgb, _ in dream_frames(index, *ranges[k], config, frame_dreamer,  # type: ignore[arg-type]
+                                                                   generator=gen)]
+
+                t0 = time.perf_counter()
+                if count == 1:
+                    one(0, dreamer)
+                else:
+                    batcher = LaneBatcher(dreamer)
+
+                    def lane_job(k: int) -> None:
+                        try:
+                            with batcher.lane() as lane:
+                                one(k, lane)
+                        except BaseException as exc:
+                            errors.append(exc)
+
+                    workers = [threading.Thread(target=lane_job, args=(k,)) for k in range(count)]
+                    for w in workers:
+                        w.start()
+                    for w in workers:
+                        w.join()
+                    batcher.close()
+                    if errors:
+                        raise errors[0]
+                return time.perf_counter() - t0, out[0]
+
+            settings = [DreamConfig(precision=p) for p in _precisions(dev)]
+            # the other memory layout at the default precision: what it adds, and (same arithmetic,
+            # other kernels) how far rounding alone moves a dream
+            settings.append(DreamConfig(channels_last=False))
+            if compile:
+                settings.append(DreamConfig(compile=True))
+            rows: list[LaneRow] = []
+            notes: list[str] = []
+            if not cuda:
+                notes.append(f"bf16 and fp16 run on CUDA only; on {dev.type} they fall back to fp32 (the fp32 rows)")
+            reference: list | None = None
+            base_strength = base_fps = 0.0
+            for dream in settings:
+                dreamer = Dreamer(dream, device=dev, model=model)
+                run(dreamer, 1)  # warm-up: kernels, allocator, compilation
+                for count in lanes:
+                    seconds, frames = run(dreamer, count)
+                    reference = reference or frames
+                    level = float(np.mean([np.abs(a.astype(int) - b.astype(int)).mean()
+                                           for a, b in zip(frames, source, strict=True)]))
+                    diff = float(np.mean([np.abs(a.astype(int) - b.astype(int)).mean()
+                                          for a, b in zip(frames, reference, strict=True)]))
+                    fps = count * frames_per_lane / seconds
+                    base_fps, base_strength = base_fps or fps, base_strength or level
+                    rows.append(LaneRow(setting=dreamer.compute.describe(), lanes=count, seconds=seconds,
+                                        frames_per_s=fps, speedup=fps / base_fps, mean_diff=diff,
+                                        strength_ratio=level / base_strength))
+                notes.extend(n for n in dreamer.notes if n not in notes)
+            _, other = run(Dreamer(DreamConfig(), device=dev, model=model), 1, seed=1000)
+            seed_diff = float(np.mean([np.abs(a.astype(int) - b.astype(int)).mean()
+                                       for a, b in zip(other, reference, strict=True)]))
+    finally:
+        torch.set_num_threads(threads)
+    return LanesBenchmark(device=_device_name(dev), width=width, height=height, frames_per_lane=frames_per_lane,
+                          torch_threads=torch.get_num_threads() if cuda else 1, rows=tuple(rows), notes=tuple(notes),
+                          other_seed_diff=seed_diff)
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return f"{device} ({os.cpu_count()} cores)"
+
+
 def ray_cpus() -> float:
     import ray
 
@@ -330,27 +503,45 @@ def plot(figures: dict[str, dict[str, object]], path: str | os.PathLike[str]) ->
     matplotlib.use("Agg")  # no display on servers
     import matplotlib.pyplot as plt
 
-    step, io, engine = figures["step"], figures["io"], figures["engine"]
-    fig, axes = plt.subplots(1, 4, figsize=(14, 3.4))
-    panels = [
-        ("dream iteration (ms)", ["distdream", "naive"], [step["distdream_ms"], step["naive_ms"]]),
-        ("range read (frames/s)", ["seek", "from start"], [io["range_read_fps"], io["from_start_fps"]]),
-        (f"render (s), {engine['frames']} frames",
-         ["pure dream", "1 worker", f"{engine['workers']} workers"],
-         [engine["pure_dream_seconds"], engine["one_worker_seconds"], engine["n_workers_seconds"]]),
-        ("warping error", ["independent", "default", "seams"],
-         [engine["warping_error_independent"], engine["warping_error_default"],
-          engine["warping_error_default"] * engine["seam_ratio"]]),
-    ]
+    panels: list[tuple[str, list[str], list[float]]] = []
+    title = "distdream bench"
+    if "step" in figures:
+        step = figures["step"]
+        panels.append(("dream iteration (ms)", ["distdream", "naive"], [step["distdream_ms"], step["naive_ms"]]))
+    if "io" in figures:
+        io = figures["io"]
+        panels.append(("range read (frames/s)", ["seek", "from start"], [io["range_read_fps"], io["from_start_fps"]]))
+    if "engine" in figures:
+        engine = figures["engine"]
+        panels.append((f"render (s), {engine['frames']} frames",
+                       ["pure dream", "1 worker", f"{engine['workers']} workers"],
+                       [engine["pure_dream_seconds"], engine["one_worker_seconds"], engine["n_workers_seconds"]]))
+        panels.append(("warping error", ["independent", "default", "seams"],
+                       [engine["warping_error_independent"], engine["warping_error_default"],
+                        engine["warping_error_default"] * engine["seam_ratio"]]))
+        title += (f" — driver RSS {engine['driver_rss_mib']:.0f} MiB ({engine['rss_frames']} frames) vs "
+                  f"{engine['driver_rss_mib_10x']:.0f} MiB (10×); speedup {engine['speedup']:.2f}×")
+    lanes_rows: list[dict] = list(figures.get("lanes", {}).get("rows", []))  # type: ignore[union-attr]
+    fig, axes = plt.subplots(1, len(panels) + bool(lanes_rows), figsize=(3.5 * (len(panels) + 1.5 * bool(lanes_rows)), 3.4),
+                             squeeze=False)
     colours = ["#4c72b0", "#dd8452", "#55a868"]
-    for ax, (title, names, values) in zip(axes, panels):
+    for ax, (name, names, values) in zip(axes[0], panels):
         ax.bar(names, values, color=colours[: len(values)])
-        ax.set_title(title, fontsize=10)
+        ax.set_title(name, fontsize=10)
         ax.tick_params(labelsize=8)
         for x, v in enumerate(values):
             ax.annotate(f"{v:.3g}", (x, v), ha="center", va="bottom", fontsize=8)
-    fig.suptitle(f"distdream bench — driver RSS {engine['driver_rss_mib']:.0f} MiB ({engine['rss_frames']} frames) vs "
-                 f"{engine['driver_rss_mib_10x']:.0f} MiB (10×); speedup {engine['speedup']:.2f}×", fontsize=10)
+    if lanes_rows:
+        ax = axes[0][-1]
+        for setting in dict.fromkeys(r["setting"] for r in lanes_rows):
+            rows = [r for r in lanes_rows if r["setting"] == setting]
+            ax.plot([r["lanes"] for r in rows], [r["frames_per_s"] for r in rows], marker="o", label=setting)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("lanes", fontsize=8)
+        ax.set_title(f"frames/s, {figures['lanes']['device']}", fontsize=10)  # type: ignore[index]
+        ax.legend(fontsize=7)
+        ax.tick_params(labelsize=8)
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     out = Path(path)
     tmp = temp_sibling(out)

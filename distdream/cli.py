@@ -15,7 +15,16 @@ from typing import Any
 
 import click
 
-from .config import ALL_LAYERS, DIS_PRESETS, FLOW_METHODS, X264_PRESETS, DreamConfig, FlowConfig, RenderConfig
+from .config import (
+    ALL_LAYERS,
+    DIS_PRESETS,
+    FLOW_METHODS,
+    PRECISIONS,
+    X264_PRESETS,
+    DreamConfig,
+    FlowConfig,
+    RenderConfig,
+)
 from .errors import ConfigError, DistDreamError
 
 __all__ = ["main"]
@@ -74,6 +83,12 @@ def dream_options(func: Any) -> Any:
                      help="Max random roll in pixels per step."),
         click.option("--tile-size", default=str(d.tile_size), show_default=True,
                      help="Dream larger images in overlapping tiles of this size; 'none' disables."),
+        click.option("--precision", type=click.Choice(PRECISIONS), default=d.precision, show_default=True,
+                     help="Network arithmetic; auto = bf16 (else fp16) on CUDA, fp32 on CPU."),
+        click.option("--channels-last/--no-channels-last", default=d.channels_last, show_default=True,
+                     help="NHWC memory layout (faster on CPU and GPU)."),
+        click.option("--compile/--no-compile", default=d.compile, show_default=True,
+                     help="torch.compile the network (slow first frames; falls back to eager on failure)."),
         click.option("--device", default=None, help="cpu, cuda, cuda:1 …; default: CUDA when present."),
     ]
     for option in reversed(options):
@@ -95,6 +110,9 @@ def _config(kw: dict[str, Any]) -> DreamConfig:
         seed=kw["seed"],
         jitter=kw["jitter"],
         tile_size=_tile_size(kw["tile_size"]),
+        precision=kw["precision"],
+        channels_last=kw["channels_last"],
+        compile=kw["compile"],
     ).validate()
 
 
@@ -170,7 +188,10 @@ def cli() -> None:
 def dream(image: str, output: str, quiet: bool, **kw: Any) -> None:
     """Dream one IMAGE and write it to OUTPUT."""
     result = _run_still(image, output, _config(kw), kw["device"], quiet)
-    click.echo(f"wrote {result.output} ({result.width}×{result.height}) in {result.seconds:.1f}s on {result.device}")
+    click.echo(f"wrote {result.output} ({result.width}×{result.height}) in {result.seconds:.1f}s on {result.device} "
+               f"({result.compute})")
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
 
 
 def job_options(func: Any) -> Any:
@@ -179,6 +200,8 @@ def job_options(func: Any) -> Any:
         click.option("--workers", type=int, default=None, help="Ray workers. [default: one per GPU, else one per CPU]"),
         click.option("--gpus-per-worker", type=float, default=None,
                      help="GPUs per worker. [default: 1 if the cluster has GPUs]"),
+        click.option("--lanes", type=int, default=None,
+                     help="Chunks each worker dreams at once, as one batch. [default: 4 on GPU, 1 on CPU]"),
         click.option("--chunk-frames", type=int, default=120, show_default=True, help="Frames owned by each chunk."),
         click.option("--overlap", type=int, default=8, show_default=True,
                      help="Lead-in frames dreamed by both neighbours and crossfaded at each seam."),
@@ -287,7 +310,8 @@ def render(input: str | None, output: str | None, quiet: bool, **kw: Any) -> Non
     if not input or not output:
         raise ConfigError("give INPUT and -o OUTPUT (on the command line or as input/output in --config)")
     config = _render_config(kw)
-    options = dict(workers=kw["workers"], gpus_per_worker=kw["gpus_per_worker"], chunk_frames=kw["chunk_frames"],
+    options = dict(workers=kw["workers"], gpus_per_worker=kw["gpus_per_worker"], lanes=kw["lanes"],
+                   chunk_frames=kw["chunk_frames"],
                    overlap=kw["overlap"], frame_range=_frame_range(kw["frames"]), workdir=kw["workdir"],
                    resume=kw["resume"], address=kw["address"], snap_to_cuts=kw["snap_to_cuts"])
     bar: list[tqdm] = []
@@ -316,6 +340,10 @@ def render(input: str | None, output: str | None, quiet: bool, **kw: Any) -> Non
         + (f" ({reused} from the ledger)" if reused else "")
         + f", lead-in overhead {100 * result.lead_in_overhead:.0f}%"
     )
+    if result.rendered:
+        click.echo(f"{result.workers} worker(s) × {result.lanes} lane(s), network in {result.compute}")
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
 
 
 @cli.command()
@@ -532,52 +560,97 @@ def probe(video: str, as_json: bool) -> None:
         click.echo("  audio   none")
 
 
+BENCH_SECTIONS = ("step", "io", "engine", "lanes")
+
+
+def _size(value: str | None) -> tuple[int, int] | tuple[None, None]:
+    if not value:
+        return None, None
+    try:
+        w, h = (int(v) for v in value.lower().split("x"))
+    except ValueError:
+        raise ConfigError(f"--frame-size {value!r}: give WIDTHxHEIGHT, e.g. 1280x720") from None
+    if w < 32 or h < 32:
+        raise ConfigError(f"--frame-size {value!r}: give at least 32×32 pixels")
+    return w, h
+
+
 @cli.command()
 @click.option("--quick", is_flag=True, help="Fewer repeats and a shorter clip (rough figures in seconds).")
+@click.option("--only", "sections", multiple=True, type=click.Choice(BENCH_SECTIONS),
+              help="Run only these parts (repeatable). [default: all]")
 @click.option("--size", type=int, default=256, show_default=True, help="Square image side for the dream step.")
+@click.option("--frame-size", default=None,
+              help="Frame size for the lanes figures, WxH. [default: 1280x720 on CUDA, 160x90 on CPU]")
+@click.option("--compile", "with_compile", is_flag=True, help="Add torch.compile rows to the lanes figures.")
 @click.option("--device", default=None, help="cpu, cuda …; default: CUDA when present.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=str), default=None,
               help="Also write the figures to this JSON file.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=str), default=None,
               help="Also draw the figures into this PNG.")
 @click.option("--workers", type=int, default=None, help="N for the scaling figure. [default: the CPUs or GPUs]")
-def bench(quick: bool, size: int, device: str | None, json_path: str | None, plot_path: str | None,
-          workers: int | None) -> None:
-    """Measure dream step, video I/O and the engine against their references, side by side."""
-    from .bench import bench_engine, bench_io, bench_step, plot
+def bench(quick: bool, sections: tuple[str, ...], size: int, frame_size: str | None, with_compile: bool,
+          device: str | None, json_path: str | None, plot_path: str | None, workers: int | None) -> None:
+    """Measure dream step, video I/O, the engine, and lanes × precision, each beside its reference."""
+    from .bench import bench_engine, bench_io, bench_lanes, bench_step, plot
 
     if size < 32:
         raise ConfigError(f"--size {size}: give at least 32 pixels")
-    r = bench_step(size=size, repeats=5 if quick else 20, device=device)
+    width, height = _size(frame_size)
+    wanted = set(sections or BENCH_SECTIONS)
+    figures: dict[str, dict[str, Any]] = {}
 
     def row(label: str, value: str) -> None:
         click.echo(f"  {label:<46}{value}")
 
-    click.echo(f"dream iteration, {r.model} [{','.join(r.layers)}], {r.size}×{r.size}, {r.device}, "
-               f"median of {r.repeats}:")
-    row("distdream (truncated, frozen, BN folded)", f"{r.distdream_ms:8.1f} ms")
-    row("naive (full forward, hooks, grads)", f"{r.naive_ms:8.1f} ms")
-    row("speedup", f"{r.speedup:8.2f}×   (image gradients differ by {r.grad_rel_error:.1e}, relative L2)")
-    io = bench_io(frames=300 if quick else 1500, gop=100 if quick else 250)
-    span = f"{io.range_start}–{io.range_start + io.range_frames}"
-    click.echo(f"video I/O, {io.frames} frames {io.width}×{io.height}, GOP {io.gop}, H.264:")
-    row("probe (demux-only index)", f"{io.probe_seconds:8.2f} s")
-    row(f"read frames {span}: seek to keyframe", f"{io.range_read_fps:8.0f} frames/s")
-    row(f"read frames {span}: decode from start", f"{io.from_start_fps:8.0f} frames/s")
-    row(f"join {io.segments} segments by remuxing (+ audio)", f"{io.join_seconds:8.2f} s")
-    row(f"re-encode {io.segments} segments into one file", f"{io.reencode_seconds:8.2f} s")
-    e = bench_engine(quick=quick, workers=workers)
-    click.echo(f"engine, {e.frames} frames {e.width}×{e.height}, {e.chunks} chunks, local Ray:")
-    row("pure dream compute (same frames, no I/O)", f"{e.pure_dream_seconds:8.1f} s")
-    row("render with 1 worker, end to end", f"{e.one_worker_seconds:8.1f} s   (efficiency {e.pipeline_efficiency:.2f})")
-    row(f"render with {e.workers} workers", f"{e.n_workers_seconds:8.1f} s   (speedup {e.speedup:.2f}×)")
-    row("lead-in overhead", f"{100 * e.lead_in_overhead:8.1f} %")
-    row(f"driver peak RSS, {e.rss_frames} vs {10 * e.rss_frames} frames",
-        f"{e.driver_rss_mib:8.0f} vs {e.driver_rss_mib_10x:.0f} MiB")
-    row("warping error: independent frames", f"{e.warping_error_independent:8.5f}")
-    row("warping error: distdream default", f"{e.warping_error_default:8.5f}")
-    row("seam ratio (seam windows / elsewhere)", f"{e.seam_ratio:8.2f}")
-    figures = {"step": r.to_dict(), "io": io.to_dict(), "engine": e.to_dict()}
+    if "step" in wanted:
+        r = bench_step(size=size, repeats=5 if quick else 20, device=device)
+        figures["step"] = r.to_dict()
+        click.echo(f"dream iteration, {r.model} [{','.join(r.layers)}], {r.size}×{r.size}, {r.device}, "
+                   f"median of {r.repeats}:")
+        row("distdream (truncated, frozen, BN folded)", f"{r.distdream_ms:8.1f} ms")
+        row("naive (full forward, hooks, grads)", f"{r.naive_ms:8.1f} ms")
+        row("speedup", f"{r.speedup:8.2f}×   (image gradients differ by {r.grad_rel_error:.1e}, relative L2)")
+    if "io" in wanted:
+        io = bench_io(frames=300 if quick else 1500, gop=100 if quick else 250)
+        figures["io"] = io.to_dict()
+        span = f"{io.range_start}–{io.range_start + io.range_frames}"
+        click.echo(f"video I/O, {io.frames} frames {io.width}×{io.height}, GOP {io.gop}, H.264:")
+        row("probe (demux-only index)", f"{io.probe_seconds:8.2f} s")
+        row(f"read frames {span}: seek to keyframe", f"{io.range_read_fps:8.0f} frames/s")
+        row(f"read frames {span}: decode from start", f"{io.from_start_fps:8.0f} frames/s")
+        row(f"join {io.segments} segments by remuxing (+ audio)", f"{io.join_seconds:8.2f} s")
+        row(f"re-encode {io.segments} segments into one file", f"{io.reencode_seconds:8.2f} s")
+    if "engine" in wanted:
+        e = bench_engine(quick=quick, workers=workers)
+        figures["engine"] = e.to_dict()
+        click.echo(f"engine, {e.frames} frames {e.width}×{e.height}, {e.chunks} chunks, local Ray:")
+        row("pure dream compute (same frames, no I/O)", f"{e.pure_dream_seconds:8.1f} s")
+        row("render with 1 worker, end to end",
+            f"{e.one_worker_seconds:8.1f} s   (efficiency {e.pipeline_efficiency:.2f})")
+        row(f"render with {e.workers} workers", f"{e.n_workers_seconds:8.1f} s   (speedup {e.speedup:.2f}×)")
+        row("lead-in overhead", f"{100 * e.lead_in_overhead:8.1f} %")
+        row(f"driver peak RSS, {e.rss_frames} vs {10 * e.rss_frames} frames",
+            f"{e.driver_rss_mib:8.0f} vs {e.driver_rss_mib_10x:.0f} MiB")
+        row("warping error: independent frames", f"{e.warping_error_independent:8.5f}")
+        row("warping error: distdream default", f"{e.warping_error_default:8.5f}")
+        row("seam ratio (seam windows / elsewhere)", f"{e.seam_ratio:8.2f}")
+    if "lanes" in wanted:
+        if quick:
+            width, height = width or 96, height or 64
+        lb = bench_lanes(device=device, width=width, height=height, frames_per_lane=3 if quick else 4,
+                         compile=with_compile)
+        figures["lanes"] = lb.to_dict()
+        click.echo(f"lanes × precision, {lb.width}×{lb.height}, {lb.frames_per_lane} frames per lane, {lb.device}"
+                   + (", 1 torch thread (as a CPU worker)" if lb.device.startswith("cpu") else "") + ":")
+        click.echo(f"  {'network':<28}{'lanes':>5}{'frames/s':>10}{'speedup':>9}{'Δ levels':>10}{'strength':>10}")
+        for lr in lb.rows:
+            click.echo(f"  {lr.setting:<28}{lr.lanes:>5}{lr.frames_per_s:>10.2f}{lr.speedup:>8.2f}×"
+                       f"{lr.mean_diff:>10.2f}{lr.strength_ratio:>10.3f}")
+        click.echo(f"  Δ levels: mean |Δ| of lane 0's frames from the first row's; another seed gives "
+                   f"{lb.other_seed_diff:.2f}")
+        for note in lb.notes:
+            click.echo(f"  note: {note}")
     if json_path:
         Path(json_path).write_text(json.dumps(figures, indent=2) + "\n")
     if plot_path:

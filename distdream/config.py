@@ -18,12 +18,16 @@ from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["ALL_LAYERS", "DreamConfig", "FlowConfig", "RenderConfig"]
+__all__ = ["ALL_LAYERS", "PRECISIONS", "DreamConfig", "FlowConfig", "RenderConfig"]
 
 # Key of ``channels`` that applies to every dream layer without its own entry.
 ALL_LAYERS = "*"
 
 ChannelSpec = tuple[tuple[str, tuple[int, ...]], ...]
+
+# What the network computes in. "auto": bf16 on GPUs that have it, else fp16 on CUDA; fp32 on
+# CPU, where reduced precision is slower or unsupported. The image itself always stays fp32.
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 def _normalize_channels(value: Any) -> ChannelSpec:
@@ -66,6 +70,9 @@ class DreamConfig:
     jitter: int = 32  # max random roll in pixels per step, undone after the step
     seed: int = 0  # seeds the jitter generator: same seed, same pixels
     tile_size: int | None = 1024  # frames larger than this are dreamed in overlapping tiles; None = never
+    precision: str = "auto"  # network arithmetic: auto, fp32, bf16, fp16 (reduced ones need CUDA)
+    channels_last: bool = True  # NHWC tensors: 1.2–1.4× faster steps on CPU (measured); cuDNN's fast layout
+    compile: bool = False  # torch.compile the truncated extractor (eager again if compiling fails)
 
     def __post_init__(self) -> None:
         # Normalise forgiving inputs (a list of layers, a dict of channels) into hashable tuples.
@@ -118,6 +125,12 @@ class DreamConfig:
             raise bad("seed", self.seed, "an integer")
         if self.tile_size is not None and (not _is_int(self.tile_size) or self.tile_size < 64):
             raise bad("tile_size", self.tile_size, "an integer >= 64 (pixels), or None for no tiling")
+        if self.precision not in PRECISIONS:
+            raise bad("precision", self.precision, f"one of {', '.join(PRECISIONS)}")
+        if not isinstance(self.channels_last, bool):
+            raise bad("channels_last", self.channels_last, "true or false")
+        if not isinstance(self.compile, bool):
+            raise bad("compile", self.compile, "true or false")
         if len(set(self.dream_layers)) != len(self.dream_layers):
             raise bad("dream_layers", ",".join(self.dream_layers), "a list without repeats")
         for layer, indices in self.channels:

@@ -8,6 +8,12 @@ The pieces are small values, each testable on its own (lucent's style):
   after the step, so the network's grid artefacts do not accumulate;
 - a **step** says how the image moves: gradient over its mean absolute value, times the learning
   rate, then a per-channel clamp to the valid pixel range;
+
+Every piece works on a batch (B, 3, H, W) *per sample*: objectives return one value per sample,
+the step normalises each sample by its own gradient, each sample has its own jitter shift from its
+own generator. :meth:`Dreamer.dream_batch` uses that to dream several unrelated frames (the lanes
+of :mod:`distdream.lanes`) as one batch, each exactly as it would be dreamed alone, up to the
+rounding of batched kernels.
 - the **octave loop** (:func:`run_octaves`) dreams a pyramid coarse to fine, carrying the dream
   detail (dreamed minus base) up each level, so patterns grow large while the source stays sharp.
 
@@ -21,16 +27,25 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
 
+from .compute import Compute, GradientEngine, resolve_compute
 from .config import DreamConfig
 from .errors import ConfigError
-from .models import LoadedModel, feature_extractor, list_layers, load_model, resolve_layers
+from .models import (
+    LoadedModel,
+    feature_extractor,
+    list_layers,
+    load_model,
+    resolve_layers,
+)
 
 __all__ = [
     "Dreamer",
+    "FrameDreamer",
     "Jitter",
     "LayerObjective",
     "Objective",
@@ -70,7 +85,7 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
 
 @dataclass(frozen=True)
 class LayerObjective:
-    """``weight · mean(activation²)`` of one layer, over ``channels`` (all when ``None``)."""
+    """``weight · mean(activation²)`` of one layer, over ``channels`` (all when ``None``), per sample (B,)."""
 
     layer: str
     channels: tuple[int, ...] | None = None
@@ -80,7 +95,7 @@ class LayerObjective:
         act = features[self.layer]  # (B, C, h, w)
         if self.channels is not None:
             act = act[:, list(self.channels)]  # (B, len(channels), h, w)
-        return self.weight * act.pow(2).mean()
+        return self.weight * act.pow(2).mean(dim=(1, 2, 3))  # (B,)
 
     def __add__(self, other: Objective) -> SumObjective:
         return SumObjective((self, other))
@@ -88,7 +103,7 @@ class LayerObjective:
 
 @dataclass(frozen=True)
 class SumObjective:
-    """The sum of several objectives."""
+    """The sum of several objectives (per sample)."""
 
     terms: tuple[Objective, ...]
 
@@ -133,9 +148,10 @@ def gradient_step(
     """Ascend by ``learning_rate · grad / mean|grad|``, then clamp each channel to [low, high].
 
     Normalising by the mean magnitude makes the step size independent of the layer's scale, so
-    one learning rate works for every model and layer.
+    one learning rate works for every model and layer. Each sample of a batch (B, C, H, W) is
+    normalised by its own gradient.
     """
-    scale = grad.abs().mean().clamp_min(1e-8)
+    scale = grad.abs().mean(dim=(1, 2, 3), keepdim=True).clamp_min(1e-8)  # (B, 1, 1, 1)
     return torch.maximum(torch.minimum(x + (learning_rate / scale) * grad, high), low)
 
 
@@ -215,11 +231,25 @@ def _feather(start: int, size: int, total: int, overlap: int, like: torch.Tensor
 # The dreamer
 
 
+class FrameDreamer(Protocol):
+    """Anything that dreams one frame: a :class:`Dreamer`, or one lane of a shared batch."""
+
+    def dream(
+        self,
+        image: torch.Tensor,
+        *,
+        generator: torch.Generator,
+        num_iterations: int | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> torch.Tensor: ...
+
+
 class Dreamer:
     """Dreams images with one model, layers and settings on one device.
 
     Build it once (it loads the model and traces the truncated extractor), then call
-    :meth:`dream` for every image or frame. It holds no randomness: pass a generator.
+    :meth:`dream` for every image or frame, or :meth:`dream_batch` for several at once. It holds
+    no randomness: pass a generator per image.
     """
 
     def __init__(
@@ -228,6 +258,7 @@ class Dreamer:
         *,
         device: str | torch.device | None = None,
         model: LoadedModel | None = None,
+        compute: Compute | None = None,
     ) -> None:
         self.config = config.validate()
         self.device = resolve_device(device)
@@ -235,9 +266,17 @@ class Dreamer:
         self.layers = resolve_layers(self.model, config.dream_layers)
         self.objective = self._build_objective()
         self.extractor = feature_extractor(self.model, self.layers).to(self.device)
+        # ``compute`` overrides the resolved precision/layout (tests run the autocast path on CPU)
+        self.compute = compute or resolve_compute(self.config, self.device)
+        self.engine = GradientEngine(self.extractor, self.objective, self.device, self.compute)
         self.jitter = Jitter(config.jitter)
         probe = torch.zeros(1, 3, 1, 1, device=self.device)
         self.low, self.high = self.model.preprocess.bounds(probe)  # each (1, 3, 1, 1)
+
+    @property
+    def notes(self) -> list[str]:
+        """Settings that could not be honoured on this device (precision, compile), one line each."""
+        return self.engine.notes
 
     def _build_objective(self) -> Objective:
         channels = {layer: self.config.channels_for(layer) for layer in self.layers}
@@ -257,14 +296,14 @@ class Dreamer:
         """The objective of an RGB image (1, 3, H, W) in [0, 1], for tests and diagnostics."""
         with torch.no_grad():
             x = self.model.preprocess.normalize(image.to(self.device))
-            return float(self.objective(self.extractor(x)))
+            return float(self.objective(self.extractor(x)).sum())
 
     def gradient(self, x: torch.Tensor) -> torch.Tensor:
-        """d objective / d x for a normalised image (1, 3, H, W), tiled when larger than tile_size."""
+        """d objective / d x per sample for a normalised batch (B, 3, H, W), tiled when larger than tile_size."""
         tile = self.config.tile_size
         h, w = x.shape[-2:]
         if tile is None or (h <= tile and w <= tile):
-            return self._tile_gradient(x)
+            return self.engine(x)
         overlap = max(tile // 8, 8)
         th, tw = min(tile, h), min(tile, w)
         grad = torch.zeros_like(x)
@@ -274,16 +313,10 @@ class Dreamer:
             for x0 in tile_starts(w, tw, overlap):
                 wx = _feather(x0, tw, w, overlap, x)
                 feather = wy[:, None] * wx[None, :]  # (th, tw)
-                g = self._tile_gradient(x[..., y0 : y0 + th, x0 : x0 + tw])  # (1, 3, th, tw)
+                g = self.engine(x[..., y0 : y0 + th, x0 : x0 + tw])  # (B, 3, th, tw)
                 grad[..., y0 : y0 + th, x0 : x0 + tw] += g * feather
                 weight[..., y0 : y0 + th, x0 : x0 + tw] += feather
         return grad / weight
-
-    def _tile_gradient(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.detach().requires_grad_(True)
-        loss = self.objective(self.extractor(x))
-        (grad,) = torch.autograd.grad(loss, x)
-        return grad
 
     def dream(
         self,
@@ -300,23 +333,59 @@ class Dreamer:
         """
         if image.dim() != 4 or image.shape[:2] != (1, 3):
             raise ConfigError(f"dream expects an image tensor of shape (1, 3, H, W), got {tuple(image.shape)}")
+        return self.dream_batch([image], generators=[generator], num_iterations=[num_iterations],
+                                progress=[progress])[0]
+
+    def dream_batch(
+        self,
+        images: Sequence[torch.Tensor],
+        *,
+        generators: Sequence[torch.Generator],
+        num_iterations: Sequence[int | None] | None = None,
+        progress: Sequence[Callable[[int], None] | None] | None = None,
+    ) -> list[torch.Tensor]:
+        """Dream several same-sized images (each (1, 3, H, W)) as one batch; one result per image.
+
+        Each image keeps its own generator, iteration count and progress callback, and gets the
+        result :meth:`dream` would give it alone (up to batched-kernel rounding): the jitter is
+        drawn per image in the same order, the step is normalised per image, and an image whose
+        iterations for a level are done leaves the batch until the next level.
+        """
+        n = len(images)
+        if not n or len(generators) != n:
+            raise ValueError(f"dream_batch needs one generator per image, got {len(generators)} for {n}")
+        if any(im.dim() != 4 or im.shape[:2] != (1, 3) for im in images):
+            raise ConfigError(f"dream expects image tensors of shape (1, 3, H, W), got {[tuple(i.shape) for i in images]}")
+        if len({tuple(im.shape[-2:]) for im in images}) != 1:
+            raise ConfigError(f"a batch needs images of one size, got {sorted({tuple(i.shape[-2:]) for i in images})}")
         cfg = self.config
-        steps = cfg.num_iterations if num_iterations is None else num_iterations
+        steps = [cfg.num_iterations if k is None else k for k in (num_iterations or [None] * n)]
+        callbacks = list(progress or [None] * n)
         preprocess = self.model.preprocess
-        base = preprocess.normalize(image.to(self.device, torch.float32))  # (1, 3, H, W)
+        base = preprocess.normalize(torch.cat(images).to(self.device, torch.float32))  # (B, 3, H, W)
 
         def optimise(x: torch.Tensor, level: int) -> torch.Tensor:
-            for _ in range(steps):
-                shift = self.jitter.sample(generator)
-                grad = self.jitter.undo(self.gradient(self.jitter.apply(x, shift)), shift)
-                x = gradient_step(x, grad, cfg.learning_rate, self.low, self.high)
-                if progress is not None:
-                    progress(1)
+            for t in range(max(steps)):
+                active = [i for i in range(n) if steps[i] > t]
+                xa = x if len(active) == n else x[active]  # (A, 3, h, w)
+                shifts = [self.jitter.sample(generators[i]) for i in active]
+                rolled = torch.cat([self.jitter.apply(xa[j : j + 1], s) for j, s in enumerate(shifts)])
+                grad = self.gradient(rolled)  # (A, 3, h, w)
+                grad = torch.cat([self.jitter.undo(grad[j : j + 1], s) for j, s in enumerate(shifts)])
+                xa = gradient_step(xa, grad, cfg.learning_rate, self.low, self.high)
+                if len(active) == n:
+                    x = xa
+                else:
+                    x = x.clone()
+                    x[active] = xa
+                for i in active:
+                    if callbacks[i] is not None:
+                        callbacks[i](1)
             return x
 
-        sizes = octave_sizes(image.shape[-2], image.shape[-1], cfg.num_octaves, cfg.octave_scale)
-        out = run_octaves(base, sizes, optimise)
-        return preprocess.denormalize(out).clamp(0.0, 1.0).detach().cpu()
+        sizes = octave_sizes(base.shape[-2], base.shape[-1], cfg.num_octaves, cfg.octave_scale)
+        out = preprocess.denormalize(run_octaves(base, sizes, optimise)).clamp(0.0, 1.0).detach().cpu()
+        return [out[i : i + 1] for i in range(n)]
 
     def total_steps(self, height: int, width: int, num_iterations: int | None = None) -> int:
         """How many gradient steps :meth:`dream` takes for an image of this size (for progress bars)."""

@@ -34,9 +34,9 @@ from typing import Any
 
 import ray
 
+from . import storage
 from .config import RenderConfig
 from .errors import ChunkFailed, ConfigError, JobCancelled, JobError, VideoError
-from . import storage
 from .paths import check_output_path
 from .plan import Chunk, plan_chunks
 from .stitch import LOSSLESS, ChunkFiles, crossfade, stitch
@@ -79,6 +79,7 @@ class JobOptions:
     workers: int | None = None  # default: one per GPU when the cluster has GPUs, else one per CPU
     gpus_per_worker: float | None = None  # default: 1 when the cluster has GPUs, else 0
     cpus_per_worker: float = 1.0  # CPU workers get this many torch threads (rounded, at least 1)
+    lanes: int | None = None  # chunks each worker dreams at once, as one batch; default: 4 on GPU, 1 on CPU
     chunk_frames: int = 120  # owned frames per chunk
     overlap: int = 8  # lead-in frames: dreamed by both neighbours and crossfaded
     frame_range: tuple[int, int] | None = None  # render only frames [a, b)
@@ -100,6 +101,8 @@ class JobOptions:
             raise ConfigError(f"cpus_per_worker is {self.cpus_per_worker}; it must be > 0")
         if self.max_attempts < 1:
             raise ConfigError(f"max_attempts is {self.max_attempts}; it must be >= 1")
+        if self.lanes is not None and not 1 <= self.lanes <= 64:
+            raise ConfigError(f"lanes (--lanes) is {self.lanes}; it must be an integer in 1–64")
         return self
 
 
@@ -149,6 +152,11 @@ class JobResult:
     workdir: Path | str
     lead_in_overhead: float
     chunk_stats: tuple[dict[str, Any], ...] = field(default=(), repr=False)
+    workers: int = 0
+    lanes: int = 1  # chunks each worker dreamed at once
+    compute: str = ""  # how the network ran (precision, layout), as the workers reported it
+    notes: tuple[str, ...] = ()  # settings a worker could not honour (e.g. bf16 on CPU)
+    largest_batch: int = 0  # most frames a worker dreamed in one batch (lanes that met)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -273,16 +281,26 @@ def _progress_actor() -> Any:
 
 @ray.remote
 class DreamWorker:
-    """Loads the model once; dreams whole chunks into the work directory."""
+    """Loads the model once; dreams whole chunks into the work directory.
 
-    def __init__(self, config: RenderConfig, device: str | None, torch_threads: int) -> None:
+    With ``lanes`` > 1 it is a threaded actor: each concurrent :meth:`render_chunk` call is a lane,
+    and a :class:`~distdream.lanes.LaneBatcher` dreams the lanes' frames as one batch.
+    """
+
+    def __init__(self, config: RenderConfig, device: str | None, torch_threads: int, lanes: int = 1) -> None:
         import torch
 
         from .dream import Dreamer
+        from .lanes import LaneBatcher
 
         torch.set_num_threads(torch_threads)  # this process is ours: keep workers off each other's cores
         self.config = config
-        self.dreamer = Dreamer(config.dream, device=device)
+        self.batcher: LaneBatcher | None = None
+        if lanes > 1:  # the model is built on the thread that will dream (see LaneBatcher)
+            self.batcher = LaneBatcher(lambda: Dreamer(config.dream, device=device))
+            self.dreamer = self.batcher.dreamer
+        else:
+            self.dreamer = Dreamer(config.dream, device=device)
 
     def ping(self) -> bool:
         """Answers once the worker is up (again): the driver waits for this after a crash."""
@@ -311,12 +329,21 @@ class DreamWorker:
                         os._exit(1)  # a worker process dying mid-chunk, as a lost node would
                     raise RuntimeError(f"injected fault in chunk {chunk.index} at frame {i}")
 
-        stats = render_spans(
-            index, chunk.first, chunk.end, spans, self.config, dreamer=self.dreamer, seed=chunk.seed,
-            progress=lambda n: progress.add.remote(n), on_frame=on_frame,
-        )
+        def run(dreamer: Any) -> Any:
+            return render_spans(
+                index, chunk.first, chunk.end, spans, self.config, dreamer=dreamer, seed=chunk.seed,
+                progress=lambda n: progress.add.remote(n), on_frame=on_frame,
+            )
+
+        if self.batcher is None:
+            stats = run(self.dreamer)
+        else:
+            with self.batcher.lane() as lane:
+                stats = run(lane)
         return {"chunk": chunk.index, "frames": chunk.dreamed, "stats": asdict(stats), "host": os.uname().nodename,
-                "node": ray.get_runtime_context().get_node_id()}
+                "node": ray.get_runtime_context().get_node_id(), "compute": self.dreamer.compute.describe(),
+                "notes": list(self.dreamer.notes),
+                "batch": self.batcher.largest_batch if self.batcher is not None else 1}
 
 
 @ray.remote(num_cpus=0)
@@ -338,16 +365,24 @@ def _connect(address: str | None) -> None:
         raise JobError(f"cannot connect to a Ray cluster at {address or 'a new local instance'}: {exc}") from None
 
 
-def _resources(options: JobOptions) -> tuple[int, float, float, int, str | None]:
+# Lanes per worker when not given. GPU: at batch size 1 a dream step of a video frame is bound by
+# kernel launches, not arithmetic, so a few lanes fill the device (not measured in this project
+# yet; `distdream bench --only lanes` on the card tells). CPU: see README, "Lanes".
+GPU_LANES = 4
+CPU_LANES = 1
+
+
+def _resources(options: JobOptions) -> tuple[int, float, float, int, str | None, int]:
     total = ray.cluster_resources()
     gpus = total.get("GPU", 0.0)
     gpus_per = options.gpus_per_worker if options.gpus_per_worker is not None else (1.0 if gpus else 0.0)
+    threads = max(1, int(options.cpus_per_worker))
     if gpus_per > 0:
         workers = options.workers or max(1, int(gpus // gpus_per))
-        return workers, options.cpus_per_worker, gpus_per, max(1, int(options.cpus_per_worker)), "cuda"
+        return workers, options.cpus_per_worker, gpus_per, threads, "cuda", options.lanes or GPU_LANES
     cpus = total.get("CPU", 1.0)
     workers = options.workers or max(1, int(cpus // options.cpus_per_worker))
-    return workers, options.cpus_per_worker, 0.0, max(1, int(options.cpus_per_worker)), "cpu"
+    return workers, options.cpus_per_worker, 0.0, threads, "cpu", options.lanes or CPU_LANES
 
 
 # ---------------------------------------------------------------------------------------------
@@ -366,6 +401,7 @@ class Job:
         self._done_frames = 0
         self._total_frames = 0
         self._status = "starting"
+        self.lanes: int | None = None  # lanes per worker, once the job knows its workers
         self._prepared: tuple[JobPlan, Path | str, _Ledger, bool] | None = None
         self._result: JobResult | None = None
         self._error: BaseException | None = None
@@ -476,27 +512,37 @@ class Job:
         for c in chunks:
             self._set(c, "done" if c.index in done else "pending", 0)
 
-        workers_n, cpus, gpus, threads, device = _resources(self.options)
+        workers_n, cpus, gpus, threads, device, lanes = _resources(self.options)
         todo = [c for c in chunks if c.index not in done]
         workers_n = max(1, min(workers_n, len(todo))) if todo else 0
+        lanes = max(1, min(lanes, -(-len(todo) // max(workers_n, 1))))  # no lane that could never get a chunk
+        self.lanes = lanes
         progress = _progress_actor()
+
         def new_worker() -> Any:
+            # a lane is a concurrent call; one more thread so that a ping is answered while all lanes run
+            concurrency = lanes + 1 if lanes > 1 else 1
             return DreamWorker.options(num_cpus=cpus, num_gpus=gpus, max_restarts=self.options.max_restarts,
-                                       max_task_retries=0).remote(self.config, device, threads)
+                                       max_task_retries=0, max_concurrency=concurrency).remote(
+                self.config, device, threads, lanes)
 
         actors = [new_worker() for _ in range(workers_n)]
         # A worker that died gets no chunk until it answers again: a task sent while Ray restarts
         # it could fail at once and burn an attempt of a chunk that did nothing wrong.
         recovering: dict[Any, int] = {}  # ping ref → actor slot
+        # Each worker's incarnation: when a worker dies, all of its lanes fail; the first failure
+        # reported is news (ping it), the others are the same death (their lanes come back with it).
+        incarnation = [0] * workers_n
         index_ref = ray.put(job_plan.index)
         settings = EncoderSettings(crf=self.config.crf, preset=self.config.preset)
         attempts: dict[int, int] = {}
-        running: dict[Any, tuple[Chunk, int, float]] = {}  # ref → (chunk, actor slot, started)
+        running: dict[Any, tuple[Chunk, int, float, int]] = {}  # ref → (chunk, actor slot, started, incarnation)
         seams: dict[Any, Chunk] = {}
-        idle = list(range(workers_n))
+        idle = [slot for _ in range(lanes) for slot in range(workers_n)]  # free lanes, spread over workers first
         queue = list(todo)
         rendered = 0
         stats: list[dict[str, Any]] = []
+        compute, notes, largest_batch = "", set(), 0
         timeout = self.options.chunk_timeout or max(600.0, 60.0 * max(c.dreamed for c in chunks))
         self._status = "running"
 
@@ -508,6 +554,15 @@ class Job:
                     ref = _seam.remote(str(prev.tail), str(ChunkFiles(workdir, c).lead),
                                        str(ChunkFiles(workdir, c).window), settings, index_ref)
                     seams[ref] = c
+
+        def lost(slot: int, born: int) -> None:
+            """A chunk's worker died: the first report of a death pings it; its lanes wait for that."""
+            if born == incarnation[slot]:
+                incarnation[slot] += 1
+                idle[:] = [s for s in idle if s != slot]
+                recovering[actors[slot].ping.remote()] = slot
+            elif slot not in recovering.values():  # the worker is back already: this lane is free
+                idle.append(slot)
 
         def fail(chunk: Chunk, cause: str) -> None:
             n = attempts[chunk.index]
@@ -528,7 +583,7 @@ class Job:
                     attempts[chunk.index] = attempt + 1
                     ref = actors[slot].render_chunk.remote(index_ref, chunk, str(workdir), attempt, progress,
                                                            self.options.inject_faults)
-                    running[ref] = (chunk, slot, time.monotonic())
+                    running[ref] = (chunk, slot, time.monotonic(), incarnation[slot])
                     self._set(chunk, "running", attempt + 1)
                 refs = list(running) + list(seams) + list(recovering)
                 ready, _ = ray.wait(refs, num_returns=1, timeout=0.5)
@@ -542,9 +597,12 @@ class Job:
                         slot = recovering.pop(ref)
                         try:
                             ray.get(ref)
-                            idle.append(slot)
+                            # lanes still marked running here belong to the dead incarnation; each
+                            # comes back when its failure is reported
+                            idle.extend([slot] * (lanes - sum(r[1] == slot for r in running.values())))
                         except ray.exceptions.RayActorError:  # out of restarts: a fresh worker
                             actors[slot] = new_worker()
+                            incarnation[slot] += 1
                             recovering[actors[slot].ping.remote()] = slot
                         continue
                     if ref in seams:
@@ -553,7 +611,7 @@ class Job:
                         ledger.add("windows", c.name, {"frames": c.lead_in})
                         windows_done.add(c.index)
                         continue
-                    chunk, slot, _ = running.pop(ref)
+                    chunk, slot, _, born = running.pop(ref)
                     try:
                         record = ray.get(ref)
                     except ray.exceptions.RayTaskError as exc:
@@ -561,24 +619,27 @@ class Job:
                         fail(chunk, str(exc.cause if getattr(exc, "cause", None) else exc).splitlines()[0])
                         continue
                     except ray.exceptions.RayActorError as exc:
-                        recovering[actors[slot].ping.remote()] = slot
+                        lost(slot, born)
                         fail(chunk, f"worker died ({exc.__class__.__name__})")
                         continue
                     idle.append(slot)
                     done.add(chunk.index)
                     rendered += 1
                     stats.append(record["stats"])
+                    compute = compute or record.get("compute", "")
+                    largest_batch = max(largest_batch, record.get("batch", 1))
+                    notes.update(record.get("notes", []))
                     ledger.add("chunks", chunk.name, {"frames": chunk.dreamed, "stats": record["stats"],
                                                       "host": record["host"], "node": record["node"]})
                     self._set(chunk, "done", attempts[chunk.index])
                     launch_seams()
                 # watchdog: a chunk far past its time is on a lost or hung worker
                 now = time.monotonic()
-                for ref, (chunk, slot, started) in list(running.items()):
-                    if now - started > timeout:
-                        ray.kill(actors[slot], no_restart=False)
+                for ref, (chunk, slot, started, born) in list(running.items()):
+                    if now - started > timeout and ref in running:
+                        ray.kill(actors[slot], no_restart=False)  # its other lanes fail with it
                         running.pop(ref)
-                        recovering[actors[slot].ping.remote()] = slot
+                        lost(slot, born)
                         fail(chunk, f"no answer after {timeout:.0f} s (watchdog)")
         finally:
             for ref in list(running):
@@ -594,7 +655,8 @@ class Job:
         return JobResult(
             output=out, frames=job_plan.frames, chunks=len(chunks), rendered=rendered,
             seconds=time.perf_counter() - t_start, workdir=workdir, lead_in_overhead=job_plan.lead_in_overhead,
-            chunk_stats=tuple(stats),
+            chunk_stats=tuple(stats), workers=workers_n, lanes=lanes, compute=compute, notes=tuple(sorted(notes)),
+            largest_batch=largest_batch,
         )
 
 

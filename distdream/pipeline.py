@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from .config import RenderConfig
-from .dream import Dreamer, SequenceStep, dream_sequence, resize
+from .dream import Dreamer, FrameDreamer, SequenceStep, dream_sequence, resize
 from .errors import VideoError
 from .flow import FrameMotion, MotionEstimator, warp
 from .images import array_to_tensor, load_image, tensor_to_array
@@ -102,7 +102,7 @@ def dream_frames(
     start: int,
     end: int,
     config: RenderConfig,
-    dreamer: Dreamer,
+    dreamer: FrameDreamer,
     *,
     generator: torch.Generator,
     lookahead: int = 8,
@@ -181,7 +181,7 @@ def render_spans(
     spans: Sequence[Span],
     config: RenderConfig,
     *,
-    dreamer: Dreamer | None = None,
+    dreamer: FrameDreamer | None = None,
     device: str | torch.device | None = None,
     seed: int | None = None,
     progress: Callable[[int], None] | None = None,
@@ -191,7 +191,8 @@ def render_spans(
 
     The spans must tile ``[first, end)`` in order; each span's file is opened at its first frame
     and appears (renamed from a temp name) when its last frame is written. ``on_frame(i)`` runs
-    before frame ``i`` is dreamed (the engine uses it for fault injection in tests).
+    before frame ``i`` is dreamed (the engine uses it for fault injection in tests). ``dreamer``
+    may be a lane of a :class:`~distdream.lanes.LaneBatcher`, dreaming alongside other ranges.
     """
     config = config.validate()
     if not spans or spans[0].start != first or spans[-1].end != end or any(
@@ -247,7 +248,7 @@ def render_range(
     segment: str | os.PathLike[str],
     config: RenderConfig,
     *,
-    dreamer: Dreamer | None = None,
+    dreamer: FrameDreamer | None = None,
     device: str | torch.device | None = None,
     seed: int | None = None,
     progress: Callable[[int], None] | None = None,

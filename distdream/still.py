@@ -32,6 +32,8 @@ class StillResult:
     height: int
     seconds: float
     device: str
+    compute: str = ""  # how the network ran: precision, memory layout, compiled or not
+    notes: tuple[str, ...] = ()  # settings this device could not honour
 
 
 def dream_array(
@@ -84,4 +86,5 @@ def dream_image(
     result = dream_array(image, dreamer=dreamer, progress=progress)
     seconds = time.perf_counter() - t0
     save_image(result, out)
-    return StillResult(out, image.shape[1], image.shape[0], seconds, str(dreamer.device))
+    return StillResult(out, image.shape[1], image.shape[0], seconds, str(dreamer.device),
+                       dreamer.compute.describe(), tuple(dreamer.notes))

@@ -49,8 +49,28 @@ def test_quick_bench_json_has_every_figure_as_a_finite_number(tmp_path: Path, ca
         for name in names:
             value = figures[section][name]
             assert isinstance(value, (int, float)) and math.isfinite(value), (section, name, value)
+    lanes = figures["lanes"]
+    assert lanes["device"].startswith("cpu") and lanes["other_seed_diff"] > 1.0
+    settings = list(dict.fromkeys(r["setting"] for r in lanes["rows"]))
+    assert settings == ["fp32, channels-last", "fp32, NCHW"]  # CPU: no reduced precision, both layouts
+    for setting in settings:
+        rows = [r for r in lanes["rows"] if r["setting"] == setting]
+        assert [r["lanes"] for r in rows] == [1, 2, 4, 8]
+        for r in rows:
+            assert r["frames_per_s"] > 0 and math.isfinite(r["speedup"]) and math.isfinite(r["mean_diff"])
+            assert r["strength_ratio"] == pytest.approx(1.0, abs=0.05)  # batching never weakens the dream
+    first = lanes["rows"][0]
+    assert first["speedup"] == 1.0 and first["mean_diff"] == 0.0
+    assert "CUDA only" in lanes["notes"][0]
+    assert "frames/s" in printed and "another seed gives" in printed
     assert Image.open(picture).size[0] > 600  # a real picture
     assert main(["bench", "--size", "8"]) == 2
+
+
+@pytest.mark.parametrize("size", ["10x10", "wide", "64"])
+def test_bench_refuses_a_bad_frame_size(size: str, capsys) -> None:
+    assert main(["bench", "--only", "lanes", "--frame-size", size]) == 2
+    assert "--frame-size" in capsys.readouterr().err
 
 
 def test_bench_io_measures_both_ways_on_a_real_clip() -> None:

@@ -51,8 +51,10 @@ def test_every_config_flag_reaches_the_config(capsys, tmp_path: Path, photo: Pat
 
     args = dict(model="resnet18", weights="none", learning_rate=0.5, num_iterations=3, num_octaves=2,
                 octave_scale=1.3, dream_layers="layer2,layer3", channels=("layer2=1,2", "5"),
-                predefined_start=str(photo), seed=9, jitter=4, tile_size="none")
+                predefined_start=str(photo), seed=9, jitter=4, tile_size="none", precision="bf16",
+                channels_last=False, compile=True)
     cfg = _config(args)
+    assert (cfg.precision, cfg.channels_last, cfg.compile) == ("bf16", False, True)
     assert (cfg.model, cfg.weights, cfg.learning_rate, cfg.num_iterations, cfg.num_octaves) == (
         "resnet18", None, 0.5, 3, 2)
     assert cfg.octave_scale == 1.3 and cfg.dream_layers == ("layer2", "layer3") and cfg.seed == 9
@@ -75,6 +77,7 @@ def bad_inputs(tmp: Path, photo: Path) -> list[tuple[list[str], str]]:
         (["dream", str(photo), "--learning-rate", "0"], "learning_rate"),
         (["dream", str(photo), "--octave-scale", "1"], "octave_scale"),
         (["dream", str(photo), "--num-octaves", "two"], "not a valid integer"),
+        (["dream", str(photo), "--precision", "fp8"], "--precision"),
         (["dream", str(photo), "--predefined-start", str(tmp / "nostart.png")], "predefined_start"),
         (["dream", str(photo), "--predefined-start", str(text)], "predefined_start"),
         (["dream", str(photo), "--device", "cuda:7"] if not _has_cuda() else ["dream", str(photo), "--device", "x"],
@@ -211,11 +214,14 @@ def test_render_from_a_toml_config_with_flags_overriding(capsys, tmp_path: Path)
     config.write_text(
         f'input = "{clip}"\noutput = "{tmp_path / "from_file.mp4"}"\n'
         '[dream]\ndream_layers = ["_blocks.5"]\nnum_iterations = 2\nnum_octaves = 1\n'
-        '[job]\nchunk_frames = 8\noverlap = 2\nworkers = 2\nframes = [2, 18]\n'
+        'precision = "bf16"\nchannels_last = false\ncompile = false\n'
+        '[job]\nchunk_frames = 8\noverlap = 2\nworkers = 1\nlanes = 2\nframes = [2, 18]\n'
     )
     code, stdout, err = run(capsys, "render", "--config", str(config), "-q", "-o", str(tmp_path / "flag.mp4"))
     assert code == 0, err
     assert "16 frames" in stdout and "2 chunks" in stdout  # frames 2:18 in chunks of 8 (from the file)
+    assert "1 worker(s) × 2 lane(s), network in fp32, NCHW" in stdout
+    assert "precision bf16 runs on CUDA only" in err  # said once, not per chunk
     assert (tmp_path / "flag.mp4").exists() and not (tmp_path / "from_file.mp4").exists()  # -o overrides
     assert probe(tmp_path / "flag.mp4").frame_count == 16
     config.write_text('nonsense_setting = 3\n')
@@ -223,6 +229,8 @@ def test_render_from_a_toml_config_with_flags_overriding(capsys, tmp_path: Path)
     assert code == 2 and "nonsense_setting" in err
     code, _, err = run(capsys, "render", str(clip), "-o", str(tmp_path / "x.mp4"), "--frames", "5-9")
     assert code == 2 and "--frames" in err
+    code, _, err = run(capsys, "render", str(clip), "-o", str(tmp_path / "x.mp4"), "--lanes", "0")
+    assert code == 2 and "lanes" in err and not (tmp_path / "x.mp4").exists()
 
 
 def test_example_batch_toml_names_only_real_options() -> None:
