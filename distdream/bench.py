@@ -383,7 +383,7 @@ def bench_lanes(
     device: str | None = None,
     width: int | None = None,
     height: int | None = None,
-    frames_per_lane: int = 4,
+    frames_per_lane: int = 6,
     lanes: tuple[int, ...] = (1, 2, 4, 8),
     compile: bool = False,
 ) -> LanesBenchmark:
@@ -456,27 +456,33 @@ def bench_lanes(
             notes: list[str] = []
             if not cuda:
                 notes.append(f"bf16 and fp16 run on CUDA only; on {dev.type} they fall back to fp32 (the fp32 rows)")
-            reference: list | None = None
-            base_strength = base_fps = 0.0
-            for dream in settings:
-                dreamer = Dreamer(dream, device=dev, model=model)
+            # a model per setting: a layout conversion must not reach another setting's modules
+            dreamers = [Dreamer(dream, device=dev, model=load_model(dream.model, dream.weights)) for dream in settings]
+            for dreamer in dreamers:
                 run(dreamer, 1)  # warm-up: kernels, allocator, compilation
-                for count in lanes:
-                    seconds, frames = run(dreamer, count)
-                    reference = reference or frames
-                    level = float(np.mean([np.abs(a.astype(int) - b.astype(int)).mean()
-                                           for a, b in zip(frames, source, strict=True)]))
-                    diff = float(np.mean([np.abs(a.astype(int) - b.astype(int)).mean()
-                                          for a, b in zip(frames, reference, strict=True)]))
-                    fps = count * frames_per_lane / seconds
-                    base_fps, base_strength = base_fps or fps, base_strength or level
-                    rows.append(LaneRow(setting=dreamer.compute.describe(), lanes=count, seconds=seconds,
-                                        frames_per_s=fps, speedup=fps / base_fps, mean_diff=diff,
-                                        strength_ratio=level / base_strength))
                 notes.extend(n for n in dreamer.notes if n not in notes)
+            measured: dict[tuple[int, int], tuple[float, list]] = {}
+            for count in lanes:  # settings interleaved per lane count, so drift in load hits all alike
+                for k, dreamer in enumerate(dreamers):
+                    measured[k, count] = run(dreamer, count)
+            reference = measured[0, lanes[0]][1]
+
+            def mean_diff(frames: list, other: list) -> float:
+                return float(np.mean([np.abs(a.astype(int) - b.astype(int)).mean()
+                                      for a, b in zip(frames, other, strict=True)]))
+
+            base_fps = lanes[0] * frames_per_lane / measured[0, lanes[0]][0]
+            base_strength = mean_diff(reference, source)
+            for k, dreamer in enumerate(dreamers):
+                for count in lanes:
+                    seconds, frames = measured[k, count]
+                    fps = count * frames_per_lane / seconds
+                    rows.append(LaneRow(setting=dreamer.compute.describe(), lanes=count, seconds=seconds,
+                                        frames_per_s=fps, speedup=fps / base_fps,
+                                        mean_diff=mean_diff(frames, reference),
+                                        strength_ratio=mean_diff(frames, source) / base_strength))
             _, other = run(Dreamer(DreamConfig(), device=dev, model=model), 1, seed=1000)
-            seed_diff = float(np.mean([np.abs(a.astype(int) - b.astype(int)).mean()
-                                       for a, b in zip(other, reference, strict=True)]))
+            seed_diff = mean_diff(other, reference)
     finally:
         torch.set_num_threads(threads)
     return LanesBenchmark(device=_device_name(dev), width=width, height=height, frames_per_lane=frames_per_lane,

@@ -638,7 +638,7 @@ def bench(quick: bool, sections: tuple[str, ...], size: int, frame_size: str | N
     if "lanes" in wanted:
         if quick:
             width, height = width or 96, height or 64
-        lb = bench_lanes(device=device, width=width, height=height, frames_per_lane=3 if quick else 4,
+        lb = bench_lanes(device=device, width=width, height=height, frames_per_lane=3 if quick else 6,
                          compile=with_compile)
         figures["lanes"] = lb.to_dict()
         click.echo(f"lanes × precision, {lb.width}×{lb.height}, {lb.frames_per_lane} frames per lane, {lb.device}"

@@ -543,7 +543,8 @@ class Job:
         rendered = 0
         stats: list[dict[str, Any]] = []
         compute, notes, largest_batch = "", set(), 0
-        timeout = self.options.chunk_timeout or max(600.0, 60.0 * max(c.dreamed for c in chunks))
+        # lanes share one device, so each chunk of a worker with N lanes may take N times as long
+        timeout = self.options.chunk_timeout or lanes * max(600.0, 60.0 * max(c.dreamed for c in chunks))
         self._status = "running"
 
         def launch_seams() -> None:
