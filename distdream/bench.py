@@ -353,6 +353,7 @@ class LaneRow:
     speedup: float  # frames_per_s over the first row's (fp32, one lane)
     mean_diff: float  # lane 0's frames against the reference's, mean |Δ| in levels of 255
     strength_ratio: float  # lane 0's mean |dream − input| over the reference's
+    grad_cosine: float  # this setting's image gradient against the first setting's, on one frame
 
 
 @dataclass(frozen=True)
@@ -461,10 +462,17 @@ def bench_lanes(
             for dreamer in dreamers:
                 run(dreamer, 1)  # warm-up: kernels, allocator, compilation
                 notes.extend(n for n in dreamer.notes if n not in notes)
+            probe_frame = dreamers[0].model.preprocess.normalize(array_to_tensor(source[0])).to(dev)
+            grads = [d.gradient(probe_frame).flatten().double().cpu() for d in dreamers]
+            cosines = [float(torch.nn.functional.cosine_similarity(g, grads[0], dim=0)) for g in grads]
             measured: dict[tuple[int, int], tuple[float, list]] = {}
             for count in lanes:  # settings interleaved per lane count, so drift in load hits all alike
                 for k, dreamer in enumerate(dreamers):
-                    measured[k, count] = run(dreamer, count)
+                    try:
+                        measured[k, count] = run(dreamer, count)
+                    except torch.OutOfMemoryError:  # a row this card cannot hold is a figure too
+                        notes.append(f"{dreamer.compute.describe()}, {count} lanes: out of GPU memory")
+                        torch.cuda.empty_cache()
             reference = measured[0, lanes[0]][1]
 
             def mean_diff(frames: list, other: list) -> float:
@@ -475,12 +483,15 @@ def bench_lanes(
             base_strength = mean_diff(reference, source)
             for k, dreamer in enumerate(dreamers):
                 for count in lanes:
+                    if (k, count) not in measured:
+                        continue
                     seconds, frames = measured[k, count]
                     fps = count * frames_per_lane / seconds
                     rows.append(LaneRow(setting=dreamer.compute.describe(), lanes=count, seconds=seconds,
                                         frames_per_s=fps, speedup=fps / base_fps,
                                         mean_diff=mean_diff(frames, reference),
-                                        strength_ratio=mean_diff(frames, source) / base_strength))
+                                        strength_ratio=mean_diff(frames, source) / base_strength,
+                                        grad_cosine=cosines[k]))
             _, other = run(Dreamer(DreamConfig(), device=dev, model=model), 1, seed=1000)
             seed_diff = mean_diff(other, reference)
     finally:

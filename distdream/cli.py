@@ -643,12 +643,13 @@ def bench(quick: bool, sections: tuple[str, ...], size: int, frame_size: str | N
         figures["lanes"] = lb.to_dict()
         click.echo(f"lanes × precision, {lb.width}×{lb.height}, {lb.frames_per_lane} frames per lane, {lb.device}"
                    + (", 1 torch thread (as a CPU worker)" if lb.device.startswith("cpu") else "") + ":")
-        click.echo(f"  {'network':<28}{'lanes':>5}{'frames/s':>10}{'speedup':>9}{'Δ levels':>10}{'strength':>10}")
+        click.echo(f"  {'network':<28}{'lanes':>5}{'frames/s':>10}{'speedup':>9}{'Δ levels':>10}{'strength':>10}"
+                   f"{'grad cos':>10}")
         for lr in lb.rows:
             click.echo(f"  {lr.setting:<28}{lr.lanes:>5}{lr.frames_per_s:>10.2f}{lr.speedup:>8.2f}×"
-                       f"{lr.mean_diff:>10.2f}{lr.strength_ratio:>10.3f}")
+                       f"{lr.mean_diff:>10.2f}{lr.strength_ratio:>10.3f}{lr.grad_cosine:>10.4f}")
         click.echo(f"  Δ levels: mean |Δ| of lane 0's frames from the first row's; another seed gives "
-                   f"{lb.other_seed_diff:.2f}")
+                   f"{lb.other_seed_diff:.2f}. grad cos: one frame's image gradient against the first row's")
         for note in lb.notes:
             click.echo(f"  note: {note}")
     if json_path:

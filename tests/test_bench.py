@@ -59,6 +59,7 @@ def test_quick_bench_json_has_every_figure_as_a_finite_number(tmp_path: Path, ca
         for r in rows:
             assert r["frames_per_s"] > 0 and math.isfinite(r["speedup"]) and math.isfinite(r["mean_diff"])
             assert r["strength_ratio"] == pytest.approx(1.0, abs=0.05)  # batching never weakens the dream
+            assert r["grad_cosine"] > 0.999  # same arithmetic on CPU, only the layout differs
     first = lanes["rows"][0]
     assert first["speedup"] == 1.0 and first["mean_diff"] == 0.0
     assert "CUDA only" in lanes["notes"][0]
