@@ -26,6 +26,8 @@ def main() -> None:
         dream=distdream.DreamConfig(dream_layers=("_blocks.10",), num_iterations=4, num_octaves=3),
         decay=0.9,
     )
+    # On GPU workers the network runs in bf16 with 4 chunks per worker batched together (lanes);
+    # DreamConfig(precision=...) and lanes=... choose otherwise. On CPU: fp32, one lane.
     job = distdream.submit(source, output, config, chunk_frames=12, overlap=3)
     while job.status() in ("starting", "running", "stitching"):
         done, total = job.progress()
@@ -35,6 +37,7 @@ def main() -> None:
         time.sleep(1.0)
     result = job.result()
     print(f"wrote {result.output}: {result.frames} frames in {result.seconds:.1f}s, {result.chunks} chunks")
+    print(f"{result.workers} worker(s) × {result.lanes} lane(s), network in {result.compute}")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ def run_example(name: str) -> str:
 def test_render_api_example() -> None:
     out = run_example("render_api.py")
     assert "wrote" in out and "24 frames" in out and "chunks" in out
+    assert "lane(s), network in fp32, channels-last" in out
 
 
 def test_chunked_submission_example() -> None:
