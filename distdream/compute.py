@@ -118,6 +118,7 @@ class GradientEngine:
         self.forward: Callable[[torch.Tensor], Features] = extractor
         if compute.compile:
             self.forward = torch.compile(extractor, backend=compile_backend)
+        self.dtype = compute.dtype  # None after fp16 had to be given up
         self.scale = initial_scale or (self.INITIAL_SCALE if compute.precision == "fp16" else 1.0)
         self._good_steps = 0
         self.notes: list[str] = list(compute.notes)
@@ -134,7 +135,10 @@ class GradientEngine:
             self.forward = self.eager
             return self.eager(x)
 
-    def _scaled_gradient(self, x: torch.Tensor, scale: float, dtype: torch.dtype | None) -> torch.Tensor:
+    def _scaled_gradient(
+        self, x: torch.Tensor, scale: float, dtype: torch.dtype | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(gradient, loss) with the loss multiplied by ``scale`` for the backward pass only."""
         x = x.detach().requires_grad_(True)
         inp = x.contiguous(memory_format=torch.channels_last) if self.compute.channels_last else x
         autocast = torch.autocast(self.device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
@@ -143,22 +147,30 @@ class GradientEngine:
         # per-sample objectives in fp32: squaring fp16 activations could overflow
         loss = self.objective({k: v.float() for k, v in features.items()}).sum()  # (B,) → ()
         (grad,) = torch.autograd.grad(loss * scale if scale != 1.0 else loss, x)
-        return grad.contiguous() / scale if scale != 1.0 else grad.contiguous()
+        return (grad.contiguous() / scale if scale != 1.0 else grad.contiguous()), loss.detach()
+
+    def _leave_fp16(self, why: str) -> None:
+        note = f"fp16 {why}; this worker's network runs fp32 from here"
+        log.warning(note)
+        self.notes.append(note)
+        self.dtype = None
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """The image gradient (B, 3, h, w) in fp32 for a normalised fp32 batch ``x``."""
-        dtype = self.compute.dtype
-        if dtype is not torch.float16:
-            return self._scaled_gradient(x, 1.0, dtype)
+        if self.dtype is not torch.float16:
+            return self._scaled_gradient(x, 1.0, self.dtype)[0]
         while True:
-            grad = self._scaled_gradient(x, self.scale, dtype)
+            grad, loss = self._scaled_gradient(x, self.scale, torch.float16)
+            if not bool(torch.isfinite(loss)):  # activations overflowed fp16: no loss scale helps
+                self._leave_fp16("activations overflow (a model without bounded activations?)")
+                return self._scaled_gradient(x, 1.0, None)[0]
             if bool(torch.isfinite(grad).all()):
                 self._good_steps += 1
                 if self._good_steps >= self.GROWTH_INTERVAL and self.scale < self.MAX_SCALE:
                     self.scale, self._good_steps = self.scale * 2.0, 0
                 return grad
             self._good_steps = 0
-            if self.scale <= 1.0:  # not a scaling problem: the forward pass itself overflowed fp16
-                log.warning("fp16 gradient is not finite even unscaled; this step runs in fp32")
-                return self._scaled_gradient(x, 1.0, None)
+            if self.scale <= 1.0:
+                self._leave_fp16("gradients overflow even unscaled")
+                return self._scaled_gradient(x, 1.0, None)[0]
             self.scale /= 2.0

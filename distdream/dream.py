@@ -8,14 +8,14 @@ The pieces are small values, each testable on its own (lucent's style):
   after the step, so the network's grid artefacts do not accumulate;
 - a **step** says how the image moves: gradient over its mean absolute value, times the learning
   rate, then a per-channel clamp to the valid pixel range;
+- the **octave loop** (:func:`run_octaves`) dreams a pyramid coarse to fine, carrying the dream
+  detail (dreamed minus base) up each level, so patterns grow large while the source stays sharp.
 
 Every piece works on a batch (B, 3, H, W) *per sample*: objectives return one value per sample,
 the step normalises each sample by its own gradient, each sample has its own jitter shift from its
 own generator. :meth:`Dreamer.dream_batch` uses that to dream several unrelated frames (the lanes
 of :mod:`distdream.lanes`) as one batch, each exactly as it would be dreamed alone, up to the
 rounding of batched kernels.
-- the **octave loop** (:func:`run_octaves`) dreams a pyramid coarse to fine, carrying the dream
-  detail (dreamed minus base) up each level, so patterns grow large while the source stays sharp.
 
 :class:`Dreamer` ties them to a truncated feature extractor on a device; :func:`dream_sequence`
 dreams video frames in order, each starting from the previous dream carried onto it. Images are (1, 3, H, W)

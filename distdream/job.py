@@ -163,10 +163,17 @@ class JobResult:
 # Plan, ledger and work directory
 
 
+# How the network is laid out and compiled changes speed, not the recipe (only rounding, as lanes
+# and thread counts do): a resume may switch them. Precision stays in: it is a choice about numbers.
+_SPEED_ONLY = ("channels_last", "compile")
+
+
 def _settings_hash(config: RenderConfig, index: VideoIndex, chunks: Sequence[Chunk]) -> str:
+    settings = config.to_dict()
+    settings["dream"] = {k: v for k, v in settings["dream"].items() if k not in _SPEED_ONLY}
     payload = {
         "version": PLAN_VERSION,
-        "config": config.to_dict(),
+        "config": settings,
         "input": {"frames": index.frame_count, "width": index.width, "height": index.height,
                   "pts": index.to_dict()["pts_deltas_zlib"]},
         "chunks": [c.to_dict() for c in chunks],

@@ -113,6 +113,17 @@ def test_fp16_scale_backs_off_when_the_gradient_overflows() -> None:
     assert bool(torch.isfinite(grad).all()) and _cosine(grad, ref) > 0.99
 
 
+def test_fp16_gives_way_to_fp32_when_activations_overflow() -> None:
+    extractor, objective = _tiny(1e5)  # activations ≈ 5e5: past fp16's largest number in the forward pass
+    x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(6))
+    ref = GradientEngine(extractor, objective, CPU, Compute("fp32", False, False))(x)
+    engine = GradientEngine(extractor, objective, CPU, Compute("fp16", False, False))
+    assert torch.allclose(engine(x), ref, rtol=1e-5)
+    assert engine.dtype is None and len(engine.notes) == 1 and "fp32 from here" in engine.notes[0]
+    engine(x)
+    assert len(engine.notes) == 1
+
+
 def test_channels_last_gives_the_same_gradient(lite_dreamer: Dreamer) -> None:
     x = torch.randn(1, 3, 64, 96, generator=torch.Generator().manual_seed(3))
     nhwc = _engine(lite_dreamer, channels_last=True)

@@ -58,6 +58,16 @@ def test_plan_reports_chunks_and_overhead(clip: Path) -> None:
     assert p.frames == 40 and p.dreamed_frames == 46 and p.lead_in_overhead == pytest.approx(6 / 40)
 
 
+def test_speed_settings_may_change_on_resume_but_precision_may_not(clip: Path) -> None:
+    def settings_hash(**dream: object) -> str:
+        return plan(clip, RenderConfig(dream=DreamConfig(**{**CFG.dream.to_dict(), **dream}), crf=0,
+                                       preset="ultrafast"), **JOB).settings_hash
+
+    base = settings_hash()
+    assert settings_hash(compile=True) == settings_hash(channels_last=False) == base
+    assert settings_hash(precision="bf16") != base and settings_hash(seed=1) != base
+
+
 def test_two_workers_render_exactly_and_match_one_worker(clip: Path, reference, tmp_path: Path) -> None:
     workdir = tmp_path / "work"
     result = render(clip, tmp_path / "out.mp4", CFG, workers=2, workdir=str(workdir), **JOB)
