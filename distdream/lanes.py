@@ -143,8 +143,8 @@ class LaneBatcher:
 
     def _submit(self, slot: int, request: _Request) -> None:
         with self._cond:
-            if slot not in self._open:
-                raise RuntimeError(f"lane {slot} is not open")
+            if slot not in self._open or self._closed:
+                raise RuntimeError(f"lane {slot} is not open" if not self._closed else "the lane batcher is closed")
             self._pending[slot] = request
             self._cond.notify_all()
 
