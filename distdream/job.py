@@ -345,6 +345,11 @@ class DreamWorker:
         if self.batcher is None:
             stats = run(self.dreamer)
         else:
+            import torch
+
+            # This lane's thread does only small per-frame tensor work; one OpenMP thread keeps it
+            # from starting a thread pool of its own next to the batching thread's (see LaneBatcher).
+            torch.set_num_threads(1)
             with self.batcher.lane() as lane:
                 stats = run(lane)
         return {"chunk": chunk.index, "frames": chunk.dreamed, "stats": asdict(stats), "host": os.uname().nodename,
