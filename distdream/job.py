@@ -63,7 +63,8 @@ class Fault:
     """A fault to inject into a worker (for tests of the failure paths).
 
     At frame offset ``at_frame`` of chunk ``chunk`` on the listed ``attempts`` (all when empty),
-    the worker raises (``kind="raise"``) or its process exits at once (``kind="exit"``).
+    the worker raises (``kind="raise"``), its process exits at once (``kind="exit"``), or it stops
+    answering (``kind="hang"``, for the watchdog).
     """
 
     chunk: int
@@ -334,6 +335,8 @@ class DreamWorker:
                 if i - chunk.first == fault.at_frame:
                     if fault.kind == "exit":
                         os._exit(1)  # a worker process dying mid-chunk, as a lost node would
+                    if fault.kind == "hang":
+                        time.sleep(3600)  # a worker that stops answering, as on a wedged GPU
                     raise RuntimeError(f"injected fault in chunk {chunk.index} at frame {i}")
 
         def run(dreamer: Any) -> Any:
@@ -649,9 +652,10 @@ class Job:
                 # watchdog: a chunk far past its time is on a lost or hung worker
                 now = time.monotonic()
                 for ref, (chunk, slot, started, born) in list(running.items()):
-                    if now - started > timeout and ref in running:
-                        ray.kill(actors[slot], no_restart=False)  # its other lanes fail with it
+                    if now - started > timeout:
                         running.pop(ref)
+                        if born == incarnation[slot]:  # not already killed for another of its lanes
+                            ray.kill(actors[slot], no_restart=False)  # its other lanes fail with it
                         lost(slot, born)
                         fail(chunk, f"no answer after {timeout:.0f} s (watchdog)")
         finally:

@@ -101,6 +101,17 @@ def test_a_lane_that_fails_or_a_worker_that_dies_costs_only_their_chunks(clip: P
     assert_lanes_tolerance(clip, result.output, reference[1])
 
 
+def test_the_watchdog_frees_a_hung_lane_and_its_neighbours(clip: Path, tmp_path: Path) -> None:
+    faults = (Fault(chunk=0, at_frame=2, attempts=(0,), kind="hang"),)
+    job = submit(clip, tmp_path / "out.mp4", CFG, workers=1, lanes=2, chunk_timeout=20.0, inject_faults=faults,
+                 **JOB)
+    result = job.result(timeout=300)
+    attempts = {c.index: c.attempts for c in job.chunks()}
+    # the hung lane holds up its neighbour's batch, so both are killed by the watchdog, then done
+    assert attempts[0] == 2 and attempts[1] == 2
+    assert all(c.state == "done" for c in job.chunks()) and probe(result.output).frame_count == 40
+
+
 def test_lanes_must_be_sensible(clip: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="lanes"):
         render(clip, tmp_path / "x.mp4", CFG, lanes=0, **JOB)
