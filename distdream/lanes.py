@@ -8,12 +8,14 @@ that is running has a frame ready, then dreams them all as one batch
 (:meth:`~distdream.dream.Dreamer.dream_batch`) and hands each lane its own result back.
 
 Lanes are independent: one that finishes (or fails) leaves, and the next chunk joins whenever the
-engine gives the worker one. A lane's result equals its unbatched rendering up to the rounding of
+engine gives the worker one. If the device runs out of memory, the batch is redone in halves (the
+lanes' generators rewound, so their frames do not change) and later batches stay that small. A lane's result equals its unbatched rendering up to the rounding of
 batched kernels (see ``Dreamer.dream_batch``).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,6 +26,8 @@ import torch
 from .dream import Dreamer
 
 __all__ = ["Lane", "LaneBatcher"]
+
+log = logging.getLogger("distdream")
 
 
 @dataclass(eq=False)
@@ -87,6 +91,7 @@ class LaneBatcher:
         self.batches = 0
         self.frames = 0
         self.largest_batch = 0
+        self.max_batch: int | None = None  # set after the device ran out of memory
         if isinstance(dreamer, Dreamer):
             self.dreamer = dreamer
         else:
@@ -159,20 +164,47 @@ class LaneBatcher:
                     return
                 batch = [self._pending.pop(slot) for slot in sorted(self._pending)]
             try:
-                results = self.dreamer.dream_batch(
-                    [r.image for r in batch],
-                    generators=[r.generator for r in batch],
-                    num_iterations=[r.num_iterations for r in batch],
-                    progress=[r.progress for r in batch],
-                )
-            except BaseException as exc:  # every lane of a failed batch fails (an OOM, a bad frame)
+                results = self._dream(batch)
+            except BaseException as exc:  # every lane of a failed batch fails (a bad frame, OOM at batch 1)
                 for r in batch:
                     r.error = exc
             else:
                 for r, out in zip(batch, results, strict=True):
                     r.result = out
-            self.batches += 1
-            self.frames += len(batch)
-            self.largest_batch = max(self.largest_batch, len(batch))
             for r in batch:
                 r.done.set()
+
+    def _dream(self, batch: list[_Request]) -> list[torch.Tensor]:
+        """Dream ``batch`` in pieces of at most ``max_batch``; halve that when the device runs out of memory.
+
+        Each piece restarts from the generators' states before it, so a piece redone after an
+        out-of-memory error draws the same jitter: its frames are those it would have had.
+        """
+        results: list[torch.Tensor] = []
+        while len(results) < len(batch):
+            size = min(self.max_batch or len(batch), len(batch) - len(results))
+            piece = batch[len(results) : len(results) + size]
+            states = [r.generator.get_state() for r in piece]
+            try:
+                results += self.dreamer.dream_batch(
+                    [r.image for r in piece],
+                    generators=[r.generator for r in piece],
+                    num_iterations=[r.num_iterations for r in piece],
+                    progress=[r.progress for r in piece],
+                )
+            except torch.OutOfMemoryError:
+                if size == 1:
+                    raise
+                for r, state in zip(piece, states, strict=True):
+                    r.generator.set_state(state)
+                self.max_batch = size // 2
+                if self.dreamer.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                note = f"out of device memory at {size} lanes; batches of at most {self.max_batch} from here"
+                log.warning(note)
+                self.dreamer.notes.append(note)
+                continue
+            self.batches += 1
+            self.frames += size
+            self.largest_batch = max(self.largest_batch, size)
+        return results

@@ -149,6 +149,41 @@ def test_a_failing_lane_leaves_and_the_others_finish(index: VideoIndex, dreamer:
     assert done == {"good": 8, "bad": 2}
 
 
+class SmallDevice(Dreamer):
+    """A dreamer whose device holds at most ``room`` frames at once (an out-of-memory error beyond)."""
+
+    room = 1
+
+    def dream_batch(self, images, **kw):  # type: ignore[no-untyped-def, override]
+        if len(images) > self.room:
+            for g in kw["generators"]:
+                torch.rand(3, generator=g)  # a failed batch has already drawn some jitter
+            raise torch.OutOfMemoryError(f"cannot hold {len(images)} frames")
+        return super().dream_batch(images, **kw)
+
+
+def test_running_out_of_memory_halves_the_batch_and_keeps_the_frames(index: VideoIndex, lite0) -> None:
+    small = SmallDevice(FAST, model=lite0, device="cpu")
+    expected = {k: _alone(index, small, 4 * k, 4 * k + 4, seed=k) for k in range(3)}
+    batcher = LaneBatcher(small)
+    got: dict[int, list[np.ndarray]] = {}
+
+    def lane_job(k: int) -> None:
+        with batcher.lane() as lane:
+            got[k] = _alone(index, lane, 4 * k, 4 * k + 4, seed=k)  # type: ignore[arg-type]
+
+    threads = [threading.Thread(target=lane_job, args=(k,)) for k in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    batcher.close()
+    assert batcher.max_batch == 1 and batcher.largest_batch == 1
+    assert any("out of device memory" in n for n in small.notes)
+    for k in range(3):  # alone on the device again, with the generators rewound: the very same frames
+        assert all(np.array_equal(x, y) for x, y in zip(got[k], expected[k], strict=True))
+
+
 def test_the_batcher_builds_its_dreamer_on_its_own_thread(lite0) -> None:
     built_on: list[str] = []
 
