@@ -27,6 +27,7 @@ import logging
 import os
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -302,6 +303,7 @@ class DreamWorker:
         from .lanes import LaneBatcher
 
         torch.set_num_threads(torch_threads)  # this process is ours: keep workers off each other's cores
+        self.token = uuid.uuid4().hex  # which incarnation of this worker answers (see ping)
         self.config = config
         self.batcher: LaneBatcher | None = None
         if lanes > 1:  # the model is built on the thread that will dream (see LaneBatcher)
@@ -310,9 +312,13 @@ class DreamWorker:
         else:
             self.dreamer = Dreamer(config.dream, device=device)
 
-    def ping(self) -> bool:
-        """Answers once the worker is up (again): the driver waits for this after a crash."""
-        return True
+    def ping(self) -> str:
+        """This incarnation's token, once the worker is up: the driver waits for a new one after a crash.
+
+        A worker with lanes answers pings while its lanes run, so a worker being killed can still
+        answer one: the token tells the driver it heard the old process, not the restarted one.
+        """
+        return self.token
 
     def render_chunk(
         self, index: VideoIndex, chunk: Chunk, workdir: str, attempt: int, progress: Any, faults: tuple[Fault, ...]
@@ -542,9 +548,12 @@ class Job:
                 self.config, device, threads, lanes)
 
         actors = [new_worker() for _ in range(workers_n)]
-        # A worker that died gets no chunk until it answers again: a task sent while Ray restarts
-        # it could fail at once and burn an attempt of a chunk that did nothing wrong.
-        recovering: dict[Any, int] = {}  # ping ref → actor slot
+        # A worker gets chunks once it answers a ping, and one that died gets none until it answers
+        # again as a new incarnation: a task sent while Ray restarts it could fail at once and burn
+        # an attempt of a chunk that did nothing wrong.
+        recovering: dict[Any, int] = {actors[slot].ping.remote(): slot for slot in range(workers_n)}
+        tokens: list[str | None] = [None] * workers_n  # the incarnation each worker last answered as
+        dead: list[str | None] = [None] * workers_n  # the token of an incarnation known to be dying
         # Each worker's incarnation: when a worker dies, all of its lanes fail; the first failure
         # reported is news (ping it), the others are the same death (their lanes come back with it).
         incarnation = [0] * workers_n
@@ -553,7 +562,7 @@ class Job:
         attempts: dict[int, int] = {}
         running: dict[Any, tuple[Chunk, int, float, int]] = {}  # ref → (chunk, actor slot, started, incarnation)
         seams: dict[Any, Chunk] = {}
-        idle = [slot for _ in range(lanes) for slot in range(workers_n)]  # free lanes, spread over workers first
+        idle: list[int] = []  # free lanes, by worker slot; filled as workers answer their pings
         queue = list(todo)
         rendered = 0
         stats: list[dict[str, Any]] = []
@@ -575,6 +584,7 @@ class Job:
             """A chunk's worker died: the first report of a death pings it; its lanes wait for that."""
             if born == incarnation[slot]:
                 incarnation[slot] += 1
+                dead[slot] = tokens[slot]
                 idle[:] = [s for s in idle if s != slot]
                 recovering[actors[slot].ping.remote()] = slot
             elif slot not in recovering.values():  # the worker is back already: this lane is free
@@ -612,14 +622,20 @@ class Job:
                     if ref in recovering:
                         slot = recovering.pop(ref)
                         try:
-                            ray.get(ref)
-                            # lanes still marked running here belong to the dead incarnation; each
-                            # comes back when its failure is reported
-                            idle.extend([slot] * (lanes - sum(r[1] == slot for r in running.values())))
+                            token = ray.get(ref)
                         except ray.exceptions.RayActorError:  # out of restarts: a fresh worker
                             actors[slot] = new_worker()
                             incarnation[slot] += 1
+                            tokens[slot] = dead[slot] = None
                             recovering[actors[slot].ping.remote()] = slot
+                            continue
+                        if token is not None and token == dead[slot]:  # the dying process answered
+                            recovering[actors[slot].ping.remote()] = slot
+                            continue
+                        tokens[slot], dead[slot] = token, None
+                        # lanes still marked running here belong to the dead incarnation; each
+                        # comes back when its failure is reported
+                        idle.extend([slot] * (lanes - sum(r[1] == slot for r in running.values())))
                         continue
                     if ref in seams:
                         c = seams.pop(ref)
