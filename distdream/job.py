@@ -422,7 +422,6 @@ class Job:
         self._done_frames = 0
         self._total_frames = 0
         self._status = "starting"
-        self.lanes: int | None = None  # lanes per worker, once the job knows its workers
         self._prepared: tuple[JobPlan, Path | str, _Ledger, bool] | None = None
         self._result: JobResult | None = None
         self._error: BaseException | None = None
@@ -537,7 +536,6 @@ class Job:
         todo = [c for c in chunks if c.index not in done]
         workers_n = max(1, min(workers_n, len(todo))) if todo else 0
         lanes = max(1, min(lanes, -(-len(todo) // max(workers_n, 1))))  # no lane that could never get a chunk
-        self.lanes = lanes
         progress = _progress_actor()
 
         def new_worker() -> Any:

@@ -195,7 +195,12 @@ def test_the_batcher_builds_its_dreamer_on_its_own_thread(lite0) -> None:
     assert built_on == ["distdream-lanes"] and isinstance(batcher.dreamer, Dreamer)
     with batcher.lane() as lane:
         out = lane.dream(torch.rand(1, 3, 32, 32), generator=torch.Generator().manual_seed(0))
-    assert out.shape == (1, 3, 32, 32)
-    batcher.close()
+        assert out.shape == (1, 3, 32, 32)
+        batcher.close()
+        with pytest.raises(RuntimeError, match="closed"):  # a frame after close fails, it does not wait forever
+            lane.dream(torch.rand(1, 3, 32, 32), generator=torch.Generator())
+    with pytest.raises(RuntimeError, match="closed"):
+        with batcher.lane():
+            pass
     with pytest.raises(ModelError):
         LaneBatcher(lambda: Dreamer(DreamConfig(model="no_such_net")))
