@@ -84,9 +84,9 @@ def dream_options(func: Any) -> Any:
         click.option("--tile-size", default=str(d.tile_size), show_default=True,
                      help="Dream larger images in overlapping tiles of this size; 'none' disables."),
         click.option("--precision", type=click.Choice(PRECISIONS), default=d.precision, show_default=True,
-                     help="Network arithmetic; auto = bf16 (else fp16) on CUDA, fp32 on CPU."),
-        click.option("--channels-last/--no-channels-last", default=d.channels_last, show_default=True,
-                     help="NHWC memory layout (faster on CPU and GPU)."),
+                     help="Network arithmetic (bf16/fp16 need CUDA); auto = fp32 (measured fastest-for-quality)."),
+        click.option("--channels-last/--no-channels-last", default=d.channels_last,
+                     help="NHWC memory layout. [default: on for CPU, off on CUDA (measured)]"),
         click.option("--compile/--no-compile", default=d.compile, show_default=True,
                      help="torch.compile the network (slow first frames; falls back to eager on failure)."),
         click.option("--device", default=None, help="cpu, cuda, cuda:1 …; default: CUDA when present."),
@@ -201,7 +201,7 @@ def job_options(func: Any) -> Any:
         click.option("--gpus-per-worker", type=float, default=None,
                      help="GPUs per worker. [default: 1 if the cluster has GPUs]"),
         click.option("--lanes", type=int, default=None,
-                     help="Chunks each worker dreams at once, as one batch. [default: 4 on GPU, 1 on CPU]"),
+                     help="Chunks each worker dreams at once, as one batch. [default: 8 on GPU, 1 on CPU]"),
         click.option("--chunk-frames", type=int, default=120, show_default=True, help="Frames owned by each chunk."),
         click.option("--overlap", type=int, default=8, show_default=True,
                      help="Lead-in frames dreamed by both neighbours and crossfaded at each seam."),
@@ -216,17 +216,28 @@ def job_options(func: Any) -> Any:
 
 
 def _as_flags(ctx: click.Context, skip: set[str]) -> list[str]:
-    """The command's options that differ from their defaults, written back as flags."""
+    """The command's options the user set (on the command line or in ``--config``), written back as flags.
+
+    Asks click where each value came from rather than comparing with ``param.default``: click 8.5
+    reports an undeclared default as its ``UNSET`` sentinel, so a comparison says every flag changed.
+    """
+    from click.core import ParameterSource
+
     out: list[str] = []
     for param in ctx.command.params:
         if not isinstance(param, click.Option) or param.name in skip:
             continue
+        if ctx.get_parameter_source(param.name) in (None, ParameterSource.DEFAULT):
+            continue
         value = ctx.params.get(param.name)
-        if value is None or value == param.default or (param.multiple and not value):
+        if value is None or (param.multiple and not value):
             continue
         flag = max(param.opts, key=len)
         if param.is_flag:
-            out.append(flag if value else max(param.secondary_opts, key=len))
+            if value:
+                out.append(flag)
+            elif param.secondary_opts:  # --no-… of an on/off pair
+                out.append(max(param.secondary_opts, key=len))
         elif param.multiple:
             for item in value:
                 out += [flag, str(item)]
@@ -560,111 +571,109 @@ def probe(video: str, as_json: bool) -> None:
         click.echo("  audio   none")
 
 
-BENCH_SECTIONS = ("step", "io", "engine", "lanes")
+BENCH_SECTIONS = ("step", "io", "engine", "lanes", "render", "halving", "compile")
 
 
-def _size(value: str | None) -> tuple[int, int] | tuple[None, None]:
+def _size(value: str | None, flag: str = "--frame-size") -> tuple[int, int] | None:
     if not value:
-        return None, None
+        return None
     try:
         w, h = (int(v) for v in value.lower().split("x"))
     except ValueError:
-        raise ConfigError(f"--frame-size {value!r}: give WIDTHxHEIGHT, e.g. 1280x720") from None
+        raise ConfigError(f"{flag} {value!r}: give WIDTHxHEIGHT, e.g. 1280x720") from None
     if w < 32 or h < 32:
-        raise ConfigError(f"--frame-size {value!r}: give at least 32×32 pixels")
+        raise ConfigError(f"{flag} {value!r}: give at least 32×32 pixels")
     return w, h
+
+
+def _counts(value: str, flag: str) -> tuple[int, ...]:
+    try:
+        counts = tuple(int(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        raise ConfigError(f"{flag} {value!r}: give lane counts separated by commas, e.g. 1,2,4,8") from None
+    if not counts or min(counts) < 1:
+        raise ConfigError(f"{flag} {value!r}: give lane counts of at least 1")
+    return counts
+
+
+def _write_json(path: str, figures: dict[str, Any]) -> None:
+    from .paths import temp_sibling
+
+    out = Path(path)
+    tmp = temp_sibling(out)
+    tmp.write_text(json.dumps(figures, indent=2) + "\n")
+    tmp.replace(out)
 
 
 @cli.command()
 @click.option("--quick", is_flag=True, help="Fewer repeats and a shorter clip (rough figures in seconds).")
-@click.option("--only", "sections", multiple=True, type=click.Choice(BENCH_SECTIONS),
-              help="Run only these parts (repeatable). [default: all]")
-@click.option("--size", type=int, default=256, show_default=True, help="Square image side for the dream step.")
+@click.option("--only", "sections", multiple=True,
+              help=f"Run only these parts, e.g. step,lanes ({', '.join(BENCH_SECTIONS)}). [default: all this machine runs]")
+@click.option("--size", "sizes", type=int, multiple=True, help="Square image side for the dream step (repeatable). "
+              "[default: 256]")
 @click.option("--frame-size", default=None,
-              help="Frame size for the lanes figures, WxH. [default: 1280x720 on CUDA, 160x90 on CPU]")
+              help="Frame size for the lanes, render and halving figures, WxH. [default: 1280x720 on CUDA, 160x90 on CPU]")
+@click.option("--lanes", "lane_counts", default="1,2,4,8", show_default=True, help="Lane counts for the lanes figures.")
 @click.option("--compile", "with_compile", is_flag=True, help="Add torch.compile rows to the lanes figures.")
+@click.option("--render-size", "render_sizes", multiple=True,
+              help="Frame size of an in-process render, WxH (repeatable). [default: --frame-size]")
+@click.option("--render-frames", type=int, default=None, help="Frames per render. [default: 120 on CUDA, 24 on CPU]")
+@click.option("--render-lanes", default="1", show_default=True, help="Lane counts for the renders, e.g. 1,8.")
 @click.option("--device", default=None, help="cpu, cuda …; default: CUDA when present.")
+@click.option("--time-limit", type=float, default=None,
+              help="Seconds; parts that would start later are skipped (what ran is kept).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=str), default=None,
-              help="Also write the figures to this JSON file.")
+              help="Also write the figures to this JSON file (rewritten after every part).")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=str), default=None,
               help="Also draw the figures into this PNG.")
 @click.option("--workers", type=int, default=None, help="N for the scaling figure. [default: the CPUs or GPUs]")
-def bench(quick: bool, sections: tuple[str, ...], size: int, frame_size: str | None, with_compile: bool,
-          device: str | None, json_path: str | None, plot_path: str | None, workers: int | None) -> None:
-    """Measure dream step, video I/O, the engine, and lanes × precision, each beside its reference."""
-    from .bench import bench_engine, bench_io, bench_lanes, bench_step, plot
+def bench(quick: bool, sections: tuple[str, ...], sizes: tuple[int, ...], frame_size: str | None, lane_counts: str,
+          with_compile: bool, render_sizes: tuple[str, ...], render_frames: int | None, render_lanes: str,
+          device: str | None, time_limit: float | None, json_path: str | None, plot_path: str | None,
+          workers: int | None) -> None:
+    """Measure dream step, video I/O, the engine, lanes × precision and renders, each beside its reference.
 
-    if size < 32:
-        raise ConfigError(f"--size {size}: give at least 32 pixels")
-    width, height = _size(frame_size)
-    wanted = set(sections or BENCH_SECTIONS)
-    figures: dict[str, dict[str, Any]] = {}
+    Every part but the engine runs without Ray. Interrupted (Ctrl-C, or timeout -s INT), it still
+    writes the JSON and plot of what it measured.
+    """
+    from .bench import BenchPlan, plot, run_sections
 
-    def row(label: str, value: str) -> None:
-        click.echo(f"  {label:<46}{value}")
-
-    if "step" in wanted:
-        r = bench_step(size=size, repeats=5 if quick else 20, device=device)
-        figures["step"] = r.to_dict()
-        click.echo(f"dream iteration, {r.model} [{','.join(r.layers)}], {r.size}×{r.size}, {r.device}, "
-                   f"median of {r.repeats}:")
-        row("distdream (truncated, frozen, BN folded)", f"{r.distdream_ms:8.1f} ms")
-        row("naive (full forward, hooks, grads)", f"{r.naive_ms:8.1f} ms")
-        row("speedup", f"{r.speedup:8.2f}×   (image gradients differ by {r.grad_rel_error:.1e}, relative L2)")
-    if "io" in wanted:
-        io = bench_io(frames=300 if quick else 1500, gop=100 if quick else 250)
-        figures["io"] = io.to_dict()
-        span = f"{io.range_start}–{io.range_start + io.range_frames}"
-        click.echo(f"video I/O, {io.frames} frames {io.width}×{io.height}, GOP {io.gop}, H.264:")
-        row("probe (demux-only index)", f"{io.probe_seconds:8.2f} s")
-        row(f"read frames {span}: seek to keyframe", f"{io.range_read_fps:8.0f} frames/s")
-        row(f"read frames {span}: decode from start", f"{io.from_start_fps:8.0f} frames/s")
-        row(f"join {io.segments} segments by remuxing (+ audio)", f"{io.join_seconds:8.2f} s")
-        row(f"re-encode {io.segments} segments into one file", f"{io.reencode_seconds:8.2f} s")
-    if "engine" in wanted:
-        e = bench_engine(quick=quick, workers=workers)
-        figures["engine"] = e.to_dict()
-        click.echo(f"engine, {e.frames} frames {e.width}×{e.height}, {e.chunks} chunks, local Ray:")
-        row("pure dream compute (same frames, no I/O)", f"{e.pure_dream_seconds:8.1f} s")
-        row("render with 1 worker, end to end",
-            f"{e.one_worker_seconds:8.1f} s   (efficiency {e.pipeline_efficiency:.2f})")
-        row(f"render with {e.workers} workers", f"{e.n_workers_seconds:8.1f} s   (speedup {e.speedup:.2f}×)")
-        row("lead-in overhead", f"{100 * e.lead_in_overhead:8.1f} %")
-        row(f"driver peak RSS, {e.rss_frames} vs {10 * e.rss_frames} frames",
-            f"{e.driver_rss_mib:8.0f} vs {e.driver_rss_mib_10x:.0f} MiB")
-        row("warping error: independent frames", f"{e.warping_error_independent:8.5f}")
-        row("warping error: distdream default", f"{e.warping_error_default:8.5f}")
-        row("seam ratio (seam windows / elsewhere)", f"{e.seam_ratio:8.2f}")
-    if "lanes" in wanted:
-        if quick:
-            width, height = width or 96, height or 64
-        lb = bench_lanes(device=device, width=width, height=height, frames_per_lane=3 if quick else 6,
-                         compile=with_compile)
-        figures["lanes"] = lb.to_dict()
-        click.echo(f"lanes × precision, {lb.width}×{lb.height}, {lb.frames_per_lane} frames per lane, {lb.device}"
-                   + (", 1 torch thread (as a CPU worker)" if lb.device.startswith("cpu") else "") + ":")
-        click.echo(f"  {'network':<28}{'lanes':>5}{'frames/s':>10}{'speedup':>9}{'Δ levels':>10}{'strength':>10}"
-                   f"{'grad cos':>10}")
-        for lr in lb.rows:
-            click.echo(f"  {lr.setting:<28}{lr.lanes:>5}{lr.frames_per_s:>10.2f}{lr.speedup:>8.2f}×"
-                       f"{lr.mean_diff:>10.2f}{lr.strength_ratio:>10.3f}{lr.grad_cosine:>10.4f}")
-        click.echo(f"  Δ levels: mean |Δ| of lane 0's frames from the first row's; another seed gives "
-                   f"{lb.other_seed_diff:.2f}. grad cos: one frame's image gradient against the first row's")
-        for note in lb.notes:
-            click.echo(f"  note: {note}")
-    if json_path:
-        Path(json_path).write_text(json.dumps(figures, indent=2) + "\n")
-    if plot_path:
-        plot(figures, plot_path)
-        click.echo(f"wrote {plot_path}")
+    plan = BenchPlan(
+        sections=tuple(part.strip() for value in sections for part in value.split(",") if part.strip()), quick=quick, device=device, step_sizes=sizes or (256,), frame_size=_size(frame_size),
+        lanes=_counts(lane_counts, "--lanes"), compile=with_compile,
+        render_sizes=tuple(_size(v, "--render-size") for v in render_sizes),  # type: ignore[misc]
+        render_frames=render_frames, render_lanes=_counts(render_lanes, "--render-lanes"), workers=workers,
+        time_limit=time_limit,
+    ).validate()
+    figures: dict[str, Any] = {}
+    save = (lambda f: _write_json(json_path, f)) if json_path else None
+    try:
+        run_sections(plan, figures, echo=click.echo, save=save)
+    except KeyboardInterrupt:
+        click.secho("interrupted; the figures measured so far are kept" + (f" in {json_path}" if json_path else ""),
+                    fg="red", err=True)
+        raise click.exceptions.Exit(130) from None
+    finally:  # also when interrupted: keep what was measured
+        if plot_path and any(k in figures for k in BENCH_SECTIONS):
+            plot(figures, plot_path)
+            click.echo(f"wrote {plot_path}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     try:
-        cli.main(args=list(argv) if argv is not None else None, prog_name="distdream", standalone_mode=False)
+        # without standalone mode click returns a command's Exit code instead of raising it
+        code = cli.main(args=list(argv) if argv is not None else None, prog_name="distdream", standalone_mode=False)
     except DistDreamError as exc:
         click.secho(f"error: {exc}", fg="red", err=True)
+        return 2
+    except ModuleNotFoundError as exc:
+        if exc.name != "ray":
+            raise
+        # Ray is a dependency, but a machine may run the dream, bench and preview commands without it
+        click.secho("error: this command runs on Ray, which is not installed here: pip install 'ray[default]' "
+                    "(dream, preview, layers and bench --only step,io,lanes,render,halving need no Ray)",
+                    fg="red", err=True)
         return 2
     except click.ClickException as exc:
         click.secho(f"error: {exc.format_message()}", fg="red", err=True)
@@ -674,7 +683,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (click.Abort, KeyboardInterrupt):
         click.secho("interrupted; finished chunks are kept — rerun with --resume --workdir DIR", fg="red", err=True)
         return 130
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover
