@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -91,6 +92,7 @@ class LaneBatcher:
         self.batches = 0
         self.frames = 0
         self.largest_batch = 0
+        self.busy_seconds = 0.0  # time spent dreaming batches (the rest, it waited for lanes)
         self.max_batch: int | None = None  # set after the device ran out of memory
         if isinstance(dreamer, Dreamer):
             self.dreamer = dreamer
@@ -163,6 +165,7 @@ class LaneBatcher:
                 if not self._pending:  # closed, nothing left
                     return
                 batch = [self._pending.pop(slot) for slot in sorted(self._pending)]
+            t0 = time.perf_counter()
             try:
                 results = self._dream(batch)
             except BaseException as exc:  # every lane of a failed batch fails (a bad frame, OOM at batch 1)
@@ -171,6 +174,7 @@ class LaneBatcher:
             else:
                 for r, out in zip(batch, results, strict=True):
                     r.result = out
+            self.busy_seconds += time.perf_counter() - t0
             for r in batch:
                 r.done.set()
 

@@ -6,11 +6,14 @@ the range: the reader thread stays at most ``lookahead`` frames (and their flows
 dreamer, and only the previous frame's dream residual is kept.
 
 OpenCV and PyAV release the GIL while they work, so flow for upcoming frames is computed while
-torch dreams the current one; the time the dreamer spends waiting for it is reported.
+torch dreams the current one, and a dreamed frame is encoded (on a thread of its own) while the
+next one is dreamed. Each stage's time and the time the dreamer spends waiting on the others are
+reported in :class:`ChunkStats`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import tempfile
@@ -43,14 +46,23 @@ class ChunkStats:
     frames: int
     keyframes: int  # first frame and frames after scene cuts
     keyframe_seconds: float  # dreaming keyframes
-    frame_seconds: float  # dreaming flow-carried frames
+    frame_seconds: float  # dreaming flow-carried frames (warping the carried dream included)
     flow_wait_seconds: float  # time the dreamer waited for decoded frames and their flow
-    encode_seconds: float
+    encode_seconds: float  # the encoder thread's busy time (overlaps dreaming)
     wall_seconds: float
+    decode_seconds: float = 0.0  # the reader thread's decoding time (overlaps dreaming)
+    flow_seconds: float = 0.0  # the reader thread's flow, occlusion and cut tests (overlaps dreaming)
+    encode_wait_seconds: float = 0.0  # time the dreamer waited for the encoder to take a frame
 
     @property
     def flow_wait_share(self) -> float:
         return self.flow_wait_seconds / self.wall_seconds if self.wall_seconds else 0.0
+
+    @property
+    def wait_share(self) -> float:
+        """Share of the wall time the dreamer waited on decode, flow or encode."""
+        waited = self.flow_wait_seconds + self.encode_wait_seconds
+        return waited / self.wall_seconds if self.wall_seconds else 0.0
 
 
 @dataclass(frozen=True)
@@ -63,14 +75,32 @@ class RenderResult:
 
 
 def _reader(
-    path: str, index: VideoIndex, start: int, end: int, config: RenderConfig, out: queue.Queue, stop: threading.Event
+    path: str,
+    index: VideoIndex,
+    start: int,
+    end: int,
+    config: RenderConfig,
+    out: queue.Queue,
+    stop: threading.Event,
+    times: dict[str, float],
 ) -> None:
-    """Thread body: decode frames and compute their motion against the previous frame."""
+    """Thread body: decode frames and compute their motion against the previous frame.
+
+    Adds its ``decode`` and ``flow`` seconds to ``times`` (only this thread writes those keys).
+    """
     try:
         estimator = MotionEstimator(config.flow)  # per thread: DIS keeps state
         prev: np.ndarray | None = None
-        for i, frame in enumerate(read_frames(path, start, end, index=index), start=start):
+        frames = read_frames(path, start, end, index=index)
+        for i in range(start, end):
+            t0 = time.perf_counter()
+            frame = next(frames, None)
+            t1 = time.perf_counter()
+            times["decode"] += t1 - t0
+            if frame is None:
+                break
             motion = estimator.motion(prev, frame) if prev is not None else None
+            times["flow"] += time.perf_counter() - t1
             prev = frame
             while not stop.is_set():
                 try:
@@ -110,16 +140,18 @@ def dream_frames(
 ) -> Iterator[tuple[int, np.ndarray, bool]]:
     """Yield ``(frame index, dreamed RGB uint8, was keyframe)`` for frames ``[start, end)``.
 
-    ``timings`` (if given) accumulates ``flow_wait``, ``keyframe`` and ``frame`` seconds.
+    ``timings`` (if given) accumulates ``flow_wait``, ``keyframe`` and ``frame`` seconds, and the
+    reader thread's ``decode`` and ``flow`` seconds (complete once the iterator is exhausted).
     """
     config = config.validate()
     times = timings if timings is not None else {}
-    for key in ("flow_wait", "keyframe", "frame"):
+    for key in ("flow_wait", "keyframe", "frame", "decode", "flow"):
         times.setdefault(key, 0.0)
     pending: queue.Queue = queue.Queue(maxsize=lookahead)
     stop = threading.Event()
     thread = threading.Thread(
-        target=_reader, args=(index.path, index, start, end, config, pending, stop), name="distdream-flow", daemon=True
+        target=_reader, args=(index.path, index, start, end, config, pending, stop, times), name="distdream-flow",
+        daemon=True,
     )
     thread.start()
     order: list[int] = []
@@ -174,6 +206,95 @@ class Span:
     settings: EncoderSettings
 
 
+class _Encoder:
+    """Encodes dreamed frames into their span files on a thread of its own.
+
+    x264 and PyAV release the GIL while they work, so frame ``i`` is encoded while frame ``i + 1``
+    is dreamed; the dreamer blocks only when the encoder falls ``depth`` frames behind (memory:
+    ``depth`` frames). A span's file appears (temp name + rename) once its last frame is encoded;
+    a failure in the encoder reaches the dreamer at its next :meth:`put` or at :meth:`finish`.
+    """
+
+    def __init__(self, index: VideoIndex, spans: Sequence[Span], *, depth: int = 4) -> None:
+        self._index, self._spans = index, list(spans)
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._abort = threading.Event()
+        self.busy_seconds = 0.0  # encoding (the thread's own time)
+        self.wait_seconds = 0.0  # the dreamer blocked in put()
+        self._thread = threading.Thread(target=self._run, name="distdream-encode", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        writer: SegmentWriter | None = None
+        pending, left = list(self._spans), 0
+        try:
+            while True:
+                rgb = self._queue.get()
+                if rgb is _DONE or self._abort.is_set():
+                    return
+                t0 = time.perf_counter()
+                if writer is None:
+                    span = pending.pop(0)
+                    writer = SegmentWriter(span.path, width=self._index.width, height=self._index.height,
+                                           rate=self._index.average_rate, settings=span.settings,
+                                           rotation=self._index.rotation)
+                    left = span.end - span.start
+                writer.write(rgb)
+                left -= 1
+                if left == 0:
+                    done, writer = writer, None
+                    try:
+                        done.close()
+                    except BaseException:
+                        done.abort()  # no partial file beside the segment's final name
+                        raise
+                self.busy_seconds += time.perf_counter() - t0
+        except BaseException as exc:  # handed to the dreamer's thread, which raises it
+            self._error = exc
+        finally:
+            if writer is not None:
+                writer.abort()
+
+    def put(self, rgb: np.ndarray) -> None:
+        """Queue one frame; raises what the encoder failed with, if it did."""
+        t0 = time.perf_counter()
+        try:
+            while True:
+                if self._error is not None:
+                    raise self._error
+                if not self._thread.is_alive():
+                    raise VideoError("the encoder thread stopped before every frame was written")
+                try:
+                    self._queue.put(rgb, timeout=0.1)
+                    return
+                except queue.Full:
+                    continue
+        finally:
+            self.wait_seconds += time.perf_counter() - t0
+
+    def finish(self, timeout: float = 600.0) -> None:
+        """Wait until every queued frame is encoded and the last file is in place."""
+        self.put(_DONE)  # type: ignore[arg-type]
+        t0 = time.perf_counter()
+        self._thread.join(timeout)
+        self.wait_seconds += time.perf_counter() - t0
+        if self._thread.is_alive():
+            raise VideoError(f"encoding the last frames took over {timeout:.0f} s")
+        if self._error is not None:
+            raise self._error
+
+    def abort(self) -> None:
+        """Stop without finishing: the span being written is dropped (nothing at its final path)."""
+        self._abort.set()
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self._queue.get_nowait()
+        with contextlib.suppress(queue.Full):
+            self._queue.put_nowait(_DONE)
+        self._thread.join(timeout=60)
+
+
 def render_spans(
     index: VideoIndex,
     first: int,
@@ -191,8 +312,9 @@ def render_spans(
 
     The spans must tile ``[first, end)`` in order; each span's file is opened at its first frame
     and appears (renamed from a temp name) when its last frame is written. ``on_frame(i)`` runs
-    before frame ``i`` is dreamed (the engine uses it for fault injection in tests). ``dreamer``
-    may be a lane of a :class:`~distdream.lanes.LaneBatcher`, dreaming alongside other ranges.
+    after frame ``i`` is dreamed, before it is written (the engine uses it for fault injection in
+    tests). ``dreamer`` may be a lane of a :class:`~distdream.lanes.LaneBatcher`, dreaming
+    alongside other ranges.
     """
     config = config.validate()
     if not spans or spans[0].start != first or spans[-1].end != end or any(
@@ -202,32 +324,20 @@ def render_spans(
     dreamer = dreamer or Dreamer(config.dream, device=device)
     generator = torch.Generator().manual_seed(config.dream.seed if seed is None else seed)
     times: dict[str, float] = {}
-    encode = 0.0
     keyframes = 0
     t_start = time.perf_counter()
-    pending = list(spans)
-    writer: SegmentWriter | None = None
+    encoder = _Encoder(index, spans)
     try:
         for i, rgb, keyframe in dream_frames(index, first, end, config, dreamer, generator=generator, timings=times):
             if on_frame is not None:
                 on_frame(i)
-            t0 = time.perf_counter()
-            if writer is None:
-                span = pending.pop(0)
-                writer = SegmentWriter(span.path, width=index.width, height=index.height, rate=index.average_rate,
-                                       settings=span.settings, rotation=index.rotation)
-                last = span.end - 1
-            writer.write(rgb)
-            if i == last:
-                writer.close()
-                writer = None
-            encode += time.perf_counter() - t0
+            encoder.put(rgb)
             keyframes += keyframe
             if progress is not None:
                 progress(1)
+        encoder.finish()
     except BaseException:
-        if writer is not None:
-            writer.abort()
+        encoder.abort()
         raise
     wall = time.perf_counter() - t_start
     return ChunkStats(
@@ -236,8 +346,11 @@ def render_spans(
         keyframe_seconds=times["keyframe"],
         frame_seconds=times["frame"],
         flow_wait_seconds=times["flow_wait"],
-        encode_seconds=encode,
+        encode_seconds=encoder.busy_seconds,
         wall_seconds=wall,
+        decode_seconds=times["decode"],
+        flow_seconds=times["flow"],
+        encode_wait_seconds=encoder.wait_seconds,
     )
 
 

@@ -14,9 +14,9 @@ from distdream.dream import Dreamer, SequenceStep, dream_sequence
 from distdream.errors import InputError, VideoError
 from distdream.images import array_to_tensor, save_image
 from distdream.metrics import warping_error
-from distdream.pipeline import render_in_process, render_range
+from distdream.pipeline import Span, render_in_process, render_range, render_spans
 from distdream.samples import pan_frames, sample_photo
-from distdream.video import probe, read_frames, write_clip
+from distdream.video import EncoderSettings, probe, read_frames, write_clip
 
 FAST = DreamConfig(num_iterations=3, num_octaves=2, dream_layers=("_blocks.5",), jitter=4)
 CFG = RenderConfig(dream=FAST, crf=12, preset="veryfast")
@@ -131,6 +131,51 @@ def test_bad_inputs_leave_nothing_behind(clip: Path, tmp_path: Path) -> None:
     with pytest.raises(VideoError, match=r"frame \d+"):
         render_in_process(damaged, tmp_path / "o.mp4", CFG)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["damaged.mp4"]
+
+
+def test_stage_times_are_reported_and_the_encoder_runs_beside_the_dream(clip: Path, tmp_path: Path) -> None:
+    stats = render_in_process(clip, tmp_path / "out.mp4", CFG).stats
+    assert min(stats.decode_seconds, stats.flow_seconds, stats.encode_seconds, stats.frame_seconds) > 0
+    # encoding happens on its own thread: the dreamer's share of waiting is small, and it is what
+    # it waited for frames plus what it waited for the encoder, over the wall time
+    assert stats.wait_share == pytest.approx(
+        (stats.flow_wait_seconds + stats.encode_wait_seconds) / stats.wall_seconds)
+    assert 0 <= stats.wait_share < 0.5
+
+
+@pytest.mark.parametrize("fail_at", [2, 7])
+def test_a_failure_mid_range_leaves_only_whole_segments(clip: Path, tmp_path: Path, fail_at: int) -> None:
+    """Frames are encoded on a thread: whatever is on disk after a failure is complete, nothing is torn."""
+    index = probe(clip)
+    spans = [Span(0, 5, tmp_path / "a.mp4", EncoderSettings(crf=12, preset="veryfast")),
+             Span(5, 12, tmp_path / "b.mp4", EncoderSettings(crf=12, preset="veryfast"))]
+
+    def fail(i: int) -> None:
+        if i == fail_at:
+            raise RuntimeError(f"injected at {i}")
+
+    with pytest.raises(RuntimeError, match=f"injected at {fail_at}"):
+        render_spans(index, 0, 12, spans, CFG, on_frame=fail)
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert "b.mp4" not in left and all(name == "a.mp4" for name in left), left  # no temp, no torn file
+    if left:
+        assert probe(tmp_path / "a.mp4").frame_count == 5
+
+
+def test_an_encoder_failure_reaches_the_dreamer(clip: Path, tmp_path: Path) -> None:
+    index = probe(clip)
+    bad = EncoderSettings(crf=12, preset="veryfast")
+    # a span whose directory vanishes while frames are dreamed: the encoder fails on its own thread
+    (tmp_path / "gone").mkdir()
+    spans = [Span(0, 3, tmp_path / "ok.mp4", bad), Span(3, 12, tmp_path / "gone" / "late.mp4", bad)]
+
+    def remove_dir(i: int) -> None:
+        if i == 1:
+            (tmp_path / "gone").rmdir()
+
+    with pytest.raises(Exception, match="gone"):
+        render_spans(index, 0, 12, spans, CFG, on_frame=remove_dir)
+    assert not any(p.name.startswith(".") for p in tmp_path.iterdir())
 
 
 # --- quality: the acceptance experiment -------------------------------------------------------
