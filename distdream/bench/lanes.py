@@ -1,0 +1,201 @@
+"""Lanes × precision: frames per second of one device, and how much each setting changes the frames.
+
+Decode, flow and dream (no encode) for lanes = 1, 2, 4, 8 and each precision the device runs,
+side by side on the same clip: lane *i* dreams its own range with its own seed. Beside each
+figure, how far lane 0's frames are from the fp32 one-lane frames (mean |Δ| in levels of 255), how
+strong the dream is against them (mean |dream − input|, as a ratio) and the peak device memory
+per lane: lanes and precision may change detail, never strength.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..config import DreamConfig, RenderConfig
+from ..compute import resolve_compute
+from ..dream import Dreamer, resolve_device
+from ..lanes import LaneBatcher
+from ..pipeline import dream_frames
+from ..images import array_to_tensor
+from ..models import load_model
+from ..samples import pan_frames
+from ..video import probe, read_frames, write_clip
+from .common import device_name, precisions
+
+__all__ = ["LaneRow", "LanesBenchmark", "bench_lanes"]
+
+
+@dataclass(frozen=True)
+class LaneRow:
+    """One setting at one lane count."""
+
+    setting: str  # the effective compute: precision, memory layout, compiled
+    lanes: int
+    seconds: float
+    frames_per_s: float
+    speedup: float  # frames_per_s over the first row's (fp32, one lane)
+    mean_diff: float  # lane 0's frames against the reference's, mean |Δ| in levels of 255
+    strength_ratio: float  # lane 0's mean |dream − input| over the reference's
+    grad_cosine: float  # this setting's image gradient against the first setting's, on one frame
+    peak_mib_per_lane: float | None = None  # peak device memory of the run / lanes (CUDA only)
+    warmup_seconds: float | None = None  # compiled settings: the untimed first run at this lane count
+
+
+@dataclass(frozen=True)
+class LanesBenchmark:
+    """Throughput per device for lanes × precision, with how much each changes the frames."""
+
+    device: str
+    width: int
+    height: int
+    frames_per_lane: int
+    torch_threads: int
+    rows: tuple[LaneRow, ...]
+    notes: tuple[str, ...]  # settings this device does not run, and why
+    other_seed_diff: float  # the reference against a render with another seed: a different dream, Δ in levels
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def bench_lanes(
+    *,
+    device: str | None = None,
+    width: int | None = None,
+    height: int | None = None,
+    frames_per_lane: int = 6,
+    lanes: tuple[int, ...] = (1, 2, 4, 8),
+    compile: bool = False,
+    settings: Sequence[DreamConfig] | None = None,
+) -> LanesBenchmark:
+    """Frames/s of one device for each lane count and precision, measured in one run.
+
+    Sizes default to 1280×720 on CUDA and 160×90 on CPU. CPU runs with one torch thread, as one
+    CPU worker does. The settings default to every precision the device runs plus the other
+    memory layout; ``compile`` adds ``torch.compile`` rows, whose first run at each lane count
+    (compiling for that batch) is timed apart as ``warmup_seconds``. The first setting and lane
+    count are the reference of the Δ, strength and speedup columns.
+    """
+    dev = resolve_device(device)
+    cuda = dev.type == "cuda"
+    width, height = width or (1280 if cuda else 160), height or (720 if cuda else 90)
+    config = RenderConfig()
+    model = load_model(config.dream.model, config.dream.weights)
+    n_lanes = max(lanes)
+    threads = torch.get_num_threads()
+    if not cuda:
+        torch.set_num_threads(1)
+    try:
+        with tempfile.TemporaryDirectory(prefix="distdream-bench-") as tmp:
+            clip = write_clip(Path(tmp) / "clip.mp4", pan_frames(n_lanes * frames_per_lane, width, height), crf=0)
+            index = probe(clip)
+            source = list(read_frames(clip, 0, frames_per_lane, index=index))
+
+            def run(dreamer: Dreamer, count: int, seed: int = 0) -> tuple[float, list, float | None]:
+                """(seconds, lane 0's frames, peak device MiB per lane) for ``count`` lanes."""
+                ranges = [(k * frames_per_lane, (k + 1) * frames_per_lane) for k in range(count)]
+                out: dict[int, list] = {}
+                errors: list[BaseException] = []
+                if cuda:
+                    torch.cuda.synchronize(dev)
+                    torch.cuda.reset_peak_memory_stats(dev)
+
+                def one(k: int, frame_dreamer: object) -> None:
+                    gen = torch.Generator().manual_seed(seed + k)
+                    out[k] = [rgb for _, rgb, _ in dream_frames(index, *ranges[k], config, frame_dreamer,  # type: ignore[arg-type]
+                                                                   generator=gen)]
+
+                t0 = time.perf_counter()
+                if count == 1:
+                    one(0, dreamer)
+                else:
+                    batcher = LaneBatcher(dreamer)
+
+                    def lane_job(k: int) -> None:
+                        try:
+                            with batcher.lane() as lane:
+                                one(k, lane)
+                        except BaseException as exc:
+                            errors.append(exc)
+
+                    workers = [threading.Thread(target=lane_job, args=(k,)) for k in range(count)]
+                    for w in workers:
+                        w.start()
+                    for w in workers:
+                        w.join()
+                    batcher.close()
+                    if errors:
+                        raise errors[0]
+                seconds = time.perf_counter() - t0
+                peak = torch.cuda.max_memory_allocated(dev) / 2**20 / count if cuda else None
+                return seconds, out[0], peak
+
+            if settings is None:
+                settings = [DreamConfig(precision=p) for p in precisions(dev)]
+                # the other memory layout at the default precision: what it adds, and (same arithmetic,
+                # other kernels) how far rounding alone moves a dream
+                settings.append(DreamConfig(channels_last=not resolve_compute(DreamConfig(), dev).channels_last))
+            settings = list(settings)
+            if compile:
+                settings.append(DreamConfig(compile=True))
+            rows: list[LaneRow] = []
+            notes: list[str] = []
+            if not cuda:
+                notes.append(f"bf16 and fp16 run on CUDA only; on {dev.type} they fall back to fp32 (the fp32 rows)")
+            # a model per setting: a layout conversion must not reach another setting's modules
+            dreamers = [Dreamer(dream, device=dev, model=load_model(dream.model, dream.weights)) for dream in settings]
+            warmups: dict[tuple[int, int], float] = {}
+            for k, dreamer in enumerate(dreamers):
+                warmups[k, lanes[0]] = run(dreamer, lanes[0])[0]  # warm-up: kernels, allocator, compilation
+                notes.extend(n for n in dreamer.notes if n not in notes)
+            probe_frame = dreamers[0].model.preprocess.normalize(array_to_tensor(source[0])).to(dev)
+            grads = [d.gradient(probe_frame).flatten().double().cpu() for d in dreamers]
+            cosines = [float(torch.nn.functional.cosine_similarity(g, grads[0], dim=0)) for g in grads]
+            measured: dict[tuple[int, int], tuple[float, list, float | None]] = {}
+            for count in lanes:  # settings interleaved per lane count, so drift in load hits all alike
+                for k, dreamer in enumerate(dreamers):
+                    try:
+                        if dreamer.compute.compile and count != lanes[0]:
+                            # a new batch size recompiles: time that apart from the steady state
+                            warmups[k, count] = run(dreamer, count)[0]
+                        measured[k, count] = run(dreamer, count)
+                    except torch.OutOfMemoryError:  # a row this card cannot hold is a figure too
+                        notes.append(f"{dreamer.compute.describe()}, {count} lanes: out of GPU memory")
+                        torch.cuda.empty_cache()
+            if (0, lanes[0]) not in measured:
+                raise torch.OutOfMemoryError(f"the reference row ({settings[0].precision}, {lanes[0]} lanes) does not fit")
+            reference = measured[0, lanes[0]][1]
+
+            def mean_diff(frames: list, other: list) -> float:
+                return float(np.mean([np.abs(a.astype(int) - b.astype(int)).mean()
+                                      for a, b in zip(frames, other, strict=True)]))
+
+            base_fps = lanes[0] * frames_per_lane / measured[0, lanes[0]][0]
+            base_strength = mean_diff(reference, source)
+            for k, dreamer in enumerate(dreamers):
+                for count in lanes:
+                    if (k, count) not in measured:
+                        continue
+                    seconds, frames, peak = measured[k, count]
+                    fps = count * frames_per_lane / seconds
+                    rows.append(LaneRow(setting=dreamer.compute.describe(), lanes=count, seconds=seconds,
+                                        frames_per_s=fps, speedup=fps / base_fps,
+                                        mean_diff=mean_diff(frames, reference),
+                                        strength_ratio=mean_diff(frames, source) / base_strength,
+                                        grad_cosine=cosines[k], peak_mib_per_lane=peak,
+                                        warmup_seconds=warmups.get((k, count)) if dreamer.compute.compile else None))
+            _, other, _ = run(Dreamer(DreamConfig(), device=dev, model=model), 1, seed=1000)
+            seed_diff = mean_diff(other, reference)
+    finally:
+        torch.set_num_threads(threads)
+    return LanesBenchmark(device=device_name(dev), width=width, height=height, frames_per_lane=frames_per_lane,
+                          torch_threads=torch.get_num_threads() if cuda else 1, rows=tuple(rows), notes=tuple(notes),
+                          other_seed_diff=seed_diff)

@@ -1,0 +1,218 @@
+"""One worker's render end to end, in this process (no Ray), and the out-of-memory path on a card.
+
+:func:`bench_render` times each stage of the per-chunk pipeline (decode, flow, dream, encode) and
+the share of the time the network waited on the others; :func:`bench_halving` caps a CUDA card's
+memory below what the lanes need and shows the batches halving while the frames stay the same.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..config import RenderConfig
+from ..dream import Dreamer, resolve_device
+from ..images import array_to_tensor
+from ..lanes import LaneBatcher
+from ..pipeline import ChunkStats, Span, render_spans
+from ..samples import pan_frames
+from ..video import EncoderSettings, probe, read_frames, write_clip
+from .common import device_name
+
+__all__ = ["HalvingBenchmark", "RenderBenchmark", "bench_halving", "bench_render"]
+
+
+@dataclass(frozen=True)
+class RenderBenchmark:
+    """One worker rendering a clip end to end in this process: decode, flow, dream, encode; no Ray.
+
+    With ``lanes`` > 1 the clip is split into that many ranges dreamed side by side through one
+    :class:`~distdream.lanes.LaneBatcher`, as an engine worker with that many lanes does. The
+    stage times are summed over lanes; decode, flow and encode run on threads of their own and
+    overlap the dream. ``wait_share`` is the share of the wall time the network sat idle: with one
+    lane, the dreamer waiting for a decoded frame and its flow or for the encoder to take a
+    frame; with lanes, the batching thread waiting for every lane's next frame (which includes
+    each lane's own carry warp and host-side conversions).
+    """
+
+    device: str
+    setting: str  # the network as run: precision, layout
+    width: int
+    height: int
+    frames: int
+    lanes: int
+    seconds: float
+    frames_per_s: float
+    decode_seconds: float
+    flow_seconds: float
+    dream_seconds: float  # the network's busy time
+    encode_seconds: float
+    wait_share: float
+    peak_mib: float | None  # peak device memory (CUDA only)
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def bench_render(
+    *,
+    width: int,
+    height: int,
+    frames: int,
+    lanes: int = 1,
+    device: str | None = None,
+    config: RenderConfig | None = None,
+) -> RenderBenchmark:
+    """Render ``frames`` frames of a pan made on the fly at ``width``×``height``, timing every stage."""
+    if lanes < 1 or frames < lanes:
+        raise ValueError(f"need at least one frame per lane, got {frames} frames for {lanes} lanes")
+    config = (config or RenderConfig()).validate()
+    dev = resolve_device(device)
+    encoder = EncoderSettings(crf=config.crf, preset=config.preset)
+    with tempfile.TemporaryDirectory(prefix="distdream-bench-") as tmp:
+        d = Path(tmp)
+        clip = write_clip(d / "clip.mp4", pan_frames(frames, width, height), crf=12)
+        index = probe(clip)
+        dreamer = Dreamer(config.dream, device=dev)
+        first = array_to_tensor(next(read_frames(clip, 0, 1, index=index)))
+        # warm-up at this size and batch: kernels, cuDNN's choices, the allocator
+        dreamer.dream_batch([first] * lanes, generators=[torch.Generator().manual_seed(k) for k in range(lanes)],
+                            num_iterations=[1] * lanes)
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+            torch.cuda.reset_peak_memory_stats(dev)
+        bounds = [round(k * frames / lanes) for k in range(lanes + 1)]
+        spans = [Span(a, b, d / f"{k:05d}.mp4", encoder) for k, (a, b) in enumerate(zip(bounds, bounds[1:]))]
+        stats: list[ChunkStats] = []
+        errors: list[BaseException] = []
+        threads_before = torch.get_num_threads()
+        if dev.type == "cpu":
+            torch.set_num_threads(1)  # as one CPU worker of the engine runs
+        t0 = time.perf_counter()
+        if lanes == 1:
+            try:
+                stats.append(render_spans(index, 0, frames, spans, config, dreamer=dreamer, seed=0))
+            finally:
+                torch.set_num_threads(threads_before)
+        else:
+            batcher = LaneBatcher(dreamer)
+
+            def lane_job(span: Span, seed: int) -> None:
+                torch.set_num_threads(1)  # as an engine worker's lane threads run
+                try:
+                    with batcher.lane() as lane:
+                        stats.append(render_spans(index, span.start, span.end, [span], config, dreamer=lane,
+                                                  seed=seed))
+                except BaseException as exc:
+                    errors.append(exc)
+
+            threads = [threading.Thread(target=lane_job, args=(span, k)) for k, span in enumerate(spans)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            batcher.close()
+            torch.set_num_threads(threads_before)
+            if errors:
+                raise errors[0]
+        wall = time.perf_counter() - t0
+        peak = torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda" else None
+    if lanes == 1:
+        busy = stats[0].keyframe_seconds + stats[0].frame_seconds
+        wait = stats[0].wait_share
+    else:
+        busy = batcher.busy_seconds
+        wait = max(0.0, 1.0 - busy / wall)
+    return RenderBenchmark(
+        device=device_name(dev), setting=dreamer.compute.describe(), width=width, height=height, frames=frames,
+        lanes=lanes, seconds=wall, frames_per_s=frames / wall,
+        decode_seconds=sum(s.decode_seconds for s in stats), flow_seconds=sum(s.flow_seconds for s in stats),
+        dream_seconds=busy, encode_seconds=sum(s.encode_seconds for s in stats), wait_share=wait, peak_mib=peak,
+    )
+
+
+@dataclass(frozen=True)
+class HalvingBenchmark:
+    """Lanes on a card with too little memory for them: batches are halved, the render goes on."""
+
+    device: str
+    lanes: int
+    memory_cap_mib: float  # what the process was allowed to allocate
+    largest_batch: int  # the biggest batch that ran after the cap
+    batches: int
+    notes: tuple[str, ...]
+    mean_diff: float  # lane 0's frames against the same lanes uncapped, mean |Δ| in levels of 255
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def bench_halving(
+    *, width: int = 1280, height: int = 720, lanes: int = 8, frames_per_lane: int = 2, fits: float = 2.5,
+    device: str | None = None,
+) -> HalvingBenchmark:
+    """Cap a CUDA device's memory to about ``fits`` lanes' worth and dream ``lanes`` lanes anyway.
+
+    Shows the out-of-memory path on a real card: the first batch fails, is redone in halves with
+    the generators rewound, and later batches stay small; the frames match the uncapped run up
+    to batched-kernel rounding.
+    """
+    dev = resolve_device(device)
+    if dev.type != "cuda":
+        raise ValueError("the halving figure needs a CUDA device (it caps the device's memory)")
+    if dev.index is None:  # the memory cap wants a device index
+        dev = torch.device("cuda", torch.cuda.current_device())
+    config = RenderConfig()
+    frames = [array_to_tensor(f) for f in pan_frames(lanes * frames_per_lane, width, height)]
+
+    def run(dreamer: Dreamer) -> tuple[LaneBatcher, list[torch.Tensor]]:
+        batcher = LaneBatcher(dreamer)
+        out: dict[int, list[torch.Tensor]] = {k: [] for k in range(lanes)}
+        errors: list[BaseException] = []
+
+        def lane_job(k: int) -> None:
+            gen = torch.Generator().manual_seed(k)
+            try:
+                with batcher.lane() as lane:
+                    for i in range(frames_per_lane):
+                        image = frames[k * frames_per_lane + i]
+                        out[k].append(lane.dream(image, generator=gen, num_iterations=config.frame_steps))
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=lane_job, args=(k,)) for k in range(lanes)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        batcher.close()
+        if errors:
+            raise errors[0]
+        return batcher, out[0]
+
+    dreamer = Dreamer(config.dream, device=dev)
+    torch.cuda.synchronize(dev)
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats(dev)
+    _, reference = run(dreamer)
+    per_lane = torch.cuda.max_memory_allocated(dev) / lanes
+    total = torch.cuda.get_device_properties(dev).total_memory
+    cap = per_lane * fits
+    torch.cuda.empty_cache()
+    torch.cuda.set_per_process_memory_fraction(cap / total, dev)
+    try:
+        capped = Dreamer(config.dream, device=dev)
+        batcher, frames_out = run(capped)
+    finally:
+        torch.cuda.set_per_process_memory_fraction(1.0, dev)
+        torch.cuda.empty_cache()
+    diff = float(np.mean([(a - b).abs().mean().item() * 255 for a, b in zip(frames_out, reference, strict=True)]))
+    return HalvingBenchmark(device=device_name(dev), lanes=lanes, memory_cap_mib=cap / 2**20,
+                            largest_batch=batcher.largest_batch, batches=batcher.batches,
+                            notes=tuple(capped.notes), mean_diff=diff)

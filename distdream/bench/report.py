@@ -1,0 +1,194 @@
+"""The benchmark's figures as text and as one picture, both drawn from the JSON-ready dicts.
+
+Each section's figures are plain dicts (what ``--json`` writes), so a report can be redrawn from
+a saved file as well as from a run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from ..paths import temp_sibling
+
+__all__ = ["plot", "report"]
+
+Echo = Callable[[str], None]
+Figures = Mapping[str, Any]
+
+
+def _row(echo: Echo, label: str, value: str) -> None:
+    echo(f"  {label:<46}{value}")
+
+
+def _step(figures: list[Mapping[str, Any]], echo: Echo) -> None:
+    for r in figures:
+        echo(f"dream iteration, {r['model']} [{','.join(r['layers'])}], {r['size']}×{r['size']}, {r['device']}, "
+             f"median of {r['repeats']}:")
+        for precision, ms in r["precision_ms"].items():
+            _row(echo, f"distdream, {precision} network", f"{ms:8.2f} ms")
+        _row(echo, "naive (full forward, hooks, grads; fp32)", f"{r['naive_ms']:8.2f} ms")
+        _row(echo, f"speedup at the default ({r['setting']})",
+             f"{r['speedup']:8.2f}×   (image gradients differ by {r['grad_rel_error']:.1e}, relative L2)")
+        fp32 = r["precision_ms"].get("fp32")
+        for precision in ("bf16", "fp16"):
+            if fp32 and precision in r["precision_ms"]:
+                _row(echo, f"{precision} over fp32", f"{fp32 / r['precision_ms'][precision]:8.2f}×")
+
+
+def _io(io: Mapping[str, Any], echo: Echo) -> None:
+    span = f"{io['range_start']}–{io['range_start'] + io['range_frames']}"
+    echo(f"video I/O, {io['frames']} frames {io['width']}×{io['height']}, GOP {io['gop']}, H.264:")
+    _row(echo, "probe (demux-only index)", f"{io['probe_seconds']:8.2f} s")
+    _row(echo, f"read frames {span}: seek to keyframe", f"{io['range_read_fps']:8.0f} frames/s")
+    _row(echo, f"read frames {span}: decode from start", f"{io['from_start_fps']:8.0f} frames/s")
+    _row(echo, f"join {io['segments']} segments by remuxing (+ audio)", f"{io['join_seconds']:8.2f} s")
+    _row(echo, f"re-encode {io['segments']} segments into one file", f"{io['reencode_seconds']:8.2f} s")
+
+
+def _engine(e: Mapping[str, Any], echo: Echo) -> None:
+    echo(f"engine, {e['frames']} frames {e['width']}×{e['height']}, {e['chunks']} chunks, local Ray:")
+    _row(echo, "pure dream compute (same frames, no I/O)", f"{e['pure_dream_seconds']:8.1f} s")
+    _row(echo, "render with 1 worker, end to end",
+         f"{e['one_worker_seconds']:8.1f} s   (efficiency {e['pipeline_efficiency']:.2f})")
+    _row(echo, f"render with {e['workers']} workers", f"{e['n_workers_seconds']:8.1f} s   (speedup {e['speedup']:.2f}×)")
+    _row(echo, "lead-in overhead", f"{100 * e['lead_in_overhead']:8.1f} %")
+    _row(echo, f"driver peak RSS, {e['rss_frames']} vs {10 * e['rss_frames']} frames",
+         f"{e['driver_rss_mib']:8.0f} vs {e['driver_rss_mib_10x']:.0f} MiB")
+    _row(echo, "warping error: independent frames", f"{e['warping_error_independent']:8.5f}")
+    _row(echo, "warping error: distdream default", f"{e['warping_error_default']:8.5f}")
+    _row(echo, "seam ratio (seam windows / elsewhere)", f"{e['seam_ratio']:8.2f}")
+
+
+def _lanes(lb: Mapping[str, Any], echo: Echo) -> None:
+    cpu = lb["device"].startswith("cpu")
+    echo(f"lanes × precision, {lb['width']}×{lb['height']}, {lb['frames_per_lane']} frames per lane, {lb['device']}"
+         + (", 1 torch thread (as a CPU worker)" if cpu else "") + ":")
+    echo(f"  {'network':<28}{'lanes':>5}{'frames/s':>10}{'speedup':>9}{'Δ levels':>10}{'strength':>10}"
+         f"{'grad cos':>10}{'MiB/lane':>10}")
+    for r in lb["rows"]:
+        peak = "" if r["peak_mib_per_lane"] is None else f"{r['peak_mib_per_lane']:>10.0f}"
+        warm = "" if r.get("warmup_seconds") is None else f"   (first run {r['warmup_seconds']:.1f} s)"
+        echo(f"  {r['setting']:<28}{r['lanes']:>5}{r['frames_per_s']:>10.2f}{r['speedup']:>8.2f}×"
+             f"{r['mean_diff']:>10.2f}{r['strength_ratio']:>10.3f}{r['grad_cosine']:>10.4f}{peak}{warm}")
+    echo(f"  Δ levels: mean |Δ| of lane 0's frames from the first row's; another seed gives "
+         f"{lb['other_seed_diff']:.2f}. grad cos: one frame's image gradient against the first row's")
+    for note in lb["notes"]:
+        echo(f"  note: {note}")
+
+
+def _render(rows: list[Mapping[str, Any]], echo: Echo) -> None:
+    for r in rows:
+        echo(f"render in process (no Ray), {r['frames']} frames {r['width']}×{r['height']}, {r['lanes']} lane(s), "
+             f"{r['device']}, {r['setting']}:")
+        _row(echo, "end to end", f"{r['seconds']:8.1f} s   ({r['frames_per_s']:.2f} frames/s)")
+        for stage in ("decode", "flow", "dream", "encode"):
+            overlap = "" if stage == "dream" else " (own thread, overlaps the dream)"
+            _row(echo, f"  {stage}{overlap}", f"{r[stage + '_seconds']:8.2f} s")
+        _row(echo, "network idle, waiting on the other stages", f"{100 * r['wait_share']:8.1f} %")
+        if r["peak_mib"] is not None:
+            _row(echo, "peak device memory", f"{r['peak_mib']:8.0f} MiB")
+
+
+def _halving(h: Mapping[str, Any], echo: Echo) -> None:
+    echo(f"out of memory at {h['lanes']} lanes, {h['device']}, memory capped at {h['memory_cap_mib']:.0f} MiB:")
+    _row(echo, "batches run / largest batch", f"{h['batches']:8d} / {h['largest_batch']}")
+    _row(echo, "lane 0 against uncapped, mean |Δ|", f"{h['mean_diff']:8.2f} levels")
+    for note in h["notes"]:
+        echo(f"  note: {note}")
+
+
+_REPORTS: dict[str, Callable[[Any, Echo], None]] = {
+    "step": _step, "io": _io, "engine": _engine, "lanes": _lanes, "render": _render, "halving": _halving,
+    "compile": _lanes,
+}
+
+
+def report(section: str, figures: Any, echo: Echo) -> None:
+    """Print one section's figures (as :func:`~distdream.bench.run_sections` stores them)."""
+    _REPORTS[section](figures, echo)
+
+
+def _bars(ax: Any, names: list[str], values: list[float], title: str) -> None:
+    colours = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3"]
+    ax.bar(names, values, color=[colours[i % len(colours)] for i in range(len(values))])
+    ax.set_title(title, fontsize=10)
+    ax.tick_params(labelsize=8)
+    for x, v in enumerate(values):
+        ax.annotate(f"{v:.3g}", (x, v), ha="center", va="bottom", fontsize=8)
+
+
+def plot(figures: Figures, path: str | os.PathLike[str]) -> Path:
+    """A small figure of the benchmark: one panel per question, readable at a glance."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on servers
+    import matplotlib.pyplot as plt
+
+    panels: list[Callable[[Any], None]] = []
+    title = "distdream bench"
+    env = figures.get("env")
+    if env:
+        title += f" — {env.get('device', '')}, {env.get('date', '')}"
+    for step in figures.get("step", []):
+        names = [*step["precision_ms"], "naive"]
+        values = [*step["precision_ms"].values(), step["naive_ms"]]
+        panels.append(lambda ax, n=names, v=values, s=step["size"]: _bars(ax, n, v, f"dream iteration (ms), {s}²"))
+    if "io" in figures:
+        io = figures["io"]
+        panels.append(lambda ax: _bars(ax, ["seek", "from start"], [io["range_read_fps"], io["from_start_fps"]],
+                                       "range read (frames/s)"))
+    if "engine" in figures:
+        e = figures["engine"]
+        panels.append(lambda ax: _bars(ax, ["pure dream", "1 worker", f"{e['workers']} workers"],
+                                       [e["pure_dream_seconds"], e["one_worker_seconds"], e["n_workers_seconds"]],
+                                       f"render (s), {e['frames']} frames"))
+        panels.append(lambda ax: _bars(ax, ["independent", "default", "seams"],
+                                       [e["warping_error_independent"], e["warping_error_default"],
+                                        e["warping_error_default"] * e["seam_ratio"]], "warping error"))
+    lanes_rows = list(figures.get("lanes", {}).get("rows", []))
+    if lanes_rows:
+
+        def lanes_panel(ax: Any) -> None:
+            for setting in dict.fromkeys(r["setting"] for r in lanes_rows):
+                rows = [r for r in lanes_rows if r["setting"] == setting]
+                ax.plot([r["lanes"] for r in rows], [r["frames_per_s"] for r in rows], marker="o", label=setting)
+            ax.set_xscale("log", base=2)
+            ax.set_xlabel("lanes", fontsize=8)
+            ax.set_title(f"frames/s, {figures['lanes']['width']}×{figures['lanes']['height']}", fontsize=10)
+            ax.legend(fontsize=7)
+            ax.tick_params(labelsize=8)
+
+        panels.append(lanes_panel)
+    render_rows = list(figures.get("render", []))
+    if render_rows:
+
+        def render_panel(ax: Any) -> None:
+            labels = [f"{r['width']}×{r['height']}\n{r['lanes']} lane(s)\n{r['frames_per_s']:.1f} f/s" for r in render_rows]
+            left = [0.0] * len(render_rows)
+            for stage, colour in (("dream", "#4c72b0"), ("decode", "#dd8452"), ("flow", "#55a868"),
+                                  ("encode", "#c44e52")):
+                per_frame = [1000 * r[f"{stage}_seconds"] / r["frames"] for r in render_rows]
+                ax.barh(labels, per_frame, left=left, color=colour, label=stage)
+                left = [a + b for a, b in zip(left, per_frame)]
+            ax.set_xlabel("ms per frame (stages other than dream overlap it)", fontsize=8)
+            ax.set_title("render stages", fontsize=10)
+            ax.legend(fontsize=7)
+            ax.tick_params(labelsize=7)
+
+        panels.append(render_panel)
+    if not panels:
+        raise ValueError("no figures to plot")
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.8 * len(panels), 3.6), squeeze=False)
+    for ax, draw in zip(axes[0], panels):
+        draw(ax)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    out = Path(path)
+    tmp = temp_sibling(out)
+    fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    os.replace(tmp, out)
+    return out

@@ -1,0 +1,87 @@
+"""Video I/O against naive I/O, on a clip with long GOPs made on the fly.
+
+Reading a range from the middle (seek to the keyframe, decode forward) against decoding from the
+start to the same point; joining N segments by remuxing against re-encoding them into one file
+(what a naive stitcher does).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ..samples import pan_frames
+from ..video import EncoderSettings, SegmentWriter, concat, probe, read_frames, write_clip
+
+__all__ = ["IOBenchmark", "bench_io"]
+
+
+@dataclass(frozen=True)
+class IOBenchmark:
+    """Video I/O figures: range reads against decoding from the start, joins against re-encodes."""
+
+    frames: int
+    width: int
+    height: int
+    gop: int
+    probe_seconds: float  # demux-only index of the whole clip
+    range_start: int
+    range_frames: int
+    range_read_fps: float  # wanted frames per second, seeking to the keyframe before the range
+    from_start_fps: float  # wanted frames per second, decoding everything before the range too
+    segments: int
+    join_seconds: float  # remux N segments + copy audio
+    reencode_seconds: float  # decode N segments and encode them again into one file
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def bench_io(
+    *, frames: int = 1500, width: int = 320, height: int = 180, gop: int = 250, segments: int = 8, range_frames: int = 50
+) -> IOBenchmark:
+    """Measure range reads and segment joins on a clip made on the fly (pan over a real photo)."""
+    with tempfile.TemporaryDirectory(prefix="distdream-bench-") as tmp:
+        d = Path(tmp)
+        clip = write_clip(d / "clip.mp4", pan_frames(frames, width, height), x264_params=f"keyint={gop}:min-keyint={gop}")
+        t0 = time.perf_counter()
+        index = probe(clip)
+        probe_s = time.perf_counter() - t0
+        start = frames // 2 + gop // 2  # mid-GOP in the middle: the keyframe lies gop/2 back
+        start = min(start, frames - range_frames)
+
+        t0 = time.perf_counter()
+        got = sum(1 for _ in read_frames(clip, start, start + range_frames, index=index))
+        range_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        everything = sum(1 for _ in read_frames(clip, 0, start + range_frames, index=index))
+        from_start_s = time.perf_counter() - t0
+        assert got == range_frames and everything == start + range_frames
+
+        bounds = [round(k * frames / segments) for k in range(segments + 1)]
+        paths = []
+        settings = EncoderSettings(crf=18, preset="veryfast")
+        for k, (a, b) in enumerate(zip(bounds, bounds[1:])):
+            with SegmentWriter(d / f"{k:05d}.mp4", width=width, height=height, rate=index.average_rate,
+                               settings=settings) as writer:
+                for frame in read_frames(clip, a, b, index=index):
+                    writer.write(frame)
+            paths.append(writer.path)
+
+        t0 = time.perf_counter()
+        concat(paths, d / "joined.mp4", index)
+        join_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        with SegmentWriter(d / "reencoded.mp4", width=width, height=height, rate=index.average_rate,
+                           settings=settings) as writer:
+            for path in paths:
+                for frame in read_frames(path):
+                    writer.write(frame)
+        reencode_s = time.perf_counter() - t0
+        return IOBenchmark(
+            frames=frames, width=width, height=height, gop=gop, probe_seconds=probe_s, range_start=start, range_frames=range_frames,
+            range_read_fps=range_frames / range_s, from_start_fps=range_frames / from_start_s,
+            segments=segments, join_seconds=join_s, reencode_seconds=reencode_s,
+        )
