@@ -10,11 +10,21 @@ None of this changes *what* is dreamed, only how fast and with how much rounding
   when the gradient overflows, doubled after a run of good steps). The scale cancels exactly: the
   step divides the gradient by its own mean magnitude anyway. bf16 has fp32's exponent range and
   needs no scaling.
-- **channels-last** (NHWC) lets cuDNN use its fastest tensor-core kernels for reduced precision,
-  and oneDNN's on CPU: a dream step of EfficientNet-Lite0 measured 1.2–1.4× faster on this
-  project's CPU machines (1 and 2 threads, 160×90 to 640×360, batch 1 and 4).
+- **channels-last** (NHWC) lets oneDNN use its fastest kernels on CPU: a dream step of
+  EfficientNet-Lite0 measured 1.2–1.4× faster on this project's CPU machines (1 and 2 threads,
+  160×90 to 640×360, batch 1 and 4). On CUDA it is off by default: on an H200 (torch 2.11,
+  cuDNN 9) NHWC batches of 2–8 frames ran 3–5× *slower* than NCHW at every precision.
 - **compile**: ``torch.compile`` of the extractor; if compiling fails (no C++ compiler, an
-  unsupported op), the engine says so once and runs eager from then on.
+  unsupported op), the engine says so once and runs eager from then on. Experimental on CUDA:
+  on the H200 the first compiled frames at 1280×720 took over two minutes, and one run aborted
+  the process inside torch (a C++ error no fallback can catch).
+
+``auto`` precision is fp32 on every device. Measured on the H200 at 1280×720, autocast was not
+worth its rounding for this network: bf16 ran 0.95×, 0.99× and 1.08× fp32's frames/s at 1, 4 and
+8 lanes, fp16 collapsed at 2 or more lanes (0.3–0.4×), and bf16's image gradient points
+elsewhere (cosine 0.74 against fp32's). A dream step of a depthwise-separable network is bound by
+kernel launches and memory traffic, which reduced precision does not shorten much. bf16 and fp16
+stay available (they halve the memory per lane).
 
 CPU falls back cleanly: bf16/fp16 requests run fp32 there (CPU autocast is slower than fp32 for
 this network on machines without AMX), with a note saying so.
@@ -75,13 +85,14 @@ def resolve_compute(config: DreamConfig, device: torch.device, *, bf16_supported
             notes.append(f"precision {wanted} runs on CUDA only; using fp32 on {device.type}")
         precision = "fp32"
     elif wanted == "auto":
-        precision = "bf16" if bf16_supported else "fp16"
+        precision = "fp32"  # measured: see the module docstring
     elif wanted == "bf16" and not bf16_supported:
         notes.append("this GPU has no bf16; using fp16 (with loss scaling)")
         precision = "fp16"
     else:
         precision = wanted
-    return Compute(precision=precision, channels_last=config.channels_last, compile=config.compile,
+    channels_last = (not cuda) if config.channels_last is None else config.channels_last
+    return Compute(precision=precision, channels_last=channels_last, compile=config.compile,
                    notes=tuple(notes))
 
 

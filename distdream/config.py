@@ -25,8 +25,8 @@ ALL_LAYERS = "*"
 
 ChannelSpec = tuple[tuple[str, tuple[int, ...]], ...]
 
-# What the network computes in. "auto": bf16 on GPUs that have it, else fp16 on CUDA; fp32 on
-# CPU, where reduced precision is slower or unsupported. The image itself always stays fp32.
+# What the network computes in. "auto" is fp32 everywhere: on an H200, bf16/fp16 autocast gave this
+# network no worthwhile speed (see distdream.compute). The image itself always stays fp32.
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
@@ -71,7 +71,9 @@ class DreamConfig:
     seed: int = 0  # seeds the jitter generator: same seed, same pixels
     tile_size: int | None = 1024  # frames larger than this are dreamed in overlapping tiles; None = never
     precision: str = "auto"  # network arithmetic: auto, fp32, bf16, fp16 (reduced ones need CUDA)
-    channels_last: bool = True  # NHWC tensors: 1.2–1.4× faster steps on CPU (measured); cuDNN's fast layout
+    # NHWC tensors. None: on for CPU (1.2–1.4× faster steps, measured), off on CUDA (batches of
+    # 2–8 frames ran 3–7× slower in NHWC than NCHW on an H200, cuDNN 9, torch 2.11; see the README)
+    channels_last: bool | None = None
     compile: bool = False  # torch.compile the truncated extractor (eager again if compiling fails)
 
     def __post_init__(self) -> None:
@@ -127,8 +129,8 @@ class DreamConfig:
             raise bad("tile_size", self.tile_size, "an integer >= 64 (pixels), or None for no tiling")
         if self.precision not in PRECISIONS:
             raise bad("precision", self.precision, f"one of {', '.join(PRECISIONS)}")
-        if not isinstance(self.channels_last, bool):
-            raise bad("channels_last", self.channels_last, "true or false")
+        if self.channels_last is not None and not isinstance(self.channels_last, bool):
+            raise bad("channels_last", self.channels_last, "true, false, or unset (auto)")
         if not isinstance(self.compile, bool):
             raise bad("compile", self.compile, "true or false")
         if len(set(self.dream_layers)) != len(self.dream_layers):

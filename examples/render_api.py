@@ -26,8 +26,8 @@ def main() -> None:
         dream=distdream.DreamConfig(dream_layers=("_blocks.10",), num_iterations=4, num_octaves=3),
         decay=0.9,
     )
-    # On GPU workers the network runs in bf16 with 4 chunks per worker batched together (lanes);
-    # DreamConfig(precision=...) and lanes=... choose otherwise. On CPU: fp32, one lane.
+    # On GPU workers 8 chunks per worker are batched together (lanes); DreamConfig(precision=...)
+    # and lanes=... choose otherwise. On CPU: one lane. The network runs fp32 unless asked.
     job = distdream.submit(source, output, config, chunk_frames=12, overlap=3)
     while job.status() in ("starting", "running", "stitching"):
         done, total = job.progress()
