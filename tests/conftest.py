@@ -25,3 +25,26 @@ def chelsea() -> np.ndarray:
 def small_photo() -> np.ndarray:
     """A 96×128 crop of the astronaut photo: small enough for many dream runs on a CPU."""
     return np.ascontiguousarray(data.astronaut()[100:292:2, 100:356:2])
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """A Ray instance of this module's own, even if another cluster runs on the machine.
+
+    ``address="local"`` starts a new instance rather than joining one that happens to run
+    (joining would refuse ``num_cpus``). Modules use it with ``pytestmark``.
+    """
+    import ray
+
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now (for test servers)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

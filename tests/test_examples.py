@@ -18,7 +18,7 @@ def run_example(name: str) -> str:
 def test_render_api_example() -> None:
     out = run_example("render_api.py")
     assert "wrote" in out and "24 frames" in out and "chunks" in out
-    assert "lane(s), network in fp32, channels-last" in out
+    assert "lane(s), network in fp32, channels-last" in out  # CPU: fp32, channels-last (measured fastest)
 
 
 def test_chunked_submission_example() -> None:
@@ -26,4 +26,5 @@ def test_chunked_submission_example() -> None:
     assert "3 chunks" in out and "stopped:" in out and "the ledger keeps" in out
     resumed = [line for line in out.splitlines() if line.startswith("resumed:")][0]
     rendered = int(resumed.split("rendered ")[1].split(" of")[0])
-    assert rendered < 3  # the resume rendered only what the cancelled job had not finished
+    kept = len(out.split("the ledger keeps [")[1].split("]")[0].split(","))
+    assert 1 <= kept < 3 and rendered == 3 - kept  # the resume rendered only what the cancel left undone

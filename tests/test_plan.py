@@ -25,13 +25,13 @@ def test_boundary_snaps_to_a_nearby_cut_and_needs_no_lead_in() -> None:
     assert chunks[1].start == 33 and chunks[1].lead_in == 0 and chunks[0].tail == 0
 
 
-def test_lead_in_never_crosses_a_cut() -> None:
-    chunks = plan_chunks(200, 50, 10, cuts=[96])  # too far from 100 to snap? reach is max(10, 6)
-    second = [c for c in chunks if c.start >= 96][0]
-    assert second.start == 96 and second.lead_in == 0
-    chunks = plan_chunks(200, 80, 30, cuts=[75])  # cut 5 frames before a boundary the planner keeps
-    c1 = chunks[1]
-    assert not any(c1.first < cut < c1.start for cut in [75])
+def test_a_cut_in_the_lead_in_window_becomes_the_seam_and_one_beyond_it_is_left_alone() -> None:
+    # planned boundary at 100 with a 10-frame lead-in window [90, 100); snapping reaches 10 frames
+    inside = plan_chunks(200, 50, 10, cuts=[92])
+    assert [(c.start, c.lead_in) for c in inside] == [(0, 0), (50, 10), (92, 0), (142, 10)]  # on the cut
+    beyond = plan_chunks(200, 50, 10, cuts=[89])  # 11 frames away: not snapped …
+    assert [(c.start, c.lead_in) for c in beyond] == [(0, 0), (50, 10), (100, 10), (150, 10)]
+    assert beyond[2].first == 90 > 89  # … and the lead-in stops short of it
 
 
 def test_seeds_depend_on_job_seed_and_index_only() -> None:

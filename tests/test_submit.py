@@ -11,31 +11,33 @@ import pytest
 
 from distdream.cli import main
 from distdream.errors import JobError
-from distdream.job import RemoteJobs
+from distdream.engine import RemoteJobs
 from distdream.samples import pan_frames
 from distdream.video import probe, write_clip
+from tests.conftest import free_port
 
-PORT, DASHBOARD = 6391, 8271
-ADDRESS = f"http://127.0.0.1:{DASHBOARD}"
 
 
 @pytest.fixture(scope="module")
-def head():
-    """`ray start --head` with its dashboard on 127.0.0.1 (no token auth: a loopback test cluster)."""
+def head() -> str:
+    """`ray start --head` on free ports, its dashboard on 127.0.0.1 (no token auth: a loopback test
+    cluster); yields the dashboard's address."""
+    port, dashboard = free_port(), free_port()
+    address = f"http://127.0.0.1:{dashboard}"
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
-    subprocess.run(["ray", "start", "--head", f"--port={PORT}", "--dashboard-host=127.0.0.1",
-                    f"--dashboard-port={DASHBOARD}", "--num-cpus=2", "--include-dashboard=true"],
+    subprocess.run(["ray", "start", "--head", f"--port={port}", "--dashboard-host=127.0.0.1",
+                    f"--dashboard-port={dashboard}", "--num-cpus=2", "--include-dashboard=true"],
                    check=True, env=env, capture_output=True, timeout=180)
     deadline = time.monotonic() + 120
     while True:
         try:
-            RemoteJobs(ADDRESS, timeout=5)
+            RemoteJobs(address, timeout=5)
             break
         except JobError:
             if time.monotonic() > deadline:
                 raise
             time.sleep(1)
-    yield
+    yield address
     subprocess.run(["ray", "stop", "--force"], capture_output=True, timeout=120)
 
 
@@ -45,40 +47,41 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def test_unreachable_address_fails_fast(capsys) -> None:
-    t0 = time.monotonic()
-    code, _, err = run(capsys, "status", "distdream-x", "--address", "http://127.0.0.1:9")
-    assert code == 2 and "cannot reach the Ray dashboard" in err and time.monotonic() - t0 < 10
+def test_unreachable_address_is_a_clear_error(capsys) -> None:
+    code, _, err = run(capsys, "status", "distdream-x", "--address", f"http://127.0.0.1:{free_port()}")
+    assert code == 2 and "cannot reach the Ray dashboard" in err
 
 
-def test_submit_wait_status_logs_and_resubmit(head, capsys, tmp_path: Path) -> None:
+def test_submit_wait_status_logs_and_resubmit(head: str, capsys, tmp_path: Path) -> None:
+    address = head
     clip = write_clip(tmp_path / "clip.mp4", list(pan_frames(40, 64, 48))[:12], audio="aac")
     out = tmp_path / "out.mp4"
-    args = ["submit", str(clip), "-o", str(out), "--address", ADDRESS, "--num-iterations", "1",
+    args = ["submit", str(clip), "-o", str(out), "--address", address, "--num-iterations", "1",
             "--num-octaves", "1", "--dream-layers", "_blocks.3", "--chunk-frames", "6", "--overlap", "2"]
     code, stdout, err = run(capsys, *args, "--wait")
     assert code == 0, stdout + err
     sid = stdout.splitlines()[0].split()[-1]
     assert sid.startswith("distdream-") and stdout.strip().endswith(f"{sid}: SUCCEEDED")
     assert "wrote" in stdout and probe(out).frame_count == 12
-    code, stdout, _ = run(capsys, "status", sid, "--address", ADDRESS)
+    code, stdout, _ = run(capsys, "status", sid, "--address", address)
     assert code == 0 and stdout.strip() == "SUCCEEDED"
-    code, stdout, _ = run(capsys, "logs", sid, "--address", ADDRESS)
+    code, stdout, _ = run(capsys, "logs", sid, "--address", address)
     assert code == 0 and "2 chunks" in stdout
     code, stdout, _ = run(capsys, *args)  # the same render again: found, not duplicated
     assert code == 0 and stdout.strip() == f"already submitted: {sid} (SUCCEEDED)"
-    code, _, err = run(capsys, "status", "distdream-nope", "--address", ADDRESS)
+    code, _, err = run(capsys, "status", "distdream-nope", "--address", address)
     assert code == 2 and "no job" in err
 
 
-def test_stop(head, capsys, tmp_path: Path) -> None:
+def test_stop(head: str, capsys, tmp_path: Path) -> None:
+    address = head
     clip = write_clip(tmp_path / "clip.mp4", list(pan_frames(60, 96, 64))[:40], audio=None)
-    code, stdout, _ = run(capsys, "submit", str(clip), "-o", str(tmp_path / "out.mp4"), "--address", ADDRESS,
+    code, stdout, _ = run(capsys, "submit", str(clip), "-o", str(tmp_path / "out.mp4"), "--address", address,
                           "--chunk-frames", "10", "--overlap", "2")
     sid = stdout.split()[-1]
-    code, stdout, _ = run(capsys, "stop", sid, "--address", ADDRESS)
+    code, stdout, _ = run(capsys, "stop", sid, "--address", address)
     assert code == 0 and sid in stdout
     deadline = time.monotonic() + 60
-    while (state := RemoteJobs(ADDRESS).status(sid)) not in RemoteJobs.TERMINAL and time.monotonic() < deadline:
+    while (state := RemoteJobs(address).status(sid)) not in RemoteJobs.TERMINAL and time.monotonic() < deadline:
         time.sleep(0.5)
     assert state == "STOPPED" and not (tmp_path / "out.mp4").exists()
