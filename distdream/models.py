@@ -219,7 +219,9 @@ def _load_state_dict_file(module: nn.Module, path: str | os.PathLike[str]) -> No
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a file that is not a checkpoint
-        raise ModelError(f"weights file {path} is not a PyTorch state dict: {exc}") from exc
+        first = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0][:160]
+        raise ModelError(f"weights file {path} is not a PyTorch state dict ({first}); give a file saved with "
+                         "torch.save(model.state_dict(), PATH)") from exc
     if isinstance(state, Mapping) and "state_dict" in state and isinstance(state["state_dict"], Mapping):
         state = state["state_dict"]  # training checkpoints often wrap the weights
     try:

@@ -33,12 +33,31 @@ def check_output_path(path: str | os.PathLike[str], *, error: type[DistDreamErro
     return path
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it (Linux); else by setting and restoring it."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)  # pragma: no cover - not Linux
+    os.umask(mask)
+    return mask
+
+
 def temp_sibling(final: str | os.PathLike[str], tag: str = "partial") -> Path:
     """A new empty file beside ``final``, named so that it keeps ``final``'s extension.
 
-    The extension matters: muxers and image writers pick their format from it.
+    The extension matters: muxers and image writers pick their format from it. The file gets the
+    permissions a plain ``open()`` would give ``final`` under the user's umask (``mkstemp`` makes
+    it private, and the rename would carry that onto the output).
     """
     final = Path(final)
     fd, tmp = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=f".{tag}{final.suffix}", dir=final.parent)
-    os.close(fd)
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())
+    finally:
+        os.close(fd)
     return Path(tmp)

@@ -102,17 +102,32 @@ def _reader(
             motion = estimator.motion(prev, frame) if prev is not None else None
             times["flow"] += time.perf_counter() - t1
             prev = frame
-            while not stop.is_set():
-                try:
-                    out.put((i, frame, motion), timeout=0.1)
-                    break
-                except queue.Full:
-                    continue
-            if stop.is_set():
+            if not _offer(out, (i, frame, motion), stop):
                 return
-        out.put(_DONE)
+        _offer(out, _DONE, stop)
     except BaseException as exc:  # hand every failure to the consumer, which re-raises it
-        out.put(exc)
+        _offer(out, exc, stop)
+
+
+def _take(pending: queue.Queue, reader: threading.Thread) -> object:
+    """The reader's next item; a reader that died without handing one over is an error, not a wait."""
+    while True:
+        try:
+            return pending.get(timeout=1.0)
+        except queue.Empty:
+            if not reader.is_alive() and pending.empty():
+                raise VideoError("the frame reader stopped without a frame or an error") from None
+
+
+def _offer(out: queue.Queue, item: object, stop: threading.Event) -> bool:
+    """Put ``item`` unless the consumer has stopped (a full queue nobody reads must not block forever)."""
+    while not stop.is_set():
+        try:
+            out.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
 
 
 def _carry(motion: FrameMotion, config: RenderConfig) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -159,7 +174,7 @@ def dream_frames(
     def steps() -> Iterator[SequenceStep]:
         while True:
             t0 = time.perf_counter()
-            item = pending.get()
+            item = _take(pending, thread)
             times["flow_wait"] += time.perf_counter() - t0
             if item is _DONE:
                 return

@@ -8,6 +8,7 @@ piece locally and putting it has the same guarantee as the temp-name-and-rename 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -15,8 +16,9 @@ from typing import IO, Any
 
 from .errors import DistDreamError
 
-__all__ = ["check_container", "exists", "is_uri", "join", "makedirs", "name_of", "open_read", "parent", "put_file", "read_text",
-           "remove_tree", "size", "write_text"]
+__all__ = ["check_container", "check_writable", "create_exclusive", "exists", "fingerprint", "identity", "is_uri", "join",
+           "makedirs", "name_of", "open_read", "parent", "put_file", "read_text", "remove", "remove_tree", "size",
+           "write_text"]
 
 
 def is_uri(path: str | os.PathLike[str]) -> bool:
@@ -100,8 +102,75 @@ def write_text(path: str | os.PathLike[str], text: str) -> None:
     from .paths import temp_sibling
 
     tmp = temp_sibling(path, "tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk must not leave the temp behind
+        raise
+
+
+def create_exclusive(path: str | os.PathLike[str], text: str) -> bool:
+    """Create ``path`` holding ``text`` only if nothing is there; ``False`` if something is.
+
+    Locally an ``O_EXCL`` create; on object storage a conditional put (``If-None-Match: *``), so
+    two writers racing for the same name cannot both win.
+    """
+    if is_uri(path):
+        fs, p = _fs(str(path))
+        try:
+            fs.pipe_file(p, text.encode(), mode="create")
+        except FileExistsError:
+            return False
+        except Exception as exc:  # botocore's PreconditionFailed, not a FileExistsError in every s3fs
+            if "PreconditionFailed" in repr(exc) or "412" in str(exc):
+                return False
+            raise
+        return True
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    return True
+
+
+def remove(path: str | os.PathLike[str]) -> None:
+    """Delete one file or object; nothing there is fine."""
+    if not is_uri(path):
+        Path(path).unlink(missing_ok=True)
+        return
+    fs, p = _fs(str(path))
+    try:
+        fs.rm_file(p)
+    except FileNotFoundError:
+        pass
+
+
+def fingerprint(path: str | os.PathLike[str]) -> str:
+    """What a file holds, cheaply comparable later: sha256 of a local file, the ETag of an object."""
+    if is_uri(path):
+        fs, p = _fs(str(path))
+        info = fs.info(p)
+        tag = info.get("ETag") or info.get("etag") or info.get("md5Hash") or info.get("generation")
+        return f"etag:{str(tag).strip(chr(34))}" if tag else f"size:{info.get('size')}"
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return f"sha256:{digest.hexdigest()}"
+
+
+def identity(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Size and version of a file or object: mtime locally, ETag or generation on object storage."""
+    if is_uri(path):
+        fs, p = _fs(str(path))
+        info = fs.info(p)
+        version = info.get("ETag") or info.get("etag") or info.get("generation") or info.get("LastModified")
+        return {"size": int(info.get("size") or 0), "version": str(version).strip('"')}
+    stat = Path(path).stat()
+    return {"size": stat.st_size, "version": f"mtime_ns:{stat.st_mtime_ns}"}
 
 
 def put_file(local: str | os.PathLike[str], uri: str, error: type[DistDreamError] = DistDreamError) -> None:
@@ -126,6 +195,24 @@ def remove_tree(path: str | os.PathLike[str]) -> None:
         fs.rm(p, recursive=True)
     except FileNotFoundError:
         pass
+
+
+def check_writable(path: str | os.PathLike[str], error: type[DistDreamError]) -> None:
+    """Fail early unless a file can be written at ``path``: a probe file beside it is created and
+    deleted (locally), or a probe object is put and deleted (object storage)."""
+    if not is_uri(path):
+        from .paths import check_output_path
+
+        check_output_path(path, error=error)
+        return
+    check_container(str(path), error)
+    probe = join(parent(path), f".{name_of(path)}.{os.getpid()}.probe")
+    fs, p = _fs(probe)
+    try:
+        fs.pipe_file(p, b"")
+        fs.rm_file(p)
+    except Exception as exc:
+        raise _storage_error(str(path), exc, error) from None
 
 
 def check_container(uri: str, error: type[DistDreamError]) -> None:

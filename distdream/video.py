@@ -47,7 +47,9 @@ __all__ = [
     "EncoderSettings",
     "SegmentWriter",
     "VideoIndex",
+    "check_output_container",
     "concat",
+    "packet_digest",
     "probe",
     "read_frames",
 ]
@@ -288,6 +290,57 @@ def probe(path: str | os.PathLike[str]) -> VideoIndex:
         )
 
 
+def packet_digest(path: str | os.PathLike[str], index: VideoIndex, packets: int = 3) -> str:
+    """sha256 of the first and last ``packets`` video packets: which content this is, cheaply.
+
+    A re-graded or re-exported cut of the same length and timing has other packets; reading them
+    costs two short demuxes (the start, and from the last keyframe on), not a pass over the file.
+    """
+    import hashlib
+
+    digest = hashlib.sha256()
+    with _open_input(path) as container:
+        stream = container.streams[index.stream_index]
+        head = [bytes(p) for p in itertools.islice((p for p in container.demux(stream) if p.size), packets)]
+        container.seek(int(index.pts[index.keyframes[-1]]), stream=stream, backward=True, any_frame=False)
+        tail = [bytes(p) for p in container.demux(stream) if p.size][-packets:]
+    for data in (*head, b"|", *tail):
+        digest.update(len(data).to_bytes(8, "little"))
+        digest.update(data)
+    return digest.hexdigest()[:32]
+
+
+def check_output_container(path: str | os.PathLike[str], index: VideoIndex | None = None) -> str:
+    """The container format ``path``'s suffix names, if it takes H.264 video (and the input's
+    audio, given ``index``); else :class:`VideoError`.
+
+    Test-opens the muxer in a scratch file with the streams the stitcher will write.
+    """
+    suffix = Path(storage.name_of(path)).suffix.lower()
+    if not suffix:
+        raise VideoError(f"output {path} has no suffix; give it .mp4, .mkv or .mov")
+    with tempfile.TemporaryDirectory(prefix="distdream-mux-") as tmp:
+        scratch = Path(tmp) / f"probe{suffix}"
+        source = _open_input(index.path) if index is not None and index.audio else None
+        try:
+            with av.open(str(scratch), mode="w") as out:
+                stream = out.add_stream("libx264", rate=25)
+                stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+                for audio in source.streams.audio if source is not None else ():
+                    out.add_stream_from_template(audio)
+                out.start_encoding()
+                name = out.format.name
+        except (av.error.FFmpegError, ValueError) as exc:
+            what = "H.264 video" + (" with the input's audio" if source is not None else "")
+            raise VideoError(
+                f"output {path}: {suffix} is not a container that takes {what} ({exc}); use .mp4, .mkv or .mov"
+            ) from None
+        finally:
+            if source is not None:
+                source.close()
+    return name
+
+
 def _check_not_truncated(container: Any, path: Any, pts: np.ndarray, time_base: Fraction) -> None:
     # A truncated MKV demuxes cleanly up to the cut; only the container's own duration (written
     # in its header) shows that frames are missing.
@@ -473,7 +526,13 @@ class SegmentWriter:
         self._tmp = _local_target(self.path)
         rate = Fraction(rate).limit_denominator(1_000_000) if rate else Fraction(25)
         stored_w, stored_h = (height, width) if rotation in (90, 270) else (width, height)
-        self._container = av.open(str(self._tmp), mode="w", format="mp4")
+        try:
+            self._container = av.open(str(self._tmp), mode="w", format="mp4")
+        except BaseException as exc:
+            self._tmp.unlink(missing_ok=True)  # nothing of a segment that never opened stays behind
+            if isinstance(exc, av.error.FFmpegError):
+                raise VideoError(f"cannot write segment {storage.name_of(self.path)}: {exc.strerror}") from None
+            raise
         self._stream = self._container.add_stream("libx264", rate=rate)
         self._time_base = Fraction(1, 1) / rate
         self._stream.width, self._stream.height = stored_w, stored_h
@@ -495,11 +554,18 @@ class SegmentWriter:
         self.frames += 1
 
     def close(self) -> Path | str:
-        """Flush the encoder, close the file and rename (or put) it into place; returns where it is."""
-        for packet in self._stream.encode():
-            self._container.mux(packet)
-        self._container.close()
-        _publish(self._tmp, self.path)
+        """Flush the encoder, close the file and rename (or put) it into place; returns where it is.
+
+        If any of that fails, the partial file is removed before the error propagates.
+        """
+        try:
+            for packet in self._stream.encode():
+                self._container.mux(packet)
+            self._container.close()
+            _publish(self._tmp, self.path)
+        except BaseException:
+            self.abort()
+            raise
         return self.path
 
     def abort(self) -> None:
@@ -571,6 +637,7 @@ def concat(
     *,
     audio: bool = True,
     trim_audio: bool = False,
+    rebase: bool = False,
 ) -> Path | str:
     """Join ``segments`` (in order) into ``output`` by remuxing, with the input's timestamps.
 
@@ -578,8 +645,9 @@ def concat(
     the input's presentation timestamp (so a variable-rate input keeps its timing); with
     ``audio``, the input's audio streams are stream-copied and interleaved by time; with
     ``trim_audio`` (for an index sliced to a frame range) only the audio packets that start
-    within the video's time span are kept. The file is written under a temporary name in the
-    output directory and renamed on success.
+    within the video's time span are kept; with ``rebase`` every timestamp is shifted so that the
+    first frame starts at 0 (a range render plays from its start, not minutes into silence). The
+    file is written under a temporary name in the output directory and renamed on success.
     """
     out_path = _writable(output)
     if not segments:
@@ -615,12 +683,14 @@ def concat(
                     f"cannot write {Path(str(out_path)).suffix or 'this'} container with these streams ({exc.strerror}); "
                     "try an .mkv output"
                 ) from None
-            video = _video_packets(parts, index, v_out)
+            origin = int(index.pts[0]) if rebase else 0
+            video = _video_packets(parts, index, v_out, origin)
             span = None
+            t0 = index.pts[0] * index.time_base
             if trim_audio:
-                t0 = index.pts[0] * index.time_base
                 span = (t0, t0 + Fraction(index.frame_count * index.frame_duration) * index.time_base)
-            audio_packets = _audio_packets(source, a_pairs, span) if source is not None else iter(())
+            shift = t0 if rebase else Fraction(0)
+            audio_packets = _audio_packets(source, a_pairs, span, shift) if source is not None else iter(())
             for _, _, packet in heapq.merge(video, audio_packets, key=lambda item: (item[0], item[1])):
                 out.mux(packet)
         _publish(tmp, out_path)
@@ -647,7 +717,9 @@ def _stream_signature(stream: Any) -> tuple[Any, ...]:
     return (cc.name, cc.width, cc.height, cc.pix_fmt, bytes(cc.extradata or b""))
 
 
-def _video_packets(parts: list[_Segment], index: VideoIndex, v_out: Any) -> Iterator[tuple[Fraction, int, Any]]:
+def _video_packets(
+    parts: list[_Segment], index: VideoIndex, v_out: Any, origin: int = 0
+) -> Iterator[tuple[Fraction, int, Any]]:
     """Segment packets in decode order with the input's timestamps, keyed by dts in seconds.
 
     Segments are read one after another, so memory holds one packet at a time. A segment's
@@ -656,7 +728,7 @@ def _video_packets(parts: list[_Segment], index: VideoIndex, v_out: Any) -> Iter
     the timestamp of frame ``J - D``, where ``D`` is the largest reorder delay (decode position
     minus frame) of any segment. Segments encoded alone can start with different B-frame delays
     (a two-frame seam window has none), so copied dts would go backwards at a join; rebuilt ones
-    rise strictly and never pass their packet's pts.
+    rise strictly and never pass their packet's pts. ``origin`` is subtracted from every stamp.
     """
     pts = index.pts
     step = index.frame_duration
@@ -678,15 +750,16 @@ def _video_packets(parts: list[_Segment], index: VideoIndex, v_out: Any) -> Iter
                 g = offset + p
                 packet.stream = v_out
                 packet.time_base = index.time_base
-                packet.pts = stamp(g)
-                packet.dts = stamp(offset + j - delay)
+                packet.pts = stamp(g) - origin
+                packet.dts = stamp(offset + j - delay) - origin
                 packet.duration = stamp(g + 1) - stamp(g)
                 yield (packet.dts * index.time_base, offset + j, packet)
         offset += part.count
 
 
 def _audio_packets(
-    source: Any, pairs: list[tuple[Any, Any]], span: tuple[Fraction, Fraction] | None = None
+    source: Any, pairs: list[tuple[Any, Any]], span: tuple[Fraction, Fraction] | None = None,
+    shift: Fraction = Fraction(0),
 ) -> Iterator[tuple[Fraction, int, Any]]:
     mapping = {a_in.index: a_out for a_in, a_out in pairs}
     seq = 0
@@ -698,6 +771,11 @@ def _audio_packets(
         if span is not None and not span[0] <= (packet.pts if packet.pts is not None else ts) * tb < span[1]:
             continue
         packet.stream = mapping[packet.stream_index]
+        if shift:
+            moved = round(shift / tb)  # whole ticks of this stream's clock
+            packet.pts = None if packet.pts is None else packet.pts - moved
+            packet.dts = None if packet.dts is None else packet.dts - moved
+            ts -= moved
         seq += 1
         # audio sorts after video at equal times; sequence numbers keep each stream's own order
         yield (ts * tb, 1 << 40 | seq, packet)
