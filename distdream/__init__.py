@@ -13,6 +13,7 @@ so ``import distdream`` and the CLI's ``--help`` stay fast.
 from __future__ import annotations
 
 from importlib import import_module
+from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 from .config import DreamConfig
@@ -29,9 +30,14 @@ from .errors import (
     VideoError,
 )
 
+try:
+    __version__ = version("distdream")
+except PackageNotFoundError:  # run from a source tree that was never installed
+    __version__ = "0+source"
+
 if TYPE_CHECKING:  # pragma: no cover
     from .dream import Dreamer
-    from .job import Job, JobOptions, JobPlan, JobResult, plan, render, submit
+    from .engine import Job, JobOptions, JobPlan, JobResult, plan, render, submit
     from .models import LayerInfo, LoadedModel, available_models, list_layers, load_model
     from .still import StillResult, dream_array, dream_image
     from .video import VideoIndex, probe, read_frames
@@ -72,13 +78,13 @@ __all__ = [
 
 _LAZY = {
     "Dreamer": "dream",
-    "Job": "job",
-    "JobOptions": "job",
-    "JobPlan": "job",
-    "JobResult": "job",
-    "plan": "job",
-    "render": "job",
-    "submit": "job",
+    "Job": "engine",
+    "JobOptions": "engine",
+    "JobPlan": "engine",
+    "JobResult": "engine",
+    "plan": "engine",
+    "render": "engine",
+    "submit": "engine",
     "LayerInfo": "models",
     "LoadedModel": "models",
     "available_models": "models",

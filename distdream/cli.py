@@ -195,7 +195,7 @@ def dream(image: str, output: str, quiet: bool, **kw: Any) -> None:
 
 
 def job_options(func: Any) -> Any:
-    """Flags of :class:`~distdream.job.JobOptions` shared by ``render`` and ``submit``."""
+    """Flags of :class:`~distdream.engine.JobOptions` shared by ``render`` and ``submit``."""
     options = [
         click.option("--workers", type=int, default=None, help="Ray workers. [default: one per GPU, else one per CPU]"),
         click.option("--gpus-per-worker", type=float, default=None,
@@ -310,13 +310,17 @@ def render_inputs(output_help: str) -> Any:
 @cli.command()
 @render_inputs("Output video (.mp4, .mkv, .mov), a path or an object-storage URI.")
 @click.option("--resume", is_flag=True, help="Continue the job in --workdir; only missing chunks are rendered.")
+@click.option("--keep-source-time", is_flag=True,
+              help="A --frames range keeps the source's timestamps. [default: it starts at 0]")
 @click.option("--address", default=None, help="Ray cluster to run on (e.g. auto). [default: start a local one]")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def render(input: str | None, output: str | None, quiet: bool, **kw: Any) -> None:
     """Dream every frame of INPUT on Ray workers, the dream carried along by optical flow."""
+    import shlex
+
     from tqdm import tqdm
 
-    from .job import render as render_job
+    from .engine import submit as submit_job
 
     if not input or not output:
         raise ConfigError("give INPUT and -o OUTPUT (on the command line or as input/output in --config)")
@@ -324,7 +328,8 @@ def render(input: str | None, output: str | None, quiet: bool, **kw: Any) -> Non
     options = dict(workers=kw["workers"], gpus_per_worker=kw["gpus_per_worker"], lanes=kw["lanes"],
                    chunk_frames=kw["chunk_frames"],
                    overlap=kw["overlap"], frame_range=_frame_range(kw["frames"]), workdir=kw["workdir"],
-                   resume=kw["resume"], address=kw["address"], snap_to_cuts=kw["snap_to_cuts"])
+                   resume=kw["resume"], address=kw["address"], snap_to_cuts=kw["snap_to_cuts"],
+                   keep_source_time=kw["keep_source_time"])
     bar: list[tqdm] = []
 
     def on_progress(job: Any) -> None:
@@ -338,10 +343,25 @@ def render(input: str | None, output: str | None, quiet: bool, **kw: Any) -> Non
         bar[0].set_postfix_str(f"chunks {sum(c.state == 'done' for c in states)}/{len(states)}", refresh=False)
         bar[0].update(done - bar[0].n)
 
+    job = submit_job(input, output, config, **options)  # preflight: bad input fails here, nothing written
+
+    def how_to_resume() -> str:
+        flags = _as_flags(click.get_current_context(), skip={"resume", "workdir", "config", "quiet"})
+        again = ["render", input, "-o", output, *flags, "--workdir", str(job.workdir), "--resume"]
+        return f"work directory {job.workdir}; resume with: distdream {shlex.join(again)}"
+
     try:
-        result = render_job(input, output, config, on_progress=on_progress, **options)
+        while not job.wait(0.25):
+            on_progress(job)
+        result = job.result()
     except KeyboardInterrupt:
-        raise click.Abort() from None
+        job.cancel()
+        job.wait(60)
+        click.secho(f"interrupted; finished chunks are kept in the {how_to_resume()}", fg="red", err=True)
+        raise click.exceptions.Exit(130) from None
+    except DistDreamError as exc:
+        exc.hint = how_to_resume()  # type: ignore[attr-defined]  # printed under the error line
+        raise
     finally:
         if bar:
             bar[0].close()
@@ -357,27 +377,41 @@ def render(input: str | None, output: str | None, quiet: bool, **kw: Any) -> Non
         click.echo(f"note: {note}", err=True)
 
 
+def _token(path: str | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        token = Path(path).read_text().strip()
+    except OSError as exc:
+        raise ConfigError(f"--token-file {path}: {exc.strerror}; give the file holding the cluster's Ray token") from None
+    if not token:
+        raise ConfigError(f"--token-file {path} is empty; give the file holding the cluster's Ray token")
+    return token
+
+
 @cli.command()
 @render_inputs("Output video: a path every node of the cluster sees, or an object-storage URI.")
 @click.option("--address", required=True, help="The cluster's dashboard, e.g. http://HEAD:8265.")
+@click.option("--token-file", type=click.Path(dir_okay=False, path_type=str), default=None,
+              help="The cluster's Ray auth token (token authentication). [default: Ray's own lookup]")
 @click.option("--wait", is_flag=True, help="Follow the job's log until it ends; exit non-zero if it failed.")
-def submit(input: str | None, output: str | None, address: str, wait: bool, **kw: Any) -> None:
+def submit(input: str | None, output: str | None, address: str, token_file: str | None, wait: bool, **kw: Any) -> None:
     """Submit a render of INPUT as a Ray job; a resubmit of the same render resumes it."""
     import shlex
 
-    from .job import RemoteJobs, submission_id
+    from .engine import RemoteJobs, submission_id
 
     if not input or not output:
         raise ConfigError("give INPUT and -o OUTPUT (paths on the cluster's shared storage)")
     _render_config(kw)  # refuse impossible settings here, not minutes later on the cluster
     ctx = click.get_current_context()
-    flags = _as_flags(ctx, skip={"address", "wait", "device"})
+    flags = _as_flags(ctx, skip={"address", "wait", "device", "token_file"})
     base = submission_id(input, output, flags)
     # Always --resume: a resubmitted job continues from the work directory of the run before it
     # (the default one beside the output is the same for the same render).
     entrypoint = shlex.join(["distdream", "render", input, "-o", output, *flags, "--resume", "--address", "auto",
                              "-q"])
-    jobs = RemoteJobs(address)
+    jobs = RemoteJobs(address, token=_token(token_file))
     sid, found = jobs.submit(entrypoint, base)
     click.echo(f"submitted {sid}" if found is None else f"already submitted: {sid} ({found})")
     if wait:
@@ -402,22 +436,26 @@ def _follow(jobs: Any, sid: str) -> None:
 @cli.command()
 @click.argument("job_id")
 @click.option("--address", required=True, help="The cluster's dashboard, e.g. http://HEAD:8265.")
-def status(job_id: str, address: str) -> None:
+@click.option("--token-file", type=click.Path(dir_okay=False, path_type=str), default=None,
+              help="The cluster's Ray auth token (token authentication). [default: Ray's own lookup]")
+def status(job_id: str, address: str, token_file: str | None) -> None:
     """Print the state of submitted job JOB_ID (PENDING, RUNNING, SUCCEEDED, FAILED, STOPPED)."""
-    from .job import RemoteJobs
+    from .engine import RemoteJobs
 
-    click.echo(RemoteJobs(address).status(job_id))
+    click.echo(RemoteJobs(address, token=_token(token_file)).status(job_id))
 
 
 @cli.command()
 @click.argument("job_id")
 @click.option("--address", required=True, help="The cluster's dashboard, e.g. http://HEAD:8265.")
+@click.option("--token-file", type=click.Path(dir_okay=False, path_type=str), default=None,
+              help="The cluster's Ray auth token (token authentication). [default: Ray's own lookup]")
 @click.option("--follow", is_flag=True, help="Keep printing until the job ends.")
-def logs(job_id: str, address: str, follow: bool) -> None:
+def logs(job_id: str, address: str, token_file: str | None, follow: bool) -> None:
     """Print the output of submitted job JOB_ID."""
-    from .job import RemoteJobs
+    from .engine import RemoteJobs
 
-    jobs = RemoteJobs(address)
+    jobs = RemoteJobs(address, token=_token(token_file))
     if follow:
         _follow(jobs, job_id)
     else:
@@ -427,11 +465,13 @@ def logs(job_id: str, address: str, follow: bool) -> None:
 @cli.command()
 @click.argument("job_id")
 @click.option("--address", required=True, help="The cluster's dashboard, e.g. http://HEAD:8265.")
-def stop(job_id: str, address: str) -> None:
+@click.option("--token-file", type=click.Path(dir_okay=False, path_type=str), default=None,
+              help="The cluster's Ray auth token (token authentication). [default: Ray's own lookup]")
+def stop(job_id: str, address: str, token_file: str | None) -> None:
     """Stop submitted job JOB_ID; its finished chunks stay for a resubmit."""
-    from .job import RemoteJobs
+    from .engine import RemoteJobs
 
-    click.echo(f"{job_id}: {'stopping' if RemoteJobs(address).stop(job_id) else 'already finished'}")
+    click.echo(f"{job_id}: {'stopping' if RemoteJobs(address, token=_token(token_file)).stop(job_id) else 'already finished'}")
 
 
 @cli.command()
@@ -666,6 +706,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = cli.main(args=list(argv) if argv is not None else None, prog_name="distdream", standalone_mode=False)
     except DistDreamError as exc:
         click.secho(f"error: {exc}", fg="red", err=True)
+        if getattr(exc, "hint", None):
+            click.echo(exc.hint, err=True)  # type: ignore[attr-defined]
         return 2
     except ModuleNotFoundError as exc:
         if exc.name != "ray":
@@ -675,6 +717,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "(dream, preview, layers and bench --only step,io,lanes,render,halving need no Ray)",
                     fg="red", err=True)
         return 2
+    except OSError as exc:  # a full disk or a vanished mount outside the engine: one line, not a traceback
+        where = f" ({exc.filename})" if exc.filename else ""
+        click.secho(f"error: {exc.strerror or exc}{where}", fg="red", err=True)
+        return 1
     except click.ClickException as exc:
         click.secho(f"error: {exc.format_message()}", fg="red", err=True)
         return exc.exit_code

@@ -17,7 +17,7 @@ from typing import Any
 
 
 from .config import RenderConfig
-from .job import JobResult, render
+from .engine import JobResult, render
 from .paths import check_output_path
 from .samples import pan_frames
 from .sheets import save_grid

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import ray
 import torch
 from PIL import Image
 
@@ -18,12 +17,7 @@ from distdream.cli import main
 from distdream.config import DreamConfig
 
 
-@pytest.fixture(scope="module", autouse=True)
-def cluster():
-    """The engine figures need Ray: one local instance for this module."""
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
+pytestmark = pytest.mark.usefixtures("local_ray")
 
 
 def test_bench_compares_equal_gradients() -> None:

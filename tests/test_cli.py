@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import ray
 
 from distdream.cli import main
 from distdream.images import load_image, save_image
@@ -18,12 +17,7 @@ from distdream.images import load_image, save_image
 FAST = ["--num-iterations", "2", "--num-octaves", "2", "--dream-layers", "_blocks.5", "-q"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def cluster():
-    """`distdream render` runs on Ray: one local instance for this module."""
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
+pytestmark = pytest.mark.usefixtures("local_ray")
 
 
 @pytest.fixture()

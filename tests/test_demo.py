@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import ray
 from PIL import Image
 
 from distdream.config import DreamConfig
@@ -21,11 +20,7 @@ from distdream.video import probe, write_clip
 FAST = DreamConfig(num_iterations=2, num_octaves=2, dream_layers=("_blocks.5",))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def cluster():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
+pytestmark = pytest.mark.usefixtures("local_ray")
 
 
 def test_demo_writes_video_and_contact_sheet(tmp_path: Path) -> None:

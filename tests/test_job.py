@@ -12,13 +12,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import ray
 
 from distdream.config import DreamConfig, RenderConfig
 from distdream.errors import ChunkFailed, JobCancelled, JobError
-from distdream.job import Fault, plan, render, submit
+from distdream.engine import Fault, JobOptions, plan, render, submit
+from distdream.engine.preflight import plan_record, preflight
+from distdream.engine.stitch import crossfade_weights
+from distdream.engine.workdir import settings_hash
 from distdream.samples import pan_frames
-from distdream.stitch import crossfade_weights
 from distdream.video import probe, read_frames, write_clip
 
 # crf 0: lossless, so runs can be compared frame for frame (lossy x264 is not bit-exact everywhere)
@@ -27,11 +28,7 @@ CFG = RenderConfig(dream=DreamConfig(num_iterations=2, num_octaves=2, dream_laye
 JOB = dict(chunk_frames=12, overlap=3)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def cluster():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
+pytestmark = pytest.mark.usefixtures("local_ray")
 
 
 @pytest.fixture(scope="module")
@@ -58,14 +55,18 @@ def test_plan_reports_chunks_and_overhead(clip: Path) -> None:
     assert p.frames == 40 and p.dreamed_frames == 46 and p.lead_in_overhead == pytest.approx(6 / 40)
 
 
-def test_speed_settings_may_change_on_resume_but_precision_may_not(clip: Path) -> None:
-    def settings_hash(**dream: object) -> str:
-        return plan(clip, RenderConfig(dream=DreamConfig(**{**CFG.dream.to_dict(), **dream}), crf=0,
-                                       preset="ultrafast"), **JOB).settings_hash
+def test_the_plan_hash_holds_what_runs_not_how_fast(clip: Path, tmp_path: Path) -> None:
+    def hashed(device: str = "cpu", **dream: object) -> str:
+        cfg = RenderConfig(dream=DreamConfig(**{**CFG.dream.to_dict(), **dream}), crf=0, preset="ultrafast")
+        checked = preflight(str(clip), str(tmp_path / "o.mp4"), cfg, JobOptions(**JOB))
+        return settings_hash(plan_record(str(clip), checked, cfg, device, list(plan(clip, cfg, **JOB).chunks)))
 
-    base = settings_hash()
-    assert settings_hash(compile=True) == settings_hash(channels_last=False) == base
-    assert settings_hash(precision="bf16") != base and settings_hash(seed=1) != base
+    base = hashed()
+    assert hashed(compile=True) == hashed(channels_last=False) == base  # speed, not the recipe
+    assert hashed(precision="fp32") == base  # auto runs fp32: the hash stores what runs, not the name
+    assert hashed(precision="bf16") == base  # … and bf16 runs fp32 on a CPU worker
+    assert hashed("cuda", precision="bf16") != hashed("cuda")  # on a GPU it runs bf16
+    assert hashed(seed=1) != base and hashed(learning_rate=0.05) != base
 
 
 def test_two_workers_render_exactly_and_match_one_worker(clip: Path, reference, tmp_path: Path) -> None:
@@ -94,17 +95,35 @@ def test_two_workers_render_exactly_and_match_one_worker(clip: Path, reference, 
     assert sorted(ledger["chunks"]) == ["00000", "00001", "00002"] and sorted(ledger["windows"]) == ["00001", "00002"]
 
 
-def test_default_workdir_is_removed_and_frame_ranges_render(clip: Path, tmp_path: Path) -> None:
+def test_default_workdir_is_removed_and_frame_ranges_start_at_zero(clip: Path, tmp_path: Path) -> None:
     result = render(clip, tmp_path / "part.mp4", CFG, frame_range=(5, 29), **JOB)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["part.mp4"]  # no hidden work dir left
-    out = probe(result.output)
-    assert out.frame_count == 24 and out.pts.tolist() == probe(clip).pts[5:29].tolist()
-    assert out.audio  # the audio of that time span
+    source, out = probe(clip), probe(result.output)
+    assert out.frame_count == 24 and out.pts.tolist() == (source.pts[5:29] - source.pts[5]).tolist()
+    assert len(out.audio) == 1 and out.audio[0].duration == pytest.approx(out.duration, abs=0.05)  # that span's sound
+    first_audio = _first_audio_seconds(result.output)
+    assert 0 <= first_audio < 0.05  # the sound starts with the picture, at 0
+    kept = render(clip, tmp_path / "kept.mp4", CFG, frame_range=(5, 29), keep_source_time=True, **JOB)
+    assert probe(kept.output).pts.tolist() == source.pts[5:29].tolist()
+    assert _first_audio_seconds(kept.output) == pytest.approx(float(source.pts[5] * source.time_base), abs=0.05)
+
+
+def _first_audio_seconds(path: Path) -> float:
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        packet = next(p for p in container.demux(stream) if p.size)
+        return float(packet.pts * stream.time_base)
 
 
 def test_a_worker_dying_mid_chunk_costs_only_that_chunk(clip: Path, reference, tmp_path: Path) -> None:
     fault = Fault(chunk=1, at_frame=4, attempts=(0,), kind="exit")
-    result = render(clip, tmp_path / "out.mp4", CFG, workers=2, inject_faults=(fault,), **JOB)
+    job = submit(clip, tmp_path / "out.mp4", CFG, workers=2, inject_faults=(fault,), **JOB)
+    result = job.result(timeout=600)
+    # the fault fired (chunk 1 took a second attempt) and nothing else was redone
+    assert [(c.index, c.state, c.attempts) for c in job.chunks()] == [(0, "done", 1), (1, "done", 2), (2, "done", 1)]
+    assert result.rendered == 3
     assert all(np.array_equal(a, b) for a, b in zip(frames_of(result.output), reference, strict=True))
 
 
@@ -123,7 +142,7 @@ def test_work_directory_guards(clip: Path, tmp_path: Path) -> None:
     with pytest.raises(JobError, match="--resume"):
         render(clip, tmp_path / "a.mp4", CFG, workdir=str(workdir), frame_range=(0, 12), **JOB)
     other = RenderConfig(dream=CFG.dream, decay=0.5, crf=0, preset="ultrafast")
-    with pytest.raises(JobError, match="another job"):
+    with pytest.raises(JobError, match=r"holds another render; it differs in: decay \(0.9 then, 0.5 now\)"):
         render(clip, tmp_path / "a.mp4", other, workdir=str(workdir), frame_range=(0, 12), resume=True, **JOB)
 
 
@@ -145,7 +164,7 @@ def test_job_api_and_cancel(clip: Path, tmp_path: Path) -> None:
 def test_resume_after_the_driver_is_killed(clip: Path, reference, tmp_path: Path) -> None:
     workdir, out = tmp_path / "work", tmp_path / "out.mp4"
     script = (
-        "import sys; from distdream.job import render; from tests.test_job import CFG, JOB;"
+        "import sys; from distdream.engine import render; from tests.test_job import CFG, JOB;"
         f"render({str(clip)!r}, {str(out)!r}, CFG, workers=1, workdir={str(workdir)!r}, **JOB)"
     )
     proc = subprocess.Popen([sys.executable, "-c", script], cwd=Path(__file__).parent.parent, start_new_session=True,

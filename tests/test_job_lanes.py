@@ -14,11 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import ray
 
 from distdream.config import DreamConfig, RenderConfig
 from distdream.errors import ConfigError
-from distdream.job import Fault, render, submit
+from distdream.engine import Fault, render, submit
 from distdream.metrics import warping_error
 from distdream.samples import pan_frames
 from distdream.video import probe, read_frames, write_clip
@@ -28,11 +27,7 @@ CFG = RenderConfig(dream=DREAM, crf=0, preset="ultrafast")
 JOB = dict(chunk_frames=8, overlap=2)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def cluster():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
+pytestmark = pytest.mark.usefixtures("local_ray")
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from pathlib import Path
 
 import boto3
@@ -13,10 +12,12 @@ import ray
 
 from distdream import storage
 from distdream.config import RenderConfig
-from distdream.errors import ChunkFailed, JobError, VideoError
-from distdream.job import Fault, render
+from distdream.engine import Fault, render
+from distdream.engine.workdir import WorkdirLock
+from distdream.errors import ChunkFailed, JobError, OutputError, VideoError
 from distdream.samples import pan_frames
 from distdream.video import probe, read_frames, write_clip
+from tests.conftest import free_port
 from tests.test_job import CFG
 
 JOB = dict(chunk_frames=8, overlap=2, workers=2)
@@ -27,10 +28,7 @@ def s3():
     """A moto S3 server on 127.0.0.1 with a bucket, and Ray workers that see its address."""
     from moto.server import ThreadedMotoServer
 
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION",
@@ -38,7 +36,7 @@ def s3():
     os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1",
                       AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}")
     boto3.client("s3").create_bucket(Bucket="films")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)  # workers inherit the environment
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)  # workers inherit the environment
     yield "s3://films"
     ray.shutdown()
     server.stop()
@@ -83,13 +81,28 @@ def test_resume_from_a_work_directory_in_object_storage(s3: str, clip, tmp_path:
     assert result.rendered == 3 - len(finished)  # what the failed run finished came from the bucket
     assert len(list(read_frames(download(out, tmp_path)))) == 24
     other = RenderConfig(dream=CFG.dream, decay=0.5, crf=0, preset="ultrafast")
-    with pytest.raises(JobError, match="another job"):
+    with pytest.raises(JobError, match=r"holds another render; it differs in: decay"):
         render(uri, out, other, workdir=workdir, resume=True, **JOB)
+
+
+def test_a_work_directory_in_a_bucket_is_locked_by_a_conditional_put(s3: str) -> None:
+    workdir = f"{s3}/work/locked"
+    first, second = WorkdirLock(workdir), WorkdirLock(workdir)
+    first.acquire()
+    try:
+        with pytest.raises(JobError, match="is in use by another job"):
+            second.acquire()  # the object exists: the If-None-Match put is refused
+        assert json.loads(storage.read_text(f"{workdir}/lock.json"))["token"] == first.token
+    finally:
+        first.release()
+    assert not storage.exists(f"{workdir}/lock.json")
+    second.acquire()  # free again
+    second.release()
 
 
 def test_missing_bucket_and_missing_credentials(s3: str, clip, tmp_path: Path) -> None:
     _, uri = clip
-    with pytest.raises(JobError, match="bucket"):
+    with pytest.raises(OutputError, match="bucket"):
         render(uri, "s3://no-such-bucket/out.mp4", CFG, **JOB)
     with pytest.raises(VideoError, match="does not exist"):
         probe("s3://films/in/nothing.mp4")

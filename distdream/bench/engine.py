@@ -57,13 +57,12 @@ def _rss_bytes() -> int:
 
 def _render_peak_rss(clip: Path, out: Path, config: RenderConfig, **options: object) -> float:
     """Render and return the driver's peak RSS in MiB, sampled while the job runs."""
-    from ..job import submit
+    from ..engine import submit
 
     job = submit(clip, out, config, **options)
     peak = _rss_bytes()
-    while job._thread.is_alive():
+    while not job.wait(0.02):
         peak = max(peak, _rss_bytes())
-        time.sleep(0.02)
     job.result()
     return peak / 2**20
 
@@ -72,10 +71,10 @@ def bench_engine(*, quick: bool = False, workers: int | None = None) -> EngineBe
     """Pipeline efficiency, scaling, driver memory and temporal quality on a local Ray instance."""
     import torch
 
-    from ..job import _connect, plan, render
+    from ..engine import connect, plan, render
     from ..metrics import warping_error
 
-    _connect(None)
+    connect(None)
     cpus = int(ray_cpus())
     workers = workers or max(1, cpus)
     if quick:

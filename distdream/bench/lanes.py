@@ -10,7 +10,6 @@ per lane: lanes and precision may change detail, never strength.
 from __future__ import annotations
 
 import tempfile
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -22,13 +21,12 @@ import torch
 from ..config import DreamConfig, RenderConfig
 from ..compute import resolve_compute
 from ..dream import Dreamer, resolve_device
-from ..lanes import LaneBatcher
 from ..pipeline import dream_frames
 from ..images import array_to_tensor
 from ..models import load_model
 from ..samples import pan_frames
 from ..video import probe, read_frames, write_clip
-from .common import device_name, precisions
+from .common import device_name, in_lanes, precisions
 
 __all__ = ["LaneRow", "LanesBenchmark", "bench_lanes"]
 
@@ -102,38 +100,17 @@ def bench_lanes(
             def run(dreamer: Dreamer, count: int, seed: int = 0) -> tuple[float, list, float | None]:
                 """(seconds, lane 0's frames, peak device MiB per lane) for ``count`` lanes."""
                 ranges = [(k * frames_per_lane, (k + 1) * frames_per_lane) for k in range(count)]
-                out: dict[int, list] = {}
-                errors: list[BaseException] = []
                 if cuda:
                     torch.cuda.synchronize(dev)
                     torch.cuda.reset_peak_memory_stats(dev)
 
-                def one(k: int, frame_dreamer: object) -> None:
+                def one(k: int, frame_dreamer: object) -> list:
                     gen = torch.Generator().manual_seed(seed + k)
-                    out[k] = [rgb for _, rgb, _ in dream_frames(index, *ranges[k], config, frame_dreamer,  # type: ignore[arg-type]
-                                                                   generator=gen)]
+                    return [rgb for _, rgb, _ in dream_frames(index, *ranges[k], config, frame_dreamer,  # type: ignore[arg-type]
+                                                              generator=gen)]
 
                 t0 = time.perf_counter()
-                if count == 1:
-                    one(0, dreamer)
-                else:
-                    batcher = LaneBatcher(dreamer)
-
-                    def lane_job(k: int) -> None:
-                        try:
-                            with batcher.lane() as lane:
-                                one(k, lane)
-                        except BaseException as exc:
-                            errors.append(exc)
-
-                    workers = [threading.Thread(target=lane_job, args=(k,)) for k in range(count)]
-                    for w in workers:
-                        w.start()
-                    for w in workers:
-                        w.join()
-                    batcher.close()
-                    if errors:
-                        raise errors[0]
+                out, _ = in_lanes(dreamer, count, one)
                 seconds = time.perf_counter() - t0
                 peak = torch.cuda.max_memory_allocated(dev) / 2**20 / count if cuda else None
                 return seconds, out[0], peak

@@ -8,7 +8,6 @@ memory below what the lanes need and shows the batches halving while the frames 
 from __future__ import annotations
 
 import tempfile
-import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ from ..lanes import LaneBatcher
 from ..pipeline import ChunkStats, Span, render_spans
 from ..samples import pan_frames
 from ..video import EncoderSettings, probe, read_frames, write_clip
-from .common import device_name
+from .common import device_name, in_lanes
 
 __all__ = ["HalvingBenchmark", "RenderBenchmark", "bench_halving", "bench_render"]
 
@@ -89,41 +88,24 @@ def bench_render(
             torch.cuda.reset_peak_memory_stats(dev)
         bounds = [round(k * frames / lanes) for k in range(lanes + 1)]
         spans = [Span(a, b, d / f"{k:05d}.mp4", encoder) for k, (a, b) in enumerate(zip(bounds, bounds[1:]))]
-        stats: list[ChunkStats] = []
-        errors: list[BaseException] = []
         threads_before = torch.get_num_threads()
         if dev.type == "cpu":
             torch.set_num_threads(1)  # as one CPU worker of the engine runs
         t0 = time.perf_counter()
-        if lanes == 1:
-            try:
-                stats.append(render_spans(index, 0, frames, spans, config, dreamer=dreamer, seed=0))
-            finally:
-                torch.set_num_threads(threads_before)
-        else:
-            batcher = LaneBatcher(dreamer)
 
-            def lane_job(span: Span, seed: int) -> None:
+        def one(k: int, lane: object) -> ChunkStats:
+            if lanes > 1:
                 torch.set_num_threads(1)  # as an engine worker's lane threads run
-                try:
-                    with batcher.lane() as lane:
-                        stats.append(render_spans(index, span.start, span.end, [span], config, dreamer=lane,
-                                                  seed=seed))
-                except BaseException as exc:
-                    errors.append(exc)
+            span = spans[k]
+            return render_spans(index, span.start, span.end, [span], config, dreamer=lane, seed=k)  # type: ignore[arg-type]
 
-            threads = [threading.Thread(target=lane_job, args=(span, k)) for k, span in enumerate(spans)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            batcher.close()
+        try:
+            stats, batcher = in_lanes(dreamer, lanes, one)
+        finally:
             torch.set_num_threads(threads_before)
-            if errors:
-                raise errors[0]
         wall = time.perf_counter() - t0
         peak = torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda" else None
-    if lanes == 1:
+    if batcher is None:
         busy = stats[0].keyframe_seconds + stats[0].frame_seconds
         wait = stats[0].wait_share
     else:
@@ -172,28 +154,14 @@ def bench_halving(
     frames = [array_to_tensor(f) for f in pan_frames(lanes * frames_per_lane, width, height)]
 
     def run(dreamer: Dreamer) -> tuple[LaneBatcher, list[torch.Tensor]]:
-        batcher = LaneBatcher(dreamer)
-        out: dict[int, list[torch.Tensor]] = {k: [] for k in range(lanes)}
-        errors: list[BaseException] = []
-
-        def lane_job(k: int) -> None:
+        def one(k: int, lane: object) -> list[torch.Tensor]:
             gen = torch.Generator().manual_seed(k)
-            try:
-                with batcher.lane() as lane:
-                    for i in range(frames_per_lane):
-                        image = frames[k * frames_per_lane + i]
-                        out[k].append(lane.dream(image, generator=gen, num_iterations=config.frame_steps))
-            except BaseException as exc:
-                errors.append(exc)
+            images = frames[k * frames_per_lane : (k + 1) * frames_per_lane]
+            return [lane.dream(image, generator=gen, num_iterations=config.frame_steps)  # type: ignore[attr-defined]
+                    for image in images]
 
-        threads = [threading.Thread(target=lane_job, args=(k,)) for k in range(lanes)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        batcher.close()
-        if errors:
-            raise errors[0]
+        out, batcher = in_lanes(dreamer, lanes, one)
+        assert batcher is not None
         return batcher, out[0]
 
     dreamer = Dreamer(config.dream, device=dev)

@@ -1,0 +1,106 @@
+"""The distributed engine: Ray actors dream chunks, seam tasks crossfade, the driver stitches.
+
+The only package that imports Ray. Its modules, in the order a render meets them:
+
+- :mod:`.records`   options, plan, result and state records (plain data, no Ray);
+- :mod:`.preflight` every check that can run before the first frame, and what makes the pixels;
+- :mod:`.connect`   joining a cluster within a timeout, sizing workers;
+- :mod:`.workdir`   plan.json, the ledger, the lock, and where each chunk's pieces live;
+- :mod:`.pool`      the workers: slots, lanes, incarnations, pings, bounded start-up;
+- :mod:`.worker`    the Ray actor and tasks that dream, crossfade and scan;
+- :mod:`.driver`    the :class:`Job` and its chunk loop (watchdog, retries);
+- :mod:`.stitch`    crossfades and the lossless join;
+- :mod:`.remote`    the Ray Jobs client behind ``distdream submit``.
+
+Failures: actors restart (``max_restarts``); a chunk whose worker died or raised is resubmitted
+up to ``max_attempts``; a watchdog kills an actor whose chunk runs far past its time so a lost
+node cannot hang the job; a chunk that fails every attempt fails the job with
+:class:`~distdream.errors.ChunkFailed`, and the output path is never touched before the final
+rename. Frames never travel through the driver or the object store.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from ..config import RenderConfig
+from ..errors import ConfigError
+from .connect import connect
+from .driver import Job, make_plan
+from .records import ChunkState, ChunkStatus, Fault, JobOptions, JobPlan, JobResult, JobStatus
+from .remote import RemoteJobs, submission_id
+
+__all__ = [
+    "ChunkState",
+    "ChunkStatus",
+    "Fault",
+    "Job",
+    "JobOptions",
+    "JobPlan",
+    "JobResult",
+    "JobStatus",
+    "RemoteJobs",
+    "connect",
+    "plan",
+    "render",
+    "submission_id",
+    "submit",
+]
+
+
+def _options(job_options: dict[str, Any]) -> JobOptions:
+    try:
+        return JobOptions(**job_options).validate()
+    except TypeError as exc:
+        raise ConfigError(f"unknown job option: {exc}") from None
+
+
+def plan(input: str | os.PathLike[str], config: RenderConfig | None = None, **job_options: Any) -> JobPlan:
+    """The chunks a render of ``input`` would use. Nothing is dreamed; with ``snap_to_cuts`` the
+    cut scan runs as Ray tasks (a local instance is started if none is connected)."""
+    from ..video import probe
+
+    config = (config or RenderConfig()).validate()
+    options = _options(job_options)
+    index = probe(input)
+    if options.snap_to_cuts:
+        connect(options.address, options.connect_timeout)
+    chunks = make_plan(index, config, options)
+    import hashlib
+    import json
+
+    digest = hashlib.sha256(json.dumps([config.to_dict(), [c.to_dict() for c in chunks]], sort_keys=True).encode())
+    return JobPlan(str(input), index, tuple(chunks), digest.hexdigest()[:16])
+
+
+def submit(
+    input: str | os.PathLike[str], output: str | os.PathLike[str], config: RenderConfig | None = None,
+    **job_options: Any,
+) -> Job:
+    """Check everything, then start rendering ``input`` into ``output`` on Ray; returns a running :class:`Job`.
+
+    Bad input fails here, before a frame is dreamed, with a typed error from
+    :mod:`distdream.errors`.
+    """
+    job = Job(str(input), str(output), (config or RenderConfig()).validate(), _options(job_options))
+    job._start()
+    return job
+
+
+def render(
+    input: str | os.PathLike[str], output: str | os.PathLike[str], config: RenderConfig | None = None,
+    *, on_progress: Callable[[Job], None] | None = None, **job_options: Any,
+) -> JobResult:
+    """Render ``input`` into ``output`` and wait. Ctrl-C cancels cleanly, keeping finished chunks."""
+    job = submit(input, output, config, **job_options)
+    try:
+        while not job.wait(0.25):
+            if on_progress is not None:
+                on_progress(job)
+    except KeyboardInterrupt:
+        job.cancel()
+        job.wait(60)
+        raise
+    return job.result()

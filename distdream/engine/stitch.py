@@ -1,0 +1,75 @@
+"""Seams and stitching: crossfade each overlap window, then join every piece in frame order.
+
+A chunk writes its lead-in (window k, side b) and its tail (window k+1, side a) losslessly, so
+the crossfade starts from the dreamed pixels, not from a lossy copy. The crossfade weight ramps
+toward the later chunk, ``w_j = (j + 1) / (n + 1)`` for window frame ``j`` of ``n``, so neither
+chunk's last or first frame is used unmixed at the seam. The stitched output is a remux of
+middles and windows in order (no re-encode), with the input's timestamps and audio.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+
+from .. import storage
+from ..errors import VideoError
+from ..plan import Chunk
+from ..video import EncoderSettings, SegmentWriter, VideoIndex, concat, read_frames
+from .workdir import ChunkFiles
+
+__all__ = ["crossfade", "crossfade_weights", "stitch"]
+
+
+def crossfade_weights(n: int) -> np.ndarray:
+    """Weight of the later chunk for each of ``n`` window frames: strictly inside (0, 1), rising."""
+    return np.arange(1, n + 1, dtype=np.float32) / (n + 1)
+
+
+def crossfade(
+    side_a: str, side_b: str, output: str, settings: EncoderSettings, index: VideoIndex, frames: int
+) -> str:
+    """Blend the earlier chunk's ``frames`` window frames (``side_a``) into the later chunk's (``side_b``).
+
+    Streams the two sides frame by frame: memory holds one pair, whatever the window's length or
+    the frame size. Each side must hold exactly ``frames`` frames.
+    """
+    storage.makedirs(storage.parent(output))
+    weights = crossfade_weights(frames)
+    with SegmentWriter(output, width=index.width, height=index.height, rate=index.average_rate, settings=settings,
+                       rotation=index.rotation) as writer:
+        pairs = zip(read_frames(side_a), read_frames(side_b))  # stops at the shorter side
+        n = 0
+        for n, (a, b) in enumerate(pairs, start=1):
+            if n > frames:
+                break
+            w = weights[n - 1]
+            mixed = (1.0 - w) * a.astype(np.float32) + w * b.astype(np.float32)
+            writer.write(np.clip(np.rint(mixed), 0, 255).astype(np.uint8))
+        if n != frames or writer.frames != frames:
+            raise VideoError(f"seam sides {side_a} and {side_b} do not both hold the window's {frames} frames")
+    return output
+
+
+def stitch(
+    chunks: Sequence[Chunk], workdir: str | os.PathLike[str], output: str | os.PathLike[str], index: VideoIndex,
+    *, keep_source_time: bool = False,
+) -> str | os.PathLike[str]:
+    """Join windows and middles in frame order into ``output`` (temp name, then rename).
+
+    ``index`` is the input's index; when the chunks cover only part of it (a frame range), the
+    output gets that part's frames and the audio of that time span, starting at 0 (or at the
+    source's timestamps with ``keep_source_time``).
+    """
+    a, b = chunks[0].start, chunks[-1].end
+    pieces: list[str] = []
+    for chunk in chunks:
+        files = ChunkFiles(workdir, chunk)
+        if chunk.lead_in:
+            pieces.append(files.window)
+        pieces.append(files.middle)
+    partial = (a, b) != (0, index.frame_count)
+    return concat(pieces, output, index.slice(a, b) if partial else index, trim_audio=partial,
+                  rebase=partial and not keep_source_time)

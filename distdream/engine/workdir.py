@@ -1,0 +1,333 @@
+"""A job's work directory: its plan, its ledger, its lock, and where each chunk's pieces live.
+
+    plan.json           the input's identity, the resolved settings, the chunks, their hash
+    ledger.json         finished chunks and windows with their pieces' fingerprints (atomic rewrite)
+    lock.json           the job that owns the directory: host, pid, heartbeat
+    chunks/NNNNN.*.mp4  each chunk's lead-in, middle and tail (deterministic names)
+    windows/NNNNN.mp4   each crossfaded seam window
+
+Resume cannot lie: a resumed job must have the same input (size, version, a digest of its first
+and last packets) and the same *resolved* settings (precision as run, digests of weights and
+start image, distdream's version), or it is refused with the differences named. A chunk counts
+as done only if the ledger has it *and* its pieces still verify (frame count, fingerprint). A
+ledger that cannot be read is rebuilt from the pieces that verify, with a note. No Ray here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .. import storage
+from ..errors import JobError, VideoError
+from ..plan import Chunk
+from ..video import EncoderSettings, probe
+
+__all__ = ["LOSSLESS", "ChunkFiles", "Ledger", "PLAN_VERSION", "Piece", "WorkdirLock", "check_workdir", "differences",
+           "settings_hash"]
+
+PLAN_VERSION = 2
+
+# Window sides are written losslessly and quickly: they are intermediates, read once.
+LOSSLESS = EncoderSettings(crf=0, preset="ultrafast")
+
+
+@dataclass(frozen=True)
+class Piece:
+    """Frames ``[start, end)`` of a chunk go to the file ``path`` with ``settings``."""
+
+    start: int
+    end: int
+    path: str
+    settings: EncoderSettings
+
+    @property
+    def frames(self) -> int:
+        return self.end - self.start
+
+
+class ChunkFiles:
+    """The one place that knows a chunk's pieces, their frame spans, and its seam window's sides.
+
+    A chunk with a lead-in writes it losslessly (its side of window k), then its owned middle
+    with the job's settings, then losslessly its tail (the earlier side of window k + 1). Names
+    are deterministic, so a retried chunk overwrites rather than duplicates.
+    """
+
+    def __init__(self, workdir: str | os.PathLike[str], chunk: Chunk) -> None:
+        # plain strings: the work directory may be a local path or an object-storage URI
+        self.chunk = chunk
+        self.lead = storage.join(workdir, "chunks", f"{chunk.name}.lead.mp4")  # [first, start)
+        self.middle = storage.join(workdir, "chunks", f"{chunk.name}.mid.mp4")  # [start, end - tail)
+        self.tail = storage.join(workdir, "chunks", f"{chunk.name}.tail.mp4")  # [end - tail, end)
+        self.window = storage.join(workdir, "windows", f"{chunk.name}.mp4")  # crossfaded [first, start)
+
+    def pieces(self, settings: EncoderSettings) -> list[Piece]:
+        """What the worker writes for this chunk, in frame order; they tile ``[first, end)``."""
+        c = self.chunk
+        out = [Piece(c.start, c.end - c.tail, self.middle, settings)]
+        if c.lead_in:
+            out.insert(0, Piece(c.first, c.start, self.lead, LOSSLESS))
+        if c.tail:
+            out.append(Piece(c.end - c.tail, c.end, self.tail, LOSSLESS))
+        return out
+
+    def outputs(self) -> list[tuple[str, int]]:
+        """The files a finished chunk must have, with their frame counts."""
+        return [(p.path, p.frames) for p in self.pieces(LOSSLESS)]
+
+    @staticmethod
+    def window_sides(workdir: str | os.PathLike[str], earlier: Chunk, later: Chunk) -> tuple[str, str, str]:
+        """(earlier side, later side, crossfaded window) of the seam before ``later``."""
+        return ChunkFiles(workdir, earlier).tail, ChunkFiles(workdir, later).lead, ChunkFiles(workdir, later).window
+
+
+def verify(files: Iterable[tuple[str, int]], fingerprints: Mapping[str, str] | None = None) -> bool:
+    """Whether every file exists with its frame count (and, when known, its fingerprint)."""
+    for path, frames in files:
+        try:
+            if not storage.exists(path) or probe(path).frame_count != frames:
+                return False
+            if fingerprints and path in fingerprints and storage.fingerprint(path) != fingerprints[path]:
+                return False
+        except (VideoError, OSError):
+            return False
+    return True
+
+
+# ---------------------------------------------------------------------------------------------
+# Plan identity
+
+
+def settings_hash(record: Mapping[str, Any]) -> str:
+    """The hash of what makes a job's pixels: input identity, resolved settings, chunks, version."""
+    import hashlib
+
+    keys = ("plan_version", "input_identity", "settings", "chunks")
+    payload = json.dumps({k: record[k] for k in keys}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out |= _flatten(item, f"{prefix}.{key}" if prefix else str(key))
+        return out
+    return {prefix: value}
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True)
+    return text if len(text) <= 60 else text[:57] + "…"
+
+
+def differences(saved: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
+    """What differs between a saved plan record and this job's, one phrase each."""
+    out = []
+    if saved.get("plan_version") != now.get("plan_version"):
+        return [f"plan format {saved.get('plan_version')} (this distdream writes {now.get('plan_version')})"]
+    a, b = _flatten(saved.get("input_identity", {})), _flatten(now.get("input_identity", {}))
+    for key in sorted(a.keys() | b.keys()):
+        if a.get(key) != b.get(key):
+            out.append(f"input {key} ({_short(a.get(key))} then, {_short(b.get(key))} now)")
+    a, b = _flatten(saved.get("settings", {})), _flatten(now.get("settings", {}))
+    for key in sorted(a.keys() | b.keys()):
+        if a.get(key) != b.get(key):
+            out.append(f"{key} ({_short(a.get(key))} then, {_short(b.get(key))} now)")
+    if saved.get("chunks") != now.get("chunks"):
+        out.append(f"chunking ({len(saved.get('chunks', []))} chunks then, {len(now.get('chunks', []))} now)")
+    return out
+
+
+def check_workdir(workdir: str) -> None:
+    """Refuse a work directory that holds pieces or a ledger but no plan (not ours, or damaged)."""
+    if storage.exists(storage.join(workdir, "plan.json")):
+        return
+    stray = [name for name in ("ledger.json", "chunks", "windows") if storage.exists(storage.join(workdir, name))]
+    if stray:
+        raise JobError(
+            f"work directory {workdir} has {', '.join(stray)} but no plan.json: it is not a distdream job "
+            "directory, or its plan was lost; remove it or choose another --workdir"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# The ledger
+
+
+class Ledger:
+    """Finished chunks and windows with their pieces' fingerprints, persisted atomically."""
+
+    def __init__(self, path: str, data: dict[str, Any] | None = None, note: str | None = None) -> None:
+        self.path = path
+        self.data = data or {"chunks": {}, "windows": {}}
+        self.note = note  # set when the file could not be used as it was
+
+    @staticmethod
+    def _valid(data: Any) -> bool:
+        if not isinstance(data, dict) or set(data) != {"chunks", "windows"}:
+            return False
+        for part in data.values():
+            if not isinstance(part, dict):
+                return False
+            for record in part.values():
+                if not isinstance(record, dict) or not isinstance(record.get("frames"), int):
+                    return False
+                if not isinstance(record.get("fingerprints", {}), dict):
+                    return False
+        return True
+
+    @classmethod
+    def load(cls, path: str) -> Ledger:
+        """The ledger at ``path``; an unreadable one gives an empty ledger with ``note`` set."""
+        if not storage.exists(path):
+            return cls(path)
+        try:
+            data = json.loads(storage.read_text(path))
+        except (ValueError, UnicodeDecodeError, OSError) as exc:
+            return cls(path, note=f"ledger {path} was unreadable ({exc.__class__.__name__}); rebuilt it from the "
+                                  "pieces that verify")
+        if not cls._valid(data):
+            return cls(path, note=f"ledger {path} was not a distdream ledger; rebuilt it from the pieces that verify")
+        return cls(path, data)
+
+    def save(self) -> None:
+        storage.write_text(self.path, json.dumps(self.data, indent=1, sort_keys=True))  # whole or not at all
+
+    def add(self, kind: str, name: str, record: dict[str, Any]) -> None:
+        self.data[kind][name] = record
+        self.save()
+
+    def has(self, kind: str, name: str) -> bool:
+        return name in self.data[kind]
+
+    def fingerprints(self, kind: str, name: str) -> dict[str, str]:
+        return dict(self.data[kind].get(name, {}).get("fingerprints", {}))
+
+    def drop(self, kind: str, name: str) -> None:
+        self.data[kind].pop(name, None)
+
+
+def finished(workdir: str, chunks: Sequence[Chunk], ledger: Ledger) -> tuple[set[int], set[int]]:
+    """Chunks and seam windows a resume can keep, the ledger brought in line with them.
+
+    A chunk is kept when the ledger has it and its pieces verify; with a rebuilt ledger, when its
+    pieces verify by frame count. A window is kept when its chunk and the chunk before it are
+    both kept (a redone chunk invalidates both windows beside it) and the window verifies.
+    """
+    rebuilt = ledger.note is not None
+    done: set[int] = set()
+    for c in chunks:
+        files = ChunkFiles(workdir, c)
+        known = ledger.has("chunks", c.name)
+        if (known or rebuilt) and verify(files.outputs(), ledger.fingerprints("chunks", c.name)):
+            done.add(c.index)
+            if not known:
+                ledger.data["chunks"][c.name] = {"frames": c.dreamed, "fingerprints": {}, "rebuilt": True}
+        else:
+            ledger.drop("chunks", c.name)
+    windows: set[int] = set()
+    for c in chunks:
+        if not c.lead_in:
+            continue
+        files = ChunkFiles(workdir, c)
+        keep = c.index in done and c.index - 1 in done and (ledger.has("windows", c.name) or rebuilt)
+        if keep and verify([(files.window, c.lead_in)], ledger.fingerprints("windows", c.name)):
+            windows.add(c.index)
+            ledger.data["windows"].setdefault(c.name, {"frames": c.lead_in, "fingerprints": {}})
+        else:
+            ledger.drop("windows", c.name)
+    ledger.save()
+    return done, windows
+
+
+# ---------------------------------------------------------------------------------------------
+# The lock
+
+
+class WorkdirLock:
+    """One job per work directory: ``lock.json`` names the owner and is refreshed by a heartbeat.
+
+    Taken with an exclusive create (``O_EXCL`` locally, a conditional put on object storage). A
+    lock is stale, and taken over, when its heartbeat is older than ``stale_after`` seconds, or
+    when it was taken on this host by a process that no longer exists (a killed driver).
+    """
+
+    def __init__(self, workdir: str, *, heartbeat: float = 10.0, stale_after: float = 60.0,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.path = storage.join(workdir, "lock.json")
+        self.heartbeat, self.stale_after, self.clock = heartbeat, stale_after, clock
+        self.token = uuid.uuid4().hex
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _record(self) -> str:
+        return json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "token": self.token,
+                           "heartbeat": self.clock()})
+
+    def _holder(self) -> dict[str, Any] | None:
+        try:
+            data = json.loads(storage.read_text(self.path))
+        except (FileNotFoundError, ValueError, OSError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def _stale(self, holder: dict[str, Any] | None) -> bool:
+        if holder is None:
+            return True  # unreadable: half-written by a crash, or not ours
+        age = self.clock() - float(holder.get("heartbeat", 0))
+        if age > self.stale_after:
+            return True
+        if holder.get("host") == socket.gethostname():
+            try:
+                os.kill(int(holder.get("pid", -1)), 0)
+            except ProcessLookupError:
+                return True
+            except (PermissionError, ValueError):
+                return False
+        return False
+
+    def acquire(self) -> None:
+        """Take the lock or raise :class:`JobError` naming who holds it."""
+        for _ in range(3):
+            if storage.create_exclusive(self.path, self._record()):
+                self._thread = threading.Thread(target=self._beat, name="distdream-lock", daemon=True)
+                self._thread.start()
+                return
+            holder = self._holder()
+            if not self._stale(holder):
+                assert holder is not None
+                age = self.clock() - float(holder.get("heartbeat", 0))
+                raise JobError(
+                    f"work directory {storage.parent(self.path)} is in use by another job (host "
+                    f"{holder.get('host')}, pid {holder.get('pid')}, heartbeat {age:.0f} s ago); wait for it, stop "
+                    f"it, or use another --workdir"
+                )
+            storage.remove(self.path)  # stale: its owner is gone
+        raise JobError(f"could not take the lock {self.path}: another job keeps taking it")
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.heartbeat):
+            holder = self._holder()
+            if holder is not None and holder.get("token") != self.token:
+                return  # taken over (we were presumed dead): do not fight for it
+            try:
+                storage.write_text(self.path, self._record())
+            except OSError:
+                pass  # a missed beat is survivable; the next one may land
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        holder = self._holder()
+        if holder is not None and holder.get("token") == self.token:
+            storage.remove(self.path)

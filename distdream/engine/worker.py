@@ -1,0 +1,156 @@
+"""What runs on Ray's workers: the dreaming actor, the seam and cut-scan tasks, the progress counter.
+
+A :class:`DreamWorker` loads the model once and dreams whole chunks into the work directory,
+writing each chunk's pieces (see :class:`~distdream.engine.workdir.ChunkFiles`) under temp names
+and renaming them, so a retried chunk never leaves a duplicate or a torn file. It returns a small
+record: frames never travel through the driver or the object store.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from dataclasses import asdict
+from typing import Any
+
+import ray
+
+from .. import storage
+from ..config import RenderConfig
+from ..plan import Chunk
+from ..video import EncoderSettings, VideoIndex
+from .records import Fault
+from .stitch import crossfade
+from .workdir import ChunkFiles
+
+__all__ = ["DreamWorker", "progress_counter", "scan_cuts_task", "seam_task"]
+
+
+def _start_faults(faults: tuple[Fault, ...]) -> None:
+    for fault in faults:
+        if fault.kind == "start-raise":
+            raise RuntimeError("injected fault: the worker failed while starting")
+        if fault.kind == "start-hang":
+            time.sleep(3600)
+
+
+@ray.remote
+class DreamWorker:
+    """Loads the model once; dreams whole chunks into the work directory.
+
+    With ``lanes`` > 1 it is a threaded actor: each concurrent :meth:`render_chunk` call is a lane,
+    and a :class:`~distdream.lanes.LaneBatcher` dreams the lanes' frames as one batch.
+    """
+
+    def __init__(self, config: RenderConfig, device: str | None, torch_threads: int, lanes: int = 1,
+                 faults: tuple[Fault, ...] = ()) -> None:
+        import torch
+
+        from ..dream import Dreamer
+        from ..lanes import LaneBatcher
+
+        _start_faults(faults)
+        torch.set_num_threads(torch_threads)  # this process is ours: keep workers off each other's cores
+        self.token = uuid.uuid4().hex  # which incarnation of this worker answers (see ping)
+        self.config = config
+        self.ping_hangs = any(f.kind == "ping-hang" for f in faults)
+        self.batcher: LaneBatcher | None = None
+        if lanes > 1:  # the model is built on the thread that will dream (see LaneBatcher)
+            self.batcher = LaneBatcher(lambda: Dreamer(config.dream, device=device))
+            self.dreamer = self.batcher.dreamer
+        else:
+            self.dreamer = Dreamer(config.dream, device=device)
+
+    def ping(self) -> str:
+        """This incarnation's token, once the worker is up: the driver waits for a new one after a crash.
+
+        A worker with lanes answers pings while its lanes run, so a worker being killed can still
+        answer one: the token tells the driver it heard the old process, not the restarted one.
+        """
+        if self.ping_hangs:
+            time.sleep(3600)
+        return self.token
+
+    def render_chunk(
+        self, index: VideoIndex, chunk: Chunk, workdir: str, attempt: int, progress: Any, faults: tuple[Fault, ...]
+    ) -> dict[str, Any]:
+        """Dream ``chunk`` into its pieces; returns a small record (stats, fingerprints, where it ran)."""
+        from ..pipeline import Span, render_spans
+
+        files = ChunkFiles(workdir, chunk)
+        storage.makedirs(storage.parent(files.middle))
+        settings = EncoderSettings(crf=self.config.crf, preset=self.config.preset)
+        pieces = files.pieces(settings)
+        spans = [Span(p.start, p.end, p.path, p.settings) for p in pieces]  # type: ignore[arg-type]
+        mine = [f for f in faults if not f.at_start and f.chunk == chunk.index
+                and (not f.attempts or attempt in f.attempts)]
+
+        def on_frame(i: int) -> None:
+            for fault in mine:
+                if i - chunk.first == fault.at_frame:
+                    if fault.kind == "exit":
+                        os._exit(1)  # a worker process dying mid-chunk, as a lost node would
+                    if fault.kind == "hang":
+                        time.sleep(3600)  # a worker that stops answering, as on a wedged GPU
+                    raise RuntimeError(f"injected fault in chunk {chunk.index} at frame {i}")
+
+        def run(dreamer: Any) -> Any:
+            return render_spans(
+                index, chunk.first, chunk.end, spans, self.config, dreamer=dreamer, seed=chunk.seed,
+                progress=lambda n: progress.add.remote(n), on_frame=on_frame,
+            )
+
+        if self.batcher is None:
+            stats = run(self.dreamer)
+        else:
+            import torch
+
+            # This lane's thread does only small per-frame tensor work; one OpenMP thread keeps it
+            # from starting a thread pool of its own next to the batching thread's (see LaneBatcher).
+            torch.set_num_threads(1)
+            with self.batcher.lane() as lane:
+                stats = run(lane)
+        return {"chunk": chunk.index, "frames": chunk.dreamed, "stats": asdict(stats), "host": os.uname().nodename,
+                "node": ray.get_runtime_context().get_node_id(), "compute": self.dreamer.compute.describe(),
+                "notes": list(self.dreamer.notes),
+                "fingerprints": {p.path: storage.fingerprint(p.path) for p in pieces},
+                "batch": self.batcher.largest_batch if self.batcher is not None else 1}
+
+
+@ray.remote(num_cpus=1)  # a CPU of its own: it decodes two streams and encodes one
+def seam_task(side_a: str, side_b: str, output: str, settings: EncoderSettings, index: VideoIndex,
+              frames: int) -> str:
+    crossfade(side_a, side_b, output, settings, index, frames)
+    return storage.fingerprint(output)
+
+
+@ray.remote(num_cpus=1)
+def scan_cuts_task(index: VideoIndex, start: int, end: int, config: RenderConfig) -> list[int]:
+    from ..pipeline import scan_cuts
+
+    return scan_cuts(index, start, end, config)
+
+
+@ray.remote
+class _Progress:
+    """Frames dreamed since the driver last asked (workers report, the driver polls)."""
+
+    def __init__(self) -> None:
+        self.frames = 0
+
+    def add(self, n: int) -> None:
+        self.frames += n
+
+    def take(self) -> int:
+        n, self.frames = self.frames, 0
+        return n
+
+
+def progress_counter() -> Any:
+    """The progress counter, on the driver's own node: if a worker node is lost, the count is not."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    here = ray.get_runtime_context().get_node_id()
+    strategy = NodeAffinitySchedulingStrategy(node_id=here, soft=True)
+    return _Progress.options(num_cpus=0, scheduling_strategy=strategy).remote()

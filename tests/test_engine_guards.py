@@ -1,0 +1,234 @@
+"""A render you can trust: preflight, bounded waits, resume that cannot lie, locks, ledgers, leaks.
+
+Every case runs the real thing: a local Ray instance, real clips, the real CLI.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from distdream.cli import main
+from distdream.config import DreamConfig, RenderConfig
+from distdream.engine import Fault, render
+from distdream.engine.workdir import WorkdirLock
+from distdream.errors import ChunkFailed, JobError
+from distdream.samples import pan_frames
+from distdream.video import probe, read_frames, write_clip
+
+pytestmark = pytest.mark.usefixtures("local_ray")
+
+CFG = RenderConfig(dream=DreamConfig(num_iterations=1, num_octaves=1, dream_layers=("_blocks.3",), jitter=2),
+                   crf=0, preset="ultrafast")
+JOB = dict(chunk_frames=6, overlap=2, workers=2)
+FLAGS = ["--num-iterations", "1", "--num-octaves", "1", "--dream-layers", "_blocks.3", "-q"]
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """16 frames 64×48 with an AAC tone: 3 chunks of 6 with lead-ins of 2."""
+    return write_clip(tmp_path_factory.mktemp("guards") / "clip.mp4", pan_frames(16, 64, 48), audio="aac")
+
+
+@pytest.fixture(scope="module")
+def reference(clip: Path, tmp_path_factory: pytest.TempPathFactory) -> list[np.ndarray]:
+    out = tmp_path_factory.mktemp("ref") / "ref.mp4"
+    render(clip, out, CFG, **JOB)
+    return list(read_frames(out))
+
+
+def same_frames(path: Path, reference: list[np.ndarray]) -> bool:
+    return all(np.array_equal(a, b) for a, b in zip(read_frames(path), reference, strict=True))
+
+
+# --- preflight: one line, exit 2, nothing written -------------------------------------------------
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["-o", "out.txt"], ".txt is not a container that takes H.264"),
+    (["-o", "noext"], "has no suffix"),
+    (["-o", "out.webm"], ".webm is not a container that takes H.264"),
+    (["-o", "clip.mp4"], "is the input video"),
+    (["-o", "link.mp4"], "is the input video"),
+    (["-o", "hard.mp4"], "is the input video"),
+    (["-o", "out.mp4", "--dream-layers", "_blocks.99"], "unknown layer '_blocks.99'"),
+    (["-o", "out.mp4", "--channels", "99999"], "channel 99999 is out of range"),
+    (["-o", "out.mp4", "--weights", "bad.pth"], "is not a PyTorch state dict"),
+    (["-o", "out.mp4", "--predefined-start", "nope.png"], "predefined_start nope.png does not exist"),
+    (["-o", "out.mp4", "--frames", "10:99"], "--frames 10:99 is outside"),
+    (["-o", "out.mp4", "--workers", "0"], "workers (--workers) is 0"),
+    (["-o", "missing/out.mp4"], "output directory missing does not exist"),
+    (["-o", "out.mp4", "--workdir", "stray"], "but no plan.json"),
+])
+def test_bad_input_fails_before_any_frame_and_writes_nothing(
+    clip: Path, tmp_path: Path, monkeypatch, capsys, args: list[str], says: str
+) -> None:
+    for name in ("clip.mp4",):
+        shutil.copy(clip, tmp_path / name)
+    (tmp_path / "link.mp4").symlink_to(tmp_path / "clip.mp4")
+    os.link(tmp_path / "clip.mp4", tmp_path / "hard.mp4")
+    (tmp_path / "bad.pth").write_text("not a checkpoint")
+    (tmp_path / "stray" / "chunks").mkdir(parents=True)
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    digest = (tmp_path / "clip.mp4").read_bytes()
+    monkeypatch.chdir(tmp_path)
+    assert main(["render", "clip.mp4", *FLAGS, *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and says in err[0], err
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before  # nothing written, not even a work dir
+    assert (tmp_path / "clip.mp4").read_bytes() == digest  # the input untouched
+
+
+def test_an_unreachable_cluster_fails_within_its_timeout(clip: Path, tmp_path: Path) -> None:
+    """In a fresh process (this one already has Ray): the typo'd address is refused, not waited on."""
+    from tests.conftest import free_port
+
+    cmd = [sys.executable, "-m", "distdream", "render", str(clip), "-o", str(tmp_path / "o.mp4"), *FLAGS,
+           "--address", f"127.0.0.1:{free_port()}"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=240)  # a hang fails the test here
+    assert done.returncode == 2 and "no Ray cluster answers at 127.0.0.1:" in done.stderr
+    assert not (tmp_path / "o.mp4").exists()
+
+
+# --- no wait without an end -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("kind", "says"), [
+    ("start-raise", "died while starting (RuntimeError: injected fault: the worker failed while starting)"),
+    ("start-hang", "did not answer within 8 s of starting"),
+    ("ping-hang", "did not answer within 8 s of starting"),
+])
+def test_a_worker_that_cannot_start_fails_the_job_with_its_cause(clip: Path, tmp_path: Path, kind: str,
+                                                                 says: str) -> None:
+    out = tmp_path / "out.mp4"
+    with pytest.raises(JobError, match="workers failed to start") as err:
+        render(clip, out, CFG, max_restarts=0, start_timeout=8, max_start_failures=2,
+               inject_faults=(Fault(kind=kind),), **{**JOB, "workers": 1})
+    assert says in str(err.value)
+    assert not out.exists()
+
+
+# --- resume that cannot lie -------------------------------------------------------------------
+
+
+def _interrupted_workdir(clip: Path, tmp_path: Path) -> Path:
+    """A work directory whose job stopped after its first chunk (the last chunk always fails)."""
+    workdir = tmp_path / "work"
+    with pytest.raises(ChunkFailed):
+        render(clip, tmp_path / "out.mp4", CFG, workdir=str(workdir), max_attempts=1,
+               inject_faults=(Fault(chunk=2, at_frame=0),), **{**JOB, "workers": 1})
+    assert json.loads((workdir / "ledger.json").read_text())["chunks"]
+    return workdir
+
+
+def test_resume_refuses_another_cut_of_the_same_length(clip: Path, tmp_path: Path) -> None:
+    workdir = _interrupted_workdir(clip, tmp_path)
+    regraded = write_clip(tmp_path / "regraded.mp4", (np.clip(f.astype(int) + 12, 0, 255).astype(np.uint8)
+                                                      for f in read_frames(clip)), audio="aac")
+    assert probe(regraded).pts.tolist() == probe(clip).pts.tolist()  # same length, same clock
+    with pytest.raises(JobError, match="input packets"):
+        render(regraded, tmp_path / "out.mp4", CFG, workdir=str(workdir), resume=True, **JOB)
+
+
+def test_resume_refuses_other_settings_and_names_them(clip: Path, tmp_path: Path) -> None:
+    workdir = _interrupted_workdir(clip, tmp_path)
+    other = RenderConfig(dream=DreamConfig(**{**CFG.dream.to_dict(), "learning_rate": 0.05}), crf=0,
+                         preset="ultrafast")
+    with pytest.raises(JobError, match=r"dream\.learning_rate \(0\.02 then, 0\.05 now\)"):
+        render(clip, tmp_path / "out.mp4", other, workdir=str(workdir), resume=True, **JOB)
+
+
+def test_a_corrupt_ledger_is_rebuilt_from_the_pieces_that_verify(clip: Path, reference, tmp_path: Path) -> None:
+    workdir = _interrupted_workdir(clip, tmp_path)
+    kept = json.loads((workdir / "ledger.json").read_text())["chunks"]
+    for damage in ("{not json", "{}"):
+        (workdir / "ledger.json").write_text(damage)
+        result = render(clip, tmp_path / "out.mp4", CFG, workdir=str(workdir), resume=True, **JOB)
+        assert any("rebuilt it from the pieces that verify" in n for n in result.notes), result.notes
+        assert result.rendered == 0 if damage == "{}" else result.rendered == 3 - len(kept)
+        assert same_frames(result.output, reference)
+        (tmp_path / "out.mp4").unlink()
+
+
+def test_a_redone_chunk_redoes_both_windows_beside_it(clip: Path, reference, tmp_path: Path) -> None:
+    workdir = tmp_path / "work"
+    render(clip, tmp_path / "out.mp4", CFG, workdir=str(workdir), **JOB)
+    windows = {p.name: p.stat().st_mtime_ns for p in (workdir / "windows").iterdir()}
+    assert sorted(windows) == ["00001.mp4", "00002.mp4"]
+    (workdir / "chunks" / "00001.mid.mp4").unlink()  # chunk 1 lost a piece: it is redone
+    (tmp_path / "out.mp4").unlink()
+    result = render(clip, tmp_path / "out.mp4", CFG, workdir=str(workdir), resume=True, **JOB)
+    assert result.rendered == 1
+    after = {p.name: p.stat().st_mtime_ns for p in (workdir / "windows").iterdir()}
+    assert after["00001.mp4"] != windows["00001.mp4"] and after["00002.mp4"] != windows["00002.mp4"]
+    assert same_frames(result.output, reference)
+
+
+def test_a_second_job_on_a_work_directory_is_refused_and_a_stale_lock_taken_over(clip: Path, tmp_path: Path) -> None:
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    (workdir / "plan.json").write_text("{}")  # looks like a job directory
+    held = WorkdirLock(str(workdir))
+    held.acquire()
+    try:
+        with pytest.raises(JobError, match=r"is in use by another job \(host .*, pid \d+"):
+            render(clip, tmp_path / "out.mp4", CFG, workdir=str(workdir), resume=True, **JOB)
+    finally:
+        held.release()
+    assert not (workdir / "lock.json").exists()
+    # a lock left by a killed driver on this host (its pid is gone) is stale
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    import socket
+    import time
+
+    (workdir / "lock.json").write_text(json.dumps({"host": socket.gethostname(), "pid": int(dead.stdout),
+                                                    "token": "x", "heartbeat": time.time()}))
+    lock = WorkdirLock(str(workdir))
+    lock.acquire()  # taken over
+    assert json.loads((workdir / "lock.json").read_text())["token"] == lock.token
+    lock.release()
+    # another host's lock whose heartbeat stopped a while ago is stale too; a fresh one is not
+    for age, taken in ((600, True), (5, False)):
+        (workdir / "lock.json").write_text(json.dumps({"host": "elsewhere", "pid": 1, "token": "y",
+                                                        "heartbeat": time.time() - age}))
+        lock = WorkdirLock(str(workdir))
+        if taken:
+            lock.acquire()
+            lock.release()
+        else:
+            with pytest.raises(JobError, match="host elsewhere"):
+                lock.acquire()
+
+
+# --- outputs ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002])
+def test_outputs_get_the_permissions_of_a_plain_open(clip: Path, tmp_path: Path, umask: int) -> None:
+    old = os.umask(umask)
+    try:
+        result = render(clip, tmp_path / "out.mp4", CFG, frame_range=(0, 6), **JOB)
+        from distdream.images import save_image
+
+        image = save_image(np.zeros((8, 8, 3), np.uint8), tmp_path / "still.png")
+    finally:
+        os.umask(old)
+    for path in (Path(result.output), image):
+        assert path.stat().st_mode & 0o777 == 0o666 & ~umask, oct(path.stat().st_mode)
+
+
+def test_a_failed_write_leaves_no_temp(tmp_path: Path) -> None:
+    from distdream import storage
+
+    target = tmp_path / "ledger.json"
+    target.mkdir()  # a directory where the file should go: the rename fails
+    with pytest.raises(OSError):
+        storage.write_text(target, "{}")
+    assert [p.name for p in tmp_path.iterdir()] == ["ledger.json"]
