@@ -61,12 +61,19 @@ def _check_workdir_writable(workdir: Path | str) -> None:
     if storage.is_uri(workdir):
         storage.check_container(str(workdir), JobError)
         return
+    import tempfile
+
     existing = Path(workdir)
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
-        raise JobError(f"work directory {workdir} cannot be made: {existing} is not a directory")
-    storage.check_writable(existing / ".distdream-workdir", JobError)
+        raise JobError(f"work directory {workdir} cannot be made: {existing} is not a directory; choose another --workdir")
+    try:  # a real probe: permission bits say nothing to root or on a read-only mount
+        with tempfile.NamedTemporaryFile(prefix=".distdream-probe.", dir=existing):
+            pass
+    except OSError as exc:
+        raise JobError(f"work directory {workdir} cannot be made: {existing} is not writable ({exc.strerror}); "
+                       "choose another --workdir") from None
 
 
 def preflight(input: str, output: str, config: RenderConfig, options: JobOptions) -> Checked:
