@@ -131,8 +131,8 @@ def test_bench_and_in_process_renders_need_no_ray(tmp_path: Path) -> None:
 import json, sys
 sys.modules["ray"] = None  # import ray now fails, as where it is not installed
 from distdream.cli import main
-code = main(["bench", "--quick", "--only", "step,lanes,render", "--size", "48", "--lanes", "1,2",
-             "--render-frames", "4", "--device", "cpu", "--json", {str(tmp_path / "b.json")!r}])
+code = main(["bench", "--quick", "--only", "step,render", "--size", "48", "--render-frames", "4", "--device", "cpu",
+             "--json", {str(tmp_path / "b.json")!r}])
 assert code == 0, code
 assert main(["bench", "--quick", "--size", "48", "--lanes", "1", "--render-frames", "2", "--device", "cpu",
              "--only", "engine"]) == 2
@@ -141,6 +141,6 @@ print(sorted(json.load(open({str(tmp_path / "b.json")!r}))))
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "['env', 'lanes', 'render', 'step']" in done.stdout
+    assert "['env', 'render', 'step']" in done.stdout
     assert "the engine section runs on Ray, which is not installed" in done.stderr
     assert "this command runs on Ray, which is not installed here" in done.stderr
