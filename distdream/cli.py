@@ -7,6 +7,7 @@ and exit code 2; Ctrl-C exits 130. Nothing here dreams, reads or writes by itsel
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 import time
 from collections.abc import Sequence
@@ -26,6 +27,7 @@ from .config import (
     RenderConfig,
 )
 from .errors import ConfigError, DistDreamError
+from .plan import SEAMS
 
 __all__ = ["main"]
 
@@ -126,6 +128,8 @@ def render_options(func: Any) -> Any:
                      help="Steps per octave for flow-carried frames. [default: half the keyframes']"),
         click.option("--decay", type=float, default=r.decay, show_default=True,
                      help="Share of the previous dream carried into the next frame (0 = independent frames)."),
+        click.option("--keyframe-settle", type=int, default=r.keyframe_settle, show_default=True,
+                     help="Carried-frame updates a keyframe gets in place, so a shot starts at steady strength."),
         click.option("--occlusion-mask/--no-occlusion-mask", default=r.occlusion_mask, show_default=True,
                      help="Drop the carried dream where the scene is newly visible."),
         click.option("--flow", "flow_method", type=click.Choice(FLOW_METHODS), default=f.method, show_default=True,
@@ -150,6 +154,7 @@ def _render_config(kw: dict[str, Any]) -> RenderConfig:
         keyframe_iterations=kw["keyframe_iterations"],
         frame_iterations=kw["frame_iterations"],
         decay=kw["decay"],
+        keyframe_settle=kw["keyframe_settle"],
         occlusion_mask=kw["occlusion_mask"],
         crf=kw["crf"],
         preset=kw["preset"],
@@ -206,7 +211,11 @@ def job_options(func: Any) -> Any:
         click.option("--overlap", type=int, default=8, show_default=True,
                      help="Lead-in frames dreamed by both neighbours and crossfaded at each seam."),
         click.option("--frames", default=None, help="Render only frames START:END."),
-        click.option("--snap-to-cuts", is_flag=True, help="Scan for scene cuts first and put chunk boundaries on them."),
+        click.option("--scan-cuts/--no-scan-cuts", default=True, show_default=True,
+                     help="Scan for scene cuts first (in parallel) and put chunk boundaries on them."),
+        click.option("--seams", type=click.Choice(SEAMS), default="auto", show_default=True,
+                     help="Boundaries inside a shot: handoff (exact, one after another), crossfade (parallel), "
+                          "or auto (handoffs until a chain would hold more than its share of the work)."),
         click.option("--workdir", type=click.Path(file_okay=False, path_type=str), default=None,
                      help="Where chunks and the ledger live. [default: hidden folder beside the output, removed on success]"),
     ]
@@ -328,7 +337,7 @@ def render(input: str | None, output: str | None, quiet: bool, **kw: Any) -> Non
     options = dict(workers=kw["workers"], gpus_per_worker=kw["gpus_per_worker"], lanes=kw["lanes"],
                    chunk_frames=kw["chunk_frames"],
                    overlap=kw["overlap"], frame_range=_frame_range(kw["frames"]), workdir=kw["workdir"],
-                   resume=kw["resume"], address=kw["address"], snap_to_cuts=kw["snap_to_cuts"],
+                   resume=kw["resume"], address=kw["address"], scan_cuts=kw["scan_cuts"], seams=kw["seams"],
                    keep_source_time=kw["keep_source_time"])
     bar: list[tqdm] = []
 
@@ -344,6 +353,8 @@ def render(input: str | None, output: str | None, quiet: bool, **kw: Any) -> Non
         bar[0].update(done - bar[0].n)
 
     job = submit_job(input, output, config, **options)  # preflight: bad input fails here, nothing written
+    if not quiet and job.plan is not None:
+        click.echo(f"plan: {job.plan.describe()}", err=True)
 
     def how_to_resume() -> str:
         flags = _as_flags(click.get_current_context(), skip={"resume", "workdir", "config", "quiet"})
@@ -479,20 +490,45 @@ def stop(job_id: str, address: str, token_file: str | None) -> None:
 @click.argument("output", type=click.Path(path_type=str))
 @click.option("--flow", "flow_method", type=click.Choice(FLOW_METHODS), default="dis", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print all figures, per frame included, as JSON.")
-def metrics(input: str, output: str, flow_method: str, as_json: bool) -> None:
-    """Warping error of OUTPUT (a render of INPUT): lower is steadier."""
-    from .metrics import warping_error
+@click.option("--plan", "plan_path", type=click.Path(dir_okay=False, path_type=str), default=None,
+              help="The render's plan.json: its seams are reported apart (and marked in the plot).")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=str), default=None,
+              help="Also draw strength and warping error over time into this PNG.")
+@click.option("--frames", default=None, help="OUTPUT renders only frames START:END of INPUT.")
+def metrics(input: str, output: str, flow_method: str, as_json: bool, plan_path: str | None, plot_path: str | None,
+            frames: str | None) -> None:
+    """Warping error (Lai et al.) and strength of OUTPUT, a render of INPUT: lower is steadier."""
+    from .metrics import plot_over_time, warping_error
+    from .plan import Chunk
 
-    result = warping_error(input, output, FlowConfig(method=flow_method))
+    chunks: list[Chunk] = []
+    if plan_path:
+        try:
+            chunks = [Chunk(**c) for c in json.loads(Path(plan_path).read_text())["chunks"]]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"--plan {plan_path} is not a distdream plan.json ({exc.__class__.__name__}); give "
+                              "the plan.json of the render's work directory") from None
+    result = warping_error(input, output, FlowConfig(method=flow_method), chunks=chunks,
+                           frame_range=_frame_range(frames))
+    if plot_path:
+        plot_over_time(result, plot_path)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
         return
     measured = sum(v is not None for v in result.per_frame)
-    click.echo(f"warping error     {result.mean:.6f}  (mean squared, RGB 0–1, over {measured} frames)")
+    windows = result.strength_windows()
+    click.echo(f"warping error     {result.mean:.6f}  (E_warp: mean squared, RGB 0–1, reliable pixels, {measured} frames)")
     click.echo(f"input's own       {result.input_mean:.6f}  (flow and codec floor)")
     click.echo(f"ratio             {result.ratio:.2f}×")
+    click.echo(f"L1                {result.l1:.2f}  (mean |Δ| after warping, levels of 255)")
+    click.echo(f"strength          {statistics.median(result.strength):.2f}  (median mean |output − input|, levels of "
+               f"255); 10-frame windows {min(windows):.2f}–{max(windows):.2f}× the median")
+    for kind in result.seams:
+        click.echo(f"{kind + ' seams':<18}{result.seam_ratio(kind):.2f}× the warping error elsewhere")
     if result.cuts:
         click.echo(f"scene cuts at     {', '.join(map(str, result.cuts))} (not measured)")
+    if plot_path:
+        click.echo(f"wrote {plot_path}")
 
 
 @cli.command()

@@ -419,6 +419,10 @@ def dream_sequence(
     generator: torch.Generator,
     start: torch.Tensor | None = None,
     progress: Callable[[int], None] | None = None,
+    residual: torch.Tensor | None = None,
+    final: dict[str, torch.Tensor] | None = None,
+    settle: int = 0,
+    decay: float = 0.9,
 ) -> Iterator[tuple[torch.Tensor, bool]]:
     """Dream frames in order; yields ``(dreamed frame, was keyframe)`` for each step.
 
@@ -426,8 +430,15 @@ def dream_sequence(
     ``keyframe_iterations`` per octave. Every other frame starts from
     ``frame + carry(previous residual)`` and gets ``frame_iterations``: the carried residual
     already holds the patterns, so fewer steps keep them alive and moving with the scene.
+
+    ``residual`` continues a sequence another call ended (a handoff): the first step is then a
+    carried frame, not a keyframe. ``final["residual"]`` holds the last residual afterwards.
+
+    ``settle`` brings a keyframe to the strength carried frames settle at: after its own dream,
+    the carried-frame update (``frame + decay · residual``, ``frame_iterations``) is applied to
+    the keyframe itself ``settle`` times — the fixed point a still shot would converge to — so a
+    shot does not start weak and ramp up.
     """
-    residual: torch.Tensor | None = None
     first = True
     for step in steps:
         frame = step.frame
@@ -439,6 +450,12 @@ def dream_sequence(
             init = (frame + step.carry(residual)).clamp(0.0, 1.0)  # (1, 3, H, W)
             iterations = frame_iterations
         dreamed = dreamer.dream(init, generator=generator, num_iterations=iterations, progress=progress)
+        if keyframe:
+            for _ in range(settle):
+                again = (frame + decay * (dreamed - frame)).clamp(0.0, 1.0)
+                dreamed = dreamer.dream(again, generator=generator, num_iterations=frame_iterations, progress=progress)
         residual = dreamed - frame
+        if final is not None:
+            final["residual"] = residual
         first = False
         yield dreamed, keyframe

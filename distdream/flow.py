@@ -16,7 +16,7 @@ import numpy as np
 
 from .config import FlowConfig
 
-__all__ = ["FrameMotion", "MotionEstimator", "consistency_mask", "to_gray", "warp"]
+__all__ = ["FrameMotion", "MotionEstimator", "consistency_mask", "motion_boundaries", "to_gray", "warp"]
 
 _DIS_PRESETS = {
     "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
@@ -57,6 +57,18 @@ def consistency_mask(backward: np.ndarray, forward: np.ndarray, consistency: flo
     return ((err <= tolerance) & inside).astype(np.float32)
 
 
+def motion_boundaries(flow: np.ndarray) -> np.ndarray:
+    """True where the flow field changes sharply (Ruder et al. 2016): |∇u|² + |∇v|² > 0.01·|w|² + 0.002.
+
+    Near a motion boundary a flow vector is unreliable even when the forward–backward check
+    passes: the pixel may belong to either side.
+    """
+    du_y, du_x = np.gradient(flow[..., 0])
+    dv_y, dv_x = np.gradient(flow[..., 1])
+    gradient = du_x**2 + du_y**2 + dv_x**2 + dv_y**2
+    return gradient > 0.01 * (flow**2).sum(-1) + 0.002
+
+
 @dataclass(frozen=True)
 class FrameMotion:
     """How frame t relates to frame t-1."""
@@ -66,6 +78,7 @@ class FrameMotion:
     consistent: float  # share of pixels whose flow passed the forward–backward check
     photometric: float  # mean |frame_t − warp(frame_{t-1})| on consistent pixels, luma in [0, 1]
     cut: bool  # frame t starts a new shot: nothing should be carried from frame t-1
+    reliable: np.ndarray | None = None  # (H, W) bool: consistent and off motion boundaries (Ruder et al.)
 
 
 class MotionEstimator:
@@ -118,4 +131,5 @@ class MotionEstimator:
         cut = consistent < self.config.cut_min_consistent or photometric > self.config.cut_max_error
         # Soften the mask's edges so the carried dream fades in over a few pixels, not a hard seam.
         soft = cv2.GaussianBlur(mask, (0, 0), sigmaX=1.5) * mask
-        return FrameMotion(backward, soft, consistent, photometric, cut)
+        reliable = (mask > 0.5) & ~motion_boundaries(backward)
+        return FrameMotion(backward, soft, consistent, photometric, cut, reliable)

@@ -1,10 +1,17 @@
-"""Temporal quality, measured: the warping error of a rendered video against its input.
+"""Temporal quality, measured as the literature defines it, beside the dream's strength.
 
-For every frame t of the output, the previous output frame is warped by the *input's* backward
-flow (the scene's real motion) and compared with output frame t on pixels the flow can be trusted
-on (forward–backward consistent); frames that start a new shot are skipped. A dream that moves
-with the scene scores low; patterns that flicker or swim score high. The same number computed on
-the input itself is the floor set by flow and codec error, reported alongside.
+**Warping error** (Lai et al., 2018): for every frame t of the output, the previous output frame
+is warped by the *input's* backward flow (the scene's real motion) and compared with output frame
+t on the pixels that flow can be trusted on — forward–backward consistent and off motion
+boundaries (the masks of Ruder et al., 2016):
+
+    E_warp(t) = Σ_x M_t(x) · ‖O_t(x) − warp(O_{t−1})(x)‖² / Σ_x M_t(x),   RGB in [0, 1]
+
+averaged over the frames (those that start a new shot are skipped). The same number on the input
+itself is the floor set by flow and codec error. Beside it: the same comparison as a mean
+absolute difference (the "L1" figure), and the **strength** of each frame, mean |output − input|
+in levels of 255 — a weaker dream is trivially steadier, so settings are compared at equal
+strength. Given a plan, the frames around each chunk boundary are reported apart.
 
 Both videos are streamed frame by frame: memory does not grow with their length.
 """
@@ -14,7 +21,8 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -23,17 +31,20 @@ from .errors import VideoError
 from .flow import MotionEstimator, warp
 from .video import probe, read_frames
 
-__all__ = ["WarpingError", "frame_warping_error", "warping_error"]
+__all__ = ["WarpingError", "frame_warping_error", "plot_over_time", "warping_error"]
 
 
 @dataclass(frozen=True)
 class WarpingError:
-    """Mean squared warping error (RGB in [0, 1]) of an output video, overall and per frame."""
+    """Warping error of an output video (Lai et al.), overall and per frame, with its strength."""
 
-    mean: float  # over all measured frames of the output
-    input_mean: float  # the same measure on the input: what flow and codec error alone give
+    mean: float  # E_warp: mean squared error of [0, 1] RGB on reliable pixels, over measured frames
+    input_mean: float  # the same on the input: what flow and codec error alone give
     per_frame: tuple[float | None, ...]  # None for frame 0 and frames after a scene cut
     cuts: tuple[int, ...]  # frames detected as starting a new shot
+    l1: float = math.nan  # the same comparison as a mean absolute difference, levels of 255
+    strength: tuple[float, ...] = ()  # per frame: mean |output − input|, levels of 255
+    seams: dict[str, list[int]] = field(default_factory=dict)  # kind → the frames each seam touches
 
     @property
     def ratio(self) -> float:
@@ -42,11 +53,24 @@ class WarpingError:
 
     def over(self, frames: Sequence[int]) -> float:
         """Mean error over the given frames (e.g. seam windows), skipping unmeasured ones."""
-        values = [self.per_frame[i] for i in frames if self.per_frame[i] is not None]
+        values = [self.per_frame[i] for i in frames if 0 <= i < len(self.per_frame) and self.per_frame[i] is not None]
         return float(np.mean(values)) if values else math.nan
 
+    def seam_ratio(self, kind: str) -> float:
+        """E_warp on the frames of one kind of seam over E_warp elsewhere."""
+        near = set(self.seams.get(kind, []))
+        if not near:
+            return math.nan
+        rest = [i for i in range(len(self.per_frame)) if i not in near]
+        return self.over(sorted(near)) / self.over(rest)
+
+    def strength_windows(self, size: int = 10) -> list[float]:
+        """Mean strength of each ``size``-frame window over the median strength."""
+        median = float(np.median(self.strength)) if self.strength else math.nan
+        return [float(np.mean(self.strength[i : i + size])) / median for i in range(0, len(self.strength), size)]
+
     def to_dict(self) -> dict[str, object]:
-        return {**asdict(self), "ratio": self.ratio}
+        return {**asdict(self), "ratio": self.ratio, "seam_ratios": {k: self.seam_ratio(k) for k in self.seams}}
 
 
 def frame_warping_error(prev: np.ndarray, cur: np.ndarray, backward: np.ndarray, mask: np.ndarray) -> float:
@@ -57,14 +81,39 @@ def frame_warping_error(prev: np.ndarray, cur: np.ndarray, backward: np.ndarray,
     return float((diff * mask).sum() / weight) if weight > 0 else math.nan
 
 
+def _l1(prev: np.ndarray, cur: np.ndarray, backward: np.ndarray, mask: np.ndarray) -> float:
+    moved = warp(prev, backward).astype(np.float32)
+    diff = np.abs(cur.astype(np.float32) - moved).mean(-1)
+    weight = float(mask.sum())
+    return float((diff * mask).sum() / weight) if weight > 0 else math.nan
+
+
+def seam_frames(chunks: Sequence[object], span: int = 3) -> dict[str, list[int]]:
+    """The frames each kind of chunk boundary touches: a crossfade window and the frames just
+    after it, or ``span`` frames on either side of a handoff or a cut."""
+    out: dict[str, list[int]] = {}
+    for c in chunks:
+        kind = getattr(c, "begins", "crossfade" if getattr(c, "lead_in", 0) else "cut")
+        if kind == "start":
+            continue
+        start = int(getattr(c, "start"))
+        lead = int(getattr(c, "lead_in", 0))
+        frames = range(start - lead, start + span) if lead else range(start - span, start + span)
+        out.setdefault(kind, []).extend(frames)
+    return {k: sorted(set(v)) for k, v in out.items()}
+
+
 def warping_error(
-    input: str | os.PathLike[str], output: str | os.PathLike[str], flow: FlowConfig | None = None
+    input: str | os.PathLike[str], output: str | os.PathLike[str], flow: FlowConfig | None = None,
+    *, chunks: Sequence[object] = (), frame_range: tuple[int, int] | None = None,
 ) -> WarpingError:
-    """Warping error of ``output`` (a render of ``input``), with the input's own as the floor."""
+    """Warping error of ``output`` (a render of ``input``, or of its ``frame_range``), with the
+    input's own as the floor; ``chunks`` (a plan's) marks the seam frames."""
     source, rendered = probe(input), probe(output)
-    if rendered.frame_count != source.frame_count:
+    a, b = frame_range or (0, source.frame_count)
+    if rendered.frame_count != b - a:
         raise VideoError(
-            f"{output} has {rendered.frame_count} frames but {input} has {source.frame_count}; "
+            f"{output} has {rendered.frame_count} frames but {input} has {b - a} (frames {a}:{b}); "
             "it is not a render of this input"
         )
     if (rendered.width, rendered.height) != (source.width, source.height):
@@ -74,22 +123,80 @@ def warping_error(
     estimator = MotionEstimator(flow or FlowConfig())
     per_frame: list[float | None] = [None]
     floor: list[float] = []
+    l1: list[float] = []
+    strength: list[float] = []
     cuts: list[int] = []
     prev_in = prev_out = None
-    for t, (frame_in, frame_out) in enumerate(zip(read_frames(input, index=source), read_frames(output, index=rendered))):
+    frames = zip(read_frames(input, a, b, index=source), read_frames(output, index=rendered))
+    for t, (frame_in, frame_out) in enumerate(frames):
+        strength.append(float(np.abs(frame_out.astype(np.int16) - frame_in.astype(np.int16)).mean()))
         if prev_in is not None:
             motion = estimator.motion(prev_in, frame_in)
             if motion.cut:
                 cuts.append(t)
                 per_frame.append(None)
             else:
-                per_frame.append(frame_warping_error(prev_out, frame_out, motion.backward, motion.mask))
-                floor.append(frame_warping_error(prev_in, frame_in, motion.backward, motion.mask))
+                mask = motion.reliable.astype(np.float32)
+                per_frame.append(frame_warping_error(prev_out, frame_out, motion.backward, mask))
+                floor.append(frame_warping_error(prev_in, frame_in, motion.backward, mask))
+                l1.append(_l1(prev_out, frame_out, motion.backward, mask))
         prev_in, prev_out = frame_in, frame_out
     measured = [v for v in per_frame if v is not None and not math.isnan(v)]
+    seams = {k: [f - a for f in v if a <= f < b] for k, v in seam_frames(chunks).items()}
     return WarpingError(
         mean=float(np.mean(measured)) if measured else math.nan,
         input_mean=float(np.nanmean(floor)) if floor else math.nan,
         per_frame=tuple(per_frame),
         cuts=tuple(cuts),
+        l1=float(np.nanmean(l1)) if l1 else math.nan,
+        strength=tuple(strength),
+        seams={k: v for k, v in seams.items() if v},
     )
+
+
+def plot_over_time(result: WarpingError, path: str | os.PathLike[str], title: str = "") -> Path:
+    """Strength and warping error over time, seams and cuts marked, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .paths import temp_sibling
+
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 5), sharex=True)
+    top.plot(result.strength, color="#4c72b0", lw=1.2)
+    top.set_ylabel("strength\n(mean |out − in|, /255)", fontsize=8)
+    errors = [math.nan if v is None else v for v in result.per_frame]
+    bottom.plot(errors, color="#dd8452", lw=1.2, label="E_warp")
+    bottom.axhline(result.input_mean, color="#999999", lw=0.8, ls="--", label="input's own")
+    bottom.set_ylabel("warping error\n(MSE, RGB 0–1)", fontsize=8)
+    bottom.set_xlabel("frame", fontsize=8)
+    colours = {"cut": "#c44e52", "handoff": "#55a868", "crossfade": "#8172b3"}
+    for ax in (top, bottom):
+        for kind, frames in result.seams.items():
+            for k, run in enumerate(_runs(frames)):
+                ax.axvspan(run[0] - 0.5, run[-1] + 0.5, color=colours.get(kind, "#cccccc"), alpha=0.2,
+                           label=f"{kind} seams" if ax is bottom and k == 0 else None)
+        for cut in result.cuts:
+            ax.axvline(cut, color=colours["cut"], lw=0.8)
+        ax.tick_params(labelsize=8)
+    bottom.legend(fontsize=7, loc="upper right")
+    fig.suptitle(title or f"E_warp {result.mean:.5f} ({result.ratio:.1f}× the input's); median strength "
+                 f"{np.median(result.strength):.1f}", fontsize=10)
+    fig.tight_layout()
+    out = Path(path)
+    tmp = temp_sibling(out)
+    fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    os.replace(tmp, out)
+    return out
+
+
+def _runs(frames: Sequence[int]) -> list[list[int]]:
+    runs: list[list[int]] = []
+    for f in sorted(frames):
+        if runs and f == runs[-1][-1] + 1:
+            runs[-1].append(f)
+        else:
+            runs.append([f])
+    return runs

@@ -34,7 +34,8 @@ from .images import array_to_tensor, load_image, tensor_to_array
 from .paths import check_output_path
 from .video import EncoderSettings, SegmentWriter, VideoIndex, concat, probe, read_frames
 
-__all__ = ["ChunkStats", "RenderResult", "Span", "dream_frames", "render_in_process", "render_range", "render_spans", "scan_cuts"]
+__all__ = ["Carried", "ChunkStats", "RenderResult", "Span", "dream_frames", "render_in_process", "render_range",
+           "render_spans", "scan_cuts"]
 
 _DONE = object()
 
@@ -63,6 +64,30 @@ class ChunkStats:
         """Share of the wall time the dreamer waited on decode, flow or encode."""
         waited = self.flow_wait_seconds + self.encode_wait_seconds
         return waited / self.wall_seconds if self.wall_seconds else 0.0
+
+
+@dataclass(frozen=True)
+class Carried:
+    """What a chunk hands the next chunk of its shot (a handoff): the last frame's dream residual
+    and the jitter generator's state. With them the next chunk dreams exactly what one chunk
+    dreaming the whole shot would have."""
+
+    residual: torch.Tensor  # (1, 3, H, W) float32: dream − frame of the last frame
+    generator: torch.Tensor  # torch.Generator.get_state()
+
+    def to_bytes(self) -> bytes:
+        import io
+
+        buffer = io.BytesIO()
+        np.savez(buffer, residual=self.residual.numpy(), generator=self.generator.numpy())
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Carried:
+        import io
+
+        with np.load(io.BytesIO(data)) as arrays:
+            return cls(torch.from_numpy(arrays["residual"].copy()), torch.from_numpy(arrays["generator"].copy()))
 
 
 @dataclass(frozen=True)
@@ -152,11 +177,15 @@ def dream_frames(
     generator: torch.Generator,
     lookahead: int = 8,
     timings: dict[str, float] | None = None,
+    carried: Carried | None = None,
+    hand_off: dict[str, Carried] | None = None,
 ) -> Iterator[tuple[int, np.ndarray, bool]]:
     """Yield ``(frame index, dreamed RGB uint8, was keyframe)`` for frames ``[start, end)``.
 
     ``timings`` (if given) accumulates ``flow_wait``, ``keyframe`` and ``frame`` seconds, and the
     reader thread's ``decode`` and ``flow`` seconds (complete once the iterator is exhausted).
+    ``carried`` continues the sequence a previous range handed off (frame ``start - 1`` is decoded
+    for its flow, not dreamed); ``hand_off["carried"]`` is set to this range's own at its end.
     """
     config = config.validate()
     times = timings if timings is not None else {}
@@ -164,8 +193,13 @@ def dream_frames(
         times.setdefault(key, 0.0)
     pending: queue.Queue = queue.Queue(maxsize=lookahead)
     stop = threading.Event()
+    if carried is not None:
+        if start < 1:
+            raise ValueError("a handoff cannot continue into frame 0")
+        generator.set_state(carried.generator)
+    read_from = start - 1 if carried is not None else start  # the frame before, for the first flow
     thread = threading.Thread(
-        target=_reader, args=(index.path, index, start, end, config, pending, stop, times), name="distdream-flow",
+        target=_reader, args=(index.path, index, read_from, end, config, pending, stop, times), name="distdream-flow",
         daemon=True,
     )
     thread.start()
@@ -181,6 +215,8 @@ def dream_frames(
             if isinstance(item, BaseException):
                 raise item
             i, frame, motion = item
+            if i < start:
+                continue  # decoded for its flow only
             order.append(i)
             carry = _carry(motion, config) if motion is not None and not motion.cut else None
             yield SequenceStep(array_to_tensor(frame), carry)
@@ -191,6 +227,7 @@ def dream_frames(
             array_to_tensor(load_image(config.dream.predefined_start, what="predefined_start")),
             (index.height, index.width),
         )
+    final: dict[str, torch.Tensor] = {}
     try:
         sequence = dream_sequence(
             dreamer,
@@ -199,6 +236,10 @@ def dream_frames(
             frame_iterations=config.frame_steps,
             generator=generator,
             start=start_image,
+            residual=None if carried is None else carried.residual,
+            final=final,
+            settle=config.keyframe_settle,
+            decay=config.decay,
         )
         t0, waited = time.perf_counter(), times["flow_wait"]
         for k, (dreamed, keyframe) in enumerate(sequence):
@@ -206,6 +247,8 @@ def dream_frames(
             times["keyframe" if keyframe else "frame"] += time.perf_counter() - t0 - (times["flow_wait"] - waited)
             yield order[k], tensor_to_array(dreamed), keyframe
             t0, waited = time.perf_counter(), times["flow_wait"]
+        if hand_off is not None and "residual" in final:
+            hand_off["carried"] = Carried(final["residual"].detach().cpu().contiguous(), generator.get_state())
     finally:
         stop.set()
         thread.join(timeout=10)
@@ -322,8 +365,12 @@ def render_spans(
     seed: int | None = None,
     progress: Callable[[int], None] | None = None,
     on_frame: Callable[[int], None] | None = None,
+    carried: Carried | None = None,
+    hand_off: dict[str, Carried] | None = None,
 ) -> ChunkStats:
     """Dream frames ``[first, end)`` (keyframe at ``first``) and write them into ``spans``.
+
+    ``carried`` / ``hand_off``: see :func:`dream_frames` (a chunk continuing its shot's dream).
 
     The spans must tile ``[first, end)`` in order; each span's file is opened at its first frame
     and appears (renamed from a temp name) when its last frame is written. ``on_frame(i)`` runs
@@ -343,7 +390,8 @@ def render_spans(
     t_start = time.perf_counter()
     encoder = _Encoder(index, spans)
     try:
-        for i, rgb, keyframe in dream_frames(index, first, end, config, dreamer, generator=generator, timings=times):
+        for i, rgb, keyframe in dream_frames(index, first, end, config, dreamer, generator=generator, timings=times,
+                                             carried=carried, hand_off=hand_off):
             if on_frame is not None:
                 on_frame(i)
             encoder.put(rgb)

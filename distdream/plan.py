@@ -1,24 +1,38 @@
-"""Chunk planning: split frames [a, b) into overlapping chunks. Pure, no I/O.
+"""Chunk planning: split frames [a, b) into shots and shots into chunks. Pure, no I/O.
 
 Chunk k owns frames ``[start, end)``; together the owned ranges partition the rendered range
-exactly. Chunk k also dreams ``lead_in`` frames before ``start``, beginning with a keyframe at
-``start - lead_in``, so that by ``start`` it carries a dream consistent with the scene. Those
-lead-in frames are chunk k-1's last ``lead_in`` owned frames too: in the output they are a
-crossfade from chunk k-1's version to chunk k's (the *seam window*). A chunk therefore writes
-three things: its lead-in (window k, side b), its middle, and its tail (window k+1, side a).
+exactly. How a chunk begins is decided per boundary:
 
-Boundaries snap to a scene cut near them; a seam on a cut needs no lead-in (the dream restarts
-at a cut anyway), and a lead-in never reaches back across a cut.
+- ``start``: the first chunk of the range: a keyframe.
+- ``cut``: the boundary lies on a scene cut. The dream restarts at a cut anyway, so the seam is
+  invisible and needs nothing.
+- ``handoff``: inside a shot, the chunk continues from its predecessor's carried state (the last
+  frame's dream residual and the jitter generator's state), as if the shot were one chunk: the
+  output is pixel-identical to rendering the shot whole. It must wait for its predecessor, so a
+  chain of handoffs is sequential.
+- ``crossfade``: inside a shot that is so long that one chain would leave workers idle, the chunk
+  starts with a keyframe ``lead_in`` frames before ``start`` and dreams that lead-in with flow;
+  those frames are its predecessor's last ``lead_in`` owned frames too (its ``tail``), and the
+  output crossfades from one version to the other (the *seam window*).
+
+``seams="auto"`` chains handoffs until a chain would hold more than its share of the work
+(``frames / slots``, at least one chunk), then starts a new chain with a crossfade; ``handoff``
+and ``crossfade`` force one kind inside every shot. Chunks of different shots never depend on
+each other, so they run in parallel.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from .errors import ConfigError
 
-__all__ = ["Chunk", "plan_chunks"]
+__all__ = ["SEAMS", "Chunk", "parallelism", "plan_chunks"]
+
+SEAMS = ("auto", "handoff", "crossfade")
+BEGINS = ("start", "cut", "handoff", "crossfade")
 
 
 @dataclass(frozen=True)
@@ -28,9 +42,11 @@ class Chunk:
     index: int
     start: int  # first owned frame
     end: int  # one past the last owned frame
-    lead_in: int  # frames before ``start`` dreamed for continuity (window with the previous chunk)
+    lead_in: int  # frames before ``start`` dreamed for a crossfade window with the previous chunk
     tail: int  # last owned frames that form the window with the next chunk (its lead-in)
-    seed: int
+    seed: int  # seeds the jitter of a chain's first chunk (a handoff continues its predecessor's)
+    begins: str = "start"  # start, cut, handoff or crossfade (see the module docstring)
+    hands_off: bool = False  # the next chunk continues from this one's carried state
 
     @property
     def name(self) -> str:
@@ -38,7 +54,7 @@ class Chunk:
 
     @property
     def first(self) -> int:
-        """First frame this chunk dreams (its keyframe)."""
+        """First frame this chunk dreams (its keyframe, unless it continues a handoff)."""
         return self.start - self.lead_in
 
     @property
@@ -49,14 +65,17 @@ class Chunk:
     def dreamed(self) -> int:
         return self.end - self.first
 
-    def to_dict(self) -> dict[str, int]:
+    def to_dict(self) -> dict[str, int | str | bool]:
         return asdict(self)
 
 
-def _snap(boundary: int, cuts: Sequence[int], reach: int, low: int, high: int) -> int:
-    """The cut nearest ``boundary`` within ``reach`` frames (and inside (low, high)), else ``boundary``."""
-    near = [c for c in cuts if abs(c - boundary) <= reach and low < c < high]
-    return min(near, key=lambda c: (abs(c - boundary), c)) if near else boundary
+def _split(a: int, b: int, chunk_frames: int) -> list[int]:
+    """Boundaries every ``chunk_frames`` in [a, b]; a remainder under half a chunk joins the last."""
+    bounds = [a]
+    while b - bounds[-1] >= chunk_frames + max(chunk_frames // 2, 1):
+        bounds.append(bounds[-1] + chunk_frames)
+    bounds.append(b)
+    return bounds
 
 
 def plan_chunks(
@@ -67,12 +86,14 @@ def plan_chunks(
     *,
     frame_range: tuple[int, int] | None = None,
     seed: int = 0,
+    seams: str = "auto",
+    slots: int = 1,
 ) -> list[Chunk]:
-    """Plan chunks of about ``chunk_frames`` owned frames with ``overlap``-frame lead-ins.
-
-    ``cuts`` are frames that start a new shot; ``frame_range`` renders only frames ``[a, b)``.
-    Chunk seeds derive from ``seed`` and the chunk index only, so a plan renders the same
-    frames whatever the number of workers or the order chunks finish in.
+    """Plan the chunks of frames ``[a, b)``: boundaries on every cut, shots split into chunks of
+    about ``chunk_frames``, each boundary inside a shot a handoff or a crossfade (``seams``, for
+    ``slots`` chunks dreamed at once). Seeds derive from ``seed`` and the frame a chunk's dream
+    starts at only, so the frames do not depend on the order chunks finish in. With ``auto`` the
+    chains depend on ``slots``; ``handoff`` or ``crossfade`` give a plan independent of it.
     """
     a, b = frame_range if frame_range is not None else (0, frame_count)
     if not 0 <= a < b <= frame_count:
@@ -83,26 +104,57 @@ def plan_chunks(
         raise ConfigError(
             f"overlap (--overlap) is {overlap}; it must be >= 0 and at most half of chunk_frames ({chunk_frames})"
         )
+    if seams not in SEAMS:
+        raise ConfigError(f"seams (--seams) is {seams!r}; it must be one of {', '.join(SEAMS)}")
+    if slots < 1:
+        raise ConfigError(f"slots is {slots}; it must be >= 1")
     cuts = sorted(c for c in set(cuts) if a < c < b)
-    # Planned boundaries every chunk_frames; a remainder shorter than half a chunk joins the last.
-    bounds = [a]
-    reach = max(overlap, chunk_frames // 8)
-    while b - bounds[-1] >= chunk_frames + max(chunk_frames // 2, 1):
-        planned = bounds[-1] + chunk_frames
-        bounds.append(_snap(planned, cuts, reach, bounds[-1] + max(overlap, 1), b - max(overlap, 1)))
-    bounds.append(b)
-
-    chunks: list[Chunk] = []
-    for k, (start, end) in enumerate(zip(bounds, bounds[1:])):
-        if k == 0 or start in cuts:
-            lead_in = 0
-        else:
-            earliest = start - overlap
-            inside = [c for c in cuts if earliest < c < start]
-            lead_in = start - (inside[-1] if inside else earliest)  # never reach back across a cut
-            lead_in = min(lead_in, start - bounds[k - 1] - 1)  # the previous chunk keeps a middle
-        chunks.append(Chunk(index=k, start=start, end=end, lead_in=lead_in, tail=0, seed=seed * 1_000_003 + k))
+    budget = max(chunk_frames, math.ceil((b - a) / slots))  # the most one chain should hold
+    shots = list(zip([a, *cuts], [*cuts, b]))
+    spans: list[tuple[int, int, str]] = []  # (start, end, begins)
+    for s0, s1 in shots:
+        bounds = _split(s0, s1, chunk_frames)
+        chain = 0
+        for k, (start, end) in enumerate(zip(bounds, bounds[1:])):
+            if k == 0:
+                begins = "start" if s0 == a else "cut"
+            elif seams == "handoff" or (seams == "auto" and (chain + end - start <= budget or not overlap)):
+                begins = "handoff"
+            else:
+                begins = "crossfade"
+            chain = chain + end - start if begins == "handoff" else end - start
+            spans.append((start, end, begins))
+    chunks = []
+    for k, (start, end, begins) in enumerate(spans):
+        lead_in = 0
+        if begins == "crossfade":
+            lead_in = min(overlap, start - spans[k - 1][0] - 1)  # the previous chunk keeps a middle
+            if lead_in <= 0:
+                begins = "handoff"  # no room for a window: continue instead
+                lead_in = 0
+        # seeded by where its dream starts, not by its index: a shot rendered alone (a frame range)
+        # begins with the same jitter as the same shot inside a longer render
+        chunks.append(Chunk(index=k, start=start, end=end, lead_in=lead_in, tail=0,
+                            seed=seed * 1_000_003 + start - lead_in, begins=begins))
     return [
-        Chunk(**{**c.to_dict(), "tail": chunks[k + 1].lead_in if k + 1 < len(chunks) else 0})
+        Chunk(**{**c.to_dict(), "tail": chunks[k + 1].lead_in if k + 1 < len(chunks) else 0,
+                 "hands_off": k + 1 < len(chunks) and chunks[k + 1].begins == "handoff"})
         for k, c in enumerate(chunks)
     ]
+
+
+def chains(chunks: Sequence[Chunk]) -> list[list[Chunk]]:
+    """The plan's chains: runs of chunks joined by handoffs (each must run in order)."""
+    out: list[list[Chunk]] = []
+    for c in chunks:
+        if c.begins == "handoff" and out:
+            out[-1].append(c)
+        else:
+            out.append([c])
+    return out
+
+
+def parallelism(chunks: Sequence[Chunk]) -> float:
+    """How many chunks can run at once, on average: frames dreamed / frames in the longest chain."""
+    longest = max(sum(c.dreamed for c in chain) for chain in chains(chunks))
+    return sum(c.dreamed for c in chunks) / longest if longest else 1.0

@@ -17,8 +17,8 @@ from typing import IO, Any
 from .errors import DistDreamError
 
 __all__ = ["check_container", "check_writable", "create_exclusive", "exists", "fingerprint", "identity", "is_uri", "join",
-           "makedirs", "name_of", "open_read", "parent", "put_file", "read_text", "remove", "remove_tree", "size",
-           "write_text"]
+           "makedirs", "name_of", "open_read", "parent", "put_file", "read_bytes", "read_text", "remove", "remove_tree", "size",
+           "write_bytes", "write_text"]
 
 
 def is_uri(path: str | os.PathLike[str]) -> bool:
@@ -108,6 +108,30 @@ def write_text(path: str | os.PathLike[str], text: str) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)  # a full disk must not leave the temp behind
         raise
+
+
+def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Replace the file or object at ``path`` whole (temp + rename locally, one put remotely)."""
+    if is_uri(path):
+        fs, p = _fs(str(path))
+        fs.pipe_file(p, data)
+        return
+    from .paths import temp_sibling
+
+    tmp = temp_sibling(path, "tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def read_bytes(path: str | os.PathLike[str]) -> bytes:
+    if not is_uri(path):
+        return Path(path).read_bytes()
+    fs, p = _fs(str(path))
+    return fs.cat_file(p)
 
 
 def create_exclusive(path: str | os.PathLike[str], text: str) -> bool:

@@ -26,8 +26,8 @@ from distdream.video import probe, read_frames, write_clip
 pytestmark = pytest.mark.usefixtures("local_ray")
 
 CFG = RenderConfig(dream=DreamConfig(num_iterations=1, num_octaves=1, dream_layers=("_blocks.3",), jitter=2),
-                   crf=0, preset="ultrafast")
-JOB = dict(chunk_frames=6, overlap=2, workers=2)
+                   crf=0, preset="ultrafast", keyframe_settle=0)  # engine mechanics: the lightest dream
+JOB = dict(chunk_frames=6, overlap=2, workers=2, scan_cuts=False, seams="crossfade")
 FLAGS = ["--num-iterations", "1", "--num-octaves", "1", "--dream-layers", "_blocks.3", "-q"]
 
 

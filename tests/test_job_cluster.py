@@ -16,7 +16,7 @@ from distdream.samples import pan_frames
 from distdream.video import read_frames, write_clip
 from tests.test_job import CFG
 
-JOB = dict(chunk_frames=15, overlap=3, workers=2)
+JOB = dict(chunk_frames=15, overlap=3, workers=2, scan_cuts=False, seams="crossfade")
 
 
 @pytest.fixture(scope="module")

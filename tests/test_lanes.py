@@ -25,7 +25,7 @@ from distdream.samples import pan_frames
 from distdream.video import VideoIndex, probe, read_frames, write_clip
 
 FAST = DreamConfig(num_iterations=3, num_octaves=2, dream_layers=("_blocks.5",), jitter=4)
-CFG = RenderConfig(dream=FAST)
+CFG = RenderConfig(dream=FAST, keyframe_settle=0)  # light settings: 3 steps, no extra keyframe steps
 
 
 @pytest.fixture(scope="module")

@@ -57,3 +57,38 @@ def test_mismatched_videos_are_refused(pan, tmp_path: Path) -> None:
     small = write_clip(tmp_path / "small.mp4", [f[:, :100] for f in frames], audio=None)
     with pytest.raises(VideoError, match="100×72"):
         warping_error(clip, small)
+
+
+def test_strength_l1_and_motion_boundaries(pan, tmp_path: Path) -> None:
+    clip, frames = pan
+    brighter = write_clip(tmp_path / "bright.mp4", [np.clip(f.astype(int) + 20, 0, 255).astype(np.uint8)
+                                                    for f in frames], audio=None, crf=10)
+    result = warping_error(clip, brighter)
+    assert 15 < np.median(result.strength) < 21  # +20 levels, less where it clips at 255
+    assert result.l1 < 6 and result.ratio < 1.1  # a steady shift is no flicker: at the input's own floor
+    from distdream.flow import motion_boundaries
+
+    flow = np.zeros((32, 32, 2), np.float32)
+    flow[:, 16:, 0] = 5.0  # the right half moves: a boundary down the middle
+    edges = motion_boundaries(flow)
+    assert edges[:, 15:17].all() and not edges[:, :14].any() and not edges[:, 18:].any()
+
+
+def test_seam_frames_are_reported_apart_and_plotted(pan, tmp_path: Path) -> None:
+    from distdream.metrics import plot_over_time
+    from distdream.plan import plan_chunks
+
+    clip, frames = pan
+    # a flicker only in frames 8–10: where a crossfade window would sit
+    rng = np.random.default_rng(1)
+    seamy = [np.clip(f.astype(int) + (rng.integers(-30, 31, f.shape) if 8 <= i <= 10 else 0), 0, 255).astype(np.uint8)
+             for i, f in enumerate(frames)]
+    out = write_clip(tmp_path / "seamy.mp4", seamy, audio=None, crf=10)
+    chunks = plan_chunks(16, 8, 2, seams="crossfade")  # window [6, 8) before chunk 1
+    result = warping_error(clip, out, chunks=chunks)
+    assert result.seams == {"crossfade": [6, 7, 8, 9, 10]}
+    assert result.seam_ratio("crossfade") > 3
+    picture = plot_over_time(result, tmp_path / "over_time.png")
+    from PIL import Image
+
+    assert Image.open(picture).size == (1000, 500)

@@ -7,37 +7,56 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from distdream.errors import ConfigError
-from distdream.plan import Chunk, plan_chunks
+from distdream.plan import Chunk, chains, parallelism, plan_chunks
 
 
 def test_simple_plan() -> None:
-    chunks = plan_chunks(100, 30, 5)
-    assert [(c.start, c.end, c.lead_in, c.tail) for c in chunks] == [
-        (0, 30, 0, 5), (30, 60, 5, 5), (60, 100, 5, 0)  # the 10-frame remainder joins the last chunk
+    chunks = plan_chunks(100, 30, 5, seams="crossfade")
+    assert [(c.start, c.end, c.lead_in, c.tail, c.begins) for c in chunks] == [
+        (0, 30, 0, 5, "start"), (30, 60, 5, 5, "crossfade"), (60, 100, 5, 0, "crossfade")  # the remainder joins
     ]
     assert [c.name for c in chunks] == ["00000", "00001", "00002"]
     assert chunks[1].first == 25 and chunks[1].dreamed == 35
     assert Chunk(**chunks[1].to_dict()) == chunks[1]
 
 
-def test_boundary_snaps_to_a_nearby_cut_and_needs_no_lead_in() -> None:
-    chunks = plan_chunks(100, 30, 5, cuts=[33])
-    assert chunks[1].start == 33 and chunks[1].lead_in == 0 and chunks[0].tail == 0
+def test_handoffs_chain_a_shot_and_cuts_start_new_chains() -> None:
+    chunks = plan_chunks(100, 30, 5, cuts=[42], seams="handoff")
+    assert [(c.start, c.end, c.lead_in, c.begins, c.hands_off) for c in chunks] == [
+        (0, 42, 0, "start", False),  # a 42-frame shot: one chunk (the 12-frame remainder joins it)
+        (42, 72, 0, "cut", True), (72, 100, 0, "handoff", False),
+    ]
+    assert [[c.index for c in chain] for chain in chains(chunks)] == [[0], [1, 2]]
+    assert parallelism(chunks) == pytest.approx(100 / 58)
 
 
-def test_a_cut_in_the_lead_in_window_becomes_the_seam_and_one_beyond_it_is_left_alone() -> None:
-    # planned boundary at 100 with a 10-frame lead-in window [90, 100); snapping reaches 10 frames
-    inside = plan_chunks(200, 50, 10, cuts=[92])
-    assert [(c.start, c.lead_in) for c in inside] == [(0, 0), (50, 10), (92, 0), (142, 10)]  # on the cut
-    beyond = plan_chunks(200, 50, 10, cuts=[89])  # 11 frames away: not snapped …
-    assert [(c.start, c.lead_in) for c in beyond] == [(0, 0), (50, 10), (100, 10), (150, 10)]
-    assert beyond[2].first == 90 > 89  # … and the lead-in stops short of it
+def test_auto_seams_chain_until_a_chain_holds_its_share_then_crossfade() -> None:
+    # one 240-frame shot, chunks of 60: one slot takes it as one chain; more slots split it
+    one = plan_chunks(240, 60, 8, seams="auto", slots=1)
+    assert [c.begins for c in one] == ["start", "handoff", "handoff", "handoff"] and parallelism(one) == 1.0
+    two = plan_chunks(240, 60, 8, seams="auto", slots=2)
+    assert [c.begins for c in two] == ["start", "handoff", "crossfade", "handoff"]
+    assert [len(chain) for chain in chains(two)] == [2, 2] and parallelism(two) == pytest.approx(248 / 128)
+    four = plan_chunks(240, 60, 8, seams="auto", slots=4)
+    assert [c.begins for c in four] == ["start", "crossfade", "crossfade", "crossfade"]
+    # seams on cuts cost nothing: four shots of 60 stay four independent chains at any slot count
+    shots = plan_chunks(240, 60, 8, cuts=[60, 120, 180], seams="auto", slots=1)
+    assert [c.begins for c in shots] == ["start", "cut", "cut", "cut"] and parallelism(shots) == 4.0
 
 
-def test_seeds_depend_on_job_seed_and_index_only() -> None:
+def test_a_boundary_sits_on_every_cut_and_no_lead_in_reaches_across_one() -> None:
+    chunks = plan_chunks(200, 50, 10, cuts=[92, 97], seams="crossfade")
+    assert [(c.start, c.lead_in, c.begins) for c in chunks] == [
+        (0, 0, "start"), (50, 10, "crossfade"), (92, 0, "cut"), (97, 0, "cut"), (147, 10, "crossfade")]
+
+
+def test_seeds_follow_the_frame_a_dream_starts_at() -> None:
     a, b = plan_chunks(100, 30, 5, seed=3), plan_chunks(100, 30, 5, seed=3)
     assert [c.seed for c in a] == [c.seed for c in b] and len({c.seed for c in a}) == len(a)
     assert [c.seed for c in plan_chunks(100, 30, 5, seed=4)] != [c.seed for c in a]
+    whole = plan_chunks(100, 30, 5, cuts=[40], seams="handoff")
+    alone = plan_chunks(100, 30, 5, frame_range=(40, 100), seams="handoff")
+    assert whole[1].seed == alone[0].seed  # a shot rendered alone starts with the same jitter
 
 
 def test_frame_range() -> None:
@@ -53,6 +72,7 @@ def test_frame_range() -> None:
         ((100, 0, 0), {}, "chunk_frames"),
         ((100, 30, 5), {"frame_range": (50, 40)}, "frame range"),
         ((100, 30, 5), {"frame_range": (0, 101)}, "frame range"),
+        ((100, 30, 5), {"seams": "zipper"}, "seams"),
     ],
 )
 def test_bad_plans(args, kwargs, needle) -> None:
@@ -67,23 +87,31 @@ def test_bad_plans(args, kwargs, needle) -> None:
     overlap_share=st.floats(0, 0.5),
     cut_frames=st.lists(st.integers(0, 3000), max_size=12),
     window=st.tuples(st.floats(0, 1), st.floats(0, 1)),
+    seams=st.sampled_from(["auto", "handoff", "crossfade"]),
+    slots=st.integers(1, 16),
 )
-def test_plan_properties(n, chunk, overlap_share, cut_frames, window) -> None:
+def test_plan_properties(n, chunk, overlap_share, cut_frames, window, seams, slots) -> None:
     overlap = int(chunk * overlap_share)
     lo, hi = sorted(window)
     a = min(int(lo * n), n - 1)
     b = max(a + 1, int(hi * n))
     cuts = [c for c in cut_frames if c < n]
-    chunks = plan_chunks(n, chunk, overlap, cuts, frame_range=(a, b))
+    chunks = plan_chunks(n, chunk, overlap, cuts, frame_range=(a, b), seams=seams, slots=slots)
     # owned ranges partition [a, b) exactly, in order
     assert chunks[0].start == a and chunks[-1].end == b
     assert all(x.end == y.start for x, y in zip(chunks, chunks[1:]))
     assert all(c.owned >= 1 for c in chunks)
+    inside = {c for c in cuts if a < c < b}
+    assert inside <= {c.start for c in chunks}  # a boundary on every cut
     for k, c in enumerate(chunks):
         assert c.index == k
         assert a <= c.first <= c.start and c.lead_in <= overlap  # lead-ins inside the range
+        assert c.begins == ("start" if k == 0 else "cut" if c.start in inside else c.begins)
+        assert (c.lead_in > 0) == (c.begins == "crossfade")  # only crossfades dream a lead-in
+        assert c.hands_off == (k + 1 < len(chunks) and chunks[k + 1].begins == "handoff")
         if k:
             assert c.lead_in < chunks[k - 1].owned and chunks[k - 1].tail == c.lead_in
-        # a lead-in never contains a cut after its keyframe; a seam on a cut has no lead-in
-        assert not any(c.first < cut <= c.start and c.lead_in for cut in cuts if cut != c.first)
-    assert chunks[-1].tail == 0
+        assert not any(c.first < cut < c.start for cut in cuts)  # a lead-in never reaches across a cut
+        if seams == "handoff":
+            assert c.begins != "crossfade"
+    assert chunks[-1].tail == 0 and not chunks[-1].hands_off

@@ -20,7 +20,7 @@ from distdream.video import probe, read_frames, write_clip
 from tests.conftest import free_port
 from tests.test_job import CFG
 
-JOB = dict(chunk_frames=8, overlap=2, workers=2)
+JOB = dict(chunk_frames=8, overlap=2, workers=2, scan_cuts=False, seams="crossfade")
 
 
 @pytest.fixture(scope="module")

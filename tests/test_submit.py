@@ -57,7 +57,8 @@ def test_submit_wait_status_logs_and_resubmit(head: str, capsys, tmp_path: Path)
     clip = write_clip(tmp_path / "clip.mp4", list(pan_frames(40, 64, 48))[:12], audio="aac")
     out = tmp_path / "out.mp4"
     args = ["submit", str(clip), "-o", str(out), "--address", address, "--num-iterations", "1",
-            "--num-octaves", "1", "--dream-layers", "_blocks.3", "--chunk-frames", "6", "--overlap", "2"]
+            "--num-octaves", "1", "--dream-layers", "_blocks.3", "--chunk-frames", "6", "--overlap", "2",
+            "--no-scan-cuts", "--keyframe-settle", "0"]
     code, stdout, err = run(capsys, *args, "--wait")
     assert code == 0, stdout + err
     sid = stdout.splitlines()[0].split()[-1]

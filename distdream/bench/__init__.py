@@ -33,7 +33,7 @@ from typing import Any
 
 import torch
 
-from ..config import DreamConfig
+from ..config import DreamConfig, RenderConfig
 from ..dream import resolve_device
 from ..errors import ConfigError
 from .common import device_name
@@ -191,7 +191,9 @@ def run_sections(
             for width, height in sizes:
                 for lanes in plan.render_lanes:
                     if in_time(f"render {width}x{height} {lanes} lanes"):
-                        r = bench_render(width=width, height=height, frames=frames, lanes=lanes, device=plan.device)
+                        config = RenderConfig(keyframe_settle=0) if plan.quick else None  # quick: rough, in seconds
+                        r = bench_render(width=width, height=height, frames=frames, lanes=lanes, device=plan.device,
+                                         config=config)
                         figures.setdefault("render", []).append(r.to_dict())
                         report("render", [r.to_dict()], echo)
                         stored()

@@ -80,14 +80,15 @@ def bench_engine(*, quick: bool = False, workers: int | None = None) -> EngineBe
     if quick:
         n, w, h = 16, 96, 64
         dream = DreamConfig(num_iterations=2, num_octaves=2, dream_layers=("_blocks.5",))
-        job = dict(chunk_frames=6, overlap=2)
+        job = dict(chunk_frames=6, overlap=2, scan_cuts=False, seams="crossfade")
         rss_frames = 40
     else:
         n, w, h = 48, 160, 90
         dream = DreamConfig()
-        job = dict(chunk_frames=12, overlap=4)
+        job = dict(chunk_frames=12, overlap=4, scan_cuts=False, seams="crossfade")  # the seam figure needs windows
         rss_frames = 120
-    config = RenderConfig(dream=dream, preset="veryfast")
+    # quick: the lightest dream (no keyframe settling); full: the default recipe
+    config = RenderConfig(dream=dream, preset="veryfast", keyframe_settle=0 if quick else RenderConfig().keyframe_settle)
     with tempfile.TemporaryDirectory(prefix="distdream-bench-") as tmp:
         d = Path(tmp)
         clip = write_clip(d / "clip.mp4", pan_frames(n, w, h), audio="aac")
@@ -103,8 +104,12 @@ def bench_engine(*, quick: bool = False, workers: int | None = None) -> EngineBe
             for chunk in job_plan.chunks:
                 gen = torch.Generator().manual_seed(chunk.seed)
                 for i in range(chunk.first, chunk.end):
-                    steps = config.keyframe_steps if i == chunk.first else config.frame_steps
-                    dreamer.dream(array_to_tensor(frames[i]), generator=gen, num_iterations=steps)
+                    keyframe = i == chunk.first  # every chunk here begins with one (crossfade seams)
+                    steps = config.keyframe_steps if keyframe else config.frame_steps
+                    image = array_to_tensor(frames[i])
+                    dreamer.dream(image, generator=gen, num_iterations=steps)
+                    for _ in range(config.keyframe_settle if keyframe else 0):  # as the render settles it
+                        dreamer.dream(image, generator=gen, num_iterations=config.frame_steps)
             pure = time.perf_counter() - t0
         finally:
             torch.set_num_threads(threads)

@@ -58,21 +58,35 @@ def _options(job_options: dict[str, Any]) -> JobOptions:
 
 
 def plan(input: str | os.PathLike[str], config: RenderConfig | None = None, **job_options: Any) -> JobPlan:
-    """The chunks a render of ``input`` would use. Nothing is dreamed; with ``snap_to_cuts`` the
-    cut scan runs as Ray tasks (a local instance is started if none is connected)."""
+    """The chunks a render of ``input`` would use and how each begins. Nothing is dreamed; with
+    ``scan_cuts`` (the default) the cut scan runs as Ray tasks (a local instance is started if
+    none is connected). The plan's chains assume ``slots`` = workers × lanes of the cluster it
+    connects to, or of this machine's CPUs."""
     from ..video import probe
 
     config = (config or RenderConfig()).validate()
     options = _options(job_options)
     index = probe(input)
-    if options.snap_to_cuts:
+    if options.scan_cuts:
         connect(options.address, options.connect_timeout)
-    chunks = make_plan(index, config, options)
+    chunks = make_plan(index, config, options, _slots(options))
     import hashlib
     import json
 
     digest = hashlib.sha256(json.dumps([config.to_dict(), [c.to_dict() for c in chunks]], sort_keys=True).encode())
     return JobPlan(str(input), index, tuple(chunks), digest.hexdigest()[:16])
+
+
+def _slots(options: JobOptions) -> int:
+    """Chunks dreamed at once on the cluster this process is connected to (or would start)."""
+    import ray
+
+    if ray.is_initialized():
+        from .connect import resources
+
+        workers, *_, lanes = resources(options)
+        return workers * lanes
+    return (options.workers or os.cpu_count() or 1) * (options.lanes or 1)
 
 
 def submit(

@@ -41,14 +41,19 @@ def find_cuts(index: VideoIndex, config: RenderConfig, options: JobOptions) -> l
     index_ref = ray.put(index)
     # each slice starts one frame early so that a cut on a slice boundary is seen
     refs = [scan_cuts_task.remote(index_ref, max(a, s - 1), min(b, s + step), config) for s in range(a, b, step)]
-    return sorted({c for part in ray.get(refs) for c in part})
+    limit = 600.0 + 2.0 * (b - a)  # decoding and two flows a frame: far below a second each
+    try:
+        parts = ray.get(refs, timeout=limit)
+    except ray.exceptions.GetTimeoutError:
+        raise JobError(f"the scene-cut scan did not finish within {limit:.0f} s; pass --no-scan-cuts") from None
+    return sorted({c for part in parts for c in part})
 
 
-def make_plan(index: VideoIndex, config: RenderConfig, options: JobOptions) -> list[Chunk]:
-    """The chunks of a render (scanning for cuts on Ray when asked to)."""
-    cuts = find_cuts(index, config, options) if options.snap_to_cuts else []
+def make_plan(index: VideoIndex, config: RenderConfig, options: JobOptions, slots: int) -> list[Chunk]:
+    """The chunks of a render for ``slots`` chunks at once (scanning for cuts on Ray when asked to)."""
+    cuts = find_cuts(index, config, options) if options.scan_cuts else []
     return plan_chunks(index.frame_count, options.chunk_frames, options.overlap, cuts,
-                       frame_range=options.frame_range, seed=config.dream.seed)
+                       frame_range=options.frame_range, seed=config.dream.seed, seams=options.seams, slots=slots)
 
 
 @dataclass
@@ -82,6 +87,7 @@ class Job:
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="distdream-driver", daemon=True)
         self.workdir: Path | str | None = None  # known after preflight
+        self.plan: JobPlan | None = None  # known once the job has started
 
     # -- public surface -----------------------------------------------------------------------
 
@@ -133,21 +139,27 @@ class Job:
         self.workdir = checked.workdir
         connect(self.options.address, self.options.connect_timeout)
         self._prepared = self._prepare(checked)
+        self.plan = self._prepared.plan
         self._thread.start()
 
     def _prepare(self, checked: Checked) -> _Prepared:
         workers, cpus, gpus, threads, device, lanes = resources(self.options)
-        chunks = make_plan(checked.index, self.config, self.options)
-        record = plan_record(self.input, checked, self.config, device, chunks)
-        record["settings_hash"] = settings_hash(record)
         workdir = str(checked.workdir)
         plan_file = storage.join(workdir, "plan.json")
         storage.makedirs(workdir)
         lock = WorkdirLock(workdir)
         lock.acquire()  # before reading the plan: a second job must not even look
         try:
-            if storage.exists(plan_file):
-                self._check_resume(plan_file, record)
+            saved = self._saved_plan(plan_file)
+            if saved is not None and self.options.resume and isinstance(saved.get("chunks"), list):
+                # resume re-plans nothing: the chunks stay (another worker count may plan other chains)
+                chunks = [Chunk(**c) for c in saved["chunks"]]
+            else:
+                chunks = make_plan(checked.index, self.config, self.options, workers * lanes)
+            record = plan_record(self.input, checked, self.config, device, chunks)
+            record["settings_hash"] = settings_hash(record)
+            if saved is not None:
+                self._check_resume(workdir, saved, record)
             for sub in ("chunks", "windows"):
                 storage.makedirs(storage.join(workdir, sub))
             storage.write_text(plan_file, json.dumps(record | {"output": str(checked.output)}, indent=1,
@@ -159,15 +171,23 @@ class Job:
         job_plan = JobPlan(str(self.input), checked.index, tuple(chunks), record["settings_hash"])
         return _Prepared(job_plan, checked, ledger, lock, device, workers, cpus, gpus, threads, lanes)
 
-    def _check_resume(self, plan_file: str, record: dict[str, Any]) -> None:
-        """Refuse a work directory of another render (naming what differs), or this one without --resume."""
-        workdir = storage.parent(plan_file)
+    @staticmethod
+    def _saved_plan(plan_file: str) -> dict[str, Any] | None:
+        if not storage.exists(plan_file):
+            return None
         try:
             saved = json.loads(storage.read_text(plan_file))
         except ValueError:
-            raise JobError(f"{plan_file} is damaged; remove the work directory {workdir} to start over") from None
-        if not isinstance(saved, dict) or saved.get("settings_hash") != record["settings_hash"]:
-            diff = differences(saved if isinstance(saved, dict) else {}, record) or ["the chunking or plan format"]
+            saved = None
+        if not isinstance(saved, dict):
+            raise JobError(f"{plan_file} is damaged; remove the work directory {storage.parent(plan_file)} to "
+                           "start over")
+        return saved
+
+    def _check_resume(self, workdir: str, saved: dict[str, Any], record: dict[str, Any]) -> None:
+        """Refuse a work directory of another render (naming what differs), or this one without --resume."""
+        if saved.get("settings_hash") != record["settings_hash"]:
+            diff = differences(saved, record) or ["the chunking or plan format"]
             raise JobError(f"work directory {workdir} holds another render; it differs in: {'; '.join(diff[:6])}"
                            + (f" and {len(diff) - 6} more" if len(diff) > 6 else "")
                            + ". Use another --workdir, or remove this one to start over")
@@ -258,6 +278,10 @@ class _Run:
     def __post_init__(self) -> None:
         p, options = self.prepared, self.job.options
         self.by_index = {c.index: c for c in p.plan.chunks}
+        # chunks left in each chunk's chain from it on: the scheduler starts long chains first
+        self.chain_rest: dict[int, int] = {}
+        for c in reversed(p.plan.chunks):
+            self.chain_rest[c.index] = 1 + (self.chain_rest.get(c.index + 1, 0) if c.hands_off else 0)
         self.index_ref = ray.put(p.plan.index)
         self.progress = progress_counter()
         self.settings = EncoderSettings(crf=self.job.config.crf, preset=self.job.config.preset)
@@ -303,13 +327,23 @@ class _Run:
 
     # -- chunks -------------------------------------------------------------------------------
 
+    def _ready(self) -> Chunk | None:
+        """The queued chunk to start next: one whose handoff predecessor (if any) is done, from the
+        chain with the most chunks left (long chains start first, single chunks fill the gaps in
+        frame order)."""
+        ready = [c for c in self.queue if c.begins != "handoff" or c.index - 1 in self.done]
+        return max(ready, key=lambda c: (self.chain_rest[c.index], -c.index), default=None)
+
     def _dispatch(self) -> None:
         options = self.job.options
         while self.queue:
+            chunk = self._ready()
+            if chunk is None:
+                return  # every queued chunk waits for its predecessor's carried state
             slot = self.pool.take()
             if slot is None:
                 return
-            chunk = self.queue.pop(0)
+            self.queue.remove(chunk)
             attempt = self.attempts.get(chunk.index, 0)
             self.attempts[chunk.index] = attempt + 1
             ref = self.pool.actor(slot).render_chunk.remote(self.index_ref, chunk, self.workdir, attempt,
@@ -383,7 +417,7 @@ class _Run:
                     and c not in self.seams.values()):
                 side_a, side_b, window = ChunkFiles.window_sides(self.workdir, self.by_index[c.index - 1], c)
                 ref = seam_task.options(max_retries=2).remote(side_a, side_b, window, self.settings, self.index_ref,
-                                                              c.lead_in)
+                                                              c.lead_in, c.first)
                 self.seams[ref] = c
 
     def _seam_done(self, ref: Any) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..plan import Chunk
+from ..plan import SEAMS, Chunk, parallelism
 from ..video import VideoIndex
 
 __all__ = ["ChunkState", "ChunkStatus", "Fault", "JobOptions", "JobPlan", "JobResult", "JobStatus"]
@@ -88,7 +88,8 @@ class JobOptions:
     start_timeout: float = 600.0  # seconds a new worker may take to answer its first ping
     max_start_failures: int = 3  # workers that fail to start (raise, die, or time out) before the job fails
     connect_timeout: float = 30.0  # seconds to reach an existing cluster
-    snap_to_cuts: bool = False  # scan for scene cuts first (in parallel) and put chunk boundaries on them
+    scan_cuts: bool = True  # scan for scene cuts first (Ray tasks, in parallel) and put chunk boundaries on them
+    seams: str = "auto"  # inside a shot: handoff (exact, sequential), crossfade (parallel), or auto
     keep_source_time: bool = False  # a --frames range keeps the source's timestamps instead of starting at 0
     inject_faults: tuple[Fault, ...] = ()  # testing aid
 
@@ -115,6 +116,8 @@ class JobOptions:
                 raise ConfigError(f"{name} is {getattr(self, name)}; it must be > 0 seconds")
         if self.chunk_timeout is not None and not self.chunk_timeout > 0:
             raise ConfigError(f"chunk_timeout is {self.chunk_timeout}; it must be > 0 seconds")
+        if self.seams not in SEAMS:
+            raise ConfigError(f"seams (--seams) is {self.seams!r}; it must be one of {', '.join(SEAMS)}")
         bad = [f.kind for f in self.inject_faults if f.kind not in FAULT_KINDS]
         if bad:
             raise ConfigError(f"unknown fault kind {bad[0]!r}; one of {', '.join(FAULT_KINDS)}")
@@ -142,6 +145,19 @@ class JobPlan:
     def lead_in_overhead(self) -> float:
         """Extra frames dreamed for lead-ins, per frame owned."""
         return (self.dreamed_frames - self.frames) / self.frames if self.frames else 0.0
+
+    @property
+    def parallelism(self) -> float:
+        """How many chunks can run at once on average: frames dreamed over the longest handoff chain."""
+        return parallelism(self.chunks)
+
+    def describe(self) -> str:
+        """One line: chunks, how their boundaries begin, the parallelism the plan allows."""
+        kinds = [c.begins for c in self.chunks[1:]]
+        seams = ", ".join(f"{kinds.count(k)} {k}{'s' if kinds.count(k) != 1 else ''}"
+                          for k in ("cut", "handoff", "crossfade") if k in kinds) or "no seams"
+        return (f"{len(self.chunks)} chunk(s): {seams}; parallelism {self.parallelism:.1f}, "
+                f"lead-in overhead {100 * self.lead_in_overhead:.0f}%")
 
 
 @dataclass(frozen=True)

@@ -57,8 +57,9 @@ class ChunkFiles:
     """The one place that knows a chunk's pieces, their frame spans, and its seam window's sides.
 
     A chunk with a lead-in writes it losslessly (its side of window k), then its owned middle
-    with the job's settings, then losslessly its tail (the earlier side of window k + 1). Names
-    are deterministic, so a retried chunk overwrites rather than duplicates.
+    with the job's settings, then losslessly its tail (the earlier side of window k + 1); a chunk
+    whose successor continues its shot (a handoff) also writes its carried state. Names are
+    deterministic, so a retried chunk overwrites rather than duplicates.
     """
 
     def __init__(self, workdir: str | os.PathLike[str], chunk: Chunk) -> None:
@@ -68,6 +69,9 @@ class ChunkFiles:
         self.middle = storage.join(workdir, "chunks", f"{chunk.name}.mid.mp4")  # [start, end - tail)
         self.tail = storage.join(workdir, "chunks", f"{chunk.name}.tail.mp4")  # [end - tail, end)
         self.window = storage.join(workdir, "windows", f"{chunk.name}.mp4")  # crossfaded [first, start)
+        # what this chunk hands the next one of its shot, and what it continues from
+        self.state = storage.join(workdir, "chunks", f"{chunk.name}.carried.npz")
+        self.carried_in = storage.join(workdir, "chunks", f"{chunk.index - 1:05d}.carried.npz")
 
     def pieces(self, settings: EncoderSettings) -> list[Piece]:
         """What the worker writes for this chunk, in frame order; they tile ``[first, end)``."""
@@ -216,12 +220,25 @@ class Ledger:
         self.data[kind].pop(name, None)
 
 
+def _state_ok(files: ChunkFiles, fingerprints: Mapping[str, str]) -> bool:
+    try:
+        if not storage.exists(files.state):
+            return False
+        known = fingerprints.get(files.state)
+        return known is None or storage.fingerprint(files.state) == known
+    except OSError:
+        return False
+
+
 def finished(workdir: str, chunks: Sequence[Chunk], ledger: Ledger) -> tuple[set[int], set[int]]:
     """Chunks and seam windows a resume can keep, the ledger brought in line with them.
 
     A chunk is kept when the ledger has it and its pieces verify; with a rebuilt ledger, when its
-    pieces verify by frame count. A window is kept when its chunk and the chunk before it are
-    both kept (a redone chunk invalidates both windows beside it) and the window verifies.
+    pieces verify by frame count. A chunk that continues a handoff is kept only with its
+    predecessor (a redone chunk may end differently, so what continued it is redone too), and a
+    chunk whose successor still needs its carried state keeps it only while that state verifies.
+    A window is kept when its chunk and the chunk before it are both kept (a redone chunk
+    invalidates both windows beside it) and the window verifies.
     """
     rebuilt = ledger.note is not None
     done: set[int] = set()
@@ -232,7 +249,21 @@ def finished(workdir: str, chunks: Sequence[Chunk], ledger: Ledger) -> tuple[set
             done.add(c.index)
             if not known:
                 ledger.data["chunks"][c.name] = {"frames": c.dreamed, "fingerprints": {}, "rebuilt": True}
-        else:
+    by_index = {c.index: c for c in chunks}
+    changed = True
+    while changed:  # chains: drop what no longer has the state it continues from, or hands on
+        changed = False
+        for c in chunks:
+            if c.index not in done:
+                continue
+            orphan = c.begins == "handoff" and c.index - 1 in by_index and c.index - 1 not in done
+            stateless = (c.hands_off and c.index + 1 not in done
+                         and not _state_ok(ChunkFiles(workdir, c), ledger.fingerprints("chunks", c.name)))
+            if orphan or stateless:
+                done.discard(c.index)
+                changed = True
+    for c in chunks:
+        if c.index not in done:
             ledger.drop("chunks", c.name)
     windows: set[int] = set()
     for c in chunks:

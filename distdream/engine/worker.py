@@ -76,9 +76,11 @@ class DreamWorker:
         self, index: VideoIndex, chunk: Chunk, workdir: str, attempt: int, progress: Any, faults: tuple[Fault, ...]
     ) -> dict[str, Any]:
         """Dream ``chunk`` into its pieces; returns a small record (stats, fingerprints, where it ran)."""
-        from ..pipeline import Span, render_spans
+        from ..pipeline import Carried, Span, render_spans
 
         files = ChunkFiles(workdir, chunk)
+        carried = Carried.from_bytes(storage.read_bytes(files.carried_in)) if chunk.begins == "handoff" else None
+        hand_off: dict[str, Carried] | None = {} if chunk.hands_off else None
         storage.makedirs(storage.parent(files.middle))
         settings = EncoderSettings(crf=self.config.crf, preset=self.config.preset)
         pieces = files.pieces(settings)
@@ -98,7 +100,7 @@ class DreamWorker:
         def run(dreamer: Any) -> Any:
             return render_spans(
                 index, chunk.first, chunk.end, spans, self.config, dreamer=dreamer, seed=chunk.seed,
-                progress=lambda n: progress.add.remote(n), on_frame=on_frame,
+                progress=lambda n: progress.add.remote(n), on_frame=on_frame, carried=carried, hand_off=hand_off,
             )
 
         if self.batcher is None:
@@ -111,17 +113,21 @@ class DreamWorker:
             torch.set_num_threads(1)
             with self.batcher.lane() as lane:
                 stats = run(lane)
+        written = [p.path for p in pieces]
+        if hand_off is not None:  # the next chunk of the shot continues from here
+            storage.write_bytes(files.state, hand_off["carried"].to_bytes())
+            written.append(files.state)
         return {"chunk": chunk.index, "frames": chunk.dreamed, "stats": asdict(stats), "host": os.uname().nodename,
                 "node": ray.get_runtime_context().get_node_id(), "compute": self.dreamer.compute.describe(),
                 "notes": list(self.dreamer.notes),
-                "fingerprints": {p.path: storage.fingerprint(p.path) for p in pieces},
+                "fingerprints": {path: storage.fingerprint(path) for path in written},
                 "batch": self.batcher.largest_batch if self.batcher is not None else 1}
 
 
 @ray.remote(num_cpus=1)  # a CPU of its own: it decodes two streams and encodes one
 def seam_task(side_a: str, side_b: str, output: str, settings: EncoderSettings, index: VideoIndex,
-              frames: int) -> str:
-    crossfade(side_a, side_b, output, settings, index, frames)
+              frames: int, first: int) -> str:
+    crossfade(side_a, side_b, output, settings, index, frames, first)
     return storage.fingerprint(output)
 
 
