@@ -130,6 +130,8 @@ def render_options(func: Any) -> Any:
                      help="Share of the previous dream carried into the next frame (0 = independent frames)."),
         click.option("--keyframe-settle", type=int, default=r.keyframe_settle, show_default=True,
                      help="Carried-frame updates a keyframe gets in place, so a shot starts at steady strength."),
+        click.option("--temporal-weight", type=float, default=r.temporal_weight, show_default=True,
+                     help="λ: each step pulls a carried frame this far back toward the warped previous output."),
         click.option("--occlusion-mask/--no-occlusion-mask", default=r.occlusion_mask, show_default=True,
                      help="Drop the carried dream where the scene is newly visible."),
         click.option("--flow", "flow_method", type=click.Choice(FLOW_METHODS), default=f.method, show_default=True,
@@ -155,6 +157,7 @@ def _render_config(kw: dict[str, Any]) -> RenderConfig:
         frame_iterations=kw["frame_iterations"],
         decay=kw["decay"],
         keyframe_settle=kw["keyframe_settle"],
+        temporal_weight=kw["temporal_weight"],
         occlusion_mask=kw["occlusion_mask"],
         crf=kw["crf"],
         preset=kw["preset"],
@@ -525,6 +528,10 @@ def metrics(input: str, output: str, flow_method: str, as_json: bool, plan_path:
                f"255); 10-frame windows {min(windows):.2f}–{max(windows):.2f}× the median")
     for kind in result.seams:
         click.echo(f"{kind + ' seams':<18}{result.seam_ratio(kind):.2f}× the warping error elsewhere")
+    if len(result.strength) >= 8:
+        window = min(100, len(result.strength) // 4)
+        moved = ", ".join(f"{name} {100 * v:+.1f} %" for name, v in result.drift(window).items())
+        click.echo(f"drift             {moved}  (last {window} frames against the first {window})")
     if result.cuts:
         click.echo(f"scene cuts at     {', '.join(map(str, result.cuts))} (not measured)")
     if plot_path:
@@ -647,7 +654,8 @@ def probe(video: str, as_json: bool) -> None:
         click.echo("  audio   none")
 
 
-BENCH_SECTIONS = ("step", "io", "engine", "lanes", "render", "halving", "compile")
+# the bench package's SECTIONS, kept here so `--help` does not import torch (a test checks they agree)
+BENCH_SECTIONS = ("step", "io", "engine", "lanes", "render", "halving", "coherence", "compile")
 
 
 def _size(value: str | None, flag: str = "--frame-size") -> tuple[int, int] | None:

@@ -44,6 +44,7 @@ from .models import (
 )
 
 __all__ = [
+    "Anchor",
     "Dreamer",
     "FrameDreamer",
     "Jitter",
@@ -57,6 +58,7 @@ __all__ = [
     "resize",
     "resolve_device",
     "run_octaves",
+    "settle_keep",
     "tile_starts",
 ]
 
@@ -228,6 +230,25 @@ def _feather(start: int, size: int, total: int, overlap: int, like: torch.Tensor
 
 
 # ---------------------------------------------------------------------------------------------
+# The temporal term
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """What pulls a carried frame toward the previous dream, moved with the scene.
+
+    After every normalised step the image moves ``weight · mask`` of the way back to ``target``
+    (Ruder et al. 2016's temporal term, as one elementwise update): where the flow is reliable,
+    the dream may not wander from what the previous frame showed; where the scene is new
+    (``mask`` 0), it is free.
+    """
+
+    target: torch.Tensor  # (1, 3, H, W) RGB in [0, 1]: this frame plus the previous dream, warped onto it
+    mask: torch.Tensor  # (1, 1, H, W) in [0, 1]: how far the warp can be trusted
+    weight: float  # λ: the share of the gap closed per step
+
+
+# ---------------------------------------------------------------------------------------------
 # The dreamer
 
 
@@ -241,6 +262,7 @@ class FrameDreamer(Protocol):
         generator: torch.Generator,
         num_iterations: int | None = None,
         progress: Callable[[int], None] | None = None,
+        anchor: Anchor | None = None,
     ) -> torch.Tensor: ...
 
 
@@ -325,16 +347,18 @@ class Dreamer:
         generator: torch.Generator,
         num_iterations: int | None = None,
         progress: Callable[[int], None] | None = None,
+        anchor: Anchor | None = None,
     ) -> torch.Tensor:
         """Dream an RGB image (1, 3, H, W) in [0, 1]; returns the same shape, in [0, 1], on CPU.
 
         ``num_iterations`` overrides the config's per-octave count (keyframes and flow-warped
         frames of a video need different counts). ``progress(n)`` is called after every step.
+        ``anchor`` adds the temporal term (see :class:`Anchor`).
         """
         if image.dim() != 4 or image.shape[:2] != (1, 3):
             raise ConfigError(f"dream expects an image tensor of shape (1, 3, H, W), got {tuple(image.shape)}")
         return self.dream_batch([image], generators=[generator], num_iterations=[num_iterations],
-                                progress=[progress])[0]
+                                progress=[progress], anchors=[anchor])[0]
 
     def dream_batch(
         self,
@@ -343,6 +367,7 @@ class Dreamer:
         generators: Sequence[torch.Generator],
         num_iterations: Sequence[int | None] | None = None,
         progress: Sequence[Callable[[int], None] | None] | None = None,
+        anchors: Sequence[Anchor | None] | None = None,
     ) -> list[torch.Tensor]:
         """Dream several same-sized images (each (1, 3, H, W)) as one batch; one result per image.
 
@@ -363,6 +388,8 @@ class Dreamer:
         callbacks = list(progress or [None] * n)
         preprocess = self.model.preprocess
         base = preprocess.normalize(torch.cat(images).to(self.device, torch.float32))  # (B, 3, H, W)
+        sizes = octave_sizes(base.shape[-2], base.shape[-1], cfg.num_octaves, cfg.octave_scale)
+        pulls = self._pulls(list(anchors or [None] * n), base, sizes)
 
         def optimise(x: torch.Tensor, level: int) -> torch.Tensor:
             for t in range(max(steps)):
@@ -373,6 +400,10 @@ class Dreamer:
                 grad = self.gradient(rolled)  # (A, 3, h, w)
                 grad = torch.cat([self.jitter.undo(grad[j : j + 1], s) for j, s in enumerate(shifts)])
                 xa = gradient_step(xa, grad, cfg.learning_rate, self.low, self.high)
+                if pulls is not None:  # the temporal term: back toward the warped previous output
+                    target, pull = pulls[level]
+                    idx = slice(None) if len(active) == n else active
+                    xa = xa - pull[idx] * (xa - target[idx])
                 if len(active) == n:
                     x = xa
                 else:
@@ -383,9 +414,22 @@ class Dreamer:
                         callbacks[i](1)
             return x
 
-        sizes = octave_sizes(base.shape[-2], base.shape[-1], cfg.num_octaves, cfg.octave_scale)
         out = preprocess.denormalize(run_octaves(base, sizes, optimise)).clamp(0.0, 1.0).detach().cpu()
         return [out[i : i + 1] for i in range(n)]
+
+    def _pulls(
+        self, anchors: list[Anchor | None], base: torch.Tensor, sizes: Sequence[tuple[int, int]]
+    ) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
+        """Per octave level: the targets (normalised) and ``weight · mask`` of a batch, or ``None``
+        when no image has an anchor. An image without one gets a zero pull."""
+        if all(a is None for a in anchors):
+            return None
+        targets = torch.cat([base[i : i + 1] if a is None else
+                             self.model.preprocess.normalize(a.target.to(self.device, torch.float32))
+                             for i, a in enumerate(anchors)])
+        weights = torch.cat([torch.zeros_like(base[i : i + 1, :1]) if a is None else
+                             a.weight * a.mask.to(self.device, torch.float32) for i, a in enumerate(anchors)])
+        return [(resize(targets, size), resize(weights, size)) for size in sizes]
 
     def total_steps(self, height: int, width: int, num_iterations: int | None = None) -> int:
         """How many gradient steps :meth:`dream` takes for an image of this size (for progress bars)."""
@@ -408,6 +452,31 @@ class SequenceStep:
 
     frame: torch.Tensor  # (1, 3, H, W) RGB in [0, 1]
     carry: Callable[[torch.Tensor], torch.Tensor] | None
+    # maps the previous residual to what this frame should stay close to, and how far to trust
+    # it: (target RGB, mask) — the temporal term's anchor
+    anchor: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None
+
+
+def settle_keep(residual: torch.Tensor, following: SequenceStep | None, decay: float) -> float:
+    """How much of its own residual a settling keyframe keeps per step: what of a dream the
+    shot's motion carries to the next frame (mask and resampling losses; 1.0 on a still shot),
+    without the decay.
+
+    The decay is left out on purpose. Carried frames approach their steady strength in two
+    phases, a fast one (about ``1 / (1 − decay)`` frames) and a slow creep as the patterns grow
+    into themselves (over 100 frames on a still shot: 26 → 37 levels in 50 frames, 41 by frame
+    200, measured at 64×48). A handful of settle steps at ``decay`` reaches only the fast phase;
+    keeping the whole residual reaches about the steady level in the same steps. Where motion
+    loses part of the dream each frame the steady level is lower, and so is ``keep``. Without a
+    following carried frame (a one-frame shot, a cut next) it is ``decay``.
+    """
+    if following is None or following.carry is None or decay <= 0:
+        return decay
+    size = float(residual.abs().mean())
+    if size == 0.0:
+        return decay
+    moved = float(following.carry(residual).abs().mean())
+    return min(1.0, moved / (decay * size))
 
 
 def dream_sequence(
@@ -423,6 +492,7 @@ def dream_sequence(
     final: dict[str, torch.Tensor] | None = None,
     settle: int = 0,
     decay: float = 0.9,
+    temporal_weight: float = 0.0,
 ) -> Iterator[tuple[torch.Tensor, bool]]:
     """Dream frames in order; yields ``(dreamed frame, was keyframe)`` for each step.
 
@@ -434,13 +504,22 @@ def dream_sequence(
     ``residual`` continues a sequence another call ended (a handoff): the first step is then a
     carried frame, not a keyframe. ``final["residual"]`` holds the last residual afterwards.
 
-    ``settle`` brings a keyframe to the strength carried frames settle at: after its own dream,
-    the carried-frame update (``frame + decay · residual``, ``frame_iterations``) is applied to
-    the keyframe itself ``settle`` times — the fixed point a still shot would converge to — so a
-    shot does not start weak and ramp up.
+    ``settle`` brings a keyframe to the strength carried frames settle at, so a shot does not
+    start weak and ramp up: after its own dream, the carried-frame update
+    (``frame + keep · residual``, ``frame_iterations``) is applied to the keyframe itself
+    ``settle`` times, with ``keep`` from :func:`settle_keep`.
+
+    ``temporal_weight`` (λ) adds the temporal term to carried frames whose step has an
+    ``anchor``: after every step the image moves λ·c of the way back to where the previous dream,
+    moved with the scene, puts it (:class:`Anchor`).
     """
     first = True
-    for step in steps:
+    upcoming = iter(steps)
+    ahead: list[SequenceStep] = []  # a step taken early (a keyframe's settle looks at the next one)
+    while True:
+        step = ahead.pop() if ahead else next(upcoming, None)
+        if step is None:
+            return
         frame = step.frame
         keyframe = step.carry is None or residual is None
         if keyframe:
@@ -449,10 +528,20 @@ def dream_sequence(
         else:
             init = (frame + step.carry(residual)).clamp(0.0, 1.0)  # (1, 3, H, W)
             iterations = frame_iterations
-        dreamed = dreamer.dream(init, generator=generator, num_iterations=iterations, progress=progress)
-        if keyframe:
+        anchor = None
+        if not keyframe and temporal_weight > 0 and step.anchor is not None:
+            target, mask = step.anchor(residual)
+            anchor = Anchor(target, mask, temporal_weight)
+        dreamed = dreamer.dream(init, generator=generator, num_iterations=iterations, progress=progress,
+                                anchor=anchor)
+        from_start = keyframe and first and start is not None
+        if keyframe and settle and not from_start:  # a start image is the user's: settling would dissolve it
+            following = next(upcoming, None)
+            if following is not None:
+                ahead.append(following)
+            keep = settle_keep(dreamed - frame, following, decay)
             for _ in range(settle):
-                again = (frame + decay * (dreamed - frame)).clamp(0.0, 1.0)
+                again = (frame + keep * (dreamed - frame)).clamp(0.0, 1.0)
                 dreamed = dreamer.dream(again, generator=generator, num_iterations=frame_iterations, progress=progress)
         residual = dreamed - frame
         if final is not None:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .dream import Dreamer
+from .dream import Anchor, Dreamer
 
 __all__ = ["Lane", "LaneBatcher"]
 
@@ -37,6 +37,7 @@ class _Request:
     generator: torch.Generator
     num_iterations: int | None
     progress: Callable[[int], None] | None
+    anchor: Anchor | None = None
     done: threading.Event = field(default_factory=threading.Event)
     result: torch.Tensor | None = None
     error: BaseException | None = None
@@ -55,9 +56,10 @@ class Lane:
         generator: torch.Generator,
         num_iterations: int | None = None,
         progress: Callable[[int], None] | None = None,
+        anchor: Anchor | None = None,
     ) -> torch.Tensor:
         """Dream ``image`` (1, 3, H, W) in this lane; blocks until the batch it joined is done."""
-        request = _Request(image, generator, num_iterations, progress)
+        request = _Request(image, generator, num_iterations, progress, anchor)
         self._batcher._submit(self.slot, request)
         request.done.wait()
         if request.error is not None:
@@ -195,6 +197,7 @@ class LaneBatcher:
                     generators=[r.generator for r in piece],
                     num_iterations=[r.num_iterations for r in piece],
                     progress=[r.progress for r in piece],
+                    anchors=[r.anchor for r in piece],
                 )
             except torch.OutOfMemoryError:
                 if size == 1:

@@ -87,7 +87,7 @@ class Carried:
         import io
 
         with np.load(io.BytesIO(data)) as arrays:
-            return cls(torch.from_numpy(arrays["residual"].copy()), torch.from_numpy(arrays["generator"].copy()))
+            return cls(*(torch.from_numpy(arrays[k].copy()) for k in ("residual", "generator")))
 
 
 @dataclass(frozen=True)
@@ -155,6 +155,25 @@ def _offer(out: queue.Queue, item: object, stop: threading.Event) -> bool:
     return False
 
 
+def _anchor(motion: FrameMotion, frame: torch.Tensor) -> Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """The previous output moved onto this frame, and where that move is reliable (the
+    consistency mask, off motion boundaries): the temporal term's target and weight.
+
+    The target is this frame plus the previous dream *residual* warped, not the previous output
+    warped: warping resamples, and pulling the picture itself toward a resampled copy frame after
+    frame would blur the footage (seen as a washed-out, soft image after a few dozen frames); the
+    frame stays sharp this way and only the dream is carried.
+    """
+
+    def anchor(residual: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        moved = warp(residual[0].permute(1, 2, 0).numpy(), motion.backward)  # (H, W, 3)
+        trust = motion.mask if motion.reliable is None else motion.mask * motion.reliable
+        target = (frame + torch.from_numpy(np.ascontiguousarray(moved)).permute(2, 0, 1).unsqueeze(0)).clamp(0, 1)
+        return target, torch.from_numpy(np.ascontiguousarray(trust, dtype=np.float32))[None, None]
+
+    return anchor
+
+
 def _carry(motion: FrameMotion, config: RenderConfig) -> Callable[[torch.Tensor], torch.Tensor]:
     """decay · mask · warp(residual): the previous dream, moved with the scene."""
 
@@ -218,8 +237,10 @@ def dream_frames(
             if i < start:
                 continue  # decoded for its flow only
             order.append(i)
-            carry = _carry(motion, config) if motion is not None and not motion.cut else None
-            yield SequenceStep(array_to_tensor(frame), carry)
+            carried_on = motion is not None and not motion.cut
+            image = array_to_tensor(frame)
+            yield SequenceStep(image, _carry(motion, config) if carried_on else None,
+                               _anchor(motion, image) if carried_on and config.temporal_weight > 0 else None)
 
     start_image = None
     if config.dream.predefined_start is not None:
@@ -240,6 +261,7 @@ def dream_frames(
             final=final,
             settle=config.keyframe_settle,
             decay=config.decay,
+            temporal_weight=config.temporal_weight,
         )
         t0, waited = time.perf_counter(), times["flow_wait"]
         for k, (dreamed, keyframe) in enumerate(sequence):

@@ -183,3 +183,65 @@ def test_predefined_start_replaces_the_input_and_is_resized(tmp_path, lite0: Loa
     out = dream_array(small_photo, cfg)
     assert out.shape == small_photo.shape
     assert np.abs(out.astype(int) - small_photo.astype(int)).mean() > 20  # it is the coffee, not the astronaut
+
+
+def test_the_temporal_term_pulls_toward_its_target_where_trusted(dreamer: Dreamer, small_photo: np.ndarray) -> None:
+    from distdream.dream import Anchor
+
+    image = array_to_tensor(small_photo)
+    target = torch.rand(image.shape, generator=torch.Generator().manual_seed(3))
+    free = dreamer.dream(image, generator=torch.Generator().manual_seed(0))
+    ones, zeros = torch.ones_like(image[:, :1]), torch.zeros_like(image[:, :1])
+    # λ = 1 on every pixel: each step ends on the target, so the dream ends there too
+    held = dreamer.dream(image, generator=torch.Generator().manual_seed(0), anchor=Anchor(target, ones, 1.0))
+    assert torch.allclose(held, target, atol=1e-4)
+    # a zero mask trusts nothing: exactly the free dream
+    untrusted = dreamer.dream(image, generator=torch.Generator().manual_seed(0), anchor=Anchor(target, zeros, 1.0))
+    assert torch.equal(untrusted, free)
+    # in between, the dream lands between the free dream and the target — only on the trusted half
+    half = ones.clone()
+    half[..., : half.shape[-1] // 2] = 0
+    pulled = dreamer.dream(image, generator=torch.Generator().manual_seed(0), anchor=Anchor(target, half, 0.3))
+    right = slice(half.shape[-1] // 2 + 4, None)
+    assert (pulled - target)[..., right].abs().mean() < 0.5 * (free - target)[..., right].abs().mean()
+    # … and in a batch, an anchor reaches only its own image
+    both = dreamer.dream_batch([image, image], generators=[torch.Generator().manual_seed(0) for _ in range(2)],
+                               anchors=[Anchor(target, ones, 1.0), None])
+    assert torch.allclose(both[0], target, atol=1e-4)
+    assert (both[1] - free).abs().max() < 0.05  # batched rounding only
+
+
+def test_a_settling_keyframe_keeps_what_the_shots_motion_carries() -> None:
+    from distdream.dream import SequenceStep, settle_keep
+
+    residual = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(1)) - 0.5
+    frame = torch.zeros(1, 3, 8, 8)
+    still = SequenceStep(frame, lambda r: 0.9 * r)  # a still shot: the carry loses only the decay
+    assert settle_keep(residual, still, 0.9) == pytest.approx(1.0)
+    half = torch.ones(1, 1, 8, 8)
+    half[..., :4] = 0
+    masked = SequenceStep(frame, lambda r: 0.9 * r * half)  # half the picture newly visible
+    assert settle_keep(residual, masked, 0.9) == pytest.approx(0.5, abs=0.1)
+    assert settle_keep(residual, None, 0.9) == 0.9  # nothing follows: the plain decay
+    assert settle_keep(residual, SequenceStep(frame, None), 0.9) == 0.9  # a cut follows
+    assert settle_keep(residual, still, 0.0) == 0.0
+
+
+def test_a_settled_still_shot_starts_at_its_carried_strength(dreamer: Dreamer, small_photo: np.ndarray) -> None:
+    """Without settling a still shot ramps up from a weak first frame; settled, its first frame is
+    about as strong as the carried frames after it."""
+    from distdream.dream import SequenceStep, dream_sequence
+
+    image = array_to_tensor(small_photo)
+
+    def strengths(settle: int) -> list[float]:
+        steps = [SequenceStep(image, None)] + [SequenceStep(image, lambda r: 0.9 * r) for _ in range(11)]
+        out = dream_sequence(dreamer, steps, keyframe_iterations=3, frame_iterations=2, settle=settle,
+                             generator=torch.Generator().manual_seed(0))
+        return [float((x - image).abs().mean()) for x, _ in out]
+
+    plain, settled = strengths(0), strengths(8)
+    assert len(settled) == 12
+    late = np.mean(settled[8:])
+    assert plain[0] < 0.8 * np.mean(plain[8:])  # the ramp settling removes
+    assert settled[0] > 0.85 * late and np.mean(settled[:4]) > 0.9 * late

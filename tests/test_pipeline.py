@@ -178,6 +178,16 @@ def test_an_encoder_failure_reaches_the_dreamer(clip: Path, tmp_path: Path) -> N
     assert not any(p.name.startswith(".") for p in tmp_path.iterdir())
 
 
+def test_the_temporal_term_steadies_a_render(tmp_path: Path) -> None:
+    clip = write_clip(tmp_path / "pan.mp4", pan_frames(12, 96, 64), audio=None, crf=12)
+    dream = DreamConfig(num_iterations=8, num_octaves=2, dream_layers=("_blocks.5",), jitter=4)
+    errors = {}
+    for weight in (0.0, 0.3):
+        config = RenderConfig(dream=dream, temporal_weight=weight, keyframe_settle=0, crf=12, preset="veryfast")
+        errors[weight] = warping_error(clip, render_in_process(clip, tmp_path / f"w{weight}.mp4", config).output).mean
+    assert errors[0.3] < 0.8 * errors[0.0], errors
+
+
 # --- quality: the acceptance experiment -------------------------------------------------------
 
 
