@@ -11,7 +11,8 @@ averaged over the frames (those that start a new shot are skipped). The same num
 itself is the floor set by flow and codec error. Beside it: the same comparison as a mean
 absolute difference (the "L1" figure), and the **strength** of each frame, mean |output − input|
 in levels of 255 — a weaker dream is trivially steadier, so settings are compared at equal
-strength. Given a plan, the frames around each chunk boundary are reported apart.
+strength — with the output's brightness and saturation against the input's, whose drift over a
+long shot :meth:`WarpingError.drift` reports. Given a plan, the frames around each chunk boundary are reported apart.
 
 Both videos are streamed frame by frame: memory does not grow with their length.
 """
@@ -45,6 +46,8 @@ class WarpingError:
     l1: float = math.nan  # the same comparison as a mean absolute difference, levels of 255
     strength: tuple[float, ...] = ()  # per frame: mean |output − input|, levels of 255
     seams: dict[str, list[int]] = field(default_factory=dict)  # kind → the frames each seam touches
+    brightness: tuple[float, ...] = ()  # per frame: the output's mean level over the input's
+    saturation: tuple[float, ...] = ()  # per frame: the output's mean chroma (max − min of RGB) over the input's
 
     @property
     def ratio(self) -> float:
@@ -69,8 +72,21 @@ class WarpingError:
         median = float(np.median(self.strength)) if self.strength else math.nan
         return [float(np.mean(self.strength[i : i + size])) / median for i in range(0, len(self.strength), size)]
 
+    def drift(self, window: int = 100) -> dict[str, float]:
+        """How far brightness and saturation (each against the input's) and strength moved between
+        the first and the last ``window`` frames (relative: +0.02 is 2 % more); a long shot
+        should not wander."""
+        window = max(1, min(window, len(self.strength) // 2))
+        out = {}
+        for name, values in (("brightness", self.brightness), ("saturation", self.saturation),
+                             ("strength", self.strength)):
+            first, last = np.mean(values[:window]), np.mean(values[-window:])
+            out[name] = float(last / first - 1) if first else math.nan
+        return out
+
     def to_dict(self) -> dict[str, object]:
-        return {**asdict(self), "ratio": self.ratio, "seam_ratios": {k: self.seam_ratio(k) for k in self.seams}}
+        return {**asdict(self), "ratio": self.ratio, "seam_ratios": {k: self.seam_ratio(k) for k in self.seams},
+                "drift": self.drift() if self.strength else {}}
 
 
 def frame_warping_error(prev: np.ndarray, cur: np.ndarray, backward: np.ndarray, mask: np.ndarray) -> float:
@@ -79,6 +95,14 @@ def frame_warping_error(prev: np.ndarray, cur: np.ndarray, backward: np.ndarray,
     diff = ((cur.astype(np.float32) / 255.0 - moved) ** 2).mean(-1)  # (H, W)
     weight = float(mask.sum())
     return float((diff * mask).sum() / weight) if weight > 0 else math.nan
+
+
+def _chroma(rgb: np.ndarray) -> float:
+    return float((rgb.max(axis=-1).astype(np.int16) - rgb.min(axis=-1)).mean())
+
+
+def _ratio(a: float, b: float) -> float:
+    return float(a / b) if b else math.nan
 
 
 def _l1(prev: np.ndarray, cur: np.ndarray, backward: np.ndarray, mask: np.ndarray) -> float:
@@ -125,11 +149,15 @@ def warping_error(
     floor: list[float] = []
     l1: list[float] = []
     strength: list[float] = []
+    brightness: list[float] = []
+    saturation: list[float] = []
     cuts: list[int] = []
     prev_in = prev_out = None
     frames = zip(read_frames(input, a, b, index=source), read_frames(output, index=rendered))
     for t, (frame_in, frame_out) in enumerate(frames):
         strength.append(float(np.abs(frame_out.astype(np.int16) - frame_in.astype(np.int16)).mean()))
+        brightness.append(_ratio(frame_out.mean(), frame_in.mean()))
+        saturation.append(_ratio(_chroma(frame_out), _chroma(frame_in)))
         if prev_in is not None:
             motion = estimator.motion(prev_in, frame_in)
             if motion.cut:
@@ -151,6 +179,8 @@ def warping_error(
         l1=float(np.nanmean(l1)) if l1 else math.nan,
         strength=tuple(strength),
         seams={k: v for k, v in seams.items() if v},
+        brightness=tuple(brightness),
+        saturation=tuple(saturation),
     )
 
 

@@ -92,3 +92,22 @@ def test_seam_frames_are_reported_apart_and_plotted(pan, tmp_path: Path) -> None
     from PIL import Image
 
     assert Image.open(picture).size == (1000, 500)
+
+
+def test_drift_compares_the_last_frames_with_the_first(pan, tmp_path: Path, capsys) -> None:
+    """A render that fades and greys over its length drifts; the input against itself does not."""
+    from distdream.cli import main
+
+    clip, frames = pan
+    faded = []
+    for k, f in enumerate(frames):
+        grey = f.mean(axis=-1, keepdims=True)
+        share = 0.5 * k / (len(frames) - 1)  # the last frames lose half their colour and 10 % brightness
+        faded.append(np.clip((f * (1 - share) + grey * share) * (1 - 0.2 * share), 0, 255).astype(np.uint8))
+    out = write_clip(tmp_path / "faded.mp4", faded, audio=None, crf=10)
+    moved = warping_error(clip, out).drift(window=4)
+    assert -0.12 < moved["brightness"] < -0.08 and -0.6 < moved["saturation"] < -0.4 and moved["strength"] > 1
+    still = warping_error(clip, clip).drift(window=4)
+    assert abs(still["brightness"]) < 1e-9 and abs(still["saturation"]) < 1e-9
+    assert main(["metrics", str(clip), str(out)]) == 0
+    assert "drift             brightness -" in capsys.readouterr().out
