@@ -6,12 +6,15 @@ download or ship media; scikit-image ships a few photos, and a moving crop makes
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 
 import numpy as np
 from PIL import Image
 
-__all__ = ["pan_frames", "sample_photo"]
+__all__ = ["pan_frames", "sample_photo", "shot_frames"]
+
+PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry")
 
 
 def sample_photo(name: str = "astronaut") -> np.ndarray:
@@ -34,3 +37,15 @@ def pan_frames(n: int, width: int, height: int, *, photo: np.ndarray | None = No
         x0 = (pw - cw) * (0.1 + 0.8 * t)
         y0 = (ph - ch) * (0.3 + 0.3 * np.sin(np.pi * t))
         yield np.asarray(img.resize((width, height), Image.BILINEAR, box=(x0, y0, x0 + cw, y0 + ch)))
+
+
+def shot_frames(shots: int, frames_per_shot: int, width: int, height: int) -> Iterator[np.ndarray]:
+    """Yield ``shots`` pans of ``frames_per_shot`` frames each, over different photos in turn: a
+    clip with a hard cut every ``frames_per_shot`` frames (for shot-aware chunking)."""
+    for k in range(shots):
+        photo = sample_photo(PHOTOS[k % len(PHOTOS)])
+        if k >= len(PHOTOS):  # photos repeat: mirror them so no two shots are alike
+            photo = np.ascontiguousarray(photo[:, ::-1])
+        # the start of a 48-frame pan: a camera speed footage has, whatever the shot's length
+        # (a whole pan squeezed into a few frames moves so fast that flow loses track of it)
+        yield from itertools.islice(pan_frames(max(frames_per_shot, 48), width, height, photo=photo), frames_per_shot)

@@ -33,15 +33,17 @@ def test_quick_bench_json_has_every_figure_as_a_finite_number(tmp_path: Path, ca
     out, picture = tmp_path / "bench.json", tmp_path / "bench.png"
     assert main(["bench", "--quick", "--device", "cpu", "--json", str(out), "--plot", str(picture)]) == 0
     printed = capsys.readouterr().out
-    assert "speedup" in printed and "seam ratio" in printed and "driver peak RSS" in printed
+    assert "speedup" in printed and "in the seam windows" in printed and "driver peak RSS" in printed
+    assert "temporal coherence at equal strength" in printed
     figures = json.loads(out.read_text())
     assert figures["env"]["device"].startswith("cpu") and figures["env"]["torch"] == torch.__version__
     expected = {
         "step": {"distdream_ms", "naive_ms", "speedup", "grad_rel_error"},
         "io": {"range_read_fps", "from_start_fps", "join_seconds", "reencode_seconds", "probe_seconds"},
         "engine": {"pure_dream_seconds", "one_worker_seconds", "pipeline_efficiency", "n_workers_seconds", "speedup",
-                   "lead_in_overhead", "driver_rss_mib", "driver_rss_mib_10x", "warping_error_default",
-                   "warping_error_independent", "seam_ratio"},
+                   "lead_in_overhead", "driver_rss_mib", "driver_rss_mib_10x", "warping_error_crossfaded",
+                   "seam_ratio", "seam_strength_ratio"},
+        "coherence": {"input_warping_error", "target_strength"},
         "render": {"seconds", "frames_per_s", "decode_seconds", "flow_seconds", "dream_seconds", "encode_seconds",
                    "wait_share"},
     }
@@ -51,6 +53,17 @@ def test_quick_bench_json_has_every_figure_as_a_finite_number(tmp_path: Path, ca
         for name in names:
             value = entry[name]
             assert isinstance(value, (int, float)) and math.isfinite(value), (section, name, value)
+    engine = figures["engine"]
+    assert engine["shots"] == 4 and engine["seams"]["cut"] == 3 and engine["seams"]["handoff"] > 0  # shot-aware
+    coherence = {r["way"]: r for r in figures["coherence"]["rows"]}
+    assert list(coherence) == ["default", "independent", "seed tool's rule", "previous default", "temporal term 0.1"]
+    assert coherence["default"]["learning_rate"] == DreamConfig().learning_rate and coherence["default"]["matched"]
+    for row in coherence.values():
+        assert math.isfinite(row["warping_error"]) and len(row["strength_over_time"]) == 12
+        if row["matched"]:
+            assert row["strength"] == pytest.approx(coherence["default"]["strength"], rel=0.05)
+    # carrying the dream is steadier than dreaming every frame on its own, at equal strength
+    assert coherence["default"]["warping_error"] < coherence["independent"]["warping_error"]
     render = figures["render"][0]
     assert render["frames"] == 8 and render["lanes"] == 1 and render["peak_mib"] is None  # no device memory on CPU
     assert min(render[f"{stage}_seconds"] for stage in ("decode", "flow", "dream", "encode")) > 0
@@ -144,3 +157,11 @@ print(sorted(json.load(open({str(tmp_path / "b.json")!r}))))
     assert "['env', 'render', 'step']" in done.stdout
     assert "the engine section runs on Ray, which is not installed" in done.stderr
     assert "this command runs on Ray, which is not installed here" in done.stderr
+
+
+def test_the_cli_offers_every_bench_section() -> None:
+    """The CLI keeps its own list (so --help does not import torch); it must not fall behind."""
+    from distdream.bench import SECTIONS
+    from distdream.cli import BENCH_SECTIONS
+
+    assert BENCH_SECTIONS == SECTIONS

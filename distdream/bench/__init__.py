@@ -12,6 +12,8 @@ The sections, each a module of its own:
 - ``render`` (:mod:`.render`): one worker's render end to end in this process, per stage
   (decode, flow, dream, encode) and the share of time the network waited on the others;
 - ``halving`` (:mod:`.render`, CUDA only): lanes on a card capped below what they need;
+- ``coherence`` (:mod:`.coherence`): E_warp of independent frames, the seed tool's rule, the
+  previous default, the default and the temporal term, each at the default's strength;
 - ``compile``: ``torch.compile`` against eager at the default precision, one lane and the most
   lanes, with the compile time of each batch size apart (not run unless asked for).
 
@@ -36,6 +38,7 @@ import torch
 from ..config import DreamConfig, RenderConfig
 from ..dream import resolve_device
 from ..errors import ConfigError
+from .coherence import CoherenceBenchmark, bench_coherence
 from .common import device_name
 from .engine import EngineBenchmark, bench_engine
 from .lanes import LaneRow, LanesBenchmark, bench_lanes
@@ -47,6 +50,7 @@ from .videoio import IOBenchmark, bench_io
 __all__ = [
     "SECTIONS",
     "BenchPlan",
+    "CoherenceBenchmark",
     "EngineBenchmark",
     "HalvingBenchmark",
     "IOBenchmark",
@@ -54,6 +58,7 @@ __all__ = [
     "LanesBenchmark",
     "RenderBenchmark",
     "StepBenchmark",
+    "bench_coherence",
     "bench_engine",
     "bench_halving",
     "bench_io",
@@ -66,7 +71,7 @@ __all__ = [
     "run_sections",
 ]
 
-SECTIONS = ("step", "io", "engine", "lanes", "render", "halving", "compile")
+SECTIONS = ("step", "io", "engine", "lanes", "render", "halving", "coherence", "compile")
 
 Size = tuple[int, int]
 
@@ -205,6 +210,15 @@ def run_sections(
             elif section == "lanes":
                 result = bench_lanes(device=plan.device, width=frame_size[0], height=frame_size[1],
                                      frames_per_lane=3 if plan.quick else 6, lanes=plan.lanes, compile=plan.compile)
+            elif section == "coherence":
+                if plan.quick:  # a light dream on a short clip: the table's shape, in a minute
+                    light = RenderConfig(dream=DreamConfig(num_iterations=2, num_octaves=2), crf=12)
+                    result = bench_coherence(frames=12, width=64, height=48, config=light, device=plan.device,
+                                             max_renders=2)
+                else:
+                    size = (320, 180) if cuda else (128, 72)
+                    result = bench_coherence(frames=48 if cuda else 36, width=size[0], height=size[1],
+                                             device=plan.device)
             elif section == "compile":
                 result = bench_lanes(device=plan.device, width=frame_size[0], height=frame_size[1],
                                      frames_per_lane=3 if plan.quick else 6, lanes=(1, max(plan.lanes)),

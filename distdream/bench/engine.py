@@ -1,24 +1,31 @@
-"""The engine on a local Ray instance: efficiency, scaling, driver memory, temporal quality.
+"""The engine on a local Ray instance: efficiency, scaling, driver memory, seams.
 
-Pipeline efficiency is the same frames and iterations dreamed in-process with no I/O, over a
-one-worker render end to end; beside it the speedup of N workers over one, the driver's peak
-memory for a clip and one ten times longer, and the warping error of the default render against
-independent per-frame dreaming, and inside seam windows against elsewhere. The only part of the
-benchmark that needs Ray, which it imports when it runs.
+On a many-shot clip (a cut every few frames, the planner's default ``--seams auto``: boundaries on
+the cuts, handoffs inside the shots) it measures pipeline efficiency — the same frames and
+iterations dreamed in-process with no I/O, over a one-worker render end to end — and the speedup
+of N workers over one. Beside them the driver's peak memory for a clip and one ten times longer,
+and, on a one-shot pan forced to crossfade seams, the warping error inside the seam windows over
+elsewhere. The only part of the benchmark that needs Ray, which it imports when it runs.
+Steadiness against other ways of rendering is :mod:`.coherence`'s, at equal strength.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 import time
 from dataclasses import asdict, dataclass
+from collections.abc import Sequence
 from pathlib import Path
+
+import numpy as np
 
 from ..config import DreamConfig, RenderConfig
 from ..dream import Dreamer
 from ..images import array_to_tensor
-from ..samples import pan_frames
+from ..plan import Chunk
+from ..samples import pan_frames, shot_frames
 from ..video import read_frames, write_clip
 
 __all__ = ["EngineBenchmark", "bench_engine"]
@@ -42,9 +49,11 @@ class EngineBenchmark:
     driver_rss_mib: float  # driver peak RSS while rendering a clip …
     driver_rss_mib_10x: float  # … and one ten times longer
     rss_frames: int
-    warping_error_default: float
-    warping_error_independent: float  # every frame dreamed on its own, same settings
-    seam_ratio: float  # warping error inside seam windows / elsewhere
+    shots: int
+    seams: dict[str, int]  # boundaries of the many-shot plan by kind (cut, handoff, crossfade)
+    warping_error_crossfaded: float  # the one-shot pan rendered with crossfade seams
+    seam_ratio: float  # its warping error inside the crossfade windows / elsewhere
+    seam_strength_ratio: float  # its strength inside the windows / elsewhere
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -68,9 +77,7 @@ def _render_peak_rss(clip: Path, out: Path, config: RenderConfig, **options: obj
 
 
 def bench_engine(*, quick: bool = False, workers: int | None = None) -> EngineBenchmark:
-    """Pipeline efficiency, scaling, driver memory and temporal quality on a local Ray instance."""
-    import torch
-
+    """Pipeline efficiency and scaling on a many-shot clip, driver memory and crossfade seams."""
     from ..engine import connect, plan, render
     from ..metrics import warping_error
 
@@ -78,71 +85,82 @@ def bench_engine(*, quick: bool = False, workers: int | None = None) -> EngineBe
     cpus = int(ray_cpus())
     workers = workers or max(1, cpus)
     if quick:
-        n, w, h = 16, 96, 64
+        shots, per_shot, w, h = 4, 6, 96, 64
         dream = DreamConfig(num_iterations=2, num_octaves=2, dream_layers=("_blocks.5",))
-        job = dict(chunk_frames=6, overlap=2, scan_cuts=False, seams="crossfade")
-        rss_frames = 40
+        chunk_frames, overlap = 4, 2
+        rss_frames = 20
     else:
-        n, w, h = 48, 160, 90
+        shots, per_shot, w, h = 6, 12, 160, 90
         dream = DreamConfig()
-        job = dict(chunk_frames=12, overlap=4, scan_cuts=False, seams="crossfade")  # the seam figure needs windows
+        chunk_frames, overlap = 6, 4
         rss_frames = 120
+    n = shots * per_shot
     # quick: the lightest dream (no keyframe settling); full: the default recipe
     config = RenderConfig(dream=dream, preset="veryfast", keyframe_settle=0 if quick else RenderConfig().keyframe_settle)
+    job = dict(chunk_frames=chunk_frames, overlap=chunk_frames // 3, workers=workers)
     with tempfile.TemporaryDirectory(prefix="distdream-bench-") as tmp:
         d = Path(tmp)
-        clip = write_clip(d / "clip.mp4", pan_frames(n, w, h), audio="aac")
+        clip = write_clip(d / "shots.mp4", shot_frames(shots, per_shot, w, h), audio="aac")
         job_plan = plan(clip, config, **job)
-
-        # pure dream compute: the same frames, keyframe and carried iterations, no I/O, no Ray
-        frames = list(read_frames(clip))
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # as one CPU worker runs
-        try:
-            dreamer = Dreamer(dream, device="cpu")
-            t0 = time.perf_counter()
-            for chunk in job_plan.chunks:
-                gen = torch.Generator().manual_seed(chunk.seed)
-                for i in range(chunk.first, chunk.end):
-                    keyframe = i == chunk.first  # every chunk here begins with one (crossfade seams)
-                    steps = config.keyframe_steps if keyframe else config.frame_steps
-                    image = array_to_tensor(frames[i])
-                    dreamer.dream(image, generator=gen, num_iterations=steps)
-                    for _ in range(config.keyframe_settle if keyframe else 0):  # as the render settles it
-                        dreamer.dream(image, generator=gen, num_iterations=config.frame_steps)
-            pure = time.perf_counter() - t0
-        finally:
-            torch.set_num_threads(threads)
+        pure = _pure_dream_seconds(clip, job_plan.chunks, config)
 
         t0 = time.perf_counter()
-        render(clip, d / "one.mp4", config, workers=1, **job)
+        render(clip, d / "one.mp4", config, **{**job, "workers": 1})
         one = time.perf_counter() - t0
         t0 = time.perf_counter()
-        render(clip, d / "many.mp4", config, workers=workers, **job)
+        render(clip, d / "many.mp4", config, **job)
         many = time.perf_counter() - t0
 
-        independent = RenderConfig(dream=dream, preset="veryfast", decay=0.0, frame_iterations=config.keyframe_steps,
-                                   occlusion_mask=False)
-        render(clip, d / "independent.mp4", independent, workers=workers, **job)
-        default_err = warping_error(clip, d / "many.mp4")
-        independent_err = warping_error(clip, d / "independent.mp4")
-        seam = sorted({f for c in job_plan.chunks if c.lead_in for f in range(c.first, c.start + 1)})
-        rest = [f for f in range(n) if f not in seam]
+        # crossfade seams on one long shot: is the window steadier or shakier than the rest?
+        pan = write_clip(d / "pan.mp4", pan_frames(n, w, h), audio=None)
+        faded = dict(chunk_frames=2 * chunk_frames, overlap=overlap, workers=workers, scan_cuts=False,
+                     seams="crossfade")
+        pan_plan = plan(pan, config, **faded)
+        render(pan, d / "faded.mp4", config, **faded)
+        seams = warping_error(pan, d / "faded.mp4", chunks=pan_plan.chunks)
+        window = set(seams.seams.get("crossfade", []))
+        strength_in = [s for i, s in enumerate(seams.strength) if i in window]
+        strength_out = [s for i, s in enumerate(seams.strength) if i not in window]
 
         cheap = RenderConfig(dream=DreamConfig(num_iterations=1, num_octaves=1, dream_layers=("_blocks.3",)),
                              preset="ultrafast")
         short = write_clip(d / "short.mp4", pan_frames(rss_frames, 64, 48), audio="aac")
         long = write_clip(d / "long.mp4", pan_frames(10 * rss_frames, 64, 48), audio="aac")
-        rss_short = _render_peak_rss(short, d / "short_out.mp4", cheap, chunk_frames=30, overlap=4)
-        rss_long = _render_peak_rss(long, d / "long_out.mp4", cheap, chunk_frames=30, overlap=4)
+        rss_short = _render_peak_rss(short, d / "short_out.mp4", cheap, chunk_frames=30, overlap=4, scan_cuts=False)
+        rss_long = _render_peak_rss(long, d / "long_out.mp4", cheap, chunk_frames=30, overlap=4, scan_cuts=False)
     return EngineBenchmark(
-        frames=n, width=w, height=h, chunks=len(job_plan.chunks), workers=workers,
+        frames=n, width=w, height=h, chunks=len(job_plan.chunks), workers=workers, shots=shots,
+        seams={kind: sum(c.begins == kind for c in job_plan.chunks) for kind in ("cut", "handoff", "crossfade")},
         pure_dream_seconds=pure, one_worker_seconds=one, pipeline_efficiency=pure / one,
         n_workers_seconds=many, speedup=one / many, lead_in_overhead=job_plan.lead_in_overhead,
         driver_rss_mib=rss_short, driver_rss_mib_10x=rss_long, rss_frames=rss_frames,
-        warping_error_default=default_err.mean, warping_error_independent=independent_err.mean,
-        seam_ratio=default_err.over(seam) / default_err.over(rest),
+        warping_error_crossfaded=seams.mean, seam_ratio=seams.seam_ratio("crossfade"),
+        seam_strength_ratio=float(np.mean(strength_in) / np.mean(strength_out)) if strength_in else math.nan,
     )
+
+
+def _pure_dream_seconds(clip: Path, chunks: Sequence[Chunk], config: RenderConfig) -> float:
+    """The plan's frames and iterations dreamed in this process on one torch thread, no I/O."""
+    import torch
+
+    frames = list(read_frames(clip))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as one CPU worker runs
+    try:
+        dreamer = Dreamer(config.dream, device="cpu")
+        t0 = time.perf_counter()
+        for chunk in chunks:
+            gen = torch.Generator().manual_seed(chunk.seed)
+            for i in range(chunk.first, chunk.end):
+                keyframe = i == chunk.first and chunk.begins != "handoff"
+                steps = config.keyframe_steps if keyframe else config.frame_steps
+                image = array_to_tensor(frames[i])
+                dreamer.dream(image, generator=gen, num_iterations=steps)
+                for _ in range(config.keyframe_settle if keyframe else 0):  # as the render settles it
+                    dreamer.dream(image, generator=gen, num_iterations=config.frame_steps)
+        return time.perf_counter() - t0
+    finally:
+        torch.set_num_threads(threads)
 
 
 def ray_cpus() -> float:

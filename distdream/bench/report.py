@@ -6,6 +6,7 @@ a saved file as well as from a run.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -49,7 +50,9 @@ def _io(io: Mapping[str, Any], echo: Echo) -> None:
 
 
 def _engine(e: Mapping[str, Any], echo: Echo) -> None:
-    echo(f"engine, {e['frames']} frames {e['width']}×{e['height']}, {e['chunks']} chunks, local Ray:")
+    kinds = ", ".join(f"{v} {k}s" for k, v in e["seams"].items() if v)
+    echo(f"engine, {e['frames']} frames {e['width']}×{e['height']} in {e['shots']} shots, {e['chunks']} chunks "
+         f"({kinds}), local Ray:")
     _row(echo, "pure dream compute (same frames, no I/O)", f"{e['pure_dream_seconds']:8.1f} s")
     _row(echo, "render with 1 worker, end to end",
          f"{e['one_worker_seconds']:8.1f} s   (efficiency {e['pipeline_efficiency']:.2f})")
@@ -57,9 +60,24 @@ def _engine(e: Mapping[str, Any], echo: Echo) -> None:
     _row(echo, "lead-in overhead", f"{100 * e['lead_in_overhead']:8.1f} %")
     _row(echo, f"driver peak RSS, {e['rss_frames']} vs {10 * e['rss_frames']} frames",
          f"{e['driver_rss_mib']:8.0f} vs {e['driver_rss_mib_10x']:.0f} MiB")
-    _row(echo, "warping error: independent frames", f"{e['warping_error_independent']:8.5f}")
-    _row(echo, "warping error: distdream default", f"{e['warping_error_default']:8.5f}")
-    _row(echo, "seam ratio (seam windows / elsewhere)", f"{e['seam_ratio']:8.2f}")
+    _row(echo, "one shot, crossfade seams: warping error", f"{e['warping_error_crossfaded']:8.5f}")
+    _row(echo, "  in the seam windows / elsewhere", f"{e['seam_ratio']:8.2f}×")
+    _row(echo, "  strength in the seam windows / elsewhere", f"{e['seam_strength_ratio']:8.2f}×")
+
+
+def _coherence(c: Mapping[str, Any], echo: Echo) -> None:
+    echo(f"temporal coherence at equal strength, {c['frames']} frames {c['width']}×{c['height']} (strength matched "
+         f"to the default's {c['target_strength']:.1f} within {100 * c['tolerance']:.0f} %; the input's own E_warp "
+         f"{c['input_warping_error']:.5f}):")
+    echo(f"  {'rendering':<24}{'rate':>8}{'strength':>10}{'E_warp':>10}{'× input':>9}{'× indep.':>9}"
+         f"{'steps/frame':>12}{'windows':>12}")
+    independent = next((r["warping_error"] for r in c["rows"] if r["way"] == "independent"), math.nan)
+    for r in c["rows"]:
+        flag = "" if r["matched"] else "  (strength not matched)"
+        echo(f"  {r['way']:<24}{r['learning_rate']:>8.4f}{r['strength']:>10.1f}{r['warping_error']:>10.5f}"
+             f"{r['warping_error'] / c['input_warping_error']:>9.1f}{r['warping_error'] / independent:>9.2f}"
+             f"{r['steps_per_frame']:>12.0f}{r['windows'][0]:>7.2f}–{r['windows'][1]:.2f}{flag}")
+    echo("  windows: the lowest and highest 10-frame strength over the median")
 
 
 def _lanes(lb: Mapping[str, Any], echo: Echo) -> None:
@@ -102,7 +120,7 @@ def _halving(h: Mapping[str, Any], echo: Echo) -> None:
 
 _REPORTS: dict[str, Callable[[Any, Echo], None]] = {
     "step": _step, "io": _io, "engine": _engine, "lanes": _lanes, "render": _render, "halving": _halving,
-    "compile": _lanes,
+    "compile": _lanes, "coherence": _coherence,
 }
 
 
@@ -145,9 +163,20 @@ def plot(figures: Figures, path: str | os.PathLike[str]) -> Path:
         panels.append(lambda ax: _bars(ax, ["pure dream", "1 worker", f"{e['workers']} workers"],
                                        [e["pure_dream_seconds"], e["one_worker_seconds"], e["n_workers_seconds"]],
                                        f"render (s), {e['frames']} frames"))
-        panels.append(lambda ax: _bars(ax, ["independent", "default", "seams"],
-                                       [e["warping_error_independent"], e["warping_error_default"],
-                                        e["warping_error_default"] * e["seam_ratio"]], "warping error"))
+    if "coherence" in figures:
+        c = figures["coherence"]
+
+        def strength_panel(ax: Any) -> None:
+            for r in c["rows"]:
+                ax.plot(r["strength_over_time"], lw=1.2, label=f"{r['way']} (E_warp {r['warping_error']:.4f})")
+            ax.set_xlabel("frame", fontsize=8)
+            ax.set_title("strength over time, equal strength", fontsize=10)
+            ax.legend(fontsize=6)
+            ax.tick_params(labelsize=8)
+
+        panels.append(lambda ax: _bars(ax, [r["way"].replace(" ", "\n", 1) for r in c["rows"]],
+                                       [r["warping_error"] for r in c["rows"]], "E_warp at equal strength"))
+        panels.append(strength_panel)
     lanes_rows = list(figures.get("lanes", {}).get("rows", []))
     if lanes_rows:
 
