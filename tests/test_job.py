@@ -218,18 +218,24 @@ def test_handoffs_render_each_shot_exactly_as_one_chunk_would(tmp_path: Path) ->
              list(pan_frames(40, 96, 64, photo=sample_photo("chelsea")))[:12]]
     clip = write_clip(tmp_path / "cuts.mp4", [f for shot in shots for f in shot], audio=None)
     p = plan(clip, CFG, chunk_frames=5, overlap=2, workers=2)
-    assert {c.start for c in p.chunks if c.begins == "cut"} == {14, 30}  # found by the scan
+    assert {c.start for c in p.chunks if c.begins == "cut"} == {14, 30}  # found by the scan (here: one slice)
+    # a long video's scan is split over Ray tasks, each from one frame before its slice: the
+    # same cuts, also where one falls on a slice's first frame (14: slices 0–7, 6–14, 13–21 …)
+    from distdream.engine.driver import find_cuts
+
+    options = JobOptions(chunk_frames=5, overlap=2)
+    assert find_cuts(probe(clip), CFG, options, slice_frames=7) == [14, 30]
     assert [c.begins for c in p.chunks].count("handoff") == len(p.chunks) - 3 > 0
     assert p.parallelism == pytest.approx(42 / 16)  # three chains; the longest is the 16-frame shot
     job = submit(clip, tmp_path / "out.mp4", CFG, chunk_frames=5, overlap=2, workers=2)
     result = job.result(timeout=600)
     assert result.chunks == len(p.chunks) and result.lead_in_overhead == 0
     chunked = frames_of(result.output)
-    alone = []
-    for k, (a, b) in enumerate([(0, 14), (14, 30), (30, 42)]):
-        out = render(clip, tmp_path / f"shot{k}.mp4", CFG, frame_range=(a, b), chunk_frames=1000, overlap=0,
-                     workers=1, scan_cuts=False)
-        alone += frames_of(out.output)
+    # each shot as one chunk: chunks longer than the clip, so the cuts alone bound them (a cut
+    # restarts the dream as the start of a render does; a chunk's seed depends on its start only)
+    whole = render(clip, tmp_path / "shots.mp4", CFG, chunk_frames=1000, overlap=0, workers=1)
+    assert whole.chunks == 3
+    alone = frames_of(whole.output)
     assert len(chunked) == len(alone) == 42
     assert all(np.array_equal(x, y) for x, y in zip(chunked, alone, strict=True))
     # and a handoff is not a restart: a chunk's first frame carries its predecessor's dream

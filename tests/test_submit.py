@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from distdream.samples import pan_frames
 from distdream.video import probe, write_clip
 from tests.conftest import free_port
 
+# the `ray` command of the interpreter running the tests (a venv's bin need not be on PATH)
+RAY = str(Path(sys.executable).with_name("ray"))
 
 
 @pytest.fixture(scope="module")
@@ -24,8 +27,9 @@ def head() -> str:
     cluster); yields the dashboard's address."""
     port, dashboard = free_port(), free_port()
     address = f"http://127.0.0.1:{dashboard}"
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
-    subprocess.run(["ray", "start", "--head", f"--port={port}", "--dashboard-host=127.0.0.1",
+    # the head's jobs run `distdream` by name: find it beside this interpreter, activated or not
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PATH": f"{Path(RAY).parent}{os.pathsep}{os.environ['PATH']}"}
+    subprocess.run([RAY, "start", "--head", f"--port={port}", "--dashboard-host=127.0.0.1",
                     f"--dashboard-port={dashboard}", "--num-cpus=2", "--include-dashboard=true"],
                    check=True, env=env, capture_output=True, timeout=180)
     deadline = time.monotonic() + 120
@@ -38,7 +42,7 @@ def head() -> str:
                 raise
             time.sleep(1)
     yield address
-    subprocess.run(["ray", "stop", "--force"], capture_output=True, timeout=120)
+    subprocess.run([RAY, "stop", "--force"], capture_output=True, timeout=120)
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:

@@ -59,8 +59,8 @@ def _options(job_options: dict[str, Any]) -> JobOptions:
 
 def plan(input: str | os.PathLike[str], config: RenderConfig | None = None, **job_options: Any) -> JobPlan:
     """The chunks a render of ``input`` would use and how each begins. Nothing is dreamed; with
-    ``scan_cuts`` (the default) the cut scan runs as Ray tasks (a local instance is started if
-    none is connected). The plan's chains assume ``slots`` = workers × lanes of the cluster it
+    ``scan_cuts`` (the default) the cut scan runs (here for a short range, else as Ray tasks;
+    a local Ray instance is started if none is connected). The plan's chains assume ``slots`` = workers × lanes of the cluster it
     connects to, or of this machine's CPUs."""
     from ..video import probe
 

@@ -34,13 +34,26 @@ from .worker import DreamWorker, progress_counter, scan_cuts_task, seam_task
 __all__ = ["Job", "find_cuts", "make_plan"]
 
 
-def find_cuts(index: VideoIndex, config: RenderConfig, options: JobOptions) -> list[int]:
-    """Scene cuts of the rendered range, scanned by Ray tasks (each decodes its own slice)."""
+# frames per cut-scan task: a task's start-up (a worker process importing torch, cv2 and PyAV)
+# costs seconds, while a small frame's two flows cost milliseconds; long videos still spread
+# over many tasks (a two-hour film at 24 fps: 346)
+SCAN_SLICE = 500
+
+
+def find_cuts(index: VideoIndex, config: RenderConfig, options: JobOptions, *,
+              slice_frames: int = SCAN_SLICE) -> list[int]:
+    """Scene cuts of the rendered range: scanned here when it is one slice long, else by Ray
+    tasks in parallel (each decodes its own slice, from one frame before it)."""
+    from ..pipeline import scan_cuts
+
     a, b = options.frame_range or (0, index.frame_count)
-    step = max(options.chunk_frames, 1)
-    index_ref = ray.put(index)
+    step = max(slice_frames, 1)
     # each slice starts one frame early so that a cut on a slice boundary is seen
-    refs = [scan_cuts_task.remote(index_ref, max(a, s - 1), min(b, s + step), config) for s in range(a, b, step)]
+    slices = [(max(a, s - 1), min(b, s + step)) for s in range(a, b, step)]
+    if len(slices) == 1:  # starting a task would take longer than the scan itself
+        return scan_cuts(index, *slices[0], config)
+    index_ref = ray.put(index)
+    refs = [scan_cuts_task.remote(index_ref, start, end, config) for start, end in slices]
     limit = 600.0 + 2.0 * (b - a)  # decoding and two flows a frame: far below a second each
     try:
         parts = ray.get(refs, timeout=limit)

@@ -88,7 +88,7 @@ class JobOptions:
     start_timeout: float = 600.0  # seconds a new worker may take to answer its first ping
     max_start_failures: int = 3  # workers that fail to start (raise, die, or time out) before the job fails
     connect_timeout: float = 30.0  # seconds to reach an existing cluster
-    scan_cuts: bool = True  # scan for scene cuts first (Ray tasks, in parallel) and put chunk boundaries on them
+    scan_cuts: bool = True  # scan for scene cuts first (Ray tasks in parallel) and put chunk boundaries on them
     seams: str = "auto"  # inside a shot: handoff (exact, sequential), crossfade (parallel), or auto
     keep_source_time: bool = False  # a --frames range keeps the source's timestamps instead of starting at 0
     inject_faults: tuple[Fault, ...] = ()  # testing aid
