@@ -24,6 +24,7 @@ import numpy as np
 from distdream.config import RenderConfig
 from distdream.engine import connect, plan, render
 from distdream.metrics import warping_error
+from distdream.paths import save_figure
 from distdream.samples import pan_frames
 from distdream.sheets import save_grid
 from distdream.video import read_frames, write_clip
@@ -77,7 +78,7 @@ def main(outdir: Path, frames: int = 240, width: int = 96, height: int = 64) -> 
         ax.legend(fontsize=8)
         ax.tick_params(labelsize=8)
         fig.tight_layout()
-        fig.savefig(outdir / "strength-before-after.png", dpi=100)
+        save_figure(fig, outdir / "strength-before-after.png")
 
         after, p = outputs["after"]
         tiles, labels = [], []

@@ -191,7 +191,7 @@ def plot_over_time(result: WarpingError, path: str | os.PathLike[str], title: st
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .paths import temp_sibling
+    from .paths import save_figure
 
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 5), sharex=True)
     top.plot(result.strength, color="#4c72b0", lw=1.2)
@@ -214,12 +214,7 @@ def plot_over_time(result: WarpingError, path: str | os.PathLike[str], title: st
     fig.suptitle(title or f"E_warp {result.mean:.5f} ({result.ratio:.1f}× the input's); median strength "
                  f"{np.median(result.strength):.1f}", fontsize=10)
     fig.tight_layout()
-    out = Path(path)
-    tmp = temp_sibling(out)
-    fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-    os.replace(tmp, out)
-    return out
+    return save_figure(fig, path)
 
 
 def _runs(frames: Sequence[int]) -> list[list[int]]:

@@ -10,10 +10,11 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from .errors import DistDreamError, OutputError
 
-__all__ = ["check_output_path", "temp_sibling"]
+__all__ = ["check_output_path", "save_figure", "temp_sibling"]
 
 
 def check_output_path(path: str | os.PathLike[str], *, error: type[DistDreamError] = OutputError) -> Path:
@@ -61,3 +62,18 @@ def temp_sibling(final: str | os.PathLike[str], tag: str = "partial") -> Path:
     finally:
         os.close(fd)
     return Path(tmp)
+
+
+def save_figure(fig: Any, path: str | os.PathLike[str]) -> Path:
+    """Write a matplotlib figure to ``path`` as PNG under a temp name, rename it, close it."""
+    import matplotlib.pyplot as plt
+
+    out = Path(path)
+    tmp = temp_sibling(out)
+    try:
+        fig.savefig(tmp, format="png", dpi=100)
+        os.replace(tmp, out)
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)
+    return out

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..paths import temp_sibling
+from ..paths import save_figure
 
 __all__ = ["plot", "report"]
 
@@ -215,9 +215,4 @@ def plot(figures: Figures, path: str | os.PathLike[str]) -> Path:
         draw(ax)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    out = Path(path)
-    tmp = temp_sibling(out)
-    fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-    os.replace(tmp, out)
-    return out
+    return save_figure(fig, path)
