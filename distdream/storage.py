@@ -94,20 +94,8 @@ def read_text(path: str | os.PathLike[str]) -> str:
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> None:
-    """Replace the file or object at ``path`` whole (temp + rename locally, one put remotely)."""
-    if is_uri(path):
-        fs, p = _fs(str(path))
-        fs.pipe_file(p, text.encode())
-        return
-    from .paths import temp_sibling
-
-    tmp = temp_sibling(path, "tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # a full disk must not leave the temp behind
-        raise
+    """Replace the file or object at ``path`` whole with UTF-8 ``text`` (see :func:`write_bytes`)."""
+    write_bytes(path, text.encode())
 
 
 def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
@@ -123,7 +111,7 @@ def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
         tmp.write_bytes(data)
         os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)  # a full disk must not leave the temp behind
         raise
 
 
