@@ -131,7 +131,7 @@ def render_options(func: Any) -> Any:
         click.option("--keyframe-settle", type=int, default=r.keyframe_settle, show_default=True,
                      help="Carried-frame updates a keyframe gets in place, so a shot starts at steady strength."),
         click.option("--temporal-weight", type=float, default=r.temporal_weight, show_default=True,
-                     help="λ: each step pulls a carried frame this far back toward the warped previous output."),
+                     help="λ: each step pulls a carried frame this far back toward itself plus the previous dream, warped."),
         click.option("--occlusion-mask/--no-occlusion-mask", default=r.occlusion_mask, show_default=True,
                      help="Drop the carried dream where the scene is newly visible."),
         click.option("--flow", "flow_method", type=click.Choice(FLOW_METHODS), default=f.method, show_default=True,

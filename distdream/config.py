@@ -202,7 +202,7 @@ class RenderConfig:
     # costs about as much as this many carried frames per keyframe
     keyframe_settle: int = 10
     # λ of the temporal term: after each step a carried frame moves this share of the way back to
-    # the previous output, warped, on pixels the flow can be trusted on (0 turns it off)
+    # itself plus the previous dream warped onto it, on pixels the flow can be trusted on (0: off)
     temporal_weight: float = 0.0
     occlusion_mask: bool = True  # drop the carried residual where the scene is new (disoccluded)
     crf: int = 18  # x264 quality of the output: 0 lossless … 51 worst

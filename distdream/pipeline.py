@@ -155,33 +155,51 @@ def _offer(out: queue.Queue, item: object, stop: threading.Event) -> bool:
     return False
 
 
-def _anchor(motion: FrameMotion, frame: torch.Tensor) -> Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
-    """The previous output moved onto this frame, and where that move is reliable (the
-    consistency mask, off motion boundaries): the temporal term's target and weight.
+def _mover(motion: FrameMotion) -> Callable[[torch.Tensor], torch.Tensor]:
+    """warp(residual) by this frame's backward flow, (1, 3, H, W). The carry and the temporal
+    term's anchor both need it for the same residual: the last one is kept, so it is warped once."""
+    last: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def moved(residual: torch.Tensor) -> torch.Tensor:
+        if last and last[0][0] is residual:
+            return last[0][1]
+        out = warp(residual[0].permute(1, 2, 0).numpy(), motion.backward)  # (H, W, 3)
+        result = torch.from_numpy(np.ascontiguousarray(out)).permute(2, 0, 1).unsqueeze(0)
+        last[:] = [(residual, result)]  # holding the residual keeps its identity unique
+        return result
+
+    return moved
+
+
+def _anchor(
+    motion: FrameMotion, frame: torch.Tensor, moved: Callable[[torch.Tensor], torch.Tensor]
+) -> Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """The temporal term's target, this frame plus the previous dream moved onto it, and its
+    weight, where that move is reliable (the consistency mask, off motion boundaries).
 
     The target is this frame plus the previous dream *residual* warped, not the previous output
     warped: warping resamples, and pulling the picture itself toward a resampled copy frame after
     frame would blur the footage (seen as a washed-out, soft image after a few dozen frames); the
     frame stays sharp this way and only the dream is carried.
     """
+    trust = motion.mask if motion.reliable is None else motion.mask * motion.reliable
+    weight = torch.from_numpy(np.ascontiguousarray(trust, dtype=np.float32))[None, None]
 
     def anchor(residual: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        moved = warp(residual[0].permute(1, 2, 0).numpy(), motion.backward)  # (H, W, 3)
-        trust = motion.mask if motion.reliable is None else motion.mask * motion.reliable
-        target = (frame + torch.from_numpy(np.ascontiguousarray(moved)).permute(2, 0, 1).unsqueeze(0)).clamp(0, 1)
-        return target, torch.from_numpy(np.ascontiguousarray(trust, dtype=np.float32))[None, None]
+        return (frame + moved(residual)).clamp(0, 1), weight
 
     return anchor
 
 
-def _carry(motion: FrameMotion, config: RenderConfig) -> Callable[[torch.Tensor], torch.Tensor]:
+def _carry(
+    motion: FrameMotion, config: RenderConfig, moved: Callable[[torch.Tensor], torch.Tensor]
+) -> Callable[[torch.Tensor], torch.Tensor]:
     """decay · mask · warp(residual): the previous dream, moved with the scene."""
+    mask = torch.from_numpy(np.ascontiguousarray(motion.mask, dtype=np.float32))[None, None]
 
     def carry(residual: torch.Tensor) -> torch.Tensor:
-        moved = warp(residual[0].permute(1, 2, 0).numpy(), motion.backward)  # (H, W, 3)
-        if config.occlusion_mask:
-            moved = moved * motion.mask[..., None]
-        return torch.from_numpy(np.ascontiguousarray(moved)).permute(2, 0, 1).unsqueeze(0) * config.decay
+        out = moved(residual)
+        return (out * mask if config.occlusion_mask else out) * config.decay
 
     return carry
 
@@ -239,8 +257,12 @@ def dream_frames(
             order.append(i)
             carried_on = motion is not None and not motion.cut
             image = array_to_tensor(frame)
-            yield SequenceStep(image, _carry(motion, config) if carried_on else None,
-                               _anchor(motion, image) if carried_on and config.temporal_weight > 0 else None)
+            if not carried_on:
+                yield SequenceStep(image, None)
+                continue
+            moved = _mover(motion)
+            yield SequenceStep(image, _carry(motion, config, moved),
+                               _anchor(motion, image, moved) if config.temporal_weight > 0 else None)
 
     start_image = None
     if config.dream.predefined_start is not None:
