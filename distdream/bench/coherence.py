@@ -100,9 +100,8 @@ def bench_coherence(
     tolerance: float = 0.05,
     max_renders: int = 4,
     device: str | None = None,
-    clip: str | Path | None = None,
 ) -> CoherenceBenchmark:
-    """Render a pan (or ``clip``) each way at the default's strength and measure E_warp."""
+    """Render a ``frames``-long pan each way at the default's strength and measure E_warp."""
     from ..pipeline import render_in_process
 
     base = (config or RenderConfig(crf=12)).validate()
@@ -110,8 +109,7 @@ def bench_coherence(
     rows: list[CoherenceRow] = []
     with tempfile.TemporaryDirectory(prefix="distdream-coherence-") as tmp:
         d = Path(tmp)
-        if clip is None:
-            clip = write_clip(d / "pan.mp4", pan_frames(frames, width, height), audio=None, crf=12)
+        clip = write_clip(d / "pan.mp4", pan_frames(frames, width, height), audio=None, crf=12)
 
         def measure(make: Callable[[float], RenderConfig], lr: float) -> tuple[WarpingError, float]:
             t0 = time.perf_counter()
@@ -136,11 +134,10 @@ def bench_coherence(
             windows = result.strength_windows()
             rows.append(CoherenceRow(
                 way=way, learning_rate=lr, strength=strength, warping_error=result.mean, l1=result.l1,
-                steps_per_frame=_steps_per_frame(make(lr), len(result.strength)),
+                steps_per_frame=_steps_per_frame(make(lr), frames),
                 windows=(min(windows), max(windows)), matched=matched, renders=len(tried), seconds=seconds,
                 strength_over_time=tuple(round(s, 2) for s in result.strength),
             ))
-            frames = len(result.strength)
     return CoherenceBenchmark(frames=frames, width=width, height=height, input_warping_error=floor,
                               target_strength=target, tolerance=tolerance, rows=tuple(rows))
 
