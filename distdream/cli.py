@@ -132,6 +132,8 @@ def render_options(func: Any) -> Any:
                      help="Carried-frame updates a keyframe gets in place, so a shot starts at steady strength."),
         click.option("--temporal-weight", type=float, default=r.temporal_weight, show_default=True,
                      help="λ: each step pulls a carried frame this far back toward itself plus the previous dream, warped."),
+        click.option("--hold-level/--no-hold-level", default=r.hold_level, show_default=True,
+                     help="Hold carried frames at their keyframe's strength and colour (no ramp or drift over a shot)."),
         click.option("--occlusion-mask/--no-occlusion-mask", default=r.occlusion_mask, show_default=True,
                      help="Drop the carried dream where the scene is newly visible."),
         click.option("--flow", "flow_method", type=click.Choice(FLOW_METHODS), default=f.method, show_default=True,
@@ -158,6 +160,7 @@ def _render_config(kw: dict[str, Any]) -> RenderConfig:
         decay=kw["decay"],
         keyframe_settle=kw["keyframe_settle"],
         temporal_weight=kw["temporal_weight"],
+        hold_level=kw["hold_level"],
         occlusion_mask=kw["occlusion_mask"],
         crf=kw["crf"],
         preset=kw["preset"],
@@ -526,6 +529,8 @@ def metrics(input: str, output: str, flow_method: str, as_json: bool, plan_path:
     click.echo(f"L1                {result.l1:.2f}  (mean |Δ| after warping, levels of 255)")
     click.echo(f"strength          {statistics.median(result.strength):.2f}  (median mean |output − input|, levels of "
                f"255); 10-frame windows {min(windows):.2f}–{max(windows):.2f}× the median")
+    click.echo(f"detail            {statistics.median(result.detail):.2f}  (median mean |Laplacian of output − input|: "
+               "the dream's fine structure)")
     for kind in result.seams:
         click.echo(f"{kind + ' seams':<18}{result.seam_ratio(kind):.2f}× the warping error elsewhere")
     if len(result.strength) >= 8:

@@ -202,8 +202,13 @@ class RenderConfig:
     # costs about as much as this many carried frames per keyframe
     keyframe_settle: int = 10
     # λ of the temporal term: after each step a carried frame moves this share of the way back to
-    # itself plus the previous dream warped onto it, on pixels the flow can be trusted on (0: off)
-    temporal_weight: float = 0.0
+    # itself plus the previous dream warped onto it, on pixels the flow can be trusted on (0: off).
+    # 0.1 halves the warping error at the same strength (with hold_level; README, "At equal
+    # strength"); without hold_level it drains the dream over a shot
+    temporal_weight: float = 0.1
+    # hold every carried frame at its keyframe's strength, colour cast and colourfulness
+    # (dream.held): no ramp, no drift over a long shot, no drain by the temporal term
+    hold_level: bool = True
     occlusion_mask: bool = True  # drop the carried residual where the scene is new (disoccluded)
     crf: int = 18  # x264 quality of the output: 0 lossless … 51 worst
     preset: str = "medium"  # x264 speed/size trade-off
@@ -243,6 +248,8 @@ class RenderConfig:
                               "in 0–50")
         if not _is_number(self.temporal_weight) or not 0 <= self.temporal_weight <= 1:
             raise ConfigError(f"temporal_weight (--temporal-weight) is {self.temporal_weight!r}; it must be in [0, 1]")
+        if not isinstance(self.hold_level, bool):
+            raise ConfigError(f"hold_level (--hold-level) is {self.hold_level!r}; it must be true or false")
         if not _is_number(self.decay) or not 0 <= self.decay <= 1:
             raise ConfigError(f"decay (--decay) is {self.decay!r}; it must be in [0, 1]")
         if not _is_int(self.crf) or not 0 <= self.crf <= 51:

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from .config import RenderConfig
-from .dream import Dreamer, FrameDreamer, SequenceStep, dream_sequence, resize
+from .dream import Dreamer, FrameDreamer, Level, SequenceStep, dream_sequence, resize
 from .errors import VideoError
 from .flow import FrameMotion, MotionEstimator, warp
 from .images import array_to_tensor, load_image, tensor_to_array
@@ -68,18 +68,22 @@ class ChunkStats:
 
 @dataclass(frozen=True)
 class Carried:
-    """What a chunk hands the next chunk of its shot (a handoff): the last frame's dream residual
-    and the jitter generator's state. With them the next chunk dreams exactly what one chunk
-    dreaming the whole shot would have."""
+    """What a chunk hands the next chunk of its shot (a handoff): the last frame's dream residual,
+    the jitter generator's state and the shot's held level. With them the next chunk dreams
+    exactly what one chunk dreaming the whole shot would have."""
 
     residual: torch.Tensor  # (1, 3, H, W) float32: dream − frame of the last frame
     generator: torch.Tensor  # torch.Generator.get_state()
+    level: torch.Tensor | None = None  # dream.Level.to_tensor() of the shot; None: not held
 
     def to_bytes(self) -> bytes:
         import io
 
         buffer = io.BytesIO()
-        np.savez(buffer, residual=self.residual.numpy(), generator=self.generator.numpy())
+        arrays = {"residual": self.residual.numpy(), "generator": self.generator.numpy()}
+        if self.level is not None:
+            arrays["level"] = self.level.numpy()
+        np.savez(buffer, **arrays)
         return buffer.getvalue()
 
     @classmethod
@@ -87,7 +91,8 @@ class Carried:
         import io
 
         with np.load(io.BytesIO(data)) as arrays:
-            return cls(*(torch.from_numpy(arrays[k].copy()) for k in ("residual", "generator")))
+            return cls(*(torch.from_numpy(arrays[k].copy()) if k in arrays else None
+                         for k in ("residual", "generator", "level")))
 
 
 @dataclass(frozen=True)
@@ -284,6 +289,8 @@ def dream_frames(
             settle=config.keyframe_settle,
             decay=config.decay,
             temporal_weight=config.temporal_weight,
+            hold=config.hold_level,
+            level=None if carried is None or carried.level is None else Level.from_tensor(carried.level),
         )
         t0, waited = time.perf_counter(), times["flow_wait"]
         for k, (dreamed, keyframe) in enumerate(sequence):
@@ -292,7 +299,8 @@ def dream_frames(
             yield order[k], tensor_to_array(dreamed), keyframe
             t0, waited = time.perf_counter(), times["flow_wait"]
         if hand_off is not None and "residual" in final:
-            hand_off["carried"] = Carried(final["residual"].detach().cpu().contiguous(), generator.get_state())
+            hand_off["carried"] = Carried(final["residual"].detach().cpu().contiguous(), generator.get_state(),
+                                          final.get("level"))
     finally:
         stop.set()
         thread.join(timeout=10)

@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from distdream.config import DreamConfig, RenderConfig
-from distdream.dream import Dreamer, SequenceStep, dream_sequence
+from distdream.dream import HOLD_MAX_LIFT, Dreamer, Level, SequenceStep, dream_sequence, held
 from distdream.errors import InputError, VideoError
 from distdream.images import array_to_tensor, save_image
 from distdream.metrics import warping_error
-from distdream.pipeline import Span, render_in_process, render_range, render_spans
+from distdream.pipeline import Carried, Span, render_in_process, render_range, render_spans
 from distdream.samples import pan_frames, sample_photo
 from distdream.video import EncoderSettings, probe, read_frames, write_clip
 
@@ -56,6 +56,67 @@ def test_sequence_starts_from_the_predefined_start(lite0) -> None:
     (black, _), = dream_sequence(dreamer, [SequenceStep(frame, None)], keyframe_iterations=0, frame_iterations=0,
                                   generator=torch.Generator().manual_seed(0), start=start)
     assert torch.allclose(plain, frame, atol=1e-5) and float(black.max()) < 1e-5
+
+
+def test_held_brings_a_residual_back_to_its_level() -> None:
+    frame = array_to_tensor(next(pan_frames(1, 64, 48)))
+    residual = (torch.rand(1, 3, 48, 64, generator=torch.Generator().manual_seed(1)) - 0.5) * 0.2
+    residual = (frame + residual).clamp(0, 1) - frame
+    level = Level.of(frame, residual)
+    _, grown = held(frame, residual * 1.8 + torch.tensor([0.05, 0.0, -0.05]).view(1, 3, 1, 1), level)
+    assert float(grown.abs().mean()) == pytest.approx(level.strength, rel=0.05)
+    assert grown.mean(dim=(2, 3)).flatten().tolist() == pytest.approx(list(level.cast), abs=0.01)  # cast back
+    small = residual * 0.1
+    _, faded = held(frame, small, level)  # lifted, but by at most HOLD_MAX_LIFT per frame
+    rest = small - small.mean(dim=(2, 3), keepdim=True)
+    assert float(faded.abs().mean()) > 1.1 * float(small.abs().mean())
+    assert float(faded.abs().mean()) <= HOLD_MAX_LIFT * float(rest.abs().mean()) + sum(map(abs, level.cast)) / 3
+
+
+def _still_sequence(dreamer: Dreamer, frames: int, **kwargs: object) -> list[torch.Tensor]:
+    frame = array_to_tensor(next(pan_frames(1, 64, 48)))
+    steps = [SequenceStep(frame, None)] + [SequenceStep(frame, lambda r: r)] * (frames - 1)  # still, no decay
+    return [d - frame for d, _ in dream_sequence(dreamer, steps, keyframe_iterations=3, frame_iterations=2,
+                                                   generator=torch.Generator().manual_seed(0), **kwargs)]
+
+
+def test_a_held_still_shot_keeps_its_keyframe_strength(lite0) -> None:
+    dreamer = Dreamer(FAST, model=lite0)
+    free = [float(r.abs().mean()) for r in _still_sequence(dreamer, 10)]
+    kept = [float(r.abs().mean()) for r in _still_sequence(dreamer, 10, hold=True)]
+    assert free[-1] > 1.3 * free[0], free  # undecayed, the dream grows frame after frame
+    assert kept[0] == free[0] and all(abs(k / kept[0] - 1) < 0.05 for k in kept), kept
+
+
+def test_a_sequence_continued_from_its_residual_and_level_matches_one_call(lite0) -> None:
+    """What a handoff relies on: the residual, the generator state and the held level continue a
+    sequence exactly."""
+    dreamer = Dreamer(FAST, model=lite0)
+    frames = [array_to_tensor(f) for f in pan_frames(6, 64, 48)]
+    steps = [SequenceStep(f, None if i == 0 else (lambda r: r * 0.9)) for i, f in enumerate(frames)]
+    kw = dict(keyframe_iterations=3, frame_iterations=2, hold=True)
+    whole = [d for d, _ in dream_sequence(dreamer, steps, generator=torch.Generator().manual_seed(0), **kw)]
+    generator, final = torch.Generator().manual_seed(0), {}
+    head = [d for d, _ in dream_sequence(dreamer, steps[:3], generator=generator, final=final, **kw)]
+    tail = [d for d, _ in dream_sequence(dreamer, steps[3:], generator=generator, residual=final["residual"],
+                                         level=Level.from_tensor(final["level"]), **kw)]
+    assert all(torch.equal(a, b) for a, b in zip(whole, head + tail))
+    without = [d for d, _ in dream_sequence(dreamer, steps[3:], generator=torch.Generator().manual_seed(0),
+                                            residual=final["residual"], **kw)]
+    assert not torch.equal(without[-1], whole[-1])  # the level is part of the state
+
+
+def test_carried_state_survives_its_bytes() -> None:
+    """A handoff record goes through storage as bytes: residual, generator state and level, or none."""
+    generator = torch.Generator().manual_seed(3)
+    level = Level((0.01, -0.02, 0.0), 0.1, 0.05).to_tensor()
+    for carried in (Carried(torch.rand(1, 3, 4, 5), generator.get_state(), level),
+                    Carried(torch.rand(1, 3, 4, 5), generator.get_state())):
+        back = Carried.from_bytes(carried.to_bytes())
+        assert torch.equal(back.residual, carried.residual) and torch.equal(back.generator, carried.generator)
+        assert (back.level is None) == (carried.level is None)
+        if carried.level is not None:
+            assert Level.from_tensor(back.level) == Level((0.01, -0.02, 0.0), 0.1, 0.05)
 
 
 # --- rendering --------------------------------------------------------------------------------
@@ -178,14 +239,25 @@ def test_an_encoder_failure_reaches_the_dreamer(clip: Path, tmp_path: Path) -> N
     assert not any(p.name.startswith(".") for p in tmp_path.iterdir())
 
 
-def test_the_temporal_term_steadies_a_render(tmp_path: Path) -> None:
+def test_the_temporal_term_steadies_a_render_and_the_held_level_keeps_its_strength(tmp_path: Path) -> None:
+    """At λ 0.3 the warping error falls; with the level held both renders keep the keyframe's
+    strength (so they are compared at equal strength), without it the temporal term drains the dream."""
     clip = write_clip(tmp_path / "pan.mp4", pan_frames(12, 96, 64), audio=None, crf=12)
     dream = DreamConfig(num_iterations=8, num_octaves=2, dream_layers=("_blocks.5",), jitter=4)
-    errors = {}
-    for weight in (0.0, 0.3):
-        config = RenderConfig(dream=dream, temporal_weight=weight, keyframe_settle=0, crf=12, preset="veryfast")
-        errors[weight] = warping_error(clip, render_in_process(clip, tmp_path / f"w{weight}.mp4", config).output).mean
-    assert errors[0.3] < 0.8 * errors[0.0], errors
+    errors, strength = {}, {}
+    for hold in (True, False):
+        for weight in (0.0, 0.3):
+            config = RenderConfig(dream=dream, temporal_weight=weight, keyframe_settle=0, crf=12, preset="veryfast",
+                                  hold_level=hold)
+            out = render_in_process(clip, tmp_path / f"w{weight}{hold}.mp4", config).output
+            result = warping_error(clip, out)
+            errors[hold, weight], strength[hold, weight] = result.mean, np.array(result.strength)
+    assert errors[True, 0.3] < 0.9 * errors[True, 0.0], errors
+    for weight in (0.0, 0.3):  # held: every frame within 10 % of the keyframe's strength
+        held = strength[True, weight]
+        assert np.all(np.abs(held / held[0] - 1) < 0.1), held
+    drained = strength[False, 0.3]
+    assert drained[-3:].mean() < 0.8 * drained[0], drained
 
 
 # --- quality: the acceptance experiment -------------------------------------------------------
@@ -196,8 +268,10 @@ def test_flow_carried_dream_is_steadier_than_independent_frames(tmp_path: Path) 
     clip = write_clip(tmp_path / "pan.mp4", pan_frames(24, 128, 72), audio=None, crf=12)
     dream = DreamConfig(num_iterations=6, num_octaves=2, dream_layers=("_blocks.5",))
     ways = {
-        "independent": RenderConfig(dream=dream, decay=0.0, frame_iterations=6, occlusion_mask=False),
-        "seed rule": RenderConfig(dream=dream, decay=1.0, frame_iterations=6, occlusion_mask=False),
+        "independent": RenderConfig(dream=dream, decay=0.0, frame_iterations=6, occlusion_mask=False,
+                                    temporal_weight=0.0, hold_level=False),
+        "seed rule": RenderConfig(dream=dream, decay=1.0, frame_iterations=6, occlusion_mask=False,
+                                  temporal_weight=0.0, hold_level=False),
         "default": RenderConfig(dream=dream),
     }
     errors = {}
