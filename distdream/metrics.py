@@ -12,7 +12,9 @@ itself is the floor set by flow and codec error. Beside it: the same comparison 
 absolute difference (the "L1" figure), and the **strength** of each frame, mean |output − input|
 in levels of 255 — a weaker dream is trivially steadier, so settings are compared at equal
 strength — with the output's brightness and saturation against the input's, whose drift over a
-long shot :meth:`WarpingError.drift` reports. Given a plan, the frames around each chunk boundary are reported apart.
+long shot :meth:`WarpingError.drift` reports, and the dream's **detail**, the mean |Laplacian| of
+output − input (levels of 255 per pixel): steadiness bought by smoothing the dream shows there.
+Given a plan, the frames around each chunk boundary are reported apart.
 
 Both videos are streamed frame by frame: memory does not grow with their length.
 """
@@ -32,7 +34,7 @@ from .errors import VideoError
 from .flow import MotionEstimator, warp
 from .video import probe, read_frames
 
-__all__ = ["WarpingError", "frame_warping_error", "plot_over_time", "warping_error"]
+__all__ = ["WarpingError", "dream_detail", "frame_warping_error", "plot_over_time", "warping_error"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,7 @@ class WarpingError:
     seams: dict[str, list[int]] = field(default_factory=dict)  # kind → the frames each seam touches
     brightness: tuple[float, ...] = ()  # per frame: the output's mean level over the input's
     saturation: tuple[float, ...] = ()  # per frame: the output's mean chroma (max − min of RGB) over the input's
+    detail: tuple[float, ...] = ()  # per frame: mean |Laplacian of (output − input)|, levels of 255
 
     @property
     def ratio(self) -> float:
@@ -95,6 +98,14 @@ def frame_warping_error(prev: np.ndarray, cur: np.ndarray, backward: np.ndarray,
     diff = ((cur.astype(np.float32) / 255.0 - moved) ** 2).mean(-1)  # (H, W)
     weight = float(mask.sum())
     return float((diff * mask).sum() / weight) if weight > 0 else math.nan
+
+
+def dream_detail(frame_in: np.ndarray, frame_out: np.ndarray) -> float:
+    """Mean |Laplacian| of the dream residual (output − input, levels of 255): its fine structure."""
+    import cv2
+
+    residual = frame_out.astype(np.float32) - frame_in.astype(np.float32)
+    return float(np.abs(cv2.Laplacian(residual, cv2.CV_32F)).mean())
 
 
 def _chroma(rgb: np.ndarray) -> float:
@@ -151,6 +162,7 @@ def warping_error(
     strength: list[float] = []
     brightness: list[float] = []
     saturation: list[float] = []
+    detail: list[float] = []
     cuts: list[int] = []
     prev_in = prev_out = None
     frames = zip(read_frames(input, a, b, index=source), read_frames(output, index=rendered))
@@ -158,6 +170,7 @@ def warping_error(
         strength.append(float(np.abs(frame_out.astype(np.int16) - frame_in.astype(np.int16)).mean()))
         brightness.append(_ratio(frame_out.mean(), frame_in.mean()))
         saturation.append(_ratio(_chroma(frame_out), _chroma(frame_in)))
+        detail.append(dream_detail(frame_in, frame_out))
         if prev_in is not None:
             motion = estimator.motion(prev_in, frame_in)
             if motion.cut:
@@ -181,6 +194,7 @@ def warping_error(
         seams={k: v for k, v in seams.items() if v},
         brightness=tuple(brightness),
         saturation=tuple(saturation),
+        detail=tuple(detail),
     )
 
 

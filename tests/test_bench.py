@@ -56,7 +56,8 @@ def test_quick_bench_json_has_every_figure_as_a_finite_number(tmp_path: Path, ca
     engine = figures["engine"]
     assert engine["shots"] == 4 and engine["seams"]["cut"] == 3 and engine["seams"]["handoff"] > 0  # shot-aware
     coherence = {r["way"]: r for r in figures["coherence"]["rows"]}
-    assert list(coherence) == ["default", "independent", "seed tool's rule", "previous default", "temporal term 0.1"]
+    assert list(coherence) == ["default", "independent", "seed tool's rule", "previous default",
+                               "held level, no temporal term", "temporal term 0.2"]
     assert coherence["default"]["learning_rate"] == DreamConfig().learning_rate and coherence["default"]["matched"]
     for row in coherence.values():
         assert math.isfinite(row["warping_error"]) and len(row["strength_over_time"]) == 12

@@ -169,8 +169,9 @@ def test_render_and_metrics(capsys, tmp_path: Path) -> None:
     code, stdout, _ = run(capsys, "metrics", str(clip), str(out), "--json")
     figures = json.loads(stdout)
     assert code == 0 and figures["mean"] > 0 and len(figures["per_frame"]) == 8
+    assert len(figures["detail"]) == 8 and min(figures["detail"]) > 0  # the dream has fine structure
     code, stdout, _ = run(capsys, "metrics", str(clip), str(out))
-    assert code == 0 and "warping error" in stdout and "ratio" in stdout
+    assert code == 0 and "warping error" in stdout and "ratio" in stdout and "detail" in stdout
 
 
 def test_render_bad_inputs(capsys, tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from distdream.errors import VideoError
-from distdream.metrics import frame_warping_error, warping_error
+from distdream.metrics import dream_detail, frame_warping_error, warping_error
 from distdream.samples import pan_frames, sample_photo
 from distdream.video import write_clip
 
@@ -111,3 +111,15 @@ def test_drift_compares_the_last_frames_with_the_first(pan, tmp_path: Path, caps
     assert abs(still["brightness"]) < 1e-9 and abs(still["saturation"]) < 1e-9
     assert main(["metrics", str(clip), str(out)]) == 0
     assert "drift             brightness -" in capsys.readouterr().out
+
+
+def test_detail_sees_a_smoothed_dream() -> None:
+    """The same dream, blurred, has less fine structure; an undreamed frame has none."""
+    import cv2
+
+    frame = next(pan_frames(1, 96, 64))
+    noise = np.random.default_rng(0).normal(0, 20, frame.shape).astype(np.float32)
+    sharp = np.clip(frame + noise, 0, 255).astype(np.uint8)
+    soft = np.clip(frame + cv2.GaussianBlur(noise, (0, 0), 2.0), 0, 255).astype(np.uint8)
+    assert dream_detail(frame, frame) == 0.0
+    assert dream_detail(frame, soft) < 0.3 * dream_detail(frame, sharp)

@@ -7,8 +7,9 @@ Then E_warp (Lai et al., :mod:`distdream.metrics`) is compared on one clip, rend
 process (no Ray), beside the input's own E_warp and the 10-frame strength windows.
 
 The ways: every frame dreamed on its own; the seed tool's rule (the previous dream warped in
-whole, no mask, no decay, every frame at full iterations); distdream's previous default (no
-keyframe settling); the default; and the default with the temporal term at each given weight.
+whole, no mask, no decay, every frame at full iterations); distdream's previous default (settled
+keyframes, but no held level and no temporal term); the default (held level, temporal term λ
+0.1); the held level without the temporal term; and the default at each other given λ.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class CoherenceRow:
     strength: float  # median per-frame mean |output − input|, levels of 255
     warping_error: float  # E_warp, MSE of [0, 1] RGB on reliable pixels
     l1: float
+    detail: float  # median per-frame mean |Laplacian of the dream residual|: what smoothing costs
     steps_per_frame: float  # network steps per frame, octaves included
     windows: tuple[float, float]  # lowest and highest 10-frame strength window over the median
     matched: bool  # strength within the tolerance of the default's
@@ -71,13 +73,14 @@ def coherence_ways(base: RenderConfig, temporal_weights: Sequence[float] = ()) -
         return lambda lr: replace(config, dream=replace(config.dream, learning_rate=lr))
 
     full = base.keyframe_steps
+    unheld = replace(base, temporal_weight=0.0, hold_level=False)  # the ways before the held level
     ways = {
         "default": at(base),
-        "independent": at(replace(base, decay=0.0, frame_iterations=full, occlusion_mask=False, keyframe_settle=0,
-                                  temporal_weight=0.0)),
-        "seed tool's rule": at(replace(base, decay=1.0, frame_iterations=full, occlusion_mask=False,
-                                       keyframe_settle=0, temporal_weight=0.0)),
-        "previous default": at(replace(base, keyframe_settle=0, temporal_weight=0.0)),
+        "independent": at(replace(unheld, decay=0.0, frame_iterations=full, occlusion_mask=False, keyframe_settle=0)),
+        "seed tool's rule": at(replace(unheld, decay=1.0, frame_iterations=full, occlusion_mask=False,
+                                       keyframe_settle=0)),
+        "previous default": at(unheld),  # settled keyframes, no held level, no temporal term
+        "held level, no temporal term": at(replace(base, temporal_weight=0.0)),
     }
     for weight in temporal_weights:
         ways[f"temporal term {weight:g}"] = at(replace(base, temporal_weight=weight))
@@ -96,7 +99,7 @@ def bench_coherence(
     width: int = 128,
     height: int = 72,
     config: RenderConfig | None = None,
-    temporal_weights: Sequence[float] = (0.1,),
+    temporal_weights: Sequence[float] = (0.2,),
     tolerance: float = 0.05,
     max_renders: int = 4,
     device: str | None = None,
@@ -134,6 +137,7 @@ def bench_coherence(
             windows = result.strength_windows()
             rows.append(CoherenceRow(
                 way=way, learning_rate=lr, strength=strength, warping_error=result.mean, l1=result.l1,
+                detail=float(np.median(result.detail)),
                 steps_per_frame=_steps_per_frame(make(lr), frames),
                 windows=(min(windows), max(windows)), matched=matched, renders=len(tried), seconds=seconds,
                 strength_over_time=tuple(round(s, 2) for s in result.strength),

@@ -69,15 +69,17 @@ def _coherence(c: Mapping[str, Any], echo: Echo) -> None:
     echo(f"temporal coherence at equal strength, {c['frames']} frames {c['width']}×{c['height']} (strength matched "
          f"to the default's {c['target_strength']:.1f} within {100 * c['tolerance']:.0f} %; the input's own E_warp "
          f"{c['input_warping_error']:.5f}):")
-    echo(f"  {'rendering':<24}{'rate':>8}{'strength':>10}{'E_warp':>10}{'× input':>9}{'× indep.':>9}"
-         f"{'steps/frame':>12}{'windows':>12}")
+    width = max(24, *(len(r["way"]) + 2 for r in c["rows"]))
+    echo(f"  {'rendering':<{width}}{'rate':>8}{'strength':>10}{'E_warp':>10}{'× input':>9}{'× indep.':>9}"
+         f"{'detail':>8}{'steps/frame':>12}{'windows':>12}")
     independent = next((r["warping_error"] for r in c["rows"] if r["way"] == "independent"), math.nan)
     for r in c["rows"]:
         flag = "" if r["matched"] else "  (strength not matched)"
-        echo(f"  {r['way']:<24}{r['learning_rate']:>8.4f}{r['strength']:>10.1f}{r['warping_error']:>10.5f}"
+        echo(f"  {r['way']:<{width}}{r['learning_rate']:>8.4f}{r['strength']:>10.1f}{r['warping_error']:>10.5f}"
              f"{r['warping_error'] / c['input_warping_error']:>9.1f}{r['warping_error'] / independent:>9.2f}"
-             f"{r['steps_per_frame']:>12.0f}{r['windows'][0]:>7.2f}–{r['windows'][1]:.2f}{flag}")
-    echo("  windows: the lowest and highest 10-frame strength over the median")
+             f"{r.get('detail', math.nan):>8.1f}{r['steps_per_frame']:>12.0f}{r['windows'][0]:>7.2f}–{r['windows'][1]:.2f}{flag}")
+    echo("  detail: median mean |Laplacian| of the dream residual (what smoothing costs); windows: the lowest and "
+         "highest 10-frame strength over the median")
 
 
 def _lanes(lb: Mapping[str, Any], echo: Echo) -> None:
