@@ -41,7 +41,7 @@ def main(outdir: Path, frames: int = 240, width: int = 96, height: int = 64) -> 
     job = dict(chunk_frames=60, overlap=8, workers=2, scan_cuts=False)
     base = RenderConfig(crf=12)
     runs = {
-        "before": (replace(base, keyframe_settle=0), {**job, "seams": "crossfade"}),
+        "before": (replace(base, keyframe_settle=0, hold_level=False, temporal_weight=0.0), {**job, "seams": "crossfade"}),
         "after": (base, job),
     }
     figures: dict[str, dict] = {}
