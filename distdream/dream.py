@@ -521,9 +521,10 @@ def held(frame: torch.Tensor, residual: torch.Tensor, level: Level) -> tuple[tor
     The residual's cast is replaced by the level's; it is scaled to the level's strength (up by
     at most :data:`HOLD_MAX_LIFT`); then its colour part (what differs between the channels) is
     scaled so that, after clamping to the valid range, the dream adds as much chroma to the frame
-    as the level says (one secant step), and the strength is set once more. Holding the strength alone left a long still shot 4 %
-    greyer after 200 frames (the dream's colours arrange themselves so that less of them shows);
-    holding the residual's own colour magnitude still left 2–4 %.
+    as the level says (one secant step), and the strength is set once more. Holding the strength
+    alone left a long still shot 4 % greyer after 200 frames (the dream's colours arrange
+    themselves so that less of them shows); holding the residual's own colour magnitude still
+    left 2–4 %.
     """
     cast = torch.tensor(level.cast, dtype=residual.dtype).view(1, 3, 1, 1)
     rest = residual - residual.mean(dim=(2, 3), keepdim=True)

@@ -115,8 +115,9 @@ def bench_engine(*, quick: bool = False, workers: int | None = None) -> EngineBe
         pan = write_clip(d / "pan.mp4", pan_frames(n, w, h), audio=None)
         # the default window (--overlap 8): a crossfade is a blend of two different dreams, so
         # its length sets how fast one turns into the other (4 frames measured 1.66× elsewhere)
-        faded = dict(chunk_frames=2 * chunk_frames if quick else 24, overlap=overlap if quick else JobOptions().overlap,
-                     workers=workers, scan_cuts=False, seams="crossfade")
+        faded = dict(chunk_frames=2 * chunk_frames if quick else 24,
+                     overlap=overlap if quick else JobOptions().overlap, workers=workers, scan_cuts=False,
+                     seams="crossfade")
         pan_plan = plan(pan, config, **faded)
         render(pan, d / "faded.mp4", config, **faded)
         seams = warping_error(pan, d / "faded.mp4", chunks=pan_plan.chunks)
