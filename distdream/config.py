@@ -203,7 +203,7 @@ class RenderConfig:
     keyframe_settle: int = 10
     # λ of the temporal term: after each step a carried frame moves this share of the way back to
     # itself plus the previous dream warped onto it, on pixels the flow can be trusted on (0: off).
-    # 0.1 halves the warping error at the same strength (with hold_level; README, "At equal
+    # 0.1 takes 40 % off the warping error at the same strength (with hold_level; README, "At equal
     # strength"); without hold_level it drains the dream over a shot
     temporal_weight: float = 0.1
     # hold every carried frame at its keyframe's strength, colour cast and colourfulness

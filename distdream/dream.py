@@ -485,7 +485,9 @@ HOLD_MAX_LIFT = 1.25  # the most a held frame's residual is scaled up in one fra
 
 
 def _chroma(rgb: torch.Tensor) -> float:
-    """Mean max − min over the channels of an image (1, 3, H, W): how colourful it is."""
+    """Mean max − min over the channels of an image (1, 3, H, W): how colourful it is. The same
+    measure as the saturation of :mod:`distdream.metrics` (there on decoded uint8 frames), so the
+    held level holds what the drift figure reports."""
     return float((rgb.amax(dim=1) - rgb.amin(dim=1)).mean())
 
 

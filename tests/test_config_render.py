@@ -24,6 +24,7 @@ def test_defaults_and_derived_iterations() -> None:
     [
         (RenderConfig(decay=1.5), "decay"),
         (RenderConfig(decay=-0.1), "decay"),
+        (RenderConfig(hold_level="yes"), "hold_level"),  # a TOML string is not a switch
         (RenderConfig(keyframe_iterations=-1), "keyframe_iterations"),
         (RenderConfig(frame_iterations=1.5), "frame_iterations"),
         (RenderConfig(crf=60), "crf"),
