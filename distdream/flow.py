@@ -10,13 +10,21 @@ occluded (or newly visible) and gets mask 0: nothing from frame t-1 should be ca
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
 
 from .config import FlowConfig
 
-__all__ = ["FrameMotion", "MotionEstimator", "consistency_mask", "motion_boundaries", "to_gray", "warp"]
+__all__ = ["SCAN_SIDE", "FrameMotion", "MotionEstimator", "consistency_mask", "motion_boundaries", "shrink", "to_gray",
+           "warp"]
+
+# The cut scan runs the motion test on frames shrunk to this long side. A cut is an event of the
+# whole frame, and the test's figures barely move with size: on the sample shots at 1280×720, ≤ 3 %
+# of pixels are consistent across a cut and ≥ 91 % within a shot, at full size and at 256 px alike,
+# and the shrunk test costs 14 ms a frame instead of 141 ms (and 234 ms before the planes below).
+SCAN_SIDE = 256
 
 _DIS_PRESETS = {
     "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
@@ -25,18 +33,42 @@ _DIS_PRESETS = {
 }
 
 
+def shrink(rgb: np.ndarray, side: int) -> np.ndarray:
+    """``rgb`` resized (area average) so that its long side is at most ``side``; as it is if it fits."""
+    h, w = rgb.shape[:2]
+    scale = side / max(h, w)
+    if scale >= 1:
+        return rgb
+    return cv2.resize(rgb, (max(8, round(w * scale)), max(8, round(h * scale))), interpolation=cv2.INTER_AREA)
+
+
 def to_gray(rgb: np.ndarray) -> np.ndarray:
     """(H, W, 3) uint8 RGB → (H, W) uint8 luma."""
     return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
 
 
+@lru_cache(maxsize=8)
+def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel coordinates (x, y) of an h × w frame, read-only: a video has one size, so it is built once."""
+    grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    grid_x.flags.writeable = grid_y.flags.writeable = False
+    return grid_x, grid_y
+
+
+def _planes(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(u, v) of a flow field as contiguous planes: numpy is several times slower on the strided
+    views ``flow[..., 0]`` and on reductions over the last axis of length 2."""
+    u, v = cv2.split(flow)
+    return u, v
+
+
 def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
     """Sample ``image`` at ``x + flow(x)`` (bilinear; edges repeat). Works for any dtype/channels."""
     h, w = flow.shape[:2]
-    grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    map_x = grid_x + flow[..., 0]
-    map_y = grid_y + flow[..., 1]
-    return cv2.remap(image, map_x, map_y, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    grid_x, grid_y = _grid(h, w)
+    u, v = _planes(flow)
+    return cv2.remap(image, grid_x + u, grid_y + v, interpolation=cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_REPLICATE)
 
 
 def consistency_mask(backward: np.ndarray, forward: np.ndarray, consistency: float = 0.01) -> np.ndarray:
@@ -47,12 +79,13 @@ def consistency_mask(backward: np.ndarray, forward: np.ndarray, consistency: flo
     are new content and are masked too.
     """
     h, w = backward.shape[:2]
-    forward_there = warp(forward, backward)  # (H, W, 2): forward flow at each pixel's source
-    round_trip = backward + forward_there
-    err = (round_trip**2).sum(-1)
-    tolerance = consistency * ((backward**2).sum(-1) + (forward_there**2).sum(-1)) + 0.5
-    grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    src_x, src_y = grid_x + backward[..., 0], grid_y + backward[..., 1]
+    grid_x, grid_y = _grid(h, w)
+    bu, bv = _planes(backward)
+    src_x, src_y = grid_x + bu, grid_y + bv  # each pixel's source in the previous frame
+    fu, fv = _planes(cv2.remap(forward, src_x, src_y, interpolation=cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_REPLICATE))  # the forward flow at each pixel's source
+    err = (bu + fu) ** 2 + (bv + fv) ** 2  # the round trip, which should be 0
+    tolerance = consistency * ((bu * bu + bv * bv) + (fu * fu + fv * fv)) + 0.5
     inside = (src_x >= 0) & (src_x <= w - 1) & (src_y >= 0) & (src_y <= h - 1)
     return ((err <= tolerance) & inside).astype(np.float32)
 
@@ -63,10 +96,11 @@ def motion_boundaries(flow: np.ndarray) -> np.ndarray:
     Near a motion boundary a flow vector is unreliable even when the forward–backward check
     passes: the pixel may belong to either side.
     """
-    du_y, du_x = np.gradient(flow[..., 0])
-    dv_y, dv_x = np.gradient(flow[..., 1])
+    u, v = _planes(flow)
+    du_y, du_x = np.gradient(u)
+    dv_y, dv_x = np.gradient(v)
     gradient = du_x**2 + du_y**2 + dv_x**2 + dv_y**2
-    return gradient > 0.01 * (flow**2).sum(-1) + 0.002
+    return gradient > 0.01 * (u * u + v * v) + 0.002
 
 
 @dataclass(frozen=True)

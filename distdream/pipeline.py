@@ -20,7 +20,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +29,7 @@ import torch
 from .config import RenderConfig
 from .dream import Dreamer, FrameDreamer, Level, SequenceStep, dream_sequence, resize
 from .errors import VideoError
-from .flow import FrameMotion, MotionEstimator, warp
+from .flow import SCAN_SIDE, FrameMotion, MotionEstimator, shrink, warp
 from .images import array_to_tensor, load_image, tensor_to_array
 from .paths import check_output_path
 from .video import EncoderSettings, SegmentWriter, VideoIndex, concat, probe, read_frames
@@ -524,14 +524,17 @@ def render_in_process(
 def scan_cuts(index: VideoIndex, start: int, end: int, config: RenderConfig) -> list[int]:
     """Frames in ``(start, end)`` that start a new shot (compared with the frame before each).
 
-    Decodes ``[start, end)`` and runs the same motion test the dreamer uses, so the planner can
-    put chunk boundaries on cuts (a seam on a cut needs no lead-in).
+    Decodes ``[start, end)`` and runs the dreamer's motion test on frames shrunk to
+    :data:`~.flow.SCAN_SIDE`, so the planner can put chunk boundaries on cuts (a seam on a cut
+    needs no lead-in) for a tenth of the test's cost at 720p. The workers still decide at full
+    size whether to carry the dream into each frame.
     """
-    estimator = MotionEstimator(config.flow)
+    estimator = MotionEstimator(replace(config.flow, flow_scale=1.0))  # the frames are small already
     cuts: list[int] = []
     prev: np.ndarray | None = None
     for i, frame in enumerate(read_frames(index.path, start, end, index=index), start=start):
-        if prev is not None and estimator.motion(prev, frame).cut:
+        small = shrink(frame, SCAN_SIDE)
+        if prev is not None and estimator.motion(prev, small).cut:
             cuts.append(i)
-        prev = frame
+        prev = small
     return cuts

@@ -7,7 +7,7 @@ import pytest
 
 from distdream.config import FlowConfig
 from distdream.errors import ConfigError
-from distdream.flow import MotionEstimator, consistency_mask, warp
+from distdream.flow import SCAN_SIDE, MotionEstimator, consistency_mask, shrink, warp
 from distdream.samples import pan_frames, sample_photo
 
 
@@ -73,6 +73,17 @@ def test_cuts_are_detected_and_motion_is_not_a_cut() -> None:
     chelsea = next(pan_frames(1, 160, 90, photo=sample_photo("chelsea")))
     assert estimator.motion(pan[10], coffee).cut
     assert estimator.motion(coffee, chelsea).cut
+
+
+def test_shrink_keeps_the_aspect_and_leaves_small_frames_alone() -> None:
+    frame = next(pan_frames(1, 640, 360))
+    small = shrink(frame, SCAN_SIDE)
+    assert small.shape == (144, 256, 3) and small.dtype == np.uint8
+    assert abs(float(small.mean()) - float(frame.mean())) < 1.0  # an area average, not a crop
+    tall = np.zeros((900, 300, 3), np.uint8)
+    assert shrink(tall, 256).shape == (256, 85, 3)
+    little = next(pan_frames(1, 160, 90))
+    assert shrink(little, SCAN_SIDE) is little
 
 
 @pytest.mark.parametrize(

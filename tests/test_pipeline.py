@@ -14,8 +14,8 @@ from distdream.dream import HOLD_MAX_LIFT, Dreamer, Level, SequenceStep, dream_s
 from distdream.errors import InputError, VideoError
 from distdream.images import array_to_tensor, save_image
 from distdream.metrics import warping_error
-from distdream.pipeline import Carried, Span, render_in_process, render_range, render_spans
-from distdream.samples import pan_frames, sample_photo
+from distdream.pipeline import Carried, Span, render_in_process, render_range, render_spans, scan_cuts
+from distdream.samples import pan_frames, sample_photo, shot_frames
 from distdream.video import EncoderSettings, probe, read_frames, write_clip
 
 FAST = DreamConfig(num_iterations=3, num_octaves=2, dream_layers=("_blocks.5",), jitter=4)
@@ -144,6 +144,22 @@ def test_render_keeps_variable_timestamps_and_handles_one_frame(tmp_path: Path) 
     single = write_clip(tmp_path / "one.mp4", frames[:1], audio=None)
     result = render_in_process(single, tmp_path / "one_out.mp4", CFG)
     assert probe(result.output).frame_count == 1 and result.stats.keyframes == 1
+
+
+def test_cut_scan_on_shrunk_frames_agrees_with_the_full_size_test(tmp_path: Path) -> None:
+    """The planner's scan compares frames shrunk to SCAN_SIDE; on frames larger than that it finds
+    the cuts that the workers' full-size motion test finds, and nothing else."""
+    from distdream.flow import MotionEstimator
+
+    frames = list(shot_frames(3, 5, 480, 272))
+    clip = write_clip(tmp_path / "shots.mp4", frames, audio=None)
+    index = probe(clip)
+    decoded = list(read_frames(clip, index=index))
+    full = MotionEstimator(CFG.flow)
+    at_full_size = [i for i in range(1, len(decoded)) if full.motion(decoded[i - 1], decoded[i]).cut]
+    assert at_full_size == [5, 10]
+    assert scan_cuts(index, 0, index.frame_count, CFG) == at_full_size
+    assert scan_cuts(index, 6, index.frame_count, CFG) == [10]  # a range: its first frame is not compared
 
 
 def test_scene_cut_restarts_the_dream(tmp_path: Path) -> None:
