@@ -363,7 +363,8 @@ def render(input: str | None, output: str | None, quiet: bool, **kw: Any) -> Non
         click.echo(f"plan: {job.plan.describe()}", err=True)
 
     def how_to_resume() -> str:
-        flags = _as_flags(click.get_current_context(), skip={"resume", "workdir", "config", "quiet"})
+        # -o OUTPUT is written out below, so the hint names the output once
+        flags = _as_flags(click.get_current_context(), skip={"resume", "workdir", "config", "quiet", "output"})
         again = ["render", input, "-o", output, *flags, "--workdir", str(job.workdir), "--resume"]
         return f"work directory {job.workdir}; resume with: distdream {shlex.join(again)}"
 

@@ -34,6 +34,7 @@ def test_quick_bench_json_has_every_figure_as_a_finite_number(tmp_path: Path, ca
     assert main(["bench", "--quick", "--device", "cpu", "--json", str(out), "--plot", str(picture)]) == 0
     printed = capsys.readouterr().out
     assert "speedup" in printed and "in the seam windows" in printed and "driver peak RSS" in printed
+    assert "steady rate after it" in printed
     assert "temporal coherence at equal strength" in printed
     figures = json.loads(out.read_text())
     assert figures["env"]["device"].startswith("cpu") and figures["env"]["torch"] == torch.__version__
@@ -42,7 +43,8 @@ def test_quick_bench_json_has_every_figure_as_a_finite_number(tmp_path: Path, ca
         "io": {"range_read_fps", "from_start_fps", "join_seconds", "reencode_seconds", "probe_seconds"},
         "engine": {"pure_dream_seconds", "one_worker_seconds", "pipeline_efficiency", "n_workers_seconds", "speedup",
                    "lead_in_overhead", "driver_rss_mib", "driver_rss_mib_10x", "warping_error_crossfaded",
-                   "seam_ratio", "seam_strength_ratio"},
+                   "seam_ratio", "seam_strength_ratio", "one_worker_startup_seconds", "n_workers_startup_seconds",
+                   "one_worker_steady_fps", "n_workers_steady_fps", "steady_speedup"},
         "coherence": {"input_warping_error", "target_strength"},
         "render": {"seconds", "frames_per_s", "decode_seconds", "flow_seconds", "dream_seconds", "encode_seconds",
                    "wait_share"},
@@ -55,6 +57,9 @@ def test_quick_bench_json_has_every_figure_as_a_finite_number(tmp_path: Path, ca
             assert isinstance(value, (int, float)) and math.isfinite(value), (section, name, value)
     engine = figures["engine"]
     assert engine["shots"] == 4 and engine["seams"]["cut"] == 3 and engine["seams"]["handoff"] > 0  # shot-aware
+    assert 0 < engine["one_worker_startup_seconds"] < engine["one_worker_seconds"]
+    steady_one = engine["frames"] / engine["one_worker_seconds"]  # the end-to-end rate includes the start-up
+    assert engine["one_worker_steady_fps"] > steady_one
     coherence = {r["way"]: r for r in figures["coherence"]["rows"]}
     assert list(coherence) == ["default", "independent", "seed tool's rule", "previous default",
                                "held level, no temporal term", "temporal term 0.2"]

@@ -205,7 +205,8 @@ def test_ctrl_c_stops_cleanly_and_keeps_finished_chunks(clip: Path, tmp_path: Pa
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
-    assert "--resume" in err.strip().splitlines()[-1]
+    hint = err.strip().splitlines()[-1]
+    assert "--resume" in hint and hint.count(str(out)) == 1 and "--output" not in hint, hint
     assert json.loads(ledger.read_text())["chunks"] and not out.exists()
 
 

@@ -45,6 +45,14 @@ class EngineBenchmark:
     pipeline_efficiency: float  # pure_dream_seconds / one_worker_seconds
     n_workers_seconds: float
     speedup: float  # one_worker_seconds / n_workers_seconds
+    # Start-up (submit to the first frame dreamed: preflight, scan, plan, Ray workers, model) is
+    # paid once per job; the steady rate (frames/s from then until the last frame is dreamed) is
+    # what a long render runs at. On a short clip the start-up caps the end-to-end speedup.
+    one_worker_startup_seconds: float
+    n_workers_startup_seconds: float
+    one_worker_steady_fps: float
+    n_workers_steady_fps: float
+    steady_speedup: float  # n_workers_steady_fps / one_worker_steady_fps
     lead_in_overhead: float  # extra frames dreamed for lead-ins / frames owned
     driver_rss_mib: float  # driver peak RSS while rendering a clip …
     driver_rss_mib_10x: float  # … and one ten times longer
@@ -62,6 +70,37 @@ class EngineBenchmark:
 def _rss_bytes() -> int:
     with open("/proc/self/statm") as fh:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@dataclass(frozen=True)
+class _Timed:
+    seconds: float  # submit to output written
+    startup: float  # submit to the first frame dreamed
+    steady_fps: float  # frames dreamed after the first, over the time they took
+
+
+def _timed_render(clip: Path, out: Path, config: RenderConfig, **options: object) -> _Timed:
+    """Render, watching the progress counter: end to end, start-up and the steady rate."""
+    from ..engine import submit
+
+    t0 = time.perf_counter()
+    job = submit(clip, out, config, **options)
+    first: tuple[float, int] | None = None
+    last = t0
+    while not job.wait(0.02):
+        done, total = job.progress()
+        now = time.perf_counter()
+        if done and first is None:
+            first = (now, done)
+        if total and done < total:
+            last = now  # dreaming still (stitching once done == total)
+    job.result()
+    end = time.perf_counter()
+    total = job.progress()[1]
+    if first is None:  # a job too quick for the polling: no steady part to measure
+        return _Timed(end - t0, end - t0, math.nan)
+    steady = last - first[0]
+    return _Timed(end - t0, first[0] - t0, (total - first[1]) / steady if steady > 0 else math.nan)
 
 
 def _render_peak_rss(clip: Path, out: Path, config: RenderConfig, **options: object) -> float:
@@ -104,12 +143,8 @@ def bench_engine(*, quick: bool = False, workers: int | None = None) -> EngineBe
         job_plan = plan(clip, config, **job)
         pure = _pure_dream_seconds(clip, job_plan.chunks, config)
 
-        t0 = time.perf_counter()
-        render(clip, d / "one.mp4", config, **{**job, "workers": 1})
-        one = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        render(clip, d / "many.mp4", config, **job)
-        many = time.perf_counter() - t0
+        one = _timed_render(clip, d / "one.mp4", config, **{**job, "workers": 1})
+        many = _timed_render(clip, d / "many.mp4", config, **job)
 
         # crossfade seams on one long shot: is the window steadier or shakier than the rest?
         pan = write_clip(d / "pan.mp4", pan_frames(n, w, h), audio=None)
@@ -134,8 +169,11 @@ def bench_engine(*, quick: bool = False, workers: int | None = None) -> EngineBe
     return EngineBenchmark(
         frames=n, width=w, height=h, chunks=len(job_plan.chunks), workers=workers, shots=shots,
         seams={kind: sum(c.begins == kind for c in job_plan.chunks) for kind in ("cut", "handoff", "crossfade")},
-        pure_dream_seconds=pure, one_worker_seconds=one, pipeline_efficiency=pure / one,
-        n_workers_seconds=many, speedup=one / many, lead_in_overhead=job_plan.lead_in_overhead,
+        pure_dream_seconds=pure, one_worker_seconds=one.seconds, pipeline_efficiency=pure / one.seconds,
+        n_workers_seconds=many.seconds, speedup=one.seconds / many.seconds,
+        one_worker_startup_seconds=one.startup, n_workers_startup_seconds=many.startup,
+        one_worker_steady_fps=one.steady_fps, n_workers_steady_fps=many.steady_fps,
+        steady_speedup=many.steady_fps / one.steady_fps, lead_in_overhead=job_plan.lead_in_overhead,
         driver_rss_mib=rss_short, driver_rss_mib_10x=rss_long, rss_frames=rss_frames,
         warping_error_crossfaded=seams.mean, seam_ratio=seams.seam_ratio("crossfade"),
         seam_strength_ratio=float(np.mean(strength_in) / np.mean(strength_out)) if strength_in else math.nan,

@@ -57,6 +57,12 @@ def _engine(e: Mapping[str, Any], echo: Echo) -> None:
     _row(echo, "render with 1 worker, end to end",
          f"{e['one_worker_seconds']:8.1f} s   (efficiency {e['pipeline_efficiency']:.2f})")
     _row(echo, f"render with {e['workers']} workers", f"{e['n_workers_seconds']:8.1f} s   (speedup {e['speedup']:.2f}×)")
+    if "steady_speedup" in e:
+        _row(echo, "  start-up to the first frame, 1 vs N workers",
+             f"{e['one_worker_startup_seconds']:8.1f} vs {e['n_workers_startup_seconds']:.1f} s")
+        _row(echo, "  steady rate after it, 1 vs N workers",
+             f"{e['one_worker_steady_fps']:8.2f} vs {e['n_workers_steady_fps']:.2f} frames/s "
+             f"(speedup {e['steady_speedup']:.2f}×)")
     _row(echo, "lead-in overhead", f"{100 * e['lead_in_overhead']:8.1f} %")
     _row(echo, f"driver peak RSS, {e['rss_frames']} vs {10 * e['rss_frames']} frames",
          f"{e['driver_rss_mib']:8.0f} vs {e['driver_rss_mib_10x']:.0f} MiB")
