@@ -34,7 +34,7 @@ def test_quick_bench_json_has_every_figure_as_a_finite_number(tmp_path: Path, ca
     assert main(["bench", "--quick", "--device", "cpu", "--json", str(out), "--plot", str(picture)]) == 0
     printed = capsys.readouterr().out
     assert "speedup" in printed and "in the seam windows" in printed and "driver peak RSS" in printed
-    assert "steady rate after it" in printed
+    assert "steady rate after it" in printed and "the same frames as one chunk" in printed
     assert "temporal coherence at equal strength" in printed
     figures = json.loads(out.read_text())
     assert figures["env"]["device"].startswith("cpu") and figures["env"]["torch"] == torch.__version__
@@ -44,7 +44,7 @@ def test_quick_bench_json_has_every_figure_as_a_finite_number(tmp_path: Path, ca
         "engine": {"pure_dream_seconds", "one_worker_seconds", "pipeline_efficiency", "n_workers_seconds", "speedup",
                    "lead_in_overhead", "driver_rss_mib", "driver_rss_mib_10x", "warping_error_crossfaded",
                    "seam_ratio", "seam_strength_ratio", "one_worker_startup_seconds", "n_workers_startup_seconds",
-                   "one_worker_steady_fps", "n_workers_steady_fps", "steady_speedup"},
+                   "one_worker_steady_fps", "n_workers_steady_fps", "steady_speedup", "seam_ratio_one_chunk"},
         "coherence": {"input_warping_error", "target_strength"},
         "render": {"seconds", "frames_per_s", "decode_seconds", "flow_seconds", "dream_seconds", "encode_seconds",
                    "wait_share"},

@@ -7,7 +7,7 @@ import pytest
 
 from distdream.config import FlowConfig
 from distdream.errors import ConfigError
-from distdream.flow import SCAN_SIDE, MotionEstimator, consistency_mask, shrink, warp
+from distdream.flow import SCAN_SIDE, MotionEstimator, consistency_mask, motion_boundaries, shrink, warp
 from distdream.samples import pan_frames, sample_photo
 
 
@@ -73,6 +73,20 @@ def test_cuts_are_detected_and_motion_is_not_a_cut() -> None:
     chelsea = next(pan_frames(1, 160, 90, photo=sample_photo("chelsea")))
     assert estimator.motion(pan[10], coffee).cut
     assert estimator.motion(coffee, chelsea).cut
+
+
+@pytest.mark.parametrize("shape", [(48, 64), (2, 9), (7, 2)])
+def test_motion_boundaries_are_ruders_test_exactly(shape: tuple[int, int]) -> None:
+    """|∇u|² + |∇v|² > 0.01·|w|² + 0.002 with numpy's gradient, bit for bit, on a flow with a step."""
+    rng = np.random.default_rng(3)
+    flow = rng.normal(0, 0.05, (*shape, 2)).astype(np.float32)
+    flow[:, shape[1] // 2 :, 0] += 3.0  # the right half moves: a motion boundary down the middle
+    du_y, du_x = np.gradient(flow[..., 0])
+    dv_y, dv_x = np.gradient(flow[..., 1])
+    expected = du_x**2 + du_y**2 + dv_x**2 + dv_y**2 > 0.01 * (flow**2).sum(-1) + 0.002
+    found = motion_boundaries(flow)
+    assert np.array_equal(found, expected)
+    assert found[:, shape[1] // 2].all()
 
 
 def test_shrink_keeps_the_aspect_and_leaves_small_frames_alone() -> None:

@@ -61,6 +61,11 @@ class EngineBenchmark:
     seams: dict[str, int]  # boundaries of the many-shot plan by kind (cut, handoff, crossfade)
     warping_error_crossfaded: float  # the one-shot pan rendered with crossfade seams
     seam_ratio: float  # its warping error inside the crossfade windows / elsewhere
+    # … / on the same frames of the pan rendered as one chunk (handoff seams: pixel-identical to
+    # it). The controlled figure: "elsewhere" is other frames, and a pan's error varies along it
+    # with its speed and texture (2× on this one), so the first ratio also measures where the
+    # windows fall.
+    seam_ratio_one_chunk: float
     seam_strength_ratio: float  # its strength inside the windows / elsewhere
 
     def to_dict(self) -> dict[str, object]:
@@ -157,6 +162,8 @@ def bench_engine(*, quick: bool = False, workers: int | None = None) -> EngineBe
         render(pan, d / "faded.mp4", config, **faded)
         seams = warping_error(pan, d / "faded.mp4", chunks=pan_plan.chunks)
         window = set(seams.seams.get("crossfade", []))
+        render(pan, d / "whole.mp4", config, **{**faded, "seams": "handoff"})
+        whole = warping_error(pan, d / "whole.mp4")
         strength_in = [s for i, s in enumerate(seams.strength) if i in window]
         strength_out = [s for i, s in enumerate(seams.strength) if i not in window]
 
@@ -176,6 +183,7 @@ def bench_engine(*, quick: bool = False, workers: int | None = None) -> EngineBe
         steady_speedup=many.steady_fps / one.steady_fps, lead_in_overhead=job_plan.lead_in_overhead,
         driver_rss_mib=rss_short, driver_rss_mib_10x=rss_long, rss_frames=rss_frames,
         warping_error_crossfaded=seams.mean, seam_ratio=seams.seam_ratio("crossfade"),
+        seam_ratio_one_chunk=seams.over(sorted(window)) / whole.over(sorted(window)),
         seam_strength_ratio=float(np.mean(strength_in) / np.mean(strength_out)) if strength_in else math.nan,
     )
 

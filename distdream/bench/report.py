@@ -68,6 +68,8 @@ def _engine(e: Mapping[str, Any], echo: Echo) -> None:
          f"{e['driver_rss_mib']:8.0f} vs {e['driver_rss_mib_10x']:.0f} MiB")
     _row(echo, "one shot, crossfade seams: warping error", f"{e['warping_error_crossfaded']:8.5f}")
     _row(echo, "  in the seam windows / elsewhere", f"{e['seam_ratio']:8.2f}×")
+    if "seam_ratio_one_chunk" in e:
+        _row(echo, "  … / the same frames as one chunk", f"{e['seam_ratio_one_chunk']:8.2f}×")
     _row(echo, "  strength in the seam windows / elsewhere", f"{e['seam_strength_ratio']:8.2f}×")
 
 
