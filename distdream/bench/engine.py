@@ -64,7 +64,7 @@ class EngineBenchmark:
     seam_ratio: float  # its warping error inside the crossfade windows / elsewhere
     # … / on the same frames of the pan rendered as one chunk (handoff seams: pixel-identical to
     # it). The controlled figure: "elsewhere" is other frames, and a pan's error varies along it
-    # with its speed and texture (2× on this one), so the first ratio also measures where the
+    # with its speed and texture (2× along an 80-frame one), so the first ratio also measures where the
     # windows fall.
     seam_ratio_one_chunk: float
     seam_strength_ratio: float  # its strength inside the windows / elsewhere
