@@ -79,21 +79,24 @@ def _rss_bytes() -> int:
 
 
 @dataclass(frozen=True)
-class _Timed:
+class _Watched:
     seconds: float  # submit to output written
     startup: float  # submit to the first frame dreamed
     steady_fps: float  # frames dreamed after the first, over the time they took
+    peak_rss_mib: float  # the driver's, sampled while the job ran
 
 
-def _timed_render(clip: Path, out: Path, config: RenderConfig, **options: object) -> _Timed:
-    """Render, watching the progress counter: end to end, start-up and the steady rate."""
+def _watched_render(clip: Path, out: Path, config: RenderConfig, **options: object) -> _Watched:
+    """Render, polling the job: end to end, start-up, the steady rate and the driver's peak RSS."""
     from ..engine import submit
 
     t0 = time.perf_counter()
     job = submit(clip, out, config, **options)
+    peak = _rss_bytes()
     first: tuple[float, int] | None = None
     last = t0
     while not job.wait(0.02):
+        peak = max(peak, _rss_bytes())
         done, total = job.progress()
         now = time.perf_counter()
         if done and first is None:
@@ -104,21 +107,10 @@ def _timed_render(clip: Path, out: Path, config: RenderConfig, **options: object
     end = time.perf_counter()
     total = job.progress()[1]
     if first is None:  # a job too quick for the polling: no steady part to measure
-        return _Timed(end - t0, end - t0, math.nan)
+        return _Watched(end - t0, end - t0, math.nan, peak / 2**20)
     steady = last - first[0]
-    return _Timed(end - t0, first[0] - t0, (total - first[1]) / steady if steady > 0 else math.nan)
-
-
-def _render_peak_rss(clip: Path, out: Path, config: RenderConfig, **options: object) -> float:
-    """Render and return the driver's peak RSS in MiB, sampled while the job runs."""
-    from ..engine import submit
-
-    job = submit(clip, out, config, **options)
-    peak = _rss_bytes()
-    while not job.wait(0.02):
-        peak = max(peak, _rss_bytes())
-    job.result()
-    return peak / 2**20
+    return _Watched(end - t0, first[0] - t0, (total - first[1]) / steady if steady > 0 else math.nan,
+                    peak / 2**20)
 
 
 def bench_engine(*, quick: bool = False, workers: int | None = None) -> EngineBenchmark:
@@ -149,8 +141,8 @@ def bench_engine(*, quick: bool = False, workers: int | None = None) -> EngineBe
         job_plan = plan(clip, config, **job)
         pure = _pure_dream_seconds(clip, job_plan.chunks, config)
 
-        one = _timed_render(clip, d / "one.mp4", config, **{**job, "workers": 1})
-        many = _timed_render(clip, d / "many.mp4", config, **job)
+        one = _watched_render(clip, d / "one.mp4", config, **{**job, "workers": 1})
+        many = _watched_render(clip, d / "many.mp4", config, **job)
 
         # crossfade seams on one long shot: is the window steadier or shakier than the rest?
         pan = write_clip(d / "pan.mp4", pan_frames(n, w, h), audio=None)
@@ -172,8 +164,10 @@ def bench_engine(*, quick: bool = False, workers: int | None = None) -> EngineBe
                              preset="ultrafast")
         short = write_clip(d / "short.mp4", pan_frames(rss_frames, 64, 48), audio="aac")
         long = write_clip(d / "long.mp4", pan_frames(10 * rss_frames, 64, 48), audio="aac")
-        rss_short = _render_peak_rss(short, d / "short_out.mp4", cheap, chunk_frames=30, overlap=4, scan_cuts=False)
-        rss_long = _render_peak_rss(long, d / "long_out.mp4", cheap, chunk_frames=30, overlap=4, scan_cuts=False)
+        rss_short = _watched_render(short, d / "short_out.mp4", cheap, chunk_frames=30, overlap=4,
+                                   scan_cuts=False).peak_rss_mib
+        rss_long = _watched_render(long, d / "long_out.mp4", cheap, chunk_frames=30, overlap=4,
+                                  scan_cuts=False).peak_rss_mib
     return EngineBenchmark(
         frames=n, width=w, height=h, chunks=len(job_plan.chunks), workers=workers, shots=shots,
         seams={kind: sum(c.begins == kind for c in job_plan.chunks) for kind in ("cut", "handoff", "crossfade")},
