@@ -214,8 +214,9 @@ def job_options(func: Any) -> Any:
         click.option("--lanes", type=int, default=None,
                      help="Chunks each worker dreams at once, as one batch. [default: 8 on GPU, 1 on CPU]"),
         click.option("--chunk-frames", type=int, default=120, show_default=True, help="Frames owned by each chunk."),
-        click.option("--overlap", type=int, default=8, show_default=True,
-                     help="Lead-in frames dreamed by both neighbours and crossfaded at each seam."),
+        click.option("--overlap", type=int, default=None,
+                     help="Lead-in frames dreamed by both neighbours and crossfaded at each crossfade seam. "
+                          "[default: 16, at most half of --chunk-frames]"),
         click.option("--frames", default=None, help="Render only frames START:END."),
         click.option("--scan-cuts/--no-scan-cuts", default=True, show_default=True,
                      help="Scan for scene cuts first (in parallel) and put chunk boundaries on them."),

@@ -20,6 +20,15 @@ def test_simple_plan() -> None:
     assert Chunk(**chunks[1].to_dict()) == chunks[1]
 
 
+def test_default_overlap_is_sixteen_frames_and_at_most_half_a_chunk() -> None:
+    # the default crossfade window; small chunks get a shorter one instead of an error
+    assert [c.lead_in for c in plan_chunks(360, 120, None, seams="crossfade")] == [0, 16, 16]
+    assert [c.lead_in for c in plan_chunks(30, 10, None, seams="crossfade")] == [0, 5, 5]
+    assert [c.lead_in for c in plan_chunks(30, 10, 2, seams="crossfade")] == [0, 2, 2]  # an explicit one stands
+    with pytest.raises(ConfigError, match="overlap"):
+        plan_chunks(30, 10, 6, seams="crossfade")
+
+
 def test_handoffs_chain_a_shot_and_cuts_start_new_chains() -> None:
     chunks = plan_chunks(100, 30, 5, cuts=[42], seams="handoff")
     assert [(c.start, c.end, c.lead_in, c.begins, c.hands_off) for c in chunks] == [

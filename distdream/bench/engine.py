@@ -115,7 +115,7 @@ def _watched_render(clip: Path, out: Path, config: RenderConfig, **options: obje
 
 def bench_engine(*, quick: bool = False, workers: int | None = None) -> EngineBenchmark:
     """Pipeline efficiency and scaling on a many-shot clip, driver memory and crossfade seams."""
-    from ..engine import JobOptions, connect, plan, render
+    from ..engine import connect, plan, render
     from ..metrics import warping_error
 
     connect(None)
@@ -146,11 +146,10 @@ def bench_engine(*, quick: bool = False, workers: int | None = None) -> EngineBe
 
         # crossfade seams on one long shot: is the window steadier or shakier than the rest?
         pan = write_clip(d / "pan.mp4", pan_frames(n, w, h), audio=None)
-        # the default window (--overlap 8): a crossfade is a blend of two different dreams, so
-        # its length sets how fast one turns into the other (4 frames measured 1.66× elsewhere)
-        faded = dict(chunk_frames=2 * chunk_frames if quick else 24,
-                     overlap=overlap if quick else JobOptions().overlap, workers=workers, scan_cuts=False,
-                     seams="crossfade")
+        # the default window (16 frames): a crossfade is a blend of two different dreams, so its
+        # length sets how fast one turns into the other; chunks of 36 make room for it (one seam)
+        faded = dict(chunk_frames=2 * chunk_frames if quick else 36, workers=workers, scan_cuts=False,
+                     seams="crossfade", **({"overlap": overlap} if quick else {}))
         pan_plan = plan(pan, config, **faded)
         render(pan, d / "faded.mp4", config, **faded)
         seams = warping_error(pan, d / "faded.mp4", chunks=pan_plan.chunks)

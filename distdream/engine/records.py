@@ -77,7 +77,7 @@ class JobOptions:
     cpus_per_worker: float = 1.0  # CPU workers get this many torch threads (rounded, at least 1)
     lanes: int | None = None  # chunks each worker dreams at once, as one batch; default: 8 on GPU, 1 on CPU
     chunk_frames: int = 120  # owned frames per chunk
-    overlap: int = 8  # lead-in frames: dreamed by both neighbours and crossfaded
+    overlap: int | None = None  # lead-in frames dreamed by both neighbours and crossfaded; default: 16, ≤ half a chunk
     frame_range: tuple[int, int] | None = None  # render only frames [a, b)
     workdir: str | None = None  # default: a hidden folder beside the output, removed on success
     resume: bool = False  # continue the job in workdir instead of refusing to touch it
@@ -107,7 +107,8 @@ class JobOptions:
             raise ConfigError(f"cpus_per_worker is {self.cpus_per_worker}; it must be > 0")
         for name in ("max_attempts", "max_start_failures", "chunk_frames"):
             whole(name, getattr(self, name), 1)
-        whole("overlap", self.overlap, 0)
+        if self.overlap is not None:
+            whole("overlap", self.overlap, 0)
         whole("max_restarts", self.max_restarts, 0)
         if self.lanes is not None and (not isinstance(self.lanes, int) or not 1 <= self.lanes <= 64):
             raise ConfigError(f"lanes (--lanes) is {self.lanes}; it must be an integer in 1–64")
