@@ -17,7 +17,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 from .config import DreamConfig
-from .config import FlowConfig, RenderConfig
+from .config import FlowConfig, JobOptions, RenderConfig
 from .errors import (
     ChunkFailed,
     ConfigError,
@@ -37,7 +37,7 @@ except PackageNotFoundError:  # run from a source tree that was never installed
 
 if TYPE_CHECKING:  # pragma: no cover
     from .dream import Dreamer
-    from .engine import Job, JobOptions, JobPlan, JobResult, plan, render, submit
+    from .engine import Job, JobPlan, JobResult, plan, render, submit
     from .models import LayerInfo, LoadedModel, available_models, list_layers, load_model
     from .still import StillResult, dream_array, dream_image
     from .video import VideoIndex, probe, read_frames
@@ -79,7 +79,6 @@ __all__ = [
 _LAZY = {
     "Dreamer": "dream",
     "Job": "engine",
-    "JobOptions": "engine",
     "JobPlan": "engine",
     "JobResult": "engine",
     "plan": "engine",

@@ -96,7 +96,7 @@ def resolve_compute(config: DreamConfig, device: torch.device, *, bf16_supported
                    notes=tuple(notes))
 
 
-Features = Mapping[str, torch.Tensor]
+Features = Mapping[str, torch.Tensor]  # layer name → activations, what an objective reads
 
 
 class GradientEngine:

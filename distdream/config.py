@@ -11,14 +11,15 @@ dreamer is built, with the same error type.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from .declare import check_fields, integer, number, one_of, setting, switch, text
 from .errors import ConfigError
+from .plan import SEAMS
 
-__all__ = ["ALL_LAYERS", "PRECISIONS", "DreamConfig", "FlowConfig", "RenderConfig"]
+__all__ = ["ALL_LAYERS", "PRECISIONS", "DreamConfig", "EncoderSettings", "Fault", "FlowConfig", "JobOptions", "RenderConfig"]
 
 # Key of ``channels`` that applies to every dream layer without its own entry.
 ALL_LAYERS = "*"
@@ -54,27 +55,82 @@ def _normalize_channels(value: Any) -> ChannelSpec:
     return tuple(sorted(out))
 
 
+def parse_weights(value: str | None) -> str | None:
+    """``none`` or ``random`` (any case) on the command line mean no weights."""
+    return None if isinstance(value, str) and value.lower() in {"none", "random"} else value
+
+
+def parse_tile_size(value: Any) -> int | None:
+    """Pixels, or ``none`` / ``off`` / ``0`` for no tiling."""
+    if value is None or (isinstance(value, str) and value.lower() in {"0", "none", "off"}):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"--tile-size {value!r}: give pixels (e.g. 1024) or 'none'") from None
+
+
+def parse_channels(values: Sequence[str]) -> dict[str, list[int]]:
+    """``--channels 3,7`` (every layer) or ``--channels LAYER=3,7`` (one layer), repeatable."""
+    out: dict[str, list[int]] = {}
+    for value in values:
+        layer, _, indices = value.rpartition("=")
+        try:
+            parsed = [int(i) for i in indices.split(",") if i.strip()]
+        except ValueError:
+            raise ConfigError(f"--channels {value!r}: give comma-separated integers, optionally LAYER=3,7") from None
+        out.setdefault(layer or ALL_LAYERS, []).extend(parsed)
+    return out
+
+
+def _channels_text(value: Any) -> list[str]:
+    """A config file's ``{layer: [3, 7]}`` or ``[3, 7]`` as ``--channels`` values."""
+    if isinstance(value, Mapping):
+        return [f"{layer}={','.join(map(str, idx))}" for layer, idx in value.items()]
+    if isinstance(value, list) and not all(isinstance(v, str) for v in value):
+        return [",".join(map(str, value))]
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _layers_text(value: Any) -> Any:
+    return ",".join(value) if isinstance(value, list) else value  # a config file's list
+
+
 @dataclass(frozen=True, kw_only=True)
 class DreamConfig:
     """How to dream one image (and, later, every frame of a video)."""
 
-    model: str = "efficientnet_lite0"  # any name from `distdream models`
-    weights: str | None = "DEFAULT"  # "DEFAULT", a weights enum name, a state-dict path, or None (random)
-    learning_rate: float = 0.02  # step size in normalised pixel units per iteration (grad / mean|grad|)
-    num_iterations: int = 10  # gradient-ascent steps per octave
-    num_octaves: int = 4  # pyramid levels; 1 dreams at full resolution only
-    octave_scale: float = 1.4  # size ratio between neighbouring levels
-    dream_layers: tuple[str, ...] = ()  # layer names; empty = the model's default layers
-    channels: ChannelSpec = ()  # per-layer channel indices to amplify; empty = all channels
-    predefined_start: str | None = None  # image to start from instead of the input (resized to it)
-    jitter: int = 32  # max random roll in pixels per step, undone after the step
-    seed: int = 0  # seeds the jitter generator: same seed, same pixels
-    tile_size: int | None = 1024  # frames larger than this are dreamed in overlapping tiles; None = never
-    precision: str = "auto"  # network arithmetic: auto, fp32, bf16, fp16 (reduced ones need CUDA)
+    model: str = setting("efficientnet_lite0", help="Model name (see `distdream models`).",
+                         rule=text("a model name (see `distdream models`)"))
+    weights: str | None = setting("DEFAULT", parse=parse_weights, unset="random weights",
+                                  help="DEFAULT, a weights enum name (IMAGENET1K_V1), a state-dict file, or 'none' "
+                                       "(random).")
+    learning_rate: float = setting(0.02, rule=number(above=0),
+                                   help="Step size per iteration (normalised gradient units).")
+    num_iterations: int = setting(10, rule=integer(low=0), help="Gradient-ascent steps per octave.")
+    num_octaves: int = setting(4, rule=integer(low=1), help="Levels of the image pyramid (1: full size only).")
+    octave_scale: float = setting(1.4, rule=number(above=1), help="Size ratio between pyramid levels (> 1).")
+    dream_layers: tuple[str, ...] = setting((), text=_layers_text, shown="the model's own",
+                                            help="Comma-separated layer names.")
+    channels: ChannelSpec = setting((), parse=parse_channels, text=_channels_text, multiple=True,
+                                    help="Channels to amplify: '3,7' for every layer or 'LAYER=3,7'; repeatable. "
+                                         "[default: all]")
+    predefined_start: str | None = setting(None, path="file",
+                                           help="Start from this image instead of the input (resized to it).")
+    jitter: int = setting(32, rule=integer(low=0, unit="pixels"), help="Max random roll in pixels per step.")
+    seed: int = setting(0, rule=integer(), help="Seed of the jitter generator: same seed, same pixels.")
+    tile_size: int | None = setting(1024, rule=integer(low=64, unit="pixels"), unset="no tiling",
+                                    parse=parse_tile_size,
+                                    help="Dream larger images in overlapping tiles of this size; 'none' disables.")
+    precision: str = setting("auto", rule=one_of(PRECISIONS),
+                             help="Network arithmetic (bf16/fp16 need CUDA); auto = fp32 (measured "
+                                  "fastest-for-quality).")
     # NHWC tensors. None: on for CPU (1.2–1.4× faster steps, measured), off on CUDA (batches of
     # 2–8 frames ran 3–7× slower in NHWC than NCHW on an H200, cuDNN 9, torch 2.11; see the README)
-    channels_last: bool | None = None
-    compile: bool = False  # torch.compile the truncated extractor (eager again if compiling fails)
+    channels_last: bool | None = setting(None, rule=switch(), unset="auto", shown="on for CPU, off on CUDA (measured)",
+                                         help="NHWC memory layout.")
+    compile: bool = setting(False, rule=switch(),
+                            help="torch.compile the network (slow first frames; falls back to eager on failure).")
 
     def __post_init__(self) -> None:
         # Normalise forgiving inputs (a list of layers, a dict of channels) into hashable tuples.
@@ -106,35 +162,10 @@ class DreamConfig:
 
     def validate(self) -> DreamConfig:
         """Raise :class:`ConfigError` for the first impossible value; return ``self`` otherwise."""
-
-        def bad(name: str, value: Any, rule: str) -> ConfigError:
-            flag = "--" + name.replace("_", "-")
-            return ConfigError(f"{name} ({flag}) is {value!r}; it must be {rule}")
-
-        if not isinstance(self.model, str) or not self.model:
-            raise bad("model", self.model, "a model name (see `distdream models`)")
-        if not _is_number(self.learning_rate) or not self.learning_rate > 0 or not math.isfinite(self.learning_rate):
-            raise bad("learning_rate", self.learning_rate, "a finite number > 0")
-        if not _is_int(self.num_iterations) or self.num_iterations < 0:
-            raise bad("num_iterations", self.num_iterations, "an integer >= 0")
-        if not _is_int(self.num_octaves) or self.num_octaves < 1:
-            raise bad("num_octaves", self.num_octaves, "an integer >= 1")
-        if not _is_number(self.octave_scale) or not self.octave_scale > 1 or not math.isfinite(self.octave_scale):
-            raise bad("octave_scale", self.octave_scale, "a finite number > 1")
-        if not _is_int(self.jitter) or self.jitter < 0:
-            raise bad("jitter", self.jitter, "an integer >= 0 (pixels)")
-        if not _is_int(self.seed):
-            raise bad("seed", self.seed, "an integer")
-        if self.tile_size is not None and (not _is_int(self.tile_size) or self.tile_size < 64):
-            raise bad("tile_size", self.tile_size, "an integer >= 64 (pixels), or None for no tiling")
-        if self.precision not in PRECISIONS:
-            raise bad("precision", self.precision, f"one of {', '.join(PRECISIONS)}")
-        if self.channels_last is not None and not isinstance(self.channels_last, bool):
-            raise bad("channels_last", self.channels_last, "true, false, or unset (auto)")
-        if not isinstance(self.compile, bool):
-            raise bad("compile", self.compile, "true or false")
+        check_fields(self)
         if len(set(self.dream_layers)) != len(self.dream_layers):
-            raise bad("dream_layers", ",".join(self.dream_layers), "a list without repeats")
+            raise ConfigError(f"dream_layers (--dream-layers) is {','.join(self.dream_layers)!r}; it must be a list "
+                              "without repeats")
         for layer, indices in self.channels:
             if layer != ALL_LAYERS and self.dream_layers and layer not in self.dream_layers:
                 raise ConfigError(
@@ -146,43 +177,56 @@ class DreamConfig:
         return self
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 FLOW_METHODS = ("dis", "farneback")
 DIS_PRESETS = ("ultrafast", "fast", "medium")
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+
+
+# x264's two settings, one rule each: RenderConfig's flags and every segment writer obey them
+CRF = integer(low=0, high=51)
+PRESET = one_of(X264_PRESETS)
+
+
+@dataclass(frozen=True)
+class EncoderSettings:
+    """H.264 settings shared by every segment of a job (they must match for a lossless join).
+
+    Lossy x264 output is not bit-exact from run to run at some frame sizes (PyAV's x264 build,
+    seen at 97×65 and 98×66, single-threaded too); ``crf=0`` (lossless) is, by construction.
+    """
+
+    crf: int = setting(18, rule=CRF, cli=False, help="x264 constant quality: 0 lossless … 51 worst.")
+    preset: str = setting("medium", rule=PRESET, cli=False, help="x264 speed/size trade-off: ultrafast … veryslow.")
+
+    def pix_fmt(self, width: int, height: int) -> str:
+        return "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
+
+    def validate(self) -> EncoderSettings:
+        check_fields(self)
+        return self
 
 
 @dataclass(frozen=True, kw_only=True)
 class FlowConfig:
     """How optical flow, occlusion masks and scene cuts are computed between input frames."""
 
-    method: str = "dis"  # "dis" (OpenCV DIS: fast, robust) or "farneback"
-    dis_preset: str = "medium"  # DIS quality/speed: ultrafast, fast, medium
-    flow_scale: float = 0.5  # flow is computed at this fraction of the frame size, then resized
-    consistency: float = 0.01  # forward–backward check: occluded if |f + b|² > c(|f|² + |b|²) + 0.5 px²
-    cut_min_consistent: float = 0.3  # a scene cut when fewer pixels than this share have a consistent flow …
-    cut_max_error: float = 0.1  # … or when matched pixels still differ by more than this (mean |Δluma|, 0–1)
+    # "dis" (OpenCV DIS: fast, robust) or "farneback"
+    method: str = setting("dis", rule=one_of(FLOW_METHODS), flag="--flow", key="flow_method",
+                          help="Optical flow method.")
+    dis_preset: str = setting("medium", rule=one_of(DIS_PRESETS), help="DIS flow quality/speed.")
+    flow_scale: float = setting(0.5, rule=number(above=0, high=1),
+                                help="Compute flow at this fraction of the frame size, then resize it.")
+    # forward–backward check: occluded if |f + b|² > c(|f|² + |b|²) + 0.5 px²
+    consistency: float = setting(0.01, rule=number(low=0), cli=False, help="Forward–backward consistency factor.")
+    # a scene cut when fewer pixels than this share have a consistent flow …
+    cut_min_consistent: float = setting(0.3, rule=number(low=0, high=1), cli=False,
+                                        help="A cut where fewer pixels than this share have a consistent flow.")
+    # … or when matched pixels still differ by more than this (mean |Δluma|, 0–1)
+    cut_max_error: float = setting(0.1, rule=number(low=0, high=1), cli=False,
+                                   help="A cut where matched pixels still differ by more than this.")
 
     def validate(self) -> FlowConfig:
-        if self.method not in FLOW_METHODS:
-            raise ConfigError(f"flow method (--flow) is {self.method!r}; it must be one of {', '.join(FLOW_METHODS)}")
-        if self.dis_preset not in DIS_PRESETS:
-            raise ConfigError(f"DIS preset is {self.dis_preset!r}; it must be one of {', '.join(DIS_PRESETS)}")
-        if not _is_number(self.flow_scale) or not 0 < self.flow_scale <= 1:
-            raise ConfigError(f"flow_scale (--flow-scale) is {self.flow_scale!r}; it must be in (0, 1]")
-        if not _is_number(self.consistency) or self.consistency < 0:
-            raise ConfigError(f"consistency is {self.consistency!r}; it must be >= 0")
-        for name in ("cut_min_consistent", "cut_max_error"):
-            value = getattr(self, name)
-            if not _is_number(value) or not 0 <= value <= 1:
-                raise ConfigError(f"{name} is {value!r}; it must be in [0, 1]")
+        check_fields(self)
         return self
 
 
@@ -192,26 +236,35 @@ class RenderConfig:
 
     dream: DreamConfig = field(default_factory=DreamConfig)
     flow: FlowConfig = field(default_factory=FlowConfig)
-    keyframe_iterations: int | None = None  # per octave, for keyframes; None = dream.num_iterations
-    frame_iterations: int | None = None  # per octave, for flow-warped frames; None = half the keyframes'
-    decay: float = 0.9  # share of the warped dream residual carried into the next frame
+    keyframe_iterations: int | None = setting(None, rule=integer(low=0), unset="--num-iterations",
+                                              help="Steps per octave for keyframes (first frame, after cuts).")
+    frame_iterations: int | None = setting(None, rule=integer(low=0), unset="half the keyframes'",
+                                           help="Steps per octave for flow-carried frames.")
+    decay: float = setting(0.9, rule=number(low=0, high=1),
+                           help="Share of the previous dream carried into the next frame (0 = independent frames).")
     # carried-frame updates applied to a keyframe in place, keeping what the shot's motion carries
     # (dream.settle_keep), so a shot starts at the strength its carried frames settle at. Measured
     # (64×48 still shot; 96×64 pan): first frame 26 / 32 / 38 levels against a steady ~40 on the
     # still shot, first 10 pan frames at 0.80 / 0.90 / 0.94 of the median, with 0 / 6 / 10;
     # costs about as much as this many carried frames per keyframe
-    keyframe_settle: int = 10
+    keyframe_settle: int = setting(10, rule=integer(low=0, high=50),
+                                   help="Carried-frame updates a keyframe gets in place, so a shot starts at steady "
+                                        "strength.")
     # λ of the temporal term: after each step a carried frame moves this share of the way back to
     # itself plus the previous dream warped onto it, on pixels the flow can be trusted on (0: off).
     # 0.1 takes 40 % off the warping error at the same strength (with hold_level; README, "At equal
     # strength"); without hold_level it drains the dream over a shot
-    temporal_weight: float = 0.1
+    temporal_weight: float = setting(0.1, rule=number(low=0, high=1),
+                                     help="λ: each step pulls a carried frame this far back toward itself plus the "
+                                          "previous dream, warped.")
     # hold every carried frame at its keyframe's strength, colour cast and colourfulness
     # (dream.held): no ramp, no drift over a long shot, no drain by the temporal term
-    hold_level: bool = True
-    occlusion_mask: bool = True  # drop the carried residual where the scene is new (disoccluded)
-    crf: int = 18  # x264 quality of the output: 0 lossless … 51 worst
-    preset: str = "medium"  # x264 speed/size trade-off
+    hold_level: bool = setting(True, rule=switch(),
+                               help="Hold carried frames at their keyframe's strength and colour (no ramp or drift "
+                                    "over a shot).")
+    occlusion_mask: bool = setting(True, rule=switch(), help="Drop the carried dream where the scene is newly visible.")
+    crf: int = setting(18, rule=CRF, help="x264 quality (0 lossless … 51).")
+    preset: str = setting("medium", rule=PRESET, help="x264 speed/size trade-off.")
 
     def to_dict(self) -> dict[str, Any]:
         """Every setting as plain data (the job plan stores it; its hash guards resumes)."""
@@ -228,6 +281,11 @@ class RenderConfig:
         return cls(dream=DreamConfig(**dream), flow=FlowConfig(**data.get("flow", {})), **rest)
 
     @property
+    def encoder(self) -> EncoderSettings:
+        """How the output's pieces are encoded."""
+        return EncoderSettings(crf=self.crf, preset=self.preset)
+
+    @property
     def keyframe_steps(self) -> int:
         return self.dream.num_iterations if self.keyframe_iterations is None else self.keyframe_iterations
 
@@ -238,22 +296,97 @@ class RenderConfig:
     def validate(self) -> RenderConfig:
         self.dream.validate()
         self.flow.validate()
-        for name in ("keyframe_iterations", "frame_iterations"):
-            value = getattr(self, name)
-            if value is not None and (not _is_int(value) or value < 0):
-                flag = "--" + name.replace("_", "-")
-                raise ConfigError(f"{name} ({flag}) is {value!r}; it must be an integer >= 0")
-        if not _is_int(self.keyframe_settle) or not 0 <= self.keyframe_settle <= 50:
-            raise ConfigError(f"keyframe_settle (--keyframe-settle) is {self.keyframe_settle!r}; it must be an integer "
-                              "in 0–50")
-        if not _is_number(self.temporal_weight) or not 0 <= self.temporal_weight <= 1:
-            raise ConfigError(f"temporal_weight (--temporal-weight) is {self.temporal_weight!r}; it must be in [0, 1]")
-        if not isinstance(self.hold_level, bool):
-            raise ConfigError(f"hold_level (--hold-level) is {self.hold_level!r}; it must be true or false")
-        if not _is_number(self.decay) or not 0 <= self.decay <= 1:
-            raise ConfigError(f"decay (--decay) is {self.decay!r}; it must be in [0, 1]")
-        if not _is_int(self.crf) or not 0 <= self.crf <= 51:
-            raise ConfigError(f"crf (--crf) is {self.crf!r}; it must be an integer in 0–51")
-        if self.preset not in X264_PRESETS:
-            raise ConfigError(f"preset (--preset) is {self.preset!r}; it must be one of {', '.join(X264_PRESETS)}")
+        check_fields(self)
+        return self
+
+
+FAULT_KINDS = ("raise", "exit", "hang", "start-raise", "start-hang", "ping-hang")
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A fault to inject into a worker (for tests of the failure paths).
+
+    Chunk faults fire at frame offset ``at_frame`` of chunk ``chunk`` on the listed ``attempts``
+    (all when empty): the worker raises (``raise``), its process exits at once (``exit``), or it
+    stops answering (``hang``, for the watchdog). Start faults hit every worker as it starts:
+    its constructor raises (``start-raise``) or never returns (``start-hang``), or it starts but
+    never answers its first ping (``ping-hang``); ``chunk`` is ignored for those.
+    """
+
+    chunk: int = 0
+    at_frame: int = 0
+    attempts: tuple[int, ...] = ()
+    kind: str = "raise"
+
+    @property
+    def at_start(self) -> bool:
+        return self.kind.startswith(("start-", "ping-"))
+
+
+def parse_frame_range(value: str | None) -> tuple[int, int] | None:
+    """``--frames START:END``."""
+    if not value:
+        return None
+    try:
+        a, b = (int(x) for x in value.split(":"))
+    except ValueError:
+        raise ConfigError(f"--frames {value!r}: give START:END frame indices, e.g. 0:240") from None
+    return a, b
+
+
+def _frames_text(value: Any) -> Any:
+    return ":".join(map(str, value)) if isinstance(value, list) else value  # a config file's [START, END]
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobOptions:
+    """How a render is split and run. None of these change a pixel except the chunking ones."""
+
+    workers: int | None = setting(None, rule=integer(low=1), unset="one per GPU, else one per CPU",
+                                  help="Ray workers.")
+    gpus_per_worker: float | None = setting(None, rule=number(low=0), unset="1 if the cluster has GPUs, else 0",
+                                            help="GPUs per worker.")
+    # CPU workers get this many torch threads (rounded, at least 1)
+    cpus_per_worker: float = setting(1.0, rule=number(above=0), cli=False, help="CPUs per worker.")
+    lanes: int | None = setting(None, rule=integer(low=1, high=64), unset="8 on GPU, 1 on CPU",
+                                help="Chunks each worker dreams at once, as one batch.")
+    chunk_frames: int = setting(120, rule=integer(low=1), help="Frames owned by each chunk.")
+    overlap: int | None = setting(None, rule=integer(low=0), unset="16, at most half of --chunk-frames",
+                                  help="Lead-in frames dreamed by both neighbours and crossfaded at each crossfade "
+                                       "seam.")
+    frame_range: tuple[int, int] | None = setting(None, flag="--frames", key="frames", parse=parse_frame_range,
+                                                  text=_frames_text,
+                                                  help="Render only frames START:END.")
+    workdir: str | None = setting(None, path="dir", unset="hidden folder beside the output, removed on success",
+                                  help="Where chunks and the ledger live.")
+    resume: bool = setting(False, negatable=False,
+                           help="Continue the job in --workdir; only missing chunks are rendered.")
+    # an existing Ray cluster ("auto", "HOST:6379", "ray://…"); default: local
+    address: str | None = setting(None, unset="start a local one", help="Ray cluster to run on (e.g. auto).")
+    max_attempts: int = setting(3, rule=integer(low=1), cli=False, help="Tries per chunk before the job fails.")
+    # watchdog seconds per attempt; default: generous estimate
+    chunk_timeout: float | None = setting(None, rule=number(above=0), unset="a generous estimate", cli=False,
+                                          help="Watchdog seconds per attempt.")
+    max_restarts: int = setting(3, rule=integer(low=0), cli=False, help="Restarts per actor.")
+    start_timeout: float = setting(600.0, rule=number(above=0), cli=False,
+                                   help="Seconds a new worker may take to answer its first ping.")
+    max_start_failures: int = setting(3, rule=integer(low=1), cli=False,
+                                      help="Workers that fail to start (raise, die, or time out) before the job fails.")
+    connect_timeout: float = setting(30.0, rule=number(above=0), cli=False,
+                                     help="Seconds to reach an existing cluster.")
+    scan_cuts: bool = setting(True, rule=switch(),
+                              help="Scan for scene cuts first (in parallel) and put chunk boundaries on them.")
+    seams: str = setting("auto", rule=one_of(SEAMS),
+                         help="Boundaries inside a shot: handoff (exact, one after another), crossfade (parallel), "
+                              "or auto (handoffs until a chain would hold more than its share of the work).")
+    keep_source_time: bool = setting(False, negatable=False, shown="it starts at 0",
+                                     help="A --frames range keeps the source's timestamps.")
+    inject_faults: tuple[Fault, ...] = ()  # testing aid
+
+    def validate(self) -> JobOptions:
+        check_fields(self)
+        bad = [f.kind for f in self.inject_faults if f.kind not in FAULT_KINDS]
+        if bad:
+            raise ConfigError(f"unknown fault kind {bad[0]!r}; one of {', '.join(FAULT_KINDS)}")
         return self

@@ -25,14 +25,14 @@ float tensors with RGB in [0, 1]; the dream runs in the model's normalised space
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import torch
 import torch.nn.functional as F
 
-from .compute import Compute, GradientEngine, resolve_compute
+from .compute import Compute, Features, GradientEngine, resolve_compute
 from .config import DreamConfig
 from .errors import ConfigError
 from .models import (
@@ -64,7 +64,6 @@ __all__ = [
     "tile_starts",
 ]
 
-Features = Mapping[str, torch.Tensor]
 Objective = Callable[[Features], torch.Tensor]
 
 _MIN_OCTAVE_SIDE = 8  # a coarser level has too few pixels to hold a pattern

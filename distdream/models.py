@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import copy
 import difflib
+import functools
 import os
+import types
 import urllib.error
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -172,7 +174,7 @@ def _make_torchvision_builder(name: str) -> Callable[[str | None], tuple[nn.Modu
         try:
             module = torchvision.models.get_model(name, weights=enum, progress=False)
         except (urllib.error.URLError, OSError, ConnectionError) as exc:
-            cache = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(enum.url)
+            cache = _cached_weights_path(enum.url)
             raise ModelError(
                 f"weights {enum} for {name} must be downloaded from {enum.url}, which failed "
                 f"({exc.__class__.__name__}: {exc}), and {cache} does not exist. Offline? Pass a local "
@@ -231,7 +233,8 @@ def _load_state_dict_file(module: nn.Module, path: str | os.PathLike[str]) -> No
         raise ModelError(f"weights file {path} does not fit this model: {' '.join(first)}") from exc
 
 
-def _registry() -> dict[str, _Entry]:
+@functools.cache  # the names torchvision offers do not change while a process runs
+def _registry() -> Mapping[str, _Entry]:
     entries = {
         DEFAULT_MODEL: _Entry(
             build=_build_efficientnet_lite0,
@@ -243,7 +246,7 @@ def _registry() -> dict[str, _Entry]:
         entries.setdefault(
             name, _Entry(build=_make_torchvision_builder(name), default_layers=_TORCHVISION_DEFAULT_LAYERS.get(name, ()))
         )
-    return entries
+    return types.MappingProxyType(entries)
 
 
 def available_models() -> list[str]:
@@ -407,4 +410,9 @@ def weights_cached(name: str) -> bool:
         url = torchvision.models.get_model_weights(name).DEFAULT.url
     except (ValueError, KeyError, AttributeError):
         return False
-    return (Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)).is_file()
+    return _cached_weights_path(url).is_file()
+
+
+def _cached_weights_path(url: str) -> Path:
+    """Where torchvision keeps the weights it downloads from ``url``."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)

@@ -1,9 +1,11 @@
 """The per-chunk pipeline: decode a frame range → flow (ahead, in a thread) → dream → encode.
 
-A plain function with no Ray in it; the distributed engine runs it inside its workers, and
-``distdream render`` runs it once over the whole video. Memory is bounded by a window, not by
-the range: the reader thread stays at most ``lookahead`` frames (and their flows) ahead of the
-dreamer, and only the previous frame's dream residual is kept.
+A plain function with no Ray in it; the distributed engine (``distdream render``) runs it inside
+its workers, one chunk at a time, and :func:`render_in_process` runs it once over a whole video
+on this machine, without Ray (a supported API: tested, and what the coherence benchmark uses).
+Memory is bounded by a window, not by the range: the reader thread stays at most ``lookahead``
+frames (and their flows) ahead of the dreamer, and only the previous frame's dream residual is
+kept.
 
 OpenCV and PyAV release the GIL while they work, so flow for upcoming frames is computed while
 torch dreams the current one, and a dreamed frame is encoded (on a thread of its own) while the
@@ -26,13 +28,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import RenderConfig
+from .config import EncoderSettings, RenderConfig
 from .dream import Dreamer, FrameDreamer, Level, SequenceStep, dream_sequence, resize
 from .errors import VideoError
 from .flow import SCAN_SIDE, FrameMotion, MotionEstimator, shrink, warp
 from .images import array_to_tensor, load_image, tensor_to_array
 from .paths import check_output_path
-from .video import EncoderSettings, SegmentWriter, VideoIndex, concat, probe, read_frames
+from .video import SegmentWriter, VideoIndex, concat, probe, read_frames
 
 __all__ = ["Carried", "ChunkStats", "RenderResult", "Span", "dream_frames", "render_in_process", "render_range",
            "render_spans", "scan_cuts"]
@@ -228,8 +230,8 @@ def dream_frames(
     reader thread's ``decode`` and ``flow`` seconds (complete once the iterator is exhausted).
     ``carried`` continues the sequence a previous range handed off (frame ``start - 1`` is decoded
     for its flow, not dreamed); ``hand_off["carried"]`` is set to this range's own at its end.
+    ``config`` must be validated (a job validates it once, before its first chunk).
     """
-    config = config.validate()
     times = timings if timings is not None else {}
     for key in ("flow_wait", "keyframe", "frame", "decode", "flow"):
         times.setdefault(key, 0.0)
@@ -428,9 +430,9 @@ def render_spans(
     and appears (renamed from a temp name) when its last frame is written. ``on_frame(i)`` runs
     after frame ``i`` is dreamed, before it is written (the engine uses it for fault injection in
     tests). ``dreamer`` may be a lane of a :class:`~distdream.lanes.LaneBatcher`, dreaming
-    alongside other ranges.
+    alongside other ranges. ``config`` must be validated (a job validates it once, before its
+    first chunk; :func:`render_range` validates it itself).
     """
-    config = config.validate()
     if not spans or spans[0].start != first or spans[-1].end != end or any(
         x.end != y.start for x, y in zip(spans, spans[1:])
     ):
@@ -486,8 +488,8 @@ def render_range(
     The segment appears only when complete (temp name + rename). ``seed`` defaults to the dream
     config's; the same range, settings and seed give the same pixels.
     """
-    settings = EncoderSettings(crf=config.crf, preset=config.preset)
-    span = Span(start, end, Path(segment), settings)
+    config = config.validate()
+    span = Span(start, end, Path(segment), config.encoder)
     return render_spans(index, start, end, [span], config, dreamer=dreamer, device=device, seed=seed,
                         progress=progress)
 

@@ -37,7 +37,7 @@ from typing import Any
 import av
 import numpy as np
 
-from .config import X264_PRESETS
+from .config import EncoderSettings
 from . import storage
 from .errors import VideoError
 from .paths import check_output_path, temp_sibling
@@ -453,21 +453,6 @@ def _frames_from(container: Any, stream: Any, index: VideoIndex, start: int, end
 # Writing segments
 
 
-@dataclass(frozen=True)
-class EncoderSettings:
-    """H.264 settings shared by every segment of a job (they must match for a lossless join).
-
-    Lossy x264 output is not bit-exact from run to run at some frame sizes (PyAV's x264 build,
-    seen at 97×65 and 98×66, single-threaded too); ``crf=0`` (lossless) is, by construction.
-    """
-
-    crf: int = 18  # x264 constant quality: 0 lossless … 51 worst; 18 is visually transparent
-    preset: str = "medium"  # x264 speed/size trade-off: ultrafast … veryslow
-
-    def pix_fmt(self, width: int, height: int) -> str:
-        return "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
-
-
 def _writable(path: str | os.PathLike[str]) -> Path | str:
     """Check an output location; URIs are checked for their bucket, local paths for a writable folder."""
     if storage.is_uri(path):
@@ -516,10 +501,7 @@ class SegmentWriter:
         settings: EncoderSettings = EncoderSettings(),
         rotation: int = 0,
     ) -> None:
-        if settings.preset not in X264_PRESETS:
-            raise VideoError(f"unknown x264 preset {settings.preset!r}; use one of {', '.join(X264_PRESETS)}")
-        if not 0 <= settings.crf <= 51:
-            raise VideoError(f"crf {settings.crf} is outside 0–51")
+        settings.validate()
         self.path = _writable(path)
         self.width, self.height, self.rotation = width, height, rotation
         self.frames = 0

@@ -41,19 +41,53 @@ def test_dream_writes_a_dreamed_image(capsys, tmp_path: Path, photo: Path, small
 
 
 def test_every_config_flag_reaches_the_config(capsys, tmp_path: Path, photo: Path) -> None:
-    from distdream.cli import _config
+    from distdream.cli import dream
+    from distdream.cli.options import dream_config
 
-    args = dict(model="resnet18", weights="none", learning_rate=0.5, num_iterations=3, num_octaves=2,
-                octave_scale=1.3, dream_layers="layer2,layer3", channels=("layer2=1,2", "5"),
-                predefined_start=str(photo), seed=9, jitter=4, tile_size="none", precision="bf16",
-                channels_last=False, compile=True)
-    cfg = _config(args)
+    argv = [str(photo), "-o", "x.png", "--model", "resnet18", "--weights", "none", "--learning-rate", "0.5",
+            "--num-iterations", "3", "--num-octaves", "2", "--octave-scale", "1.3", "--dream-layers", "layer2,layer3",
+            "--channels", "layer2=1,2", "--channels", "5", "--predefined-start", str(photo), "--seed", "9",
+            "--jitter", "4", "--tile-size", "none", "--precision", "bf16", "--no-channels-last", "--compile"]
+    cfg = dream_config(dream.make_context("dream", argv).params)
     assert (cfg.precision, cfg.channels_last, cfg.compile) == ("bf16", False, True)
     assert (cfg.model, cfg.weights, cfg.learning_rate, cfg.num_iterations, cfg.num_octaves) == (
         "resnet18", None, 0.5, 3, 2)
     assert cfg.octave_scale == 1.3 and cfg.dream_layers == ("layer2", "layer3") and cfg.seed == 9
     assert cfg.channels_for("layer2") == (1, 2) and cfg.channels_for("layer3") == (5,)
     assert cfg.predefined_start == str(photo) and cfg.jitter == 4 and cfg.tile_size is None
+
+
+def test_every_declared_setting_is_a_flag_that_reaches_its_record() -> None:
+    # a setting is declared once (distdream.declare.setting); its flag, config-file key and value follow
+    from distdream.cli import render
+    from distdream.cli.options import job_options, render_config
+    from distdream.config import DreamConfig, FlowConfig, JobOptions, RenderConfig
+    from distdream.declare import declared, flag_of
+
+    params = {p.name: p for p in render.params}
+    argv, want = ["in.mp4", "-o", "out.mp4"], {}
+    for cls in (DreamConfig, FlowConfig, RenderConfig, JobOptions):
+        for f, decl in declared(cls):
+            key = decl.key or f.name
+            assert (key in params) == decl.cli, key
+            if not decl.cli:
+                continue
+            assert flag_of(f, decl) in params[key].opts and params[key].help.startswith(decl.help), key
+            # a value its rule admits that is not the default, typed as a user would
+            candidates = {int: (7, 3), float: (0.75, 1.5)}.get(type(f.default), ())
+            value = next((v for v in candidates if v != f.default and (decl.rule is None or decl.rule.test(v))), None)
+            if isinstance(f.default, bool):
+                argv.append(flag_of(f, decl) if not f.default else "--no-" + flag_of(f, decl)[2:])
+                want[(cls, f.name)] = not f.default
+            elif value is not None and decl.parse is None and not (decl.rule and decl.rule.choices):
+                argv += [flag_of(f, decl), str(value)]
+                want[(cls, f.name)] = value
+    kw = render.make_context("render", argv).params
+    records = {DreamConfig: render_config(kw).dream, FlowConfig: render_config(kw).flow,
+               RenderConfig: render_config(kw), JobOptions: JobOptions(**job_options(kw))}
+    assert len(want) >= 15  # every number and switch with a default
+    for (cls, name), value in want.items():
+        assert getattr(records[cls], name) == value, (cls.__name__, name)
 
 
 def bad_inputs(tmp: Path, photo: Path) -> list[tuple[list[str], str]]:

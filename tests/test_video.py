@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from tests.media import BFRAMES_GOP, pan_frames
 
-from distdream.errors import VideoError
+from distdream.errors import ConfigError, VideoError
 from distdream.video import (
     EncoderSettings,
     SegmentWriter,
@@ -222,7 +222,7 @@ def test_segment_writer_is_atomic_and_checks_frames(tmp_path: Path) -> None:
             w.write(np.zeros((48, 63, 3), np.uint8))
         w.write(np.zeros((48, 64, 3), np.uint8))
     assert probe(target).frame_count == 1
-    with pytest.raises(VideoError, match="preset"):
+    with pytest.raises(ConfigError, match="preset"):
         SegmentWriter(tmp_path / "x.mp4", width=8, height=8, rate=Fraction(25), settings=EncoderSettings(preset="warp"))
 
 

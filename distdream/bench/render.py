@@ -21,7 +21,7 @@ from ..images import array_to_tensor
 from ..lanes import LaneBatcher
 from ..pipeline import ChunkStats, Span, render_spans
 from ..samples import pan_frames
-from ..video import EncoderSettings, probe, read_frames, write_clip
+from ..video import probe, read_frames, write_clip
 from .common import device_name, in_lanes
 
 __all__ = ["HalvingBenchmark", "RenderBenchmark", "bench_halving", "bench_render"]
@@ -73,7 +73,7 @@ def bench_render(
         raise ValueError(f"need at least one frame per lane, got {frames} frames for {lanes} lanes")
     config = (config or RenderConfig()).validate()
     dev = resolve_device(device)
-    encoder = EncoderSettings(crf=config.crf, preset=config.preset)
+    encoder = config.encoder
     with tempfile.TemporaryDirectory(prefix="distdream-bench-") as tmp:
         d = Path(tmp)
         clip = write_clip(d / "clip.mp4", pan_frames(frames, width, height), crf=12)

@@ -13,7 +13,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..samples import pan_frames
-from ..video import EncoderSettings, SegmentWriter, concat, probe, read_frames, write_clip
+from ..config import EncoderSettings
+from ..video import SegmentWriter, concat, probe, read_frames, write_clip
 
 __all__ = ["IOBenchmark", "bench_io"]
 

@@ -25,11 +25,11 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from ..config import RenderConfig
+from ..config import Fault, JobOptions, RenderConfig
 from ..errors import ConfigError
 from .connect import connect
-from .driver import Job, make_plan
-from .records import ChunkState, ChunkStatus, Fault, JobOptions, JobPlan, JobResult, JobStatus
+from .driver import Job, job_chunks
+from .records import ChunkState, ChunkStatus, JobPlan, JobResult, JobStatus
 from .remote import RemoteJobs, submission_id
 
 __all__ = [
@@ -58,10 +58,10 @@ def _options(job_options: dict[str, Any]) -> JobOptions:
 
 
 def plan(input: str | os.PathLike[str], config: RenderConfig | None = None, **job_options: Any) -> JobPlan:
-    """The chunks a render of ``input`` would use and how each begins. Nothing is dreamed; with
-    ``scan_cuts`` (the default) the cut scan runs (here for a short range, else as Ray tasks;
-    a local Ray instance is started if none is connected). The plan's chains assume ``slots`` = workers × lanes of the cluster it
-    connects to, or of this machine's CPUs."""
+    """The chunks a render of ``input`` would use and how each begins. Nothing is dreamed, but
+    with ``scan_cuts`` (the default) the cut scan runs as Ray tasks, and a local Ray instance is
+    started if none is connected. The plan's chains assume ``slots`` = workers × lanes of the
+    cluster it connects to, or of this machine's CPUs."""
     from ..video import probe
 
     config = (config or RenderConfig()).validate()
@@ -69,7 +69,7 @@ def plan(input: str | os.PathLike[str], config: RenderConfig | None = None, **jo
     index = probe(input)
     if options.scan_cuts:
         connect(options.address, options.connect_timeout)
-    chunks = make_plan(index, config, options, _slots(options))
+    chunks = job_chunks(index, config, options, _slots(options))
     import hashlib
     import json
 

@@ -14,8 +14,8 @@ from urllib.parse import urlparse
 
 import ray
 
+from ..config import JobOptions
 from ..errors import JobError
-from .records import JobOptions
 
 __all__ = ["CPU_LANES", "GPU_LANES", "connect", "resources"]
 

@@ -19,19 +19,19 @@ from typing import Any
 import ray
 
 from .. import storage
-from ..config import RenderConfig
+from ..config import JobOptions, RenderConfig
 from ..errors import ChunkFailed, JobCancelled, JobError
 from ..plan import Chunk, plan_chunks
-from ..video import EncoderSettings, VideoIndex
+from ..video import VideoIndex
 from .connect import connect, resources
 from .pool import WorkerPool, cause_of
 from .preflight import Checked, plan_record, preflight
-from .records import ChunkState, ChunkStatus, JobOptions, JobPlan, JobResult, JobStatus
+from .records import ChunkState, ChunkStatus, JobPlan, JobResult, JobStatus
 from .stitch import stitch
 from .workdir import ChunkFiles, Ledger, WorkdirLock, differences, finished, settings_hash
 from .worker import DreamWorker, progress_counter, scan_cuts_task, seam_task
 
-__all__ = ["Job", "find_cuts", "make_plan"]
+__all__ = ["Job", "find_cuts", "job_chunks"]
 
 
 # frames per cut-scan task: a task's start-up (a worker process importing torch, cv2 and PyAV)
@@ -62,7 +62,7 @@ def find_cuts(index: VideoIndex, config: RenderConfig, options: JobOptions, *,
     return sorted({c for part in parts for c in part})
 
 
-def make_plan(index: VideoIndex, config: RenderConfig, options: JobOptions, slots: int) -> list[Chunk]:
+def job_chunks(index: VideoIndex, config: RenderConfig, options: JobOptions, slots: int) -> list[Chunk]:
     """The chunks of a render for ``slots`` chunks at once (scanning for cuts on Ray when asked to)."""
     cuts = find_cuts(index, config, options) if options.scan_cuts else []
     return plan_chunks(index.frame_count, options.chunk_frames, options.overlap, cuts,
@@ -168,7 +168,7 @@ class Job:
                 # resume re-plans nothing: the chunks stay (another worker count may plan other chains)
                 chunks = [Chunk(**c) for c in saved["chunks"]]
             else:
-                chunks = make_plan(checked.index, self.config, self.options, workers * lanes)
+                chunks = job_chunks(checked.index, self.config, self.options, workers * lanes)
             record = plan_record(self.input, checked, self.config, device, chunks)
             record["settings_hash"] = settings_hash(record)
             if saved is not None:
@@ -297,7 +297,7 @@ class _Run:
             self.chain_rest[c.index] = 1 + (self.chain_rest.get(c.index + 1, 0) if c.hands_off else 0)
         self.index_ref = ray.put(p.plan.index)
         self.progress = progress_counter()
-        self.settings = EncoderSettings(crf=self.job.config.crf, preset=self.job.config.preset)
+        self.settings = self.job.config.encoder
         start_faults = tuple(f for f in options.inject_faults if f.at_start)
         concurrency = self.lanes + 1 if self.lanes > 1 else 1  # a lane per call, and one more for pings
 

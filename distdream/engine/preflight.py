@@ -20,11 +20,10 @@ from typing import Any
 
 from .. import storage
 from ..compute import resolve_compute
-from ..config import RenderConfig
+from ..config import JobOptions, RenderConfig
 from ..errors import ConfigError, JobError, OutputError
 from ..plan import Chunk
 from ..video import VideoIndex, check_output_container, packet_digest, probe
-from .records import JobOptions
 from .workdir import PLAN_VERSION, check_workdir
 
 __all__ = ["Checked", "location", "plan_record", "preflight"]

@@ -18,7 +18,8 @@ import numpy as np
 from .. import storage
 from ..errors import VideoError
 from ..plan import Chunk
-from ..video import EncoderSettings, SegmentWriter, VideoIndex, concat, read_frames
+from ..config import EncoderSettings
+from ..video import SegmentWriter, VideoIndex, concat, read_frames
 from .workdir import ChunkFiles
 
 __all__ = ["crossfade", "crossfade_weights", "mix_residuals", "stitch"]

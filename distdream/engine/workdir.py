@@ -28,7 +28,8 @@ from typing import Any
 from .. import storage
 from ..errors import JobError, VideoError
 from ..plan import Chunk
-from ..video import EncoderSettings, probe
+from ..config import EncoderSettings
+from ..video import probe
 
 __all__ = ["LOSSLESS", "ChunkFiles", "Ledger", "PLAN_VERSION", "Piece", "WorkdirLock", "check_workdir", "differences",
            "settings_hash"]

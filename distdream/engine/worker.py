@@ -17,10 +17,9 @@ from typing import Any
 import ray
 
 from .. import storage
-from ..config import RenderConfig
+from ..config import EncoderSettings, Fault, RenderConfig
 from ..plan import Chunk
-from ..video import EncoderSettings, VideoIndex
-from .records import Fault
+from ..video import VideoIndex
 from .stitch import crossfade
 from .workdir import ChunkFiles
 
@@ -82,7 +81,7 @@ class DreamWorker:
         carried = Carried.from_bytes(storage.read_bytes(files.carried_in)) if chunk.begins == "handoff" else None
         hand_off: dict[str, Carried] | None = {} if chunk.hands_off else None
         storage.makedirs(storage.parent(files.middle))
-        settings = EncoderSettings(crf=self.config.crf, preset=self.config.preset)
+        settings = self.config.encoder
         pieces = files.pieces(settings)
         spans = [Span(p.start, p.end, p.path, p.settings) for p in pieces]  # type: ignore[arg-type]
         mine = [f for f in faults if not f.at_start and f.chunk == chunk.index

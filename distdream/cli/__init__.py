@@ -16,161 +16,23 @@ from typing import Any
 
 import click
 
-from .config import (
-    ALL_LAYERS,
-    DIS_PRESETS,
-    FLOW_METHODS,
-    PRECISIONS,
-    X264_PRESETS,
-    DreamConfig,
-    FlowConfig,
-    RenderConfig,
-)
-from .errors import ConfigError, DistDreamError
-from .plan import SEAMS
+from ..config import FLOW_METHODS, DreamConfig, FlowConfig, JobOptions, RenderConfig, parse_frame_range, parse_weights
+from ..errors import ConfigError, DistDreamError
+from .options import as_flags, declared_options, dream_config, job_options, load_config_file, render_config
 
 __all__ = ["main"]
 
 
-def _parse_channels(values: Sequence[str]) -> dict[str, list[int]]:
-    """``--channels 3,7`` (every layer) or ``--channels LAYER=3,7`` (one layer), repeatable."""
-    out: dict[str, list[int]] = {}
-    for value in values:
-        layer, _, indices = value.rpartition("=")
-        try:
-            parsed = [int(i) for i in indices.split(",") if i.strip()]
-        except ValueError:
-            raise ConfigError(f"--channels {value!r}: give comma-separated integers, optionally LAYER=3,7") from None
-        out.setdefault(layer or ALL_LAYERS, []).extend(parsed)
-    return out
-
-
-def _weights(value: str | None) -> str | None:
-    return None if value is not None and value.lower() in {"none", "random"} else value
-
-
-def _tile_size(value: str) -> int | None:
-    if value.lower() in {"0", "none", "off"}:
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise ConfigError(f"--tile-size {value!r}: give pixels (e.g. 1024) or 'none'") from None
-
-
 def dream_options(func: Any) -> Any:
-    """The flags of every :class:`DreamConfig` field (kebab-case of the seed tool's names)."""
-    d = DreamConfig()
-    options = [
-        click.option("--model", default=d.model, show_default=True, help="Model name (see `distdream models`)."),
-        click.option(
-            "--weights", default=d.weights, show_default=True,
-            help="DEFAULT, a weights enum name (IMAGENET1K_V1), a state-dict file, or 'none' (random).",
-        ),
-        click.option("--learning-rate", type=float, default=d.learning_rate, show_default=True,
-                     help="Step size per iteration (normalised gradient units)."),
-        click.option("--num-iterations", type=int, default=d.num_iterations, show_default=True,
-                     help="Gradient-ascent steps per octave."),
-        click.option("--num-octaves", type=int, default=d.num_octaves, show_default=True,
-                     help="Levels of the image pyramid."),
-        click.option("--octave-scale", type=float, default=d.octave_scale, show_default=True,
-                     help="Size ratio between pyramid levels (> 1)."),
-        click.option("--dream-layers", default="", help="Comma-separated layer names; default: the model's own."),
-        click.option("--channels", multiple=True,
-                     help="Channels to amplify: '3,7' for every layer or 'LAYER=3,7'; repeatable."),
-        click.option("--predefined-start", type=click.Path(dir_okay=False, path_type=str), default=None,
-                     help="Start from this image instead of the input (resized to it)."),
-        click.option("--seed", type=int, default=d.seed, show_default=True, help="Seed of the jitter generator."),
-        click.option("--jitter", type=int, default=d.jitter, show_default=True,
-                     help="Max random roll in pixels per step."),
-        click.option("--tile-size", default=str(d.tile_size), show_default=True,
-                     help="Dream larger images in overlapping tiles of this size; 'none' disables."),
-        click.option("--precision", type=click.Choice(PRECISIONS), default=d.precision, show_default=True,
-                     help="Network arithmetic (bf16/fp16 need CUDA); auto = fp32 (measured fastest-for-quality)."),
-        click.option("--channels-last/--no-channels-last", default=d.channels_last,
-                     help="NHWC memory layout. [default: on for CPU, off on CUDA (measured)]"),
-        click.option("--compile/--no-compile", default=d.compile, show_default=True,
-                     help="torch.compile the network (slow first frames; falls back to eager on failure)."),
-        click.option("--device", default=None, help="cpu, cuda, cuda:1 …; default: CUDA when present."),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
-
-
-def _config(kw: dict[str, Any]) -> DreamConfig:
-    return DreamConfig(
-        model=kw["model"],
-        weights=_weights(kw["weights"]),
-        learning_rate=kw["learning_rate"],
-        num_iterations=kw["num_iterations"],
-        num_octaves=kw["num_octaves"],
-        octave_scale=kw["octave_scale"],
-        dream_layers=kw["dream_layers"],
-        channels=_parse_channels(kw["channels"]),
-        predefined_start=kw["predefined_start"],
-        seed=kw["seed"],
-        jitter=kw["jitter"],
-        tile_size=_tile_size(kw["tile_size"]),
-        precision=kw["precision"],
-        channels_last=kw["channels_last"],
-        compile=kw["compile"],
-    ).validate()
-
-
-def render_options(func: Any) -> Any:
-    """Flags of :class:`RenderConfig` beyond the dream: temporal carry, flow and encoding."""
-    r, f = RenderConfig(), FlowConfig()
-    options = [
-        click.option("--keyframe-iterations", type=int, default=None,
-                     help="Steps per octave for keyframes (first frame, after cuts). [default: --num-iterations]"),
-        click.option("--frame-iterations", type=int, default=None,
-                     help="Steps per octave for flow-carried frames. [default: half the keyframes']"),
-        click.option("--decay", type=float, default=r.decay, show_default=True,
-                     help="Share of the previous dream carried into the next frame (0 = independent frames)."),
-        click.option("--keyframe-settle", type=int, default=r.keyframe_settle, show_default=True,
-                     help="Carried-frame updates a keyframe gets in place, so a shot starts at steady strength."),
-        click.option("--temporal-weight", type=float, default=r.temporal_weight, show_default=True,
-                     help="λ: each step pulls a carried frame this far back toward itself plus the previous dream, warped."),
-        click.option("--hold-level/--no-hold-level", default=r.hold_level, show_default=True,
-                     help="Hold carried frames at their keyframe's strength and colour (no ramp or drift over a shot)."),
-        click.option("--occlusion-mask/--no-occlusion-mask", default=r.occlusion_mask, show_default=True,
-                     help="Drop the carried dream where the scene is newly visible."),
-        click.option("--flow", "flow_method", type=click.Choice(FLOW_METHODS), default=f.method, show_default=True,
-                     help="Optical flow method."),
-        click.option("--dis-preset", type=click.Choice(DIS_PRESETS), default=f.dis_preset, show_default=True,
-                     help="DIS flow quality/speed."),
-        click.option("--flow-scale", type=float, default=f.flow_scale, show_default=True,
-                     help="Compute flow at this fraction of the frame size, in (0, 1]."),
-        click.option("--crf", type=int, default=r.crf, show_default=True, help="x264 quality (0 lossless … 51)."),
-        click.option("--preset", type=click.Choice(X264_PRESETS), default=r.preset, show_default=True,
-                     help="x264 speed/size trade-off."),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
-
-
-def _render_config(kw: dict[str, Any]) -> RenderConfig:
-    return RenderConfig(
-        dream=_config(kw),
-        flow=FlowConfig(method=kw["flow_method"], dis_preset=kw["dis_preset"], flow_scale=kw["flow_scale"]),
-        keyframe_iterations=kw["keyframe_iterations"],
-        frame_iterations=kw["frame_iterations"],
-        decay=kw["decay"],
-        keyframe_settle=kw["keyframe_settle"],
-        temporal_weight=kw["temporal_weight"],
-        hold_level=kw["hold_level"],
-        occlusion_mask=kw["occlusion_mask"],
-        crf=kw["crf"],
-        preset=kw["preset"],
-    ).validate()
+    """The flags of every :class:`DreamConfig` field (kebab-case of the seed tool's names), and --device."""
+    func = click.option("--device", default=None, help="cpu, cuda, cuda:1 …; default: CUDA when present.")(func)
+    return declared_options(DreamConfig)(func)
 
 
 def _run_still(image: str, output: str, config: DreamConfig, device: str | None, quiet: bool) -> Any:
     from tqdm import tqdm
 
-    from .still import dream_image
+    from ..still import dream_image
 
     bar: list[tqdm] = []
 
@@ -198,124 +60,25 @@ def cli() -> None:
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def dream(image: str, output: str, quiet: bool, **kw: Any) -> None:
     """Dream one IMAGE and write it to OUTPUT."""
-    result = _run_still(image, output, _config(kw), kw["device"], quiet)
+    result = _run_still(image, output, dream_config(kw), kw["device"], quiet)
     click.echo(f"wrote {result.output} ({result.width}×{result.height}) in {result.seconds:.1f}s on {result.device} "
                f"({result.compute})")
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
 
 
-def job_options(func: Any) -> Any:
-    """Flags of :class:`~distdream.engine.JobOptions` shared by ``render`` and ``submit``."""
-    options = [
-        click.option("--workers", type=int, default=None, help="Ray workers. [default: one per GPU, else one per CPU]"),
-        click.option("--gpus-per-worker", type=float, default=None,
-                     help="GPUs per worker. [default: 1 if the cluster has GPUs]"),
-        click.option("--lanes", type=int, default=None,
-                     help="Chunks each worker dreams at once, as one batch. [default: 8 on GPU, 1 on CPU]"),
-        click.option("--chunk-frames", type=int, default=120, show_default=True, help="Frames owned by each chunk."),
-        click.option("--overlap", type=int, default=None,
-                     help="Lead-in frames dreamed by both neighbours and crossfaded at each crossfade seam. "
-                          "[default: 16, at most half of --chunk-frames]"),
-        click.option("--frames", default=None, help="Render only frames START:END."),
-        click.option("--scan-cuts/--no-scan-cuts", default=True, show_default=True,
-                     help="Scan for scene cuts first (in parallel) and put chunk boundaries on them."),
-        click.option("--seams", type=click.Choice(SEAMS), default="auto", show_default=True,
-                     help="Boundaries inside a shot: handoff (exact, one after another), crossfade (parallel), "
-                          "or auto (handoffs until a chain would hold more than its share of the work)."),
-        click.option("--workdir", type=click.Path(file_okay=False, path_type=str), default=None,
-                     help="Where chunks and the ledger live. [default: hidden folder beside the output, removed on success]"),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
-
-
-def _as_flags(ctx: click.Context, skip: set[str]) -> list[str]:
-    """The command's options the user set (on the command line or in ``--config``), written back as flags.
-
-    Asks click where each value came from rather than comparing with ``param.default``: click 8.5
-    reports an undeclared default as its ``UNSET`` sentinel, so a comparison says every flag changed.
-    """
-    from click.core import ParameterSource
-
-    out: list[str] = []
-    for param in ctx.command.params:
-        if not isinstance(param, click.Option) or param.name in skip:
-            continue
-        if ctx.get_parameter_source(param.name) in (None, ParameterSource.DEFAULT):
-            continue
-        value = ctx.params.get(param.name)
-        if value is None or (param.multiple and not value):
-            continue
-        flag = max(param.opts, key=len)
-        if param.is_flag:
-            if value:
-                out.append(flag)
-            elif param.secondary_opts:  # --no-… of an on/off pair
-                out.append(max(param.secondary_opts, key=len))
-        elif param.multiple:
-            for item in value:
-                out += [flag, str(item)]
-        else:
-            out += [flag, str(value)]
-    return out
-
-
-def _load_toml(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
-    """``--config job.toml``: its keys become the defaults of the flags, which still override them."""
-    if not value:
-        return value
-    import tomllib
-
-    try:
-        data = tomllib.loads(Path(value).read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"config file {value} does not exist") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"config file {value} is not valid TOML: {exc}") from None
-    flat: dict[str, Any] = {}
-    for key, item in data.items():  # sections ([dream], [job] …) are only for readability
-        flat.update(item if isinstance(item, dict) and key != "channels" else {key: item})
-    known = {p.name for p in ctx.command.params}
-    unknown = sorted(set(flat) - known)
-    if unknown:
-        raise ConfigError(f"config file {value}: unknown setting(s) {', '.join(unknown)}; see `distdream render --help`")
-    if isinstance(flat.get("dream_layers"), list):
-        flat["dream_layers"] = ",".join(flat["dream_layers"])
-    if isinstance(flat.get("channels"), dict):
-        flat["channels"] = [f"{k}={','.join(map(str, v))}" for k, v in flat["channels"].items()]
-    elif isinstance(flat.get("channels"), list):
-        flat["channels"] = [",".join(map(str, flat["channels"]))]
-    if isinstance(flat.get("frames"), list):
-        flat["frames"] = ":".join(map(str, flat["frames"]))
-    ctx.default_map = {**(ctx.default_map or {}), **flat}
-    return value
-
-
-def _frame_range(value: str | None) -> tuple[int, int] | None:
-    if not value:
-        return None
-    try:
-        a, b = (int(x) for x in value.split(":"))
-    except ValueError:
-        raise ConfigError(f"--frames {value!r}: give START:END frame indices, e.g. 0:240") from None
-    return a, b
-
-
-def render_inputs(output_help: str) -> Any:
+def render_inputs(output_help: str, skip: Sequence[str] = ()) -> Any:
     """What ``render`` and ``submit`` share: --config, INPUT, -o and every render and job setting."""
 
     def decorate(func: Any) -> Any:
         for option in reversed([
-            click.option("--config", type=click.Path(dir_okay=False, path_type=str), callback=_load_toml,
+            click.option("--config", type=click.Path(dir_okay=False, path_type=str), callback=load_config_file,
                          is_eager=True, expose_value=False,
                          help="TOML file with any of these settings (flags override it)."),
             click.argument("input", required=False, type=click.Path(path_type=str)),
             click.option("-o", "--output", type=click.Path(path_type=str), help=output_help),
             dream_options,
-            render_options,
-            job_options,
+            declared_options(FlowConfig, RenderConfig, JobOptions, skip=skip),
         ]):
             func = option(func)
         return func
@@ -325,10 +88,6 @@ def render_inputs(output_help: str) -> Any:
 
 @cli.command()
 @render_inputs("Output video (.mp4, .mkv, .mov), a path or an object-storage URI.")
-@click.option("--resume", is_flag=True, help="Continue the job in --workdir; only missing chunks are rendered.")
-@click.option("--keep-source-time", is_flag=True,
-              help="A --frames range keeps the source's timestamps. [default: it starts at 0]")
-@click.option("--address", default=None, help="Ray cluster to run on (e.g. auto). [default: start a local one]")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def render(input: str | None, output: str | None, quiet: bool, **kw: Any) -> None:
     """Dream every frame of INPUT on Ray workers, the dream carried along by optical flow."""
@@ -336,16 +95,12 @@ def render(input: str | None, output: str | None, quiet: bool, **kw: Any) -> Non
 
     from tqdm import tqdm
 
-    from .engine import submit as submit_job
+    from ..engine import submit as submit_job
 
     if not input or not output:
         raise ConfigError("give INPUT and -o OUTPUT (on the command line or as input/output in --config)")
-    config = _render_config(kw)
-    options = dict(workers=kw["workers"], gpus_per_worker=kw["gpus_per_worker"], lanes=kw["lanes"],
-                   chunk_frames=kw["chunk_frames"],
-                   overlap=kw["overlap"], frame_range=_frame_range(kw["frames"]), workdir=kw["workdir"],
-                   resume=kw["resume"], address=kw["address"], scan_cuts=kw["scan_cuts"], seams=kw["seams"],
-                   keep_source_time=kw["keep_source_time"])
+    config = render_config(kw)
+    options = job_options(kw)
     bar: list[tqdm] = []
 
     def on_progress(job: Any) -> None:
@@ -365,7 +120,7 @@ def render(input: str | None, output: str | None, quiet: bool, **kw: Any) -> Non
 
     def how_to_resume() -> str:
         # -o OUTPUT is written out below, so the hint names the output once
-        flags = _as_flags(click.get_current_context(), skip={"resume", "workdir", "config", "quiet", "output"})
+        flags = as_flags(click.get_current_context(), skip={"resume", "workdir", "config", "quiet", "output"})
         again = ["render", input, "-o", output, *flags, "--workdir", str(job.workdir), "--resume"]
         return f"work directory {job.workdir}; resume with: distdream {shlex.join(again)}"
 
@@ -409,7 +164,9 @@ def _token(path: str | None) -> str | None:
 
 
 @cli.command()
-@render_inputs("Output video: a path every node of the cluster sees, or an object-storage URI.")
+# --address is the dashboard's here, and a submitted render always resumes
+@render_inputs("Output video: a path every node of the cluster sees, or an object-storage URI.",
+               skip=("address", "resume"))
 @click.option("--address", required=True, help="The cluster's dashboard, e.g. http://HEAD:8265.")
 @click.option("--token-file", type=click.Path(dir_okay=False, path_type=str), default=None,
               help="The cluster's Ray auth token (token authentication). [default: Ray's own lookup]")
@@ -418,13 +175,13 @@ def submit(input: str | None, output: str | None, address: str, token_file: str 
     """Submit a render of INPUT as a Ray job; a resubmit of the same render resumes it."""
     import shlex
 
-    from .engine import RemoteJobs, submission_id
+    from ..engine import RemoteJobs, submission_id
 
     if not input or not output:
         raise ConfigError("give INPUT and -o OUTPUT (paths on the cluster's shared storage)")
-    _render_config(kw)  # refuse impossible settings here, not minutes later on the cluster
+    render_config(kw)  # refuse impossible settings here, not minutes later on the cluster
     ctx = click.get_current_context()
-    flags = _as_flags(ctx, skip={"address", "wait", "device", "token_file"})
+    flags = as_flags(ctx, skip={"address", "wait", "device", "token_file"})
     base = submission_id(input, output, flags)
     # Always --resume: a resubmitted job continues from the work directory of the run before it
     # (the default one beside the output is the same for the same render).
@@ -459,7 +216,7 @@ def _follow(jobs: Any, sid: str) -> None:
               help="The cluster's Ray auth token (token authentication). [default: Ray's own lookup]")
 def status(job_id: str, address: str, token_file: str | None) -> None:
     """Print the state of submitted job JOB_ID (PENDING, RUNNING, SUCCEEDED, FAILED, STOPPED)."""
-    from .engine import RemoteJobs
+    from ..engine import RemoteJobs
 
     click.echo(RemoteJobs(address, token=_token(token_file)).status(job_id))
 
@@ -472,7 +229,7 @@ def status(job_id: str, address: str, token_file: str | None) -> None:
 @click.option("--follow", is_flag=True, help="Keep printing until the job ends.")
 def logs(job_id: str, address: str, token_file: str | None, follow: bool) -> None:
     """Print the output of submitted job JOB_ID."""
-    from .engine import RemoteJobs
+    from ..engine import RemoteJobs
 
     jobs = RemoteJobs(address, token=_token(token_file))
     if follow:
@@ -488,7 +245,7 @@ def logs(job_id: str, address: str, token_file: str | None, follow: bool) -> Non
               help="The cluster's Ray auth token (token authentication). [default: Ray's own lookup]")
 def stop(job_id: str, address: str, token_file: str | None) -> None:
     """Stop submitted job JOB_ID; its finished chunks stay for a resubmit."""
-    from .engine import RemoteJobs
+    from ..engine import RemoteJobs
 
     click.echo(f"{job_id}: {'stopping' if RemoteJobs(address, token=_token(token_file)).stop(job_id) else 'already finished'}")
 
@@ -506,8 +263,8 @@ def stop(job_id: str, address: str, token_file: str | None) -> None:
 def metrics(input: str, output: str, flow_method: str, as_json: bool, plan_path: str | None, plot_path: str | None,
             frames: str | None) -> None:
     """Warping error (Lai et al.) and strength of OUTPUT, a render of INPUT: lower is steadier."""
-    from .metrics import plot_over_time, warping_error
-    from .plan import Chunk
+    from ..metrics import plot_over_time, warping_error
+    from ..plan import Chunk
 
     chunks: list[Chunk] = []
     if plan_path:
@@ -517,7 +274,7 @@ def metrics(input: str, output: str, flow_method: str, as_json: bool, plan_path:
             raise ConfigError(f"--plan {plan_path} is not a distdream plan.json ({exc.__class__.__name__}); give "
                               "the plan.json of the render's work directory") from None
     result = warping_error(input, output, FlowConfig(method=flow_method), chunks=chunks,
-                           frame_range=_frame_range(frames))
+                           frame_range=parse_frame_range(frames))
     if plot_path:
         plot_over_time(result, plot_path)
     if as_json:
@@ -555,7 +312,7 @@ def demo(output: str, frames: int, workers: int | None, quiet: bool) -> None:
     """Render a sample clip (a pan over a real photo, with sound) on local Ray, offline."""
     from tqdm import tqdm
 
-    from .demo import run_demo
+    from ..demo import run_demo
 
     if frames < 4:
         raise ConfigError(f"--frames {frames}: give at least 4")
@@ -589,13 +346,13 @@ def demo(output: str, frames: int, workers: int | None, quiet: bool) -> None:
 @dream_options
 def preview(input: str, output: str, frame: int, vary: str | None, size: int, **kw: Any) -> None:
     """Dream one frame per layer (or per value of --vary) into a labelled grid: pick settings by eye."""
-    from .preview import parse_vary
-    from .preview import preview as make_preview
+    from ..preview import parse_vary
+    from ..preview import preview as make_preview
 
     if size < 16:
         raise ConfigError(f"--size {size}: give at least 16 pixels")
     t0 = time.perf_counter()
-    path = make_preview(input, output, _config(kw), frame=frame, vary=parse_vary(vary) if vary else None, size=size,
+    path = make_preview(input, output, dream_config(kw), frame=frame, vary=parse_vary(vary) if vary else None, size=size,
                         device=kw["device"])
     click.echo(f"wrote {path} in {time.perf_counter() - t0:.1f}s")
 
@@ -603,7 +360,7 @@ def preview(input: str, output: str, frame: int, vary: str | None, size: int, **
 @cli.command()
 def models() -> None:
     """List model names; '*' marks weights usable offline (bundled or cached)."""
-    from .models import DEFAULT_MODEL, available_models, weights_cached
+    from ..models import DEFAULT_MODEL, available_models, weights_cached
 
     for name in available_models():
         mark = "*" if weights_cached(name) else " "
@@ -619,9 +376,9 @@ def models() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def layers(model: str, weights: str, pattern: str, as_json: bool) -> None:
     """List MODEL's dreamable layers: name, channels, stride ('*' = used by default)."""
-    from .models import list_layers, load_model
+    from ..models import list_layers, load_model
 
-    loaded = load_model(model, _weights(weights))
+    loaded = load_model(model, parse_weights(weights))
     infos = [info for info in list_layers(loaded) if pattern in info.name]
     if as_json:
         rows = [{"name": i.name, "channels": i.channels, "stride": i.stride,
@@ -640,7 +397,7 @@ def layers(model: str, weights: str, pattern: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the index summary as JSON (timestamps as compressed deltas).")
 def probe(video: str, as_json: bool) -> None:
     """Index VIDEO (exact frame count, timestamps, keyframes, audio) and summarise it."""
-    from .video import probe as probe_video
+    from ..video import probe as probe_video
 
     index = probe_video(video)
     if as_json:
@@ -688,7 +445,7 @@ def _counts(value: str, flag: str) -> tuple[int, ...]:
 
 
 def _write_json(path: str, figures: dict[str, Any]) -> None:
-    from .paths import temp_sibling
+    from ..paths import temp_sibling
 
     out = Path(path)
     tmp = temp_sibling(out)
@@ -727,7 +484,7 @@ def bench(quick: bool, sections: tuple[str, ...], sizes: tuple[int, ...], frame_
     Every part but the engine runs without Ray. Interrupted (Ctrl-C, or timeout -s INT), it still
     writes the JSON and plot of what it measured.
     """
-    from .bench import BenchPlan, plot, run_sections
+    from ..bench import BenchPlan, plot, run_sections
 
     plan = BenchPlan(
         sections=tuple(part.strip() for value in sections for part in value.split(",") if part.strip()), quick=quick, device=device, step_sizes=sizes or (256,), frame_size=_size(frame_size),
