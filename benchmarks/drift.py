@@ -23,8 +23,7 @@ from PIL import Image
 from distdream.config import RenderConfig
 from distdream.metrics import warping_error
 from distdream.pipeline import render_in_process
-from distdream.samples import sample_photo
-from distdream.video import write_clip
+from distdream.samples import sample_photo, write_clip
 
 
 def main(frames: int = 1500, width: int = 64, height: int = 48) -> None:

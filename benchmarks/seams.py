@@ -25,10 +25,10 @@ import numpy as np
 from distdream.config import RenderConfig
 from distdream.engine import connect, plan, render
 from distdream.metrics import warping_error
-from distdream.paths import save_figure
-from distdream.samples import pan_frames
+from distdream.images import save_figure
+from distdream.samples import pan_frames, write_clip
 from distdream.sheets import save_grid
-from distdream.video import read_frames, write_clip
+from distdream.video import read_frames
 
 
 def main(outdir: Path, frames: int = 240, width: int = 96, height: int = 64) -> None:

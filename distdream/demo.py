@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any
 
 
+from . import storage
 from .config import RenderConfig
+from .errors import OutputError
 from .engine import JobResult, render
-from .paths import check_output_path
-from .samples import pan_frames
+from .samples import pan_frames, write_clip
 from .sheets import save_grid
-from .video import probe, read_frames, write_clip
+from .video import probe, read_frames
 
 __all__ = ["DemoResult", "contact_sheet", "run_demo"]
 
@@ -60,7 +61,9 @@ def run_demo(
     **job_options: Any,
 ) -> DemoResult:
     """Make a sample clip, render it in at least two chunks, write the video and a contact sheet."""
-    out = check_output_path(output)
+    if storage.is_uri(output):
+        raise OutputError(f"demo output {output}: give a local path (the demo writes a contact sheet beside it)")
+    out = Path(storage.check_writable(output))
     sheet = out.with_suffix(".png")
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="distdream-demo-") as tmp:

@@ -1,22 +1,23 @@
 """Still-image files: read as RGB, write atomically, convert to and from tensors.
 
-Pillow does the decoding (it ships with torchvision). Writes go to a temporary name in the target
-directory and are renamed into place, so a failed or interrupted run never leaves a torn file.
+Pillow does the decoding (it ships with torchvision). Writes go through
+:func:`~distdream.storage.atomic_output`, so a failed or interrupted run never leaves a torn file.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from . import storage
 from .errors import InputError, OutputError
-from .paths import check_output_path, temp_sibling
 
-__all__ = ["array_to_tensor", "load_image", "save_image", "tensor_to_array"]
+__all__ = ["array_to_tensor", "load_image", "save_figure", "save_image", "tensor_to_array"]
 
 
 def load_image(path: str | os.PathLike[str], *, what: str = "image") -> np.ndarray:
@@ -34,24 +35,32 @@ def load_image(path: str | os.PathLike[str], *, what: str = "image") -> np.ndarr
         raise InputError(f"{what} {path} is not an image Pillow can read ({exc.__class__.__name__}: {exc})") from None
 
 
-def save_image(array: np.ndarray, path: str | os.PathLike[str]) -> Path:
-    """Write an (H, W, 3) uint8 array to ``path`` (format from the extension), atomically."""
-    path = check_output_path(path)
-    ext = path.suffix.lower()
+def save_image(array: np.ndarray, path: str | os.PathLike[str]) -> Path | str:
+    """Write an (H, W, 3) uint8 array to ``path`` (a file or an object-storage URI; format from the
+    extension), atomically."""
+    path = storage.check_writable(path, OutputError)
+    ext = os.path.splitext(str(path))[1].lower()
     fmt = Image.registered_extensions().get(ext)
     if fmt is None:
         raise OutputError(f"output {path} has no image extension Pillow can write (use .png or .jpg)")
-    tmp = temp_sibling(path)
     try:
-        with open(tmp, "wb") as fh:
+        with storage.atomic_output(path) as tmp, open(tmp, "wb") as fh:
             Image.fromarray(array).save(fh, format=fmt)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        tmp.unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise OutputError(f"cannot write {path}: {exc}") from exc
-        raise
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc}") from exc
     return path
+
+
+def save_figure(fig: Any, path: str | os.PathLike[str]) -> Path:
+    """Write a matplotlib figure to ``path`` as PNG (atomically) and close it."""
+    import matplotlib.pyplot as plt
+
+    try:
+        with storage.atomic_output(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=100)
+    finally:
+        plt.close(fig)
+    return Path(path)
 
 
 def array_to_tensor(array: np.ndarray) -> torch.Tensor:

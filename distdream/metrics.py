@@ -205,7 +205,7 @@ def plot_over_time(result: WarpingError, path: str | os.PathLike[str], title: st
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .paths import save_figure
+    from .images import save_figure
 
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 5), sharex=True)
     top.plot(result.strength, color="#4c72b0", lw=1.2)

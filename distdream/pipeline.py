@@ -28,12 +28,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import storage
 from .config import EncoderSettings, RenderConfig
 from .dream import Dreamer, FrameDreamer, Level, SequenceStep, dream_sequence, resize
 from .errors import VideoError
 from .flow import SCAN_SIDE, FrameMotion, MotionEstimator, shrink, warp
 from .images import array_to_tensor, load_image, tensor_to_array
-from .paths import check_output_path
 from .video import SegmentWriter, VideoIndex, concat, probe, read_frames
 
 __all__ = ["Carried", "ChunkStats", "RenderResult", "Span", "dream_frames", "render_in_process", "render_range",
@@ -101,7 +101,7 @@ class Carried:
 class RenderResult:
     """What :func:`render_in_process` made."""
 
-    output: Path
+    output: Path | str  # a str when it is an object-storage URI
     frames: int
     stats: ChunkStats
 
@@ -509,14 +509,15 @@ def render_in_process(
     to a temporary name and renamed, so a failure never leaves a partial file at ``output``.
     """
     config = (config or RenderConfig()).validate()
-    out = check_output_path(output, error=VideoError)
+    out = storage.check_writable(output, VideoError)
     if config.dream.predefined_start is not None:
         load_image(config.dream.predefined_start, what="predefined_start")  # fail before the work
     index = probe(input)
     dreamer = Dreamer(config.dream, device=device)
     if on_start is not None:
         on_start(index)
-    with tempfile.TemporaryDirectory(prefix=".distdream-", dir=out.parent) as tmp:
+    # the segment beside the output (one filesystem), or in local temp for a URI
+    with tempfile.TemporaryDirectory(prefix=".distdream-", dir=out.parent if isinstance(out, Path) else None) as tmp:
         segment = Path(tmp) / "00000.mp4"
         stats = render_range(index, 0, index.frame_count, segment, config, dreamer=dreamer, progress=progress)
         concat([segment], out, index)

@@ -15,12 +15,12 @@ import numpy as np
 import torch
 from PIL import Image
 
+from . import storage
 from .config import DreamConfig
 from .dream import Dreamer, resize
 from .errors import ConfigError
 from .images import array_to_tensor, load_image, tensor_to_array
 from .models import load_model, resolve_layers
-from .paths import check_output_path
 from .sheets import save_grid
 from .video import probe, read_frames
 
@@ -73,7 +73,7 @@ def preview(
     tile of its own; with ``vary=(name, values)``, every value does, with the configured layers.
     """
     config = (config or DreamConfig()).validate()
-    out = check_output_path(output)
+    out = storage.check_writable(output)
     image = _frame(input, frame)
     h, w = image.shape[:2]
     scale = min(1.0, size / max(h, w))

@@ -1,18 +1,29 @@
-"""Sample footage made on the fly: a camera panning and zooming over a real photo.
+"""Sample footage made on the fly: a camera panning and zooming over a real photo, as a video file.
 
 The demo, the benchmark and the tests need video with real texture and real motion but must not
 download or ship media; scikit-image ships a few photos, and a moving crop makes them footage.
+:func:`write_clip` encodes any frames as such a clip (with a tone for audio, explicit timestamps
+for variable rates, a rotation tag), the one place outside :mod:`distdream.video` that uses PyAV.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
 
+import av
 import numpy as np
 from PIL import Image
 
-__all__ = ["pan_frames", "sample_photo", "shot_frames"]
+from . import storage
+from .config import EncoderSettings
+from .errors import VideoError
+
+__all__ = ["pan_frames", "sample_photo", "shot_frames", "write_clip"]
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry")
 
@@ -49,3 +60,84 @@ def shot_frames(shots: int, frames_per_shot: int, width: int, height: int) -> It
         # the start of a 48-frame pan: a camera speed footage has, whatever the shot's length
         # (a whole pan squeezed into a few frames moves so fast that flow loses track of it)
         yield from itertools.islice(pan_frames(max(frames_per_shot, 48), width, height, photo=photo), frames_per_shot)
+
+
+def write_clip(
+    path: str | os.PathLike[str],
+    frames: Iterable[np.ndarray],
+    *,
+    rate: Fraction = Fraction(25),
+    pts: Sequence[int] | None = None,
+    time_base: Fraction | None = None,
+    crf: int = 20,
+    preset: str = "veryfast",
+    x264_params: str | None = None,
+    audio: str | None = "aac",
+    tone_hz: float = 440.0,
+    rotation: int = 0,
+) -> Path:
+    """Encode RGB ``frames`` (as stored, not rotated) to ``path`` with an optional sine tone.
+
+    ``pts``/``time_base`` give explicit (e.g. variable-rate) timestamps; by default frames are
+    evenly spaced at ``rate``. ``audio`` names an audio encoder (``aac``, ``libopus``, ``flac``)
+    or is ``None``; the tone lasts exactly as long as the video. The container comes from the
+    file extension.
+    """
+    path = Path(storage.check_writable(path, VideoError))
+    frames = iter(frames)
+    first = next(frames)
+    height, width = first.shape[:2]
+    time_base = time_base or Fraction(1, 1) / Fraction(rate)
+    stamps: list[int] = []
+    with av.open(str(path), mode="w") as out:
+        stream = out.add_stream("libx264", rate=Fraction(rate))
+        stream.width, stream.height = width, height
+        stream.pix_fmt = EncoderSettings().pix_fmt(width, height)
+        stream.codec_context.time_base = time_base
+        options = {"crf": str(crf), "preset": preset}
+        if x264_params:
+            options["x264-params"] = x264_params
+        stream.options = options
+        if rotation:
+            stream.set_display_rotation(rotation)
+        a_stream = None
+        if audio:
+            a_stream = out.add_stream(audio, rate=48000)
+            a_stream.layout = "stereo"
+        for i, array in enumerate(itertools.chain([first], frames)):
+            ts = pts[i] if pts is not None else i
+            stamps.append(ts)
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format="rgb24")
+            frame.pts, frame.time_base = ts, time_base
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+        if a_stream is not None:
+            step = stamps[-1] - stamps[-2] if len(stamps) > 1 else Fraction(1, 1) / (Fraction(rate) * time_base)
+            seconds = float((stamps[-1] - stamps[0] + step) * time_base)
+            _write_tone(out, a_stream, seconds, tone_hz)
+    return path
+
+
+def _write_tone(out: Any, stream: Any, seconds: float, hz: float) -> None:
+    rate = stream.codec_context.sample_rate
+    total = int(round(seconds * rate))
+    block = stream.codec_context.frame_size or 1024
+    t = np.arange(total) / rate
+    tone = (0.3 * np.sin(2 * np.pi * hz * t)).astype(np.float32)
+    fmt = stream.codec_context.format.name
+    for start in range(0, total, block):
+        chunk = np.ascontiguousarray(np.stack([tone[start : start + block]] * 2))  # (2, n) planar
+        if fmt == "s16":  # packed 16-bit (flac)
+            chunk = np.ascontiguousarray((chunk.T * 32767).astype(np.int16).reshape(1, -1))
+        elif fmt == "s32":
+            chunk = np.ascontiguousarray((chunk.T * 2**31 * 0.99).astype(np.int32).reshape(1, -1))
+        elif fmt == "flt":
+            chunk = np.ascontiguousarray(chunk.T.reshape(1, -1))
+        frame = av.AudioFrame.from_ndarray(chunk, format=fmt, layout="stereo")
+        frame.sample_rate, frame.pts = rate, start
+        for packet in stream.encode(frame):
+            out.mux(packet)
+    for packet in stream.encode():
+        out.mux(packet)

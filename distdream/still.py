@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import storage
 from .config import DreamConfig
 from .dream import Dreamer, resize
 from .images import array_to_tensor, load_image, save_image, tensor_to_array
-from .paths import check_output_path
 
 __all__ = ["StillResult", "dream_array", "dream_image"]
 
@@ -27,7 +27,7 @@ __all__ = ["StillResult", "dream_array", "dream_image"]
 class StillResult:
     """What :func:`dream_image` did: where it wrote, the image size, and how long the dream took."""
 
-    output: Path
+    output: Path | str  # a str when it is an object-storage URI
     width: int
     height: int
     seconds: float
@@ -75,7 +75,7 @@ def dream_image(
     ``on_start(dreamer, total_steps)`` is called once the model is ready (to size a progress bar).
     """
     config = (config or DreamConfig()).validate()
-    out = check_output_path(output)
+    out = storage.check_writable(output)
     image = load_image(input)
     if config.predefined_start is not None:
         load_image(config.predefined_start, what="predefined_start")

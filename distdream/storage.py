@@ -2,23 +2,32 @@
 
 Input, output and work directory may live on object storage: workers read their frame range
 from the input URI (ranged reads through a file object) and put their pieces into the work
-directory URI. An object put is atomic — a reader sees the whole object or none — so writing a
-piece locally and putting it has the same guarantee as the temp-name-and-rename used for files.
+directory URI.
+
+Every output of distdream (images, segments, videos, figures, job files) is written through
+:func:`atomic_output` (or :func:`temp_for` and :func:`publish`, for a writer that stays open): to
+a temporary file, then renamed into place beside it, or put whole for a URI. A rename within one
+filesystem is atomic and so is an object put — a reader sees the whole output or none — so a
+crash leaves no torn file at the final path. :func:`check_writable` says early, with the caller's
+error type, when an output cannot be written.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import DistDreamError
+from .errors import DistDreamError, OutputError
 
-__all__ = ["check_container", "check_writable", "create_exclusive", "exists", "fingerprint", "identity", "is_uri", "join",
-           "makedirs", "name_of", "open_read", "parent", "put_file", "read_bytes", "read_text", "remove", "remove_tree", "size",
-           "write_bytes", "write_text"]
+__all__ = ["atomic_output", "check_container", "check_writable", "create_exclusive", "exists", "fingerprint",
+           "identity", "is_uri", "join", "makedirs", "name_of", "open_read", "parent", "publish", "put_file",
+           "read_bytes", "read_text", "remove", "remove_tree", "size", "temp_for", "write_bytes", "write_text"]
 
 
 def is_uri(path: str | os.PathLike[str]) -> bool:
@@ -104,15 +113,8 @@ def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
         fs, p = _fs(str(path))
         fs.pipe_file(p, data)
         return
-    from .paths import temp_sibling
-
-    tmp = temp_sibling(path, "tmp")
-    try:
+    with atomic_output(path) as tmp:
         tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # a full disk must not leave the temp behind
-        raise
 
 
 def read_bytes(path: str | os.PathLike[str]) -> bytes:
@@ -209,14 +211,12 @@ def remove_tree(path: str | os.PathLike[str]) -> None:
         pass
 
 
-def check_writable(path: str | os.PathLike[str], error: type[DistDreamError]) -> None:
-    """Fail early unless a file can be written at ``path``: a probe file beside it is created and
-    deleted (locally), or a probe object is put and deleted (object storage)."""
+def check_writable(path: str | os.PathLike[str], error: type[DistDreamError] = OutputError) -> Path | str:
+    """``path`` as a location (a ``Path``, or the URI), or ``error`` unless a file can be written
+    there: a probe file beside it is created and deleted (locally; permission bits say nothing to
+    root or on a read-only mount), or a probe object is put and deleted (object storage)."""
     if not is_uri(path):
-        from .paths import check_output_path
-
-        check_output_path(path, error=error)
-        return
+        return _check_local(Path(path), error)
     check_container(str(path), error)
     probe = join(parent(path), f".{name_of(path)}.{os.getpid()}.probe")
     fs, p = _fs(probe)
@@ -225,6 +225,75 @@ def check_writable(path: str | os.PathLike[str], error: type[DistDreamError]) ->
         fs.rm_file(p)
     except Exception as exc:
         raise _storage_error(str(path), exc, error) from None
+    return str(path)
+
+
+def _check_local(path: Path, error: type[DistDreamError]) -> Path:
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise error(f"output directory {folder} does not exist; create it or choose another output path")
+    if path.is_dir():
+        raise error(f"output path {path} is a directory; give a file name inside it")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise error(f"output directory {folder} is not writable ({exc.strerror}); choose another output path") from None
+    return path
+
+
+def temp_for(final: str | os.PathLike[str], tag: str = "partial") -> Path:
+    """A new empty local file to write ``final`` into, with ``final``'s extension (muxers and image
+    writers pick their format from it): beside it, or in local temp for a URI. It gets the
+    permissions a plain ``open()`` would give ``final`` under the user's umask (``mkstemp`` makes it
+    private, and the rename would carry that onto the output)."""
+    name = name_of(final) if is_uri(final) else Path(final).name
+    stem, dot, ext = name.rpartition(".") if "." in name else (name, "", "")
+    folder = None if is_uri(final) else (Path(final).parent if str(Path(final).parent) else Path("."))
+    fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=f".{tag}{dot}{ext}", dir=folder)
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())
+    finally:
+        os.close(fd)
+    return Path(tmp)
+
+
+def publish(tmp: Path, final: str | os.PathLike[str], error: type[DistDreamError] = OutputError) -> None:
+    """Move the finished ``tmp`` to ``final``: a rename, or a put of the whole object for a URI."""
+    if is_uri(final):
+        try:
+            put_file(tmp, str(final), error)
+        finally:
+            tmp.unlink(missing_ok=True)
+    else:
+        os.replace(tmp, final)
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike[str], error: type[DistDreamError] = OutputError) -> Iterator[Path]:
+    """A local temp file that becomes ``path`` when the block exits cleanly and vanishes otherwise
+    (a full disk or an exception must leave neither a torn output nor the temp behind)."""
+    tmp = temp_for(path)
+    try:
+        yield tmp
+        publish(tmp, path, error)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it (Linux); else by setting and restoring it."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)  # pragma: no cover - not Linux
+    os.umask(mask)
+    return mask
 
 
 def check_container(uri: str, error: type[DistDreamError]) -> None:

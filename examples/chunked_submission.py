@@ -15,8 +15,7 @@ import time
 from pathlib import Path
 
 import distdream
-from distdream.samples import pan_frames
-from distdream.video import write_clip
+from distdream.samples import pan_frames, write_clip
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ import pytest
 
 from distdream.cli import main
 from distdream.images import load_image, save_image
+from distdream.samples import write_clip
 
 FAST = ["--num-iterations", "2", "--num-octaves", "2", "--dream-layers", "_blocks.5", "-q"]
 
@@ -171,8 +172,6 @@ def test_console_script_is_installed() -> None:
 def test_probe_summary_json_and_bad_files(capsys, tmp_path: Path) -> None:
     from tests.media import pan_frames
 
-    from distdream.video import write_clip
-
     clip = write_clip(tmp_path / "clip.mkv", pan_frames(20, 161, 121), audio="aac")
     code, out, _ = run(capsys, "probe", str(clip))
     assert code == 0
@@ -190,7 +189,7 @@ def test_probe_summary_json_and_bad_files(capsys, tmp_path: Path) -> None:
 def test_render_and_metrics(capsys, tmp_path: Path) -> None:
     from tests.media import pan_frames
 
-    from distdream.video import probe, write_clip
+    from distdream.video import probe
 
     clip = write_clip(tmp_path / "clip.mp4", pan_frames(30, 96, 64)[:8], audio="aac")
     out = tmp_path / "out.mp4"
@@ -211,7 +210,6 @@ def test_render_and_metrics(capsys, tmp_path: Path) -> None:
 def test_render_bad_inputs(capsys, tmp_path: Path) -> None:
     from tests.media import pan_frames
 
-    from distdream.video import write_clip
 
     clip = write_clip(tmp_path / "clip.mp4", pan_frames(3, 64, 48), audio=None)
     cases = [
@@ -236,7 +234,7 @@ def test_render_bad_inputs(capsys, tmp_path: Path) -> None:
 def test_render_from_a_toml_config_with_flags_overriding(capsys, tmp_path: Path) -> None:
     from tests.media import pan_frames
 
-    from distdream.video import probe, write_clip
+    from distdream.video import probe
 
     clip = write_clip(tmp_path / "clip.mp4", pan_frames(40, 64, 48)[:20], audio=None)
     config = tmp_path / "job.toml"
@@ -273,7 +271,7 @@ def test_example_batch_toml_names_only_real_options() -> None:
 
 
 def test_example_batch_toml_renders(capsys, tmp_path: Path) -> None:
-    from distdream.video import probe, write_clip
+    from distdream.video import probe
     from tests.media import pan_frames
 
     clip = write_clip(tmp_path / "clip.mp4", pan_frames(24, 96, 64), audio="aac")

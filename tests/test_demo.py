@@ -13,9 +13,9 @@ from distdream.demo import run_demo
 from distdream.errors import ConfigError
 from distdream.images import save_image
 from distdream.preview import parse_vary, preview
-from distdream.samples import pan_frames, sample_photo
+from distdream.samples import pan_frames, sample_photo, write_clip
 from distdream.sheets import grid
-from distdream.video import probe, write_clip
+from distdream.video import probe
 
 FAST = DreamConfig(num_iterations=2, num_octaves=2, dream_layers=("_blocks.5",))
 

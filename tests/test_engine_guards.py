@@ -20,8 +20,8 @@ from distdream.config import DreamConfig, RenderConfig
 from distdream.engine import Fault, render
 from distdream.engine.workdir import WorkdirLock
 from distdream.errors import ChunkFailed, JobError
-from distdream.samples import pan_frames
-from distdream.video import probe, read_frames, write_clip
+from distdream.samples import pan_frames, write_clip
+from distdream.video import probe, read_frames
 
 pytestmark = pytest.mark.usefixtures("local_ray")
 

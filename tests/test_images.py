@@ -9,7 +9,7 @@ import pytest
 
 from distdream.errors import InputError, OutputError
 from distdream.images import array_to_tensor, load_image, save_image, tensor_to_array
-from distdream.paths import check_output_path
+from distdream.storage import check_writable
 
 
 def test_round_trip_png_is_exact(tmp_path: Path, small_photo: np.ndarray) -> None:
@@ -37,11 +37,11 @@ def test_missing_and_non_image_inputs(tmp_path: Path) -> None:
 
 def test_unwritable_outputs(tmp_path: Path, small_photo: np.ndarray) -> None:
     with pytest.raises(OutputError, match="does not exist"):
-        check_output_path(tmp_path / "missing" / "x.png")
+        check_writable(tmp_path / "missing" / "x.png")
     with pytest.raises(OutputError, match="not writable"):
-        check_output_path("/proc/distdream-test.png")  # procfs refuses new files, even to root
+        check_writable("/proc/distdream-test.png")  # procfs refuses new files, even to root
     with pytest.raises(OutputError, match="is a directory"):
-        check_output_path(tmp_path)
+        check_writable(tmp_path)
     with pytest.raises(OutputError, match="extension"):
         save_image(small_photo, tmp_path / "x.unknownext")
     assert list(tmp_path.iterdir()) == []

@@ -19,8 +19,8 @@ from distdream.engine import Fault, JobOptions, plan, render, submit
 from distdream.engine.preflight import plan_record, preflight
 from distdream.engine.stitch import crossfade_weights, mix_residuals
 from distdream.engine.workdir import settings_hash
-from distdream.samples import pan_frames
-from distdream.video import probe, read_frames, write_clip
+from distdream.samples import pan_frames, write_clip
+from distdream.video import probe, read_frames
 
 # crf 0: lossless, so runs can be compared frame for frame (lossy x264 is not bit-exact everywhere)
 CFG = RenderConfig(dream=DreamConfig(num_iterations=2, num_octaves=2, dream_layers=("_blocks.5",), jitter=4),

@@ -12,8 +12,8 @@ import ray
 from ray.cluster_utils import Cluster
 
 from distdream.engine import Fault, render, submit
-from distdream.samples import pan_frames
-from distdream.video import read_frames, write_clip
+from distdream.samples import pan_frames, write_clip
+from distdream.video import read_frames
 from tests.test_job import CFG
 
 JOB = dict(chunk_frames=15, overlap=3, workers=2, scan_cuts=False, seams="crossfade")

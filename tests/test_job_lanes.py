@@ -19,8 +19,8 @@ from distdream.config import DreamConfig, RenderConfig
 from distdream.errors import ConfigError
 from distdream.engine import Fault, render, submit
 from distdream.metrics import warping_error
-from distdream.samples import pan_frames
-from distdream.video import probe, read_frames, write_clip
+from distdream.samples import pan_frames, write_clip
+from distdream.video import probe, read_frames
 
 DREAM = DreamConfig(num_iterations=2, num_octaves=2, dream_layers=("_blocks.5",), jitter=4)
 CFG = RenderConfig(dream=DREAM, crf=0, preset="ultrafast", keyframe_settle=0)  # the light settings of the tolerance

@@ -21,8 +21,8 @@ from distdream.dream import Dreamer
 from distdream.errors import ConfigError, ModelError
 from distdream.lanes import LaneBatcher
 from distdream.pipeline import dream_frames
-from distdream.samples import pan_frames
-from distdream.video import VideoIndex, probe, read_frames, write_clip
+from distdream.samples import pan_frames, write_clip
+from distdream.video import VideoIndex, probe, read_frames
 
 FAST = DreamConfig(num_iterations=3, num_octaves=2, dream_layers=("_blocks.5",), jitter=4)
 CFG = RenderConfig(dream=FAST, keyframe_settle=0)  # light settings: 3 steps, no extra keyframe steps

@@ -9,8 +9,7 @@ import pytest
 
 from distdream.errors import VideoError
 from distdream.metrics import dream_detail, frame_warping_error, warping_error
-from distdream.samples import pan_frames, sample_photo
-from distdream.video import write_clip
+from distdream.samples import pan_frames, sample_photo, write_clip
 
 
 @pytest.fixture(scope="module")

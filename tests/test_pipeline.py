@@ -15,8 +15,8 @@ from distdream.errors import InputError, VideoError
 from distdream.images import array_to_tensor, save_image
 from distdream.metrics import warping_error
 from distdream.pipeline import Carried, Span, render_in_process, render_range, render_spans, scan_cuts
-from distdream.samples import pan_frames, sample_photo, shot_frames
-from distdream.video import EncoderSettings, probe, read_frames, write_clip
+from distdream.samples import pan_frames, sample_photo, shot_frames, write_clip
+from distdream.video import EncoderSettings, probe, read_frames
 
 FAST = DreamConfig(num_iterations=3, num_octaves=2, dream_layers=("_blocks.5",), jitter=4)
 CFG = RenderConfig(dream=FAST, crf=12, preset="veryfast")

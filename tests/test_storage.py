@@ -15,8 +15,8 @@ from distdream.config import RenderConfig
 from distdream.engine import Fault, render
 from distdream.engine.workdir import WorkdirLock
 from distdream.errors import ChunkFailed, JobError, OutputError, VideoError
-from distdream.samples import pan_frames
-from distdream.video import probe, read_frames, write_clip
+from distdream.samples import pan_frames, write_clip
+from distdream.video import probe, read_frames
 from tests.conftest import free_port
 from tests.test_job import CFG
 
@@ -116,3 +116,22 @@ def test_missing_bucket_and_missing_credentials(s3: str, clip, tmp_path: Path) -
     finally:
         os.environ.update(keys)
         s3fs.S3FileSystem.clear_instance_cache()
+
+
+@pytest.mark.parametrize("where", ["local", "bucket"])
+def test_atomic_output_appears_whole_or_not_at_all(s3: str, tmp_path: Path, small_photo, where: str) -> None:
+    from distdream.images import save_image
+
+    final = tmp_path / "out.png" if where == "local" else f"{s3}/atomic/out.png"
+    with pytest.raises(RuntimeError):
+        with storage.atomic_output(final) as tmp:
+            tmp.write_bytes(b"half a file")
+            raise RuntimeError("interrupted")
+    assert not storage.exists(final) and not tmp.exists()
+    with storage.atomic_output(final) as tmp:
+        tmp.write_bytes(b"whole")
+    assert storage.read_bytes(final) == b"whole" and not tmp.exists()
+    assert list(tmp_path.iterdir()) == ([tmp_path / "out.png"] if where == "local" else [])
+    # an image written straight to a bucket, through the same path
+    image = save_image(small_photo, f"{s3}/atomic/photo.png")
+    assert storage.read_bytes(image)[:8] == b"\x89PNG\r\n\x1a\n"

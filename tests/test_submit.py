@@ -13,8 +13,8 @@ import pytest
 from distdream.cli import main
 from distdream.errors import JobError
 from distdream.engine import RemoteJobs
-from distdream.samples import pan_frames
-from distdream.video import probe, write_clip
+from distdream.samples import pan_frames, write_clip
+from distdream.video import probe
 from tests.conftest import free_port
 
 # the `ray` command of the interpreter running the tests (a venv's bin need not be on PATH)

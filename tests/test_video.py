@@ -19,8 +19,8 @@ from distdream.video import (
     concat,
     probe,
     read_frames,
-    write_clip,
 )
+from distdream.samples import write_clip
 
 N = 60
 GOP = 12

@@ -25,8 +25,7 @@ import numpy as np
 
 from ..config import RenderConfig
 from ..metrics import WarpingError, warping_error
-from ..samples import pan_frames
-from ..video import write_clip
+from ..samples import pan_frames, write_clip
 
 __all__ = ["CoherenceBenchmark", "CoherenceRow", "bench_coherence", "coherence_ways"]
 

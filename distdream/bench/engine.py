@@ -26,8 +26,8 @@ from ..config import DreamConfig, RenderConfig
 from ..dream import Dreamer
 from ..images import array_to_tensor
 from ..plan import Chunk
-from ..samples import pan_frames, shot_frames
-from ..video import read_frames, write_clip
+from ..samples import pan_frames, shot_frames, write_clip
+from ..video import read_frames
 
 __all__ = ["EngineBenchmark", "bench_engine"]
 

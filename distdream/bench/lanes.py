@@ -24,8 +24,8 @@ from ..dream import Dreamer, resolve_device
 from ..pipeline import dream_frames
 from ..images import array_to_tensor
 from ..models import load_model
-from ..samples import pan_frames
-from ..video import probe, read_frames, write_clip
+from ..samples import pan_frames, write_clip
+from ..video import probe, read_frames
 from .common import device_name, in_lanes, precisions
 
 __all__ = ["LaneRow", "LanesBenchmark", "bench_lanes"]

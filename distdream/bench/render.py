@@ -20,8 +20,8 @@ from ..dream import Dreamer, resolve_device
 from ..images import array_to_tensor
 from ..lanes import LaneBatcher
 from ..pipeline import ChunkStats, Span, render_spans
-from ..samples import pan_frames
-from ..video import probe, read_frames, write_clip
+from ..samples import pan_frames, write_clip
+from ..video import probe, read_frames
 from .common import device_name, in_lanes
 
 __all__ = ["HalvingBenchmark", "RenderBenchmark", "bench_halving", "bench_render"]

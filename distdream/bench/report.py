@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..paths import save_figure
+from ..images import save_figure
 
 __all__ = ["plot", "report"]
 

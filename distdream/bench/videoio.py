@@ -12,9 +12,9 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..samples import pan_frames
+from ..samples import pan_frames, write_clip
 from ..config import EncoderSettings
-from ..video import SegmentWriter, concat, probe, read_frames, write_clip
+from ..video import SegmentWriter, concat, probe, read_frames
 
 __all__ = ["IOBenchmark", "bench_io"]
 

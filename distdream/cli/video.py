@@ -1,0 +1,215 @@
+"""Commands for videos: ``render`` (the engine on Ray), ``metrics``, ``demo``, ``probe``."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..config import FLOW_METHODS, FlowConfig, JobOptions, RenderConfig, parse_frame_range
+from ..errors import ConfigError, DistDreamError
+from .options import as_flags, declared_options, job_options, load_config_file, render_config
+from .still import dream_options
+
+__all__ = ["demo", "metrics", "probe", "render", "render_inputs"]
+
+
+def render_inputs(output_help: str, skip: Sequence[str] = ()) -> Any:
+    """What ``render`` and ``submit`` share: --config, INPUT, -o and every render and job setting."""
+
+    def decorate(func: Any) -> Any:
+        for option in reversed([
+            click.option("--config", type=click.Path(dir_okay=False, path_type=str), callback=load_config_file,
+                         is_eager=True, expose_value=False,
+                         help="TOML file with any of these settings (flags override it)."),
+            click.argument("input", required=False, type=click.Path(path_type=str)),
+            click.option("-o", "--output", type=click.Path(path_type=str), help=output_help),
+            dream_options,
+            declared_options(FlowConfig, RenderConfig, JobOptions, skip=skip),
+        ]):
+            func = option(func)
+        return func
+
+    return decorate
+
+
+@click.command()
+@render_inputs("Output video (.mp4, .mkv, .mov), a path or an object-storage URI.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def render(input: str | None, output: str | None, quiet: bool, **kw: Any) -> None:
+    """Dream every frame of INPUT on Ray workers, the dream carried along by optical flow."""
+    import shlex
+
+    from tqdm import tqdm
+
+    from ..engine import submit as submit_job
+
+    if not input or not output:
+        raise ConfigError("give INPUT and -o OUTPUT (on the command line or as input/output in --config)")
+    config = render_config(kw)
+    options = job_options(kw)
+    bar: list[tqdm] = []
+
+    def on_progress(job: Any) -> None:
+        done, total = job.progress()
+        if not total:
+            return
+        if not bar:
+            bar.append(tqdm(total=total, initial=done, unit="frame", desc="rendering", disable=quiet,
+                            file=sys.stderr))
+        states = job.chunks()
+        bar[0].set_postfix_str(f"chunks {sum(c.state == 'done' for c in states)}/{len(states)}", refresh=False)
+        bar[0].update(done - bar[0].n)
+
+    job = submit_job(input, output, config, **options)  # preflight: bad input fails here, nothing written
+    if not quiet and job.plan is not None:
+        click.echo(f"plan: {job.plan.describe()}", err=True)
+
+    def how_to_resume() -> str:
+        # -o OUTPUT is written out below, so the hint names the output once
+        flags = as_flags(click.get_current_context(), skip={"resume", "workdir", "config", "quiet", "output"})
+        again = ["render", input, "-o", output, *flags, "--workdir", str(job.workdir), "--resume"]
+        return f"work directory {job.workdir}; resume with: distdream {shlex.join(again)}"
+
+    try:
+        while not job.wait(0.25):
+            on_progress(job)
+        result = job.result()
+    except KeyboardInterrupt:
+        job.cancel()
+        job.wait(60)
+        click.secho(f"interrupted; finished chunks are kept in the {how_to_resume()}", fg="red", err=True)
+        raise click.exceptions.Exit(130) from None
+    except DistDreamError as exc:
+        exc.hint = how_to_resume()  # type: ignore[attr-defined]  # printed under the error line
+        raise
+    finally:
+        if bar:
+            bar[0].close()
+    reused = result.chunks - result.rendered
+    click.echo(
+        f"wrote {result.output}: {result.frames} frames in {result.seconds:.1f}s, {result.chunks} chunks"
+        + (f" ({reused} from the ledger)" if reused else "")
+        + f", lead-in overhead {100 * result.lead_in_overhead:.0f}%"
+    )
+    if result.rendered:
+        click.echo(f"{result.workers} worker(s) × {result.lanes} lane(s), network in {result.compute}")
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
+
+
+@click.command()
+@click.argument("input", type=click.Path(path_type=str))
+@click.argument("output", type=click.Path(path_type=str))
+@click.option("--flow", "flow_method", type=click.Choice(FLOW_METHODS), default="dis", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print all figures, per frame included, as JSON.")
+@click.option("--plan", "plan_path", type=click.Path(dir_okay=False, path_type=str), default=None,
+              help="The render's plan.json: its seams are reported apart (and marked in the plot).")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=str), default=None,
+              help="Also draw strength and warping error over time into this PNG.")
+@click.option("--frames", default=None, help="OUTPUT renders only frames START:END of INPUT.")
+def metrics(input: str, output: str, flow_method: str, as_json: bool, plan_path: str | None, plot_path: str | None,
+            frames: str | None) -> None:
+    """Warping error (Lai et al.) and strength of OUTPUT, a render of INPUT: lower is steadier."""
+    from ..metrics import plot_over_time, warping_error
+    from ..plan import Chunk
+
+    chunks: list[Chunk] = []
+    if plan_path:
+        try:
+            chunks = [Chunk(**c) for c in json.loads(Path(plan_path).read_text())["chunks"]]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"--plan {plan_path} is not a distdream plan.json ({exc.__class__.__name__}); give "
+                              "the plan.json of the render's work directory") from None
+    result = warping_error(input, output, FlowConfig(method=flow_method), chunks=chunks,
+                           frame_range=parse_frame_range(frames))
+    if plot_path:
+        plot_over_time(result, plot_path)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    measured = sum(v is not None for v in result.per_frame)
+    windows = result.strength_windows()
+    click.echo(f"warping error     {result.mean:.6f}  (E_warp: mean squared, RGB 0–1, reliable pixels, {measured} frames)")
+    click.echo(f"input's own       {result.input_mean:.6f}  (flow and codec floor)")
+    click.echo(f"ratio             {result.ratio:.2f}×")
+    click.echo(f"L1                {result.l1:.2f}  (mean |Δ| after warping, levels of 255)")
+    click.echo(f"strength          {statistics.median(result.strength):.2f}  (median mean |output − input|, levels of "
+               f"255); 10-frame windows {min(windows):.2f}–{max(windows):.2f}× the median")
+    click.echo(f"detail            {statistics.median(result.detail):.2f}  (median mean |Laplacian of output − input|: "
+               "the dream's fine structure)")
+    for kind in result.seams:
+        click.echo(f"{kind + ' seams':<18}{result.seam_ratio(kind):.2f}× the warping error elsewhere")
+    if len(result.strength) >= 8:
+        window = min(100, len(result.strength) // 4)
+        moved = ", ".join(f"{name} {100 * v:+.1f} %" for name, v in result.drift(window).items())
+        click.echo(f"drift             {moved}  (last {window} frames against the first {window})")
+    if result.cuts:
+        click.echo(f"scene cuts at     {', '.join(map(str, result.cuts))} (not measured)")
+    if plot_path:
+        click.echo(f"wrote {plot_path}")
+
+
+@click.command()
+@click.option("-o", "--output", default="distdream-demo.mp4", show_default=True, type=click.Path(path_type=str),
+              help="The dreamed video; its contact sheet is written beside it as .png.")
+@click.option("--frames", type=int, default=72, show_default=True, help="Length of the sample clip.")
+@click.option("--workers", type=int, default=None, help="Ray workers. [default: one per CPU or GPU]")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def demo(output: str, frames: int, workers: int | None, quiet: bool) -> None:
+    """Render a sample clip (a pan over a real photo, with sound) on local Ray, offline."""
+    from tqdm import tqdm
+
+    from ..demo import run_demo
+
+    if frames < 4:
+        raise ConfigError(f"--frames {frames}: give at least 4")
+    bar: list[tqdm] = []
+
+    def on_progress(job: Any) -> None:
+        done, total = job.progress()
+        if total and not bar:
+            bar.append(tqdm(total=total, unit="frame", desc="dreaming", disable=quiet, file=sys.stderr))
+        if bar:
+            bar[0].update(done - bar[0].n)
+
+    try:
+        result = run_demo(output, frames=frames, workers=workers, on_progress=on_progress)
+    finally:
+        if bar:
+            bar[0].close()
+    job = result.job
+    click.echo(f"wrote {result.video} ({job.frames} frames, {job.chunks} chunks, bundled offline model)")
+    click.echo(f"wrote {result.sheet} (input | dream at 4 frames)")
+    click.echo(f"took {result.seconds:.1f}s in all")
+
+
+@click.command()
+@click.argument("video", type=click.Path(path_type=str))
+@click.option("--json", "as_json", is_flag=True, help="Print the index summary as JSON (timestamps as compressed deltas).")
+def probe(video: str, as_json: bool) -> None:
+    """Index VIDEO (exact frame count, timestamps, keyframes, audio) and summarise it."""
+    from ..video import probe as probe_video
+
+    index = probe_video(video)
+    if as_json:
+        click.echo(json.dumps(index.to_dict(), indent=2))
+        return
+    rate = float(index.average_rate)
+    click.echo(f"{index.path}")
+    click.echo(f"  video   {index.codec} {index.width}×{index.height} {index.pix_fmt}, {index.frame_count} frames, "
+               f"{index.duration:.3f} s, {rate:.3f} fps average ({'constant' if index.constant_rate else 'variable'} rate)")
+    if index.rotation:
+        click.echo(f"  rotated {index.rotation}° (frames are read upright)")
+    shortest, longest = index.gop_range()
+    click.echo(f"  keyframes {len(index.keyframes)} (GOP {shortest}–{longest} frames)")
+    for a in index.audio:
+        dur = f", {a.duration:.3f} s" if a.duration else ""
+        click.echo(f"  audio   #{a.index} {a.codec} {a.sample_rate} Hz, {a.channels} ch{dur}")
+    if not index.audio:
+        click.echo("  audio   none")

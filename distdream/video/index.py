@@ -1,0 +1,329 @@
+"""The video index and probing: a demux-only pass gives exact frame count, every timestamp,
+keyframes and audio streams; container metadata is not trusted (MKV stores no frame count, MP4
+edit lists lie). Also the input checks the engine runs before a job (packet digest, output
+container)."""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import os
+import tempfile
+import zlib
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+
+from .. import storage
+from ..errors import VideoError
+
+
+@dataclass(frozen=True)
+class AudioStreamInfo:
+    """One audio stream of the input (copied into the output as it is)."""
+
+    index: int
+    codec: str
+    sample_rate: int
+    channels: int
+    duration: float | None  # seconds, from the container; None when it does not say
+
+
+@dataclass(frozen=True, eq=False)
+class VideoIndex:
+    """What the pipeline needs to know of a video, small enough to ship in every job plan.
+
+    ``pts`` holds every frame's presentation timestamp in ``time_base`` units, sorted; frame ``i``
+    is the ``i``-th frame a decoder outputs. In JSON the timestamps are stored as zlib-compressed
+    deltas: a constant-rate 2-hour video costs a few hundred bytes, a jittery variable-rate one
+    well under a megabyte.
+    """
+
+    path: str
+    stream_index: int
+    codec: str
+    width: int  # upright (after rotation), as read_frames yields frames
+    height: int
+    rotation: int  # degrees counter-clockwise a player rotates the stored frames by: 0, 90, 180, 270
+    pix_fmt: str
+    time_base: Fraction
+    average_rate: Fraction
+    pts: np.ndarray = field(repr=False)  # (frame_count,) int64, sorted
+    keyframes: np.ndarray = field(repr=False)  # (k,) int64 frame indices of keyframes, sorted
+    audio: tuple[AudioStreamInfo, ...] = ()
+
+    @property
+    def frame_count(self) -> int:
+        return int(self.pts.shape[0])
+
+    @property
+    def frame_duration(self) -> int:
+        """Nominal frame duration in ``time_base`` units (the last frame lasts this long)."""
+        if self.frame_count > 1:
+            return int(np.median(np.diff(self.pts)))
+        return max(1, round(1 / (self.average_rate * self.time_base))) if self.average_rate else 1
+
+    @property
+    def duration(self) -> float:
+        """Seconds from the first frame's start to the last frame's end."""
+        if not self.frame_count:
+            return 0.0
+        return float((int(self.pts[-1]) - int(self.pts[0]) + self.frame_duration) * self.time_base)
+
+    @property
+    def constant_rate(self) -> bool:
+        """Whether every frame lasts equally long (one run of timestamps)."""
+        return self.frame_count < 3 or bool((np.diff(self.pts) == self.pts[1] - self.pts[0]).all())
+
+    def gop_range(self) -> tuple[int, int]:
+        """Shortest and longest distance between keyframes, in frames (the last GOP included)."""
+        gops = np.diff(np.append(self.keyframes, self.frame_count))
+        return int(gops.min()), int(gops.max())
+
+    def slice(self, start: int, end: int) -> VideoIndex:
+        """The index of frames ``[start, end)`` only (timestamps kept as they are)."""
+        keys = self.keyframes[(self.keyframes >= start) & (self.keyframes < end)] - start
+        return replace(self, pts=self.pts[start:end].copy(), keyframes=keys.astype(np.int64))
+
+    def keyframe_at_or_before(self, frame: int) -> int:
+        """Index of the last keyframe whose position is ``<= frame`` (0 when there is none)."""
+        pos = int(np.searchsorted(self.keyframes, frame, side="right")) - 1
+        return int(self.keyframes[pos]) if pos >= 0 else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly summary; :meth:`from_dict` restores it exactly."""
+        return {
+            "path": self.path,
+            "stream_index": self.stream_index,
+            "codec": self.codec,
+            "width": self.width,
+            "height": self.height,
+            "rotation": self.rotation,
+            "pix_fmt": self.pix_fmt,
+            "time_base": str(self.time_base),
+            "average_rate": str(self.average_rate),
+            "frame_count": self.frame_count,
+            "duration": self.duration,
+            "pts_deltas_zlib": _pack(self.pts),
+            "keyframes_deltas_zlib": _pack(self.keyframes),
+            "audio": [vars(a) for a in self.audio],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> VideoIndex:
+        return cls(
+            path=data["path"],
+            stream_index=data["stream_index"],
+            codec=data["codec"],
+            width=data["width"],
+            height=data["height"],
+            rotation=data["rotation"],
+            pix_fmt=data["pix_fmt"],
+            time_base=Fraction(data["time_base"]),
+            average_rate=Fraction(data["average_rate"]),
+            pts=_unpack(data["pts_deltas_zlib"]),
+            keyframes=_unpack(data["keyframes_deltas_zlib"]),
+            audio=tuple(AudioStreamInfo(**a) for a in data["audio"]),
+        )
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, VideoIndex) and self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def _pack(values: np.ndarray) -> str:
+    """Sorted int64 values → base64 of zlib-compressed deltas (regular spacing: a few bytes per hour)."""
+    deltas = np.diff(values, prepend=np.int64(0)).astype("<i8")
+    return base64.b64encode(zlib.compress(deltas.tobytes(), 9)).decode("ascii")
+
+
+def _unpack(text: str) -> np.ndarray:
+    return np.cumsum(np.frombuffer(zlib.decompress(base64.b64decode(text)), dtype="<i8")).astype(np.int64)
+
+
+# ---------------------------------------------------------------------------------------------
+# Opening and probing
+
+
+def _open_input(path: str | os.PathLike[str]) -> Any:
+    if storage.is_uri(path):
+        uri = str(path)
+        if not storage.exists(uri, VideoError):
+            raise VideoError(f"video {uri} does not exist")
+        if storage.size(uri) == 0:
+            raise VideoError(f"video {uri} is empty (0 bytes)")
+        handle = storage.open_read(uri, VideoError)  # ranged reads: only what is decoded is fetched
+        try:
+            return av.open(handle, mode="r")
+        except av.error.FFmpegError as exc:
+            raise VideoError(f"{uri} is not a readable video ({exc.strerror})") from None
+    path = Path(path)
+    if not path.exists():
+        raise VideoError(f"video {path} does not exist")
+    if not path.is_file():
+        raise VideoError(f"video {path} is not a file")
+    if path.stat().st_size == 0:
+        raise VideoError(f"video {path} is empty (0 bytes)")
+    try:
+        return av.open(str(path), mode="r")
+    except av.error.FFmpegError as exc:
+        raise VideoError(
+            f"{path} is not a readable video ({exc.strerror}); is it truncated, or not a video at all?"
+        ) from None
+
+
+def _video_stream(container: Any, path: str | os.PathLike[str]) -> Any:
+    if not container.streams.video:
+        kinds = sorted({s.type for s in container.streams}) or ["no"]
+        raise VideoError(f"{path} has no video stream (it has {', '.join(kinds)} streams only)")
+    return container.streams.video[0]
+
+
+def _rotation(frame: Any) -> int:
+    # PyAV reports the display-matrix rotation, counter-clockwise degrees; quarter turns only.
+    raw = getattr(frame, "rotation", 0) or 0
+    return int(round(raw / 90.0)) % 4 * 90
+
+
+def probe(path: str | os.PathLike[str]) -> VideoIndex:
+    """Index ``path``: a demux-only pass over the video packets, plus one decoded frame.
+
+    Raises :class:`VideoError` for a missing, empty, unreadable or truncated file, a file with no
+    video stream, or a video whose frames cannot be decoded.
+    """
+    with _open_input(path) as container:
+        stream = _video_stream(container, path)
+        pts: list[int] = []
+        keys: list[int] = []  # pts of keyframe packets
+        try:
+            for packet in container.demux(stream):
+                if packet.size == 0 or packet.is_discard:  # flush marker; edit-list-dropped frames
+                    continue
+                ts = packet.pts if packet.pts is not None else packet.dts
+                if ts is None:
+                    raise VideoError(
+                        f"{path} has video packets without timestamps (a raw elementary stream?); "
+                        "remux it into MP4 or MKV first, e.g. ffmpeg -i IN -c copy OUT.mkv"
+                    )
+                pts.append(int(ts))
+                if packet.is_keyframe:
+                    keys.append(int(ts))
+        except av.error.FFmpegError as exc:
+            raise VideoError(f"{path} is damaged: demuxing failed after {len(pts)} frames ({exc.strerror})") from None
+        if not pts:
+            raise VideoError(f"{path} has a video stream with no frames")
+        sorted_pts = np.unique(np.asarray(pts, dtype=np.int64))  # presentation order; drops duplicates
+        time_base = Fraction(stream.time_base)
+        _check_not_truncated(container, path, sorted_pts, time_base)
+        first = _first_frame(container, stream, path)
+        rotation = _rotation(first)
+        width, height = (first.height, first.width) if rotation in (90, 270) else (first.width, first.height)
+        rate = stream.average_rate or stream.guessed_rate
+        if not rate and len(sorted_pts) > 1:
+            rate = Fraction(len(sorted_pts) - 1, 1) / ((int(sorted_pts[-1]) - int(sorted_pts[0])) * time_base)
+        keyframes = np.searchsorted(sorted_pts, np.unique(np.asarray(keys or [sorted_pts[0]], dtype=np.int64)))
+        audio = tuple(
+            AudioStreamInfo(
+                index=s.index,
+                codec=s.codec_context.name,
+                sample_rate=int(s.codec_context.sample_rate or 0),
+                channels=int(s.codec_context.channels or 0),
+                duration=float(s.duration * s.time_base) if s.duration else None,
+            )
+            for s in container.streams.audio
+        )
+        return VideoIndex(
+            path=str(path),
+            stream_index=stream.index,
+            codec=stream.codec_context.name,
+            width=width,
+            height=height,
+            rotation=rotation,
+            pix_fmt=first.format.name,
+            time_base=time_base,
+            average_rate=Fraction(rate or 0),
+            pts=sorted_pts,
+            keyframes=keyframes.astype(np.int64),
+            audio=audio,
+        )
+
+
+def packet_digest(path: str | os.PathLike[str], index: VideoIndex, packets: int = 3) -> str:
+    """sha256 of the first and last ``packets`` video packets: which content this is, cheaply.
+
+    A re-graded or re-exported cut of the same length and timing has other packets; reading them
+    costs two short demuxes (the start, and from the last keyframe on), not a pass over the file.
+    """
+    import hashlib
+
+    digest = hashlib.sha256()
+    with _open_input(path) as container:
+        stream = container.streams[index.stream_index]
+        head = [bytes(p) for p in itertools.islice((p for p in container.demux(stream) if p.size), packets)]
+        container.seek(int(index.pts[index.keyframes[-1]]), stream=stream, backward=True, any_frame=False)
+        tail = [bytes(p) for p in container.demux(stream) if p.size][-packets:]
+    for data in (*head, b"|", *tail):
+        digest.update(len(data).to_bytes(8, "little"))
+        digest.update(data)
+    return digest.hexdigest()[:32]
+
+
+def check_output_container(path: str | os.PathLike[str], index: VideoIndex | None = None) -> str:
+    """The container format ``path``'s suffix names, if it takes H.264 video (and the input's
+    audio, given ``index``); else :class:`VideoError`.
+
+    Test-opens the muxer in a scratch file with the streams the stitcher will write.
+    """
+    suffix = Path(storage.name_of(path)).suffix.lower()
+    if not suffix:
+        raise VideoError(f"output {path} has no suffix; give it .mp4, .mkv or .mov")
+    with tempfile.TemporaryDirectory(prefix="distdream-mux-") as tmp:
+        scratch = Path(tmp) / f"probe{suffix}"
+        source = _open_input(index.path) if index is not None and index.audio else None
+        try:
+            with av.open(str(scratch), mode="w") as out:
+                stream = out.add_stream("libx264", rate=25)
+                stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+                for audio in source.streams.audio if source is not None else ():
+                    out.add_stream_from_template(audio)
+                out.start_encoding()
+                name = out.format.name
+        except (av.error.FFmpegError, ValueError) as exc:
+            what = "H.264 video" + (" with the input's audio" if source is not None else "")
+            raise VideoError(
+                f"output {path}: {suffix} is not a container that takes {what} ({exc}); use .mp4, .mkv or .mov"
+            ) from None
+        finally:
+            if source is not None:
+                source.close()
+    return name
+
+
+def _check_not_truncated(container: Any, path: Any, pts: np.ndarray, time_base: Fraction) -> None:
+    # A truncated MKV demuxes cleanly up to the cut; only the container's own duration (written
+    # in its header) shows that frames are missing.
+    if not container.duration or len(pts) < 2:
+        return
+    said = container.duration / av.time_base  # seconds
+    step = float(np.median(np.diff(pts)) * time_base)
+    seen = float((int(pts[-1]) - int(pts[0])) * time_base) + step
+    if seen + max(3 * step, 0.25) < said:
+        raise VideoError(
+            f"{path} is truncated or damaged: its frames stop after frame {len(pts) - 1} "
+            f"({seen:.2f} s) but the container says it lasts {said:.2f} s"
+        )
+
+
+def _first_frame(container: Any, stream: Any, path: Any) -> Any:
+    container.seek(0, stream=stream, backward=True)
+    try:
+        for frame in container.decode(stream):
+            return frame
+    except av.error.FFmpegError as exc:
+        raise VideoError(f"{path} has no decodable video frames ({exc.strerror})") from None
+    raise VideoError(f"{path} has no decodable video frames")

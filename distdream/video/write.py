@@ -1,0 +1,105 @@
+"""Segment encoding: H.264 pieces a job writes, all with identical settings and each starting on an
+IDR frame, so they join by remuxing. Odd frame sizes are encoded 4:4:4 (H.264 4:2:0 cannot
+represent them), even ones 4:2:0 for the widest player support; either way the output has the
+input's exact size. A segment appears at its path only when complete."""
+
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+
+from .. import storage
+from ..config import EncoderSettings
+from ..errors import VideoError
+
+
+class SegmentWriter:
+    """Encode upright RGB frames into one H.264 segment file, written atomically.
+
+    All segments of a job must be written with the same ``width``, ``height``, ``rate``,
+    ``rotation`` and ``settings``; :func:`concat` checks that they match. Frames are stored in the
+    input's orientation (un-rotated), so the joined output keeps the input's layout.
+
+    Use as a context manager: the file appears at ``path`` only when the block exits cleanly.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        width: int,
+        height: int,
+        rate: Fraction,
+        settings: EncoderSettings = EncoderSettings(),
+        rotation: int = 0,
+    ) -> None:
+        settings.validate()
+        self.path = storage.check_writable(path, VideoError)
+        self.width, self.height, self.rotation = width, height, rotation
+        self.frames = 0
+        self._tmp = storage.temp_for(self.path)
+        rate = Fraction(rate).limit_denominator(1_000_000) if rate else Fraction(25)
+        stored_w, stored_h = (height, width) if rotation in (90, 270) else (width, height)
+        try:
+            self._container = av.open(str(self._tmp), mode="w", format="mp4")
+        except BaseException as exc:
+            self._tmp.unlink(missing_ok=True)  # nothing of a segment that never opened stays behind
+            if isinstance(exc, av.error.FFmpegError):
+                raise VideoError(f"cannot write segment {storage.name_of(self.path)}: {exc.strerror}") from None
+            raise
+        self._stream = self._container.add_stream("libx264", rate=rate)
+        self._time_base = Fraction(1, 1) / rate
+        self._stream.width, self._stream.height = stored_w, stored_h
+        self._stream.pix_fmt = settings.pix_fmt(stored_w, stored_h)
+        self._stream.options = {"crf": str(settings.crf), "preset": settings.preset}
+
+    def write(self, rgb: np.ndarray) -> None:
+        """Append one upright (H, W, 3) uint8 frame."""
+        if rgb.shape != (self.height, self.width, 3) or rgb.dtype != np.uint8:
+            raise VideoError(
+                f"segment {storage.name_of(self.path)} takes ({self.height}, {self.width}, 3) uint8 frames, got {rgb.shape} {rgb.dtype}"
+            )
+        stored = np.ascontiguousarray(np.rot90(rgb, k=-(self.rotation // 90))) if self.rotation else rgb
+        frame = av.VideoFrame.from_ndarray(stored, format="rgb24")
+        frame.pts = self.frames  # nominal constant rate; concat assigns the input's real timestamps
+        frame.time_base = self._time_base
+        for packet in self._stream.encode(frame):
+            self._container.mux(packet)
+        self.frames += 1
+
+    def close(self) -> Path | str:
+        """Flush the encoder, close the file and rename (or put) it into place; returns where it is.
+
+        If any of that fails, the partial file is removed before the error propagates.
+        """
+        try:
+            for packet in self._stream.encode():
+                self._container.mux(packet)
+            self._container.close()
+            storage.publish(self._tmp, self.path, VideoError)
+        except BaseException:
+            self.abort()
+            raise
+        return self.path
+
+    def abort(self) -> None:
+        """Drop the partial file (nothing appears at the final path)."""
+        try:
+            self._container.close()
+        except av.error.FFmpegError:
+            pass
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> SegmentWriter:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
