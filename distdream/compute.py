@@ -41,8 +41,9 @@ import torch
 from torch import nn
 
 from .config import DreamConfig
+from .errors import ConfigError
 
-__all__ = ["Compute", "GradientEngine", "resolve_compute"]
+__all__ = ["Compute", "Features", "GradientEngine", "resolve_compute", "resolve_device"]
 
 log = logging.getLogger("distdream")
 
@@ -94,6 +95,19 @@ def resolve_compute(config: DreamConfig, device: torch.device, *, bf16_supported
     channels_last = (not cuda) if config.channels_last is None else config.channels_last
     return Compute(precision=precision, channels_last=channels_last, compile=config.compile,
                    notes=tuple(notes))
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """``None`` picks CUDA when present, else CPU; anything else is passed to ``torch.device``."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as exc:
+        raise ConfigError(f"device {device!r} is not a torch device (cpu, cuda, cuda:1 …): {exc}") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} asked for CUDA, but torch sees no GPU; use --device cpu")
+    return resolved
 
 
 Features = Mapping[str, torch.Tensor]  # layer name → activations, what an objective reads

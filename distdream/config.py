@@ -17,7 +17,7 @@ from typing import Any
 
 from .declare import check_fields, integer, number, one_of, setting, switch, text
 from .errors import ConfigError
-from .plan import SEAMS
+from .chunking import SEAMS
 
 __all__ = ["ALL_LAYERS", "PRECISIONS", "DreamConfig", "EncoderSettings", "Fault", "FlowConfig", "JobOptions", "RenderConfig"]
 
@@ -243,7 +243,7 @@ class RenderConfig:
     decay: float = setting(0.9, rule=number(low=0, high=1),
                            help="Share of the previous dream carried into the next frame (0 = independent frames).")
     # carried-frame updates applied to a keyframe in place, keeping what the shot's motion carries
-    # (dream.settle_keep), so a shot starts at the strength its carried frames settle at. Measured
+    # (sequence.settle_keep), so a shot starts at the strength its carried frames settle at. Measured
     # (64×48 still shot; 96×64 pan): first frame 26 / 32 / 38 levels against a steady ~40 on the
     # still shot, first 10 pan frames at 0.80 / 0.90 / 0.94 of the median, with 0 / 6 / 10;
     # costs about as much as this many carried frames per keyframe
@@ -258,7 +258,7 @@ class RenderConfig:
                                      help="λ: each step pulls a carried frame this far back toward itself plus the "
                                           "previous dream, warped.")
     # hold every carried frame at its keyframe's strength, colour cast and colourfulness
-    # (dream.held): no ramp, no drift over a long shot, no drain by the temporal term
+    # (sequence.held): no ramp, no drift over a long shot, no drain by the temporal term
     hold_level: bool = setting(True, rule=switch(),
                                help="Hold carried frames at their keyframe's strength and colour (no ramp or drift "
                                     "over a shot).")

@@ -17,30 +17,29 @@ own generator. :meth:`Dreamer.dream_batch` uses that to dream several unrelated 
 of :mod:`distdream.lanes`) as one batch, each exactly as it would be dreamed alone, up to the
 rounding of batched kernels.
 
-:class:`Dreamer` ties them to a truncated feature extractor on a device; :func:`dream_sequence`
-dreams video frames in order, each starting from the previous dream carried onto it. Images are (1, 3, H, W)
-float tensors with RGB in [0, 1]; the dream runs in the model's normalised space.
+:class:`Dreamer` ties them to a truncated feature extractor on a device;
+:func:`distdream.sequence.dream_sequence` dreams video frames in order with it, each starting from
+the previous dream carried onto it. Images are (1, 3, H, W) float tensors with RGB in [0, 1]; the
+dream runs in the model's normalised space.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import torch
 import torch.nn.functional as F
 
-from .compute import Compute, Features, GradientEngine, resolve_compute
+from .compute import Compute, Features, GradientEngine, resolve_compute, resolve_device
 from .config import DreamConfig
 from .errors import ConfigError
+from .layers import feature_extractor, list_layers, resolve_layers
 from .models import (
     LoadedModel,
-    feature_extractor,
-    list_layers,
     load_model,
-    resolve_layers,
 )
 
 __all__ = [
@@ -48,38 +47,19 @@ __all__ = [
     "Dreamer",
     "FrameDreamer",
     "Jitter",
-    "Level",
     "LayerObjective",
     "Objective",
-    "SequenceStep",
     "SumObjective",
-    "dream_sequence",
     "gradient_step",
-    "held",
     "octave_sizes",
     "resize",
-    "resolve_device",
     "run_octaves",
-    "settle_keep",
     "tile_starts",
 ]
 
 Objective = Callable[[Features], torch.Tensor]
 
 _MIN_OCTAVE_SIDE = 8  # a coarser level has too few pixels to hold a pattern
-
-
-def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """``None`` picks CUDA when present, else CPU; anything else is passed to ``torch.device``."""
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError as exc:
-        raise ConfigError(f"device {device!r} is not a torch device (cpu, cuda, cuda:1 …): {exc}") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} asked for CUDA, but torch sees no GPU; use --device cpu")
-    return resolved
 
 
 # ---------------------------------------------------------------------------------------------
@@ -436,209 +416,3 @@ class Dreamer:
         """How many gradient steps :meth:`dream` takes for an image of this size (for progress bars)."""
         steps = self.config.num_iterations if num_iterations is None else num_iterations
         return steps * len(octave_sizes(height, width, self.config.num_octaves, self.config.octave_scale))
-
-
-# ---------------------------------------------------------------------------------------------
-# Sequences: the dream travels with the scene
-
-
-@dataclass(frozen=True)
-class SequenceStep:
-    """One input frame of a sequence and how the previous frame's dream reaches it.
-
-    ``carry`` maps the previous dream residual (dream − frame, (1, 3, H, W)) to what this frame
-    starts with on top of itself — in a video: warped by optical flow, masked where the scene is
-    new, faded by a decay. ``None`` makes the frame a keyframe (first frame, or after a cut).
-    """
-
-    frame: torch.Tensor  # (1, 3, H, W) RGB in [0, 1]
-    carry: Callable[[torch.Tensor], torch.Tensor] | None
-    # maps the previous residual to what this frame should stay close to, and how far to trust
-    # it: (target RGB, mask) — the temporal term's anchor
-    anchor: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None
-
-
-def settle_keep(residual: torch.Tensor, following: SequenceStep | None, decay: float) -> float:
-    """How much of its own residual a settling keyframe keeps per step: what of a dream the
-    shot's motion carries to the next frame (mask and resampling losses; 1.0 on a still shot),
-    without the decay.
-
-    The decay is left out on purpose. Carried frames approach their steady strength in two
-    phases, a fast one (about ``1 / (1 − decay)`` frames) and a slow creep as the patterns grow
-    into themselves (over 100 frames on a still shot: 26 → 37 levels in 50 frames, 41 by frame
-    200, measured at 64×48). A handful of settle steps at ``decay`` reaches only the fast phase;
-    keeping the whole residual reaches about the steady level in the same steps. Where motion
-    loses part of the dream each frame the steady level is lower, and so is ``keep``. Without a
-    following carried frame (a one-frame shot, a cut next) it is ``decay``.
-    """
-    if following is None or following.carry is None or decay <= 0:
-        return decay
-    size = float(residual.abs().mean())
-    if size == 0.0:
-        return decay
-    moved = float(following.carry(residual).abs().mean())
-    return min(1.0, moved / (decay * size))
-
-
-HOLD_MAX_LIFT = 1.25  # the most a held frame's residual is scaled up in one frame
-
-
-def _chroma(rgb: torch.Tensor) -> float:
-    """Mean max − min over the channels of an image (1, 3, H, W): how colourful it is. The same
-    measure as the saturation of :mod:`distdream.metrics` (there on decoded uint8 frames), so the
-    held level holds what the drift figure reports."""
-    return float((rgb.amax(dim=1) - rgb.amin(dim=1)).mean())
-
-
-@dataclass(frozen=True)
-class Level:
-    """What a held shot keeps of its keyframe's dream: the residual's mean colour (its cast, one
-    value per channel), its strength (mean magnitude), and the colour the dream adds (the dream's
-    chroma minus the frame's, chroma = mean max − min over RGB)."""
-
-    cast: tuple[float, float, float]
-    strength: float
-    colour: float  # added chroma, in [0, 1] units: additive, so a grey stretch of a pan is not over-coloured
-
-    @classmethod
-    def of(cls, frame: torch.Tensor, residual: torch.Tensor) -> Level:
-        cast = residual.mean(dim=(2, 3)).flatten()
-        return cls((float(cast[0]), float(cast[1]), float(cast[2])), float(residual.abs().mean()),
-                   _chroma((frame + residual).clamp(0.0, 1.0)) - _chroma(frame))
-
-    def to_tensor(self) -> torch.Tensor:
-        return torch.tensor([*self.cast, self.strength, self.colour], dtype=torch.float64)
-
-    @classmethod
-    def from_tensor(cls, values: torch.Tensor) -> Level:
-        v = [float(x) for x in values.flatten()]
-        return cls((v[0], v[1], v[2]), v[3], v[4])
-
-
-def held(frame: torch.Tensor, residual: torch.Tensor, level: Level) -> tuple[torch.Tensor, torch.Tensor]:
-    """``frame`` plus ``residual`` brought back to ``level``, clamped to [0, 1]; returns the dream
-    and its residual.
-
-    The residual's cast is replaced by the level's; it is scaled to the level's strength (up by
-    at most :data:`HOLD_MAX_LIFT`); then its colour part (what differs between the channels) is
-    scaled so that, after clamping to the valid range, the dream adds as much chroma to the frame
-    as the level says (one secant step), and the strength is set once more. Holding the strength
-    alone left a long still shot 4 % greyer after 200 frames (the dream's colours arrange
-    themselves so that less of them shows); holding the residual's own colour magnitude still
-    left 2–4 %.
-    """
-    cast = torch.tensor(level.cast, dtype=residual.dtype).view(1, 3, 1, 1)
-    rest = residual - residual.mean(dim=(2, 3), keepdim=True)
-    size = float((cast + rest).abs().mean())
-    if size == 0.0:
-        return frame + residual, residual
-    lift = min(level.strength / size, HOLD_MAX_LIFT)
-    rest = rest * lift
-    grey = rest.mean(dim=1, keepdim=True)
-    colour = rest - grey
-
-    def dream(gain: float) -> torch.Tensor:
-        return (frame + cast + grey + gain * colour).clamp(0.0, 1.0)
-
-    gain = 1.0
-    base = _chroma(frame)
-    at_1, at_2 = _chroma(dream(1.0)) - base, _chroma(dream(1.25)) - base
-    if at_2 > at_1:  # the clamped colour grows about linearly with the gain
-        gain = 1.0 + 0.25 * (level.colour - at_1) / (at_2 - at_1)
-        gain = min(max(gain, 1 / HOLD_MAX_LIFT), HOLD_MAX_LIFT / max(lift, 1.0))  # the lift stays bounded
-    # the colour change moved the strength a little: bring it back (strength is what shows most)
-    rest = grey + gain * colour
-    again = float((cast + rest).abs().mean())
-    if again > 0:
-        rest = rest * min(level.strength / again, HOLD_MAX_LIFT / max(lift * gain, 1.0))
-    dreamed = (frame + cast + rest).clamp(0.0, 1.0)
-    return dreamed, dreamed - frame
-
-
-def dream_sequence(
-    dreamer: Dreamer,
-    steps: Iterable[SequenceStep],
-    *,
-    keyframe_iterations: int,
-    frame_iterations: int,
-    generator: torch.Generator,
-    start: torch.Tensor | None = None,
-    progress: Callable[[int], None] | None = None,
-    residual: torch.Tensor | None = None,
-    final: dict[str, torch.Tensor] | None = None,
-    settle: int = 0,
-    decay: float = 0.9,
-    temporal_weight: float = 0.0,
-    hold: bool = False,
-    level: Level | None = None,
-) -> Iterator[tuple[torch.Tensor, bool]]:
-    """Dream frames in order; yields ``(dreamed frame, was keyframe)`` for each step.
-
-    A keyframe is dreamed from the raw frame (the first one from ``start`` when given) with
-    ``keyframe_iterations`` per octave. Every other frame starts from
-    ``frame + carry(previous residual)`` and gets ``frame_iterations``: the carried residual
-    already holds the patterns, so fewer steps keep them alive and moving with the scene.
-
-    ``residual`` continues a sequence another call ended (a handoff): the first step is then a
-    carried frame, not a keyframe, and ``level`` is what that sequence held (without one, frames
-    are not held until the next keyframe). ``final["residual"]`` and ``final["level"]`` (a
-    :meth:`Level.to_tensor`, absent when nothing is held) hold the last residual and level afterwards.
-
-    ``settle`` brings a keyframe to the strength carried frames settle at, so a shot does not
-    start weak and ramp up: after its own dream, the carried-frame update
-    (``frame + keep · residual``, ``frame_iterations``) is applied to the keyframe itself
-    ``settle`` times, with ``keep`` from :func:`settle_keep`.
-
-    ``temporal_weight`` (λ) adds the temporal term to carried frames whose step has an
-    ``anchor``: after every step the image moves λ·c of the way back to where the previous dream,
-    moved with the scene, puts it (:class:`Anchor`).
-
-    ``hold`` keeps every carried frame at its shot's level: the keyframe's (settled) dream sets
-    the :class:`Level` (strength, colour cast, colourfulness) and each carried frame is brought
-    back to it by :func:`held` (down freely, up by at most :data:`HOLD_MAX_LIFT` per frame, so a
-    dream the motion has mostly wiped out regrows over frames instead of being blown up).
-    Without it the carried dream grows into itself for a few hundred frames on a still shot
-    (+13 % strength, −6 % saturation over 1,500 frames) and the temporal term slowly drains it.
-    A shot started from a predefined start image is not held: its start image is meant to fade.
-    """
-    first = True
-    upcoming = iter(steps)
-    ahead: list[SequenceStep] = []  # a step taken early (a keyframe's settle looks at the next one)
-    while True:
-        step = ahead.pop() if ahead else next(upcoming, None)
-        if step is None:
-            return
-        frame = step.frame
-        keyframe = step.carry is None or residual is None
-        if keyframe:
-            init = start if (first and start is not None) else frame
-            iterations = keyframe_iterations
-        else:
-            init = (frame + step.carry(residual)).clamp(0.0, 1.0)  # (1, 3, H, W)
-            iterations = frame_iterations
-        anchor = None
-        if not keyframe and temporal_weight > 0 and step.anchor is not None:
-            target, mask = step.anchor(residual)
-            anchor = Anchor(target, mask, temporal_weight)
-        dreamed = dreamer.dream(init, generator=generator, num_iterations=iterations, progress=progress,
-                                anchor=anchor)
-        from_start = keyframe and first and start is not None
-        if keyframe and settle and not from_start:  # a start image is the user's: settling would dissolve it
-            following = next(upcoming, None)
-            if following is not None:
-                ahead.append(following)
-            keep = settle_keep(dreamed - frame, following, decay)
-            for _ in range(settle):
-                again = (frame + keep * (dreamed - frame)).clamp(0.0, 1.0)
-                dreamed = dreamer.dream(again, generator=generator, num_iterations=frame_iterations, progress=progress)
-        residual = dreamed - frame
-        if keyframe:
-            level = None if from_start else Level.of(frame, residual)
-        elif hold and level is not None:
-            dreamed, residual = held(frame, residual, level)
-        if final is not None:
-            final["residual"] = residual
-            if level is not None:
-                final["level"] = level.to_tensor()
-        first = False
-        yield dreamed, keyframe

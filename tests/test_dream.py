@@ -16,10 +16,10 @@ from distdream.dream import (
     SumObjective,
     gradient_step,
     octave_sizes,
-    resolve_device,
     run_octaves,
     tile_starts,
 )
+from distdream.compute import resolve_device
 from distdream.errors import ConfigError
 from distdream.images import array_to_tensor
 from distdream.models import LoadedModel
@@ -212,7 +212,7 @@ def test_the_temporal_term_pulls_toward_its_target_where_trusted(dreamer: Dreame
 
 
 def test_a_settling_keyframe_keeps_what_the_shots_motion_carries() -> None:
-    from distdream.dream import SequenceStep, settle_keep
+    from distdream.sequence import SequenceStep, settle_keep
 
     residual = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(1)) - 0.5
     frame = torch.zeros(1, 3, 8, 8)
@@ -230,7 +230,7 @@ def test_a_settling_keyframe_keeps_what_the_shots_motion_carries() -> None:
 def test_a_settled_still_shot_starts_at_its_carried_strength(dreamer: Dreamer, small_photo: np.ndarray) -> None:
     """Without settling a still shot ramps up from a weak first frame; settled, its first frame is
     about as strong as the carried frames after it."""
-    from distdream.dream import SequenceStep, dream_sequence
+    from distdream.sequence import SequenceStep, dream_sequence
 
     image = array_to_tensor(small_photo)
 

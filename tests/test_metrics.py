@@ -75,7 +75,7 @@ def test_strength_l1_and_motion_boundaries(pan, tmp_path: Path) -> None:
 
 def test_seam_frames_are_reported_apart_and_plotted(pan, tmp_path: Path) -> None:
     from distdream.metrics import plot_over_time
-    from distdream.plan import plan_chunks
+    from distdream.chunking import plan_chunks
 
     clip, frames = pan
     # a flicker only in frames 8–10: where a crossfade window would sit

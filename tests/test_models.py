@@ -9,14 +9,12 @@ import torch
 from torchvision.models import feature_extraction
 
 from distdream.errors import ConfigError, ModelError
+from distdream.layers import feature_extractor, list_layers, resolve_layers
 from distdream.models import (
     DEFAULT_MODEL,
     LoadedModel,
     available_models,
-    feature_extractor,
-    list_layers,
     load_model,
-    resolve_layers,
     weights_cached,
 )
 

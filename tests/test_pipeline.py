@@ -10,11 +10,13 @@ import pytest
 import torch
 
 from distdream.config import DreamConfig, RenderConfig
-from distdream.dream import HOLD_MAX_LIFT, Dreamer, Level, SequenceStep, dream_sequence, held
+from distdream.dream import Dreamer
+from distdream.sequence import HOLD_MAX_LIFT, Level, SequenceStep, dream_sequence, held
 from distdream.errors import InputError, VideoError
 from distdream.images import array_to_tensor, save_image
 from distdream.metrics import warping_error
-from distdream.pipeline import Carried, Span, render_in_process, render_range, render_spans, scan_cuts
+from distdream.encode import Span
+from distdream.pipeline import Carried, render_in_process, render_range, render_spans, scan_cuts
 from distdream.samples import pan_frames, sample_photo, shot_frames, write_clip
 from distdream.video import EncoderSettings, probe, read_frames
 

@@ -25,7 +25,7 @@ import numpy as np
 from ..config import DreamConfig, RenderConfig
 from ..dream import Dreamer
 from ..images import array_to_tensor
-from ..plan import Chunk
+from ..chunking import Chunk
 from ..samples import pan_frames, shot_frames, write_clip
 from ..video import read_frames
 

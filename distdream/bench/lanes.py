@@ -20,7 +20,8 @@ import torch
 
 from ..config import DreamConfig, RenderConfig
 from ..compute import resolve_compute
-from ..dream import Dreamer, resolve_device
+from ..compute import resolve_device
+from ..dream import Dreamer
 from ..pipeline import dream_frames
 from ..images import array_to_tensor
 from ..models import load_model

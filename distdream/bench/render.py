@@ -16,10 +16,12 @@ import numpy as np
 import torch
 
 from ..config import RenderConfig
-from ..dream import Dreamer, resolve_device
+from ..compute import resolve_device
+from ..dream import Dreamer
 from ..images import array_to_tensor
 from ..lanes import LaneBatcher
-from ..pipeline import ChunkStats, Span, render_spans
+from ..encode import Span
+from ..pipeline import ChunkStats, render_spans
 from ..samples import pan_frames, write_clip
 from ..video import probe, read_frames
 from .common import device_name, in_lanes

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from ..config import DreamConfig, RenderConfig
-from ..dream import resolve_device
+from ..compute import resolve_device
 from ..errors import ConfigError
 from . import SECTIONS
 from .coherence import bench_coherence

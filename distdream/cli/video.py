@@ -117,7 +117,7 @@ def metrics(input: str, output: str, flow_method: str, as_json: bool, plan_path:
             frames: str | None) -> None:
     """Warping error (Lai et al.) and strength of OUTPUT, a render of INPUT: lower is steadier."""
     from ..metrics import plot_over_time, warping_error
-    from ..plan import Chunk
+    from ..chunking import Chunk
 
     chunks: list[Chunk] = []
     if plan_path:

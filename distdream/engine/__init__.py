@@ -28,7 +28,7 @@ from typing import Any
 from ..config import Fault, JobOptions, RenderConfig
 from ..errors import ConfigError
 from .connect import connect
-from .driver import Job, job_chunks
+from .job import Job, job_chunks
 from .records import ChunkState, ChunkStatus, JobPlan, JobResult, JobStatus
 from .remote import RemoteJobs, submission_id
 

@@ -22,7 +22,7 @@ from .. import storage
 from ..compute import resolve_compute
 from ..config import JobOptions, RenderConfig
 from ..errors import ConfigError, JobError, OutputError
-from ..plan import Chunk
+from ..chunking import Chunk
 from ..video import VideoIndex, check_output_container, packet_digest, probe
 from .workdir import PLAN_VERSION, check_workdir
 

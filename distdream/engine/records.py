@@ -11,7 +11,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from ..plan import Chunk, parallelism
+from ..chunking import Chunk, parallelism
 from ..video import VideoIndex
 
 __all__ = ["ChunkState", "ChunkStatus", "JobPlan", "JobResult", "JobStatus"]

@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import storage
 from ..errors import VideoError
-from ..plan import Chunk
+from ..chunking import Chunk
 from ..config import EncoderSettings
 from ..video import SegmentWriter, VideoIndex, concat, read_frames
 from .workdir import ChunkFiles

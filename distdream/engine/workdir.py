@@ -27,7 +27,7 @@ from typing import Any
 
 from .. import storage
 from ..errors import JobError, VideoError
-from ..plan import Chunk
+from ..chunking import Chunk
 from ..config import EncoderSettings
 from ..video import probe
 

@@ -18,7 +18,7 @@ import ray
 
 from .. import storage
 from ..config import EncoderSettings, Fault, RenderConfig
-from ..plan import Chunk
+from ..chunking import Chunk
 from ..video import VideoIndex
 from .stitch import crossfade
 from .workdir import ChunkFiles
@@ -75,7 +75,8 @@ class DreamWorker:
         self, index: VideoIndex, chunk: Chunk, workdir: str, attempt: int, progress: Any, faults: tuple[Fault, ...]
     ) -> dict[str, Any]:
         """Dream ``chunk`` into its pieces; returns a small record (stats, fingerprints, where it ran)."""
-        from ..pipeline import Carried, Span, render_spans
+        from ..encode import Span
+        from ..pipeline import Carried, render_spans
 
         files = ChunkFiles(workdir, chunk)
         carried = Carried.from_bytes(storage.read_bytes(files.carried_in)) if chunk.begins == "handoff" else None

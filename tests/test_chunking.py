@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from distdream.errors import ConfigError
-from distdream.plan import Chunk, chains, parallelism, plan_chunks
+from distdream.chunking import Chunk, chains, parallelism, plan_chunks
 
 
 def test_simple_plan() -> None:
@@ -124,3 +124,11 @@ def test_plan_properties(n, chunk, overlap_share, cut_frames, window, seams, slo
         if seams == "handoff":
             assert c.begins != "crossfade"
     assert chunks[-1].tail == 0 and not chunks[-1].hands_off
+
+
+def test_the_public_plan_is_the_function_even_after_the_engine_loads() -> None:
+    # a submodule named like a public function would replace it on the package once imported
+    import distdream
+    import distdream.engine
+
+    assert distdream.plan is distdream.engine.plan and callable(distdream.plan)
