@@ -15,9 +15,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from .chunking import SEAMS
 from .declare import check_fields, integer, number, one_of, setting, switch, text
 from .errors import ConfigError
-from .chunking import SEAMS
 
 __all__ = ["ALL_LAYERS", "PRECISIONS", "DreamConfig", "EncoderSettings", "Fault", "FlowConfig", "JobOptions", "RenderConfig"]
 

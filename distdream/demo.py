@@ -18,8 +18,8 @@ from typing import Any
 
 from . import storage
 from .config import RenderConfig
-from .errors import OutputError
 from .engine import JobResult, render
+from .errors import OutputError
 from .samples import pan_frames, write_clip
 from .sheets import save_grid
 from .video import probe, read_frames

@@ -152,6 +152,29 @@ def _carry(
     return carry
 
 
+def _steps(reader: MotionReader, start: int, config: RenderConfig, order: list[int]) -> Iterator[SequenceStep]:
+    """The reader's frames from ``start`` on as sequence steps, each with how the dream reaches it."""
+    for i, frame, motion in reader:
+        if i < start:
+            continue  # decoded for its flow only
+        order.append(i)
+        image = array_to_tensor(frame)
+        if motion is None or motion.cut:
+            yield SequenceStep(image, None)
+            continue
+        moved = _mover(motion)
+        yield SequenceStep(image, _carry(motion, config, moved),
+                           _anchor(motion, image, moved) if config.temporal_weight > 0 else None)
+
+
+def _start_image(config: RenderConfig, index: VideoIndex) -> torch.Tensor | None:
+    """The predefined start image at the video's size, if there is one."""
+    if config.dream.predefined_start is None:
+        return None
+    image = load_image(config.dream.predefined_start, what="predefined_start")
+    return resize(array_to_tensor(image), (index.height, index.width))
+
+
 def dream_frames(
     index: VideoIndex,
     start: int,
@@ -182,32 +205,13 @@ def dream_frames(
         generator.set_state(carried.generator)
     # from the frame before when continuing: its flow carries the dream onto frame ``start``
     reader = MotionReader(index, start - 1 if carried is not None else start, end, config.flow, lookahead, times)
-    order: list[int] = []
-
-    def steps() -> Iterator[SequenceStep]:
-        for i, frame, motion in reader:
-            if i < start:
-                continue  # decoded for its flow only
-            order.append(i)
-            image = array_to_tensor(frame)
-            if motion is None or motion.cut:
-                yield SequenceStep(image, None)
-                continue
-            moved = _mover(motion)
-            yield SequenceStep(image, _carry(motion, config, moved),
-                               _anchor(motion, image, moved) if config.temporal_weight > 0 else None)
-
-    start_image = None
-    if config.dream.predefined_start is not None:
-        start_image = resize(
-            array_to_tensor(load_image(config.dream.predefined_start, what="predefined_start")),
-            (index.height, index.width),
-        )
+    order: list[int] = []  # the frame index of each step, in order
+    start_image = _start_image(config, index)
     final: dict[str, torch.Tensor] = {}
     try:
         sequence = dream_sequence(
             dreamer,
-            steps(),
+            _steps(reader, start, config, order),
             keyframe_iterations=config.keyframe_steps,
             frame_iterations=config.frame_steps,
             generator=generator,

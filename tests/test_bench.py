@@ -110,12 +110,12 @@ def test_bench_io_measures_both_ways_on_a_real_clip() -> None:
 
 def test_a_cut_off_bench_keeps_what_it_measured(tmp_path: Path, monkeypatch, capsys) -> None:
     """Ctrl-C (or timeout -s INT) during a part: the JSON and plot hold every part before it."""
-    import distdream.bench
+    import distdream.bench.run
 
     def interrupted(**_kw: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(distdream.bench, "bench_render", interrupted)
+    monkeypatch.setattr(distdream.bench.run, "bench_render", interrupted)
     out, picture = tmp_path / "cut.json", tmp_path / "cut.png"
     args = ["bench", "--quick", "--only", "step,render", "--size", "48", "--device", "cpu", "--json", str(out),
             "--plot", str(picture)]

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..chunking import Chunk
 from ..config import DreamConfig, RenderConfig
 from ..dream import Dreamer
 from ..images import array_to_tensor
-from ..chunking import Chunk
 from ..samples import pan_frames, shot_frames, write_clip
 from ..video import read_frames
 
@@ -115,8 +115,7 @@ def _watched_render(clip: Path, out: Path, config: RenderConfig, **options: obje
 
 def bench_engine(*, quick: bool = False, workers: int | None = None) -> EngineBenchmark:
     """Pipeline efficiency and scaling on a many-shot clip, driver memory and crossfade seams."""
-    from ..engine import connect, plan, render
-    from ..metrics import warping_error
+    from ..engine import connect, plan
 
     connect(None)
     cpus = int(ray_cpus())
@@ -144,29 +143,8 @@ def bench_engine(*, quick: bool = False, workers: int | None = None) -> EngineBe
         one = _watched_render(clip, d / "one.mp4", config, **{**job, "workers": 1})
         many = _watched_render(clip, d / "many.mp4", config, **job)
 
-        # crossfade seams on one long shot: is the window steadier or shakier than the rest?
-        pan = write_clip(d / "pan.mp4", pan_frames(n, w, h), audio=None)
-        # the default window (16 frames): a crossfade is a blend of two different dreams, so its
-        # length sets how fast one turns into the other; chunks of 36 make room for it (one seam)
-        faded = dict(chunk_frames=2 * chunk_frames if quick else 36, workers=workers, scan_cuts=False,
-                     seams="crossfade", **({"overlap": overlap} if quick else {}))
-        pan_plan = plan(pan, config, **faded)
-        render(pan, d / "faded.mp4", config, **faded)
-        seams = warping_error(pan, d / "faded.mp4", chunks=pan_plan.chunks)
-        window = set(seams.seams.get("crossfade", []))
-        render(pan, d / "whole.mp4", config, **{**faded, "seams": "handoff"})
-        whole = warping_error(pan, d / "whole.mp4")
-        strength_in = [s for i, s in enumerate(seams.strength) if i in window]
-        strength_out = [s for i, s in enumerate(seams.strength) if i not in window]
-
-        cheap = RenderConfig(dream=DreamConfig(num_iterations=1, num_octaves=1, dream_layers=("_blocks.3",)),
-                             preset="ultrafast")
-        short = write_clip(d / "short.mp4", pan_frames(rss_frames, 64, 48), audio="aac")
-        long = write_clip(d / "long.mp4", pan_frames(10 * rss_frames, 64, 48), audio="aac")
-        rss_short = _watched_render(short, d / "short_out.mp4", cheap, chunk_frames=30, overlap=4,
-                                   scan_cuts=False).peak_rss_mib
-        rss_long = _watched_render(long, d / "long_out.mp4", cheap, chunk_frames=30, overlap=4,
-                                  scan_cuts=False).peak_rss_mib
+        crossfade = _crossfade_seams(d, n, w, h, config, workers, quick, chunk_frames, overlap)
+        rss_short, rss_long = _driver_rss(d, rss_frames)
     return EngineBenchmark(
         frames=n, width=w, height=h, chunks=len(job_plan.chunks), workers=workers, shots=shots,
         seams={kind: sum(c.begins == kind for c in job_plan.chunks) for kind in ("cut", "handoff", "crossfade")},
@@ -176,10 +154,43 @@ def bench_engine(*, quick: bool = False, workers: int | None = None) -> EngineBe
         one_worker_steady_fps=one.steady_fps, n_workers_steady_fps=many.steady_fps,
         steady_speedup=many.steady_fps / one.steady_fps, lead_in_overhead=job_plan.lead_in_overhead,
         driver_rss_mib=rss_short, driver_rss_mib_10x=rss_long, rss_frames=rss_frames,
-        warping_error_crossfaded=seams.mean, seam_ratio=seams.seam_ratio("crossfade"),
-        seam_ratio_one_chunk=seams.over(sorted(window)) / whole.over(sorted(window)),
-        seam_strength_ratio=float(np.mean(strength_in) / np.mean(strength_out)) if strength_in else math.nan,
+        **crossfade,
     )
+
+
+def _crossfade_seams(d: Path, n: int, w: int, h: int, config: RenderConfig, workers: int, quick: bool,
+                     chunk_frames: int, overlap: int) -> dict[str, float]:
+    """One long shot forced to crossfade seams: is the window steadier or shakier than the rest,
+    and than the same frames rendered as one chunk?"""
+    from ..engine import plan, render
+    from ..metrics import warping_error
+
+    pan = write_clip(d / "pan.mp4", pan_frames(n, w, h), audio=None)
+    # the default window (16 frames): a crossfade is a blend of two different dreams, so its
+    # length sets how fast one turns into the other; chunks of 36 make room for it (one seam)
+    faded = dict(chunk_frames=2 * chunk_frames if quick else 36, workers=workers, scan_cuts=False,
+                 seams="crossfade", **({"overlap": overlap} if quick else {}))
+    pan_plan = plan(pan, config, **faded)
+    render(pan, d / "faded.mp4", config, **faded)
+    seams = warping_error(pan, d / "faded.mp4", chunks=pan_plan.chunks)
+    window = sorted(set(seams.seams.get("crossfade", [])))
+    render(pan, d / "whole.mp4", config, **{**faded, "seams": "handoff"})
+    whole = warping_error(pan, d / "whole.mp4")
+    inside = [s for i, s in enumerate(seams.strength) if i in window]
+    outside = [s for i, s in enumerate(seams.strength) if i not in window]
+    return dict(warping_error_crossfaded=seams.mean, seam_ratio=seams.seam_ratio("crossfade"),
+                seam_ratio_one_chunk=seams.over(window) / whole.over(window),
+                seam_strength_ratio=float(np.mean(inside) / np.mean(outside)) if inside else math.nan)
+
+
+def _driver_rss(d: Path, frames: int) -> tuple[float, float]:
+    """The driver's peak RSS (MiB) rendering a clip and one ten times longer, with a cheap dream."""
+    cheap = RenderConfig(dream=DreamConfig(num_iterations=1, num_octaves=1, dream_layers=("_blocks.3",)),
+                         preset="ultrafast")
+    short = write_clip(d / "short.mp4", pan_frames(frames, 64, 48), audio="aac")
+    long = write_clip(d / "long.mp4", pan_frames(10 * frames, 64, 48), audio="aac")
+    return tuple(_watched_render(clip, d / f"{clip.stem}_out.mp4", cheap, chunk_frames=30, overlap=4,  # type: ignore[return-value]
+                                 scan_cuts=False).peak_rss_mib for clip in (short, long))
 
 
 def _pure_dream_seconds(clip: Path, chunks: Sequence[Chunk], config: RenderConfig) -> float:

@@ -18,15 +18,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..compute import resolve_compute, resolve_device
 from ..config import DreamConfig, RenderConfig
-from ..compute import resolve_compute
-from ..compute import resolve_device
 from ..dream import Dreamer
-from ..pipeline import dream_frames
 from ..images import array_to_tensor
 from ..models import load_model
+from ..pipeline import dream_frames
 from ..samples import pan_frames, write_clip
-from ..video import probe, read_frames
+from ..video import VideoIndex, probe, read_frames
 from .common import device_name, in_lanes, precisions
 
 __all__ = ["LaneRow", "LanesBenchmark", "bench_lanes"]
@@ -86,96 +85,119 @@ def bench_lanes(
     dev = resolve_device(device)
     cuda = dev.type == "cuda"
     width, height = width or (1280 if cuda else 160), height or (720 if cuda else 90)
-    # batched throughput of carried frames: keyframe settling would only add steps to each lane's
-    # first frame (and the figures stay comparable with runs from before it existed)
-    config = RenderConfig(keyframe_settle=0)
-    model = load_model(config.dream.model, config.dream.weights)
-    n_lanes = max(lanes)
     threads = torch.get_num_threads()
     if not cuda:
         torch.set_num_threads(1)
     try:
         with tempfile.TemporaryDirectory(prefix="distdream-bench-") as tmp:
-            clip = write_clip(Path(tmp) / "clip.mp4", pan_frames(n_lanes * frames_per_lane, width, height), crf=0)
-            index = probe(clip)
-            source = list(read_frames(clip, 0, frames_per_lane, index=index))
-
-            def run(dreamer: Dreamer, count: int, seed: int = 0) -> tuple[float, list, float | None]:
-                """(seconds, lane 0's frames, peak device MiB per lane) for ``count`` lanes."""
-                ranges = [(k * frames_per_lane, (k + 1) * frames_per_lane) for k in range(count)]
-                if cuda:
-                    torch.cuda.synchronize(dev)
-                    torch.cuda.reset_peak_memory_stats(dev)
-
-                def one(k: int, frame_dreamer: object) -> list:
-                    gen = torch.Generator().manual_seed(seed + k)
-                    return [rgb for _, rgb, _ in dream_frames(index, *ranges[k], config, frame_dreamer,  # type: ignore[arg-type]
-                                                              generator=gen)]
-
-                t0 = time.perf_counter()
-                out, _ = in_lanes(dreamer, count, one)
-                seconds = time.perf_counter() - t0
-                peak = torch.cuda.max_memory_allocated(dev) / 2**20 / count if cuda else None
-                return seconds, out[0], peak
-
-            if settings is None:
-                settings = [DreamConfig(precision=p) for p in precisions(dev)]
-                # the other memory layout at the default precision: what it adds, and (same arithmetic,
-                # other kernels) how far rounding alone moves a dream
-                settings.append(DreamConfig(channels_last=not resolve_compute(DreamConfig(), dev).channels_last))
-            settings = list(settings)
-            if compile:
-                settings.append(DreamConfig(compile=True))
-            rows: list[LaneRow] = []
-            notes: list[str] = []
-            if not cuda:
-                notes.append(f"bf16 and fp16 run on CUDA only; on {dev.type} they fall back to fp32 (the fp32 rows)")
+            clip = write_clip(Path(tmp) / "clip.mp4", pan_frames(max(lanes) * frames_per_lane, width, height), crf=0)
+            runner = _Runner(probe(clip), frames_per_lane, dev)
+            settings = _settings(dev, settings, compile)
+            notes = [] if cuda else [f"bf16 and fp16 run on CUDA only; on {dev.type} they fall back to fp32 (the fp32 "
+                                     "rows)"]
             # a model per setting: a layout conversion must not reach another setting's modules
             dreamers = [Dreamer(dream, device=dev, model=load_model(dream.model, dream.weights)) for dream in settings]
-            warmups: dict[tuple[int, int], float] = {}
-            for k, dreamer in enumerate(dreamers):
-                warmups[k, lanes[0]] = run(dreamer, lanes[0])[0]  # warm-up: kernels, allocator, compilation
-                notes.extend(n for n in dreamer.notes if n not in notes)
-            probe_frame = dreamers[0].model.preprocess.normalize(array_to_tensor(source[0])).to(dev)
-            grads = [d.gradient(probe_frame).flatten().double().cpu() for d in dreamers]
-            cosines = [float(torch.nn.functional.cosine_similarity(g, grads[0], dim=0)) for g in grads]
-            measured: dict[tuple[int, int], tuple[float, list, float | None]] = {}
-            for count in lanes:  # settings interleaved per lane count, so drift in load hits all alike
-                for k, dreamer in enumerate(dreamers):
-                    try:
-                        if dreamer.compute.compile and count != lanes[0]:
-                            # a new batch size recompiles: time that apart from the steady state
-                            warmups[k, count] = run(dreamer, count)[0]
-                        measured[k, count] = run(dreamer, count)
-                    except torch.OutOfMemoryError:  # a row this card cannot hold is a figure too
-                        notes.append(f"{dreamer.compute.describe()}, {count} lanes: out of GPU memory")
-                        torch.cuda.empty_cache()
+            measured, warmups = _measure(runner, dreamers, lanes, notes)
             if (0, lanes[0]) not in measured:
                 raise torch.OutOfMemoryError(f"the reference row ({settings[0].precision}, {lanes[0]} lanes) does not fit")
             reference = measured[0, lanes[0]][1]
-
-            def mean_diff(frames: list, other: list) -> float:
-                return float(np.mean([np.abs(a.astype(int) - b.astype(int)).mean()
-                                      for a, b in zip(frames, other, strict=True)]))
-
-            base_fps = lanes[0] * frames_per_lane / measured[0, lanes[0]][0]
-            base_strength = mean_diff(reference, source)
-            for k, dreamer in enumerate(dreamers):
-                for count in lanes:
-                    if (k, count) not in measured:
-                        continue
-                    seconds, frames, peak = measured[k, count]
-                    fps = count * frames_per_lane / seconds
-                    rows.append(LaneRow(setting=dreamer.compute.describe(), lanes=count, seconds=seconds,
-                                        frames_per_s=fps, speedup=fps / base_fps,
-                                        mean_diff=mean_diff(frames, reference),
-                                        strength_ratio=mean_diff(frames, source) / base_strength,
-                                        grad_cosine=cosines[k], peak_mib_per_lane=peak,
-                                        warmup_seconds=warmups.get((k, count)) if dreamer.compute.compile else None))
-            _, other, _ = run(Dreamer(DreamConfig(), device=dev, model=model), 1, seed=1000)
-            seed_diff = mean_diff(other, reference)
+            rows = _rows(runner, dreamers, lanes, measured, warmups, reference)
+            model = load_model(DreamConfig().model, DreamConfig().weights)
+            _, other, _ = runner.run(Dreamer(DreamConfig(), device=dev, model=model), 1, seed=1000)
+            seed_diff = _mean_diff(other, reference)
     finally:
         torch.set_num_threads(threads)
     return LanesBenchmark(device=device_name(dev), width=width, height=height, frames_per_lane=frames_per_lane,
                           torch_threads=torch.get_num_threads() if cuda else 1, rows=tuple(rows), notes=tuple(notes),
                           other_seed_diff=seed_diff)
+
+
+_Measured = tuple[float, list, "float | None"]  # seconds, lane 0's frames, peak device MiB per lane
+
+
+class _Runner:
+    """Renders ``count`` lanes of ``frames_per_lane`` carried frames each, lane k on its own range."""
+
+    def __init__(self, index: VideoIndex, frames_per_lane: int, dev: torch.device) -> None:
+        self.index, self.frames_per_lane, self.dev = index, frames_per_lane, dev
+        # batched throughput of carried frames: keyframe settling would only add steps to each
+        # lane's first frame (and the figures stay comparable with runs from before it existed)
+        self.config = RenderConfig(keyframe_settle=0)
+        self.source = list(read_frames(index.path, 0, frames_per_lane, index=index))
+
+    def run(self, dreamer: Dreamer, count: int, seed: int = 0) -> _Measured:
+        n, cuda = self.frames_per_lane, self.dev.type == "cuda"
+        ranges = [(k * n, (k + 1) * n) for k in range(count)]
+        if cuda:
+            torch.cuda.synchronize(self.dev)
+            torch.cuda.reset_peak_memory_stats(self.dev)
+
+        def one(k: int, frame_dreamer: object) -> list:
+            gen = torch.Generator().manual_seed(seed + k)
+            return [rgb for _, rgb, _ in dream_frames(self.index, *ranges[k], self.config, frame_dreamer,  # type: ignore[arg-type]
+                                                      generator=gen)]
+
+        t0 = time.perf_counter()
+        out, _ = in_lanes(dreamer, count, one)
+        seconds = time.perf_counter() - t0
+        peak = torch.cuda.max_memory_allocated(self.dev) / 2**20 / count if cuda else None
+        return seconds, out[0], peak
+
+
+def _settings(dev: torch.device, settings: Sequence[DreamConfig] | None, compile: bool) -> list[DreamConfig]:
+    if settings is None:
+        settings = [DreamConfig(precision=p) for p in precisions(dev)]
+        # the other memory layout at the default precision: what it adds, and (same arithmetic,
+        # other kernels) how far rounding alone moves a dream
+        settings.append(DreamConfig(channels_last=not resolve_compute(DreamConfig(), dev).channels_last))
+    return [*settings, *([DreamConfig(compile=True)] if compile else [])]
+
+
+def _measure(runner: _Runner, dreamers: list[Dreamer], lanes: tuple[int, ...], notes: list[str],
+             ) -> tuple[dict[tuple[int, int], _Measured], dict[tuple[int, int], float]]:
+    """Every (setting, lane count) that fits, and the warm-up (compile) seconds apart."""
+    warmups: dict[tuple[int, int], float] = {}
+    for k, dreamer in enumerate(dreamers):
+        warmups[k, lanes[0]] = runner.run(dreamer, lanes[0])[0]  # warm-up: kernels, allocator, compilation
+        notes.extend(n for n in dreamer.notes if n not in notes)
+    measured: dict[tuple[int, int], _Measured] = {}
+    for count in lanes:  # settings interleaved per lane count, so drift in load hits all alike
+        for k, dreamer in enumerate(dreamers):
+            try:
+                if dreamer.compute.compile and count != lanes[0]:
+                    # a new batch size recompiles: time that apart from the steady state
+                    warmups[k, count] = runner.run(dreamer, count)[0]
+                measured[k, count] = runner.run(dreamer, count)
+            except torch.OutOfMemoryError:  # a row this card cannot hold is a figure too
+                notes.append(f"{dreamer.compute.describe()}, {count} lanes: out of GPU memory")
+                torch.cuda.empty_cache()
+    return measured, warmups
+
+
+def _mean_diff(frames: list, other: list) -> float:
+    return float(np.mean([np.abs(a.astype(int) - b.astype(int)).mean() for a, b in zip(frames, other, strict=True)]))
+
+
+def _rows(runner: _Runner, dreamers: list[Dreamer], lanes: tuple[int, ...],
+          measured: dict[tuple[int, int], _Measured], warmups: dict[tuple[int, int], float], reference: list,
+          ) -> list[LaneRow]:
+    """One row per measured (setting, lane count), against the first setting at the first count."""
+    probe_frame = dreamers[0].model.preprocess.normalize(array_to_tensor(runner.source[0])).to(runner.dev)
+    grads = [d.gradient(probe_frame).flatten().double().cpu() for d in dreamers]
+    cosines = [float(torch.nn.functional.cosine_similarity(g, grads[0], dim=0)) for g in grads]
+    n = runner.frames_per_lane
+    base_fps = lanes[0] * n / measured[0, lanes[0]][0]
+    base_strength = _mean_diff(reference, runner.source)
+    rows = []
+    for k, dreamer in enumerate(dreamers):
+        for count in lanes:
+            if (k, count) not in measured:
+                continue
+            seconds, frames, peak = measured[k, count]
+            fps = count * n / seconds
+            rows.append(LaneRow(setting=dreamer.compute.describe(), lanes=count, seconds=seconds, frames_per_s=fps,
+                                speedup=fps / base_fps, mean_diff=_mean_diff(frames, reference),
+                                strength_ratio=_mean_diff(frames, runner.source) / base_strength,
+                                grad_cosine=cosines[k], peak_mib_per_lane=peak,
+                                warmup_seconds=warmups.get((k, count)) if dreamer.compute.compile else None))
+    return rows

@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import RenderConfig
 from ..compute import resolve_device
+from ..config import RenderConfig
 from ..dream import Dreamer
+from ..encode import Span
 from ..images import array_to_tensor
 from ..lanes import LaneBatcher
-from ..encode import Span
 from ..pipeline import ChunkStats, render_spans
 from ..samples import pan_frames, write_clip
 from ..video import probe, read_frames

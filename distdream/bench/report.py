@@ -155,74 +155,102 @@ def plot(figures: Figures, path: str | os.PathLike[str]) -> Path:
     matplotlib.use("Agg")  # no display on servers
     import matplotlib.pyplot as plt
 
-    panels: list[Callable[[Any], None]] = []
+    panels = [panel for make in (_step_panels, _io_panels, _engine_panels, _coherence_panels, _lanes_panels,
+                                 _render_panels) for panel in make(figures)]
+    if not panels:
+        raise ValueError("no figures to plot")
     title = "distdream bench"
     env = figures.get("env")
     if env:
         title += f" — {env.get('device', '')}, {env.get('date', '')}"
-    for step in figures.get("step", []):
-        names = [*step["precision_ms"], "naive"]
-        values = [*step["precision_ms"].values(), step["naive_ms"]]
-        panels.append(lambda ax, n=names, v=values, s=step["size"]: _bars(ax, n, v, f"dream iteration (ms), {s}²"))
-    if "io" in figures:
-        io = figures["io"]
-        panels.append(lambda ax: _bars(ax, ["seek", "from start"], [io["range_read_fps"], io["from_start_fps"]],
-                                       "range read (frames/s)"))
-    if "engine" in figures:
-        e = figures["engine"]
-        panels.append(lambda ax: _bars(ax, ["pure dream", "1 worker", f"{e['workers']} workers"],
-                                       [e["pure_dream_seconds"], e["one_worker_seconds"], e["n_workers_seconds"]],
-                                       f"render (s), {e['frames']} frames"))
-    if "coherence" in figures:
-        c = figures["coherence"]
-
-        def strength_panel(ax: Any) -> None:
-            for r in c["rows"]:
-                ax.plot(r["strength_over_time"], lw=1.2, label=f"{r['way']} (E_warp {r['warping_error']:.4f})")
-            ax.set_xlabel("frame", fontsize=8)
-            ax.set_title("strength over time, equal strength", fontsize=10)
-            ax.legend(fontsize=6)
-            ax.tick_params(labelsize=8)
-
-        panels.append(lambda ax: _bars(ax, [r["way"].replace(" ", "\n", 1) for r in c["rows"]],
-                                       [r["warping_error"] for r in c["rows"]], "E_warp at equal strength"))
-        panels.append(strength_panel)
-    lanes_rows = list(figures.get("lanes", {}).get("rows", []))
-    if lanes_rows:
-
-        def lanes_panel(ax: Any) -> None:
-            for setting in dict.fromkeys(r["setting"] for r in lanes_rows):
-                rows = [r for r in lanes_rows if r["setting"] == setting]
-                ax.plot([r["lanes"] for r in rows], [r["frames_per_s"] for r in rows], marker="o", label=setting)
-            ax.set_xscale("log", base=2)
-            ax.set_xlabel("lanes", fontsize=8)
-            ax.set_title(f"frames/s, {figures['lanes']['width']}×{figures['lanes']['height']}", fontsize=10)
-            ax.legend(fontsize=7)
-            ax.tick_params(labelsize=8)
-
-        panels.append(lanes_panel)
-    render_rows = list(figures.get("render", []))
-    if render_rows:
-
-        def render_panel(ax: Any) -> None:
-            labels = [f"{r['width']}×{r['height']}\n{r['lanes']} lane(s)\n{r['frames_per_s']:.1f} f/s" for r in render_rows]
-            left = [0.0] * len(render_rows)
-            for stage, colour in (("dream", "#4c72b0"), ("decode", "#dd8452"), ("flow", "#55a868"),
-                                  ("encode", "#c44e52")):
-                per_frame = [1000 * r[f"{stage}_seconds"] / r["frames"] for r in render_rows]
-                ax.barh(labels, per_frame, left=left, color=colour, label=stage)
-                left = [a + b for a, b in zip(left, per_frame)]
-            ax.set_xlabel("ms per frame (stages other than dream overlap it)", fontsize=8)
-            ax.set_title("render stages", fontsize=10)
-            ax.legend(fontsize=7)
-            ax.tick_params(labelsize=7)
-
-        panels.append(render_panel)
-    if not panels:
-        raise ValueError("no figures to plot")
     fig, axes = plt.subplots(1, len(panels), figsize=(3.8 * len(panels), 3.6), squeeze=False)
     for ax, draw in zip(axes[0], panels):
         draw(ax)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+Panel = Callable[[Any], None]  # draws one panel into a matplotlib axis
+
+
+def _step_panels(figures: Figures) -> list[Panel]:
+    panels: list[Panel] = []
+    for step in figures.get("step", []):
+        names = [*step["precision_ms"], "naive"]
+        values = [*step["precision_ms"].values(), step["naive_ms"]]
+        panels.append(lambda ax, n=names, v=values, s=step["size"]: _bars(ax, n, v, f"dream iteration (ms), {s}²"))
+    return panels
+
+
+def _io_panels(figures: Figures) -> list[Panel]:
+    if "io" not in figures:
+        return []
+    io = figures["io"]
+    return [lambda ax: _bars(ax, ["seek", "from start"], [io["range_read_fps"], io["from_start_fps"]],
+                             "range read (frames/s)")]
+
+
+def _engine_panels(figures: Figures) -> list[Panel]:
+    if "engine" not in figures:
+        return []
+    e = figures["engine"]
+    return [lambda ax: _bars(ax, ["pure dream", "1 worker", f"{e['workers']} workers"],
+                             [e["pure_dream_seconds"], e["one_worker_seconds"], e["n_workers_seconds"]],
+                             f"render (s), {e['frames']} frames")]
+
+
+def _coherence_panels(figures: Figures) -> list[Panel]:
+    if "coherence" not in figures:
+        return []
+    rows = figures["coherence"]["rows"]
+
+    def strength_panel(ax: Any) -> None:
+        for r in rows:
+            ax.plot(r["strength_over_time"], lw=1.2, label=f"{r['way']} (E_warp {r['warping_error']:.4f})")
+        ax.set_xlabel("frame", fontsize=8)
+        ax.set_title("strength over time, equal strength", fontsize=10)
+        ax.legend(fontsize=6)
+        ax.tick_params(labelsize=8)
+
+    return [lambda ax: _bars(ax, [r["way"].replace(" ", "\n", 1) for r in rows], [r["warping_error"] for r in rows],
+                             "E_warp at equal strength"),
+            strength_panel]
+
+
+def _lanes_panels(figures: Figures) -> list[Panel]:
+    lanes_rows = list(figures.get("lanes", {}).get("rows", []))
+    if not lanes_rows:
+        return []
+
+    def lanes_panel(ax: Any) -> None:
+        for setting in dict.fromkeys(r["setting"] for r in lanes_rows):
+            rows = [r for r in lanes_rows if r["setting"] == setting]
+            ax.plot([r["lanes"] for r in rows], [r["frames_per_s"] for r in rows], marker="o", label=setting)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("lanes", fontsize=8)
+        ax.set_title(f"frames/s, {figures['lanes']['width']}×{figures['lanes']['height']}", fontsize=10)
+        ax.legend(fontsize=7)
+        ax.tick_params(labelsize=8)
+
+    return [lanes_panel]
+
+
+def _render_panels(figures: Figures) -> list[Panel]:
+    render_rows = list(figures.get("render", []))
+    if not render_rows:
+        return []
+
+    def render_panel(ax: Any) -> None:
+        labels = [f"{r['width']}×{r['height']}\n{r['lanes']} lane(s)\n{r['frames_per_s']:.1f} f/s" for r in render_rows]
+        left = [0.0] * len(render_rows)
+        for stage, colour in (("dream", "#4c72b0"), ("decode", "#dd8452"), ("flow", "#55a868"), ("encode", "#c44e52")):
+            per_frame = [1000 * r[f"{stage}_seconds"] / r["frames"] for r in render_rows]
+            ax.barh(labels, per_frame, left=left, color=colour, label=stage)
+            left = [a + b for a, b in zip(left, per_frame)]
+        ax.set_xlabel("ms per frame (stages other than dream overlap it)", fontsize=8)
+        ax.set_title("render stages", fontsize=10)
+        ax.legend(fontsize=7)
+        ax.tick_params(labelsize=7)
+
+    return [render_panel]

@@ -17,8 +17,8 @@ from typing import Any
 
 import torch
 
-from ..config import DreamConfig, RenderConfig
 from ..compute import resolve_device
+from ..config import DreamConfig, RenderConfig
 from ..errors import ConfigError
 from . import SECTIONS
 from .coherence import bench_coherence

@@ -12,8 +12,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..samples import pan_frames, write_clip
 from ..config import EncoderSettings
+from ..samples import pan_frames, write_clip
 from ..video import SegmentWriter, concat, probe, read_frames
 
 __all__ = ["IOBenchmark", "bench_io"]

@@ -27,19 +27,30 @@ def _token(path: str | None) -> str | None:
     return token
 
 
+def _cluster(func: Any) -> Any:
+    """--address (the cluster's dashboard) and --token-file, which every command here takes."""
+    func = click.option("--token-file", type=click.Path(dir_okay=False, path_type=str), default=None,
+                        help="The cluster's Ray auth token (token authentication). [default: Ray's own lookup]")(func)
+    return click.option("--address", required=True, help="The cluster's dashboard, e.g. http://HEAD:8265.")(func)
+
+
+def _jobs(address: str, token_file: str | None) -> Any:
+    from ..engine import RemoteJobs
+
+    return RemoteJobs(address, token=_token(token_file))
+
+
 @click.command()
 # --address is the dashboard's here, and a submitted render always resumes
 @render_inputs("Output video: a path every node of the cluster sees, or an object-storage URI.",
                skip=("address", "resume"))
-@click.option("--address", required=True, help="The cluster's dashboard, e.g. http://HEAD:8265.")
-@click.option("--token-file", type=click.Path(dir_okay=False, path_type=str), default=None,
-              help="The cluster's Ray auth token (token authentication). [default: Ray's own lookup]")
+@_cluster
 @click.option("--wait", is_flag=True, help="Follow the job's log until it ends; exit non-zero if it failed.")
 def submit(input: str | None, output: str | None, address: str, token_file: str | None, wait: bool, **kw: Any) -> None:
     """Submit a render of INPUT as a Ray job; a resubmit of the same render resumes it."""
     import shlex
 
-    from ..engine import RemoteJobs, submission_id
+    from ..engine import submission_id
 
     if not input or not output:
         raise ConfigError("give INPUT and -o OUTPUT (paths on the cluster's shared storage)")
@@ -51,7 +62,7 @@ def submit(input: str | None, output: str | None, address: str, token_file: str 
     # (the default one beside the output is the same for the same render).
     entrypoint = shlex.join(["distdream", "render", input, "-o", output, *flags, "--resume", "--address", "auto",
                              "-q"])
-    jobs = RemoteJobs(address, token=_token(token_file))
+    jobs = _jobs(address, token_file)
     sid, found = jobs.submit(entrypoint, base)
     click.echo(f"submitted {sid}" if found is None else f"already submitted: {sid} ({found})")
     if wait:
@@ -75,27 +86,19 @@ def _follow(jobs: Any, sid: str) -> None:
 
 @click.command()
 @click.argument("job_id")
-@click.option("--address", required=True, help="The cluster's dashboard, e.g. http://HEAD:8265.")
-@click.option("--token-file", type=click.Path(dir_okay=False, path_type=str), default=None,
-              help="The cluster's Ray auth token (token authentication). [default: Ray's own lookup]")
+@_cluster
 def status(job_id: str, address: str, token_file: str | None) -> None:
     """Print the state of submitted job JOB_ID (PENDING, RUNNING, SUCCEEDED, FAILED, STOPPED)."""
-    from ..engine import RemoteJobs
-
-    click.echo(RemoteJobs(address, token=_token(token_file)).status(job_id))
+    click.echo(_jobs(address, token_file).status(job_id))
 
 
 @click.command()
 @click.argument("job_id")
-@click.option("--address", required=True, help="The cluster's dashboard, e.g. http://HEAD:8265.")
-@click.option("--token-file", type=click.Path(dir_okay=False, path_type=str), default=None,
-              help="The cluster's Ray auth token (token authentication). [default: Ray's own lookup]")
+@_cluster
 @click.option("--follow", is_flag=True, help="Keep printing until the job ends.")
 def logs(job_id: str, address: str, token_file: str | None, follow: bool) -> None:
     """Print the output of submitted job JOB_ID."""
-    from ..engine import RemoteJobs
-
-    jobs = RemoteJobs(address, token=_token(token_file))
+    jobs = _jobs(address, token_file)
     if follow:
         _follow(jobs, job_id)
     else:
@@ -104,11 +107,7 @@ def logs(job_id: str, address: str, token_file: str | None, follow: bool) -> Non
 
 @click.command()
 @click.argument("job_id")
-@click.option("--address", required=True, help="The cluster's dashboard, e.g. http://HEAD:8265.")
-@click.option("--token-file", type=click.Path(dir_okay=False, path_type=str), default=None,
-              help="The cluster's Ray auth token (token authentication). [default: Ray's own lookup]")
+@_cluster
 def stop(job_id: str, address: str, token_file: str | None) -> None:
     """Stop submitted job JOB_ID; its finished chunks stay for a resubmit."""
-    from ..engine import RemoteJobs
-
-    click.echo(f"{job_id}: {'stopping' if RemoteJobs(address, token=_token(token_file)).stop(job_id) else 'already finished'}")
+    click.echo(f"{job_id}: {'stopping' if _jobs(address, token_file).stop(job_id) else 'already finished'}")

@@ -13,9 +13,9 @@ from typing import Any
 import ray
 
 from .. import storage
+from ..chunking import Chunk, plan_chunks
 from ..config import JobOptions, RenderConfig
 from ..errors import JobCancelled, JobError
-from ..chunking import Chunk, plan_chunks
 from ..video import VideoIndex
 from .connect import connect, resources
 from .loop import ChunkLoop, Prepared

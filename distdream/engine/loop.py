@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import ray
 
-from ..errors import ChunkFailed, JobError
 from ..chunking import Chunk
+from ..errors import ChunkFailed, JobError
 from .pool import WorkerPool, cause_of
 from .preflight import Checked
 from .records import ChunkStatus, JobPlan

@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from .. import storage
+from ..chunking import Chunk
 from ..compute import resolve_compute
 from ..config import JobOptions, RenderConfig
 from ..errors import ConfigError, JobError, OutputError
-from ..chunking import Chunk
 from ..video import VideoIndex, check_output_container, packet_digest, probe
 from .workdir import PLAN_VERSION, check_workdir
 

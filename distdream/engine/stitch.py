@@ -16,9 +16,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from .. import storage
-from ..errors import VideoError
 from ..chunking import Chunk
 from ..config import EncoderSettings
+from ..errors import VideoError
 from ..video import SegmentWriter, VideoIndex, concat, read_frames
 from .workdir import ChunkFiles
 

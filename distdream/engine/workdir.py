@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import storage
-from ..errors import JobError, VideoError
 from ..chunking import Chunk
 from ..config import EncoderSettings
+from ..errors import JobError, VideoError
 from ..video import probe
 
 __all__ = ["LOSSLESS", "ChunkFiles", "Ledger", "PLAN_VERSION", "Piece", "WorkdirLock", "check_workdir", "differences",

@@ -17,8 +17,8 @@ from typing import Any
 import ray
 
 from .. import storage
-from ..config import EncoderSettings, Fault, RenderConfig
 from ..chunking import Chunk
+from ..config import EncoderSettings, Fault, RenderConfig
 from ..video import VideoIndex
 from .stitch import crossfade
 from .workdir import ChunkFiles
