@@ -58,6 +58,17 @@ def test_every_config_flag_reaches_the_config(capsys, tmp_path: Path, photo: Pat
     assert cfg.predefined_start == str(photo) and cfg.jitter == 4 and cfg.tile_size is None
 
 
+def test_no_flags_give_the_records_defaults() -> None:
+    # what a plain `distdream render in.mp4 -o out.mp4` dreams with: exactly the library's defaults
+    from distdream.cli import dream, render
+    from distdream.cli.options import dream_config, job_options, render_config
+    from distdream.config import DreamConfig, JobOptions, RenderConfig
+
+    kw = render.make_context("render", ["in.mp4", "-o", "out.mp4"]).params
+    assert render_config(kw) == RenderConfig() and JobOptions(**job_options(kw)) == JobOptions()
+    assert dream_config(dream.make_context("dream", ["in.png", "-o", "out.png"]).params) == DreamConfig()
+
+
 def test_every_declared_setting_is_a_flag_that_reaches_its_record() -> None:
     # a setting is declared once (distdream.declare.setting); its flag, config-file key and value follow
     from distdream.cli import render

@@ -51,6 +51,8 @@ def _option(field: dataclasses.Field[Any], decl: Declared, hint: Any) -> Callabl
         else:  # anything but a plain number is text, for the field's own parser
             extra["type"] = base if decl.parse is None and base in (int, float) else str
     extra = {k: v for k, v in extra.items() if v is not None}
+    if default == () and not decl.multiple:
+        default = None  # an empty tuple is no text; unset, the field keeps its own default
     return click.option(*decls, key, default=default, multiple=decl.multiple,
                         show_default=shown is None and default not in (None, ()),
                         help=decl.help + (f" [default: {shown}]" if shown else ""), **extra)
@@ -78,7 +80,7 @@ def _values(cls: type, kw: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for f, decl in declared(cls):
         key = decl.key or f.name
-        if decl.cli and key in kw:
+        if decl.cli and key in kw and not (kw[key] is None and f.default is not None):
             out[f.name] = decl.parse(kw[key]) if decl.parse is not None else kw[key]
     return out
 
