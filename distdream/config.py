@@ -19,7 +19,7 @@ from .chunking import SEAMS
 from .declare import check_fields, integer, number, one_of, setting, switch, text
 from .errors import ConfigError
 
-__all__ = ["ALL_LAYERS", "PRECISIONS", "DreamConfig", "EncoderSettings", "Fault", "FlowConfig", "JobOptions", "RenderConfig"]
+__all__ = ["ALL_LAYERS", "PRECISIONS", "DreamConfig", "Encoding", "Fault", "FlowConfig", "JobOptions", "RenderConfig"]
 
 # Key of ``channels`` that applies to every dream layer without its own entry.
 ALL_LAYERS = "*"
@@ -182,14 +182,15 @@ DIS_PRESETS = ("ultrafast", "fast", "medium")
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
 
-# x264's two settings, one rule each: RenderConfig's flags and every segment writer obey them
+# x264's two parameters, one rule each: RenderConfig's flags and every segment writer obey them
 CRF = integer(low=0, high=51)
 PRESET = one_of(X264_PRESETS)
 
 
 @dataclass(frozen=True)
-class EncoderSettings:
-    """H.264 settings shared by every segment of a job (they must match for a lossless join).
+class Encoding:
+    """How a job's H.264 pieces are encoded, the same for every one (they must match for a lossless
+    join). "Settings" in distdream means what a user sets; this is the encoder's part of it.
 
     Lossy x264 output is not bit-exact from run to run at some frame sizes (PyAV's x264 build,
     seen at 97×65 and 98×66, single-threaded too); ``crf=0`` (lossless) is, by construction.
@@ -201,7 +202,7 @@ class EncoderSettings:
     def pix_fmt(self, width: int, height: int) -> str:
         return "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
 
-    def validate(self) -> EncoderSettings:
+    def validate(self) -> Encoding:
         check_fields(self)
         return self
 
@@ -281,9 +282,9 @@ class RenderConfig:
         return cls(dream=DreamConfig(**dream), flow=FlowConfig(**data.get("flow", {})), **rest)
 
     @property
-    def encoder(self) -> EncoderSettings:
+    def encoding(self) -> Encoding:
         """How the output's pieces are encoded."""
-        return EncoderSettings(crf=self.crf, preset=self.preset)
+        return Encoding(crf=self.crf, preset=self.preset)
 
     @property
     def keyframe_steps(self) -> int:

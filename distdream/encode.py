@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import EncoderSettings
+from .config import Encoding
 from .errors import VideoError
 from .video import SegmentWriter, VideoIndex
 
@@ -30,7 +30,7 @@ class Span:
     start: int
     end: int
     path: Path
-    settings: EncoderSettings
+    encoding: Encoding
 
 
 class Encoder:
@@ -64,7 +64,7 @@ class Encoder:
                 if writer is None:
                     span = pending.pop(0)
                     writer = SegmentWriter(span.path, width=self._index.width, height=self._index.height,
-                                           rate=self._index.average_rate, settings=span.settings,
+                                           rate=self._index.average_rate, encoding=span.encoding,
                                            rotation=self._index.rotation)
                     left = span.end - span.start
                 writer.write(rgb)

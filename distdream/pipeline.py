@@ -36,8 +36,8 @@ from .reader import MotionReader
 from .sequence import Level, SequenceStep, dream_sequence
 from .video import VideoIndex, concat, probe, read_frames
 
-__all__ = ["Carried", "ChunkStats", "RenderResult", "dream_frames", "render_in_process", "render_range",
-           "render_spans", "scan_cuts"]
+__all__ = ["Carried", "ChunkStats", "RenderResult", "dream_frames", "dream_range", "dream_segment",
+           "render_in_process", "scan_cuts"]
 
 @dataclass(frozen=True)
 class ChunkStats:
@@ -237,7 +237,7 @@ def dream_frames(
         reader.close()
 
 
-def render_spans(
+def dream_range(
     index: VideoIndex,
     first: int,
     end: int,
@@ -261,7 +261,7 @@ def render_spans(
     after frame ``i`` is dreamed, before it is written (the engine uses it for fault injection in
     tests). ``dreamer`` may be a lane of a :class:`~distdream.lanes.LaneBatcher`, dreaming
     alongside other ranges. ``config`` must be validated (a job validates it once, before its
-    first chunk; :func:`render_range` validates it itself).
+    first chunk; :func:`dream_segment` validates it itself).
     """
     if not spans or spans[0].start != first or spans[-1].end != end or any(
         x.end != y.start for x, y in zip(spans, spans[1:])
@@ -301,7 +301,7 @@ def render_spans(
     )
 
 
-def render_range(
+def dream_segment(
     index: VideoIndex,
     start: int,
     end: int,
@@ -319,8 +319,8 @@ def render_range(
     config's; the same range, settings and seed give the same pixels.
     """
     config = config.validate()
-    span = Span(start, end, Path(segment), config.encoder)
-    return render_spans(index, start, end, [span], config, dreamer=dreamer, device=device, seed=seed,
+    span = Span(start, end, Path(segment), config.encoding)
+    return dream_range(index, start, end, [span], config, dreamer=dreamer, device=device, seed=seed,
                         progress=progress)
 
 
@@ -349,7 +349,7 @@ def render_in_process(
     # the segment beside the output (one filesystem), or in local temp for a URI
     with tempfile.TemporaryDirectory(prefix=".distdream-", dir=out.parent if isinstance(out, Path) else None) as tmp:
         segment = Path(tmp) / "00000.mp4"
-        stats = render_range(index, 0, index.frame_count, segment, config, dreamer=dreamer, progress=progress)
+        stats = dream_segment(index, 0, index.frame_count, segment, config, dreamer=dreamer, progress=progress)
         concat([segment], out, index)
     return RenderResult(out, index.frame_count, stats)
 

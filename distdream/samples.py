@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from . import storage
-from .config import EncoderSettings
+from .config import Encoding
 from .errors import VideoError
 
 __all__ = ["pan_frames", "sample_photo", "shot_frames", "write_clip"]
@@ -92,7 +92,7 @@ def write_clip(
     with av.open(str(path), mode="w") as out:
         stream = out.add_stream("libx264", rate=Fraction(rate))
         stream.width, stream.height = width, height
-        stream.pix_fmt = EncoderSettings().pix_fmt(width, height)
+        stream.pix_fmt = Encoding().pix_fmt(width, height)
         stream.codec_context.time_base = time_base
         options = {"crf": str(crf), "preset": preset}
         if x264_params:

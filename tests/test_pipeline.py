@@ -16,9 +16,9 @@ from distdream.errors import InputError, VideoError
 from distdream.images import array_to_tensor, save_image
 from distdream.metrics import warping_error
 from distdream.encode import Span
-from distdream.pipeline import Carried, render_in_process, render_range, render_spans, scan_cuts
+from distdream.pipeline import Carried, render_in_process, dream_segment, dream_range, scan_cuts
 from distdream.samples import pan_frames, sample_photo, shot_frames, write_clip
-from distdream.video import EncoderSettings, probe, read_frames
+from distdream.video import Encoding, probe, read_frames
 
 FAST = DreamConfig(num_iterations=3, num_octaves=2, dream_layers=("_blocks.5",), jitter=4)
 CFG = RenderConfig(dream=FAST, crf=12, preset="veryfast")
@@ -167,7 +167,7 @@ def test_cut_scan_on_shrunk_frames_agrees_with_the_full_size_test(tmp_path: Path
 def test_scene_cut_restarts_the_dream(tmp_path: Path) -> None:
     frames = list(pan_frames(40, 96, 64))[:5] + list(pan_frames(40, 96, 64, photo=sample_photo("coffee")))[:5]
     cut = write_clip(tmp_path / "cut.mp4", frames, audio=None)
-    stats = render_range(probe(cut), 0, 10, tmp_path / "seg.mp4", CFG)
+    stats = dream_segment(probe(cut), 0, 10, tmp_path / "seg.mp4", CFG)
     assert stats.keyframes == 2  # frame 0 and the first coffee frame
 
 
@@ -176,9 +176,9 @@ def test_same_seed_same_frames(clip: Path, tmp_path: Path) -> None:
     # (seen at 97×65), so exactness of the dream itself is checked through a lossless segment.
     lossless = RenderConfig(dream=FAST, crf=0, preset="veryfast")
     index = probe(clip)
-    render_range(index, 2, 9, tmp_path / "a.mp4", lossless, seed=5)
-    render_range(index, 2, 9, tmp_path / "b.mp4", lossless, seed=5)
-    render_range(index, 2, 9, tmp_path / "c.mp4", lossless, seed=6)
+    dream_segment(index, 2, 9, tmp_path / "a.mp4", lossless, seed=5)
+    dream_segment(index, 2, 9, tmp_path / "b.mp4", lossless, seed=5)
+    dream_segment(index, 2, 9, tmp_path / "c.mp4", lossless, seed=6)
     a, b, c = (list(read_frames(tmp_path / f"{k}.mp4")) for k in "abc")
     assert len(a) == 7 and all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
     assert not all(np.array_equal(x, y) for x, y in zip(a, c, strict=True))
@@ -226,15 +226,15 @@ def test_stage_times_are_reported_and_the_encoder_runs_beside_the_dream(clip: Pa
 def test_a_failure_mid_range_leaves_only_whole_segments(clip: Path, tmp_path: Path, fail_at: int) -> None:
     """Frames are encoded on a thread: whatever is on disk after a failure is complete, nothing is torn."""
     index = probe(clip)
-    spans = [Span(0, 5, tmp_path / "a.mp4", EncoderSettings(crf=12, preset="veryfast")),
-             Span(5, 12, tmp_path / "b.mp4", EncoderSettings(crf=12, preset="veryfast"))]
+    spans = [Span(0, 5, tmp_path / "a.mp4", Encoding(crf=12, preset="veryfast")),
+             Span(5, 12, tmp_path / "b.mp4", Encoding(crf=12, preset="veryfast"))]
 
     def fail(i: int) -> None:
         if i == fail_at:
             raise RuntimeError(f"injected at {i}")
 
     with pytest.raises(RuntimeError, match=f"injected at {fail_at}"):
-        render_spans(index, 0, 12, spans, CFG, on_frame=fail)
+        dream_range(index, 0, 12, spans, CFG, on_frame=fail)
     left = sorted(p.name for p in tmp_path.iterdir())
     assert "b.mp4" not in left and all(name == "a.mp4" for name in left), left  # no temp, no torn file
     if left:
@@ -243,7 +243,7 @@ def test_a_failure_mid_range_leaves_only_whole_segments(clip: Path, tmp_path: Pa
 
 def test_an_encoder_failure_reaches_the_dreamer(clip: Path, tmp_path: Path) -> None:
     index = probe(clip)
-    bad = EncoderSettings(crf=12, preset="veryfast")
+    bad = Encoding(crf=12, preset="veryfast")
     # a span whose directory vanishes while frames are dreamed: the encoder fails on its own thread
     (tmp_path / "gone").mkdir()
     spans = [Span(0, 3, tmp_path / "ok.mp4", bad), Span(3, 12, tmp_path / "gone" / "late.mp4", bad)]
@@ -253,7 +253,7 @@ def test_an_encoder_failure_reaches_the_dreamer(clip: Path, tmp_path: Path) -> N
             (tmp_path / "gone").rmdir()
 
     with pytest.raises(Exception, match="gone"):
-        render_spans(index, 0, 12, spans, CFG, on_frame=remove_dir)
+        dream_range(index, 0, 12, spans, CFG, on_frame=remove_dir)
     assert not any(p.name.startswith(".") for p in tmp_path.iterdir())
 
 

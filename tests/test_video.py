@@ -13,7 +13,7 @@ from tests.media import BFRAMES_GOP, pan_frames
 
 from distdream.errors import ConfigError, VideoError
 from distdream.video import (
-    EncoderSettings,
+    Encoding,
     SegmentWriter,
     VideoIndex,
     concat,
@@ -146,7 +146,7 @@ def encode_segments(frames: list[np.ndarray], bounds: list[int], d: Path, index:
     paths = []
     for k, (a, b) in enumerate(zip(bounds, bounds[1:])):
         with SegmentWriter(d / f"{k:05d}.mp4", width=index.width, height=index.height, rate=index.average_rate,
-                           settings=EncoderSettings(crf=16, preset="veryfast"), rotation=index.rotation) as w:
+                           encoding=Encoding(crf=16, preset="veryfast"), rotation=index.rotation) as w:
             for frame in frames[a:b]:
                 w.write(frame)
         paths.append(w.path)
@@ -223,7 +223,7 @@ def test_segment_writer_is_atomic_and_checks_frames(tmp_path: Path) -> None:
         w.write(np.zeros((48, 64, 3), np.uint8))
     assert probe(target).frame_count == 1
     with pytest.raises(ConfigError, match="preset"):
-        SegmentWriter(tmp_path / "x.mp4", width=8, height=8, rate=Fraction(25), settings=EncoderSettings(preset="warp"))
+        SegmentWriter(tmp_path / "x.mp4", width=8, height=8, rate=Fraction(25), encoding=Encoding(preset="warp"))
 
 
 def test_rotation_is_read_upright_and_kept_on_output(tmp_path: Path) -> None:

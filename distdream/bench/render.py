@@ -21,7 +21,7 @@ from ..dream import Dreamer
 from ..encode import Span
 from ..images import array_to_tensor
 from ..lanes import LaneBatcher
-from ..pipeline import ChunkStats, render_spans
+from ..pipeline import ChunkStats, dream_range
 from ..samples import pan_frames, write_clip
 from ..video import probe, read_frames
 from .common import device_name, in_lanes
@@ -75,7 +75,7 @@ def bench_render(
         raise ValueError(f"need at least one frame per lane, got {frames} frames for {lanes} lanes")
     config = (config or RenderConfig()).validate()
     dev = resolve_device(device)
-    encoder = config.encoder
+    encoding = config.encoding
     with tempfile.TemporaryDirectory(prefix="distdream-bench-") as tmp:
         d = Path(tmp)
         clip = write_clip(d / "clip.mp4", pan_frames(frames, width, height), crf=12)
@@ -89,7 +89,7 @@ def bench_render(
             torch.cuda.synchronize(dev)
             torch.cuda.reset_peak_memory_stats(dev)
         bounds = [round(k * frames / lanes) for k in range(lanes + 1)]
-        spans = [Span(a, b, d / f"{k:05d}.mp4", encoder) for k, (a, b) in enumerate(zip(bounds, bounds[1:]))]
+        spans = [Span(a, b, d / f"{k:05d}.mp4", encoding) for k, (a, b) in enumerate(zip(bounds, bounds[1:]))]
         threads_before = torch.get_num_threads()
         if dev.type == "cpu":
             torch.set_num_threads(1)  # as one CPU worker of the engine runs
@@ -99,7 +99,7 @@ def bench_render(
             if lanes > 1:
                 torch.set_num_threads(1)  # as an engine worker's lane threads run
             span = spans[k]
-            return render_spans(index, span.start, span.end, [span], config, dreamer=lane, seed=k)  # type: ignore[arg-type]
+            return dream_range(index, span.start, span.end, [span], config, dreamer=lane, seed=k)  # type: ignore[arg-type]
 
         try:
             stats, batcher = in_lanes(dreamer, lanes, one)

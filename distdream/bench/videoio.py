@@ -12,7 +12,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..config import EncoderSettings
+from ..config import Encoding
 from ..samples import pan_frames, write_clip
 from ..video import SegmentWriter, concat, probe, read_frames
 
@@ -63,10 +63,10 @@ def bench_io(
 
         bounds = [round(k * frames / segments) for k in range(segments + 1)]
         paths = []
-        settings = EncoderSettings(crf=18, preset="veryfast")
+        encoding = Encoding(crf=18, preset="veryfast")
         for k, (a, b) in enumerate(zip(bounds, bounds[1:])):
             with SegmentWriter(d / f"{k:05d}.mp4", width=width, height=height, rate=index.average_rate,
-                               settings=settings) as writer:
+                               encoding=encoding) as writer:
                 for frame in read_frames(clip, a, b, index=index):
                     writer.write(frame)
             paths.append(writer.path)
@@ -76,7 +76,7 @@ def bench_io(
         join_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         with SegmentWriter(d / "reencoded.mp4", width=width, height=height, rate=index.average_rate,
-                           settings=settings) as writer:
+                           encoding=encoding) as writer:
             for path in paths:
                 for frame in read_frames(path):
                     writer.write(frame)

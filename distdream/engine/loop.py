@@ -76,7 +76,7 @@ class ChunkLoop:
             self.chain_rest[c.index] = 1 + (self.chain_rest.get(c.index + 1, 0) if c.hands_off else 0)
         self.index_ref = ray.put(p.plan.index)
         self.progress = progress_counter()
-        self.settings = self.job.config.encoder
+        self.encoding = self.job.config.encoding
         start_faults = tuple(f for f in options.inject_faults if f.at_start)
         concurrency = self.lanes + 1 if self.lanes > 1 else 1  # a lane per call, and one more for pings
 
@@ -207,7 +207,7 @@ class ChunkLoop:
             if (c.lead_in and c.index not in self.windows and c.index in self.done and c.index - 1 in self.done
                     and c not in self.seams.values()):
                 side_a, side_b, window = ChunkFiles.window_sides(self.workdir, self.by_index[c.index - 1], c)
-                ref = seam_task.options(max_retries=2).remote(side_a, side_b, window, self.settings, self.index_ref,
+                ref = seam_task.options(max_retries=2).remote(side_a, side_b, window, self.encoding, self.index_ref,
                                                               c.lead_in, c.first)
                 self.seams[ref] = c
 

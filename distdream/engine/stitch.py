@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import storage
 from ..chunking import Chunk
-from ..config import EncoderSettings
+from ..config import Encoding
 from ..errors import VideoError
 from ..video import SegmentWriter, VideoIndex, concat, read_frames
 from .workdir import ChunkFiles
@@ -49,7 +49,7 @@ def mix_residuals(source: np.ndarray, a: np.ndarray, b: np.ndarray, w: float) ->
 
 
 def crossfade(
-    side_a: str, side_b: str, output: str, settings: EncoderSettings, index: VideoIndex, frames: int,
+    side_a: str, side_b: str, output: str, encoding: Encoding, index: VideoIndex, frames: int,
     first: int | None = None,
 ) -> str:
     """Blend the earlier chunk's ``frames`` window frames (``side_a``) into the later chunk's (``side_b``).
@@ -62,7 +62,7 @@ def crossfade(
     storage.makedirs(storage.parent(output))
     weights = crossfade_weights(frames)
     sources = read_frames(index.path, first, first + frames, index=index) if first is not None else None
-    with SegmentWriter(output, width=index.width, height=index.height, rate=index.average_rate, settings=settings,
+    with SegmentWriter(output, width=index.width, height=index.height, rate=index.average_rate, encoding=encoding,
                        rotation=index.rotation) as writer:
         pairs = zip(read_frames(side_a), read_frames(side_b))  # stops at the shorter side
         n = 0

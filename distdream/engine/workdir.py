@@ -27,7 +27,7 @@ from typing import Any
 
 from .. import storage
 from ..chunking import Chunk
-from ..config import EncoderSettings
+from ..config import Encoding
 from ..errors import JobError, VideoError
 from ..video import probe
 
@@ -37,17 +37,17 @@ __all__ = ["LOSSLESS", "ChunkFiles", "Ledger", "PLAN_VERSION", "Piece", "Workdir
 PLAN_VERSION = 2
 
 # Window sides are written losslessly and quickly: they are intermediates, read once.
-LOSSLESS = EncoderSettings(crf=0, preset="ultrafast")
+LOSSLESS = Encoding(crf=0, preset="ultrafast")
 
 
 @dataclass(frozen=True)
 class Piece:
-    """Frames ``[start, end)`` of a chunk go to the file ``path`` with ``settings``."""
+    """Frames ``[start, end)`` of a chunk go to the file ``path`` with ``encoding``."""
 
     start: int
     end: int
     path: str
-    settings: EncoderSettings
+    encoding: Encoding
 
     @property
     def frames(self) -> int:
@@ -58,7 +58,7 @@ class ChunkFiles:
     """The one place that knows a chunk's pieces, their frame spans, and its seam window's sides.
 
     A chunk with a lead-in writes it losslessly (its side of window k), then its owned middle
-    with the job's settings, then losslessly its tail (the earlier side of window k + 1); a chunk
+    with the job's encoding, then losslessly its tail (the earlier side of window k + 1); a chunk
     whose successor continues its shot (a handoff) also writes its carried state. Names are
     deterministic, so a retried chunk overwrites rather than duplicates.
     """
@@ -74,10 +74,10 @@ class ChunkFiles:
         self.state = storage.join(workdir, "chunks", f"{chunk.name}.carried.npz")
         self.carried_in = storage.join(workdir, "chunks", f"{chunk.index - 1:05d}.carried.npz")
 
-    def pieces(self, settings: EncoderSettings) -> list[Piece]:
+    def pieces(self, encoding: Encoding) -> list[Piece]:
         """What the worker writes for this chunk, in frame order; they tile ``[first, end)``."""
         c = self.chunk
-        out = [Piece(c.start, c.end - c.tail, self.middle, settings)]
+        out = [Piece(c.start, c.end - c.tail, self.middle, encoding)]
         if c.lead_in:
             out.insert(0, Piece(c.first, c.start, self.lead, LOSSLESS))
         if c.tail:

@@ -18,7 +18,7 @@ import ray
 
 from .. import storage
 from ..chunking import Chunk
-from ..config import EncoderSettings, Fault, RenderConfig
+from ..config import Encoding, Fault, RenderConfig
 from ..video import VideoIndex
 from .stitch import crossfade
 from .workdir import ChunkFiles
@@ -76,15 +76,14 @@ class DreamWorker:
     ) -> dict[str, Any]:
         """Dream ``chunk`` into its pieces; returns a small record (stats, fingerprints, where it ran)."""
         from ..encode import Span
-        from ..pipeline import Carried, render_spans
+        from ..pipeline import Carried, dream_range
 
         files = ChunkFiles(workdir, chunk)
         carried = Carried.from_bytes(storage.read_bytes(files.carried_in)) if chunk.begins == "handoff" else None
         hand_off: dict[str, Carried] | None = {} if chunk.hands_off else None
         storage.makedirs(storage.parent(files.middle))
-        settings = self.config.encoder
-        pieces = files.pieces(settings)
-        spans = [Span(p.start, p.end, p.path, p.settings) for p in pieces]  # type: ignore[arg-type]
+        pieces = files.pieces(self.config.encoding)
+        spans = [Span(p.start, p.end, p.path, p.encoding) for p in pieces]  # type: ignore[arg-type]
         mine = [f for f in faults if not f.at_start and f.chunk == chunk.index
                 and (not f.attempts or attempt in f.attempts)]
 
@@ -98,7 +97,7 @@ class DreamWorker:
                     raise RuntimeError(f"injected fault in chunk {chunk.index} at frame {i}")
 
         def run(dreamer: Any) -> Any:
-            return render_spans(
+            return dream_range(
                 index, chunk.first, chunk.end, spans, self.config, dreamer=dreamer, seed=chunk.seed,
                 progress=lambda n: progress.add.remote(n), on_frame=on_frame, carried=carried, hand_off=hand_off,
             )
@@ -125,9 +124,9 @@ class DreamWorker:
 
 
 @ray.remote(num_cpus=1)  # a CPU of its own: it decodes two streams and encodes one
-def seam_task(side_a: str, side_b: str, output: str, settings: EncoderSettings, index: VideoIndex,
+def seam_task(side_a: str, side_b: str, output: str, encoding: Encoding, index: VideoIndex,
               frames: int, first: int) -> str:
-    crossfade(side_a, side_b, output, settings, index, frames, first)
+    crossfade(side_a, side_b, output, encoding, index, frames, first)
     return storage.fingerprint(output)
 
 

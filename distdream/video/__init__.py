@@ -23,7 +23,7 @@ encoded in 4:4:4 (``yuv444p``, High 4:4:4 profile), which allows any size; even-
 
 from __future__ import annotations
 
-from ..config import EncoderSettings
+from ..config import Encoding
 from .index import AudioStreamInfo, VideoIndex, check_output_container, packet_digest, probe
 from .join import concat
 from .read import read_frames
@@ -31,7 +31,7 @@ from .write import SegmentWriter
 
 __all__ = [
     "AudioStreamInfo",
-    "EncoderSettings",
+    "Encoding",
     "SegmentWriter",
     "VideoIndex",
     "check_output_container",

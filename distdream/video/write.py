@@ -1,4 +1,4 @@
-"""Segment encoding: H.264 pieces a job writes, all with identical settings and each starting on an
+"""Segment encoding: H.264 pieces a job writes, all with identical encoding and each starting on an
 IDR frame, so they join by remuxing. Odd frame sizes are encoded 4:4:4 (H.264 4:2:0 cannot
 represent them), even ones 4:2:0 for the widest player support; either way the output has the
 input's exact size. A segment appears at its path only when complete."""
@@ -14,7 +14,7 @@ import av
 import numpy as np
 
 from .. import storage
-from ..config import EncoderSettings
+from ..config import Encoding
 from ..errors import VideoError
 
 
@@ -22,7 +22,7 @@ class SegmentWriter:
     """Encode upright RGB frames into one H.264 segment file, written atomically.
 
     All segments of a job must be written with the same ``width``, ``height``, ``rate``,
-    ``rotation`` and ``settings``; :func:`concat` checks that they match. Frames are stored in the
+    ``rotation`` and ``encoding``; :func:`concat` checks that they match. Frames are stored in the
     input's orientation (un-rotated), so the joined output keeps the input's layout.
 
     Use as a context manager: the file appears at ``path`` only when the block exits cleanly.
@@ -35,10 +35,10 @@ class SegmentWriter:
         width: int,
         height: int,
         rate: Fraction,
-        settings: EncoderSettings = EncoderSettings(),
+        encoding: Encoding = Encoding(),
         rotation: int = 0,
     ) -> None:
-        settings.validate()
+        encoding.validate()
         self.path = storage.check_writable(path, VideoError)
         self.width, self.height, self.rotation = width, height, rotation
         self.frames = 0
@@ -55,8 +55,8 @@ class SegmentWriter:
         self._stream = self._container.add_stream("libx264", rate=rate)
         self._time_base = Fraction(1, 1) / rate
         self._stream.width, self._stream.height = stored_w, stored_h
-        self._stream.pix_fmt = settings.pix_fmt(stored_w, stored_h)
-        self._stream.options = {"crf": str(settings.crf), "preset": settings.preset}
+        self._stream.pix_fmt = encoding.pix_fmt(stored_w, stored_h)
+        self._stream.options = {"crf": str(encoding.crf), "preset": encoding.preset}
 
     def write(self, rgb: np.ndarray) -> None:
         """Append one upright (H, W, 3) uint8 frame."""
