@@ -78,6 +78,8 @@ def concat(
     first frame starts at 0 (a range render plays from its start, not minutes into silence). The
     file is written under a temporary name in the output directory and renamed on success.
     """
+    # About 60 lines of code: the container's streams, the muxing loop and its cleanup belong in
+    # one try block (an open container must be closed whatever fails)
     out_path = storage.check_writable(output, VideoError)
     if not segments:
         raise VideoError("no segments to join")
