@@ -99,7 +99,7 @@ def submit(
     :mod:`distdream.errors`.
     """
     job = Job(str(input), str(output), (config or RenderConfig()).validate(), _options(job_options))
-    job._start()
+    job.start()
     return job
 
 

@@ -131,9 +131,10 @@ class Job:
         with self._lock:
             self._states[chunk.index] = ChunkState(chunk.index, chunk.start, chunk.end, state, attempts)
 
-    def _start(self) -> None:
+    def start(self) -> None:
         """Check everything in the caller's thread (bad input fails here, before Ray starts), connect
-        (Ray's init wants the main thread), plan and lock, then hand the loop to the driver thread."""
+        (Ray's init wants the main thread), plan and lock, then hand the loop to the driver thread.
+        :func:`~distdream.engine.submit` calls it, once."""
         checked = preflight(self.input, self.output, self.config, self.options)
         self.workdir = checked.workdir
         connect(self.options.address, self.options.connect_timeout)

@@ -150,7 +150,7 @@ def _unpack(text: str) -> np.ndarray:
 # Opening and probing
 
 
-def _open_input(path: str | os.PathLike[str]) -> Any:
+def open_input(path: str | os.PathLike[str]) -> Any:
     if storage.is_uri(path):
         uri = str(path)
         if not storage.exists(uri, VideoError):
@@ -177,7 +177,7 @@ def _open_input(path: str | os.PathLike[str]) -> Any:
         ) from None
 
 
-def _video_stream(container: Any, path: str | os.PathLike[str]) -> Any:
+def video_stream(container: Any, path: str | os.PathLike[str]) -> Any:
     if not container.streams.video:
         kinds = sorted({s.type for s in container.streams}) or ["no"]
         raise VideoError(f"{path} has no video stream (it has {', '.join(kinds)} streams only)")
@@ -196,8 +196,8 @@ def probe(path: str | os.PathLike[str]) -> VideoIndex:
     Raises :class:`VideoError` for a missing, empty, unreadable or truncated file, a file with no
     video stream, or a video whose frames cannot be decoded.
     """
-    with _open_input(path) as container:
-        stream = _video_stream(container, path)
+    with open_input(path) as container:
+        stream = video_stream(container, path)
         pts: list[int] = []
         keys: list[int] = []  # pts of keyframe packets
         try:
@@ -262,7 +262,7 @@ def packet_digest(path: str | os.PathLike[str], index: VideoIndex, packets: int 
     import hashlib
 
     digest = hashlib.sha256()
-    with _open_input(path) as container:
+    with open_input(path) as container:
         stream = container.streams[index.stream_index]
         head = [bytes(p) for p in itertools.islice((p for p in container.demux(stream) if p.size), packets)]
         container.seek(int(index.pts[index.keyframes[-1]]), stream=stream, backward=True, any_frame=False)
@@ -284,7 +284,7 @@ def check_output_container(path: str | os.PathLike[str], index: VideoIndex | Non
         raise VideoError(f"output {path} has no suffix; give it .mp4, .mkv or .mov")
     with tempfile.TemporaryDirectory(prefix="distdream-mux-") as tmp:
         scratch = Path(tmp) / f"probe{suffix}"
-        source = _open_input(index.path) if index is not None and index.audio else None
+        source = open_input(index.path) if index is not None and index.audio else None
         try:
             with av.open(str(scratch), mode="w") as out:
                 stream = out.add_stream("libx264", rate=25)

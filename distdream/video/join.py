@@ -16,7 +16,7 @@ import av
 
 from .. import storage
 from ..errors import VideoError
-from .index import VideoIndex, _open_input, _video_stream
+from .index import VideoIndex, open_input, video_stream
 
 
 @dataclass
@@ -34,8 +34,8 @@ class _Segment:
 
 def _scan_segment(path: str | os.PathLike[str]) -> _Segment:
     """Demux-only pass: frame indices of a segment's packets (small ints, no packet data kept)."""
-    with _open_input(path) as container:
-        stream = _video_stream(container, path)
+    with open_input(path) as container:
+        stream = video_stream(container, path)
         tb = Fraction(stream.time_base)
         rate = Fraction(stream.average_rate or stream.guessed_rate or 0)
         if not rate:
@@ -93,10 +93,10 @@ def concat(
                 f"segments hold {total} frames but {index.path} has {index.frame_count}; a segment is missing or short"
             )
         _check_compatible(parts)
-        source = _open_input(index.path) if audio and index.audio else None
+        source = open_input(index.path) if audio and index.audio else None
         if source is not None:
             opened.append(source)
-        template = _open_input(parts[0].path)
+        template = open_input(parts[0].path)
         opened.append(template)
         with av.open(str(tmp), mode="w") as out:
             v_out = out.add_stream_from_template(template.streams.video[0])
@@ -175,7 +175,7 @@ def _video_packets(
 
     offset = 0
     for part in parts:
-        with _open_input(part.path) as container:
+        with open_input(part.path) as container:
             packets = (p for p in container.demux(container.streams.video[0]) if p.size > 0)
             for j, (p, packet) in enumerate(zip(part.frames, packets)):
                 g = offset + p

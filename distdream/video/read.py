@@ -12,7 +12,7 @@ import av
 import numpy as np
 
 from ..errors import VideoError
-from .index import VideoIndex, _open_input, probe
+from .index import VideoIndex, open_input, probe
 
 
 def _upright(array: np.ndarray, rotation: int) -> np.ndarray:
@@ -34,7 +34,7 @@ def read_frames(
         raise VideoError(f"frame range [{start}, {end}) is outside {path}, which has {index.frame_count} frames")
     if start == end:
         return
-    with _open_input(path) as container:
+    with open_input(path) as container:
         stream = container.streams[index.stream_index]
         stream.codec_context.thread_type = "AUTO"  # frame + slice threads: decode is the reader's cost
         yield from _decode_range(container, stream, index, start, end, path)
