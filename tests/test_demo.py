@@ -38,6 +38,14 @@ def test_demo_writes_video_and_contact_sheet(tmp_path: Path) -> None:
     assert np.abs(left.astype(int) - right).mean() > 5
 
 
+def test_demo_refuses_an_object_storage_output_before_any_work(tmp_path: Path) -> None:
+    from distdream.demo import run_demo
+    from distdream.errors import OutputError
+
+    with pytest.raises(OutputError, match="give a local path"):
+        run_demo("s3://bucket/demo.mp4")
+
+
 def test_grid_layout() -> None:
     tiles = [np.full((10, 20, 3), k * 40, np.uint8) for k in range(5)]
     out = grid(tiles, [f"t{k}" for k in range(5)], columns=2)

@@ -40,8 +40,8 @@ def _option(field: dataclasses.Field[Any], decl: Declared, hint: Any) -> Callabl
     shown = decl.shown or (decl.unset if default is None else None)
     extra: dict[str, Any] = {}
     if base is bool:
-        decls = [f"{flag}/--no-{flag[2:]}"] if decl.negatable else [flag]
-        extra["is_flag"] = not decl.negatable or None
+        decls = [f"{flag}/--no-{flag[2:]}" if decl.negatable else flag]
+        extra = {} if decl.negatable else {"is_flag": True}
     else:
         decls = [flag]
         if decl.rule is not None and decl.rule.choices:
@@ -50,7 +50,6 @@ def _option(field: dataclasses.Field[Any], decl: Declared, hint: Any) -> Callabl
             extra["type"] = click.Path(dir_okay=decl.path == "dir", file_okay=decl.path == "file", path_type=str)
         else:  # anything but a plain number is text, for the field's own parser
             extra["type"] = base if decl.parse is None and base in (int, float) else str
-    extra = {k: v for k, v in extra.items() if v is not None}
     if default == () and not decl.multiple:
         default = None  # an empty tuple is no text; unset, the field keeps its own default
     return click.option(*decls, key, default=default, multiple=decl.multiple,
