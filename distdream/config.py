@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
+from fractions import Fraction
 from typing import Any
 
 from .chunking import SEAMS
-from .declare import check_fields, integer, number, one_of, setting, switch, text
+from .declare import Rule, check_fields, integer, number, one_of, setting, switch, text
 from .errors import ConfigError
 
 __all__ = ["ALL_LAYERS", "PRECISIONS", "DreamConfig", "Encoding", "Fault", "FlowConfig", "JobOptions", "RenderConfig"]
@@ -53,6 +54,15 @@ def _normalize_channels(value: Any) -> ChannelSpec:
             raise ConfigError(f"channels entry {item!r} is not (layer, [indices])") from None
         out.append((str(layer), indices))
     return tuple(sorted(out))
+
+
+def parse_rate(value: Any) -> Fraction | None:
+    """A frame rate as a positive fraction ("24", "29.97", "24000/1001"), or None if it is not one."""
+    try:
+        rate = Fraction(str(value)).limit_denominator(1_000_000)
+    except (ValueError, ZeroDivisionError):
+        return None
+    return rate if rate > 0 else None
 
 
 def parse_weights(value: str | None) -> str | None:
@@ -183,14 +193,20 @@ X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium"
 
 
 # x264's two parameters, one rule each: RenderConfig's flags and every segment writer obey them
+# "auto": H.264 for a video output, PNG or TIFF by the suffix of an image-sequence output
+CODEC_NAMES = ("auto", "h264", "h265", "prores", "ffv1", "png", "tiff")
+PRORES_NAMES = ("auto", "proxy", "lt", "standard", "hq", "4444", "4444xq")
 CRF = integer(low=0, high=51)
+PIX_FMT = text("a pixel format name, e.g. yuv420p10le")
+RATE = Rule("a positive frame rate such as 24, 25 or 24000/1001", lambda v: parse_rate(v) is not None)
 PRESET = one_of(X264_PRESETS)
 
 
 @dataclass(frozen=True)
 class Encoding:
-    """How a job's H.264 pieces are encoded, the same for every one (they must match for a lossless
-    join). "Settings" in distdream means what a user sets; this is the encoder's part of it.
+    """How a job's pieces are encoded, the same for every one (they must match for a lossless
+    join). "Settings" in distdream means what a user sets; this is the encoder's part of it;
+    :func:`distdream.video.output_format` resolves it against the input (pixel format, colour).
 
     Lossy x264 output is not bit-exact from run to run at some frame sizes (PyAV's x264 build,
     seen at 97×65 and 98×66, single-threaded too); ``crf=0`` (lossless) is, by construction.
@@ -198,9 +214,9 @@ class Encoding:
 
     crf: int = setting(18, rule=CRF, cli=False, help="x264 constant quality: 0 lossless … 51 worst.")
     preset: str = setting("medium", rule=PRESET, cli=False, help="x264 speed/size trade-off: ultrafast … veryslow.")
-
-    def pix_fmt(self, width: int, height: int) -> str:
-        return "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
+    codec: str = setting("auto", rule=one_of(CODEC_NAMES), cli=False, help="Output codec.")
+    pix_fmt: str | None = setting(None, rule=PIX_FMT, cli=False, unset="auto", help="Output pixel format.")
+    prores_profile: str = setting("auto", rule=one_of(PRORES_NAMES), cli=False, help="ProRes profile.")
 
     def validate(self) -> Encoding:
         check_fields(self)
@@ -264,8 +280,18 @@ class RenderConfig:
                                help="Hold carried frames at their keyframe's strength and colour (no ramp or drift "
                                     "over a shot).")
     occlusion_mask: bool = setting(True, rule=switch(), help="Drop the carried dream where the scene is newly visible.")
-    crf: int = setting(18, rule=CRF, help="x264 quality (0 lossless … 51).")
-    preset: str = setting("medium", rule=PRESET, help="x264 speed/size trade-off.")
+    crf: int = setting(18, rule=CRF, help="x264/x265 quality (0 lossless … 51).")
+    preset: str = setting("medium", rule=PRESET, help="x264/x265 speed/size trade-off.")
+    codec: str = setting("auto", rule=one_of(CODEC_NAMES),
+                         help="Output codec: h264, h265, prores (10-bit 4:2:2 HQ, or 4444), ffv1 (lossless); auto: "
+                              "h264, or png/tiff by an image sequence's suffix.")
+    pix_fmt: str | None = setting(None, rule=PIX_FMT, unset="the input's depth and chroma",
+                                  help="Output pixel format (e.g. yuv420p10le, yuv444p, yuv422p10le).")
+    prores_profile: str = setting("auto", rule=one_of(PRORES_NAMES), unset="hq, or 4444 from 4:4:4/RGB",
+                                  help="ProRes profile.")
+    # an image sequence carries no timing; a video's own rate is used and this must be unset
+    fps: str | None = setting(None, rule=RATE, unset="the video's own", parse=str,
+                              help="Frame rate of an image-sequence input, e.g. 24 or 24000/1001.")
 
     def to_dict(self) -> dict[str, Any]:
         """Every setting as plain data (the job plan stores it; its hash guards resumes)."""
@@ -284,7 +310,8 @@ class RenderConfig:
     @property
     def encoding(self) -> Encoding:
         """How the output's pieces are encoded."""
-        return Encoding(crf=self.crf, preset=self.preset)
+        return Encoding(crf=self.crf, preset=self.preset, codec=self.codec, pix_fmt=self.pix_fmt,
+                        prores_profile=self.prores_profile)
 
     @property
     def keyframe_steps(self) -> int:
@@ -292,7 +319,9 @@ class RenderConfig:
 
     @property
     def frame_steps(self) -> int:
-        return max(1, self.keyframe_steps // 2) if self.frame_iterations is None else self.frame_iterations
+        if self.frame_iterations is not None:
+            return self.frame_iterations
+        return max(1, self.keyframe_steps // 2) if self.keyframe_steps else 0  # 0: a passthrough
 
     def validate(self) -> RenderConfig:
         self.dream.validate()

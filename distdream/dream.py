@@ -395,7 +395,9 @@ class Dreamer:
                         callbacks[i](1)
             return x
 
-        out = preprocess.denormalize(run_octaves(base, sizes, optimise)).clamp(0.0, 1.0).detach().cpu()
+        # no clamp here: every step clamps already, and an undreamed image (no steps) must come back
+        # as it went in, out-of-gamut values included (a zero-dream render re-encodes exactly)
+        out = preprocess.denormalize(run_octaves(base, sizes, optimise)).detach().cpu()
         return [out[i : i + 1] for i in range(n)]
 
     def _pulls(

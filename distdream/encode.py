@@ -1,5 +1,5 @@
 """Dreamed frames into their segment files: a range's frames go to one or more spans, each its own
-file, encoded on a thread of its own (x264 and PyAV release the GIL, so frame ``i`` is encoded
+file (or numbered image files), encoded on a thread of its own (x264 and PyAV release the GIL, so frame ``i`` is encoded
 while frame ``i + 1`` is dreamed)."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 
 from .config import Encoding
 from .errors import VideoError
-from .video import SegmentWriter, VideoIndex
+from .video import ImageWriter, SegmentWriter, VideoIndex, format_for, open_writer
 
 __all__ = ["Encoder", "Span"]
 
@@ -25,11 +25,12 @@ _DONE = object()  # the queue's end marker
 
 @dataclass(frozen=True)
 class Span:
-    """Frames ``[start, end)`` of a dreamed range go to the segment file ``path``."""
+    """Frames ``[start, end)`` of a dreamed range go to the segment file ``path`` (or, where it is a
+    printf pattern, to numbered image files)."""
 
     start: int
     end: int
-    path: Path
+    path: Path | str
     encoding: Encoding
 
 
@@ -53,7 +54,7 @@ class Encoder:
         self._thread.start()
 
     def _run(self) -> None:
-        writer: SegmentWriter | None = None
+        writer: SegmentWriter | ImageWriter | None = None
         pending, left = list(self._spans), 0
         try:
             while True:
@@ -63,9 +64,7 @@ class Encoder:
                 t0 = time.perf_counter()
                 if writer is None:
                     span = pending.pop(0)
-                    writer = SegmentWriter(span.path, width=self._index.width, height=self._index.height,
-                                           rate=self._index.average_rate, encoding=span.encoding,
-                                           rotation=self._index.rotation)
+                    writer = open_writer(span.path, self._index, format_for(span.encoding, self._index), span.start)
                     left = span.end - span.start
                 writer.write(rgb)
                 left -= 1

@@ -43,7 +43,11 @@ def shrink(rgb: np.ndarray, side: int) -> np.ndarray:
 
 
 def to_gray(rgb: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8 RGB → (H, W) uint8 luma."""
+    """(H, W, 3) RGB → (H, W) uint8 luma. Flow needs no more than 8 bits: deeper frames (float32,
+    1.0 full scale, as the pipeline reads them) are quantized to 8 bits first."""
+    if rgb.dtype != np.uint8:
+        scale = 255.0 if rgb.dtype.kind == "f" else 255.0 / 65535.0
+        rgb = np.clip(rgb * np.float32(scale) + np.float32(0.5), 0, 255).astype(np.uint8)
     return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
 
 

@@ -17,7 +17,7 @@ from PIL import Image, UnidentifiedImageError
 from . import storage
 from .errors import InputError, OutputError
 
-__all__ = ["array_to_tensor", "load_image", "save_figure", "save_image", "tensor_to_array"]
+__all__ = ["array_to_tensor", "load_image", "save_figure", "save_image", "tensor_to_array", "tensor_to_frame"]
 
 
 def load_image(path: str | os.PathLike[str], *, what: str = "image") -> np.ndarray:
@@ -64,12 +64,22 @@ def save_figure(fig: Any, path: str | os.PathLike[str]) -> Path:
 
 
 def array_to_tensor(array: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) uint8 → (1, 3, H, W) float32 in [0, 1]."""
+    """(H, W, 3) RGB → (1, 3, H, W) float32, 1.0 full scale: uint8 and uint16 are scaled, float
+    arrays (the pipeline's frames, which may hold out-of-gamut values) are taken as they are."""
     # np.require copies only when needed (read-only arrays, e.g. from PIL, cannot back a tensor)
-    return torch.from_numpy(np.require(array, requirements=["C", "W"])).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+    tensor = torch.from_numpy(np.require(array, requirements=["C", "W"])).permute(2, 0, 1).unsqueeze(0)
+    if array.dtype == np.uint8:
+        return tensor.float().div_(255.0)
+    if array.dtype == np.uint16:
+        return tensor.float().div_(65535.0)
+    return tensor.float()
 
 
 def tensor_to_array(tensor: torch.Tensor) -> np.ndarray:
     """(1, 3, H, W) float in [0, 1] → (H, W, 3) uint8, rounded."""
     return tensor[0].clamp(0, 1).mul(255.0).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
 
+
+def tensor_to_frame(tensor: torch.Tensor) -> np.ndarray:
+    """(1, 3, H, W) float → (H, W, 3) float32 as it is (the writer quantizes it to its format)."""
+    return np.ascontiguousarray(tensor[0].detach().float().permute(1, 2, 0).cpu().numpy())

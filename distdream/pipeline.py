@@ -31,7 +31,7 @@ from .dream import Dreamer, FrameDreamer, resize
 from .encode import Encoder, Span
 from .errors import VideoError
 from .flow import SCAN_SIDE, FrameMotion, MotionEstimator, shrink, warp
-from .images import array_to_tensor, load_image, tensor_to_array
+from .images import array_to_tensor, load_image, tensor_to_frame
 from .reader import MotionReader
 from .sequence import Level, SequenceStep, dream_sequence
 from .video import VideoIndex, concat, probe, read_frames
@@ -188,7 +188,8 @@ def dream_frames(
     carried: Carried | None = None,
     hand_off: dict[str, Carried] | None = None,
 ) -> Iterator[tuple[int, np.ndarray, bool]]:
-    """Yield ``(frame index, dreamed RGB uint8, was keyframe)`` for frames ``[start, end)``.
+    """Yield ``(frame index, dreamed RGB, was keyframe)`` for frames ``[start, end)``; the RGB is
+    float32 (H, W, 3), 1.0 full scale, at the input's precision (writers quantize it).
 
     ``timings`` (if given) accumulates ``flow_wait``, ``keyframe`` and ``frame`` seconds, and the
     reader thread's ``decode`` and ``flow`` seconds (complete once the iterator is exhausted).
@@ -228,7 +229,7 @@ def dream_frames(
         for k, (dreamed, keyframe) in enumerate(sequence):
             # the interval includes waiting for this frame's flow, which is counted on its own
             times["keyframe" if keyframe else "frame"] += time.perf_counter() - t0 - (times["flow_wait"] - waited)
-            yield order[k], tensor_to_array(dreamed), keyframe
+            yield order[k], tensor_to_frame(dreamed), keyframe
             t0, waited = time.perf_counter(), times["flow_wait"]
         if hand_off is not None and "residual" in final:
             hand_off["carried"] = Carried(final["residual"].detach().cpu().contiguous(), generator.get_state(),
@@ -342,7 +343,7 @@ def render_in_process(
     out = storage.check_writable(output, VideoError)
     if config.dream.predefined_start is not None:
         load_image(config.dream.predefined_start, what="predefined_start")  # fail before the work
-    index = probe(input)
+    index = probe(input, fps=config.fps)
     dreamer = Dreamer(config.dream, device=device)
     if on_start is not None:
         on_start(index)

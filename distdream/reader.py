@@ -49,7 +49,7 @@ class MotionReader:
         try:
             estimator = MotionEstimator(config)  # per thread: DIS keeps state
             prev: np.ndarray | None = None
-            frames = read_frames(index.path, start, end, index=index)
+            frames = read_frames(index.path, start, end, index=index, dtype=np.float32)  # at full precision
             for i in range(start, end):
                 t0 = time.perf_counter()
                 frame = next(frames, None)

@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from . import storage
-from .config import Encoding
+from .video.colour import Colour, rgb_to_frame
 from .errors import VideoError
 
 __all__ = ["pan_frames", "sample_photo", "shot_frames", "write_clip"]
@@ -75,8 +75,15 @@ def write_clip(
     audio: str | None = "aac",
     tone_hz: float = 440.0,
     rotation: int = 0,
+    codec: str = "libx264",
+    pix_fmt: str | None = None,
+    colour: Colour | None = None,
 ) -> Path:
     """Encode RGB ``frames`` (as stored, not rotated) to ``path`` with an optional sine tone.
+
+    ``codec``/``pix_fmt`` choose the encoder and pixel format (default: 4:2:0, 4:4:4 at odd sizes);
+    ``colour`` the matrix and range the frames are converted with and the tags written (default:
+    BT.601 below 720 lines, BT.709 from there, limited range).
 
     ``pts``/``time_base`` give explicit (e.g. variable-rate) timestamps; by default frames are
     evenly spaced at ``rate``. ``audio`` names an audio encoder (``aac``, ``libopus``, ``flac``)
@@ -90,11 +97,13 @@ def write_clip(
     time_base = time_base or Fraction(1, 1) / Fraction(rate)
     stamps: list[int] = []
     with av.open(str(path), mode="w") as out:
-        stream = out.add_stream("libx264", rate=Fraction(rate))
+        stream = out.add_stream(codec, rate=Fraction(rate))
         stream.width, stream.height = width, height
-        stream.pix_fmt = Encoding().pix_fmt(width, height)
+        stream.pix_fmt = pix_fmt or ("yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p")
+        colour = colour or Colour().resolved(width, height)
+        colour.tag(stream.codec_context)
         stream.codec_context.time_base = time_base
-        options = {"crf": str(crf), "preset": preset}
+        options = {"crf": str(crf), "preset": preset} if codec in ("libx264", "libx265") else {}
         if x264_params:
             options["x264-params"] = x264_params
         stream.options = options
@@ -107,7 +116,7 @@ def write_clip(
         for i, array in enumerate(itertools.chain([first], frames)):
             ts = pts[i] if pts is not None else i
             stamps.append(ts)
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format="rgb24")
+            frame = rgb_to_frame(np.ascontiguousarray(array), stream.pix_fmt, colour)
             frame.pts, frame.time_base = ts, time_base
             for packet in stream.encode(frame):
                 out.mux(packet)

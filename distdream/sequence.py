@@ -36,6 +36,13 @@ class SequenceStep:
     anchor: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None
 
 
+
+def in_range(frame: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+    """``image`` clamped to [0, 1], except where ``frame`` itself lies outside it (a video's
+    out-of-gamut codes): there the bound is the frame's value, so an undreamed frame comes back
+    exactly as it went in. A dream step clamps to [0, 1] anyway."""
+    return torch.maximum(torch.minimum(image, frame.clamp_min(1.0)), frame.clamp_max(0.0))
+
 def settle_keep(residual: torch.Tensor, following: SequenceStep | None, decay: float) -> float:
     """How much of its own residual a settling keyframe keeps per step: what of a dream the
     shot's motion carries to the next frame (mask and resampling losses; 1.0 on a still shot),
@@ -116,7 +123,7 @@ def held(frame: torch.Tensor, residual: torch.Tensor, level: Level) -> tuple[tor
     colour = rest - grey
 
     def dream(gain: float) -> torch.Tensor:
-        return (frame + cast + grey + gain * colour).clamp(0.0, 1.0)
+        return in_range(frame, frame + cast + grey + gain * colour)
 
     gain = 1.0
     base = _chroma(frame)
@@ -129,7 +136,7 @@ def held(frame: torch.Tensor, residual: torch.Tensor, level: Level) -> tuple[tor
     again = float((cast + rest).abs().mean())
     if again > 0:
         rest = rest * min(level.strength / again, HOLD_MAX_LIFT / max(lift * gain, 1.0))
-    dreamed = (frame + cast + rest).clamp(0.0, 1.0)
+    dreamed = in_range(frame, frame + cast + rest)
     return dreamed, dreamed - frame
 
 
@@ -193,7 +200,7 @@ def dream_sequence(
             init = start if (first and start is not None) else frame
             iterations = keyframe_iterations
         else:
-            init = (frame + step.carry(residual)).clamp(0.0, 1.0)  # (1, 3, H, W)
+            init = in_range(frame, frame + step.carry(residual))  # (1, 3, H, W)
             iterations = frame_iterations
         anchor = None
         if not keyframe and temporal_weight > 0 and step.anchor is not None:
@@ -208,7 +215,7 @@ def dream_sequence(
                 ahead.append(following)
             keep = settle_keep(dreamed - frame, following, decay)
             for _ in range(settle):
-                again = (frame + keep * (dreamed - frame)).clamp(0.0, 1.0)
+                again = in_range(frame, frame + keep * (dreamed - frame))
                 dreamed = dreamer.dream(again, generator=generator, num_iterations=frame_iterations, progress=progress)
         residual = dreamed - frame
         if keyframe:

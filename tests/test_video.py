@@ -21,6 +21,8 @@ from distdream.video import (
     read_frames,
 )
 from distdream.samples import write_clip
+from distdream.video.colour import frame_to_rgb
+from distdream.video import Colour
 
 N = 60
 GOP = 12
@@ -49,7 +51,11 @@ def sequential(path: Path) -> tuple[list[np.ndarray], list[int]]:
     """Reference: every frame by a plain sequential decode, with its pts."""
     with av.open(str(path)) as c:
         frames = list(c.decode(video=0))
-    return [f.to_ndarray(format="rgb24") for f in frames], [int(f.pts) for f in frames]
+    def rgb(f: av.VideoFrame) -> np.ndarray:  # the library's conversion, with the frame's own tags
+        values = frame_to_rgb(f, Colour.of(f).resolved(f.width, f.height))
+        return np.clip(np.rint(values * 255), 0, 255).astype(np.uint8)
+
+    return [rgb(f) for f in frames], [int(f.pts) for f in frames]
 
 
 def audio_seconds(path: Path) -> float:

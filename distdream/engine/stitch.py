@@ -11,7 +11,8 @@ middles and windows in order (no re-encode), with the input's timestamps and aud
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -19,7 +20,7 @@ from .. import storage
 from ..chunking import Chunk
 from ..config import Encoding
 from ..errors import VideoError
-from ..video import SegmentWriter, VideoIndex, concat, read_frames
+from ..video import Colour, VideoIndex, concat, format_for, is_pattern, open_writer, read_frames
 from .workdir import ChunkFiles
 
 __all__ = ["crossfade", "crossfade_weights", "mix_residuals", "stitch"]
@@ -45,7 +46,7 @@ def mix_residuals(source: np.ndarray, a: np.ndarray, b: np.ndarray, w: float) ->
     have = np.abs(mixed).mean()
     if have > 1e-6:
         mixed *= want / have
-    return np.clip(np.rint(src + mixed), 0, 255).astype(np.uint8)
+    return src + mixed  # float32, 1.0 full scale when the frames are; the writer quantizes it
 
 
 def crossfade(
@@ -57,14 +58,16 @@ def crossfade(
     With ``first`` (the window's first frame in the input) the dreams' residuals are blended at
     equal strength (:func:`mix_residuals`); without it, the pixels are. Streams the sides (and the
     input) frame by frame: memory holds one triple, whatever the window's length or the frame
-    size. Each side must hold exactly ``frames`` frames.
+    size. Each side must hold exactly ``frames`` frames. Sides and output are segment files, or
+    printf patterns of numbered images (an image-sequence job) whose window starts at ``first``.
     """
-    storage.makedirs(storage.parent(output))
+    if not is_pattern(output):
+        storage.makedirs(storage.parent(output))
     weights = crossfade_weights(frames)
-    sources = read_frames(index.path, first, first + frames, index=index) if first is not None else None
-    with SegmentWriter(output, width=index.width, height=index.height, rate=index.average_rate, encoding=encoding,
-                       rotation=index.rotation) as writer:
-        pairs = zip(read_frames(side_a), read_frames(side_b))  # stops at the shorter side
+    start = first or 0
+    sources = read_frames(index.path, first, first + frames, index=index, dtype=np.float32) if first is not None else None
+    with open_writer(output, index, format_for(encoding, index), start) as writer:
+        pairs = zip(_side(side_a, index, start, frames), _side(side_b, index, start, frames))  # stops at the shorter
         n = 0
         for n, (a, b) in enumerate(pairs, start=1):
             if n > frames:
@@ -73,11 +76,19 @@ def crossfade(
             if sources is not None:
                 writer.write(mix_residuals(next(sources), a, b, w))
             else:
-                mixed = (1.0 - w) * a.astype(np.float32) + w * b.astype(np.float32)
-                writer.write(np.clip(np.rint(mixed), 0, 255).astype(np.uint8))
+                writer.write((1.0 - w) * a + w * b)
         if n != frames or writer.frames != frames:
             raise VideoError(f"seam sides {side_a} and {side_b} do not both hold the window's {frames} frames")
     return output
+
+
+def _side(path: str, index: VideoIndex, start: int, frames: int) -> Iterator[np.ndarray]:
+    """One side's frames as float32: a lossless segment file, or numbered images from ``start``."""
+    if not is_pattern(path):
+        return read_frames(path, dtype=np.float32)
+    sequence = replace(index, path=path, first_number=index.first_number or 0, pix_fmt="rgb48be",
+                       colour=Colour.srgb())
+    return read_frames(path, start, start + frames, index=sequence, dtype=np.float32)
 
 
 def stitch(

@@ -24,13 +24,26 @@ encoded in 4:4:4 (``yuv444p``, High 4:4:4 profile), which allows any size; even-
 from __future__ import annotations
 
 from ..config import Encoding
+from .colour import Colour
+from .formats import Format, available_codecs, format_for, output_format
+from .imageseq import ImageWriter, frame_file, is_pattern, is_sequence
 from .index import AudioStreamInfo, VideoIndex, check_output_container, packet_digest, probe
 from .join import concat
 from .read import read_frames
-from .write import SegmentWriter
+from .write import SegmentWriter, open_writer
 
 __all__ = [
     "AudioStreamInfo",
+    "Colour",
+    "Format",
+    "ImageWriter",
+    "available_codecs",
+    "format_for",
+    "frame_file",
+    "is_pattern",
+    "is_sequence",
+    "open_writer",
+    "output_format",
     "Encoding",
     "SegmentWriter",
     "VideoIndex",

@@ -20,6 +20,8 @@ import numpy as np
 
 from .. import storage
 from ..errors import VideoError
+from .colour import Colour
+from .imageseq import is_sequence, probe_sequence
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,18 @@ class VideoIndex:
     pts: np.ndarray = field(repr=False)  # (frame_count,) int64, sorted
     keyframes: np.ndarray = field(repr=False)  # (k,) int64 frame indices of keyframes, sorted
     audio: tuple[AudioStreamInfo, ...] = ()
+    colour: Colour = Colour()  # the tags as the input gives them
+    # an image sequence: ``path`` is a printf pattern and frame ``i`` is file number ``first_number + i``
+    first_number: int | None = None
+
+    @property
+    def is_sequence(self) -> bool:
+        return self.first_number is not None
+
+    @property
+    def working_colour(self) -> Colour:
+        """The colour frames are converted with (the tags, resolved where they are silent)."""
+        return self.colour.resolved(self.width, self.height)
 
     @property
     def frame_count(self) -> int:
@@ -111,6 +125,9 @@ class VideoIndex:
             "pts_deltas_zlib": _pack(self.pts),
             "keyframes_deltas_zlib": _pack(self.keyframes),
             "audio": [vars(a) for a in self.audio],
+            "colour": self.colour.to_dict(),
+            "bit_depth": max(c.bits for c in av.VideoFormat(self.pix_fmt).components),
+            "first_number": self.first_number,
         }
 
     @classmethod
@@ -128,6 +145,8 @@ class VideoIndex:
             pts=_unpack(data["pts_deltas_zlib"]),
             keyframes=_unpack(data["keyframes_deltas_zlib"]),
             audio=tuple(AudioStreamInfo(**a) for a in data["audio"]),
+            colour=Colour(**data.get("colour", {})),
+            first_number=data.get("first_number"),
         )
 
     def __eq__(self, other: object) -> bool:
@@ -190,12 +209,18 @@ def _rotation(frame: Any) -> int:
     return int(round(raw / 90.0)) % 4 * 90
 
 
-def probe(path: str | os.PathLike[str]) -> VideoIndex:
+def probe(path: str | os.PathLike[str], *, fps: Any = None) -> VideoIndex:
     """Index ``path``: a demux-only pass over the video packets, plus one decoded frame.
 
+    An image sequence (a printf pattern or a directory, :mod:`.imageseq`) is indexed from its file
+    names and headers and needs ``fps``; a video has its own rate, and ``fps`` must be None.
     Raises :class:`VideoError` for a missing, empty, unreadable or truncated file, a file with no
     video stream, or a video whose frames cannot be decoded.
     """
+    if is_sequence(path):
+        return probe_sequence(path, fps)
+    if fps is not None:
+        raise VideoError(f"--fps is for image-sequence input; {path} is a video and keeps its own rate")
     with open_input(path) as container:
         stream = video_stream(container, path)
         pts: list[int] = []
@@ -250,6 +275,7 @@ def probe(path: str | os.PathLike[str]) -> VideoIndex:
             pts=sorted_pts,
             keyframes=keyframes.astype(np.int64),
             audio=audio,
+            colour=Colour.of(first),
         )
 
 

@@ -1,4 +1,4 @@
-"""Exact frame-range reads: seek to the keyframe at or before ``start``, decode forward, identify
+"""Exact frame-range reads (videos and image sequences): seek to the keyframe at or before ``start``, decode forward, identify
 frames by timestamp (so the result equals a sequential decode), stop at ``end``; frames upright."""
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import av
 import numpy as np
 
 from ..errors import VideoError
+from .colour import frame_to_rgb
+from .imageseq import sequence_frames
 from .index import VideoIndex, open_input, probe
 
 
@@ -20,12 +22,17 @@ def _upright(array: np.ndarray, rotation: int) -> np.ndarray:
 
 
 def read_frames(
-    path: str | os.PathLike[str], start: int = 0, end: int | None = None, *, index: VideoIndex | None = None
+    path: str | os.PathLike[str], start: int = 0, end: int | None = None, *, index: VideoIndex | None = None,
+    dtype: Any = np.uint8,
 ) -> Iterator[np.ndarray]:
-    """Yield frames ``[start, end)`` of ``path`` as upright (H, W, 3) uint8 RGB arrays.
+    """Yield frames ``[start, end)`` of ``path`` as upright (H, W, 3) R'G'B' arrays.
 
-    Seeks to the keyframe at or before ``start`` and decodes forward; never decodes past ``end``.
-    Pass the ``index`` from :func:`probe` to skip re-indexing (workers get it from the plan).
+    ``dtype`` ``np.uint8`` (the default) gives 8-bit values; ``np.float32`` gives the exact
+    conversion (:func:`~distdream.video.colour.frame_to_rgb`: 1.0 full scale, unclamped, at the
+    input's full precision), which is what the pipeline dreams and re-encodes. Either way the
+    conversion uses the input's own matrix and range. Seeks to the keyframe at or before
+    ``start`` and decodes forward; never decodes past ``end``. Pass the ``index`` from
+    :func:`probe` to skip re-indexing (workers get it from the plan); an image sequence needs it.
     A decoding failure raises :class:`VideoError` naming the frame it happened at.
     """
     index = index or probe(path)
@@ -34,13 +41,25 @@ def read_frames(
         raise VideoError(f"frame range [{start}, {end}) is outside {path}, which has {index.frame_count} frames")
     if start == end:
         return
+    colour = index.working_colour
+    colour.check(str(path))
+
+    def convert(frame: Any) -> np.ndarray:
+        rgb = frame_to_rgb(frame, colour)
+        if np.dtype(dtype) == np.uint8:
+            rgb = np.clip(np.rint(rgb * np.float32(255.0)), 0, 255).astype(np.uint8)
+        return _upright(rgb, index.rotation)
+
+    if index.is_sequence:
+        yield from (convert(frame) for frame in sequence_frames(index, start, end))
+        return
     with open_input(path) as container:
         stream = container.streams[index.stream_index]
         stream.codec_context.thread_type = "AUTO"  # frame + slice threads: decode is the reader's cost
-        yield from _decode_range(container, stream, index, start, end, path)
+        yield from (convert(frame) for frame in _decode_range(container, stream, index, start, end, path))
 
 
-def _decode_range(container: Any, stream: Any, index: VideoIndex, start: int, end: int, path: Any) -> Iterator[np.ndarray]:
+def _decode_range(container: Any, stream: Any, index: VideoIndex, start: int, end: int, path: Any) -> Iterator[Any]:
     key = index.keyframe_at_or_before(start)
     for attempt in itertools.count():
         # Seeking lands on a keyframe at or before the target timestamp in every demuxer we know;
@@ -62,13 +81,12 @@ def _decode_range(container: Any, stream: Any, index: VideoIndex, start: int, en
         return
 
 
-_OVERSHOT = np.zeros(0)  # sentinel: the first decoded frame lies after the requested start
+_OVERSHOT = object()  # sentinel: the first decoded frame lies after the requested start
 
 
-def _frames_from(container: Any, stream: Any, index: VideoIndex, start: int, end: int, path: Any) -> Iterator[np.ndarray]:
+def _frames_from(container: Any, stream: Any, index: VideoIndex, start: int, end: int, path: Any) -> Iterator[Any]:
     target = int(index.pts[start])
     expected = start
-    rotation = index.rotation
     decoded = container.decode(stream)
     while expected < end:
         try:
@@ -90,5 +108,5 @@ def _frames_from(container: Any, stream: Any, index: VideoIndex, start: int, end
             raise VideoError(f"decoding {path} failed at frame {expected}: the decoder dropped it (damaged data)")
         if int(index.pts[expected]) != ts:
             continue  # a duplicate timestamp, already delivered
-        yield _upright(frame.to_ndarray(format="rgb24"), rotation)
+        yield frame
         expected += 1

@@ -1,4 +1,4 @@
-"""Segment encoding: H.264 pieces a job writes, all with identical encoding and each starting on an
+"""Segment encoding: the pieces a job writes, all with identical encoding and each starting on an
 IDR frame, so they join by remuxing. Odd frame sizes are encoded 4:4:4 (H.264 4:2:0 cannot
 represent them), even ones 4:2:0 for the widest player support; either way the output has the
 input's exact size. A segment appears at its path only when complete."""
@@ -16,14 +16,19 @@ import numpy as np
 from .. import storage
 from ..config import Encoding
 from ..errors import VideoError
+from .colour import Colour, rgb_to_frame
+from .formats import Format, output_format
+from .imageseq import ImageWriter, is_pattern
 
 
 class SegmentWriter:
-    """Encode upright RGB frames into one H.264 segment file, written atomically.
+    """Encode upright RGB frames into one segment file, written atomically.
 
     All segments of a job must be written with the same ``width``, ``height``, ``rate``,
-    ``rotation`` and ``encoding``; :func:`concat` checks that they match. Frames are stored in the
-    input's orientation (un-rotated), so the joined output keeps the input's layout.
+    ``rotation`` and ``fmt`` (:func:`~distdream.video.output_format`); :func:`concat` checks that
+    they match. Without ``fmt``, H.264 with ``encoding``'s quality, 4:2:0 (4:4:4 for odd sizes),
+    BT.601/BT.709 by size. Frames are stored in the input's orientation (un-rotated), so the joined
+    output keeps the input's layout.
 
     Use as a context manager: the file appears at ``path`` only when the block exits cleanly.
     """
@@ -37,6 +42,7 @@ class SegmentWriter:
         rate: Fraction,
         encoding: Encoding = Encoding(),
         rotation: int = 0,
+        fmt: Format | None = None,
     ) -> None:
         encoding.validate()
         self.path = storage.check_writable(path, VideoError)
@@ -45,27 +51,29 @@ class SegmentWriter:
         self._tmp = storage.temp_for(self.path)
         rate = Fraction(rate).limit_denominator(1_000_000) if rate else Fraction(25)
         stored_w, stored_h = (height, width) if rotation in (90, 270) else (width, height)
+        self.format = fmt or output_format(encoding, "yuv420p", Colour().resolved(width, height), stored_w, stored_h)
         try:
-            self._container = av.open(str(self._tmp), mode="w", format="mp4")
+            self._container = av.open(str(self._tmp), mode="w", format=self.format.container)
         except BaseException as exc:
             self._tmp.unlink(missing_ok=True)  # nothing of a segment that never opened stays behind
             if isinstance(exc, av.error.FFmpegError):
                 raise VideoError(f"cannot write segment {storage.name_of(self.path)}: {exc.strerror}") from None
             raise
-        self._stream = self._container.add_stream("libx264", rate=rate)
+        self._stream = self._container.add_stream(self.format.encoder, rate=rate)
         self._time_base = Fraction(1, 1) / rate
         self._stream.width, self._stream.height = stored_w, stored_h
-        self._stream.pix_fmt = encoding.pix_fmt(stored_w, stored_h)
-        self._stream.options = {"crf": str(encoding.crf), "preset": encoding.preset}
+        self._stream.pix_fmt = self.format.pix_fmt
+        self.format.colour.tag(self._stream.codec_context)
+        self._stream.options = dict(self.format.options)
 
     def write(self, rgb: np.ndarray) -> None:
-        """Append one upright (H, W, 3) uint8 frame."""
-        if rgb.shape != (self.height, self.width, 3) or rgb.dtype != np.uint8:
+        """Append one upright (H, W, 3) frame: float32 R'G'B' (1.0 full scale), or uint8/uint16."""
+        if rgb.shape != (self.height, self.width, 3):
             raise VideoError(
-                f"segment {storage.name_of(self.path)} takes ({self.height}, {self.width}, 3) uint8 frames, got {rgb.shape} {rgb.dtype}"
+                f"segment {storage.name_of(self.path)} takes ({self.height}, {self.width}, 3) frames, got {rgb.shape}"
             )
         stored = np.ascontiguousarray(np.rot90(rgb, k=-(self.rotation // 90))) if self.rotation else rgb
-        frame = av.VideoFrame.from_ndarray(stored, format="rgb24")
+        frame = rgb_to_frame(stored, self.format.pix_fmt, self.format.colour)
         frame.pts = self.frames  # nominal constant rate; concat assigns the input's real timestamps
         frame.time_base = self._time_base
         for packet in self._stream.encode(frame):
@@ -103,3 +111,12 @@ class SegmentWriter:
             self.close()
         else:
             self.abort()
+
+
+def open_writer(path: str | os.PathLike[str], index: Any, fmt: Format, first: int) -> SegmentWriter | ImageWriter:
+    """A writer for frames ``first, first + 1, …`` of the video ``index`` describes: numbered image
+    files where ``path`` is a pattern, else one segment file."""
+    if is_pattern(path):
+        return ImageWriter(str(path), (index.first_number or 0) + first, fmt, rotation=index.rotation)
+    return SegmentWriter(path, width=index.width, height=index.height, rate=index.average_rate, rotation=index.rotation,
+                         fmt=fmt)
