@@ -290,7 +290,7 @@ class RenderConfig:
     prores_profile: str = setting("auto", rule=one_of(PRORES_NAMES), unset="hq, or 4444 from 4:4:4/RGB",
                                   help="ProRes profile.")
     # an image sequence carries no timing; a video's own rate is used and this must be unset
-    fps: str | None = setting(None, rule=RATE, unset="the video's own", parse=str,
+    fps: str | None = setting(None, rule=RATE, unset="the video's own",
                               help="Frame rate of an image-sequence input, e.g. 24 or 24000/1001.")
 
     def to_dict(self) -> dict[str, Any]:

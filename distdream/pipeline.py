@@ -34,7 +34,8 @@ from .flow import SCAN_SIDE, FrameMotion, MotionEstimator, shrink, warp
 from .images import array_to_tensor, load_image, tensor_to_frame
 from .reader import MotionReader
 from .sequence import Level, SequenceStep, dream_sequence
-from .video import VideoIndex, concat, probe, read_frames
+from .video import VideoIndex, check_output_container, concat, is_pattern, probe, read_frames
+from .video.formats import resolve_output
 
 __all__ = ["Carried", "ChunkStats", "RenderResult", "dream_frames", "dream_range", "dream_segment",
            "render_in_process", "scan_cuts"]
@@ -320,7 +321,7 @@ def dream_segment(
     config's; the same range, settings and seed give the same pixels.
     """
     config = config.validate()
-    span = Span(start, end, Path(segment), config.encoding)
+    span = Span(start, end, segment if is_pattern(segment) else Path(segment), config.encoding)
     return dream_range(index, start, end, [span], config, dreamer=dreamer, device=device, seed=seed,
                         progress=progress)
 
@@ -344,12 +345,20 @@ def render_in_process(
     if config.dream.predefined_start is not None:
         load_image(config.dream.predefined_start, what="predefined_start")  # fail before the work
     index = probe(input, fps=config.fps)
+    index.working_colour.check(f"input {input}")
+    fmt = resolve_output(str(output), config.encoding, index)
+    config = replace(config, codec=fmt.codec)
+    if not is_pattern(output):
+        check_output_container(out, index, fmt)
     dreamer = Dreamer(config.dream, device=device)
     if on_start is not None:
         on_start(index)
+    if is_pattern(output):  # numbered images, each written whole at its name: nothing to join
+        stats = dream_segment(index, 0, index.frame_count, str(output), config, dreamer=dreamer, progress=progress)
+        return RenderResult(str(output), index.frame_count, stats)
     # the segment beside the output (one filesystem), or in local temp for a URI
     with tempfile.TemporaryDirectory(prefix=".distdream-", dir=out.parent if isinstance(out, Path) else None) as tmp:
-        segment = Path(tmp) / "00000.mp4"
+        segment = Path(tmp) / f"00000{fmt.suffix}"
         stats = dream_segment(index, 0, index.frame_count, segment, config, dreamer=dreamer, progress=progress)
         concat([segment], out, index)
     return RenderResult(out, index.frame_count, stats)

@@ -43,6 +43,8 @@ def test_codes_survive_rgb_and_back(pix_fmt: str, colour: Colour) -> None:
     rgb = frame_to_rgb(source, colour)
     back = rgb_to_frame(rgb, pix_fmt, colour)
     assert all(np.array_equal(a, b) for a, b in zip(planes(source), planes(back)))
+    if pix_fmt in ("rgb48be", "bgr0"):  # packed: every channel of every pixel, as FFmpeg reads it
+        assert np.array_equal(source.to_ndarray(format="rgb48le"), back.to_ndarray(format="rgb48le"))
 
 
 def test_the_conversion_uses_the_tagged_matrix_and_range() -> None:
@@ -104,3 +106,15 @@ def test_a_codec_or_pixel_format_the_build_lacks_is_refused_with_what_it_has(tmp
     with pytest.raises(VideoError, match="odd frame size"):
         output_format(Encoding(pix_fmt="yuv420p"), "yuv420p", BT709_TV, 65, 48)
     assert output_format(Encoding(), "yuv420p", BT709_TV, 65, 48).pix_fmt == "yuv444p"
+
+
+@pytest.mark.parametrize("suffix", [".mov", ".mkv"])
+def test_prores_4444_stays_4444_after_the_join(tmp_path: Path, suffix: str) -> None:
+    clip = write_clip(tmp_path / "in.mkv", pan_frames(3, 64, 48), codec="ffv1", pix_fmt="yuv444p", audio=None)
+    out = render_in_process(clip, tmp_path / f"out{suffix}", RenderConfig(dream=DreamConfig(num_iterations=0),
+                                                                       codec="prores")).output
+    with av.open(str(out)) as container:
+        context = container.streams.video[0].codec_context
+        assert context.codec_tag == "ap4h" and context.profile == "4444"  # not relabelled 422 HQ by the remux
+    with pytest.raises(VideoError, match=r"not a container that takes ProRes video .*use \.mov or \.mkv"):
+        render_in_process(clip, tmp_path / "out.mp4", RenderConfig(codec="prores"))

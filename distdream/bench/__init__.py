@@ -5,6 +5,7 @@ The sections, each a module of its own:
 - ``step`` (:mod:`.step`): one dream iteration against the naive loop, at every precision the
   device runs, at one or more image sizes;
 - ``io`` (:mod:`.videoio`): range reads against decoding from the start, joins against re-encodes;
+- ``codecs`` (:mod:`.codecs`): every output codec on one 10-bit clip: encode speed, size, error;
 - ``engine`` (:mod:`.engine`): the distributed engine on a local Ray instance (the only section
   that needs Ray);
 - ``lanes`` (:mod:`.lanes`): frames/s of one device for lanes × precision, with peak memory per
@@ -30,6 +31,7 @@ from typing import Any
 __all__ = [
     "SECTIONS",
     "BenchPlan",
+    "CodecBenchmark",
     "CoherenceBenchmark",
     "EngineBenchmark",
     "HalvingBenchmark",
@@ -38,6 +40,7 @@ __all__ = [
     "LanesBenchmark",
     "RenderBenchmark",
     "StepBenchmark",
+    "bench_codecs",
     "bench_coherence",
     "bench_engine",
     "bench_halving",
@@ -53,14 +56,14 @@ __all__ = [
 
 # The sections in the order a run measures them; here, so that the CLI's --help names them
 # without importing torch (everything else loads on first use)
-SECTIONS = ("step", "io", "engine", "lanes", "render", "halving", "coherence", "compile")
+SECTIONS = ("step", "io", "codecs", "engine", "lanes", "render", "halving", "coherence", "compile")
 
 _LAZY = {
     "BenchPlan": "run", "environment": "run", "run_sections": "run",
     "CoherenceBenchmark": "coherence", "bench_coherence": "coherence",
     "EngineBenchmark": "engine", "bench_engine": "engine",
     "HalvingBenchmark": "render", "RenderBenchmark": "render", "bench_halving": "render", "bench_render": "render",
-    "IOBenchmark": "videoio", "bench_io": "videoio",
+    "IOBenchmark": "videoio", "bench_io": "videoio", "CodecBenchmark": "codecs", "bench_codecs": "codecs",
     "LaneRow": "lanes", "LanesBenchmark": "lanes", "bench_lanes": "lanes",
     "StepBenchmark": "step", "bench_step": "step",
     "plot": "report", "report": "report",

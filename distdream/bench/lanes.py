@@ -174,8 +174,13 @@ def _measure(runner: _Runner, dreamers: list[Dreamer], lanes: tuple[int, ...], n
     return measured, warmups
 
 
+def _levels(frame: np.ndarray) -> np.ndarray:
+    """A frame in levels of 255: dreamed frames are float (1.0 full scale), decoded ones uint8."""
+    return frame * 255.0 if frame.dtype.kind == "f" else frame.astype(np.float64)
+
+
 def _mean_diff(frames: list, other: list) -> float:
-    return float(np.mean([np.abs(a.astype(int) - b.astype(int)).mean() for a, b in zip(frames, other, strict=True)]))
+    return float(np.mean([np.abs(_levels(a) - _levels(b)).mean() for a, b in zip(frames, other, strict=True)]))
 
 
 def _rows(runner: _Runner, dreamers: list[Dreamer], lanes: tuple[int, ...],

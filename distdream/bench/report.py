@@ -49,6 +49,14 @@ def _io(io: Mapping[str, Any], echo: Echo) -> None:
     _row(echo, f"re-encode {io['segments']} segments into one file", f"{io['reencode_seconds']:8.2f} s")
 
 
+def _codecs(c: Mapping[str, Any], echo: Echo) -> None:
+    echo(f"codecs, {c['frames']} frames {c['width']}×{c['height']} from {c['source']}:")
+    echo(f"  {'codec':8} {'pixel format':14} {'frames/s':>9} {'MB':>8} {'bits/px':>8} {'mean err':>9} {'max err':>8}")
+    for r in c["rows"]:
+        echo(f"  {r['codec']:8} {r['pix_fmt']:14} {r['fps']:9.1f} {r['bytes'] / 1e6:8.2f} {r['bits_per_pixel']:8.2f} "
+             f"{r['mean_error']:9.3f} {r['max_error']:8.2f}")
+
+
 def _engine(e: Mapping[str, Any], echo: Echo) -> None:
     kinds = ", ".join(f"{v} {k}s" for k, v in e["seams"].items() if v)
     echo(f"engine, {e['frames']} frames {e['width']}×{e['height']} in {e['shots']} shots, {e['chunks']} chunks "
@@ -129,7 +137,7 @@ def _halving(h: Mapping[str, Any], echo: Echo) -> None:
 
 
 _REPORTS: dict[str, Callable[[Any, Echo], None]] = {
-    "step": _step, "io": _io, "engine": _engine, "lanes": _lanes, "render": _render, "halving": _halving,
+    "step": _step, "io": _io, "codecs": _codecs, "engine": _engine, "lanes": _lanes, "render": _render, "halving": _halving,
     "compile": _lanes, "coherence": _coherence,
 }
 

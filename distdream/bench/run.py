@@ -21,6 +21,7 @@ from ..compute import resolve_device
 from ..config import DreamConfig, RenderConfig
 from ..errors import ConfigError
 from . import SECTIONS
+from .codecs import bench_codecs
 from .coherence import bench_coherence
 from .common import device_name
 from .engine import bench_engine
@@ -195,6 +196,11 @@ def _io(run: _Run) -> Any:
     return bench_io(frames=300 if run.plan.quick else 1500, gop=100 if run.plan.quick else 250)
 
 
+def _codecs(run: _Run) -> Any:
+    return bench_codecs(frames=12 if run.plan.quick else 48, width=160 if run.plan.quick else 640,
+                        height=90 if run.plan.quick else 360)
+
+
 def _engine(run: _Run) -> Any:
     return bench_engine(quick=run.plan.quick, workers=run.plan.workers)
 
@@ -231,5 +237,5 @@ def _halving(run: _Run) -> Any:
 
 
 _PARTS: dict[str, Callable[[_Run], Any]] = {
-    "io": _io, "engine": _engine, "lanes": _lanes, "coherence": _coherence, "compile": _compile, "halving": _halving,
+    "io": _io, "codecs": _codecs, "engine": _engine, "lanes": _lanes, "coherence": _coherence, "compile": _compile, "halving": _halving,
 }

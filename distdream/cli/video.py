@@ -39,10 +39,12 @@ def render_inputs(output_help: str, skip: Sequence[str] = ()) -> Any:
 
 
 @click.command()
-@render_inputs("Output video (.mp4, .mkv, .mov), a path or an object-storage URI.")
+@render_inputs("Output video (.mp4, .mkv, .mov; a path or an object-storage URI), or image sequence "
+                "(out/dream.%05d.png or .tif).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def render(input: str | None, output: str | None, quiet: bool, **kw: Any) -> None:
-    """Dream every frame of INPUT on Ray workers, the dream carried along by optical flow."""
+    """Dream every frame of INPUT (a video, or an image sequence: plate.%05d.png or its directory, with
+    --fps) on Ray workers, the dream carried along by optical flow."""
     import shlex
 
     from tqdm import tqdm
@@ -192,18 +194,26 @@ def demo(output: str, frames: int, workers: int | None, quiet: bool) -> None:
 @click.command()
 @click.argument("video", type=click.Path(path_type=str))
 @click.option("--json", "as_json", is_flag=True, help="Print the index summary as JSON (timestamps as compressed deltas).")
-def probe(video: str, as_json: bool) -> None:
-    """Index VIDEO (exact frame count, timestamps, keyframes, audio) and summarise it."""
+@click.option("--fps", default=None, help="Frame rate of an image sequence (24, 24000/1001 …).")
+def probe(video: str, as_json: bool, fps: str | None) -> None:
+    """Index VIDEO (a file, or an image sequence: plate.%05d.png or its directory) and summarise it:
+    exact frame count, timestamps, keyframes, colour tags and bit depth, audio."""
     from ..video import probe as probe_video
 
-    index = probe_video(video)
+    index = probe_video(video, fps=fps)
     if as_json:
-        click.echo(json.dumps(index.to_dict(), indent=2))
+        click.echo(json.dumps(index.to_dict() | {"working_colour": index.working_colour.to_dict()}, indent=2))
         return
     rate = float(index.average_rate)
     click.echo(f"{index.path}")
     click.echo(f"  video   {index.codec} {index.width}×{index.height} {index.pix_fmt}, {index.frame_count} frames, "
                f"{index.duration:.3f} s, {rate:.3f} fps average ({'constant' if index.constant_rate else 'variable'} rate)")
+    c, used = index.colour, index.working_colour
+    click.echo(f"  colour  primaries {c.primaries}, transfer {c.transfer}, matrix {c.matrix}, range {c.range}"
+               + (f" (converted as {used.matrix}, {used.range})" if used != c else "")
+               + (" — HDR: carried through, dreamed in its coded values" if c.hdr else ""))
+    if index.is_sequence:
+        click.echo(f"  images  numbered from {index.first_number}")
     if index.rotation:
         click.echo(f"  rotated {index.rotation}° (frames are read upright)")
     shortest, longest = index.gop_range()

@@ -5,7 +5,8 @@ The only package that imports Ray. Its modules, in the order a render meets them
 - :mod:`.records`   options, plan, result and state records (plain data, no Ray);
 - :mod:`.preflight` every check that can run before the first frame, and what makes the pixels;
 - :mod:`.connect`   joining a cluster within a timeout, sizing workers;
-- :mod:`.workdir`   plan.json, the ledger, the lock, and where each chunk's pieces live;
+- :mod:`.workdir`   plan.json, the ledger, the lock; :mod:`.pieces` where each chunk's pieces live (by codec)
+  and how a finished one is recognised;
 - :mod:`.pool`      the workers: slots, lanes, incarnations, pings, bounded start-up;
 - :mod:`.worker`    the Ray actor and tasks that dream, crossfade and scan;
 - :mod:`.driver`    the :class:`Job` and its chunk loop (watchdog, retries);

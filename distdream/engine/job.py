@@ -12,6 +12,7 @@ from typing import Any
 
 import ray
 
+from ..video.imageseq import sweep_temps
 from .. import storage
 from ..chunking import Chunk, plan_chunks
 from ..config import JobOptions, RenderConfig
@@ -155,8 +156,8 @@ class Job:
                 # resume re-plans nothing: the chunks stay (another worker count may plan other chains)
                 chunks = [Chunk(**c) for c in saved["chunks"]]
             else:
-                chunks = job_chunks(checked.index, self.config, self.options, workers * lanes)
-            record = plan_record(self.input, checked, self.config, device, chunks)
+                chunks = job_chunks(checked.index, checked.config, self.options, workers * lanes)
+            record = plan_record(self.input, checked, checked.config, device, chunks)
             record["settings_hash"] = settings_hash(record)
             if saved is not None:
                 self._check_resume(workdir, saved, record)
@@ -217,7 +218,9 @@ class Job:
         t_start = time.perf_counter()
         workdir = str(p.checked.workdir)
         chunks = p.plan.chunks
-        done, windows = finished(workdir, chunks, p.ledger)
+        if p.checked.layout.frames_to is not None:  # what a killed job left in the output folder
+            sweep_temps(p.checked.layout.frames_to)
+        done, windows = finished(workdir, chunks, p.ledger, p.checked.layout)
         with self._lock:
             self._total_frames = p.plan.dreamed_frames
             self._done_frames = sum(c.dreamed for c in chunks if c.index in done)
@@ -240,11 +243,13 @@ class Job:
             self._done_frames = self._total_frames
         self._status = JobStatus.STITCHING
         out = stitch(list(chunks), workdir, p.checked.output, p.plan.index,
-                     keep_source_time=self.options.keep_source_time)
+                     keep_source_time=self.options.keep_source_time, layout=p.checked.layout)
         if p.checked.owned_workdir:
             p.lock.release()
             storage.remove_tree(workdir)
         notes = set(run.notes) | ({p.ledger.note} if p.ledger.note else set())
+        if p.checked.layout.frames_to is not None and p.plan.index.audio:
+            notes.add("the input's audio is not written: an image sequence holds pictures only")
         return JobResult(
             output=out, frames=p.plan.frames, chunks=len(chunks), rendered=run.rendered,
             seconds=time.perf_counter() - t_start, workdir=p.checked.workdir,

@@ -20,7 +20,9 @@ from ..errors import ChunkFailed, JobError
 from .pool import WorkerPool, cause_of
 from .preflight import Checked
 from .records import ChunkStatus, JobPlan
-from .workdir import ChunkFiles, Ledger, WorkdirLock
+from ..video.imageseq import sweep_temps
+from .pieces import ChunkFiles
+from .workdir import Ledger, WorkdirLock
 from .worker import DreamWorker, progress_counter, seam_task
 
 if TYPE_CHECKING:  # the job creates the loop; the loop reports back to it
@@ -76,14 +78,15 @@ class ChunkLoop:
             self.chain_rest[c.index] = 1 + (self.chain_rest.get(c.index + 1, 0) if c.hands_off else 0)
         self.index_ref = ray.put(p.plan.index)
         self.progress = progress_counter()
-        self.encoding = self.job.config.encoding
+        self.encoding = p.checked.config.encoding
+        self.layout = p.checked.layout
         start_faults = tuple(f for f in options.inject_faults if f.at_start)
         concurrency = self.lanes + 1 if self.lanes > 1 else 1  # a lane per call, and one more for pings
 
         def make() -> Any:
             return DreamWorker.options(num_cpus=p.cpus, num_gpus=p.gpus, max_restarts=options.max_restarts,
                                        max_task_retries=0, max_concurrency=concurrency).remote(
-                self.job.config, p.device, p.threads, self.lanes, start_faults)
+                p.checked.config, p.device, p.threads, self.lanes, start_faults)
 
         self.pool = WorkerPool(make, self.workers, self.lanes, options.start_timeout, options.max_start_failures)
         longest = max(c.dreamed for c in p.plan.chunks)
@@ -116,6 +119,8 @@ class ChunkLoop:
         for ref in list(self.running) + list(self.seams):
             ray.cancel(ref, force=False)
         self.pool.shutdown()
+        if self.layout.frames_to is not None:  # a worker killed mid-frame leaves its temp in the output folder
+            sweep_temps(self.layout.frames_to)
 
     # -- chunks -------------------------------------------------------------------------------
 
@@ -139,7 +144,7 @@ class ChunkLoop:
             attempt = self.attempts.get(chunk.index, 0)
             self.attempts[chunk.index] = attempt + 1
             ref = self.pool.actor(slot).render_chunk.remote(self.index_ref, chunk, self.workdir, attempt,
-                                                           self.progress, options.inject_faults)
+                                                           self.progress, options.inject_faults, self.layout)
             self.running[ref] = (chunk, slot, time.monotonic(), self.pool.incarnation(slot))
             self.job.mark(chunk, ChunkStatus.RUNNING, attempt + 1)
 
@@ -206,7 +211,8 @@ class ChunkLoop:
         for c in self.prepared.plan.chunks:
             if (c.lead_in and c.index not in self.windows and c.index in self.done and c.index - 1 in self.done
                     and c not in self.seams.values()):
-                side_a, side_b, window = ChunkFiles.window_sides(self.workdir, self.by_index[c.index - 1], c)
+                side_a, side_b, window = ChunkFiles.window_sides(self.workdir, self.by_index[c.index - 1], c,
+                                                                 self.layout)
                 ref = seam_task.options(max_retries=2).remote(side_a, side_b, window, self.encoding, self.index_ref,
                                                               c.lead_in, c.first)
                 self.seams[ref] = c
@@ -217,7 +223,7 @@ class ChunkLoop:
             fingerprint = ray.get(ref)
         except ray.exceptions.RayError as exc:  # a full disk, a damaged side: say which window
             raise JobError(f"the crossfade of the seam before chunk {c.index} failed: {cause_of(exc)}") from None
-        window = ChunkFiles(self.workdir, c).window
-        self.prepared.ledger.add("windows", c.name, {"frames": c.lead_in, "fingerprints": {window: fingerprint}})
+        window = ChunkFiles(self.workdir, c, self.layout).window_piece()
+        self.prepared.ledger.add("windows", c.name, {"frames": c.lead_in, "fingerprints": {window.key: fingerprint}})
         self.windows.add(c.index)
 

@@ -14,7 +14,7 @@ naming the input and the fix, and nothing has been written. No Ray here.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +22,10 @@ from .. import storage
 from ..chunking import Chunk
 from ..compute import resolve_compute
 from ..config import JobOptions, RenderConfig
-from ..errors import ConfigError, JobError, OutputError
-from ..video import VideoIndex, check_output_container, packet_digest, probe
+from ..errors import ConfigError, JobError, OutputError, VideoError
+from ..video import Format, VideoIndex, check_output_container, frame_file, is_pattern, packet_digest, probe
+from ..video.formats import IMAGE_CODECS, describe, format_for, resolve_output
+from .pieces import Layout
 from .workdir import PLAN_VERSION, check_workdir
 
 __all__ = ["Checked", "location", "plan_record", "preflight"]
@@ -39,6 +41,8 @@ class Checked:
     """What preflight found out and the rest of the job needs."""
 
     index: VideoIndex
+    config: RenderConfig  # the job's, its codec resolved (an image-sequence output's by its suffix)
+    layout: Layout
     output: Path | str
     workdir: Path | str
     owned_workdir: bool  # the default work directory, removed after success
@@ -46,6 +50,8 @@ class Checked:
 
 
 def _same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    if is_pattern(a) or is_pattern(b) or os.path.isdir(a):  # an image sequence: the same pattern
+        return os.path.abspath(str(a)) == os.path.abspath(str(b))
     if storage.is_uri(a) or storage.is_uri(b):
         return str(a).rstrip("/") == str(b).rstrip("/")
     if os.path.realpath(a) == os.path.realpath(b):  # the same path, or a link to it
@@ -83,8 +89,11 @@ def preflight(input: str, output: str, config: RenderConfig, options: JobOptions
     out = location(output)
     if _same_file(input, out):
         raise OutputError(f"output {out} is the input video; write the dream to another file")
-    index = probe(input)
-    check_output_container(out, index)
+    index = probe(input, fps=config.fps)
+    index.working_colour.check(f"input {input}")
+    config, fmt = _output_format(out, index, config)
+    if fmt.codec not in IMAGE_CODECS:
+        check_output_container(out, index, fmt)
     storage.check_writable(out, OutputError)
     if options.frame_range is not None:
         a, b = options.frame_range
@@ -97,7 +106,17 @@ def preflight(input: str, output: str, config: RenderConfig, options: JobOptions
         storage.join(storage.parent(out), f".{storage.name_of(out)}.distdream"))
     _check_workdir_writable(workdir)
     check_workdir(str(workdir))
-    return Checked(index, out, workdir, options.workdir is None, dreamer.model.weights)
+    return Checked(index, config, Layout.of(fmt, index, str(out)), out, workdir, options.workdir is None,
+                   dreamer.model.weights)
+
+
+def _output_format(out: Path | str, index: VideoIndex, config: RenderConfig) -> tuple[RenderConfig, Format]:
+    """The job's config with its codec resolved, and the format every piece is written in."""
+    try:
+        fmt = resolve_output(str(out), config.encoding, index)
+    except VideoError as exc:
+        raise OutputError(str(exc)) from None
+    return replace(config, codec=fmt.codec), fmt
 
 
 def _file_record(path: str | None) -> Any:
@@ -108,6 +127,17 @@ def _file_record(path: str | None) -> Any:
     return path
 
 
+def input_identity(input: str, index: VideoIndex) -> dict[str, Any]:
+    """Which content this is, cheaply: a video's size, version and first and last packets; an image
+    sequence's first and last three files (their content) and numbering."""
+    if not index.is_sequence:
+        return storage.identity(input) | {"packets": packet_digest(input, index)}
+    first, n = index.first_number or 0, index.frame_count
+    ends = sorted({*range(first, first + min(3, n)), *range(first + max(0, n - 3), first + n)})
+    return {"first_number": first, "files": {os.path.basename(frame_file(index.path, k)):
+                                             storage.fingerprint(frame_file(index.path, k)) for k in ends}}
+
+
 def plan_record(input: str, checked: Checked, config: RenderConfig, device: str, chunks: list[Chunk]) -> dict[str, Any]:
     """What makes this job's pixels, as ``plan.json`` stores it (see :func:`~.workdir.differences`)."""
     import torch
@@ -115,7 +145,7 @@ def plan_record(input: str, checked: Checked, config: RenderConfig, device: str,
     from .. import __version__
     from ..efficientnet_lite import bundled_weights_path
 
-    settings = config.to_dict()
+    settings = config.to_dict() | {"output_format": describe(format_for(config.encoding, checked.index))}
     dream = settings["dream"]
     for speed_only in ("channels_last", "compile"):
         # layout and compilation change speed, not the recipe (only rounding, as lanes and thread
@@ -128,8 +158,7 @@ def plan_record(input: str, checked: Checked, config: RenderConfig, device: str,
     dream["weights"] = {"given": config.dream.weights, "resolved": _file_record(weights)}
     dream["predefined_start"] = _file_record(config.dream.predefined_start)
     index = checked.index
-    identity = storage.identity(input) | {
-        "packets": packet_digest(input, index),
+    identity = input_identity(input, index) | {
         "frames": index.frame_count, "width": index.width, "height": index.height,
         "pts": index.to_dict()["pts_deltas_zlib"],
     }

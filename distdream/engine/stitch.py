@@ -21,7 +21,7 @@ from ..chunking import Chunk
 from ..config import Encoding
 from ..errors import VideoError
 from ..video import Colour, VideoIndex, concat, format_for, is_pattern, open_writer, read_frames
-from .workdir import ChunkFiles
+from .pieces import ChunkFiles, Layout
 
 __all__ = ["crossfade", "crossfade_weights", "mix_residuals", "stitch"]
 
@@ -93,7 +93,7 @@ def _side(path: str, index: VideoIndex, start: int, frames: int) -> Iterator[np.
 
 def stitch(
     chunks: Sequence[Chunk], workdir: str | os.PathLike[str], output: str | os.PathLike[str], index: VideoIndex,
-    *, keep_source_time: bool = False,
+    *, keep_source_time: bool = False, layout: Layout = Layout(),
 ) -> str | os.PathLike[str]:
     """Join windows and middles in frame order into ``output`` (temp name, then rename).
 
@@ -101,10 +101,12 @@ def stitch(
     output gets that part's frames and the audio of that time span, starting at 0 (or at the
     source's timestamps with ``keep_source_time``).
     """
+    if layout.frames_to is not None:  # an image sequence: every frame is already at its name
+        return output
     a, b = chunks[0].start, chunks[-1].end
     pieces: list[str] = []
     for chunk in chunks:
-        files = ChunkFiles(workdir, chunk)
+        files = ChunkFiles(workdir, chunk, layout)
         if chunk.lead_in:
             pieces.append(files.window)
         pieces.append(files.middle)

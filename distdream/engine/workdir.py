@@ -3,8 +3,9 @@
     plan.json           the input's identity, the resolved settings, the chunks, their hash
     ledger.json         finished chunks and windows with their pieces' fingerprints (atomic rewrite)
     lock.json           the job that owns the directory: host, pid, heartbeat
-    chunks/NNNNN.*.mp4  each chunk's lead-in, middle and tail (deterministic names)
-    windows/NNNNN.mp4   each crossfaded seam window
+    chunks/NNNNN.*      each chunk's lead-in, middle and tail (deterministic names; see Layout)
+    windows/NNNNN.*     each crossfaded seam window (an image-sequence job writes middles and
+                        windows straight to its output's numbered files)
 
 Resume cannot lie: a resumed job must have the same input (size, version, a digest of its first
 and last packets) and the same *resolved* settings (precision as run, digests of weights and
@@ -21,90 +22,17 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .. import storage
 from ..chunking import Chunk
-from ..config import Encoding
-from ..errors import JobError, VideoError
-from ..video import probe
+from ..errors import JobError
+from .pieces import ChunkFiles, Layout, verify
 
-__all__ = ["LOSSLESS", "ChunkFiles", "Ledger", "PLAN_VERSION", "Piece", "WorkdirLock", "check_workdir", "differences",
-           "settings_hash"]
+__all__ = ["Ledger", "PLAN_VERSION", "WorkdirLock", "check_workdir", "differences", "finished", "settings_hash"]
 
-PLAN_VERSION = 2
-
-# Window sides are written losslessly and quickly: they are intermediates, read once.
-LOSSLESS = Encoding(crf=0, preset="ultrafast")
-
-
-@dataclass(frozen=True)
-class Piece:
-    """Frames ``[start, end)`` of a chunk go to the file ``path`` with ``encoding``."""
-
-    start: int
-    end: int
-    path: str
-    encoding: Encoding
-
-    @property
-    def frames(self) -> int:
-        return self.end - self.start
-
-
-class ChunkFiles:
-    """The one place that knows a chunk's pieces, their frame spans, and its seam window's sides.
-
-    A chunk with a lead-in writes it losslessly (its side of window k), then its owned middle
-    with the job's encoding, then losslessly its tail (the earlier side of window k + 1); a chunk
-    whose successor continues its shot (a handoff) also writes its carried state. Names are
-    deterministic, so a retried chunk overwrites rather than duplicates.
-    """
-
-    def __init__(self, workdir: str | os.PathLike[str], chunk: Chunk) -> None:
-        # plain strings: the work directory may be a local path or an object-storage URI
-        self.chunk = chunk
-        self.lead = storage.join(workdir, "chunks", f"{chunk.name}.lead.mp4")  # [first, start)
-        self.middle = storage.join(workdir, "chunks", f"{chunk.name}.mid.mp4")  # [start, end - tail)
-        self.tail = storage.join(workdir, "chunks", f"{chunk.name}.tail.mp4")  # [end - tail, end)
-        self.window = storage.join(workdir, "windows", f"{chunk.name}.mp4")  # crossfaded [first, start)
-        # what this chunk hands the next one of its shot, and what it continues from
-        self.state = storage.join(workdir, "chunks", f"{chunk.name}.carried.npz")
-        self.carried_in = storage.join(workdir, "chunks", f"{chunk.index - 1:05d}.carried.npz")
-
-    def pieces(self, encoding: Encoding) -> list[Piece]:
-        """What the worker writes for this chunk, in frame order; they tile ``[first, end)``."""
-        c = self.chunk
-        out = [Piece(c.start, c.end - c.tail, self.middle, encoding)]
-        if c.lead_in:
-            out.insert(0, Piece(c.first, c.start, self.lead, LOSSLESS))
-        if c.tail:
-            out.append(Piece(c.end - c.tail, c.end, self.tail, LOSSLESS))
-        return out
-
-    def outputs(self) -> list[tuple[str, int]]:
-        """The files a finished chunk must have, with their frame counts."""
-        return [(p.path, p.frames) for p in self.pieces(LOSSLESS)]
-
-    @staticmethod
-    def window_sides(workdir: str | os.PathLike[str], earlier: Chunk, later: Chunk) -> tuple[str, str, str]:
-        """(earlier side, later side, crossfaded window) of the seam before ``later``."""
-        return ChunkFiles(workdir, earlier).tail, ChunkFiles(workdir, later).lead, ChunkFiles(workdir, later).window
-
-
-def verify(files: Iterable[tuple[str, int]], fingerprints: Mapping[str, str] | None = None) -> bool:
-    """Whether every file exists with its frame count (and, when known, its fingerprint)."""
-    for path, frames in files:
-        try:
-            if not storage.exists(path) or probe(path).frame_count != frames:
-                return False
-            if fingerprints and path in fingerprints and storage.fingerprint(path) != fingerprints[path]:
-                return False
-        except (VideoError, OSError):
-            return False
-    return True
+PLAN_VERSION = 3  # 3: pieces by codec (sides FFV1 or numbered PNG), image-sequence outputs
 
 
 # ---------------------------------------------------------------------------------------------
@@ -231,7 +159,7 @@ def _state_ok(files: ChunkFiles, fingerprints: Mapping[str, str]) -> bool:
         return False
 
 
-def finished(workdir: str, chunks: Sequence[Chunk], ledger: Ledger) -> tuple[set[int], set[int]]:
+def finished(workdir: str, chunks: Sequence[Chunk], ledger: Ledger, layout: Layout = Layout()) -> tuple[set[int], set[int]]:
     """Chunks and seam windows a resume can keep, the ledger brought in line with them.
 
     A chunk is kept when the ledger has it and its pieces verify; with a rebuilt ledger, when its
@@ -244,9 +172,9 @@ def finished(workdir: str, chunks: Sequence[Chunk], ledger: Ledger) -> tuple[set
     rebuilt = ledger.note is not None
     done: set[int] = set()
     for c in chunks:
-        files = ChunkFiles(workdir, c)
+        files = ChunkFiles(workdir, c, layout)
         known = ledger.has("chunks", c.name)
-        if (known or rebuilt) and verify(files.outputs(), ledger.fingerprints("chunks", c.name)):
+        if (known or rebuilt) and verify(files.outputs(), ledger.fingerprints("chunks", c.name), layout.offset):
             done.add(c.index)
             if not known:
                 ledger.data["chunks"][c.name] = {"frames": c.dreamed, "fingerprints": {}, "rebuilt": True}
@@ -259,7 +187,7 @@ def finished(workdir: str, chunks: Sequence[Chunk], ledger: Ledger) -> tuple[set
                 continue
             orphan = c.begins == "handoff" and c.index - 1 in by_index and c.index - 1 not in done
             stateless = (c.hands_off and c.index + 1 not in done
-                         and not _state_ok(ChunkFiles(workdir, c), ledger.fingerprints("chunks", c.name)))
+                         and not _state_ok(ChunkFiles(workdir, c, layout), ledger.fingerprints("chunks", c.name)))
             if orphan or stateless:
                 done.discard(c.index)
                 changed = True
@@ -270,9 +198,9 @@ def finished(workdir: str, chunks: Sequence[Chunk], ledger: Ledger) -> tuple[set
     for c in chunks:
         if not c.lead_in:
             continue
-        files = ChunkFiles(workdir, c)
+        files = ChunkFiles(workdir, c, layout)
         keep = c.index in done and c.index - 1 in done and (ledger.has("windows", c.name) or rebuilt)
-        if keep and verify([(files.window, c.lead_in)], ledger.fingerprints("windows", c.name)):
+        if keep and verify([files.window_piece()], ledger.fingerprints("windows", c.name), layout.offset):
             windows.add(c.index)
             ledger.data["windows"].setdefault(c.name, {"frames": c.lead_in, "fingerprints": {}})
         else:

@@ -21,7 +21,7 @@ from ..chunking import Chunk
 from ..config import Encoding, Fault, RenderConfig
 from ..video import VideoIndex
 from .stitch import crossfade
-from .workdir import ChunkFiles
+from .pieces import ChunkFiles, Layout, Piece, piece_fingerprint
 
 __all__ = ["DreamWorker", "progress_counter", "scan_cuts_task", "seam_task"]
 
@@ -72,16 +72,17 @@ class DreamWorker:
         return self.token
 
     def render_chunk(
-        self, index: VideoIndex, chunk: Chunk, workdir: str, attempt: int, progress: Any, faults: tuple[Fault, ...]
+        self, index: VideoIndex, chunk: Chunk, workdir: str, attempt: int, progress: Any, faults: tuple[Fault, ...],
+        layout: Layout = Layout(),
     ) -> dict[str, Any]:
         """Dream ``chunk`` into its pieces; returns a small record (stats, fingerprints, where it ran)."""
         from ..encode import Span
         from ..pipeline import Carried, dream_range
 
-        files = ChunkFiles(workdir, chunk)
+        files = ChunkFiles(workdir, chunk, layout)
         carried = Carried.from_bytes(storage.read_bytes(files.carried_in)) if chunk.begins == "handoff" else None
         hand_off: dict[str, Carried] | None = {} if chunk.hands_off else None
-        storage.makedirs(storage.parent(files.middle))
+        storage.makedirs(storage.parent(files.state))
         pieces = files.pieces(self.config.encoding)
         spans = [Span(p.start, p.end, p.path, p.encoding) for p in pieces]  # type: ignore[arg-type]
         mine = [f for f in faults if not f.at_start and f.chunk == chunk.index
@@ -112,14 +113,14 @@ class DreamWorker:
             torch.set_num_threads(1)
             with self.batcher.lane() as lane:
                 stats = run(lane)
-        written = [p.path for p in pieces]
+        fingerprints = {p.key: piece_fingerprint(p, layout.offset) for p in pieces}
         if hand_off is not None:  # the next chunk of the shot continues from here
             storage.write_bytes(files.state, hand_off["carried"].to_bytes())
-            written.append(files.state)
+            fingerprints[files.state] = storage.fingerprint(files.state)
         return {"chunk": chunk.index, "frames": chunk.dreamed, "stats": asdict(stats), "host": os.uname().nodename,
                 "node": ray.get_runtime_context().get_node_id(), "compute": self.dreamer.compute.describe(),
                 "notes": list(self.dreamer.notes),
-                "fingerprints": {path: storage.fingerprint(path) for path in written},
+                "fingerprints": fingerprints,
                 "batch": self.batcher.largest_batch if self.batcher is not None else 1}
 
 
@@ -127,7 +128,7 @@ class DreamWorker:
 def seam_task(side_a: str, side_b: str, output: str, encoding: Encoding, index: VideoIndex,
               frames: int, first: int) -> str:
     crossfade(side_a, side_b, output, encoding, index, frames, first)
-    return storage.fingerprint(output)
+    return piece_fingerprint(Piece(first, first + frames, output, encoding), index.first_number or 0)
 
 
 @ray.remote(num_cpus=1)

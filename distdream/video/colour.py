@@ -102,10 +102,18 @@ def _dtype(fmt: Any) -> np.dtype:
     return np.dtype(">u2" if fmt.name.endswith("be") else "<u2")
 
 
+def _row_values(frame: Any, k: int, dtype: np.dtype) -> int:
+    """Values in one row of plane ``k``: its width, times the channels a packed plane interleaves."""
+    fmt, plane = frame.format, frame.planes[k]
+    if sum(c.plane == k for c in fmt.components) > 1:  # packed: rgb24, rgb48, bgr0 (padded to 4)
+        return plane.width * fmt.padded_bits_per_pixel // (8 * dtype.itemsize)
+    return plane.width
+
+
 def _plane(frame: Any, k: int, dtype: np.dtype) -> np.ndarray:
     plane = frame.planes[k]
     rows = np.frombuffer(plane, dtype=dtype).reshape(plane.height, plane.line_size // dtype.itemsize)
-    return rows[:, : plane.width]
+    return rows[:, : _row_values(frame, k, dtype)]
 
 
 def _scale(bits: int, full: bool) -> tuple[float, float, float, float]:
@@ -174,7 +182,8 @@ def _box(c: np.ndarray, ry: int, rx: int) -> np.ndarray:
 def _fill(frame: Any, k: int, codes: np.ndarray, dtype: np.dtype) -> None:
     plane = frame.planes[k]
     rows = np.zeros((plane.height, plane.line_size // dtype.itemsize), dtype=dtype)
-    rows[:, : plane.width] = codes[: plane.height, : plane.width]
+    width = _row_values(frame, k, dtype)
+    rows[:, :width] = codes[: plane.height, :width]
     plane.update(rows.tobytes())
 
 

@@ -14,6 +14,7 @@ way on every worker, so every piece of a job matches and the pieces join by remu
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,7 +97,7 @@ def _yuv(layout: str, bits: int) -> str:
     return f"yuv{layout}p" + ("" if bits == 8 else f"{bits}le")
 
 
-def _auto_pix_fmt(codec: str, rgb: bool, layout: str, bits: int, odd: bool) -> str:
+def _auto_pix_fmt(codec: str, rgb: bool, layout: str, bits: int, odd: bool, lossless: bool) -> str:
     if codec in IMAGE_CODECS:
         return "rgb24" if bits <= 8 else ("rgb48be" if codec == "png" else "rgb48le")
     if codec == "prores":
@@ -105,8 +106,9 @@ def _auto_pix_fmt(codec: str, rgb: bool, layout: str, bits: int, odd: bool) -> s
         if rgb:  # FFV1 has no 8- or 16-bit planar RGB; packed 8-bit, or planar up to 14 bits
             return "bgr0" if bits <= 8 else "gbrp14le" if bits > 12 else f"gbrp{_deepen(bits, (10, 12))}le"
         return _yuv(layout, _deepen(bits, (8, 10, 12, 16)))
-    # x264 / x265: an RGB source becomes 4:2:0 (what players expect), as does an unusual layout
-    layout = "420" if rgb or layout not in ("420", "422", "444") else layout
+    # x264 / x265: an RGB source becomes 4:2:0 (what players expect), or 4:4:4 when lossless was
+    # asked for (4:2:0 would halve its colour resolution); an unusual layout becomes 4:2:0
+    layout = ("444" if lossless else "420") if rgb else layout if layout in ("420", "422", "444") else "420"
     if odd:
         layout = "444"
     return _yuv(layout, _deepen(bits, (8, 10) if codec == "h264" else (8, 10, 12)))
@@ -129,25 +131,15 @@ def _options(codec: str, encoding: Encoding, pix_fmt: str) -> dict[str, str]:
     return {}
 
 
-def output_format(encoding: Encoding, source_pix_fmt: str, colour: Colour, width: int, height: int,
-                  *, image_output: str | None = None) -> Format:
-    """The format every piece of a job is written in (see the module's rules).
-
-    ``image_output`` is the codec of an image-sequence output (``png`` or ``tiff``, from its
-    suffix); a video codec named in ``encoding`` then is an error.
-    """
-    codec = encoding.codec
-    if image_output is not None:
-        if codec not in ("auto", image_output):
-            raise VideoError(f"--codec {codec} does not apply to an image-sequence output; its suffix says "
-                             f"{image_output}")
-        codec = image_output
-    elif codec == "auto":
-        codec = "h264"
+def output_format(encoding: Encoding, source_pix_fmt: str, colour: Colour, width: int, height: int) -> Format:
+    """The format every piece of a job is written in (see the module's rules), from the source's
+    pixel format, its (resolved) colour and its stored size; codec ``auto`` is H.264."""
+    codec = "h264" if encoding.codec == "auto" else encoding.codec
     if codec not in available_codecs():
         raise VideoError(f"codec {codec} is not in this FFmpeg build; it has {', '.join(available_codecs())}")
     rgb, layout, bits = _layout(source_pix_fmt)
-    pix_fmt = encoding.pix_fmt or _auto_pix_fmt(codec, rgb, layout, bits, width % 2 == 1 or height % 2 == 1)
+    pix_fmt = encoding.pix_fmt or _auto_pix_fmt(codec, rgb, layout, bits, width % 2 == 1 or height % 2 == 1,
+                                                encoding.crf == 0)
     _check_pix_fmt(codec, pix_fmt, width, height)
     if codec in IMAGE_CODECS:
         colour = Colour(colour.primaries, colour.transfer, "gbr", "pc")
@@ -160,12 +152,13 @@ def output_format(encoding: Encoding, source_pix_fmt: str, colour: Colour, width
     return Format(codec, pix_fmt, colour, _options(codec, encoding, pix_fmt))
 
 
+def pixel_formats(codec: str) -> list[str]:
+    """The pixel formats distdream's ``codec`` encodes in this FFmpeg build."""
+    return [f.name for f in av.codec.Codec(CODECS[codec][0], "w").video_formats or ()]
+
+
 def _check_pix_fmt(codec: str, pix_fmt: str, width: int, height: int) -> None:
-    encoder = CODECS[codec][0]
-    try:
-        supported = [f.name for f in av.codec.Codec(encoder, "w").video_formats or ()]
-    except Exception:  # noqa: BLE001 - an encoder PyAV cannot describe: let the encoder decide
-        return
+    supported = pixel_formats(codec)
     if pix_fmt not in supported:
         raise VideoError(f"--pix-fmt {pix_fmt} is not one {codec} encodes; it takes {', '.join(supported)}")
     if not _convertible(pix_fmt):
@@ -188,10 +181,33 @@ def format_for(encoding: Encoding, index: Any) -> Format:
     return output_format(encoding, index.pix_fmt, index.working_colour, w, h)
 
 
-def check_codec(encoding: Encoding) -> None:
-    """:class:`VideoError` if ``encoding`` names a codec this FFmpeg build cannot encode."""
-    if encoding.codec != "auto" and encoding.codec not in available_codecs():
-        raise VideoError(f"codec {encoding.codec} is not in this FFmpeg build; it has {', '.join(available_codecs())}")
+def resolve_output(output: str, encoding: Encoding, index: Any) -> Format:
+    """The format of a job writing ``output``: an image sequence's codec comes from its suffix
+    (``.png``, ``.tif``), a video's from ``encoding`` (auto: H.264). :class:`VideoError` names
+    what does not fit."""
+    from dataclasses import replace
+
+    from .imageseq import is_pattern
+
+    if is_pattern(output):
+        suffix = os.path.splitext(output)[1].lower()
+        codec = {".png": "png", ".tif": "tiff", ".tiff": "tiff"}.get(suffix)
+        if codec is None:
+            raise VideoError(f"output {output}: an image sequence is written as .png or .tif, not {suffix or 'no suffix'}")
+        if "://" in output:
+            raise VideoError(f"output {output}: image sequences are written to a local or shared filesystem, not a URI")
+        if encoding.codec not in ("auto", codec):
+            raise VideoError(f"--codec {encoding.codec} does not apply to output {output}, an image sequence of {codec} "
+                             "files")
+    else:
+        codec = "h264" if encoding.codec == "auto" else encoding.codec
+        if codec in IMAGE_CODECS:
+            raise VideoError(f"--codec {codec} writes an image sequence: name the output with a pattern such as "
+                             f"out/dream.%05d.{'png' if codec == 'png' else 'tif'}")
+    try:
+        return format_for(replace(encoding, codec=codec), index)
+    except VideoError as exc:
+        raise VideoError(f"output {output}: {exc}") from None
 
 
 def describe(fmt: Format) -> dict[str, Any]:

@@ -13,6 +13,7 @@ and TIFF are read and written at 16 bits (RGB 48).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Iterator
@@ -28,7 +29,7 @@ from ..config import parse_rate
 from ..errors import VideoError
 from .colour import Colour
 
-__all__ = ["ImageWriter", "frame_file", "is_sequence", "probe_sequence", "read_image"]
+__all__ = ["ImageWriter", "frame_file", "is_sequence", "probe_sequence", "read_image", "sweep_temps"]
 
 SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
 _PATTERN = re.compile(r"%(0?)(\d*)d")
@@ -60,23 +61,24 @@ def _matcher(name: str) -> re.Pattern[str]:
 
 
 def _pattern_of_directory(directory: Path) -> str:
-    """The one numbered sequence in ``directory`` as a pattern."""
-    groups: dict[tuple[str, str, int], int] = {}
+    """The one numbered sequence in ``directory`` as a pattern (zero-padded where every number has
+    the same count of digits)."""
+    groups: dict[tuple[str, str], set[int]] = {}
     for entry in directory.iterdir():
         m = re.fullmatch(r"(.*?)(\d+)(\.[A-Za-z]+)", entry.name)
         if m and m.group(3).lower() in SUFFIXES:
-            key = (m.group(1), m.group(3), len(m.group(2)) if m.group(2).startswith("0") else 0)
-            groups[key] = groups.get(key, 0) + 1
+            groups.setdefault((m.group(1), m.group(3)), set()).add(len(m.group(2)))
     if not groups:
         raise VideoError(f"{directory} holds no numbered {', '.join(SUFFIXES)} files; name the sequence with a "
                          "pattern such as plate.%05d.png")
-    names = {(prefix, suffix) for prefix, suffix, _ in groups}
-    if len(names) > 1:
-        found = ", ".join(sorted(f"{p}#{s}" for p, s in names))
+    if len(groups) > 1:
+        found = ", ".join(sorted(f"{p}#{s}" for p, s in groups))
+        (prefix, suffix), _ = sorted(groups.items())[0]
         raise VideoError(f"{directory} holds several sequences ({found}); name one with a pattern such as "
-                         f"{directory}/{sorted(names)[0][0]}%05d{sorted(names)[0][1]}")
-    (prefix, suffix), width = names.pop(), max(w for _, _, w in groups)
-    return str(directory / f"{prefix}%{'0' + str(width) if width else ''}d{suffix}")
+                         f"{directory / (prefix + '%05d' + suffix)}")
+    (prefix, suffix), widths = groups.popitem()
+    digits = f"%0{widths.pop()}d" if len(widths) == 1 else "%d"
+    return str(directory / f"{prefix}{digits}{suffix}")
 
 
 def _numbers(pattern: str) -> list[int]:
@@ -180,6 +182,25 @@ def sequence_frames(index: Any, start: int, end: int) -> Iterator[Any]:
         if (frame.width, frame.height) != (index.width, index.height):
             raise VideoError(f"{path} is {frame.width}×{frame.height}, not the sequence's {index.width}×{index.height}")
         yield frame
+
+
+def sweep_temps(pattern: str) -> int:
+    """Remove temporary files a killed writer of ``pattern`` left (``.NAME.*.partial.SUFFIX``, see
+    :func:`distdream.storage.temp_for`); returns how many. Call it only while nothing writes."""
+    directory, name = os.path.split(pattern)
+    stem, suffix = os.path.splitext(name)
+    m = _PATTERN.search(stem)
+    if m is None or not os.path.isdir(directory or "."):
+        return 0
+    temp = re.compile(r"\." + re.escape(stem[: m.start()]) + r"\d+" + re.escape(stem[m.end():])
+                      + r"\.[^.]+\.partial" + re.escape(suffix) + "$")
+    swept = 0
+    for entry in os.listdir(directory or "."):
+        if temp.match(entry):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(directory, entry))
+                swept += 1
+    return swept
 
 
 class ImageWriter:

@@ -299,9 +299,9 @@ def packet_digest(path: str | os.PathLike[str], index: VideoIndex, packets: int 
     return digest.hexdigest()[:32]
 
 
-def check_output_container(path: str | os.PathLike[str], index: VideoIndex | None = None) -> str:
-    """The container format ``path``'s suffix names, if it takes H.264 video (and the input's
-    audio, given ``index``); else :class:`VideoError`.
+def check_output_container(path: str | os.PathLike[str], index: VideoIndex | None = None, fmt: Any = None) -> str:
+    """The container format ``path``'s suffix names, if it takes the video ``fmt`` describes
+    (default H.264) and the input's audio, given ``index``; else :class:`VideoError`.
 
     Test-opens the muxer in a scratch file with the streams the stitcher will write.
     """
@@ -313,17 +313,19 @@ def check_output_container(path: str | os.PathLike[str], index: VideoIndex | Non
         source = open_input(index.path) if index is not None and index.audio else None
         try:
             with av.open(str(scratch), mode="w") as out:
-                stream = out.add_stream("libx264", rate=25)
-                stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+                stream = out.add_stream(fmt.encoder if fmt is not None else "libx264", rate=25)
+                stream.width, stream.height = 64, 64
+                stream.pix_fmt = fmt.pix_fmt if fmt is not None else "yuv420p"
                 for audio in source.streams.audio if source is not None else ():
                     out.add_stream_from_template(audio)
                 out.start_encoding()
                 name = out.format.name
         except (av.error.FFmpegError, ValueError) as exc:
-            what = "H.264 video" + (" with the input's audio" if source is not None else "")
-            raise VideoError(
-                f"output {path}: {suffix} is not a container that takes {what} ({exc}); use .mp4, .mkv or .mov"
-            ) from None
+            codec = {"libx264": "H.264", "libx265": "H.265", "prores_ks": "ProRes", "ffv1": "FFV1"}
+            what = codec.get(fmt.encoder if fmt is not None else "libx264", "this") + " video" + (
+                " with the input's audio" if source is not None else "")
+            fits = {"prores_ks": ".mov or .mkv", "ffv1": ".mkv"}.get(fmt.encoder if fmt is not None else "", ".mp4, .mkv or .mov")
+            raise VideoError(f"output {path}: {suffix} is not a container that takes {what} ({exc}); use {fits}") from None
         finally:
             if source is not None:
                 source.close()

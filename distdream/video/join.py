@@ -53,9 +53,14 @@ def _scan_segment(path: str | os.PathLike[str]) -> _Segment:
         frames = []
         for ts in stamps:
             value = (ts - origin) * tb * rate
-            if value.denominator != 1:
+            # Matroska stores milliseconds: at 24 or 24000/1001 fps a frame's time is rounded, so
+            # its position is the nearest whole frame (a quarter frame off is not one of ours)
+            position = round(value)
+            if abs(value - position) > Fraction(1, 4):
                 raise VideoError(f"segment {path} is not a constant-rate segment written by SegmentWriter")
-            frames.append(int(value))
+            frames.append(position)
+        if len(set(frames)) != len(frames):
+            raise VideoError(f"segment {path} has two frames at one time; it was not written by SegmentWriter")
         return _Segment(path, frames, _stream_signature(stream))
 
 
@@ -101,6 +106,11 @@ def concat(
         with av.open(str(tmp), mode="w") as out:
             v_out = out.add_stream_from_template(template.streams.video[0])
             v_out.time_base = index.time_base
+            source_tag = template.streams.video[0].codec_context.codec_tag
+            if "mov" in template.format.name and ("mov" in out.format.name or source_tag.startswith("ap")):
+                # the sample entry names the variant: without it the muxer tags ProRes 4444 as
+                # 422 HQ ("apch"), and decoders and players take it for that
+                v_out.codec_context.codec_tag = source_tag  # Matroska keeps a ProRes tag in its private data
             if index.rotation:
                 v_out.set_display_rotation(index.rotation)
             a_pairs = []

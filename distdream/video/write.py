@@ -1,7 +1,7 @@
-"""Segment encoding: the pieces a job writes, all with identical encoding and each starting on an
-IDR frame, so they join by remuxing. Odd frame sizes are encoded 4:4:4 (H.264 4:2:0 cannot
-represent them), even ones 4:2:0 for the widest player support; either way the output has the
-input's exact size. A segment appears at its path only when complete."""
+"""Segment encoding: the pieces a job writes, all in one :class:`~.formats.Format` and each starting
+on a keyframe, so they join by remuxing. Frames arrive as upright RGB (float32 at full precision,
+or uint8/uint16) and are converted with the format's matrix and range (:mod:`.colour`). A segment
+appears at its path only when complete. :func:`open_writer` picks a segment or numbered images."""
 
 from __future__ import annotations
 

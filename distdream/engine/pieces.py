@@ -1,0 +1,141 @@
+"""Where a chunk's pieces live and how a finished piece is recognised: the job's :class:`Layout`
+(by its output format), each chunk's :class:`ChunkFiles`, and :func:`verify` / :func:`piece_fingerprint`,
+which the ledger and a resume rely on. No Ray here."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from .. import storage
+from ..chunking import Chunk
+from ..config import Encoding
+from ..errors import VideoError
+from ..video import Format, VideoIndex, frame_file, is_pattern, probe
+from ..video.formats import pixel_formats
+
+__all__ = ["ChunkFiles", "Layout", "Piece", "piece_fingerprint", "verify"]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a job's pieces go, by its output format.
+
+    Middles and windows are written in the job's codec (``suffix``); lead-ins and tails, the seam
+    windows' sides, are intermediates read once and written losslessly in the output's own pixel
+    format (FFV1, or 8/16-bit PNG for an image-sequence job). An image-sequence job writes its
+    middles and windows straight to the output's numbered files (``frames_to``, numbered from
+    ``offset``): nothing is joined.
+    """
+
+    suffix: str = ".mp4"
+    side_suffix: str = ".mkv"
+    side_encoding: Encoding = Encoding(codec="ffv1")
+    frames_to: str | None = None
+    offset: int = 0
+
+    @classmethod
+    def of(cls, fmt: Format, index: VideoIndex, output: str) -> Layout:
+        if is_pattern(output):
+            side = Encoding(codec="png", pix_fmt="rgb48be" if fmt.bits > 8 else "rgb24")
+            return cls(fmt.suffix, ".%06d.png", side, str(output), index.first_number or 0)
+        ffv1 = pixel_formats("ffv1")
+        return cls(fmt.suffix, ".mkv", Encoding(codec="ffv1", pix_fmt=fmt.pix_fmt if fmt.pix_fmt in ffv1 else None))
+
+
+@dataclass(frozen=True)
+class Piece:
+    """Frames ``[start, end)`` of a chunk go to the file ``path`` with ``encoding`` (a printf
+    pattern: numbered image files, file ``offset + frame``)."""
+
+    start: int
+    end: int
+    path: str
+    encoding: Encoding
+
+    @property
+    def frames(self) -> int:
+        return self.end - self.start
+
+    @property
+    def key(self) -> str:
+        """The ledger's name for it: the path, with the frame range where the path is a pattern."""
+        return f"{self.path}#{self.start}-{self.end}" if is_pattern(self.path) else self.path
+
+
+class ChunkFiles:
+    """The one place that knows a chunk's pieces, their frame spans, and its seam window's sides.
+
+    A chunk with a lead-in writes it losslessly (its side of window k), then its owned middle
+    with the job's encoding, then losslessly its tail (the earlier side of window k + 1); a chunk
+    whose successor continues its shot (a handoff) also writes its carried state. Names are
+    deterministic, so a retried chunk overwrites rather than duplicates.
+    """
+
+    def __init__(self, workdir: str | os.PathLike[str], chunk: Chunk, layout: Layout = Layout()) -> None:
+        # plain strings: the work directory may be a local path or an object-storage URI
+        self.chunk, self.layout = chunk, layout
+        side, own = layout.side_suffix, layout.suffix
+        self.lead = storage.join(workdir, "chunks", f"{chunk.name}.lead{side}")  # [first, start)
+        self.middle = layout.frames_to or storage.join(workdir, "chunks", f"{chunk.name}.mid{own}")  # [start, end - tail)
+        self.tail = storage.join(workdir, "chunks", f"{chunk.name}.tail{side}")  # [end - tail, end)
+        self.window = layout.frames_to or storage.join(workdir, "windows", f"{chunk.name}{own}")  # crossfaded [first, start)
+        # what this chunk hands the next one of its shot, and what it continues from
+        self.state = storage.join(workdir, "chunks", f"{chunk.name}.carried.npz")
+        self.carried_in = storage.join(workdir, "chunks", f"{chunk.index - 1:05d}.carried.npz")
+
+    def pieces(self, encoding: Encoding) -> list[Piece]:
+        """What the worker writes for this chunk, in frame order; they tile ``[first, end)``."""
+        c, side = self.chunk, self.layout.side_encoding
+        out = [Piece(c.start, c.end - c.tail, self.middle, encoding)]
+        if c.lead_in:
+            out.insert(0, Piece(c.first, c.start, self.lead, side))
+        if c.tail:
+            out.append(Piece(c.end - c.tail, c.end, self.tail, side))
+        return out
+
+    def outputs(self) -> list[Piece]:
+        """The pieces a finished chunk must have."""
+        return self.pieces(self.layout.side_encoding)
+
+    def window_piece(self) -> Piece:
+        return Piece(self.chunk.first, self.chunk.start, self.window, self.layout.side_encoding)
+
+    @staticmethod
+    def window_sides(workdir: str | os.PathLike[str], earlier: Chunk, later: Chunk,
+                     layout: Layout = Layout()) -> tuple[str, str, str]:
+        """(earlier side, later side, crossfaded window) of the seam before ``later``."""
+        return (ChunkFiles(workdir, earlier, layout).tail, ChunkFiles(workdir, later, layout).lead,
+                ChunkFiles(workdir, later, layout).window)
+
+
+def piece_fingerprint(piece: Piece, offset: int = 0) -> str:
+    """What a piece holds: the file's fingerprint, or for numbered files one over all of theirs."""
+    if not is_pattern(piece.path):
+        return storage.fingerprint(piece.path)
+    import hashlib
+
+    digest = hashlib.sha256()
+    for i in range(piece.start, piece.end):
+        digest.update(storage.fingerprint(frame_file(piece.path, offset + i)).encode())
+    return f"frames:{digest.hexdigest()}"
+
+
+def _frames_ok(piece: Piece, offset: int) -> bool:
+    if not is_pattern(piece.path):
+        return storage.exists(piece.path) and probe(piece.path).frame_count == piece.frames
+    return all(os.path.isfile(frame_file(piece.path, offset + i)) for i in range(piece.start, piece.end))
+
+
+def verify(pieces: Iterable[Piece], fingerprints: Mapping[str, str] | None = None, offset: int = 0) -> bool:
+    """Whether every piece exists with its frame count (and, when known, its fingerprint)."""
+    for piece in pieces:
+        try:
+            if not _frames_ok(piece, offset):
+                return False
+            if fingerprints and piece.key in fingerprints and piece_fingerprint(piece, offset) != fingerprints[piece.key]:
+                return False
+        except (VideoError, OSError):
+            return False
+    return True
