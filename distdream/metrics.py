@@ -32,7 +32,7 @@ import numpy as np
 from .config import FlowConfig
 from .errors import VideoError
 from .flow import MotionEstimator, warp
-from .video import probe, read_frames
+from .video import is_sequence, probe, read_frames
 
 __all__ = ["WarpingError", "dream_detail", "frame_warping_error", "plot_over_time", "warping_error"]
 
@@ -140,11 +140,13 @@ def seam_frames(chunks: Sequence[object], span: int = 3) -> dict[str, list[int]]
 
 def warping_error(
     input: str | os.PathLike[str], output: str | os.PathLike[str], flow: FlowConfig | None = None,
-    *, chunks: Sequence[object] = (), frame_range: tuple[int, int] | None = None,
+    *, chunks: Sequence[object] = (), frame_range: tuple[int, int] | None = None, fps: str | None = None,
 ) -> WarpingError:
     """Warping error of ``output`` (a render of ``input``, or of its ``frame_range``), with the
-    input's own as the floor; ``chunks`` (a plan's) marks the seam frames."""
-    source, rendered = probe(input), probe(output)
+    input's own as the floor; ``chunks`` (a plan's) marks the seam frames. ``fps`` is the rate of
+    an image-sequence input or output (a sequence carries none)."""
+    source = probe(input, fps=fps if is_sequence(input) else None)
+    rendered = probe(output, fps=fps if is_sequence(output) else None)
     a, b = frame_range or (0, source.frame_count)
     if rendered.frame_count != b - a:
         raise VideoError(

@@ -83,7 +83,7 @@ def test_gaps_mixed_sizes_and_mixed_sequences_are_named(tmp_path: Path) -> None:
         probe(tmp_path / "two", fps=25)
 
 
-def test_16_bit_frames_keep_16_bits_through_the_dream(tmp_path: Path) -> None:
+def test_16_bit_frames_keep_16_bits_through_the_dream(capsys, tmp_path: Path) -> None:
     pattern = write_pngs(tmp_path / "in", deep(list(pan_frames(4, 64, 48))))
     out = tmp_path / "out"
     out.mkdir()
@@ -95,6 +95,8 @@ def test_16_bit_frames_keep_16_bits_through_the_dream(tmp_path: Path) -> None:
     got, given = read16(frame_file(dreamed, 3)), read16(frame_file(pattern, 3))
     assert got.dtype == np.uint16 and np.abs(got.astype(int) - given).mean() > 257  # dreamed, visibly
     assert (got % 257 != 0).mean() > 0.9  # not 8-bit values scaled up
+    assert main(["metrics", pattern, dreamed, "--fps", "25", "--json"]) == 0  # sequence against sequence
+    assert min(json.loads(capsys.readouterr().out)["strength"]) > 1
 
 
 @pytest.mark.usefixtures("local_ray")

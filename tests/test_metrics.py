@@ -80,7 +80,7 @@ def test_seam_frames_are_reported_apart_and_plotted(pan, tmp_path: Path) -> None
     clip, frames = pan
     # a flicker only in frames 8–10: where a crossfade window would sit
     rng = np.random.default_rng(1)
-    seamy = [np.clip(f.astype(int) + (rng.integers(-30, 31, f.shape) if 8 <= i <= 10 else 0), 0, 255).astype(np.uint8)
+    seamy = [np.clip(f.astype(int) + (rng.integers(-40, 41, f.shape) if 8 <= i <= 10 else 0), 0, 255).astype(np.uint8)
              for i, f in enumerate(frames)]
     out = write_clip(tmp_path / "seamy.mp4", seamy, audio=None, crf=10)
     chunks = plan_chunks(16, 8, 2, seams="crossfade")  # window [6, 8) before chunk 1

@@ -115,8 +115,9 @@ def render(input: str | None, output: str | None, quiet: bool, **kw: Any) -> Non
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=str), default=None,
               help="Also draw strength and warping error over time into this PNG.")
 @click.option("--frames", default=None, help="OUTPUT renders only frames START:END of INPUT.")
+@click.option("--fps", default=None, help="Frame rate of an image-sequence INPUT or OUTPUT (24, 24000/1001 …).")
 def metrics(input: str, output: str, flow_method: str, as_json: bool, plan_path: str | None, plot_path: str | None,
-            frames: str | None) -> None:
+            frames: str | None, fps: str | None) -> None:
     """Warping error (Lai et al.) and strength of OUTPUT, a render of INPUT: lower is steadier."""
     from ..metrics import plot_over_time, warping_error
     from ..chunking import Chunk
@@ -129,7 +130,7 @@ def metrics(input: str, output: str, flow_method: str, as_json: bool, plan_path:
             raise ConfigError(f"--plan {plan_path} is not a distdream plan.json ({exc.__class__.__name__}); give "
                               "the plan.json of the render's work directory") from None
     result = warping_error(input, output, FlowConfig(method=flow_method), chunks=chunks,
-                           frame_range=parse_frame_range(frames))
+                           frame_range=parse_frame_range(frames), fps=fps)
     if plot_path:
         plot_over_time(result, plot_path)
     if as_json:

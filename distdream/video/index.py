@@ -316,6 +316,7 @@ def check_output_container(path: str | os.PathLike[str], index: VideoIndex | Non
                 stream = out.add_stream(fmt.encoder if fmt is not None else "libx264", rate=25)
                 stream.width, stream.height = 64, 64
                 stream.pix_fmt = fmt.pix_fmt if fmt is not None else "yuv420p"
+                stream.options = dict(fmt.options) if fmt is not None else {}  # x265: quiet, as the writer is
                 for audio in source.streams.audio if source is not None else ():
                     out.add_stream_from_template(audio)
                 out.start_encoding()
