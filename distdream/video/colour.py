@@ -145,21 +145,29 @@ def frame_to_rgb(frame: Any, colour: Colour) -> np.ndarray:
     dtype = _dtype(fmt)
     bits = fmt.components[0].bits
     y0, ys, c0, cs = _scale(bits, colour.range == "pc" or fmt.name.startswith("yuvj"))
-    kr, kb = _K.get(colour.matrix, _K["bt709"])
     h, w = frame.height, frame.width
-    y = (_plane(frame, 0, dtype).astype(np.float32) - y0) / np.float32(ys)
-    chroma = []
+    codes = np.empty((h, w, 3), np.float32)  # Y', Cb, Cr codes at full resolution
+    codes[..., 0] = _plane(frame, 0, dtype)
     for k in (1, 2):
         c = _plane(frame, k, dtype)
         ry, rx = -(-h // c.shape[0]), -(-w // c.shape[1])  # the subsampling factors
-        if ry > 1 or rx > 1:
-            c = np.repeat(np.repeat(c, ry, axis=0), rx, axis=1)[:h, :w]
-        chroma.append((c.astype(np.float32) - c0) / np.float32(cs))
-    cb, cr = chroma
-    r = y + np.float32(2 * (1 - kr)) * cr
-    b = y + np.float32(2 * (1 - kb)) * cb
-    g = (y - np.float32(kr) * r - np.float32(kb) * b) / np.float32(1 - kr - kb)
-    return np.stack([r, g, b], axis=-1)
+        if ry > 1 or rx > 1:  # each chroma sample repeated over its block (one copy, by broadcasting)
+            block = np.broadcast_to(c[:, None, :, None], (c.shape[0], ry, c.shape[1], rx))
+            c = block.reshape(c.shape[0] * ry, c.shape[1] * rx)[:h, :w]
+        codes[..., k] = c
+    codes -= np.array([y0, c0, c0], np.float32)
+    # codes → R'G'B' in one product: normalise, then the matrix's inverse
+    to_rgb = np.linalg.inv(_matrix(colour.matrix)) @ np.diag([1 / ys, 1 / cs, 1 / cs])
+    return codes @ to_rgb.T.astype(np.float32)
+
+
+def _matrix(matrix: str) -> np.ndarray:
+    """R'G'B' → (Y', Cb, Cr) in [0, 1] and [−½, ½], float64, for one of the supported matrices."""
+    kr, kb = _K.get(matrix, _K["bt709"])
+    kg = 1 - kr - kb
+    return np.array([[kr, kg, kb],
+                     [-kr / (2 * (1 - kb)), -kg / (2 * (1 - kb)), 0.5],
+                     [0.5, -kg / (2 * (1 - kr)), -kb / (2 * (1 - kr))]])
 
 
 def _as_float(rgb: np.ndarray) -> np.ndarray:
@@ -181,14 +189,18 @@ def _box(c: np.ndarray, ry: int, rx: int) -> np.ndarray:
 
 def _fill(frame: Any, k: int, codes: np.ndarray, dtype: np.dtype) -> None:
     plane = frame.planes[k]
-    rows = np.zeros((plane.height, plane.line_size // dtype.itemsize), dtype=dtype)
     width = _row_values(frame, k, dtype)
+    if plane.line_size == width * dtype.itemsize:  # no row padding: the codes are the plane
+        plane.update(np.ascontiguousarray(codes[: plane.height, :width]).tobytes())
+        return
+    rows = np.zeros((plane.height, plane.line_size // dtype.itemsize), dtype=dtype)
     rows[:, :width] = codes[: plane.height, :width]
     plane.update(rows.tobytes())
 
 
 def _quantize(values: np.ndarray, top: int, dtype: np.dtype) -> np.ndarray:
-    return np.clip(np.rint(values), 0, top).astype(dtype)
+    rounded = np.rint(values)
+    return np.clip(rounded, 0, top, out=rounded).astype(dtype)
 
 
 def rgb_to_frame(rgb: np.ndarray, pix_fmt: str, colour: Colour) -> Any:
@@ -213,15 +225,12 @@ def rgb_to_frame(rgb: np.ndarray, pix_fmt: str, colour: Colour) -> Any:
                 _fill(frame, k, _quantize(values[..., ch] * top, top, dtype), dtype)
     else:
         y0, ys, c0, cs = _scale(bits, colour.range == "pc" or pix_fmt.startswith("yuvj"))
-        kr, kb = _K.get(colour.matrix, _K["bt709"])
-        r, g, b = values[..., 0], values[..., 1], values[..., 2]
-        y = np.float32(kr) * r + np.float32(1 - kr - kb) * g + np.float32(kb) * b
-        cb = (b - y) / np.float32(2 * (1 - kb))
-        cr = (r - y) / np.float32(2 * (1 - kr))
-        _fill(frame, 0, _quantize(y * np.float32(ys) + np.float32(y0), top, dtype), dtype)
-        for k, c in ((1, cb), (2, cr)):
+        to_codes = (np.diag([ys, cs, cs]) @ _matrix(colour.matrix)).T.astype(np.float32)
+        codes = values @ to_codes  # (H, W, 3) Y', Cb, Cr codes, offsets still to add
+        _fill(frame, 0, _quantize(codes[..., 0] + np.float32(y0), top, dtype), dtype)
+        for k in (1, 2):
             plane = frame.planes[k]
-            c = _box(c, -(-h // plane.height), -(-w // plane.width))
-            _fill(frame, k, _quantize(c * np.float32(cs) + np.float32(c0), top, dtype), dtype)
+            c = _box(codes[..., k], -(-h // plane.height), -(-w // plane.width))
+            _fill(frame, k, _quantize(c + np.float32(c0), top, dtype), dtype)
     colour.tag(frame)
     return frame
