@@ -67,6 +67,28 @@ def write_clip_of(tmp_path: Path) -> Path:
     return write_clip(tmp_path / "clip.mp4", pan_frames(3, 48, 32), audio=None)
 
 
+@pytest.mark.parametrize("suffix,deep_frames", [(".tif", True), (".jpg", False), (".png", False)])
+def test_tiff_jpeg_and_png_files_read_as_their_pixels(tmp_path: Path, suffix: str, deep_frames: bool) -> None:
+    frames = list(pan_frames(3, 64, 48))
+    written = deep(frames) if deep_frames else frames
+    folder = tmp_path / "seq"
+    folder.mkdir()
+    for k, frame in enumerate(written):  # OpenCV writes all three, 16-bit TIFF included
+        cv2.imwrite(str(folder / f"f{k:03d}{suffix}"), np.ascontiguousarray(frame[..., ::-1]))
+    index = probe(folder, fps=30)
+    assert index.frame_count == 3 and index.path.endswith(f"f%03d{suffix}")
+    got = list(read_frames(index.path, index=index, dtype=np.float32))
+    for k, (frame, want) in enumerate(zip(got, written, strict=True)):
+        scale = 65535.0 if deep_frames else 255.0
+        error = np.abs(frame * scale - want).mean() / (257 if deep_frames else 1)  # levels of 255
+        if suffix != ".jpg":
+            assert error < 1e-3, error  # lossless files: exactly their pixels
+            continue
+        # JPEG: its own loss, plus at most a level for repeating chroma where libjpeg interpolates
+        libjpeg = cv2.imread(str(folder / f"f{k:03d}.jpg"))[..., ::-1].astype(float)
+        assert error < np.abs(libjpeg - want).mean() + 1.0, error
+
+
 def test_gaps_mixed_sizes_and_mixed_sequences_are_named(tmp_path: Path) -> None:
     frames = list(pan_frames(6, 48, 32))
     pattern = write_pngs(tmp_path / "gap", frames)
