@@ -124,7 +124,7 @@ def test_16_bit_frames_keep_16_bits_through_the_dream(capsys, tmp_path: Path) ->
 @pytest.mark.usefixtures("local_ray")
 def test_a_sequence_renders_to_numbered_files_and_resumes_only_what_is_missing(tmp_path: Path) -> None:
     pattern = write_pngs(tmp_path / "in", list(pan_frames(60, 96, 64))[:40], first=1)
-    reference = render(pattern, tmp_path / "ref.mkv", RenderConfig(**{**vars_of(CFG), "codec": "ffv1"}), workers=1,
+    reference = render(pattern, tmp_path / "ref.mkv", RenderConfig(**{**vars_of(CFG), "codec": "ffv1"}), workers=2,
                        **JOB).output  # lossless RGB: the same pixels as numbered files
     want = list(read_frames(reference))
     out, workdir = tmp_path / "out" / "dream.%05d.png", tmp_path / "work"

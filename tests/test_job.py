@@ -214,7 +214,10 @@ def test_ctrl_c_stops_cleanly_and_keeps_finished_chunks(clip: Path, tmp_path: Pa
     cmd = [str(exe), "render", str(clip), "-o", str(out), "--workdir", str(workdir), "--workers", "1",
            "--chunk-frames", "12", "--overlap", "3", "--num-iterations", "2", "--num-octaves", "2",
            "--dream-layers", "_blocks.5", "-q"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Ctrl-C's default action even where this suite runs with SIGINT ignored (a background job of a
+    # non-interactive shell inherits that, and Python then installs no KeyboardInterrupt handler)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     ledger = workdir / "ledger.json"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not (ledger.exists() and json.loads(ledger.read_text())["chunks"]):
