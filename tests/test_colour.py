@@ -118,3 +118,12 @@ def test_prores_4444_stays_4444_after_the_join(tmp_path: Path, suffix: str) -> N
         assert context.codec_tag == "ap4h" and context.profile == "4444"  # not relabelled 422 HQ by the remux
     with pytest.raises(VideoError, match=r"not a container that takes ProRes video .*use \.mov or \.mkv"):
         render_in_process(clip, tmp_path / "out.mp4", RenderConfig(codec="prores"))
+
+
+def test_a_matrix_that_cannot_be_inverted_is_refused_before_any_work(tmp_path: Path) -> None:
+    ycgco = Colour("bt709", "bt709", "ycgco", "tv")
+    clip = write_clip(tmp_path / "in.mkv", pan_frames(2, 64, 48), codec="ffv1", colour=ycgco, audio=None)
+    assert probe(clip).colour.matrix == "ycgco"  # probing still reports it
+    with pytest.raises(VideoError, match="ycgco colour matrix, which distdream cannot convert; convert it"):
+        render_in_process(clip, tmp_path / "out.mp4", PASS)
+    assert not (tmp_path / "out.mp4").exists()

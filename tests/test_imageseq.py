@@ -177,3 +177,14 @@ def test_output_errors_are_typed(tmp_path: Path) -> None:
         render_in_process(pattern, str(tmp_path / "x.%03d.png"), RenderConfig(fps="25", codec="h264"))
     with pytest.raises((OutputError, VideoError)):
         render_in_process(pattern, str(tmp_path / "x.%03d.exr"), RenderConfig(fps="25"))
+
+
+def test_temporary_files_of_killed_writers_are_swept_and_nothing_else(tmp_path: Path) -> None:
+    from distdream.video.imageseq import sweep_temps
+
+    names = [".dream.00016.lj6tuetj.partial.png", ".dream.00017.x1.partial.png",  # a killed writer's temps
+             "dream.00016.png", ".other.00016.ab.partial.png", ".dream.00016.ab.partial.tif", "notes.txt"]
+    for name in names:
+        (tmp_path / name).write_bytes(b"x")
+    assert sweep_temps(str(tmp_path / "dream.%05d.png")) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names[2:])

@@ -20,6 +20,7 @@ import numpy as np
 from ..config import Encoding
 from ..samples import pan_frames, write_clip
 from ..video import Colour, available_codecs, format_for, open_writer, probe, read_frames
+from ..video.imageseq import numbered
 
 __all__ = ["CodecBenchmark", "bench_codecs"]
 
@@ -62,8 +63,8 @@ def bench_codecs(*, frames: int = 48, width: int = 640, height: int = 360, crf: 
                 for frame in source:
                     writer.write(frame)
             seconds = time.perf_counter() - t0
-            numbered = _as_read(target, index) if codec == "png" else None
-            decoded = read_frames(str(target), index=numbered, dtype=np.float32)
+            files = numbered(index, str(target)) if codec == "png" else None
+            decoded = read_frames(str(target), index=files, dtype=np.float32)
             errors = [np.abs(a - b) * 255 for a, b in zip(decoded, source, strict=True)]
             size = _size(folder)
             rows.append({"codec": codec, "pix_fmt": fmt.pix_fmt, "options": dict(fmt.options), "seconds": seconds,
@@ -72,9 +73,3 @@ def bench_codecs(*, frames: int = 48, width: int = 640, height: int = 360, crf: 
                          "max_error": float(max(e.max() for e in errors))})
         return CodecBenchmark(frames, width, height, f"{index.pix_fmt} {index.colour.matrix}/{index.colour.range}", rows)
 
-
-def _as_read(pattern: Path, index: Any) -> Any:
-    """The numbered files as an index to read them back by (16-bit sRGB PNG, numbered from 0)."""
-    from dataclasses import replace
-
-    return replace(index, path=str(pattern), first_number=0, pix_fmt="rgb48be", colour=Colour.srgb())

@@ -24,7 +24,7 @@ from ..compute import resolve_compute
 from ..config import JobOptions, RenderConfig
 from ..errors import ConfigError, JobError, OutputError, VideoError
 from ..video import Format, VideoIndex, check_output_container, frame_file, is_pattern, packet_digest, probe
-from ..video.formats import IMAGE_CODECS, describe, format_for, resolve_output
+from ..video.formats import describe, format_for, resolve_output
 from .pieces import Layout
 from .workdir import PLAN_VERSION, check_workdir
 
@@ -92,7 +92,7 @@ def preflight(input: str, output: str, config: RenderConfig, options: JobOptions
     index = probe(input, fps=config.fps)
     index.working_colour.check(f"input {input}")
     config, fmt = _output_format(out, index, config)
-    if fmt.codec not in IMAGE_CODECS:
+    if not is_pattern(out):
         check_output_container(out, index, fmt)
     storage.check_writable(out, OutputError)
     if options.frame_range is not None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
 
 import numpy as np
 
@@ -20,7 +19,8 @@ from .. import storage
 from ..chunking import Chunk
 from ..config import Encoding
 from ..errors import VideoError
-from ..video import Colour, VideoIndex, concat, format_for, is_pattern, open_writer, read_frames
+from ..video import VideoIndex, concat, format_for, is_pattern, open_writer, read_frames
+from ..video.imageseq import numbered
 from .pieces import ChunkFiles, Layout
 
 __all__ = ["crossfade", "crossfade_weights", "mix_residuals", "stitch"]
@@ -86,9 +86,7 @@ def _side(path: str, index: VideoIndex, start: int, frames: int) -> Iterator[np.
     """One side's frames as float32: a lossless segment file, or numbered images from ``start``."""
     if not is_pattern(path):
         return read_frames(path, dtype=np.float32)
-    sequence = replace(index, path=path, first_number=index.first_number or 0, pix_fmt="rgb48be",
-                       colour=Colour.srgb())
-    return read_frames(path, start, start + frames, index=sequence, dtype=np.float32)
+    return read_frames(path, start, start + frames, index=numbered(index, path), dtype=np.float32)
 
 
 def stitch(

@@ -62,11 +62,12 @@ class Format:
 
     @property
     def bits(self) -> int:
-        return av.VideoFormat(self.pix_fmt).components[0].bits
+        return bit_depth(self.pix_fmt)
 
-    @property
-    def lossless(self) -> bool:
-        return self.codec in ("ffv1", *IMAGE_CODECS) or self.options.get("qp") == "0"
+
+def bit_depth(pix_fmt: str) -> int:
+    """Bits per component of a pixel format (the deepest component's)."""
+    return max(c.bits for c in av.VideoFormat(pix_fmt).components)
 
 
 def available_codecs() -> list[str]:
@@ -77,7 +78,7 @@ def available_codecs() -> list[str]:
 def _layout(pix_fmt: str) -> tuple[bool, str, int]:
     """(is RGB, chroma layout 420/422/444, bits) of a pixel format."""
     fmt = av.VideoFormat(pix_fmt)
-    bits = max(c.bits for c in fmt.components)
+    bits = bit_depth(pix_fmt)
     if fmt.is_rgb or pix_fmt.startswith(("gray", "pal8", "ya", "monob", "monow")):
         return True, "444", bits
     probe = av.VideoFrame(16, 16, pix_fmt)
@@ -141,9 +142,7 @@ def output_format(encoding: Encoding, source_pix_fmt: str, colour: Colour, width
     pix_fmt = encoding.pix_fmt or _auto_pix_fmt(codec, rgb, layout, bits, width % 2 == 1 or height % 2 == 1,
                                                 encoding.crf == 0)
     _check_pix_fmt(codec, pix_fmt, width, height)
-    if codec in IMAGE_CODECS:
-        colour = Colour(colour.primaries, colour.transfer, "gbr", "pc")
-    elif av.VideoFormat(pix_fmt).is_rgb:
+    if av.VideoFormat(pix_fmt).is_rgb:  # RGB files and planar RGB video: no matrix, full range
         colour = Colour(colour.primaries, colour.transfer, "gbr", "pc")
     elif colour.matrix == "gbr":  # RGB in, Y'CbCr out: BT.709, limited range
         colour = Colour(colour.primaries, colour.transfer, "bt709", "tv")

@@ -29,7 +29,7 @@ from ..config import parse_rate
 from ..errors import VideoError
 from .colour import Colour
 
-__all__ = ["ImageWriter", "frame_file", "is_sequence", "probe_sequence", "read_image", "sweep_temps"]
+__all__ = ["ImageWriter", "frame_file", "is_sequence", "numbered", "probe_sequence", "read_image", "sweep_temps"]
 
 SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
 _PATTERN = re.compile(r"%(0?)(\d*)d")
@@ -170,6 +170,16 @@ def probe_sequence(path: str | os.PathLike[str], fps: Any) -> Any:
         time_base=Fraction(1) / rate, average_rate=rate, pts=np.arange(count, dtype=np.int64),
         keyframes=np.arange(count, dtype=np.int64), colour=colour_of(first), first_number=numbers[0],
     )
+
+
+def numbered(index: Any, pattern: str) -> Any:
+    """The index of numbered image files written for the video ``index`` describes (by
+    :class:`ImageWriter`, frame ``i`` as file ``first_number + i``), to read them back with
+    :func:`~distdream.video.read_frames`."""
+    from dataclasses import replace
+
+    return replace(index, path=str(pattern), first_number=index.first_number or 0, pix_fmt="rgb48be",
+                   colour=Colour.srgb())
 
 
 def sequence_frames(index: Any, start: int, end: int) -> Iterator[Any]:

@@ -21,6 +21,7 @@ import numpy as np
 from .. import storage
 from ..errors import VideoError
 from .colour import Colour
+from .formats import bit_depth
 from .imageseq import is_sequence, probe_sequence
 
 
@@ -126,7 +127,7 @@ class VideoIndex:
             "keyframes_deltas_zlib": _pack(self.keyframes),
             "audio": [vars(a) for a in self.audio],
             "colour": self.colour.to_dict(),
-            "bit_depth": max(c.bits for c in av.VideoFormat(self.pix_fmt).components),
+            "bit_depth": bit_depth(self.pix_fmt),
             "first_number": self.first_number,
         }
 
