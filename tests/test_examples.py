@@ -2,27 +2,32 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
 
-def run_example(name: str) -> str:
-    proc = subprocess.run([sys.executable, str(EXAMPLES / name)], capture_output=True, text=True, timeout=600)
+def run_example(name: str, tmp: Path) -> str:
+    # The examples leave their clip and dream in a fresh temp folder for the user to look at;
+    # TMPDIR puts that folder under pytest's, so the suite leaves nothing behind.
+    env = {**os.environ, "TMPDIR": str(tmp)}
+    proc = subprocess.run([sys.executable, str(EXAMPLES / name)], capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return proc.stdout
 
 
-def test_render_api_example() -> None:
-    out = run_example("render_api.py")
+def test_render_api_example(tmp_path: Path) -> None:
+    out = run_example("render_api.py", tmp_path)
     assert "wrote" in out and "24 frames" in out and "chunks" in out
     assert "lane(s), network in fp32, channels-last" in out  # CPU: fp32, channels-last (measured fastest)
 
 
-def test_chunked_submission_example() -> None:
-    out = run_example("chunked_submission.py")
+def test_chunked_submission_example(tmp_path: Path) -> None:
+    out = run_example("chunked_submission.py", tmp_path)
     assert "3 chunks" in out and "stopped:" in out and "the ledger keeps" in out
     resumed = [line for line in out.splitlines() if line.startswith("resumed:")][0]
     rendered = int(resumed.split("rendered ")[1].split(" of")[0])
