@@ -5,10 +5,10 @@ frames across a crossfade seam and a handoff seam.
 
 Renders a pan over a real photo (default 240 frames, 96×64, as issue 13 measured it) on a local
 Ray instance with 2 workers, ``--chunk-frames 60 --overlap 8``, twice: "before" (a crossfade at
-every chunk boundary, no keyframe settling, no held level, no temporal term: the old recipe,
-though its crossfade now blends at equal strength) and "after" (the defaults: handoffs inside the
-shot, crossfades only where two workers would otherwise idle, settled keyframes, the held level,
-λ 0.1). Writes ``strength-before-after.png``,
+every chunk boundary, no keyframe settling, no held level, no temporal term, the bilinear carry:
+the old recipe, though its crossfade now blends at equal strength) and "after" (the defaults:
+handoffs inside the shot, crossfades only where two workers would otherwise idle, settled
+keyframes, the held level, λ 0.1, the bicubic carry). Writes ``strength-before-after.png``,
 ``seam-strips.jpg`` and ``seams.json`` (every figure, per frame) into OUTDIR.
 """
 
@@ -42,7 +42,7 @@ def main(outdir: Path, frames: int = 240, width: int = 96, height: int = 64) -> 
     job = dict(chunk_frames=60, overlap=8, workers=2, scan_cuts=False)
     base = RenderConfig(crf=12)
     runs = {
-        "before": (replace(base, keyframe_settle=0, hold_level=False, temporal_weight=0.0),
+        "before": (replace(base, keyframe_settle=0, hold_level=False, temporal_weight=0.0, carry_resampling="bilinear"),
                    {**job, "seams": "crossfade"}),
         "after": (base, job),
     }

@@ -66,12 +66,20 @@ def _planes(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return u, v
 
 
-def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """Sample ``image`` at ``x + flow(x)`` (bilinear; edges repeat). Works for any dtype/channels."""
+_INTERPOLATION = {"bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC}
+
+
+def warp(image: np.ndarray, flow: np.ndarray, interpolation: str = "bilinear") -> np.ndarray:
+    """Sample ``image`` at ``x + flow(x)`` (edges repeat). Works for any dtype/channels.
+
+    ``interpolation`` is ``bilinear`` (what the warping-error metric and the flow checks use, as
+    the literature defines them) or ``bicubic`` (the dream carry's default, see
+    :func:`distdream.pipeline._mover`).
+    """
     h, w = flow.shape[:2]
     grid_x, grid_y = _grid(h, w)
     u, v = _planes(flow)
-    return cv2.remap(image, grid_x + u, grid_y + v, interpolation=cv2.INTER_LINEAR,
+    return cv2.remap(image, grid_x + u, grid_y + v, interpolation=_INTERPOLATION[interpolation],
                      borderMode=cv2.BORDER_REPLICATE)
 
 

@@ -104,15 +104,19 @@ class RenderResult:
     stats: ChunkStats
 
 
-def _mover(motion: FrameMotion) -> Callable[[torch.Tensor], torch.Tensor]:
+def _mover(motion: FrameMotion, resampling: str) -> Callable[[torch.Tensor], torch.Tensor]:
     """warp(residual) by this frame's backward flow, (1, 3, H, W). The carry and the temporal
-    term's anchor both need it for the same residual: the last one is kept, so it is warped once."""
+    term's anchor both need it for the same residual: the last one is kept, so it is warped once.
+
+    ``resampling`` is the config's ``carry_resampling`` (bicubic by default: bilinear blurs the
+    carried dream a little every frame, the temporal term pulls toward that blur, and the dream's
+    steps redraw the lost texture, so detail and steadiness are lost together)."""
     last: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     def moved(residual: torch.Tensor) -> torch.Tensor:
         if last and last[0][0] is residual:
             return last[0][1]
-        out = warp(residual[0].permute(1, 2, 0).numpy(), motion.backward)  # (H, W, 3)
+        out = warp(residual[0].permute(1, 2, 0).numpy(), motion.backward, resampling)  # (H, W, 3)
         result = torch.from_numpy(np.ascontiguousarray(out)).permute(2, 0, 1).unsqueeze(0)
         last[:] = [(residual, result)]  # holding the residual keeps its identity unique
         return result
@@ -163,7 +167,7 @@ def _steps(reader: MotionReader, start: int, config: RenderConfig, order: list[i
         if motion is None or motion.cut:
             yield SequenceStep(image, None)
             continue
-        moved = _mover(motion)
+        moved = _mover(motion, config.carry_resampling)
         yield SequenceStep(image, _carry(motion, config, moved),
                            _anchor(motion, image, moved) if config.temporal_weight > 0 else None)
 
