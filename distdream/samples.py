@@ -23,7 +23,7 @@ from . import storage
 from .video.colour import Colour, rgb_to_frame
 from .errors import VideoError
 
-__all__ = ["pan_frames", "sample_photo", "shot_frames", "write_clip"]
+__all__ = ["pan_frames", "pan_zoom", "sample_photo", "shot_frames", "write_clip"]
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry")
 
@@ -36,18 +36,30 @@ def sample_photo(name: str = "astronaut") -> np.ndarray:
     return np.stack([photo] * 3, axis=-1) if photo.ndim == 2 else photo[..., :3]
 
 
+def _pan_box(t: float, photo_width: int, photo_height: int, width: int, height: int) -> tuple[float, float, float, float]:
+    """The crop (left, top, right, bottom) of the photo that the pan shows at time ``t`` in [0, 1]."""
+    cw = min(photo_width * 0.6 * (1.0 - 0.25 * t), photo_height * 0.9 * width / height)  # crop shrinks: zoom in
+    ch = cw * height / width
+    x0 = (photo_width - cw) * (0.1 + 0.8 * t)
+    y0 = (photo_height - ch) * (0.3 + 0.3 * np.sin(np.pi * t))
+    return x0, y0, x0 + cw, y0 + ch
+
+
 def pan_frames(n: int, width: int, height: int, *, photo: np.ndarray | None = None) -> Iterator[np.ndarray]:
     """Yield ``n`` (height, width, 3) frames: a smooth pan with a slow zoom across ``photo``."""
     photo = sample_photo() if photo is None else photo
     ph, pw = photo.shape[:2]
     img = Image.fromarray(photo)
     for i in range(n):
-        t = i / max(n - 1, 1)
-        cw = min(pw * 0.6 * (1.0 - 0.25 * t), ph * 0.9 * width / height)  # crop shrinks: zoom in
-        ch = cw * height / width
-        x0 = (pw - cw) * (0.1 + 0.8 * t)
-        y0 = (ph - ch) * (0.3 + 0.3 * np.sin(np.pi * t))
-        yield np.asarray(img.resize((width, height), Image.BILINEAR, box=(x0, y0, x0 + cw, y0 + ch)))
+        box = _pan_box(i / max(n - 1, 1), pw, ph, width, height)
+        yield np.asarray(img.resize((width, height), Image.BILINEAR, box=box))
+
+
+def pan_zoom(width: int, height: int, *, photo: np.ndarray | None = None) -> float:
+    """Frame pixels per photo pixel halfway through :func:`pan_frames`' pan (it zooms in by a third)."""
+    photo = sample_photo() if photo is None else photo
+    x0, _, x1, _ = _pan_box(0.5, photo.shape[1], photo.shape[0], width, height)
+    return width / (x1 - x0)
 
 
 def shot_frames(shots: int, frames_per_shot: int, width: int, height: int) -> Iterator[np.ndarray]:

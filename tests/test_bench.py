@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 from distdream.bench import bench_io, bench_step
+from distdream.bench.coherence import PAINTED
 from distdream.cli import main
 from distdream.config import DreamConfig
 
@@ -62,7 +63,7 @@ def test_quick_bench_json_has_every_figure_as_a_finite_number(tmp_path: Path, ca
     assert engine["one_worker_steady_fps"] > steady_one
     coherence = {r["way"]: r for r in figures["coherence"]["rows"]}
     assert list(coherence) == ["default", "independent", "seed tool's rule", "previous default",
-                               "held level, no temporal term", "temporal term 0.2"]
+                               "held level, no temporal term", "default with the bilinear carry", "temporal term 0.2", PAINTED]
     assert coherence["default"]["learning_rate"] == DreamConfig().learning_rate and coherence["default"]["matched"]
     for row in coherence.values():
         assert math.isfinite(row["warping_error"]) and len(row["strength_over_time"]) == 12
@@ -70,6 +71,13 @@ def test_quick_bench_json_has_every_figure_as_a_finite_number(tmp_path: Path, ca
             assert row["strength"] == pytest.approx(coherence["default"]["strength"], rel=0.05)
     # carrying the dream is steadier than dreaming every frame on its own, at equal strength
     assert coherence["default"]["warping_error"] < coherence["independent"]["warping_error"]
+    # the painted dream does not change, yet the metric's resampling charges its detail: above the
+    # input's own E_warp, below independent frames'; its own E_warp over the curve at its detail is 1
+    painted = coherence[PAINTED]
+    assert figures["coherence"]["input_warping_error"] < painted["warping_error"] < coherence["independent"]["warping_error"]
+    assert painted["over_steady"] == pytest.approx(1.0, abs=0.1)
+    curve = figures["coherence"]["steady_curve"]
+    assert len(curve) == 7 and [e for _, e in curve] == sorted(e for _, e in curve)  # more detail, more E_warp
     render = figures["render"][0]
     assert render["frames"] == 8 and render["lanes"] == 1 and render["peak_mib"] is None  # no device memory on CPU
     assert min(render[f"{stage}_seconds"] for stage in ("decode", "flow", "dream", "encode")) > 0

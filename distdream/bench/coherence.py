@@ -9,7 +9,18 @@ process (no Ray), beside the input's own E_warp and the 10-frame strength window
 The ways: every frame dreamed on its own; the seed tool's rule (the previous dream warped in
 whole, no mask, no decay, every frame at full iterations); distdream's previous default (settled
 keyframes, but no held level and no temporal term); the default (held level, temporal term λ
-0.1); the held level without the temporal term; and the default at each other given λ.
+0.1, bicubic carry); the held level without the temporal term; the default with the bilinear
+carry; and the default at each other given λ. The ways before the held level carry the dream
+bilinearly, as they did.
+
+Last comes a reference that no renderer of real footage can reach: **the dream painted on the
+scene**. The photo under the pan is dreamed once (at about the frames' scale, default dream
+settings), and the camera pans over the dreamed photo, so its dream is perfectly steady by
+construction; its residual is scaled to the default's strength. Its E_warp is not zero: the
+metric warps the previous frame bilinearly, and resampling costs fine texture its detail, so
+E_warp at equal strength also rewards a smoother dream. The same painted dream, measured at
+several scales, gives the E_warp a perfectly steady dream has *at each detail*; every row's
+``over_steady`` is its E_warp over that — the flicker that detail does not explain.
 """
 
 from __future__ import annotations
@@ -25,7 +36,7 @@ import numpy as np
 
 from ..config import RenderConfig
 from ..metrics import WarpingError, warping_error
-from ..samples import pan_frames, write_clip
+from ..samples import pan_frames, pan_zoom, sample_photo, write_clip
 
 __all__ = ["CoherenceBenchmark", "CoherenceRow", "bench_coherence", "coherence_ways"]
 
@@ -46,6 +57,13 @@ class CoherenceRow:
     renders: int  # renders the search took
     seconds: float  # of the last render and its measurement
     strength_over_time: tuple[float, ...]
+    # E_warp over a perfectly steady (painted) dream's of the same detail; None outside their range
+    over_steady: float | None = None
+
+
+PAINTED = "painted on the scene (perfectly steady)"
+# scales of the painted residual (1: as dreamed) that map E_warp against detail for a steady dream
+PAINTED_SCALES = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0)
 
 
 @dataclass(frozen=True)
@@ -57,6 +75,8 @@ class CoherenceBenchmark:
     target_strength: float
     tolerance: float
     rows: tuple[CoherenceRow, ...]
+    # (detail, E_warp) of the painted dream at each of PAINTED_SCALES, by detail
+    steady_curve: tuple[tuple[float, float], ...] = ()
 
     def row(self, way: str) -> CoherenceRow:
         return next(r for r in self.rows if r.way == way)
@@ -72,7 +92,8 @@ def coherence_ways(base: RenderConfig, temporal_weights: Sequence[float] = ()) -
         return lambda lr: replace(config, dream=replace(config.dream, learning_rate=lr))
 
     full = base.keyframe_steps
-    unheld = replace(base, temporal_weight=0.0, hold_level=False)  # the ways before the held level
+    # the ways before the held level, with the bilinear carry they had
+    unheld = replace(base, temporal_weight=0.0, hold_level=False, carry_resampling="bilinear")
     ways = {
         "default": at(base),
         "independent": at(replace(unheld, decay=0.0, frame_iterations=full, occlusion_mask=False, keyframe_settle=0)),
@@ -80,6 +101,7 @@ def coherence_ways(base: RenderConfig, temporal_weights: Sequence[float] = ()) -
                                        keyframe_settle=0)),
         "previous default": at(unheld),  # settled keyframes, no held level, no temporal term
         "held level, no temporal term": at(replace(base, temporal_weight=0.0)),
+        "default with the bilinear carry": at(replace(base, carry_resampling="bilinear")),
     }
     for weight in temporal_weights:
         ways[f"temporal term {weight:g}"] = at(replace(base, temporal_weight=weight))
@@ -141,8 +163,60 @@ def bench_coherence(
                 windows=(min(windows), max(windows)), matched=matched, renders=len(tried), seconds=seconds,
                 strength_over_time=tuple(round(s, 2) for s in result.strength),
             ))
+        painted, curve = _painted(base, clip, d, frames, width, height, target, tolerance, max_renders, device)
+    rows.append(painted)
+    rows = [replace(r, over_steady=_over(r, curve)) for r in rows]
     return CoherenceBenchmark(frames=frames, width=width, height=height, input_warping_error=floor,
-                              target_strength=target, tolerance=tolerance, rows=tuple(rows))
+                              target_strength=target, tolerance=tolerance, rows=tuple(rows), steady_curve=curve)
+
+
+def _painted(base: RenderConfig, clip: Path, d: Path, frames: int, width: int, height: int, target: float,
+             tolerance: float, max_tries: int, device: str | None) -> tuple[CoherenceRow, tuple[tuple[float, float], ...]]:
+    """The painted reference row at the target strength, and (detail, E_warp) of it at PAINTED_SCALES."""
+    import cv2
+
+    from ..still import dream_array
+
+    t0 = time.perf_counter()
+    photo = sample_photo()  # the photo pan_frames pans over
+    ph, pw = photo.shape[:2]
+    zoom = pan_zoom(width, height, photo=photo)
+    small = cv2.resize(photo, (round(pw * zoom), round(ph * zoom)), interpolation=cv2.INTER_AREA)
+    residual = dream_array(small, base.dream, device=device).astype(np.float32) - small
+    residual = cv2.resize(residual, (pw, ph), interpolation=cv2.INTER_CUBIC)  # back onto the photo
+
+    def measure(scale: float) -> WarpingError:
+        painted = np.clip(photo + scale * residual, 0, 255).round().astype(np.uint8)
+        out = write_clip(d / "painted.mp4", pan_frames(frames, width, height, photo=painted), audio=None, crf=12)
+        return warping_error(clip, out)
+
+    curve = sorted((float(np.median(r.detail)), r.mean) for r in map(measure, PAINTED_SCALES))
+    scale, tried = 1.0, []
+    while True:
+        result = measure(scale)
+        strength = float(np.median(result.strength))
+        tried.append((scale, strength))
+        matched = abs(strength / target - 1) <= tolerance
+        if matched or len(tried) >= max(max_tries, 6):  # a try costs an encode, not a render
+            break
+        scale = _next_rate(tried, target)
+    windows = result.strength_windows()
+    row = CoherenceRow(
+        way=PAINTED, learning_rate=base.dream.learning_rate, strength=strength, warping_error=result.mean,
+        l1=result.l1, detail=float(np.median(result.detail)),
+        steps_per_frame=base.dream.num_octaves * base.keyframe_steps / frames,  # one dream for the whole clip
+        windows=(min(windows), max(windows)), matched=matched, renders=len(tried),
+        seconds=time.perf_counter() - t0, strength_over_time=tuple(round(s, 2) for s in result.strength),
+    )
+    return row, tuple(curve)
+
+
+def _over(row: CoherenceRow, curve: Sequence[tuple[float, float]]) -> float | None:
+    """``row``'s E_warp over the painted dream's at the row's detail (interpolated; None outside)."""
+    details = [c[0] for c in curve]
+    if not curve or not details[0] <= row.detail <= details[-1]:
+        return None
+    return row.warping_error / float(np.interp(row.detail, details, [c[1] for c in curve]))
 
 
 def _next_rate(tried: list[tuple[float, float]], target: float) -> float:

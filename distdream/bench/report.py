@@ -87,15 +87,21 @@ def _coherence(c: Mapping[str, Any], echo: Echo) -> None:
          f"{c['input_warping_error']:.5f}):")
     width = max(24, *(len(r["way"]) + 2 for r in c["rows"]))
     echo(f"  {'rendering':<{width}}{'rate':>8}{'strength':>10}{'E_warp':>10}{'× input':>9}{'× indep.':>9}"
-         f"{'detail':>8}{'steps/frame':>12}{'windows':>12}")
+         f"{'detail':>8}{'× steady':>10}{'steps/frame':>12}{'windows':>12}")
     independent = next((r["warping_error"] for r in c["rows"] if r["way"] == "independent"), math.nan)
     for r in c["rows"]:
         flag = "" if r["matched"] else "  (strength not matched)"
         echo(f"  {r['way']:<{width}}{r['learning_rate']:>8.4f}{r['strength']:>10.1f}{r['warping_error']:>10.5f}"
              f"{r['warping_error'] / c['input_warping_error']:>9.1f}{r['warping_error'] / independent:>9.2f}"
-             f"{r.get('detail', math.nan):>8.1f}{r['steps_per_frame']:>12.0f}{r['windows'][0]:>7.2f}–{r['windows'][1]:.2f}{flag}")
-    echo("  detail: median mean |Laplacian| of the dream residual (what smoothing costs); windows: the lowest and "
-         "highest 10-frame strength over the median")
+             f"{r.get('detail', math.nan):>8.1f}{_times(r.get('over_steady')):>10}"
+             f"{r['steps_per_frame']:>12.3g}{r['windows'][0]:>7.2f}–{r['windows'][1]:.2f}{flag}")
+    echo("  detail: median mean |Laplacian| of the dream residual (what smoothing costs); × steady: E_warp over a "
+         "perfectly steady (painted) dream's of the same detail, the flicker detail does not explain; windows: the "
+         "lowest and highest 10-frame strength over the median")
+
+
+def _times(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
 
 
 def _lanes(lb: Mapping[str, Any], echo: Echo) -> None:
@@ -221,9 +227,16 @@ def _coherence_panels(figures: Figures) -> list[Panel]:
         ax.legend(fontsize=6)
         ax.tick_params(labelsize=8)
 
-    return [lambda ax: _bars(ax, [r["way"].replace(" ", "\n", 1) for r in rows], [r["warping_error"] for r in rows],
-                             "E_warp at equal strength"),
-            strength_panel]
+    def error_panel(ax: Any) -> None:  # horizontal: ten ways' names do not fit under bars
+        names = [r["way"] for r in rows][::-1]
+        values = [r["warping_error"] for r in rows][::-1]
+        ax.barh(names, values, color=["#8172b3" if n.startswith("painted") else "#4c72b0" for n in names])
+        for y, v in enumerate(values):
+            ax.annotate(f"{v:.3g}", (v, y), va="center", ha="left", fontsize=7)
+        ax.set_title("E_warp at equal strength", fontsize=10)
+        ax.tick_params(labelsize=7)
+
+    return [error_panel, strength_panel]
 
 
 def _lanes_panels(figures: Figures) -> list[Panel]:
