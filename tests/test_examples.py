@@ -5,16 +5,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
-
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
 
 def run_example(name: str, tmp: Path) -> str:
     # The examples leave their clip and dream in a fresh temp folder for the user to look at;
-    # TMPDIR puts that folder under pytest's, so the suite leaves nothing behind.
-    env = {**os.environ, "TMPDIR": str(tmp)}
+    # TMPDIR puts that folder under pytest's, so the suite leaves nothing behind. Ray keeps its
+    # sockets where it always does: under pytest's long path they would pass the 107-byte limit
+    env = {**os.environ, "TMPDIR": str(tmp), "RAY_TMPDIR": os.environ.get("RAY_TMPDIR", tempfile.gettempdir())}
     proc = subprocess.run([sys.executable, str(EXAMPLES / name)], capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return proc.stdout
