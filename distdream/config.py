@@ -128,7 +128,9 @@ class DreamConfig:
     predefined_start: str | None = setting(None, path="file",
                                            help="Start from this image instead of the input (resized to it).")
     jitter: int = setting(32, rule=integer(low=0, unit="pixels"), help="Max random roll in pixels per step.")
-    seed: int = setting(0, rule=integer(), help="Seed of the jitter generator: same seed, same pixels.")
+    # chunk seeds are seed × 1 000 003 + a frame number, and torch takes 64-bit seeds
+    seed: int = setting(0, rule=integer(low=0, high=2**32 - 1),
+                        help="Seed of the jitter generator: same seed, same pixels.")
     tile_size: int | None = setting(1024, rule=integer(low=64, unit="pixels"), unset="no tiling",
                                     parse=parse_tile_size,
                                     help="Dream larger images in overlapping tiles of this size; 'none' disables.")
@@ -336,7 +338,7 @@ class RenderConfig:
         return self
 
 
-FAULT_KINDS = ("raise", "exit", "hang", "start-raise", "start-hang", "ping-hang")
+FAULT_KINDS = ("raise", "exit", "hang", "unavailable", "start-raise", "start-hang", "ping-hang")
 
 
 @dataclass(frozen=True)
@@ -344,8 +346,9 @@ class Fault:
     """A fault to inject into a worker (for tests of the failure paths).
 
     Chunk faults fire at frame offset ``at_frame`` of chunk ``chunk`` on the listed ``attempts``
-    (all when empty): the worker raises (``raise``), its process exits at once (``exit``), or it
-    stops answering (``hang``, for the watchdog). Start faults hit every worker as it starts:
+    (all when empty): the worker raises (``raise``), its process exits at once (``exit``), it
+    stops answering (``hang``, for the watchdog), or the call fails as Ray fails a call to a live
+    actor it cannot reach (``unavailable``). Start faults hit every worker as it starts:
     its constructor raises (``start-raise``) or never returns (``start-hang``), or it starts but
     never answers its first ping (``ping-hang``); ``chunk`` is ignored for those.
     """
@@ -358,6 +361,21 @@ class Fault:
     @property
     def at_start(self) -> bool:
         return self.kind.startswith(("start-", "ping-"))
+
+
+def _is_address(value: Any) -> bool:
+    """``auto``, ``local``, ``HOST:PORT`` or ``SCHEME://HOST:PORT`` with a port in 1–65535."""
+    if value in ("auto", "local"):
+        return True
+    if not isinstance(value, str) or not value:
+        return False
+    host, _, port = value.split("://", 1)[-1].rstrip("/").rpartition(":")
+    return bool(host) and port.isdigit() and 1 <= int(port) <= 65535
+
+
+PROTOCOLS = Rule("storage protocol names such as gs", lambda v: isinstance(v, (tuple, list))
+                 and all(isinstance(p, str) and p.isidentifier() for p in v))
+ADDRESS = Rule("auto, or HOST:PORT of the cluster's head (e.g. 10.0.0.5:6379, ray://head:10001)", _is_address)
 
 
 def parse_frame_range(value: str | None) -> tuple[int, int] | None:
@@ -394,16 +412,31 @@ class JobOptions:
     frame_range: tuple[int, int] | None = setting(None, flag="--frames", key="frames", parse=parse_frame_range,
                                                   text=_frames_text,
                                                   help="Render only frames START:END.")
-    workdir: str | None = setting(None, path="dir", unset="hidden folder beside the output, removed on success",
+    workdir: str | None = setting(None, path="dir", rule=text("a directory path or object-storage URI"),
+                                  unset="hidden folder beside the output, removed on success",
                                   help="Where chunks and the ledger live.")
-    resume: bool = setting(False, negatable=False,
+    resume: bool = setting(False, negatable=False, rule=switch(),
                            help="Continue the job in --workdir; only missing chunks are rendered.")
     # an existing Ray cluster ("auto", "HOST:6379", "ray://…"); default: local
-    address: str | None = setting(None, unset="start a local one", help="Ray cluster to run on (e.g. auto).")
+    address: str | None = setting(None, rule=ADDRESS, unset="start a local one",
+                                  help="Ray cluster to run on (e.g. auto).")
     max_attempts: int = setting(3, rule=integer(low=1), cli=False, help="Tries per chunk before the job fails.")
-    # watchdog seconds per attempt; default: generous estimate
-    chunk_timeout: float | None = setting(None, rule=number(above=0), unset="a generous estimate", cli=False,
-                                          help="Watchdog seconds per attempt.")
+    # the watchdog's limit per attempt; unset, it follows the job's own measured time per frame
+    # (engine.loop.Watchdog)
+    chunk_timeout: float | None = setting(None, rule=number(above=0),
+                                          unset="10× the chunk's expected time as measured, at least 5 min",
+                                          help="Seconds a chunk may run before its worker is restarted and the chunk "
+                                               "retried.")
+    resource_wait: float | None = setting(None, rule=number(low=0),
+                                          unset="0 on a local instance, 600 on a cluster that may autoscale",
+                                          help="Seconds to wait for a node that can host a worker before failing.")
+    overwrite: bool = setting(False, negatable=False, rule=switch(),
+                              help="Replace an image-sequence output's existing files (those outside the rendered "
+                                   "range are removed when the job succeeds).")
+    unsafe_lock: tuple[str, ...] = setting((), multiple=True, rule=PROTOCOLS,
+                                           help="Lock a work directory on this object-storage protocol (e.g. gs) "
+                                                "although it has no conditional writes: two jobs could both take it. "
+                                                "Repeatable.")
     max_restarts: int = setting(3, rule=integer(low=0), cli=False, help="Restarts per actor.")
     start_timeout: float = setting(600.0, rule=number(above=0), cli=False,
                                    help="Seconds a new worker may take to answer its first ping.")
@@ -416,7 +449,7 @@ class JobOptions:
     seams: str = setting("auto", rule=one_of(SEAMS),
                          help="Boundaries inside a shot: handoff (exact, one after another), crossfade (parallel), "
                               "or auto (handoffs until a chain would hold more than its share of the work).")
-    keep_source_time: bool = setting(False, negatable=False, shown="it starts at 0",
+    keep_source_time: bool = setting(False, negatable=False, rule=switch(), shown="it starts at 0",
                                      help="A --frames range keeps the source's timestamps.")
     inject_faults: tuple[Fault, ...] = ()  # testing aid
 

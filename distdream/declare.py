@@ -18,8 +18,8 @@ from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["Declared", "Rule", "check_fields", "declared", "flag_of", "integer", "number", "one_of", "setting",
-           "switch", "text"]
+__all__ = ["Declared", "Rule", "check_fields", "check_file_value", "declared", "flag_of", "integer", "number",
+           "one_of", "setting", "switch", "text"]
 
 _KEY = "distdream"  # where a field's declaration lives in its metadata
 
@@ -104,13 +104,39 @@ def flag_of(field: dataclasses.Field[Any], decl: Declared) -> str:
     return decl.flag or "--" + field.name.replace("_", "-")
 
 
+def _broken(f: dataclasses.Field[Any], decl: Declared, value: Any, shown: Any = None) -> str | None:
+    """Why ``value`` breaks the field's rule, as the error's text (naming ``shown``, the value as
+    given, where that differs), or ``None`` if it keeps it."""
+    if decl.rule is None or (value is None and decl.unset is not None) or decl.rule.test(value):
+        return None
+    name = decl.key or f.name  # as the user spells it in a config file
+    where = f"{name} ({flag_of(f, decl)})" if decl.cli else name
+    rule = decl.rule.says + (f", or unset ({decl.unset})" if decl.unset is not None else "")
+    return f"{where} is {value if shown is None else shown!r}; it must be {rule}"
+
+
 def check_fields(record: Any) -> None:
     """Raise :class:`ConfigError` for the first declared field whose value breaks its rule."""
     for f, decl in declared(type(record)):
-        value = getattr(record, f.name)
-        if decl.rule is None or (value is None and decl.unset is not None) or decl.rule.test(value):
-            continue
-        name = decl.key or f.name  # as the user spells it in a config file
-        where = f"{name} ({flag_of(f, decl)})" if decl.cli else name
-        rule = decl.rule.says + (f", or unset ({decl.unset})" if decl.unset is not None else "")
-        raise ConfigError(f"{where} is {value!r}; it must be {rule}")
+        why = _broken(f, decl, getattr(record, f.name))
+        if why is not None:
+            raise ConfigError(why)
+
+
+def check_file_value(f: dataclasses.Field[Any], decl: Declared, value: Any) -> Any:
+    """A config file's ``value`` for the field, as command-line text where the field takes text
+    (``decl.text``), checked against the field's type and rule before anything converts it: a
+    TOML ``true`` or ``2.9`` where an integer belongs is an error, not 1 or 2."""
+    name = decl.key or f.name
+    given = value
+    if decl.text is not None:
+        value = decl.text(value)
+        texts = value if decl.multiple and isinstance(value, list) else [value]
+        if not all(isinstance(v, str) for v in texts):
+            raise ConfigError(f"{name} is {given!r} in the config file; give it as on the command line")
+    elif decl.rule is None and decl.parse is None and not isinstance(value, str):  # an untyped setting is text
+        raise ConfigError(f"{name} is {given!r} in the config file; it must be text")
+    why = _broken(f, decl, decl.parse(value) if decl.parse is not None else value, given)
+    if why is not None:
+        raise ConfigError(why)
+    return value

@@ -25,16 +25,44 @@ from typing import IO, Any
 
 from .errors import DistDreamError, OutputError
 
-__all__ = ["atomic_output", "check_container", "check_writable", "create_exclusive", "exists", "fingerprint",
-           "identity", "is_uri", "join", "makedirs", "name_of", "open_read", "parent", "publish", "put_file",
-           "read_bytes", "read_text", "remove", "remove_tree", "size", "temp_for", "write_bytes", "write_text"]
+__all__ = ["atomic_output", "check_container", "check_writable", "create_exclusive", "exists", "filesystem",
+           "fingerprint", "identity", "is_uri", "join", "makedirs", "name_of", "open_read", "parent", "publish", "put_file",
+           "read_bytes", "read_text", "remove", "remove_tree", "resolve", "size", "temp_for", "write_bytes",
+           "write_text"]
+
+# fsspec protocols whose files live in one process (or one machine): a job's other processes,
+# on this node or another, cannot see them
+NODE_LOCAL = ("memory",)
+LOCAL = ("file", "local")
 
 
 def is_uri(path: str | os.PathLike[str]) -> bool:
     return "://" in str(path)
 
 
-def _fs(uri: str) -> tuple[Any, str]:
+def resolve(path: str | os.PathLike[str], what: str, error: type[DistDreamError] = DistDreamError) -> str:
+    """``path`` as every process of a job sees it: a local path made absolute here, on the driver
+    (a worker on another node has another working directory), a ``file://`` URI as the local path
+    it names, another URI as it is. An empty path or a node-local URI (``memory://``) is an
+    ``error`` naming ``what`` it is."""
+    text = str(path)
+    if not text.strip():
+        raise error(f"{what} is an empty path; give a file name or an object-storage URI")
+    if not is_uri(text):
+        return os.path.abspath(text)
+    protocol, rest = text.split("://", 1)
+    if protocol.lower() in LOCAL:
+        from urllib.parse import unquote, urlsplit
+
+        return os.path.abspath(unquote(urlsplit(text).path) or rest)
+    if protocol.lower() in NODE_LOCAL:
+        raise error(f"{what} {text}: {protocol}:// lives in one process's memory, which the job's workers cannot "
+                    "see; give a path every node sees, or an object-storage URI")
+    return text
+
+
+def filesystem(uri: str) -> tuple[Any, str]:
+    """The fsspec filesystem of ``uri`` and the path inside it."""
     import fsspec
 
     try:
@@ -72,7 +100,7 @@ def name_of(path: str | os.PathLike[str]) -> str:
 def exists(path: str | os.PathLike[str], error: type[DistDreamError] = DistDreamError) -> bool:
     if not is_uri(path):
         return Path(path).exists()
-    fs, p = _fs(str(path))
+    fs, p = filesystem(str(path))
     try:
         return bool(fs.exists(p))
     except Exception as exc:  # credentials, network, permissions: say which, in the caller's error type
@@ -82,13 +110,13 @@ def exists(path: str | os.PathLike[str], error: type[DistDreamError] = DistDream
 def size(path: str | os.PathLike[str]) -> int:
     if not is_uri(path):
         return Path(path).stat().st_size
-    fs, p = _fs(str(path))
+    fs, p = filesystem(str(path))
     return int(fs.size(p))
 
 
 def open_read(uri: str, error: type[DistDreamError] = DistDreamError) -> IO[bytes]:
     """A seekable binary file object (ranged reads) for ``uri``."""
-    fs, p = _fs(uri)
+    fs, p = filesystem(uri)
     try:
         return fs.open(p, "rb")
     except Exception as exc:
@@ -98,7 +126,7 @@ def open_read(uri: str, error: type[DistDreamError] = DistDreamError) -> IO[byte
 def read_text(path: str | os.PathLike[str]) -> str:
     if not is_uri(path):
         return Path(path).read_text()
-    fs, p = _fs(str(path))
+    fs, p = filesystem(str(path))
     return fs.cat_file(p).decode()
 
 
@@ -110,7 +138,7 @@ def write_text(path: str | os.PathLike[str], text: str) -> None:
 def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     """Replace the file or object at ``path`` whole (temp + rename locally, one put remotely)."""
     if is_uri(path):
-        fs, p = _fs(str(path))
+        fs, p = filesystem(str(path))
         fs.pipe_file(p, data)
         return
     with atomic_output(path) as tmp:
@@ -120,7 +148,7 @@ def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
 def read_bytes(path: str | os.PathLike[str]) -> bytes:
     if not is_uri(path):
         return Path(path).read_bytes()
-    fs, p = _fs(str(path))
+    fs, p = filesystem(str(path))
     return fs.cat_file(p)
 
 
@@ -131,7 +159,7 @@ def create_exclusive(path: str | os.PathLike[str], text: str) -> bool:
     two writers racing for the same name cannot both win.
     """
     if is_uri(path):
-        fs, p = _fs(str(path))
+        fs, p = filesystem(str(path))
         try:
             fs.pipe_file(p, text.encode(), mode="create")
         except FileExistsError:
@@ -155,7 +183,7 @@ def remove(path: str | os.PathLike[str]) -> None:
     if not is_uri(path):
         Path(path).unlink(missing_ok=True)
         return
-    fs, p = _fs(str(path))
+    fs, p = filesystem(str(path))
     try:
         fs.rm_file(p)
     except FileNotFoundError:
@@ -165,7 +193,7 @@ def remove(path: str | os.PathLike[str]) -> None:
 def fingerprint(path: str | os.PathLike[str]) -> str:
     """What a file holds, cheaply comparable later: sha256 of a local file, the ETag of an object."""
     if is_uri(path):
-        fs, p = _fs(str(path))
+        fs, p = filesystem(str(path))
         info = fs.info(p)
         tag = info.get("ETag") or info.get("etag") or info.get("md5Hash") or info.get("generation")
         return f"etag:{str(tag).strip(chr(34))}" if tag else f"size:{info.get('size')}"
@@ -179,7 +207,7 @@ def fingerprint(path: str | os.PathLike[str]) -> str:
 def identity(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Size and version of a file or object: mtime locally, ETag or generation on object storage."""
     if is_uri(path):
-        fs, p = _fs(str(path))
+        fs, p = filesystem(str(path))
         info = fs.info(p)
         version = info.get("ETag") or info.get("etag") or info.get("generation") or info.get("LastModified")
         return {"size": int(info.get("size") or 0), "version": str(version).strip('"')}
@@ -188,7 +216,7 @@ def identity(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def put_file(local: str | os.PathLike[str], uri: str, error: type[DistDreamError] = DistDreamError) -> None:
-    fs, p = _fs(uri)
+    fs, p = filesystem(uri)
     try:
         fs.put_file(str(local), p)
     except Exception as exc:
@@ -204,7 +232,7 @@ def remove_tree(path: str | os.PathLike[str]) -> None:
     if not is_uri(path):
         shutil.rmtree(path, ignore_errors=True)
         return
-    fs, p = _fs(str(path))
+    fs, p = filesystem(str(path))
     try:
         fs.rm(p, recursive=True)
     except FileNotFoundError:
@@ -219,7 +247,7 @@ def check_writable(path: str | os.PathLike[str], error: type[DistDreamError] = O
         return _check_local(Path(path), error)
     check_container(str(path), error)
     probe = join(parent(path), f".{name_of(path)}.{os.getpid()}.probe")
-    fs, p = _fs(probe)
+    fs, p = filesystem(probe)
     try:
         fs.pipe_file(p, b"")
         fs.rm_file(p)
@@ -298,7 +326,7 @@ def _umask() -> int:
 
 def check_container(uri: str, error: type[DistDreamError]) -> None:
     """Fail early if the bucket (or container) of ``uri`` is missing or unreadable."""
-    fs, p = _fs(uri)
+    fs, p = filesystem(uri)
     bucket = p.split("/", 1)[0]
     try:
         ok = fs.exists(bucket)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import tomllib
 from pathlib import Path
 
 import jsonschema
@@ -67,12 +68,38 @@ def test_kuberay_manifests(name: str, kind: str) -> None:
     assert spec["authOptions"] == {"mode": "token"}  # token authentication through KubeRay
 
 
-def test_network_policy_admits_only_ray_pods_and_the_operator() -> None:
-    doc = load("kuberay-networkpolicy.yaml")
-    assert doc["kind"] == "NetworkPolicy" and doc["spec"]["policyTypes"] == ["Ingress"]
-    rules = doc["spec"]["ingress"]
-    assert [r["from"][0].keys() for r in rules] == [{"podSelector": 0}.keys(), {"namespaceSelector": 0}.keys()]
-    assert rules[1]["ports"] == [{"protocol": "TCP", "port": 8265}]  # the operator reaches the dashboard only
+def _labels(spec: dict) -> set[str]:
+    groups = [spec["headGroupSpec"], *spec["workerGroupSpecs"]]
+    return {g["template"]["metadata"]["labels"]["distdream.io/cluster"] for g in groups}
+
+
+def test_network_policies_are_scoped_to_their_own_cluster_and_closed_outward() -> None:
+    policies = {d["metadata"]["name"]: d for d in yaml.safe_load_all((CLUSTER / "kuberay-networkpolicy.yaml").read_text())}
+    clusters = {"distdream": load("kuberay-raycluster.yaml")["spec"],
+                "distdream-render": load("kuberay-rayjob.yaml")["spec"]["rayClusterSpec"]}
+    for name, spec in clusters.items():
+        assert _labels(spec) == {name}  # every pod of the cluster carries its label
+        policy = next(p["spec"] for p in policies.values() if p["spec"]["podSelector"] == {
+            "matchLabels": {"distdream.io/cluster": name}})
+        assert policy["policyTypes"] == ["Ingress", "Egress"]
+        peers = [peer for rule in policy["ingress"] for peer in rule["from"]]
+        assert {"podSelector": {"matchLabels": {"distdream.io/cluster": name}}} in peers  # no other Ray cluster's pods
+        assert not any("matchExpressions" in json.dumps(p) for p in peers)
+        operator = next(r for r in policy["ingress"] if "namespaceSelector" in r["from"][0])
+        assert {p["port"] for p in operator["ports"]} == {8265, 10001}
+        egress = policy["egress"]
+        assert egress[0]["to"] == [{"podSelector": {"matchLabels": {"distdream.io/cluster": name}}}]
+        assert {p["port"] for p in egress[1]["ports"]} == {53}
+        https = egress[2]
+        assert https["to"] == [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["169.254.0.0/16"]}}]  # no metadata service
+        assert {p["port"] for p in https["ports"]} == {443, 6443}
+    job_policy = next(p["spec"] for p in policies.values()
+                      if p["spec"]["podSelector"]["matchLabels"]["distdream.io/cluster"] == "distdream-render")
+    submitter = job_policy["ingress"][2]
+    assert submitter["from"][0]["podSelector"]["matchLabels"] == {"ray.io/originated-from-crd": "RayJob",
+                                                                 "ray.io/originated-from-cr-name": "distdream-render"}
+    assert submitter["ports"] == [{"protocol": "TCP", "port": 8265}]
+    assert load("kuberay-rayjob.yaml")["metadata"]["name"] == "distdream-render"
 
 
 def test_docker_build_sends_only_the_package() -> None:
@@ -81,9 +108,25 @@ def test_docker_build_sends_only_the_package() -> None:
     assert not any(line.startswith("!") and line.strip("!/") in (".git", "tests", "docs", ".venv") for line in ignore)
 
 
-def test_dockerfile_installs_distdream_and_can_bake_weights() -> None:
+def test_dockerfile_installs_pinned_packages_without_sudo_and_can_bake_weights() -> None:
     text = (CLUSTER / "Dockerfile").read_text()
     assert text.startswith("#") and re.search(r"^FROM rayproject/ray:\d+\.\d+\.\d+-py311-gpu@\$\{RAY_IMAGE_DIGEST\}$",
                                               text, re.M)  # pinned by digest
-    assert "pip install --no-cache-dir /home/ray/distdream" in text and "COPY --chown=ray:users . " not in text
+    assert "pip install --no-cache-dir --require-hashes --no-deps -r /home/ray/requirements.lock" in text
+    assert "--no-deps --no-build-isolation /home/ray/distdream" in text and "COPY --chown=ray:users . " not in text
+    assert "sed -i '/^ray ALL=NOPASSWD: ALL$/d' /etc/sudoers" in text and "gpasswd -d ray sudo" in text
     assert "ARG BAKE_WEIGHTS" in text and "get_state_dict" in text
+
+
+def test_the_lock_pins_every_dependency_with_a_hash_and_the_images_ray() -> None:
+    lock = (CLUSTER / "requirements.lock").read_text()
+    pins = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+) \\\n    --hash=sha256:[0-9a-f]{64}$", lock, re.M))
+    entries = [line for line in lock.splitlines() if line and not line.startswith(("#", "    "))]
+    assert len(pins) == len(entries) > 50  # every entry pinned and hashed
+    normal = {re.sub(r"[-_.]+", "-", name).lower() for name in pins}
+    project = tomllib.loads((CLUSTER.parent / "pyproject.toml").read_text())["project"]["dependencies"]
+    wanted = {re.sub(r"[-_.]+", "-", re.split(r"[\[<>=!~ ;]", d, maxsplit=1)[0]).lower() for d in project}
+    assert wanted | {"setuptools"} <= normal
+    image_ray = re.search(r"^FROM rayproject/ray:(\d+\.\d+\.\d+)-", (CLUSTER / "Dockerfile").read_text(), re.M)
+    assert image_ray and pins["ray"] == image_ray.group(1)  # the image's Ray, not another
+    assert "cluster/requirements.lock" in (CLUSTER.parent / ".dockerignore").read_text()

@@ -13,7 +13,7 @@ import ray
 from distdream import storage
 from distdream.config import RenderConfig
 from distdream.engine import Fault, render
-from distdream.engine.workdir import WorkdirLock
+from distdream.engine.workdir import workdir_lease
 from distdream.errors import ChunkFailed, JobError, OutputError, VideoError
 from distdream.samples import pan_frames, write_clip
 from distdream.video import probe, read_frames
@@ -87,7 +87,7 @@ def test_resume_from_a_work_directory_in_object_storage(s3: str, clip, tmp_path:
 
 def test_a_work_directory_in_a_bucket_is_locked_by_a_conditional_put(s3: str) -> None:
     workdir = f"{s3}/work/locked"
-    first, second = WorkdirLock(workdir), WorkdirLock(workdir)
+    first, second = workdir_lease(workdir), workdir_lease(workdir)
     first.acquire()
     try:
         with pytest.raises(JobError, match="is in use by another job"):

@@ -1,7 +1,8 @@
 """The ``distdream`` command: flags → a config → one library call, one module per group of commands.
 
 Every error distdream raises on purpose (and every usage error) becomes one red line on stderr
-and exit code 2; Ctrl-C exits 130. Nothing here dreams, reads or writes by itself.
+and exit code 2; Ctrl-C exits 130, SIGTERM 143 and SIGHUP 129, the way a render stops
+(:mod:`distdream.stops`). Nothing here dreams, reads or writes by itself.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Sequence
 import click
 
 from ..errors import DistDreamError
+from ..stops import Stopped
 from .bench import bench
 from .jobs import logs, status, stop, submit
 from .still import dream, layers, models, preview
@@ -57,9 +59,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except click.exceptions.Exit as exc:
         return exc.exit_code
-    except (click.Abort, KeyboardInterrupt):
-        click.secho("interrupted; finished chunks are kept — rerun with --resume --workdir DIR", fg="red", err=True)
-        return 130
+    except (click.Abort, KeyboardInterrupt) as exc:  # a render's own stop says more (cli.video)
+        click.secho('stopped by ' + exc.name if isinstance(exc, Stopped) else "interrupted",
+                    fg="red", err=True)
+        return exc.exit_code if isinstance(exc, Stopped) else 130
     return code if isinstance(code, int) else 0
 
 

@@ -9,7 +9,8 @@ from typing import Any
 import click
 
 from ..errors import ConfigError
-from .options import as_flags, render_config
+from ..stops import Stopped, signals_stop
+from .options import as_flags, job_options, render_config
 from .video import render_inputs
 
 __all__ = ["logs", "status", "stop", "submit"]
@@ -28,16 +29,27 @@ def _token(path: str | None) -> str | None:
 
 
 def _cluster(func: Any) -> Any:
-    """--address (the cluster's dashboard) and --token-file, which every command here takes."""
+    """--address (the cluster's dashboard), --token-file and --request-timeout, which every command here takes."""
+    func = click.option("--request-timeout", type=click.FloatRange(min=0.1), default=15.0, show_default=True,
+                        help="Seconds each request to the dashboard may take.")(func)
     func = click.option("--token-file", type=click.Path(dir_okay=False, path_type=str), default=None,
-                        help="The cluster's Ray auth token (token authentication). [default: Ray's own lookup]")(func)
+                        help="The cluster's Ray auth token (token authentication). [default: RAY_AUTH_TOKEN, "
+                             "RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token, when the cluster asks]")(func)
     return click.option("--address", required=True, help="The cluster's dashboard, e.g. http://HEAD:8265.")(func)
 
 
-def _jobs(address: str, token_file: str | None) -> Any:
+def _jobs(address: str, token_file: str | None, request_timeout: float) -> Any:
     from ..engine import RemoteJobs
 
-    return RemoteJobs(address, token=_token(token_file))
+    return RemoteJobs(address, timeout=request_timeout, token=_token(token_file))
+
+
+def _shared(path: str, what: str) -> str:
+    """A path the cluster's nodes can resolve: absolute, or an object-storage URI."""
+    if "://" not in path and not Path(path).is_absolute():
+        raise ConfigError(f"{what} {path} is relative, but the render runs on the cluster, in another working "
+                          "directory; give an absolute path every node sees, or an object-storage URI")
+    return path
 
 
 @click.command()
@@ -45,8 +57,10 @@ def _jobs(address: str, token_file: str | None) -> Any:
 @render_inputs("Output video: a path every node of the cluster sees, or an object-storage URI.",
                skip=("address", "resume"))
 @_cluster
-@click.option("--wait", is_flag=True, help="Follow the job's log until it ends; exit non-zero if it failed.")
-def submit(input: str | None, output: str | None, address: str, token_file: str | None, wait: bool, **kw: Any) -> None:
+@click.option("--wait", is_flag=True, help="Follow the job's log until it ends; exit non-zero if it failed. Ctrl-C "
+                                           "or SIGTERM stops the job (its finished chunks stay for a resubmit).")
+def submit(input: str | None, output: str | None, address: str, token_file: str | None, request_timeout: float,
+           wait: bool, **kw: Any) -> None:
     """Submit a render of INPUT as a Ray job; a resubmit of the same render resumes it."""
     import shlex
 
@@ -54,19 +68,33 @@ def submit(input: str | None, output: str | None, address: str, token_file: str 
 
     if not input or not output:
         raise ConfigError("give INPUT and -o OUTPUT (paths on the cluster's shared storage)")
+    _shared(input, "INPUT")
+    _shared(output, "OUTPUT")
+    if kw.get("workdir"):
+        _shared(kw["workdir"], "--workdir")
     render_config(kw)  # refuse impossible settings here, not minutes later on the cluster
+    job_options(kw)
     ctx = click.get_current_context()
-    flags = as_flags(ctx, skip={"address", "wait", "device", "token_file"})
+    flags = as_flags(ctx, skip={"address", "wait", "device", "token_file", "request_timeout"})
     base = submission_id(input, output, flags)
     # Always --resume: a resubmitted job continues from the work directory of the run before it
     # (the default one beside the output is the same for the same render).
     entrypoint = shlex.join(["distdream", "render", input, "-o", output, *flags, "--resume", "--address", "auto",
                              "-q"])
-    jobs = _jobs(address, token_file)
-    sid, found = jobs.submit(entrypoint, base)
-    click.echo(f"submitted {sid}" if found is None else f"already submitted: {sid} ({found})")
-    if wait:
-        _follow(jobs, sid)
+    with signals_stop():
+        jobs = _jobs(address, token_file, request_timeout)
+        sid, found = jobs.submit(entrypoint, base)
+        click.echo(f"submitted {sid}" if found is None else f"already submitted: {sid} ({found})")
+        if not wait:
+            return
+        try:
+            _follow(jobs, sid)
+        except KeyboardInterrupt as exc:
+            jobs.stop(sid)
+            stopped = f"stopped by {exc.name}" if isinstance(exc, Stopped) else "interrupted"
+            click.secho(f"{stopped}; stopped {sid}, its finished chunks are kept: the same submit command resumes it",
+                        fg="red", err=True)
+            raise click.exceptions.Exit(exc.exit_code if isinstance(exc, Stopped) else 130) from None
 
 
 def _follow(jobs: Any, sid: str) -> None:
@@ -87,18 +115,18 @@ def _follow(jobs: Any, sid: str) -> None:
 @click.command()
 @click.argument("job_id")
 @_cluster
-def status(job_id: str, address: str, token_file: str | None) -> None:
+def status(job_id: str, address: str, token_file: str | None, request_timeout: float) -> None:
     """Print the state of submitted job JOB_ID (PENDING, RUNNING, SUCCEEDED, FAILED, STOPPED)."""
-    click.echo(_jobs(address, token_file).status(job_id))
+    click.echo(_jobs(address, token_file, request_timeout).status(job_id))
 
 
 @click.command()
 @click.argument("job_id")
 @_cluster
 @click.option("--follow", is_flag=True, help="Keep printing until the job ends.")
-def logs(job_id: str, address: str, token_file: str | None, follow: bool) -> None:
+def logs(job_id: str, address: str, token_file: str | None, request_timeout: float, follow: bool) -> None:
     """Print the output of submitted job JOB_ID."""
-    jobs = _jobs(address, token_file)
+    jobs = _jobs(address, token_file, request_timeout)
     if follow:
         _follow(jobs, job_id)
     else:
@@ -108,6 +136,7 @@ def logs(job_id: str, address: str, token_file: str | None, follow: bool) -> Non
 @click.command()
 @click.argument("job_id")
 @_cluster
-def stop(job_id: str, address: str, token_file: str | None) -> None:
+def stop(job_id: str, address: str, token_file: str | None, request_timeout: float) -> None:
     """Stop submitted job JOB_ID; its finished chunks stay for a resubmit."""
-    click.echo(f"{job_id}: {'stopping' if _jobs(address, token_file).stop(job_id) else 'already finished'}")
+    stopping = _jobs(address, token_file, request_timeout).stop(job_id)
+    click.echo(f"{job_id}: {'stopping' if stopping else 'already finished'}")

@@ -19,7 +19,7 @@ from typing import Any
 import click
 
 from ..config import DreamConfig, FlowConfig, JobOptions, RenderConfig
-from ..declare import Declared, declared, flag_of
+from ..declare import Declared, check_file_value, declared, flag_of
 from ..errors import ConfigError
 
 __all__ = ["as_flags", "declared_options", "dream_config", "job_options", "load_config_file", "render_config"]
@@ -120,8 +120,11 @@ def load_config_file(ctx: click.Context, _param: click.Parameter, value: str | N
     for cls in (DreamConfig, FlowConfig, RenderConfig, JobOptions):
         for f, decl in declared(cls):
             key = decl.key or f.name
-            if decl.text is not None and key in flat:
-                flat[key] = decl.text(flat[key])  # as it would be typed: the resume hint writes it back
+            if key in flat:  # typed as declared; text as it would be typed (the resume hint writes it back)
+                try:
+                    flat[key] = check_file_value(f, decl, flat[key])
+                except ConfigError as exc:
+                    raise ConfigError(f"config file {value}: {exc}") from None
     ctx.default_map = {**(ctx.default_map or {}), **flat}
     return value
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import statistics
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -13,10 +14,13 @@ import click
 
 from ..config import FLOW_METHODS, FlowConfig, JobOptions, RenderConfig, parse_frame_range
 from ..errors import ConfigError, DistDreamError
+from ..stops import Stopped, signals_stop
 from .options import as_flags, declared_options, job_options, load_config_file, render_config
 from .still import dream_options
 
 __all__ = ["demo", "metrics", "probe", "render", "render_inputs"]
+
+STOP_WAIT = 10.0  # seconds a stopped render's job may take to wind down (its process has 25 in all)
 
 
 def render_inputs(output_help: str, skip: Sequence[str] = ()) -> Any:
@@ -56,8 +60,12 @@ def render(input: str | None, output: str | None, quiet: bool, **kw: Any) -> Non
     config = render_config(kw)
     options = job_options(kw)
     bar: list[tqdm] = []
+    said = [0.0]  # when a wait was last reported
 
     def on_progress(job: Any) -> None:
+        if job.waiting and time.monotonic() - said[0] >= 10:  # a bounded wait is a visible one, -q or not
+            click.echo(job.waiting, err=True)
+            said[0] = time.monotonic()
         done, total = job.progress()
         if not total:
             return
@@ -68,31 +76,32 @@ def render(input: str | None, output: str | None, quiet: bool, **kw: Any) -> Non
         bar[0].set_postfix_str(f"chunks {sum(c.state == 'done' for c in states)}/{len(states)}", refresh=False)
         bar[0].update(done - bar[0].n)
 
-    job = submit_job(input, output, config, **options)  # preflight: bad input fails here, nothing written
-    if not quiet and job.plan is not None:
-        click.echo(f"plan: {job.plan.describe()}", err=True)
+    with signals_stop():  # SIGTERM, SIGINT, SIGHUP: a stop, as Ctrl-C (distdream.stops)
+        job = submit_job(input, output, config, **options)  # preflight: bad input fails here, nothing written
+        if not quiet and job.plan is not None:
+            click.echo(f"plan: {job.plan.describe()}", err=True)
 
-    def how_to_resume() -> str:
-        # -o OUTPUT is written out below, so the hint names the output once
-        flags = as_flags(click.get_current_context(), skip={"resume", "workdir", "config", "quiet", "output"})
-        again = ["render", input, "-o", output, *flags, "--workdir", str(job.workdir), "--resume"]
-        return f"work directory {job.workdir}; resume with: distdream {shlex.join(again)}"
+        def how_to_resume() -> str:
+            # -o OUTPUT is written out below, so the hint names the output once
+            flags = as_flags(click.get_current_context(), skip={"resume", "workdir", "config", "quiet", "output"})
+            again = ["render", input, "-o", output, *flags, "--workdir", str(job.workdir), "--resume"]
+            return f"work directory {job.workdir}; resume with: distdream {shlex.join(again)}"
 
-    try:
-        while not job.wait(0.25):
-            on_progress(job)
-        result = job.result()
-    except KeyboardInterrupt:
-        job.cancel()
-        job.wait(60)
-        click.secho(f"interrupted; finished chunks are kept in the {how_to_resume()}", fg="red", err=True)
-        raise click.exceptions.Exit(130) from None
-    except DistDreamError as exc:
-        exc.hint = how_to_resume()  # type: ignore[attr-defined]  # printed under the error line
-        raise
-    finally:
-        if bar:
-            bar[0].close()
+        try:
+            while not job.wait(0.25):
+                on_progress(job)
+            result = job.result()
+        except KeyboardInterrupt as exc:
+            job.stop(STOP_WAIT)
+            stopped = f"stopped by {exc.name}" if isinstance(exc, Stopped) else "interrupted"
+            click.secho(f"{stopped}; finished chunks are kept in the {how_to_resume()}", fg="red", err=True)
+            raise click.exceptions.Exit(exc.exit_code if isinstance(exc, Stopped) else 130) from None
+        except DistDreamError as exc:
+            exc.hint = how_to_resume()  # type: ignore[attr-defined]  # printed under the error line
+            raise
+        finally:
+            if bar:
+                bar[0].close()
     reused = result.chunks - result.rendered
     click.echo(
         f"wrote {result.output}: {result.frames} frames in {result.seconds:.1f}s, {result.chunks} chunks"

@@ -9,7 +9,8 @@ The only package that imports Ray. Its modules, in the order a render meets them
   and how a finished one is recognised;
 - :mod:`.pool`      the workers: slots, lanes, incarnations, pings, bounded start-up;
 - :mod:`.worker`    the Ray actor and tasks that dream, crossfade and scan;
-- :mod:`.driver`    the :class:`Job` and its chunk loop (watchdog, retries);
+- :mod:`.lease`     the lock on a work directory (or an output) as a lease: atomic, aged by the storage;
+- :mod:`.job`       the :class:`Job`; :mod:`.loop` its chunk loop (retries), :mod:`.watchdog` its limits;
 - :mod:`.stitch`    crossfades and the lossless join;
 - :mod:`.remote`    the Ray Jobs client behind ``distdream submit``.
 
@@ -24,10 +25,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
+from .. import storage
 from ..config import Fault, JobOptions, RenderConfig
-from ..errors import ConfigError
+from ..errors import ConfigError, InputError, JobError, OutputError
+from ..stops import signals_stop
 from .connect import connect
 from .job import Job, job_chunks
 from .records import ChunkState, ChunkStatus, JobPlan, JobResult, JobStatus
@@ -67,7 +71,7 @@ def plan(input: str | os.PathLike[str], config: RenderConfig | None = None, **jo
 
     config = (config or RenderConfig()).validate()
     options = _options(job_options)
-    index = probe(input)
+    index = probe(storage.resolve(input, "input", InputError))
     if options.scan_cuts:
         connect(options.address, options.connect_timeout)
     chunks = job_chunks(index, config, options, _slots(options))
@@ -97,9 +101,14 @@ def submit(
     """Check everything, then start rendering ``input`` into ``output`` on Ray; returns a running :class:`Job`.
 
     Bad input fails here, before a frame is dreamed, with a typed error from
-    :mod:`distdream.errors`.
+    :mod:`distdream.errors`. Local paths are made absolute here (workers on other nodes have other
+    working directories); a node-local URI (``memory://``) is refused.
     """
-    job = Job(str(input), str(output), (config or RenderConfig()).validate(), _options(job_options))
+    options = _options(job_options)
+    if options.workdir is not None:
+        options = replace(options, workdir=storage.resolve(options.workdir, "work directory", JobError))
+    job = Job(storage.resolve(input, "input", InputError), storage.resolve(output, "output", OutputError),
+              (config or RenderConfig()).validate(), options)
     job.start()
     return job
 
@@ -108,14 +117,15 @@ def render(
     input: str | os.PathLike[str], output: str | os.PathLike[str], config: RenderConfig | None = None,
     *, on_progress: Callable[[Job], None] | None = None, **job_options: Any,
 ) -> JobResult:
-    """Render ``input`` into ``output`` and wait. Ctrl-C cancels cleanly, keeping finished chunks."""
-    job = submit(input, output, config, **job_options)
-    try:
-        while not job.wait(0.25):
-            if on_progress is not None:
-                on_progress(job)
-    except KeyboardInterrupt:
-        job.cancel()
-        job.wait(60)
-        raise
-    return job.result()
+    """Render ``input`` into ``output`` and wait. Ctrl-C, SIGTERM and SIGHUP cancel it cleanly,
+    keeping finished chunks, and raise :class:`~distdream.stops.Stopped` (a ``KeyboardInterrupt``)."""
+    with signals_stop():
+        job = submit(input, output, config, **job_options)
+        try:
+            while not job.wait(0.25):
+                if on_progress is not None:
+                    on_progress(job)
+        except KeyboardInterrupt:
+            job.stop(10)
+            raise
+        return job.result()

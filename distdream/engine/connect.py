@@ -2,22 +2,31 @@
 
 ``ray.init`` on an address where nothing listens retries for minutes; a typo in ``--address``
 must cost seconds. So an address with a host and port is first tried with a plain TCP connect
-(``connect_timeout``), and only an address that answers is handed to Ray.
+(``connect_timeout``), and only an address that answers is handed to Ray. ``ray.init`` also
+installs a SIGTERM handler of its own (``sys.exit``); a handler the caller installed stays.
+
+A worker that asks for what no node has (a GPU on a CPU cluster) would wait forever for Ray to
+place it: :func:`wait_for_resources` fails in seconds instead, naming what the cluster has, or
+waits a bounded, visible time where nodes may still come (an autoscaling cluster).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
+import threading
+import time
+from collections.abc import Callable
 from urllib.parse import urlparse
 
 import ray
 
 from ..config import JobOptions
-from ..errors import JobError
+from ..errors import JobCancelled, JobError
 
-__all__ = ["CPU_LANES", "GPU_LANES", "connect", "resources"]
+__all__ = ["CPU_LANES", "GPU_LANES", "connect", "resources", "wait_for_resources"]
 
 # Lanes per worker when not given. GPU: at batch size 1 a dream step of a video frame is bound by
 # kernel launches; on an H200 at 1280×720, lanes 2/4/8 gave 1.6×/2.1×/2.3× one lane's frames/s
@@ -38,6 +47,7 @@ def connect(address: str | None, timeout: float = 30.0) -> None:
     """Join the cluster at ``address``, or start a local instance of our own; fail within ``timeout``."""
     if ray.is_initialized():
         return
+    _no_auto_init()
     target = _host_port(address) if address else None
     if target is not None:
         try:
@@ -47,6 +57,8 @@ def connect(address: str | None, timeout: float = 30.0) -> None:
                 f"no Ray cluster answers at {address} ({exc.strerror or exc.__class__.__name__}, waited up to "
                 f"{timeout:.0f} s); is the head running, and is the address HOST:PORT of its GCS (default 6379)?"
             ) from None
+    main = threading.current_thread() is threading.main_thread()
+    handler = signal.getsignal(signal.SIGTERM) if main else None
     try:
         # Ray's start-up chatter (token notices, "started a local instance") is not the user's news
         if address:
@@ -55,6 +67,21 @@ def connect(address: str | None, timeout: float = 30.0) -> None:
             ray.init(address="local", include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise JobError(f"cannot connect to a Ray cluster at {address or 'a new local instance'}: {exc}") from None
+    finally:
+        if main and handler not in (None, signal.SIG_DFL):  # the caller's own: a render stops, not exits
+            signal.signal(signal.SIGTERM, handler)
+
+
+def _no_auto_init() -> None:
+    """Ray starts a new local instance when a call finds none (``RAY_ENABLE_AUTO_CONNECT``). A
+    job's thread that outlives a stop (its Ray call returned only when the cluster went down)
+    must fail instead, not start a cluster of its own in a process that is exiting. Ray reads the
+    variable once, when it is imported, so its hook is told too; the variable covers processes
+    started from here."""
+    os.environ["RAY_ENABLE_AUTO_CONNECT"] = "0"
+    from ray._private import auto_init_hook
+
+    auto_init_hook.enable_auto_connect = False
 
 
 def resources(options: JobOptions) -> tuple[int, float, float, int, str, int]:
@@ -69,3 +96,33 @@ def resources(options: JobOptions) -> tuple[int, float, float, int, str, int]:
     cpus = total.get("CPU", os.cpu_count() or 1)
     workers = options.workers or max(1, int(cpus // options.cpus_per_worker))
     return workers, options.cpus_per_worker, 0.0, threads, "cpu", options.lanes or CPU_LANES
+
+
+def _amount(value: float, unit: str) -> str:
+    return f"{value:g} {unit}{'s' if value != 1 else ''}"
+
+
+def wait_for_resources(cpus: float, gpus: float, wait: float, cancelled: threading.Event,
+                       on_wait: Callable[[str | None], None] = lambda _: None) -> None:
+    """Return once a live node could host a worker asking for ``cpus`` and ``gpus``; raise
+    :class:`JobError` naming what the cluster has if none appears within ``wait`` seconds
+    (``on_wait`` hears how long it has waited, every two seconds)."""
+    t0 = time.monotonic()
+    while True:
+        nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+        if any(r.get("CPU", 0.0) >= cpus and r.get("GPU", 0.0) >= gpus for r in nodes):
+            on_wait(None)
+            return
+        waited = time.monotonic() - t0
+        ask = " and ".join([_amount(gpus, "GPU")] * bool(gpus) + [_amount(cpus, "CPU")] * bool(cpus))
+        if cancelled.is_set():
+            raise JobCancelled("job cancelled while waiting for a node that can host a worker")
+        if waited >= wait:
+            have = ray.cluster_resources()
+            raise JobError(
+                f"no worker can start: each asks for {ask} and no node has that (the cluster has "
+                f"{_amount(have.get('GPU', 0.0), 'GPU')}, {_amount(have.get('CPU', 0.0), 'CPU')} on "
+                f"{_amount(len(nodes), 'node')})" + (f", waited {waited:.0f} s" if wait else "")
+                + "; ask for less (--gpus-per-worker, cpus_per_worker) or add nodes that have it")
+        on_wait(f"waiting for {ask} on one node: {waited:.0f} s of {wait:.0f}")
+        time.sleep(min(2.0, max(0.1, wait - waited)))

@@ -1,5 +1,6 @@
-"""A :class:`Job`: it checks, plans (finding the cuts on Ray), locks its work directory, runs the
-chunk loop (:mod:`.loop`) on a thread of its own, and stitches the result.
+"""A :class:`Job`: it checks, plans (finding the cuts on Ray), takes the leases on its work
+directory (and on an image-sequence output), waits a bounded time for a node that can host a
+worker, runs the chunk loop (:mod:`.loop`) on a thread of its own, and stitches the result.
 """
 
 from __future__ import annotations
@@ -12,18 +13,19 @@ from typing import Any
 
 import ray
 
-from ..video.imageseq import sweep_temps
 from .. import storage
 from ..chunking import Chunk, plan_chunks
 from ..config import JobOptions, RenderConfig
 from ..errors import JobCancelled, JobError
-from ..video import VideoIndex
-from .connect import connect, resources
+from ..video import VideoIndex, frame_file
+from ..video.imageseq import existing_numbers, sweep_temps
+from .connect import connect, resources, wait_for_resources
+from .lease import Lease
 from .loop import ChunkLoop, Prepared
 from .preflight import Checked, plan_record, preflight
 from .records import ChunkState, ChunkStatus, JobPlan, JobResult, JobStatus
 from .stitch import stitch
-from .workdir import Ledger, WorkdirLock, differences, finished, settings_hash
+from .workdir import Ledger, differences, finished, settings_hash, workdir_lease
 from .worker import scan_cuts_task
 
 __all__ = ["Job", "find_cuts", "job_chunks"]
@@ -80,8 +82,12 @@ class Job:
         self._result: JobResult | None = None
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="distdream-driver", daemon=True)
+        # set when _run has ended; not Thread.join, which a signal's exception can leave saying a
+        # running thread ended (CPython 3.11, _wait_for_tstate_lock)
+        self._ended = threading.Event()
         self.workdir: Path | str | None = None  # known after preflight
         self.plan: JobPlan | None = None  # known once the job has started
+        self.waiting: str | None = None  # what the job waits for before it can start its workers
 
     # -- public surface -----------------------------------------------------------------------
 
@@ -100,12 +106,11 @@ class Job:
 
     def done(self) -> bool:
         """Whether the job has ended (succeeded, failed or cancelled)."""
-        return self._status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED) and not self._thread.is_alive()
+        return self._ended.is_set()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait up to ``timeout`` seconds for the job to end; whether it has."""
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
+        return self._ended.wait(timeout)
 
     def result(self, timeout: float | None = None) -> JobResult:
         """Wait for the job; returns its result or raises what stopped it."""
@@ -119,6 +124,18 @@ class Job:
     def cancel(self) -> None:
         """Stop the job: in-flight chunks are abandoned, finished ones stay for a resume."""
         self._cancel.set()
+
+    def stop(self, timeout: float) -> bool:
+        """Cancel and wait up to ``timeout`` seconds for the job to wind down; whether it did. If it
+        did not (a Ray call that hangs because the cluster went down with the signal that stopped
+        us), its leases are released here: the process is about to exit, and a resume must not
+        find the work directory locked."""
+        self.cancel()
+        if self.wait(timeout):
+            return True
+        for lease in self._prepared.leases if self._prepared is not None else ():
+            lease.release()
+        return False
 
     def add_done_frames(self, n: int) -> None:
         """Count ``n`` more frames dreamed (the chunk loop reports them here)."""
@@ -143,13 +160,34 @@ class Job:
         self.plan = self._prepared.plan
         self._thread.start()
 
+    def _leases(self, checked: Checked) -> tuple[Lease, ...]:
+        """Take the work directory's lease and, for an image-sequence output, the output's; they
+        cancel the job if lost."""
+        def lost(_why: str) -> None:
+            self._cancel.set()
+
+        taken: list[Lease] = []
+        wanted = [workdir_lease(str(checked.workdir), unsafe_ok=self.options.unsafe_lock, on_lost=lost)]
+        if checked.layout.frames_to is not None:
+            folder, name = storage.parent(checked.layout.frames_to), storage.name_of(checked.layout.frames_to)
+            wanted.append(Lease(storage.join(folder, f".{name.replace('%', '#')}.lock"), f"output {checked.output}",
+                                on_lost=lost))
+        try:
+            for lease in wanted:
+                lease.acquire()
+                taken.append(lease)
+        except BaseException:
+            for lease in taken:
+                lease.release()
+            raise
+        return tuple(taken)
+
     def _prepare(self, checked: Checked) -> Prepared:
         workers, cpus, gpus, threads, device, lanes = resources(self.options)
         workdir = str(checked.workdir)
         plan_file = storage.join(workdir, "plan.json")
         storage.makedirs(workdir)
-        lock = WorkdirLock(workdir)
-        lock.acquire()  # before reading the plan: a second job must not even look
+        leases = self._leases(checked)  # before reading the plan: a second job must not even look
         try:
             saved = self._saved_plan(plan_file)
             if saved is not None and self.options.resume and isinstance(saved.get("chunks"), list):
@@ -167,10 +205,11 @@ class Job:
                                                      sort_keys=True))
             ledger = Ledger.load(storage.join(workdir, "ledger.json"))
         except BaseException:
-            lock.release()
+            for lease in leases:
+                lease.release()
             raise
         job_plan = JobPlan(str(self.input), checked.index, tuple(chunks), record["settings_hash"])
-        return Prepared(job_plan, checked, ledger, lock, device, workers, cpus, gpus, threads, lanes)
+        return Prepared(job_plan, checked, ledger, leases, device, workers, cpus, gpus, threads, lanes)
 
     @staticmethod
     def _saved_plan(plan_file: str) -> dict[str, Any] | None:
@@ -203,7 +242,9 @@ class Job:
             self._result = self._drive(self._prepared)
             self._status = JobStatus.SUCCEEDED
         except JobCancelled as exc:
-            self._status, self._error = JobStatus.CANCELLED, exc
+            lost = next((lease.lost for lease in self._prepared.leases if lease.lost), None)
+            self._status = JobStatus.FAILED if lost else JobStatus.CANCELLED
+            self._error = JobError(f"stopped: {lost}; finished chunks are kept for a resume") if lost else exc
         except OSError as exc:  # a full disk, a vanished mount: say which file, as a typed error
             where = f" {exc.filename}" if exc.filename else ""
             self._status = JobStatus.FAILED
@@ -212,7 +253,20 @@ class Job:
         except BaseException as exc:
             self._status, self._error = JobStatus.FAILED, exc
         finally:
-            self._prepared.lock.release()
+            for lease in self._prepared.leases:
+                lease.release()
+            self._ended.set()
+
+    def _waiting(self, what: str | None) -> None:
+        self.waiting = what
+
+    def _remove_stale_frames(self, p: Prepared) -> None:
+        """``--overwrite``: the output's files outside the rendered range are another render's."""
+        pattern, offset = str(p.checked.layout.frames_to), p.checked.layout.offset
+        a, b = p.plan.chunks[0].start + offset, p.plan.chunks[-1].end + offset
+        for number in existing_numbers(pattern):
+            if not a <= number < b:
+                storage.remove(frame_file(pattern, number))
 
     def _drive(self, p: Prepared) -> JobResult:
         t_start = time.perf_counter()
@@ -229,6 +283,11 @@ class Job:
         todo = [c for c in chunks if c.index not in done]
         workers = max(1, min(p.workers, len(todo))) if todo else 0
         lanes = max(1, min(p.lanes, -(-len(todo) // max(workers, 1))))  # no lane that could never get a chunk
+        if todo:
+            wait = self.options.resource_wait
+            if wait is None:  # a local instance of our own gets no nodes later; a cluster may autoscale
+                wait = 600.0 if self.options.address else 0.0
+            wait_for_resources(p.cpus, p.gpus, wait, self._cancel, on_wait=self._waiting)
         run = ChunkLoop(self, p, workdir, todo, done, windows, workers, lanes)
         self._status = JobStatus.RUNNING
         try:
@@ -242,10 +301,14 @@ class Job:
         with self._lock:
             self._done_frames = self._total_frames
         self._status = JobStatus.STITCHING
+        for lease in p.leases:
+            lease.check()  # the output is published only by the job that still owns it
         out = stitch(list(chunks), workdir, p.checked.output, p.plan.index,
                      keep_source_time=self.options.keep_source_time, layout=p.checked.layout)
+        if self.options.overwrite and p.checked.layout.frames_to is not None:
+            self._remove_stale_frames(p)
         if p.checked.owned_workdir:
-            p.lock.release()
+            p.leases[0].release()
             storage.remove_tree(workdir)
         notes = set(run.notes) | ({p.ledger.note} if p.ledger.note else set())
         if p.checked.layout.frames_to is not None and p.plan.index.audio:

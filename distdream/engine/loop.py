@@ -2,9 +2,10 @@
 
 :meth:`ChunkLoop.step` (called until nothing is left) hands chunks to free worker lanes, collects
 what finished, launches the seam crossfades whose two sides exist, and keeps every wait bounded:
-``ray.wait`` returns at least twice a second, a chunk far past its time is killed by the watchdog
-and retried, a worker that cannot start fails the job after a bounded number of tries, and seams
-must finish within the watchdog's time once the workers are gone.
+``ray.wait`` returns at least twice a second, a chunk far past its time (:mod:`.watchdog`) is
+killed and retried, a worker Ray cannot reach is given its chunk again and replaced if that
+repeats, a worker that cannot start fails the job after a bounded number of tries, seams must
+finish within the watchdog's time once the workers are gone, and a lost lease stops the job.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ from .pool import WorkerPool, cause_of
 from .preflight import Checked
 from .records import ChunkStatus, JobPlan
 from ..video.imageseq import sweep_temps
+from .lease import Lease
 from .pieces import ChunkFiles
-from .workdir import Ledger, WorkdirLock
+from .watchdog import Watchdog
+from .workdir import Ledger
 from .worker import DreamWorker, progress_counter, seam_task
 
 if TYPE_CHECKING:  # the job creates the loop; the loop reports back to it
@@ -38,7 +41,7 @@ class Prepared:
     plan: JobPlan
     checked: Checked
     ledger: Ledger
-    lock: WorkdirLock
+    leases: tuple[Lease, ...]  # the work directory's, and an image-sequence output's
     device: str
     workers: int
     cpus: float
@@ -59,7 +62,7 @@ class ChunkLoop:
     windows: set[int]
     workers: int
     lanes: int
-    running: dict[Any, tuple[Chunk, int, float, int]] = field(default_factory=dict)  # ref → chunk, slot, start, born
+    running: dict[Any, tuple[Chunk, int, int]] = field(default_factory=dict)  # ref → chunk, slot, born
     seams: dict[Any, Chunk] = field(default_factory=dict)
     attempts: dict[int, int] = field(default_factory=dict)
     stats: list[dict[str, Any]] = field(default_factory=list)
@@ -90,13 +93,15 @@ class ChunkLoop:
 
         self.pool = WorkerPool(make, self.workers, self.lanes, options.start_timeout, options.max_start_failures)
         longest = max(c.dreamed for c in p.plan.chunks)
-        # lanes share one device, so each chunk of a worker with N lanes may take N times as long
-        self.timeout = options.chunk_timeout or self.lanes * max(600.0, 60.0 * longest)
+        # until the job's first frame says otherwise: a minute a frame, lanes sharing one device
+        self.watchdog = Watchdog(options.chunk_timeout, first_limit=self.lanes * max(1800.0, 60.0 * longest))
 
     def busy(self) -> bool:
         return bool(self.queue or self.running or self.seams)
 
     def step(self) -> None:
+        for lease in self.prepared.leases:
+            lease.check()  # lost: stop before writing anything more
         self._dispatch()
         refs = list(self.running) + list(self.seams) + self.pool.pings()
         ready, _ = ray.wait(refs, num_returns=1, timeout=0.5) if refs else ([], [])
@@ -145,16 +150,20 @@ class ChunkLoop:
             self.attempts[chunk.index] = attempt + 1
             ref = self.pool.actor(slot).render_chunk.remote(self.index_ref, chunk, self.workdir, attempt,
                                                            self.progress, options.inject_faults, self.layout)
-            self.running[ref] = (chunk, slot, time.monotonic(), self.pool.incarnation(slot))
+            self.running[ref] = (chunk, slot, self.pool.incarnation(slot))
+            self.watchdog.start(chunk.index, time.monotonic())
             self.job.mark(chunk, ChunkStatus.RUNNING, attempt + 1)
 
     def _count_progress(self) -> None:
         try:
-            n = ray.get(self.progress.take.remote(), timeout=10)
+            frames = ray.get(self.progress.take.remote(), timeout=10)
         except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):  # lost with its node
             self.progress = progress_counter()
             return
-        self.job.add_done_frames(n)
+        now = time.monotonic()
+        for index, n in frames.items():
+            self.watchdog.progress(index, n, now)
+        self.job.add_done_frames(sum(frames.values()))
 
     def _fail(self, chunk: Chunk, cause: str) -> None:
         n = self.attempts[chunk.index]
@@ -165,9 +174,14 @@ class ChunkLoop:
         self.queue.insert(0, chunk)
 
     def _chunk_done(self, ref: Any) -> None:
-        chunk, slot, _, born = self.running.pop(ref)
+        chunk, slot, born = self.running.pop(ref)
+        self.watchdog.stop(chunk.index)
         try:
             record = ray.get(ref)
+        except ray.exceptions.ActorUnavailableError as exc:  # a live worker Ray could not reach, for now
+            self.pool.unreachable(slot, born)
+            self._fail(chunk, f"worker unreachable ({cause_of(exc)})")
+            return
         except ray.exceptions.RayTaskError as exc:
             self.pool.give_back(slot)
             self._fail(chunk, cause_of(exc))
@@ -193,17 +207,22 @@ class ChunkLoop:
     def _watchdog(self) -> None:
         """A chunk far past its time is on a lost or hung worker: kill the worker, retry the chunk."""
         now = time.monotonic()
-        for ref, (chunk, slot, started, born) in list(self.running.items()):
-            if now - started > self.timeout:
+        frames = {chunk.index: chunk.dreamed for chunk, _, _ in self.running.values()}
+        late = set(self.watchdog.late(frames, now))
+        for ref, (chunk, slot, born) in list(self.running.items()):
+            if chunk.index in late:
                 self.running.pop(ref)
+                self.watchdog.stop(chunk.index)
                 self.pool.kill(slot, born)  # its other lanes fail with it
                 self.pool.lost(slot, born)
-                self._fail(chunk, f"no answer after {self.timeout:.0f} s (watchdog)")
+                self._fail(chunk, f"no answer after {self.watchdog.limit(chunk.dreamed):.0f} s (watchdog: "
+                                  f"{self.watchdog.why(chunk.dreamed)}); --chunk-timeout sets the limit")
         if self.seams and not self.queue and not self.running:
-            self.seam_deadline = self.seam_deadline or now + self.timeout
+            limit = self.watchdog.limit(max(c.lead_in for c in self.seams.values()))
+            self.seam_deadline = self.seam_deadline or now + limit
             if now > self.seam_deadline:
-                late = sorted(c.index for c in self.seams.values())
-                raise JobError(f"seam crossfades of chunks {late} did not finish within {self.timeout:.0f} s")
+                late_seams = sorted(c.index for c in self.seams.values())
+                raise JobError(f"seam crossfades of chunks {late_seams} did not finish within {limit:.0f} s")
 
     # -- seams --------------------------------------------------------------------------------
 

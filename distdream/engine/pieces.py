@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from .. import storage
 from ..chunking import Chunk
 from ..config import Encoding
-from ..errors import VideoError
+from ..errors import JobError, VideoError
 from ..video import Format, VideoIndex, frame_file, is_pattern, probe
 from ..video.formats import pixel_formats
 
@@ -47,21 +47,19 @@ class Layout:
 @dataclass(frozen=True)
 class Piece:
     """Frames ``[start, end)`` of a chunk go to the file ``path`` with ``encoding`` (a printf
-    pattern: numbered image files, file ``offset + frame``)."""
+    pattern: numbered image files, file ``offset + frame``). ``key`` is the ledger's name for
+    it: its path inside the work directory, or ``frames#START-END`` for numbered output files, so
+    that a work directory moved, or named another way, still resumes."""
 
     start: int
     end: int
     path: str
     encoding: Encoding
+    key: str = ""
 
     @property
     def frames(self) -> int:
         return self.end - self.start
-
-    @property
-    def key(self) -> str:
-        """The ledger's name for it: the path, with the frame range where the path is a pattern."""
-        return f"{self.path}#{self.start}-{self.end}" if is_pattern(self.path) else self.path
 
 
 class ChunkFiles:
@@ -76,23 +74,34 @@ class ChunkFiles:
     def __init__(self, workdir: str | os.PathLike[str], chunk: Chunk, layout: Layout = Layout()) -> None:
         # plain strings: the work directory may be a local path or an object-storage URI
         self.chunk, self.layout = chunk, layout
-        side, own = layout.side_suffix, layout.suffix
-        self.lead = storage.join(workdir, "chunks", f"{chunk.name}.lead{side}")  # [first, start)
-        self.middle = layout.frames_to or storage.join(workdir, "chunks", f"{chunk.name}.mid{own}")  # [start, end - tail)
-        self.tail = storage.join(workdir, "chunks", f"{chunk.name}.tail{side}")  # [end - tail, end)
-        self.window = layout.frames_to or storage.join(workdir, "windows", f"{chunk.name}{own}")  # crossfaded [first, start)
+        side, own, name = layout.side_suffix, layout.suffix, chunk.name
+        self._keys: dict[str, str] = {}  # path → the ledger's key for it (its name in the work directory)
+
+        def at(key: str) -> str:
+            path = storage.join(workdir, *key.split("/"))
+            self._keys[path] = key
+            return path
+
+        self.lead = at(f"chunks/{name}.lead{side}")  # [first, start)
+        self.middle = layout.frames_to or at(f"chunks/{name}.mid{own}")  # [start, end - tail)
+        self.tail = at(f"chunks/{name}.tail{side}")  # [end - tail, end)
+        self.window = layout.frames_to or at(f"windows/{name}{own}")  # crossfaded [first, start)
         # what this chunk hands the next one of its shot, and what it continues from
-        self.state = storage.join(workdir, "chunks", f"{chunk.name}.carried.npz")
+        self.state = at(f"chunks/{name}.carried.npz")
+        self.state_key = self._keys[self.state]
         self.carried_in = storage.join(workdir, "chunks", f"{chunk.index - 1:05d}.carried.npz")
+
+    def _piece(self, start: int, end: int, path: str, encoding: Encoding) -> Piece:
+        return Piece(start, end, path, encoding, self._keys.get(path, f"frames#{start}-{end}"))
 
     def pieces(self, encoding: Encoding) -> list[Piece]:
         """What the worker writes for this chunk, in frame order; they tile ``[first, end)``."""
         c, side = self.chunk, self.layout.side_encoding
-        out = [Piece(c.start, c.end - c.tail, self.middle, encoding)]
+        out = [self._piece(c.start, c.end - c.tail, self.middle, encoding)]
         if c.lead_in:
-            out.insert(0, Piece(c.first, c.start, self.lead, side))
+            out.insert(0, self._piece(c.first, c.start, self.lead, side))
         if c.tail:
-            out.append(Piece(c.end - c.tail, c.end, self.tail, side))
+            out.append(self._piece(c.end - c.tail, c.end, self.tail, side))
         return out
 
     def outputs(self) -> list[Piece]:
@@ -100,7 +109,7 @@ class ChunkFiles:
         return self.pieces(self.layout.side_encoding)
 
     def window_piece(self) -> Piece:
-        return Piece(self.chunk.first, self.chunk.start, self.window, self.layout.side_encoding)
+        return self._piece(self.chunk.first, self.chunk.start, self.window, self.layout.side_encoding)
 
     @staticmethod
     def window_sides(workdir: str | os.PathLike[str], earlier: Chunk, later: Chunk,
@@ -122,20 +131,38 @@ def piece_fingerprint(piece: Piece, offset: int = 0) -> str:
     return f"frames:{digest.hexdigest()}"
 
 
+def _image_ok(path: str) -> bool:
+    """Whether ``path`` is an image file whose header decodes (a zero-byte or torn frame is not)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            return image.size[0] > 0 and image.size[1] > 0
+    except FileNotFoundError:
+        return False
+    except (UnidentifiedImageError, SyntaxError, ValueError):
+        return False
+
+
 def _frames_ok(piece: Piece, offset: int) -> bool:
     if not is_pattern(piece.path):
         return storage.exists(piece.path) and probe(piece.path).frame_count == piece.frames
-    return all(os.path.isfile(frame_file(piece.path, offset + i)) for i in range(piece.start, piece.end))
+    return all(_image_ok(frame_file(piece.path, offset + i)) for i in range(piece.start, piece.end))
 
 
 def verify(pieces: Iterable[Piece], fingerprints: Mapping[str, str] | None = None, offset: int = 0) -> bool:
-    """Whether every piece exists with its frame count (and, when known, its fingerprint)."""
+    """Whether every piece exists whole with its frame count and, unless ``fingerprints`` is
+    ``None`` (a ledger rebuilt from the files), the fingerprint the ledger holds for it: a piece
+    the ledger has no fingerprint for fails. A piece that is missing, torn or changed is ``False``
+    (its chunk is redone); storage that cannot be read is a :class:`JobError`, never a redo."""
     for piece in pieces:
         try:
             if not _frames_ok(piece, offset):
                 return False
-            if fingerprints and piece.key in fingerprints and piece_fingerprint(piece, offset) != fingerprints[piece.key]:
+            if fingerprints is not None and piece_fingerprint(piece, offset) != fingerprints.get(piece.key):
                 return False
-        except (VideoError, OSError):
+        except (VideoError, FileNotFoundError):
             return False
+        except OSError as exc:
+            raise JobError(f"cannot read {piece.path} ({exc.strerror or exc}); fix the storage, then resume") from None
     return True

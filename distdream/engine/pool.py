@@ -45,6 +45,8 @@ class _Slot:
     incarnation: int = 0  # bumped whenever the worker is known to have died
     token: str | None = None  # the incarnation token it last answered with (None: never answered)
     dying: str | None = None  # the token of an incarnation known to be dying
+    dying_since: float = 0.0
+    unreachable: int = 0  # chunks in a row Ray could not deliver to this live worker
     ping: Any = None  # the outstanding ping, if any
     ping_sent: float = 0.0
     retired: bool = False
@@ -64,6 +66,9 @@ class WorkerPool:
     slots: list[_Slot] = field(default_factory=list)
     idle: list[int] = field(default_factory=list)  # free lanes by slot (a slot appears once per lane)
     start_failures: int = 0
+
+    DYING = 30.0  # seconds a worker reported dead may go on answering as its old self before it is restarted
+    UNREACHABLE = 2  # chunks in a row a worker may be unreachable before it is restarted
 
     def __post_init__(self) -> None:
         self.slots = [_Slot(self.make()) for _ in range(self.size)]
@@ -94,7 +99,10 @@ class WorkerPool:
                 self._start_failed(f"it died while starting ({cause_of(exc)})")
             self._replace(slot)
             return
-        if token is not None and token == s.dying:  # the dying process answered: ask again
+        if token is not None and token == s.dying:  # the dying process answered: ask again …
+            if self.clock() - s.dying_since > self.DYING:  # … but not forever: it is alive, make it restart
+                ray.kill(s.actor, no_restart=False)
+                s.dying_since = self.clock()
             self._ping(slot)
             return
         s.token, s.dying = token, None
@@ -135,6 +143,25 @@ class WorkerPool:
         """A lane's chunk ended normally (done, or raised): the lane is free again."""
         s = self.slots[slot]
         s.lanes_out -= 1
+        s.unreachable = 0
+        if not s.retired:
+            self.idle.append(slot)
+
+    def unreachable(self, slot: int, born: int) -> None:
+        """Ray could not deliver a chunk to a worker it still counts as alive (``ActorUnavailableError``):
+        a passing network or GCS fault. The lane is free again; after ``UNREACHABLE`` such chunks in
+        a row the worker is restarted, as a dead one would be."""
+        s = self.slots[slot]
+        if born != s.incarnation:  # already known dead through another lane
+            self.lost(slot, born)
+            return
+        s.unreachable += 1
+        if s.unreachable >= self.UNREACHABLE:
+            s.unreachable = 0
+            self.kill(slot, born)
+            self.lost(slot, born)
+            return
+        s.lanes_out -= 1
         if not s.retired:
             self.idle.append(slot)
 
@@ -150,7 +177,7 @@ class WorkerPool:
         s.lanes_out -= 1
         if born == s.incarnation:
             s.incarnation += 1
-            s.dying = s.token
+            s.dying, s.dying_since = s.token, self.clock()
             self.idle[:] = [i for i in self.idle if i != slot]
             self._ping(slot)
         elif s.ping is None and not s.retired:  # the worker is back already: this lane is free

@@ -2,9 +2,10 @@
 
 A typo must cost seconds, not a render: the input is probed; the model, layers, channels and
 weights are resolved exactly as a worker resolves them; the start image is read; the output's
-suffix must name a container that takes H.264 (and the input's audio), the output must not be the
-input (also through links), its location must be writable (object storage: a probe put and
-delete); the work directory must be ours or empty. Every failure is a typed error with one line
+suffix must name a container that takes its codec (and the input's audio); no file of the output
+may be a file of the input (compared file by file, through links); an image-sequence output's
+existing files are refused without ``--overwrite``; its location must be writable (object
+storage: a probe put and delete); the work directory must be ours or empty. Every failure is a typed error with one line
 naming the input and the fix, and nothing has been written. No Ray here.
 
 :func:`plan_record` then says what makes this job's pixels — the input's identity and the
@@ -13,6 +14,7 @@ naming the input and the fix, and nothing has been written. No Ray here.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -24,6 +26,7 @@ from ..compute import resolve_compute
 from ..config import JobOptions, RenderConfig
 from ..errors import ConfigError, JobError, OutputError, VideoError
 from ..video import Format, VideoIndex, check_output_container, frame_file, is_pattern, packet_digest, probe
+from ..video.imageseq import existing_numbers
 from ..video.formats import describe, format_for, resolve_output
 from .pieces import Layout
 from .workdir import PLAN_VERSION, check_workdir
@@ -49,17 +52,57 @@ class Checked:
     weights: str | None  # what the weights resolved to (a label, a file path, or None for random)
 
 
-def _same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
-    if is_pattern(a) or is_pattern(b) or os.path.isdir(a):  # an image sequence: the same pattern
-        return os.path.abspath(str(a)) == os.path.abspath(str(b))
-    if storage.is_uri(a) or storage.is_uri(b):
-        return str(a).rstrip("/") == str(b).rstrip("/")
-    if os.path.realpath(a) == os.path.realpath(b):  # the same path, or a link to it
-        return True
-    try:
-        return os.path.samefile(a, b)  # a hard link
-    except OSError:
-        return False
+def _input_files(input: str, index: VideoIndex) -> tuple[set[str], set[tuple[int, int]]]:
+    """The input's files by real path (a sequence's every frame) and, where they exist, by inode."""
+    if storage.is_uri(input):
+        return {input.rstrip("/")}, set()
+    names = ([frame_file(index.path, index.first_number + i) for i in range(index.frame_count)]
+             if index.is_sequence else [input])
+    paths, inodes = set(), set()
+    for name in names:
+        paths.add(os.path.realpath(name))
+        with contextlib.suppress(OSError):
+            st = os.stat(name)
+            inodes.add((st.st_dev, st.st_ino))
+    return paths, inodes
+
+
+def _output_files(out: Path | str, layout: Layout, frames: tuple[int, int]) -> list[str]:
+    """The files the output will be: numbered ones for a pattern, each as its folder's real path
+    and its name (an output is written by renaming into that folder)."""
+    if storage.is_uri(out):
+        return [str(out).rstrip("/")]
+    names = ([frame_file(str(out), layout.offset + i) for i in range(*frames)] if is_pattern(out) else [str(out)])
+    folders: dict[str, str] = {}
+    return [os.path.join(folders.setdefault(os.path.dirname(n), os.path.realpath(os.path.dirname(n) or ".")),
+                         os.path.basename(n)) for n in names]
+
+
+def _check_not_input(input: str, index: VideoIndex, out: Path | str, layout: Layout, frames: tuple[int, int]) -> None:
+    """Refuse an output any of whose files is one of the input's: through links, a directory
+    input, ``%d`` against ``%04d`` and ``file://`` (compared file by file, by real path and inode)."""
+    paths, inodes = _input_files(input, index)
+    for name in _output_files(out, layout, frames):
+        same = name in paths
+        if not same and inodes:
+            with contextlib.suppress(OSError):
+                st = os.stat(name)
+                same = (st.st_dev, st.st_ino) in inodes  # a hard link
+        if same:
+            what = "the input video" if not index.is_sequence else f"a frame of the input sequence ({name})"
+            raise OutputError(f"output {out} would overwrite {what}; write the dream to another file or folder")
+
+
+def _check_existing_frames(out: Path | str, options: JobOptions, saved_output: str | None) -> None:
+    """An image-sequence output whose files exist is another render's unless ``--overwrite`` (or
+    this job's own, on ``--resume``)."""
+    if not is_pattern(out) or options.overwrite or (options.resume and saved_output == str(out)):
+        return
+    numbers = existing_numbers(str(out))
+    if numbers:
+        raise OutputError(f"output {out} already holds {len(numbers)} frame file(s) ({os.path.basename(frame_file(str(out), numbers[0]))} "
+                          "…); pass --overwrite to replace them (and remove those outside the rendered range), or "
+                          "write to another pattern")
 
 
 def _check_workdir_writable(workdir: Path | str) -> None:
@@ -87,27 +130,26 @@ def preflight(input: str, output: str, config: RenderConfig, options: JobOptions
     from ..images import load_image
 
     out = location(output)
-    if _same_file(input, out):
-        raise OutputError(f"output {out} is the input video; write the dream to another file")
     index = probe(input, fps=config.fps)
     index.working_colour.check(f"input {input}")
     config, fmt = _output_format(out, index, config)
+    layout = Layout.of(fmt, index, str(out))
+    frames = options.frame_range or (0, index.frame_count)
+    if not 0 <= frames[0] < frames[1] <= index.frame_count:
+        raise ConfigError(f"--frames {frames[0]}:{frames[1]} is outside {input}, which has frames "
+                          f"0:{index.frame_count}")
+    _check_not_input(input, index, out, layout, frames)
     if not is_pattern(out):
         check_output_container(out, index, fmt)
     storage.check_writable(out, OutputError)
-    if options.frame_range is not None:
-        a, b = options.frame_range
-        if not 0 <= a < b <= index.frame_count:
-            raise ConfigError(f"--frames {a}:{b} is outside {input}, which has frames 0:{index.frame_count}")
     dreamer = Dreamer(config.dream, device="cpu")  # model, weights, layers and channels, as a worker resolves them
     if config.dream.predefined_start is not None:
         load_image(config.dream.predefined_start, what="predefined_start")
     workdir = location(options.workdir) if options.workdir else location(
         storage.join(storage.parent(out), f".{storage.name_of(out)}.distdream"))
     _check_workdir_writable(workdir)
-    check_workdir(str(workdir))
-    return Checked(index, config, Layout.of(fmt, index, str(out)), out, workdir, options.workdir is None,
-                   dreamer.model.weights)
+    _check_existing_frames(out, options, check_workdir(str(workdir)))
+    return Checked(index, config, layout, out, workdir, options.workdir is None, dreamer.model.weights)
 
 
 def _output_format(out: Path | str, index: VideoIndex, config: RenderConfig) -> tuple[RenderConfig, Format]:

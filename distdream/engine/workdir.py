@@ -2,7 +2,7 @@
 
     plan.json           the input's identity, the resolved settings, the chunks, their hash
     ledger.json         finished chunks and windows with their pieces' fingerprints (atomic rewrite)
-    lock.json           the job that owns the directory: host, pid, heartbeat
+    lock.json           the job that owns the directory: host, pid, token; renewed (see .lease)
     chunks/NNNNN.*      each chunk's lead-in, middle and tail (deterministic names; see Layout)
     windows/NNNNN.*     each crossfaded seam window (an image-sequence job writes middles and
                         windows straight to its output's numbered files)
@@ -10,29 +10,29 @@
 Resume cannot lie: a resumed job must have the same input (size, version, a digest of its first
 and last packets) and the same *resolved* settings (precision as run, digests of weights and
 start image, distdream's version), or it is refused with the differences named. A chunk counts
-as done only if the ledger has it *and* its pieces still verify (frame count, fingerprint). A
-ledger that cannot be read is rebuilt from the pieces that verify, with a note. No Ray here.
+as done only if the ledger has it *and* its pieces still verify (frame count, fingerprint, keyed
+by their names inside the work directory, so a moved one resumes). A ledger that is damaged is
+rebuilt from the pieces that verify, with a note; one that cannot be *read* (an I/O error, no
+permission, a throttled bucket) is an error, never a rebuild. No Ray here.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import socket
-import threading
-import time
-import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .. import storage
 from ..chunking import Chunk
 from ..errors import JobError
-from .pieces import ChunkFiles, Layout, verify
+from .lease import Lease
+from .pieces import ChunkFiles, Layout, Piece, piece_fingerprint, verify
 
-__all__ = ["Ledger", "PLAN_VERSION", "WorkdirLock", "check_workdir", "differences", "finished", "settings_hash"]
+__all__ = ["Ledger", "PLAN_VERSION", "check_workdir", "differences", "finished", "settings_hash", "workdir_lease"]
 
-PLAN_VERSION = 3  # 3: pieces by codec (sides FFV1 or numbered PNG), image-sequence outputs
+# 3: pieces by codec (sides FFV1 or numbered PNG), image-sequence outputs; 4: fingerprints keyed by
+# names inside the work directory
+PLAN_VERSION = 4
 
 
 # ---------------------------------------------------------------------------------------------
@@ -80,16 +80,23 @@ def differences(saved: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
     return out
 
 
-def check_workdir(workdir: str) -> None:
-    """Refuse a work directory that holds pieces or a ledger but no plan (not ours, or damaged)."""
-    if storage.exists(storage.join(workdir, "plan.json")):
-        return
+def check_workdir(workdir: str) -> str | None:
+    """Refuse a work directory that holds pieces or a ledger but no plan (not ours, or damaged);
+    return the output its plan names, if it has one."""
+    plan = storage.join(workdir, "plan.json")
+    if storage.exists(plan, JobError):
+        try:
+            saved = json.loads(storage.read_text(plan))
+        except (ValueError, FileNotFoundError):
+            return None  # the job says what is wrong with it, under its lock
+        return str(saved.get("output")) if isinstance(saved, dict) and saved.get("output") else None
     stray = [name for name in ("ledger.json", "chunks", "windows") if storage.exists(storage.join(workdir, name))]
     if stray:
         raise JobError(
             f"work directory {workdir} has {', '.join(stray)} but no plan.json: it is not a distdream job "
             "directory, or its plan was lost; remove it or choose another --workdir"
         )
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -120,16 +127,23 @@ class Ledger:
 
     @classmethod
     def load(cls, path: str) -> Ledger:
-        """The ledger at ``path``; an unreadable one gives an empty ledger with ``note`` set."""
-        if not storage.exists(path):
+        """The ledger at ``path``; a damaged one gives an empty ledger with ``note`` set, one that
+        cannot be read raises :class:`JobError`."""
+        try:
+            text = storage.read_text(path) if storage.exists(path, JobError) else None
+        except FileNotFoundError:
+            text = None
+        except OSError as exc:
+            raise JobError(f"cannot read the ledger {path} ({exc.__class__.__name__}: {exc}); nothing was changed: "
+                           "fix the storage, then resume") from None
+        if text is None:
             return cls(path)
         try:
-            data = json.loads(storage.read_text(path))
-        except (ValueError, UnicodeDecodeError, OSError) as exc:
-            return cls(path, note=f"ledger {path} was unreadable ({exc.__class__.__name__}); rebuilt it from the "
-                                  "pieces that verify")
+            data = json.loads(text)
+        except ValueError:
+            data = None
         if not cls._valid(data):
-            return cls(path, note=f"ledger {path} was not a distdream ledger; rebuilt it from the pieces that verify")
+            return cls(path, note=f"ledger {path} was damaged; rebuilt it from the pieces that verify")
         return cls(path, data)
 
     def save(self) -> None:
@@ -149,35 +163,43 @@ class Ledger:
         self.data[kind].pop(name, None)
 
 
-def _state_ok(files: ChunkFiles, fingerprints: Mapping[str, str]) -> bool:
+def _keep(ledger: Ledger, kind: str, name: str, pieces: list[Piece], offset: int) -> bool:
+    """Whether a chunk's (or window's) pieces verify: against the ledger's fingerprints where it
+    has the record, by their frames where the ledger was rebuilt (which then records them)."""
+    if ledger.has(kind, name):
+        return verify(pieces, ledger.fingerprints(kind, name), offset)
+    if ledger.note is None or not verify(pieces, None, offset):
+        return False
+    ledger.data[kind][name] = {"frames": pieces[-1].end - pieces[0].start, "rebuilt": True,
+                               "fingerprints": {p.key: piece_fingerprint(p, offset) for p in pieces}}
+    return True
+
+
+def _state_ok(files: ChunkFiles, ledger: Ledger) -> bool:
+    """Whether the carried state a chunk hands on is there, as the ledger recorded it."""
+    known = ledger.fingerprints("chunks", files.chunk.name).get(files.state_key)
     try:
-        if not storage.exists(files.state):
-            return False
-        known = fingerprints.get(files.state)
-        return known is None or storage.fingerprint(files.state) == known
-    except OSError:
+        return storage.exists(files.state, JobError) and storage.fingerprint(files.state) == known
+    except FileNotFoundError:
         return False
 
 
 def finished(workdir: str, chunks: Sequence[Chunk], ledger: Ledger, layout: Layout = Layout()) -> tuple[set[int], set[int]]:
     """Chunks and seam windows a resume can keep, the ledger brought in line with them.
 
-    A chunk is kept when the ledger has it and its pieces verify; with a rebuilt ledger, when its
-    pieces verify by frame count. A chunk that continues a handoff is kept only with its
-    predecessor (a redone chunk may end differently, so what continued it is redone too), and a
-    chunk whose successor still needs its carried state keeps it only while that state verifies.
-    A window is kept when its chunk and the chunk before it are both kept (a redone chunk
-    invalidates both windows beside it) and the window verifies.
+    A chunk is kept when its pieces verify (:func:`_keep`). A chunk that continues a handoff is
+    kept only with its predecessor (a redone chunk may end differently, so what continued it is
+    redone too), and a chunk whose successor still needs its carried state keeps it only while
+    that state verifies. A window is kept when its chunk and the chunk before it are both kept (a
+    redone chunk invalidates both windows beside it) and the window verifies.
     """
-    rebuilt = ledger.note is not None
-    done: set[int] = set()
-    for c in chunks:
+    done = {c.index for c in chunks if _keep(ledger, "chunks", c.name, ChunkFiles(workdir, c, layout).outputs(),
+                                               layout.offset)}
+    for c in chunks:  # a rebuilt record holds no carried state's fingerprint yet
         files = ChunkFiles(workdir, c, layout)
-        known = ledger.has("chunks", c.name)
-        if (known or rebuilt) and verify(files.outputs(), ledger.fingerprints("chunks", c.name), layout.offset):
-            done.add(c.index)
-            if not known:
-                ledger.data["chunks"][c.name] = {"frames": c.dreamed, "fingerprints": {}, "rebuilt": True}
+        record = ledger.data["chunks"].get(c.name, {})
+        if c.index in done and c.hands_off and record.get("rebuilt") and storage.exists(files.state, JobError):
+            record["fingerprints"][files.state_key] = storage.fingerprint(files.state)
     by_index = {c.index: c for c in chunks}
     changed = True
     while changed:  # chains: drop what no longer has the state it continues from, or hands on
@@ -186,8 +208,7 @@ def finished(workdir: str, chunks: Sequence[Chunk], ledger: Ledger, layout: Layo
             if c.index not in done:
                 continue
             orphan = c.begins == "handoff" and c.index - 1 in by_index and c.index - 1 not in done
-            stateless = (c.hands_off and c.index + 1 not in done
-                         and not _state_ok(ChunkFiles(workdir, c, layout), ledger.fingerprints("chunks", c.name)))
+            stateless = c.hands_off and c.index + 1 not in done and not _state_ok(ChunkFiles(workdir, c, layout), ledger)
             if orphan or stateless:
                 done.discard(c.index)
                 changed = True
@@ -198,11 +219,9 @@ def finished(workdir: str, chunks: Sequence[Chunk], ledger: Ledger, layout: Layo
     for c in chunks:
         if not c.lead_in:
             continue
-        files = ChunkFiles(workdir, c, layout)
-        keep = c.index in done and c.index - 1 in done and (ledger.has("windows", c.name) or rebuilt)
-        if keep and verify([files.window_piece()], ledger.fingerprints("windows", c.name), layout.offset):
+        window = [ChunkFiles(workdir, c, layout).window_piece()]
+        if c.index in done and c.index - 1 in done and _keep(ledger, "windows", c.name, window, layout.offset):
             windows.add(c.index)
-            ledger.data["windows"].setdefault(c.name, {"frames": c.lead_in, "fingerprints": {}})
         else:
             ledger.drop("windows", c.name)
     ledger.save()
@@ -213,81 +232,6 @@ def finished(workdir: str, chunks: Sequence[Chunk], ledger: Ledger, layout: Layo
 # The lock
 
 
-class WorkdirLock:
-    """One job per work directory: ``lock.json`` names the owner and is refreshed by a heartbeat.
-
-    Taken with an exclusive create (``O_EXCL`` locally, a conditional put on object storage). A
-    lock is stale, and taken over, when its heartbeat is older than ``stale_after`` seconds, or
-    when it was taken on this host by a process that no longer exists (a killed driver).
-    """
-
-    def __init__(self, workdir: str, *, heartbeat: float = 10.0, stale_after: float = 60.0,
-                 clock: Callable[[], float] = time.time) -> None:
-        self.path = storage.join(workdir, "lock.json")
-        self.heartbeat, self.stale_after, self.clock = heartbeat, stale_after, clock
-        self.token = uuid.uuid4().hex
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def _record(self) -> str:
-        return json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "token": self.token,
-                           "heartbeat": self.clock()})
-
-    def _holder(self) -> dict[str, Any] | None:
-        try:
-            data = json.loads(storage.read_text(self.path))
-        except (FileNotFoundError, ValueError, OSError):
-            return None
-        return data if isinstance(data, dict) else None
-
-    def _stale(self, holder: dict[str, Any] | None) -> bool:
-        if holder is None:
-            return True  # unreadable: half-written by a crash, or not ours
-        age = self.clock() - float(holder.get("heartbeat", 0))
-        if age > self.stale_after:
-            return True
-        if holder.get("host") == socket.gethostname():
-            try:
-                os.kill(int(holder.get("pid", -1)), 0)
-            except ProcessLookupError:
-                return True
-            except (PermissionError, ValueError):
-                return False
-        return False
-
-    def acquire(self) -> None:
-        """Take the lock or raise :class:`JobError` naming who holds it."""
-        for _ in range(3):
-            if storage.create_exclusive(self.path, self._record()):
-                self._thread = threading.Thread(target=self._beat, name="distdream-lock", daemon=True)
-                self._thread.start()
-                return
-            holder = self._holder()
-            if not self._stale(holder):
-                assert holder is not None
-                age = self.clock() - float(holder.get("heartbeat", 0))
-                raise JobError(
-                    f"work directory {storage.parent(self.path)} is in use by another job (host "
-                    f"{holder.get('host')}, pid {holder.get('pid')}, heartbeat {age:.0f} s ago); wait for it, stop "
-                    f"it, or use another --workdir"
-                )
-            storage.remove(self.path)  # stale: its owner is gone
-        raise JobError(f"could not take the lock {self.path}: another job keeps taking it")
-
-    def _beat(self) -> None:
-        while not self._stop.wait(self.heartbeat):
-            holder = self._holder()
-            if holder is not None and holder.get("token") != self.token:
-                return  # taken over (we were presumed dead): do not fight for it
-            try:
-                storage.write_text(self.path, self._record())
-            except OSError:
-                pass  # a missed beat is survivable; the next one may land
-
-    def release(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        holder = self._holder()
-        if holder is not None and holder.get("token") == self.token:
-            storage.remove(self.path)
+def workdir_lease(workdir: str, **options: Any) -> Lease:
+    """The lease on a work directory (``lock.json``); see :class:`~.lease.Lease` for ``options``."""
+    return Lease(storage.join(workdir, "lock.json"), f"work directory {workdir}", **options)

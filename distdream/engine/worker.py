@@ -95,12 +95,14 @@ class DreamWorker:
                         os._exit(1)  # a worker process dying mid-chunk, as a lost node would
                     if fault.kind == "hang":
                         time.sleep(3600)  # a worker that stops answering, as on a wedged GPU
+                    if fault.kind == "unavailable":  # what Ray raises while it cannot reach a live actor
+                        raise ray.exceptions.ActorUnavailableError("injected fault: unreachable", None)
                     raise RuntimeError(f"injected fault in chunk {chunk.index} at frame {i}")
 
         def run(dreamer: Any) -> Any:
             return dream_range(
                 index, chunk.first, chunk.end, spans, self.config, dreamer=dreamer, seed=chunk.seed,
-                progress=lambda n: progress.add.remote(n), on_frame=on_frame, carried=carried, hand_off=hand_off,
+                progress=lambda n: progress.add.remote(chunk.index, n), on_frame=on_frame, carried=carried, hand_off=hand_off,
             )
 
         if self.batcher is None:
@@ -140,17 +142,17 @@ def scan_cuts_task(index: VideoIndex, start: int, end: int, config: RenderConfig
 
 @ray.remote
 class _Progress:
-    """Frames dreamed since the driver last asked (workers report, the driver polls)."""
+    """Frames dreamed per chunk since the driver last asked (workers report, the driver polls)."""
 
     def __init__(self) -> None:
-        self.frames = 0
+        self.frames: dict[int, int] = {}
 
-    def add(self, n: int) -> None:
-        self.frames += n
+    def add(self, chunk: int, n: int) -> None:
+        self.frames[chunk] = self.frames.get(chunk, 0) + n
 
-    def take(self) -> int:
-        n, self.frames = self.frames, 0
-        return n
+    def take(self) -> dict[int, int]:
+        frames, self.frames = self.frames, {}
+        return frames
 
 
 def progress_counter() -> Any:

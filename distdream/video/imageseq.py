@@ -29,7 +29,7 @@ from ..config import parse_rate
 from ..errors import VideoError
 from .colour import Colour
 
-__all__ = ["ImageWriter", "frame_file", "is_sequence", "numbered", "probe_sequence", "read_image", "sweep_temps"]
+__all__ = ["ImageWriter", "existing_numbers", "frame_file", "is_sequence", "numbered", "probe_sequence", "read_image", "sweep_temps"]
 
 SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
 _PATTERN = re.compile(r"%(0?)(\d*)d")
@@ -89,14 +89,23 @@ def _numbers(pattern: str) -> list[int]:
     folder = Path(directory or ".")
     if not folder.is_dir():
         raise VideoError(f"image sequence {pattern}: the directory {folder} does not exist")
+    numbers = existing_numbers(pattern)
+    if not numbers:
+        raise VideoError(f"image sequence {pattern} matches no files")
+    return numbers
+
+
+def existing_numbers(pattern: str) -> list[int]:
+    """The numbers of the files ``pattern`` names that exist, in order (none if its folder does not)."""
+    directory, name = os.path.split(pattern)
+    if not os.path.isdir(directory or "."):
+        return []
     matcher = _matcher(name)
     numbers = []
-    for entry in os.listdir(folder):
+    for entry in os.listdir(directory or "."):
         m = matcher.match(entry)
         if m and os.path.basename(frame_file(pattern, int(m.group(1)))) == entry:
             numbers.append(int(m.group(1)))
-    if not numbers:
-        raise VideoError(f"image sequence {pattern} matches no files")
     return sorted(numbers)
 
 

@@ -1,0 +1,93 @@
+"""Signals as stops: SIGTERM (what batch schedulers send on preemption), SIGINT and SIGHUP end a
+render the way Ctrl-C does, never as a crash.
+
+Inside :func:`signals_stop` the first of them raises :class:`Stopped` in the main thread. It is a
+``KeyboardInterrupt``, so every cleanup written for Ctrl-C runs: the caller cancels its job
+(finished chunks stay) and exits with 128 + the signal's number (143 for SIGTERM). From then on
+the process has ``grace`` seconds to be gone; a second signal, or a cleanup that outlasts them,
+ends it at once, its child processes (a local Ray instance) killed first, so nothing of the job
+stays running. A signal the process was told to ignore (``nohup``) stays ignored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from types import FrameType
+
+__all__ = ["SIGNALS", "Stopped", "end_children", "signals_stop"]
+
+SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+class Stopped(KeyboardInterrupt):
+    """A stop signal arrived: ``signum`` says which, ``exit_code`` is what the process returns."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+def end_children(grace: float = 3.0) -> None:
+    """Stop every process this one started (and theirs): SIGTERM, then SIGKILL after ``grace`` s."""
+    import psutil
+
+    children = psutil.Process().children(recursive=True)
+    for child in children:
+        with contextlib.suppress(psutil.Error):
+            child.terminate()
+    _, alive = psutil.wait_procs(children, timeout=grace)
+    for child in alive:
+        with contextlib.suppress(psutil.Error):
+            child.kill()
+
+
+def _exit_now(code: int, why: str) -> None:
+    with contextlib.suppress(Exception):
+        sys.stderr.write(f"{why}; exiting at once\n")
+        sys.stderr.flush()
+    with contextlib.suppress(Exception):
+        end_children(grace=0.5)
+    os._exit(code)
+
+
+@contextlib.contextmanager
+def signals_stop(grace: float = 25.0) -> Iterator[None]:
+    """Turn stop signals into :class:`Stopped` while the block runs (see the module docstring).
+    Outside the main thread, where Python delivers no signals, it does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    first: list[int] = []
+
+    def handle(signum: int, _frame: FrameType | None) -> None:
+        if first:  # the second: no more waiting
+            _exit_now(128 + signum, f"{signal.Signals(signum).name} again")
+        first.append(signum)
+        timer = threading.Timer(grace, _exit_now, (128 + signum, f"still stopping after {grace:.0f} s"))
+        timer.daemon = True  # it runs on through interpreter exit (atexit), where a hang would be
+        timer.start()
+        raise Stopped(signum)
+
+    saved = {s: signal.getsignal(s) for s in SIGNALS}
+    for s, old in saved.items():
+        if old is not signal.SIG_IGN:
+            signal.signal(s, handle)
+    try:
+        yield
+    finally:
+        if not first:  # once stopping, a second signal must still end the process at once
+            for s, old in saved.items():
+                signal.signal(s, old if old is not None else signal.SIG_DFL)

@@ -1,0 +1,244 @@
+"""The lock as a lease: atomic takeover, the storage's clock, fencing, malformed locks, per-backend refusal.
+
+Real files and real threads racing; a real S3-compatible server (moto) on loopback for the
+conditional puts. No Ray.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from distdream.engine.lease import Lease
+from distdream.errors import JobError
+
+
+def dead_pid() -> int:
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(done.stdout)
+
+
+def write_lock(path: Path, *, host: str = "elsewhere", pid: int = 1, token: str = "theirs", age: float = 0.0) -> None:
+    path.write_text(json.dumps({"host": host, "pid": pid, "token": token}))
+    stamp = time.time() - age
+    os.utime(path, (stamp, stamp))
+
+
+def holder(path: Path) -> str:
+    return json.loads(path.read_text())["token"]
+
+
+def test_a_live_lock_is_refused_naming_its_owner_and_a_released_one_is_free(tmp_path: Path) -> None:
+    first, second = Lease(str(tmp_path / "lock.json"), "work directory w"), Lease(str(tmp_path / "lock.json"), "w2")
+    first.acquire()
+    with pytest.raises(JobError, match=rf"in use by another job \(host {socket.gethostname()}, pid {os.getpid()}"):
+        second.acquire()
+    first.release()
+    assert not (tmp_path / "lock.json").exists()
+    second.acquire()
+    assert holder(tmp_path / "lock.json") == second.token
+    second.release()
+
+
+@pytest.mark.parametrize(("age", "pid", "taken"), [
+    (600, 1, True),  # another host's lock, not renewed for ten minutes
+    (5, 1, False),  # another host's lock renewed 5 s ago
+    (0, None, True),  # a lock of this host whose process is gone (a killed driver)
+])
+def test_staleness_is_the_lock_files_age_on_the_storage_or_a_dead_local_owner(tmp_path: Path, age: float,
+                                                                             pid: int | None, taken: bool) -> None:
+    lock = tmp_path / "lock.json"
+    write_lock(lock, host=socket.gethostname() if pid is None else "elsewhere", pid=pid or dead_pid(), age=age)
+    lease = Lease(str(lock), "w")
+    if taken:
+        lease.acquire()
+        assert holder(lock) == lease.token
+        lease.release()
+    else:
+        with pytest.raises(JobError, match="host elsewhere"):
+            lease.acquire()
+        assert holder(lock) == "theirs"
+
+
+def test_a_driver_whose_clock_runs_ahead_does_not_take_a_live_lock(tmp_path: Path, monkeypatch) -> None:
+    """Age comes from the storage (file mtimes), not from this process's clock."""
+    lock = tmp_path / "lock.json"
+    write_lock(lock, age=1)
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() + 120)  # this driver is two minutes ahead
+    with pytest.raises(JobError, match="in use by another job"):
+        Lease(str(lock), "w").acquire()
+    assert holder(lock) == "theirs"
+
+
+def test_two_drivers_racing_for_one_stale_lock_do_not_both_take_it(tmp_path: Path) -> None:
+    lock = tmp_path / "lock.json"
+    for _ in range(20):  # many rounds: a check-then-write race would show
+        write_lock(lock, age=600)
+        leases = [Lease(str(lock), "w", renew_every=60) for _ in range(4)]
+        won: list[Lease] = []
+        barrier = threading.Barrier(len(leases))
+
+        def take(lease: Lease) -> None:
+            barrier.wait()
+            try:
+                lease.acquire()
+                won.append(lease)
+            except JobError:
+                pass
+
+        threads = [threading.Thread(target=take, args=(lease,)) for lease in leases]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(won) == 1 and holder(lock) == won[0].token
+        won[0].release()
+        assert sorted(p.name for p in tmp_path.iterdir()) == []  # no lock, no temp, nothing set aside
+
+
+def test_a_job_whose_lock_was_taken_over_learns_it_at_its_next_renewal(tmp_path: Path) -> None:
+    lock = tmp_path / "lock.json"
+    told: list[str] = []
+    mine = Lease(str(lock), "work directory w", renew_every=0.1, on_lost=told.append)
+    mine.acquire()
+    os.rename(lock, tmp_path / "elsewhere.json")  # what another job's takeover does to a stale lock
+    write_lock(lock)
+    deadline = time.monotonic() + 10
+    while mine.lost is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert told == ["another job took over the lock of work directory w"]
+    with pytest.raises(JobError, match="stopped: another job took over"):
+        mine.check()
+    mine.release()
+    assert holder(lock) == "theirs"  # the new owner's lock is not removed
+
+
+def test_a_job_that_cannot_renew_for_half_its_lease_stops(tmp_path: Path, monkeypatch) -> None:
+    lock = tmp_path / "lock.json"
+    lease = Lease(str(lock), "w", renew_every=0.05, lifetime=0.4)
+    lease.acquire()
+
+    def failing(*_: object) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "utime", failing)  # the storage stops answering
+    deadline = time.monotonic() + 10
+    while lease.lost is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert lease.lost is not None and "could not renew the lock of w for 0 s" in lease.lost
+    assert "Input/output error" in lease.lost
+    lease.release()
+
+
+def test_renewal_moves_the_lock_files_mtime(tmp_path: Path) -> None:
+    lock = tmp_path / "lock.json"
+    lease = Lease(str(lock), "w", renew_every=0.05)
+    lease.acquire()
+    stamp = time.time() - 300
+    os.utime(lock, (stamp, stamp))
+    time.sleep(0.5)
+    assert time.time() - lock.stat().st_mtime < 5
+    lease.release()
+
+
+@pytest.mark.parametrize("text", ['{"host": "h", "pid": 1, "heartbeat": null}', "{not json", '{"token": 5}', "", "[]"])
+def test_a_malformed_lock_is_a_one_line_error(tmp_path: Path, text: str) -> None:
+    lock = tmp_path / "lock.json"
+    lock.write_text(text)
+    with pytest.raises(JobError, match=r"is not a distdream lock .*remove the file") as err:
+        Lease(str(lock), "work directory w").acquire()
+    assert "\n" not in str(err.value) and lock.read_text() == text
+
+
+def test_storage_without_conditional_writes_is_refused_unless_named() -> None:
+    with pytest.raises(JobError, match="cannot lock memory:// storage atomically.*--unsafe-lock memory"):
+        Lease("memory://bucket/w/lock.json", "work directory memory://bucket/w")
+    lease = Lease("memory://bucket/w/lock.json", "w", unsafe_ok=("memory",))
+    lease.acquire()
+    with pytest.raises(JobError, match="in use by another job"):
+        Lease("memory://bucket/w/lock.json", "w", unsafe_ok=("memory",)).acquire()
+    lease.release()
+
+
+# --- object storage: conditional puts on a real S3-compatible server -----------------------------------
+
+
+@pytest.fixture(scope="module")
+def bucket():
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    from tests.conftest import free_port
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+           "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    boto3.client("s3").create_bucket(Bucket="leases")
+    yield "s3://leases"
+    server.stop()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+def test_on_s3_a_stale_lock_is_taken_over_by_one_of_three_racers(bucket: str) -> None:
+    import boto3
+
+    s3 = boto3.client("s3")
+    for round_ in range(3):
+        key = f"race{round_}/lock.json"
+        # stale at once: its owner was a process of this host that is gone
+        s3.put_object(Bucket="leases", Key=key, Body=json.dumps({"host": socket.gethostname(), "pid": dead_pid(),
+                                                                 "token": "old"}).encode())
+        leases = [Lease(f"{bucket}/{key}", "w", renew_every=60) for _ in range(3)]
+        barrier, won = threading.Barrier(3), []
+
+        def take(lease: Lease) -> None:
+            barrier.wait()
+            try:
+                lease.acquire()
+                won.append(lease)
+            except JobError:
+                pass
+
+        threads = [threading.Thread(target=take, args=(lease,)) for lease in leases]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        body = json.loads(s3.get_object(Bucket="leases", Key=key)["Body"].read())
+        assert len(won) == 1 and body["token"] == won[0].token
+        won[0].release()
+
+
+def test_on_s3_a_fenced_owner_learns_it_and_a_live_lock_holds(bucket: str) -> None:
+    import boto3
+
+    s3 = boto3.client("s3")
+    mine = Lease(f"{bucket}/fence/lock.json", "w", renew_every=0.1)
+    mine.acquire()
+    with pytest.raises(JobError, match="in use by another job"):  # renewed: the server's clock says it is live
+        Lease(f"{bucket}/fence/lock.json", "w").acquire()
+    s3.put_object(Bucket="leases", Key="fence/lock.json",
+                  Body=json.dumps({"host": "h", "pid": 2, "token": "usurper"}).encode())
+    deadline = time.monotonic() + 10
+    while mine.lost is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert mine.lost == "another job took over the lock of w"
+    mine.release()  # a conditional delete: the usurper's lock stays
+    assert json.loads(s3.get_object(Bucket="leases", Key="fence/lock.json")["Body"].read())["token"] == "usurper"

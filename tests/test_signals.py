@@ -1,0 +1,114 @@
+"""Signals are stops, not crashes: real SIGTERM, SIGHUP and SIGINT sent to a real `distdream render`.
+
+What a batch scheduler does on preemption: the render is cancelled, finished chunks stay, the exact
+resume command is printed, no process of the job is left, and it exits 128 + the signal within
+30 s; a second signal exits at once. The resumed render equals an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+
+from distdream.engine import render
+from distdream.samples import pan_frames, write_clip
+from distdream.video import read_frames
+from tests.test_job import CFG, JOB
+
+pytestmark = pytest.mark.usefixtures("local_ray")
+
+EXE = str(Path(sys.executable).with_name("distdream"))
+FLAGS = ["--num-iterations", "2", "--num-octaves", "2", "--dream-layers", "_blocks.5", "--jitter", "4", "--crf", "0",
+         "--preset", "ultrafast", "--keyframe-settle", "0", "--chunk-frames", "12", "--overlap", "3",
+         "--no-scan-cuts", "--seams", "crossfade", "--workers", "1", "-q"]  # tests.test_job's CFG and JOB
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_clip(tmp_path_factory.mktemp("signals") / "clip.mp4", list(pan_frames(60, 96, 64))[:40], audio="aac")
+
+
+@pytest.fixture(scope="module")
+def reference(clip: Path, tmp_path_factory: pytest.TempPathFactory) -> list[np.ndarray]:
+    out = tmp_path_factory.mktemp("ref") / "ref.mp4"
+    render(clip, out, CFG, workers=1, **JOB)
+    return list(read_frames(out))
+
+
+def started(clip: Path, tmp_path: Path) -> tuple[subprocess.Popen, Path, list[psutil.Process]]:
+    """A render in a session of its own, once its first chunk is in the ledger; and its processes."""
+    workdir, out = tmp_path / "work", tmp_path / "out.mp4"
+    proc = subprocess.Popen([EXE, "render", str(clip), "-o", str(out), "--workdir", str(workdir), *FLAGS],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    ledger = workdir / "ledger.json"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and not (ledger.exists() and json.loads(ledger.read_text())["chunks"]):
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    family = psutil.Process(proc.pid).children(recursive=True)
+    assert family  # a local Ray instance: GCS, raylet, the worker …
+    return proc, workdir, family
+
+
+def left(family: list[psutil.Process], within: float = 10.0) -> list[str]:
+    """The job's processes still running after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        alive = [p for p in family if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        if not alive:
+            return []
+        time.sleep(0.2)
+    return [f"{p.pid} {p.name()}" for p in alive]
+
+
+@pytest.mark.parametrize(("signum", "group"), [(signal.SIGTERM, False), (signal.SIGTERM, True), (signal.SIGHUP, False)])
+def test_a_stop_signal_cancels_keeps_chunks_prints_the_resume_command_and_leaves_nothing(
+        clip: Path, reference, tmp_path: Path, signum: int, group: bool) -> None:
+    proc, workdir, family = started(clip, tmp_path)
+    t0 = time.monotonic()
+    if group:  # as Slurm does: every process of the job step, Ray's included
+        os.killpg(proc.pid, signum)
+    else:  # as Kubernetes, `timeout` or `kill` do: the driver only
+        proc.send_signal(signum)
+    _, err = proc.communicate(timeout=60)
+    took = time.monotonic() - t0
+    assert proc.returncode == 128 + signum, err
+    assert took < 30, took
+    assert "SIGTERM received" not in err and "Traceback" not in err, err  # a stop, not a crash
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"stopped by {signal.Signals(signum).name}; finished chunks are kept"), last
+    assert left(family) == []
+    finished = json.loads((workdir / "ledger.json").read_text())["chunks"]
+    assert finished and not (tmp_path / "out.mp4").exists()
+    assert not (workdir / "lock.json").exists(), err  # released on the way out
+    again = shlex.split(last.split("resume with: ", 1)[1])
+    assert again[:2] == ["distdream", "render"] and "--resume" in again
+    if group or signum != signal.SIGTERM:
+        return  # the resume itself, once
+    done = subprocess.run([EXE, *again[1:]], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert f"({len(finished)} from the ledger)" in done.stdout  # only what was missing
+    assert all(np.array_equal(a, b) for a, b in zip(read_frames(tmp_path / "out.mp4"), reference, strict=True))
+
+
+def test_a_second_signal_exits_at_once_and_still_leaves_nothing(clip: Path, tmp_path: Path) -> None:
+    proc, workdir, family = started(clip, tmp_path)
+    proc.send_signal(signal.SIGTERM)
+    time.sleep(0.2)
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143 and time.monotonic() - t0 < 10, err
+    assert left(family) == []
+    assert json.loads((workdir / "ledger.json").read_text())["chunks"]  # what was finished stays
