@@ -373,7 +373,7 @@ def _is_address(value: Any) -> bool:
     return bool(host) and port.isdigit() and 1 <= int(port) <= 65535
 
 
-PROTOCOLS = Rule("storage protocol names such as gs", lambda v: isinstance(v, (tuple, list))
+PROTOCOLS = Rule("a list of storage protocol names, such as [\"gs\"]", lambda v: isinstance(v, (tuple, list))
                  and all(isinstance(p, str) and p.isidentifier() for p in v))
 ADDRESS = Rule("auto, or HOST:PORT of the cluster's head (e.g. 10.0.0.5:6379, ray://head:10001)", _is_address)
 

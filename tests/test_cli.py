@@ -296,3 +296,39 @@ def test_example_batch_toml_renders(capsys, tmp_path: Path) -> None:
     assert code == 0, err
     assert probe(out).frame_count == 24 and "2 chunks" in stdout
 
+
+
+@pytest.mark.parametrize(("toml", "flags", "needle"), [
+    ("chunk_frames = true", [], "chunk_frames (--chunk-frames) is True; it must be an integer >= 1"),
+    ("chunk_frames = 2.9", [], "chunk_frames (--chunk-frames) is 2.9; it must be an integer >= 1"),
+    ("workers = [1, 2]", [], "workers (--workers) is [1, 2]; it must be an integer >= 1"),
+    ('workdir = ""', [], "workdir (--workdir) is ''; it must be a directory path"),
+    ('resume = "yes"', [], "resume (--resume) is 'yes'; it must be true or false"),
+    ('unsafe_lock = "gs"', [], "unsafe_lock (--unsafe-lock) is 'gs'; it must be a list of storage protocol names"),
+    ('dream_layers = 5', [], "dream_layers is 5 in the config file"),
+    ("", ["--seed", "20000000000000"], "seed (--seed) is 20000000000000; it must be an integer in 0–4294967295"),
+    ("", ["--workdir", "memory://w"], "work directory memory://w: memory:// lives in one process's memory"),
+    ("", ["--workdir", ""], "workdir (--workdir) is ''; it must be a directory path"),
+    ("", ["-o", "memory://out.mp4"], "output memory://out.mp4: memory:// lives in one process's memory"),
+    ("", ["--address", "localhost:99999"], "address (--address) is 'localhost:99999'; it must be auto, or HOST:PORT"),
+    ("", ["--chunk-timeout", "0"], "chunk_timeout (--chunk-timeout) is 0.0; it must be a finite number > 0"),
+])
+def test_settings_are_typed_as_declared_and_node_local_paths_refused(capsys, tmp_path: Path, toml: str,
+                                                                      flags: list[str], needle: str) -> None:
+    """A TOML value of the wrong type is an error, not converted; paths every node must see are
+    checked before anything starts: one line, exit 2, nothing written."""
+    from tests.media import pan_frames
+
+    clip = write_clip(tmp_path / "clip.mp4", pan_frames(3, 64, 48), audio=None)
+    config = tmp_path / "job.toml"
+    config.write_text(toml + "\n")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    argv = ["render", str(clip), "--config", str(config), *with_output(flags, tmp_path), "-q"]
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and needle in err and len(err.strip().splitlines()) == 1, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def with_output(flags: list[str], tmp_path: Path) -> list[str]:
+    """The flags, with an output in ``tmp_path`` unless they name one."""
+    return flags if "-o" in flags else ["-o", str(tmp_path / "out.mp4"), *flags]

@@ -157,6 +157,64 @@ def test_a_corrupt_ledger_is_rebuilt_from_the_pieces_that_verify(clip: Path, ref
         (tmp_path / "out.mp4").unlink()
 
 
+def test_a_resume_keeps_a_handoff_chain_s_finished_chunks_and_their_carried_state(clip: Path, tmp_path: Path) -> None:
+    workdir, out = tmp_path / "work", tmp_path / "out.mp4"
+    job = {**JOB, "seams": "handoff", "workers": 1}
+    whole = render(clip, tmp_path / "whole.mp4", CFG, **job)  # each chunk continues the one before
+    with pytest.raises(ChunkFailed):
+        render(clip, out, CFG, workdir=str(workdir), max_attempts=1, inject_faults=(Fault(chunk=2, at_frame=0),), **job)
+    ledger = json.loads((workdir / "ledger.json").read_text())["chunks"]
+    assert "chunks/00001.carried.npz" in ledger["00001"]["fingerprints"]  # what chunk 2 continues from
+    workdir.rename(tmp_path / "moved")
+    result = render(clip, out, CFG, workdir=str(tmp_path / "moved"), resume=True, **job)
+    assert result.rendered == 1  # only chunk 2: chunks 0 and 1 and chunk 1's state were kept
+    assert same_frames(result.output, list(read_frames(whole.output)))
+
+
+def test_a_moved_work_directory_resumes_and_still_checks_every_fingerprint(clip: Path, reference,
+                                                                          tmp_path: Path) -> None:
+    workdir = _interrupted_workdir(clip, tmp_path)
+    kept = json.loads((workdir / "ledger.json").read_text())["chunks"]
+    assert len(kept) == 2 and all(not k.startswith("/") for r in kept.values() for k in r["fingerprints"])
+    moved = tmp_path / "elsewhere" / "work"
+    moved.parent.mkdir()
+    workdir.rename(moved)
+    with (moved / "chunks" / "00001.mid.mp4").open("ab") as fh:
+        fh.write(b"\0" * 64)  # still decodes to its frames, but it is not what the chunk wrote
+    result = render(clip, tmp_path / "out.mp4", CFG, workdir=str(moved), resume=True, **JOB)
+    assert result.rendered == 2  # chunk 2 (never done) and chunk 1 (changed); chunk 0 kept
+    assert same_frames(result.output, reference)
+
+
+def test_a_piece_the_ledger_has_no_fingerprint_for_is_redone(clip: Path, reference, tmp_path: Path) -> None:
+    workdir = _interrupted_workdir(clip, tmp_path)
+    ledger = json.loads((workdir / "ledger.json").read_text())
+    del ledger["chunks"]["00000"]["fingerprints"]["chunks/00000.mid.mp4"]
+    (workdir / "ledger.json").write_text(json.dumps(ledger))
+    result = render(clip, tmp_path / "out.mp4", CFG, workdir=str(workdir), resume=True, **JOB)
+    assert result.rendered == 2 and same_frames(result.output, reference)
+
+
+def test_a_ledger_that_cannot_be_read_is_an_error_never_a_rebuild(clip: Path, tmp_path: Path, monkeypatch) -> None:
+    import errno
+
+    from distdream import storage
+
+    workdir = _interrupted_workdir(clip, tmp_path)
+    before = (workdir / "ledger.json").read_bytes()
+    read_text = storage.read_text
+
+    def failing(path):  # the storage answers, but the ledger cannot be read (EIO, a throttled bucket …)
+        if str(path).endswith("ledger.json"):
+            raise OSError(errno.EIO, "Input/output error", str(path))
+        return read_text(path)
+
+    monkeypatch.setattr(storage, "read_text", failing)
+    with pytest.raises(JobError, match=r"cannot read the ledger .*Input/output error.*nothing was changed"):
+        render(clip, tmp_path / "out.mp4", CFG, workdir=str(workdir), resume=True, **JOB)
+    assert (workdir / "ledger.json").read_bytes() == before and not (workdir / "lock.json").exists()
+
+
 def test_a_redone_chunk_redoes_both_windows_beside_it(clip: Path, reference, tmp_path: Path) -> None:
     workdir = tmp_path / "work"
     render(clip, tmp_path / "out.mp4", CFG, workdir=str(workdir), **JOB)

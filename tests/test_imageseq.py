@@ -148,6 +148,21 @@ def test_a_sequence_renders_to_numbered_files_and_resumes_only_what_is_missing(t
     assert all(g.dtype == np.uint8 and np.array_equal(g, w) for g, w in zip(got, want, strict=True))
 
 
+@pytest.mark.usefixtures("local_ray")
+def test_a_torn_frame_file_is_redone_even_by_a_rebuilt_ledger(tmp_path: Path) -> None:
+    """With no fingerprint to compare (the ledger was damaged), each frame file must still decode."""
+    pattern = write_pngs(tmp_path / "in", list(pan_frames(40, 48, 32))[:24], first=1)
+    out, workdir = tmp_path / "out" / "d.%04d.png", tmp_path / "work"
+    (tmp_path / "out").mkdir()
+    job = dict(JOB, overlap=0, seams="handoff", chunk_frames=12)
+    render(pattern, out, CFG, workers=1, workdir=str(workdir), **job)
+    (workdir / "ledger.json").write_text("{not json")
+    Path(frame_file(str(out), 5)).write_bytes(b"")  # a frame of chunk 0 left empty (a full disk)
+    result = render(pattern, out, CFG, workers=1, workdir=str(workdir), resume=True, **job)
+    assert result.rendered == 2  # chunk 0 (torn) and chunk 1 (it continues chunk 0's shot)
+    assert Image.open(frame_file(str(out), 5)).size == (48, 32)
+
+
 def vars_of(config: RenderConfig) -> dict:
     return {f: getattr(config, f) for f in config.__dataclass_fields__}
 

@@ -262,3 +262,32 @@ def test_handoffs_render_each_shot_exactly_as_one_chunk_would(tmp_path: Path) ->
     # and a handoff is not a restart: a chunk's first frame carries its predecessor's dream
     restarted = render(clip, tmp_path / "restart.mp4", CFG, chunk_frames=5, overlap=2, workers=2, seams="crossfade")
     assert not all(np.array_equal(x, y) for x, y in zip(frames_of(restarted.output), alone, strict=True))
+
+
+def test_a_worker_ray_cannot_reach_gets_its_chunk_again_then_is_replaced(clip: Path, reference,
+                                                                         tmp_path: Path) -> None:
+    """ActorUnavailableError is Ray's word for a live actor it cannot reach for now: not a death
+    (the driver would wait forever for a restart that never comes), but a retry; twice in a row,
+    and the worker is restarted."""
+    fault = Fault(chunk=1, at_frame=2, kind="unavailable", attempts=(0, 1))
+    job = submit(clip, tmp_path / "out.mp4", CFG, workers=1, inject_faults=(fault,), **JOB)
+    result = job.result(timeout=600)
+    assert [c.attempts for c in job.chunks()] == [1, 3, 1]
+    assert all(np.array_equal(a, b) for a, b in zip(frames_of(result.output), reference, strict=True))
+
+
+def test_a_worker_no_node_can_host_fails_in_seconds_naming_what_the_cluster_has(clip: Path, tmp_path: Path) -> None:
+    says = (r"no worker can start: each asks for 1 GPU and 1 CPU and no node has that \(the cluster has 0 GPUs, "
+            r"2 CPUs on 1 node\)")
+    with pytest.raises(JobError, match=says + "; ask for less"):
+        render(clip, tmp_path / "out.mp4", CFG, gpus_per_worker=1, workdir=str(tmp_path / "w"), **JOB)
+    # where nodes may still come (an autoscaling cluster): a bounded wait, and it says so
+    job = submit(clip, tmp_path / "out.mp4", CFG, gpus_per_worker=1, resource_wait=2, workdir=str(tmp_path / "w"),
+                 resume=True, **JOB)
+    seen = set()
+    while not job.wait(0.05):
+        seen.add(job.waiting)
+    with pytest.raises(JobError, match=says + r", waited 2 s"):
+        job.result()
+    assert "waiting for 1 GPU and 1 CPU on one node: 0 s of 2" in seen
+    assert not (tmp_path / "out.mp4").exists() and not (tmp_path / "w" / "lock.json").exists()

@@ -56,6 +56,45 @@ def test_unreachable_address_is_a_clear_error(capsys) -> None:
     assert code == 2 and "cannot reach the Ray dashboard" in err
 
 
+@pytest.fixture()
+def stalled() -> str:
+    """A server on loopback that accepts connections and never answers (a wedged dashboard)."""
+    import socket
+    import threading
+
+    server = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except TimeoutError:
+                pass
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    stop.set()
+    thread.join()
+    for conn in held:
+        conn.close()
+    server.close()
+
+
+@pytest.mark.parametrize("command", [["status", "distdream-x"], ["submit", "/in.mp4", "-o", "/out.mp4", "--wait"]])
+def test_a_dashboard_that_never_answers_costs_the_request_timeout_and_the_cli_exits(stalled: str,
+                                                                                   command: list[str]) -> None:
+    """In a fresh process: the error is printed and the process ends (no thread keeps it alive)."""
+    exe = str(Path(sys.executable).with_name("distdream"))
+    done = subprocess.run([exe, *command, "--address", stalled, "--request-timeout", "2"], capture_output=True,
+                          text=True, timeout=120)  # a hang fails here
+    assert done.returncode == 2, done.stderr
+    assert f"no answer from the Ray dashboard at {stalled} within 2 s" in done.stderr
+
+
 def test_submit_wait_status_logs_and_resubmit(head: str, capsys, tmp_path: Path) -> None:
     address = head
     clip = write_clip(tmp_path / "clip.mp4", list(pan_frames(40, 64, 48))[:12], audio="aac")
@@ -90,3 +129,33 @@ def test_stop(head: str, capsys, tmp_path: Path) -> None:
     while (state := RemoteJobs(address).status(sid)) not in RemoteJobs.TERMINAL and time.monotonic() < deadline:
         time.sleep(0.5)
     assert state == "STOPPED" and not (tmp_path / "out.mp4").exists()
+
+
+def test_sigterm_to_submit_wait_stops_the_job_and_a_resubmit_resumes_it(head: str, tmp_path: Path) -> None:
+    import json
+    import signal
+
+    clip = write_clip(tmp_path / "clip.mp4", list(pan_frames(60, 64, 48))[:36], audio=None)
+    out = tmp_path / "out.mp4"
+    exe = str(Path(sys.executable).with_name("distdream"))
+    args = [exe, "submit", str(clip), "-o", str(out), "--address", head, "--num-iterations", "2", "--num-octaves",
+            "2", "--dream-layers", "_blocks.5", "--chunk-frames", "6", "--no-scan-cuts", "--keyframe-settle", "0",
+            "--workers", "1"]
+    proc = subprocess.Popen([*args, "--wait"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ledger = tmp_path / ".out.mp4.distdream" / "ledger.json"  # the default work directory, beside the output
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and not (ledger.exists() and json.loads(ledger.read_text())["chunks"]):
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    stdout, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    sid = stdout.splitlines()[0].split()[-1]
+    assert f"stopped by SIGTERM; stopped {sid}, its finished chunks are kept" in err
+    deadline = time.monotonic() + 60
+    while (state := RemoteJobs(head).status(sid)) not in RemoteJobs.TERMINAL and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert state == "STOPPED" and not out.exists()
+    done = subprocess.run([*args, "--wait"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0 and "from the ledger)" in done.stdout, done.stdout + done.stderr
+    assert probe(out).frame_count == 36

@@ -75,7 +75,7 @@ def submit(input: str | None, output: str | None, address: str, token_file: str 
     render_config(kw)  # refuse impossible settings here, not minutes later on the cluster
     job_options(kw)
     ctx = click.get_current_context()
-    flags = as_flags(ctx, skip={"address", "wait", "device", "token_file", "request_timeout"})
+    flags = as_flags(ctx, skip={"address", "wait", "device", "token_file", "request_timeout", "output"})
     base = submission_id(input, output, flags)
     # Always --resume: a resubmitted job continues from the work directory of the run before it
     # (the default one beside the output is the same for the same render).

@@ -93,8 +93,8 @@ class ChunkLoop:
 
         self.pool = WorkerPool(make, self.workers, self.lanes, options.start_timeout, options.max_start_failures)
         longest = max(c.dreamed for c in p.plan.chunks)
-        # until the job's first frame says otherwise: a minute a frame, lanes sharing one device
-        self.watchdog = Watchdog(options.chunk_timeout, first_limit=self.lanes * max(1800.0, 60.0 * longest))
+        # until the job's first frame measures the pace: a minute a frame, at least half an hour
+        self.watchdog = Watchdog(options.chunk_timeout, first_limit=max(1800.0, 60.0 * longest))
 
     def busy(self) -> bool:
         return bool(self.queue or self.running or self.seams)

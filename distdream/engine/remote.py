@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -63,12 +64,18 @@ class RemoteJobs:
     """Submit, watch and stop renders on a Ray cluster through its dashboard (Ray Jobs API)."""
 
     TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
+    AGENT_WAIT = 60.0  # seconds a just-started head may take to accept jobs
 
     def __init__(self, address: str, timeout: float = 15.0, token: str | None = None) -> None:
         """Connect to the dashboard at ``address``; ``token`` is the cluster's Ray auth token, sent as a
         bearer header (without it, one is looked up when the server asks; see the module docstring)."""
         self.address, self.timeout, self.token = address, timeout, token
-        self.client = self._connect(token)
+        try:
+            self.client = self._connect(token)
+        except JobError as exc:  # a dashboard that asks for a token even to say its version
+            if not _asks_for_token(exc) or token is not None or (found := find_token()) is None:
+                raise
+            self.token, self.client = found, self._connect(found)
 
     def _bounded(self, call: Callable[[], T], doing: str) -> T:
         """``call()``'s result, or :class:`JobError` after ``timeout`` seconds (the thread is a
@@ -144,10 +151,17 @@ class RemoteJobs:
             if state not in self.TERMINAL or state == "SUCCEEDED":  # running, or done: nothing to add
                 return job.submission_id, state
         sid = base_id if not earlier else f"{base_id}-{len(earlier) + 1}"
-        self._call("submitting", lambda c: c.submit_job(
-            entrypoint=entrypoint, submission_id=sid, runtime_env={"env_vars": {"PYTHONUNBUFFERED": "1"}},
-            metadata={"tool": "distdream"}))
-        return sid, None
+        deadline = time.monotonic() + self.AGENT_WAIT
+        while True:
+            try:
+                self._call("submitting", lambda c: c.submit_job(
+                    entrypoint=entrypoint, submission_id=sid, runtime_env={"env_vars": {"PYTHONUNBUFFERED": "1"}},
+                    metadata={"tool": "distdream"}))
+                return sid, None
+            except JobError as exc:  # a head that has just started: its job agent is not up yet
+                if "No available agent" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(2.0)
 
     def status(self, sid: str) -> str:
         try:

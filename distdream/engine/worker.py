@@ -118,7 +118,7 @@ class DreamWorker:
         fingerprints = {p.key: piece_fingerprint(p, layout.offset) for p in pieces}
         if hand_off is not None:  # the next chunk of the shot continues from here
             storage.write_bytes(files.state, hand_off["carried"].to_bytes())
-            fingerprints[files.state] = storage.fingerprint(files.state)
+            fingerprints[files.state_key] = storage.fingerprint(files.state)
         return {"chunk": chunk.index, "frames": chunk.dreamed, "stats": asdict(stats), "host": os.uname().nodename,
                 "node": ray.get_runtime_context().get_node_id(), "compute": self.dreamer.compute.describe(),
                 "notes": list(self.dreamer.notes),
