@@ -25,10 +25,9 @@ from typing import IO, Any
 
 from .errors import DistDreamError, OutputError
 
-__all__ = ["atomic_output", "check_container", "check_writable", "create_exclusive", "exists", "filesystem",
-           "fingerprint", "identity", "is_uri", "join", "makedirs", "name_of", "open_read", "parent", "publish", "put_file",
-           "read_bytes", "read_text", "remove", "remove_tree", "resolve", "size", "temp_for", "write_bytes",
-           "write_text"]
+__all__ = ["atomic_output", "check_container", "check_writable", "exists", "filesystem", "fingerprint", "identity",
+           "is_uri", "join", "makedirs", "name_of", "open_read", "parent", "publish", "put_file", "read_bytes",
+           "read_text", "remove", "remove_tree", "resolve", "size", "temp_for", "write_bytes", "write_text"]
 
 # fsspec protocols whose files live in one process (or one machine): a job's other processes,
 # on this node or another, cannot see them
@@ -150,32 +149,6 @@ def read_bytes(path: str | os.PathLike[str]) -> bytes:
         return Path(path).read_bytes()
     fs, p = filesystem(str(path))
     return fs.cat_file(p)
-
-
-def create_exclusive(path: str | os.PathLike[str], text: str) -> bool:
-    """Create ``path`` holding ``text`` only if nothing is there; ``False`` if something is.
-
-    Locally an ``O_EXCL`` create; on object storage a conditional put (``If-None-Match: *``), so
-    two writers racing for the same name cannot both win.
-    """
-    if is_uri(path):
-        fs, p = filesystem(str(path))
-        try:
-            fs.pipe_file(p, text.encode(), mode="create")
-        except FileExistsError:
-            return False
-        except Exception as exc:  # botocore's PreconditionFailed, not a FileExistsError in every s3fs
-            if "PreconditionFailed" in repr(exc) or "412" in str(exc):
-                return False
-            raise
-        return True
-    try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
-    except FileExistsError:
-        return False
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    return True
 
 
 def remove(path: str | os.PathLike[str]) -> None:

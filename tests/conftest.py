@@ -1,6 +1,11 @@
-"""Shared fixtures: real photos from scikit-image, the bundled model loaded once per session."""
+"""Shared fixtures: real photos from scikit-image, the bundled model loaded once per session, a
+local Ray instance per module, an S3-compatible server on loopback."""
 
 from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -48,3 +53,33 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def s3_server(bucket: str) -> Iterator[str]:
+    """A moto S3 server on 127.0.0.1 with ``bucket``, its address and credentials in the environment
+    (processes started meanwhile, Ray's workers among them, inherit them); yields ``s3://bucket``."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    import s3fs
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    s3fs.S3FileSystem.clear_instance_cache()  # a cached filesystem would still talk to an earlier server
+    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+           "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        boto3.client("s3").create_bucket(Bucket=bucket)
+        yield f"s3://{bucket}"
+    finally:
+        server.stop()
+        s3fs.S3FileSystem.clear_instance_cache()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

@@ -74,7 +74,8 @@ def _labels(spec: dict) -> set[str]:
 
 
 def test_network_policies_are_scoped_to_their_own_cluster_and_closed_outward() -> None:
-    policies = {d["metadata"]["name"]: d for d in yaml.safe_load_all((CLUSTER / "kuberay-networkpolicy.yaml").read_text())}
+    documents = yaml.safe_load_all((CLUSTER / "kuberay-networkpolicy.yaml").read_text())
+    policies = {d["metadata"]["name"]: d for d in documents}
     clusters = {"distdream": load("kuberay-raycluster.yaml")["spec"],
                 "distdream-render": load("kuberay-rayjob.yaml")["spec"]["rayClusterSpec"]}
     for name, spec in clusters.items():

@@ -19,6 +19,7 @@ import pytest
 
 from distdream.engine.lease import Lease
 from distdream.errors import JobError
+from tests.conftest import s3_server
 
 
 def dead_pid() -> int:
@@ -34,6 +35,26 @@ def write_lock(path: Path, *, host: str = "elsewhere", pid: int = 1, token: str 
 
 def holder(path: Path) -> str:
     return json.loads(path.read_text())["token"]
+
+
+def race(leases: list[Lease]) -> list[Lease]:
+    """The leases that were taken when each tried at once, on a thread of its own."""
+    barrier, won = threading.Barrier(len(leases)), []
+
+    def take(lease: Lease) -> None:
+        barrier.wait()
+        try:
+            lease.acquire()
+            won.append(lease)
+        except JobError:
+            pass
+
+    threads = [threading.Thread(target=take, args=(lease,)) for lease in leases]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return won
 
 
 def test_a_live_lock_is_refused_naming_its_owner_and_a_released_one_is_free(tmp_path: Path) -> None:
@@ -83,23 +104,7 @@ def test_two_drivers_racing_for_one_stale_lock_do_not_both_take_it(tmp_path: Pat
     lock = tmp_path / "lock.json"
     for _ in range(20):  # many rounds: a check-then-write race would show
         write_lock(lock, age=600)
-        leases = [Lease(str(lock), "w", renew_every=60) for _ in range(4)]
-        won: list[Lease] = []
-        barrier = threading.Barrier(len(leases))
-
-        def take(lease: Lease) -> None:
-            barrier.wait()
-            try:
-                lease.acquire()
-                won.append(lease)
-            except JobError:
-                pass
-
-        threads = [threading.Thread(target=take, args=(lease,)) for lease in leases]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        won = race([Lease(str(lock), "w", renew_every=60) for _ in range(4)])
         assert len(won) == 1 and holder(lock) == won[0].token
         won[0].release()
         assert sorted(p.name for p in tmp_path.iterdir()) == []  # no lock, no temp, nothing set aside
@@ -174,26 +179,8 @@ def test_storage_without_conditional_writes_is_refused_unless_named() -> None:
 
 @pytest.fixture(scope="module")
 def bucket():
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    from tests.conftest import free_port
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-           "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    boto3.client("s3").create_bucket(Bucket="leases")
-    yield "s3://leases"
-    server.stop()
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with s3_server("leases") as uri:
+        yield uri
 
 
 def test_on_s3_a_stale_lock_is_taken_over_by_one_of_three_racers(bucket: str) -> None:
@@ -205,22 +192,7 @@ def test_on_s3_a_stale_lock_is_taken_over_by_one_of_three_racers(bucket: str) ->
         # stale at once: its owner was a process of this host that is gone
         s3.put_object(Bucket="leases", Key=key, Body=json.dumps({"host": socket.gethostname(), "pid": dead_pid(),
                                                                  "token": "old"}).encode())
-        leases = [Lease(f"{bucket}/{key}", "w", renew_every=60) for _ in range(3)]
-        barrier, won = threading.Barrier(3), []
-
-        def take(lease: Lease) -> None:
-            barrier.wait()
-            try:
-                lease.acquire()
-                won.append(lease)
-            except JobError:
-                pass
-
-        threads = [threading.Thread(target=take, args=(lease,)) for lease in leases]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        won = race([Lease(f"{bucket}/{key}", "w", renew_every=60) for _ in range(3)])
         body = json.loads(s3.get_object(Bucket="leases", Key=key)["Body"].read())
         assert len(won) == 1 and body["token"] == won[0].token
         won[0].release()

@@ -20,29 +20,16 @@ import numpy as np
 import psutil
 import pytest
 
-from distdream.engine import render
-from distdream.samples import pan_frames, write_clip
 from distdream.video import read_frames
-from tests.test_job import CFG, JOB
+from tests.test_job import clip, reference  # noqa: F401 - the same clip and reference render
 
 pytestmark = pytest.mark.usefixtures("local_ray")
 
 EXE = str(Path(sys.executable).with_name("distdream"))
+# tests.test_job's CFG and JOB as flags
 FLAGS = ["--num-iterations", "2", "--num-octaves", "2", "--dream-layers", "_blocks.5", "--jitter", "4", "--crf", "0",
          "--preset", "ultrafast", "--keyframe-settle", "0", "--chunk-frames", "12", "--overlap", "3",
-         "--no-scan-cuts", "--seams", "crossfade", "--workers", "1", "-q"]  # tests.test_job's CFG and JOB
-
-
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_clip(tmp_path_factory.mktemp("signals") / "clip.mp4", list(pan_frames(60, 96, 64))[:40], audio="aac")
-
-
-@pytest.fixture(scope="module")
-def reference(clip: Path, tmp_path_factory: pytest.TempPathFactory) -> list[np.ndarray]:
-    out = tmp_path_factory.mktemp("ref") / "ref.mp4"
-    render(clip, out, CFG, workers=1, **JOB)
-    return list(read_frames(out))
+         "--no-scan-cuts", "--seams", "crossfade", "--workers", "1", "-q"]
 
 
 def started(clip: Path, tmp_path: Path) -> tuple[subprocess.Popen, Path, list[psutil.Process]]:

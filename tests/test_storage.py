@@ -17,7 +17,7 @@ from distdream.engine.workdir import workdir_lease
 from distdream.errors import ChunkFailed, JobError, OutputError, VideoError
 from distdream.samples import pan_frames, write_clip
 from distdream.video import probe, read_frames
-from tests.conftest import free_port
+from tests.conftest import s3_server
 from tests.test_job import CFG
 
 JOB = dict(chunk_frames=8, overlap=2, workers=2, scan_cuts=False, seams="crossfade")
@@ -26,25 +26,10 @@ JOB = dict(chunk_frames=8, overlap=2, workers=2, scan_cuts=False, seams="crossfa
 @pytest.fixture(scope="module")
 def s3():
     """A moto S3 server on 127.0.0.1 with a bucket, and Ray workers that see its address."""
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION",
-                                             "AWS_ENDPOINT_URL")}
-    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1",
-                      AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}")
-    boto3.client("s3").create_bucket(Bucket="films")
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)  # workers inherit the environment
-    yield "s3://films"
-    ray.shutdown()
-    server.stop()
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with s3_server("films") as bucket:
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)  # workers inherit its env
+        yield bucket
+        ray.shutdown()
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,8 @@ The only package that imports Ray. Its modules, in the order a render meets them
   and how a finished one is recognised;
 - :mod:`.pool`      the workers: slots, lanes, incarnations, pings, bounded start-up;
 - :mod:`.worker`    the Ray actor and tasks that dream, crossfade and scan;
-- :mod:`.lease`     the lock on a work directory (or an output) as a lease: atomic, aged by the storage;
+- :mod:`.lease`     the lock on a work directory (or an output) as a lease: atomic, aged by the storage
+  (:mod:`.lockfiles`: the storage-specific halves);
 - :mod:`.job`       the :class:`Job`; :mod:`.loop` its chunk loop (retries), :mod:`.watchdog` its limits;
 - :mod:`.stitch`    crossfades and the lossless join;
 - :mod:`.remote`    the Ray Jobs client behind ``distdream submit``.

@@ -148,11 +148,13 @@ class WorkerPool:
             self.idle.append(slot)
 
     def unreachable(self, slot: int, born: int) -> None:
-        """Ray could not deliver a chunk to a worker it still counts as alive (``ActorUnavailableError``):
-        a passing network or GCS fault. The lane is free again; after ``UNREACHABLE`` such chunks in
-        a row the worker is restarted, as a dead one would be."""
+        """Ray could not deliver a chunk to a worker it has not declared dead
+        (``ActorUnavailableError``): the worker is restarting, or a network or GCS fault passes.
+        Its lanes wait for it to answer a ping again, as itself or restarted (a live worker's old
+        token is fine here, unlike after a death); after ``UNREACHABLE`` such chunks in a row it
+        is restarted."""
         s = self.slots[slot]
-        if born != s.incarnation:  # already known dead through another lane
+        if born != s.incarnation:  # already being waited for, through another lane
             self.lost(slot, born)
             return
         s.unreachable += 1
@@ -162,8 +164,11 @@ class WorkerPool:
             self.lost(slot, born)
             return
         s.lanes_out -= 1
-        if not s.retired:
-            self.idle.append(slot)
+        s.incarnation += 1  # its other lanes' failures are this same event
+        s.dying = None
+        self.idle[:] = [i for i in self.idle if i != slot]
+        if s.ping is None and not s.retired:
+            self._ping(slot)
 
     def incarnation(self, slot: int) -> int:
         return self.slots[slot].incarnation

@@ -5,8 +5,8 @@ weights are resolved exactly as a worker resolves them; the start image is read;
 suffix must name a container that takes its codec (and the input's audio); no file of the output
 may be a file of the input (compared file by file, through links); an image-sequence output's
 existing files are refused without ``--overwrite``; its location must be writable (object
-storage: a probe put and delete); the work directory must be ours or empty. Every failure is a typed error with one line
-naming the input and the fix, and nothing has been written. No Ray here.
+storage: a probe put and delete); the work directory must be ours or empty. Every failure is a
+typed error with one line naming the input and the fix, and nothing has been written. No Ray here.
 
 :func:`plan_record` then says what makes this job's pixels — the input's identity and the
 *resolved* settings — for ``plan.json`` and its hash.
@@ -100,9 +100,9 @@ def _check_existing_frames(out: Path | str, options: JobOptions, saved_output: s
         return
     numbers = existing_numbers(str(out))
     if numbers:
-        raise OutputError(f"output {out} already holds {len(numbers)} frame file(s) ({os.path.basename(frame_file(str(out), numbers[0]))} "
-                          "…); pass --overwrite to replace them (and remove those outside the rendered range), or "
-                          "write to another pattern")
+        first = os.path.basename(frame_file(str(out), numbers[0]))
+        raise OutputError(f"output {out} already holds {len(numbers)} frame file(s) ({first} …); pass --overwrite to "
+                          "replace them (and remove those outside the rendered range), or write to another pattern")
 
 
 def _check_workdir_writable(workdir: Path | str) -> None:

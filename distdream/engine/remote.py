@@ -112,8 +112,8 @@ class RemoteJobs:
     def _error(self, exc: BaseException, what: str) -> JobError:
         hint = ""
         if _asks_for_token(exc):  # the cluster uses Ray's token authentication
-            hint = ("; the cluster asks for its Ray auth token: pass --token-file, or set RAY_AUTH_TOKEN (none was found "
-                    "there or in ~/.ray/auth_token)" if self.token is None else "; the token given was refused")
+            hint = ("; the cluster asks for its Ray auth token: pass --token-file, or set RAY_AUTH_TOKEN (none was "
+                    "found there or in ~/.ray/auth_token)" if self.token is None else "; the token given was refused")
         return JobError(f"{what} at {self.address}: {_first_line(exc)}{hint}")
 
     def _call(self, doing: str, call: Callable[[Any], T]) -> T:

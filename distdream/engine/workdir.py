@@ -208,7 +208,8 @@ def finished(workdir: str, chunks: Sequence[Chunk], ledger: Ledger, layout: Layo
             if c.index not in done:
                 continue
             orphan = c.begins == "handoff" and c.index - 1 in by_index and c.index - 1 not in done
-            stateless = c.hands_off and c.index + 1 not in done and not _state_ok(ChunkFiles(workdir, c, layout), ledger)
+            stateless = (c.hands_off and c.index + 1 not in done
+                         and not _state_ok(ChunkFiles(workdir, c, layout), ledger))
             if orphan or stateless:
                 done.discard(c.index)
                 changed = True

@@ -29,7 +29,8 @@ from ..config import parse_rate
 from ..errors import VideoError
 from .colour import Colour
 
-__all__ = ["ImageWriter", "existing_numbers", "frame_file", "is_sequence", "numbered", "probe_sequence", "read_image", "sweep_temps"]
+__all__ = ["ImageWriter", "existing_numbers", "frame_file", "is_sequence", "numbered", "probe_sequence", "read_image",
+           "sweep_temps"]
 
 SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
 _PATTERN = re.compile(r"%(0?)(\d*)d")
