@@ -7,6 +7,7 @@ resume command is printed, no process of the job is left, and it exits 128 + the
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -99,3 +100,24 @@ def test_a_second_signal_exits_at_once_and_still_leaves_nothing(clip: Path, tmp_
     assert proc.returncode == 143 and time.monotonic() - t0 < 10, err
     assert left(family) == []
     assert json.loads((workdir / "ledger.json").read_text())["chunks"]  # what was finished stays
+
+
+def test_a_stop_while_ray_starts_is_a_stop_too(clip: Path, tmp_path: Path) -> None:
+    """SIGTERM while `ray.init` starts the local instance (its own handler is in place then)."""
+    proc = subprocess.Popen([EXE, "render", str(clip), "-o", str(tmp_path / "out.mp4"), *FLAGS],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    me, family = psutil.Process(proc.pid), []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not any("gcs_server" in p.name() for p in family):
+        assert proc.poll() is None, proc.communicate()
+        family = me.children(recursive=True)
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    seen = {p.pid: p for p in family}
+    while proc.poll() is None:  # every process it has, up to its exit (Ray may start more meanwhile)
+        with contextlib.suppress(psutil.Error):
+            seen |= {p.pid: p for p in me.children(recursive=True)}
+        time.sleep(0.05)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and err.strip().splitlines()[-1].startswith("stopped by SIGTERM"), err
+    assert left(list(seen.values())) == []

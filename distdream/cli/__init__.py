@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import click
 
 from ..errors import DistDreamError
-from ..stops import Stopped
+from ..stops import Stopped, end_children
 from .bench import bench
 from .jobs import logs, status, stop, submit
 from .still import dream, layers, models, preview
@@ -60,9 +60,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except (click.Abort, KeyboardInterrupt) as exc:  # a render's own stop says more (cli.video)
-        click.secho('stopped by ' + exc.name if isinstance(exc, Stopped) else "interrupted",
-                    fg="red", err=True)
-        return exc.exit_code if isinstance(exc, Stopped) else 130
+        stop = exc if isinstance(exc, Stopped) else exc.__cause__  # click turns a KeyboardInterrupt into Abort
+        if not isinstance(stop, Stopped):
+            click.secho("interrupted", fg="red", err=True)
+            return 130
+        click.secho(f"stopped by {stop.name}", fg="red", err=True)
+        end_children()  # a Ray instance whose start the signal cut short
+        return stop.exit_code
     return code if isinstance(code, int) else 0
 
 

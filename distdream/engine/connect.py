@@ -67,6 +67,11 @@ def connect(address: str | None, timeout: float = 30.0) -> None:
             ray.init(address="local", include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise JobError(f"cannot connect to a Ray cluster at {address or 'a new local instance'}: {exc}") from None
+    except SystemExit as exc:  # Ray's own handler, in place while it starts, took a SIGTERM meant for ours
+        if main and exc.code == signal.SIGTERM and handler not in (None, signal.SIG_DFL, signal.SIG_IGN):
+            signal.signal(signal.SIGTERM, handler)
+            signal.raise_signal(signal.SIGTERM)  # handled here and now: a stop, not an exit
+        raise
     finally:
         if main and handler not in (None, signal.SIG_DFL):  # the caller's own: a render stops, not exits
             signal.signal(signal.SIGTERM, handler)
