@@ -6,7 +6,6 @@ import json
 import os
 from pathlib import Path
 
-import boto3
 import pytest
 import ray
 
