@@ -338,6 +338,7 @@ class RenderConfig:
         return self
 
 
+RAY_USE = ("auto", "always", "never")  # JobOptions.ray
 FAULT_KINDS = ("raise", "exit", "hang", "unavailable", "start-raise", "start-hang", "ping-hang")
 
 
@@ -402,7 +403,9 @@ class JobOptions:
     gpus_per_worker: float | None = setting(None, rule=number(low=0), unset="1 if the cluster has GPUs, else 0",
                                             help="GPUs per worker.")
     # CPU workers get this many torch threads (rounded, at least 1)
-    cpus_per_worker: float = setting(1.0, rule=number(above=0), cli=False, help="CPUs per worker.")
+    cpus_per_worker: float | None = setting(None, rule=number(above=0), cli=False,
+                                            unset="1 on Ray; in this process, every CPU of the machine",
+                                            help="CPUs (and torch threads) per worker.")
     lanes: int | None = setting(None, rule=integer(low=1, high=64), unset="8 on GPU, 1 on CPU",
                                 help="Chunks each worker dreams at once, as one batch.")
     chunk_frames: int = setting(120, rule=integer(low=1), help="Frames owned by each chunk.")
@@ -420,6 +423,10 @@ class JobOptions:
     # an existing Ray cluster ("auto", "HOST:6379", "ray://…"); default: local
     address: str | None = setting(None, rule=ADDRESS, unset="start a local one",
                                   help="Ray cluster to run on (e.g. auto).")
+    ray: str = setting("auto", rule=one_of(RAY_USE),
+                       help="Where workers run: auto (in this process when one worker suffices, on Ray when "
+                            "more would dream at once or --address is given), always (on Ray), or never (one "
+                            "worker in this process).")
     max_attempts: int = setting(3, rule=integer(low=1), cli=False, help="Tries per chunk before the job fails.")
     # the watchdog's limit per attempt; unset, it follows the job's own measured time per frame
     # (engine.loop.Watchdog)
@@ -455,6 +462,8 @@ class JobOptions:
 
     def validate(self) -> JobOptions:
         check_fields(self)
+        if self.ray == "never" and self.address:
+            raise ConfigError(f"--ray never runs in this process; it cannot use the cluster --address {self.address}")
         bad = [f.kind for f in self.inject_faults if f.kind not in FAULT_KINDS]
         if bad:
             raise ConfigError(f"unknown fault kind {bad[0]!r}; one of {', '.join(FAULT_KINDS)}")

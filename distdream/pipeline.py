@@ -368,13 +368,14 @@ def render_in_process(
     return RenderResult(out, index.frame_count, stats)
 
 
-def scan_cuts(index: VideoIndex, start: int, end: int, config: RenderConfig) -> list[int]:
+def scan_cuts(index: VideoIndex, start: int, end: int, config: RenderConfig,
+              progress: Callable[[int], None] | None = None) -> list[int]:
     """Frames in ``(start, end)`` that start a new shot (compared with the frame before each).
 
     Decodes ``[start, end)`` and runs the dreamer's motion test on frames shrunk to
     :data:`~.flow.SCAN_SIDE`, so the planner can put chunk boundaries on cuts (a seam on a cut
     needs no lead-in) for a tenth of the test's cost at 720p. The workers still decide at full
-    size whether to carry the dream into each frame.
+    size whether to carry the dream into each frame. ``progress(n)`` hears of every 25 frames scanned.
     """
     estimator = MotionEstimator(replace(config.flow, flow_scale=1.0))  # the frames are small already
     cuts: list[int] = []
@@ -384,4 +385,6 @@ def scan_cuts(index: VideoIndex, start: int, end: int, config: RenderConfig) -> 
         if prev is not None and estimator.motion(prev, small).cut:
             cuts.append(i)
         prev = small
+        if progress is not None and ((i - start + 1) % 25 == 0 or i == end - 1):
+            progress((i - start) % 25 + 1)
     return cuts

@@ -47,6 +47,9 @@ def test_quick_bench_json_has_every_figure_as_a_finite_number(tmp_path: Path, ca
                    "seam_ratio", "seam_strength_ratio", "one_worker_startup_seconds", "n_workers_startup_seconds",
                    "one_worker_steady_fps", "n_workers_steady_fps", "steady_speedup", "seam_ratio_one_chunk"},
         "coherence": {"input_warping_error", "target_strength"},
+        "startup": {"seed_start_seconds", "one_frame_seconds", "one_frame_over_seed_start", "seed_seconds",
+                    "one_worker_seconds", "one_worker_over_seed", "one_worker_ray_seconds", "two_workers_seconds",
+                    "two_workers_speedup", "first_line_seconds"},
         "render": {"seconds", "frames_per_s", "decode_seconds", "flow_seconds", "dream_seconds", "encode_seconds",
                    "wait_share"},
     }
@@ -61,6 +64,10 @@ def test_quick_bench_json_has_every_figure_as_a_finite_number(tmp_path: Path, ca
     assert 0 < engine["one_worker_startup_seconds"] < engine["one_worker_seconds"]
     steady_one = engine["frames"] / engine["one_worker_seconds"]  # the end-to-end rate includes the start-up
     assert engine["one_worker_steady_fps"] > steady_one
+    phases = [line.split(":")[0] for _, line in figures["startup"]["phases"]]
+    assert phases[0] == "loading PyTorch …" and "starting Ray a local instance" in phases  # two workers: Ray
+    assert phases.index("scanning cuts") < phases.index("starting workers") < phases.index("dreaming")
+    assert "start-up and small jobs" in printed
     coherence = {r["way"]: r for r in figures["coherence"]["rows"]}
     assert list(coherence) == ["default", "independent", "seed tool's rule", "previous default",
                                "held level, no temporal term", "default with the bilinear carry", "temporal term 0.2", PAINTED]

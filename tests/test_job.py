@@ -187,7 +187,7 @@ def test_resume_after_the_driver_is_killed(clip: Path, reference, tmp_path: Path
     workdir, out = tmp_path / "work", tmp_path / "out.mp4"
     script = (
         "import sys; from distdream.engine import render; from tests.test_job import CFG, JOB;"
-        f"render({str(clip)!r}, {str(out)!r}, CFG, workers=1, workdir={str(workdir)!r}, **JOB)"
+        f"render({str(clip)!r}, {str(out)!r}, CFG, workers=1, workdir={str(workdir)!r}, ray='always', **JOB)"
     )
     proc = subprocess.Popen([sys.executable, "-c", script], cwd=Path(__file__).parent.parent, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -8,7 +8,9 @@ import pytest
 import torch
 from torchvision.models import feature_extraction
 
+from distdream.efficientnet_lite import SamePadConv2d
 from distdream.errors import ConfigError, ModelError
+from distdream.fxlayers import fx_extractor, fx_layer_infos
 from distdream.layers import feature_extractor, list_layers, resolve_layers
 from distdream.models import (
     DEFAULT_MODEL,
@@ -103,11 +105,14 @@ def test_module_name_means_its_last_node() -> None:
     assert torch.equal(by_module, by_node)
 
 
+LEAF = {"leaf_modules": [SamePadConv2d]}  # FX must not trace into the padding arithmetic
+
+
 def test_extractor_is_truncated_frozen_and_eval(lite0: LoadedModel) -> None:
     extractor = feature_extractor(lite0, ["_blocks.5"])
-    targets = {str(n.target) for n in extractor.graph.nodes if n.op == "call_module"}
-    assert "_blocks.5._project_conv" in targets
-    assert not any(t.startswith(("_blocks.6", "_conv_head", "_fc")) for t in targets)
+    targets = {name for name, _ in extractor.named_modules()}
+    assert "ops._blocks/5/_project_conv" in targets
+    assert not any(t.startswith(("ops._blocks/6", "ops._conv_head", "ops._fc")) for t in targets)
     assert not extractor.training
     assert not any(p.requires_grad for p in extractor.parameters())
     out = extractor(torch.rand(1, 3, 64, 80))
@@ -122,24 +127,34 @@ def test_unknown_layer_suggests_close_names_and_the_command(lite0: LoadedModel) 
     assert "distdream layers efficientnet_lite0" in message
 
 
-def test_node_names_agree_with_torchvision(lite0: LoadedModel) -> None:
-    _, nodes = feature_extraction.get_graph_node_names(lite0.module, tracer_kwargs=dict(lite0.tracer_kwargs))
-    listed = {i.name for i in list_layers(lite0)}
-    block7 = {n for n in nodes if n.startswith("_blocks.7.")}
-    assert "_blocks.7.add" in block7 and block7 <= listed
+def test_the_bundled_model_s_layers_are_torchvision_s_without_tracing(lite0: LoadedModel) -> None:
+    # names, order, channels and strides as FX tracing and a forward pass find them, at two sizes
+    for size in (224, 100):
+        assert list_layers(lite0, size) == fx_layer_infos(lite0.module, size, LEAF)
+    names = [i.name for i in list_layers(lite0)]
+    assert "_blocks.7.add" in names and names[-1] == "adaptive_avg_pool2d"
+
+
+def test_the_bundled_model_s_extractor_computes_what_the_traced_one_does(lite0: LoadedModel) -> None:
+    x = torch.rand(2, 3, 70, 90, generator=torch.Generator().manual_seed(1))
+    for layers in (["_blocks.9", "_blocks.12"], ["_act", "_blocks.2._act_1", "_blocks"], ["_blocks.4.add"]):
+        native, traced = feature_extractor(lite0, layers), fx_extractor(lite0.module, layers, LEAF)
+        with torch.no_grad():
+            got, want = native(x), traced(x)
+        assert list(got) == layers
+        for layer in layers:
+            assert torch.equal(got[layer], want[layer]), layer
 
 
 def test_batchnorm_is_folded_without_changing_features(lite0: LoadedModel) -> None:
     layers = ["_blocks.9", "_blocks.3._project_conv"]  # a requested conv output must stay unfolded
     folded = feature_extractor(lite0, layers)
-    reference = feature_extraction.create_feature_extractor(
-        lite0.module, return_nodes=layers, tracer_kwargs=dict(lite0.tracer_kwargs)
-    ).eval()
+    reference = feature_extraction.create_feature_extractor(lite0.module, return_nodes=layers, tracer_kwargs=LEAF).eval()
     x = torch.rand(1, 3, 80, 112, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         got, want = folded(x), reference(x)
     for layer in layers:
         assert torch.allclose(got[layer], want[layer], rtol=1e-4, atol=1e-4 * float(want[layer].abs().max()))
     remaining = [n for n, m in folded.named_modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    assert remaining == ["_blocks.3._bn2"]  # the one after the requested conv
+    assert remaining == ["ops._blocks/3/_bn2"]  # the one after the requested conv
     assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in lite0.module.modules()) == 49  # model untouched

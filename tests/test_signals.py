@@ -30,7 +30,7 @@ EXE = str(Path(sys.executable).with_name("distdream"))
 # tests.test_job's CFG and JOB as flags
 FLAGS = ["--num-iterations", "2", "--num-octaves", "2", "--dream-layers", "_blocks.5", "--jitter", "4", "--crf", "0",
          "--preset", "ultrafast", "--keyframe-settle", "0", "--chunk-frames", "12", "--overlap", "3",
-         "--no-scan-cuts", "--seams", "crossfade", "--workers", "1", "-q"]
+         "--no-scan-cuts", "--seams", "crossfade", "--workers", "1", "--ray", "always", "-q"]
 
 
 def started(clip: Path, tmp_path: Path) -> tuple[subprocess.Popen, Path, list[psutil.Process]]:

@@ -8,6 +8,9 @@ The sections, each a module of its own:
 - ``codecs`` (:mod:`.codecs`): every output codec on one 10-bit clip: encode speed, size, error;
 - ``engine`` (:mod:`.engine`): the distributed engine on a local Ray instance (the only section
   that needs Ray);
+- ``startup`` (:mod:`.startup`): ``distdream render`` from the shell against a seed-style script
+  (:mod:`.seed_script`): a one-frame render against the script's start, one worker (in process)
+  and two (on Ray) over a pan, and when each phase of the render appeared;
 - ``lanes`` (:mod:`.lanes`): frames/s of one device for lanes × precision, with peak memory per
   lane and how far each setting moves the frames;
 - ``render`` (:mod:`.render`): one worker's render end to end in this process, per stage
@@ -39,6 +42,7 @@ __all__ = [
     "LaneRow",
     "LanesBenchmark",
     "RenderBenchmark",
+    "StartupBenchmark",
     "StepBenchmark",
     "bench_codecs",
     "bench_coherence",
@@ -47,6 +51,7 @@ __all__ = [
     "bench_io",
     "bench_lanes",
     "bench_render",
+    "bench_startup",
     "bench_step",
     "environment",
     "plot",
@@ -56,12 +61,13 @@ __all__ = [
 
 # The sections in the order a run measures them; here, so that the CLI's --help names them
 # without importing torch (everything else loads on first use)
-SECTIONS = ("step", "io", "codecs", "engine", "lanes", "render", "halving", "coherence", "compile")
+SECTIONS = ("step", "io", "codecs", "engine", "startup", "lanes", "render", "halving", "coherence", "compile")
 
 _LAZY = {
     "BenchPlan": "run", "environment": "run", "run_sections": "run",
     "CoherenceBenchmark": "coherence", "bench_coherence": "coherence",
     "EngineBenchmark": "engine", "bench_engine": "engine",
+    "StartupBenchmark": "startup", "bench_startup": "startup",
     "HalvingBenchmark": "render", "RenderBenchmark": "render", "bench_halving": "render", "bench_render": "render",
     "IOBenchmark": "videoio", "bench_io": "videoio", "CodecBenchmark": "codecs", "bench_codecs": "codecs",
     "LaneRow": "lanes", "LanesBenchmark": "lanes", "bench_lanes": "lanes",

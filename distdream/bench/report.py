@@ -81,6 +81,23 @@ def _engine(e: Mapping[str, Any], echo: Echo) -> None:
     _row(echo, "  strength in the seam windows / elsewhere", f"{e['seam_strength_ratio']:8.2f}×")
 
 
+def _startup(s: Mapping[str, Any], echo: Echo) -> None:
+    echo(f"start-up and small jobs, commands from the shell, {s['frames']}-frame pan {s['width']}×{s['height']} "
+         "(_blocks.9, 4 steps, 2 octaves):")
+    _row(echo, "seed-style script's start (torch + model)", f"{s['seed_start_seconds']:8.1f} s")
+    _row(echo, "distdream render, one frame", f"{s['one_frame_seconds']:8.1f} s   "
+         f"({s['one_frame_over_seed_start']:.2f}× the script's start; target ≤ 1.5×)")
+    _row(echo, "seed-style script over the pan", f"{s['seed_seconds']:8.1f} s")
+    _row(echo, "distdream, 1 worker (in process)", f"{s['one_worker_seconds']:8.1f} s   "
+         f"({s['one_worker_over_seed']:.2f}× the script; target ≤ 0.45×)")
+    _row(echo, "distdream, 1 worker on Ray (--ray always)", f"{s['one_worker_ray_seconds']:8.1f} s")
+    _row(echo, "distdream, 2 workers (on Ray)", f"{s['two_workers_seconds']:8.1f} s   "
+         f"({s['two_workers_speedup']:.2f}× 1 worker; target ≥ 1.5×)")
+    _row(echo, "first line of output", f"{s['first_line_seconds']:8.2f} s")
+    for at, line in s["phases"]:
+        _row(echo, f"  {at:6.1f} s", line[:60])
+
+
 def _coherence(c: Mapping[str, Any], echo: Echo) -> None:
     echo(f"temporal coherence at equal strength, {c['frames']} frames {c['width']}×{c['height']} (strength matched "
          f"to the default's {c['target_strength']:.1f} within {100 * c['tolerance']:.0f} %; the input's own E_warp "
@@ -143,7 +160,7 @@ def _halving(h: Mapping[str, Any], echo: Echo) -> None:
 
 
 _REPORTS: dict[str, Callable[[Any, Echo], None]] = {
-    "step": _step, "io": _io, "codecs": _codecs, "engine": _engine, "lanes": _lanes, "render": _render, "halving": _halving,
+    "step": _step, "io": _io, "codecs": _codecs, "engine": _engine, "startup": _startup, "lanes": _lanes, "render": _render, "halving": _halving,
     "compile": _lanes, "coherence": _coherence,
 }
 
@@ -169,8 +186,8 @@ def plot(figures: Figures, path: str | os.PathLike[str]) -> Path:
     matplotlib.use("Agg")  # no display on servers
     import matplotlib.pyplot as plt
 
-    panels = [panel for make in (_step_panels, _io_panels, _engine_panels, _coherence_panels, _lanes_panels,
-                                 _render_panels) for panel in make(figures)]
+    panels = [panel for make in (_step_panels, _io_panels, _engine_panels, _startup_panels, _coherence_panels,
+                                 _lanes_panels, _render_panels) for panel in make(figures)]
     if not panels:
         raise ValueError("no figures to plot")
     title = "distdream bench"
@@ -212,6 +229,27 @@ def _engine_panels(figures: Figures) -> list[Panel]:
     return [lambda ax: _bars(ax, ["pure dream", "1 worker", f"{e['workers']} workers"],
                              [e["pure_dream_seconds"], e["one_worker_seconds"], e["n_workers_seconds"]],
                              f"render (s), {e['frames']} frames")]
+
+
+def _startup_panels(figures: Figures) -> list[Panel]:
+    if "startup" not in figures:
+        return []
+    s = figures["startup"]
+
+    def timeline(ax: Any) -> None:
+        names = [line.split(":")[0][:18] for _, line in s["phases"]]
+        starts = [at for at, _ in s["phases"]]
+        ends = [*starts[1:], s["two_workers_seconds"]]
+        ax.barh(range(len(names)), [b - a for a, b in zip(starts, ends)], left=starts, color="#4c72b0")
+        ax.set_yticks(range(len(names)), names, fontsize=7)
+        ax.invert_yaxis()
+        ax.set_title("2-worker render: phases (s)", fontsize=10)
+        ax.tick_params(labelsize=8)
+
+    return [lambda ax: _bars(ax, ["seed start", "1 frame", "seed", "1 worker", "1 on Ray", "2 workers"],
+                             [s["seed_start_seconds"], s["one_frame_seconds"], s["seed_seconds"],
+                              s["one_worker_seconds"], s["one_worker_ray_seconds"], s["two_workers_seconds"]],
+                             f"commands (s), {s['frames']} frames"), timeline]
 
 
 def _coherence_panels(figures: Figures) -> list[Panel]:

@@ -28,6 +28,7 @@ from .engine import bench_engine
 from .lanes import bench_lanes
 from .render import bench_halving, bench_render
 from .report import report
+from .startup import bench_startup
 from .step import bench_step
 from .videoio import bench_io
 
@@ -101,13 +102,15 @@ def _sections(plan: BenchPlan, cuda: bool, echo: Callable[[str], None]) -> list[
     if plan.sections:
         if "halving" in plan.sections and not cuda:
             raise ConfigError("the halving section caps a CUDA card's memory; run it with a GPU (--device cuda)")
-        if "engine" in plan.sections and not ray_installed():
-            raise ConfigError("the engine section runs on Ray, which is not installed: pip install 'ray[default]'")
+        if {"engine", "startup"} & set(plan.sections) and not ray_installed():
+            wanted = " and ".join(s for s in ("engine", "startup") if s in plan.sections)
+            raise ConfigError(f"the {wanted} section runs on Ray, which is not installed: pip install 'ray[default]'")
         return list(plan.sections)
     chosen = [s for s in SECTIONS if s != "compile" and (s != "halving" or cuda)]
     if not ray_installed():
-        echo("note: Ray is not installed; skipping the engine section (every other section runs without it)")
+        echo("note: Ray is not installed; skipping the engine and startup sections (the others run without it)")
         chosen.remove("engine")
+        chosen.remove("startup")
     return chosen
 
 
@@ -205,6 +208,10 @@ def _engine(run: _Run) -> Any:
     return bench_engine(quick=run.plan.quick, workers=run.plan.workers)
 
 
+def _startup(run: _Run) -> Any:
+    return bench_startup(quick=run.plan.quick)
+
+
 def _lanes(run: _Run) -> Any:
     (w, h), plan = run.frame_size, run.plan
     return bench_lanes(device=plan.device, width=w, height=h, frames_per_lane=3 if plan.quick else 6, lanes=plan.lanes,
@@ -237,5 +244,5 @@ def _halving(run: _Run) -> Any:
 
 
 _PARTS: dict[str, Callable[[_Run], Any]] = {
-    "io": _io, "codecs": _codecs, "engine": _engine, "lanes": _lanes, "coherence": _coherence, "compile": _compile, "halving": _halving,
+    "io": _io, "codecs": _codecs, "engine": _engine, "startup": _startup, "lanes": _lanes, "coherence": _coherence, "compile": _compile, "halving": _halving,
 }

@@ -15,6 +15,7 @@ import click
 from ..config import FLOW_METHODS, FlowConfig, JobOptions, RenderConfig, parse_frame_range
 from ..errors import ConfigError, DistDreamError
 from ..stops import Stopped, signals_stop
+from .display import RenderDisplay
 from .options import as_flags, declared_options, job_options, load_config_file, render_config
 from .still import dream_options
 
@@ -48,38 +49,37 @@ def render_inputs(output_help: str, skip: Sequence[str] = ()) -> Any:
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def render(input: str | None, output: str | None, quiet: bool, **kw: Any) -> None:
     """Dream every frame of INPUT (a video, or an image sequence: plate.%05d.png or its directory, with
-    --fps) on Ray workers, the dream carried along by optical flow."""
+    --fps), the dream carried along by optical flow: on Ray workers, or in this process when one
+    worker suffices (--ray)."""
     import shlex
-
-    from tqdm import tqdm
-
-    from ..engine import submit as submit_job
 
     if not input or not output:
         raise ConfigError("give INPUT and -o OUTPUT (on the command line or as input/output in --config)")
+    display = RenderDisplay(quiet)
+    display.say("loading PyTorch …")  # the first line within a second: the imports below take seconds
+
+    from ..engine import submit as submit_job
+
     config = render_config(kw)
     options = job_options(kw)
-    bar: list[tqdm] = []
     said = [0.0]  # when a wait was last reported
 
     def on_progress(job: Any) -> None:
         if job.waiting and time.monotonic() - said[0] >= 10:  # a bounded wait is a visible one, -q or not
             click.echo(job.waiting, err=True)
             said[0] = time.monotonic()
-        done, total = job.progress()
-        if not total:
-            return
-        if not bar:
-            bar.append(tqdm(total=total, initial=done, unit="frame", desc="rendering", disable=quiet,
-                            file=sys.stderr))
-        states = job.chunks()
-        bar[0].set_postfix_str(f"chunks {sum(c.state == 'done' for c in states)}/{len(states)}", refresh=False)
-        bar[0].update(done - bar[0].n)
+        phase = job.phase()
+        if phase.name == "dreaming":
+            states = job.chunks()
+            display.frames(*job.progress(), sum(c.state == "done" for c in states), len(states))
+        else:
+            display.phase(phase)
 
     with signals_stop():  # SIGTERM, SIGINT, SIGHUP: a stop, as Ctrl-C (distdream.stops)
-        job = submit_job(input, output, config, **options)  # preflight: bad input fails here, nothing written
-        if not quiet and job.plan is not None:
-            click.echo(f"plan: {job.plan.describe()}", err=True)
+        # preflight: bad input fails here, nothing written
+        job = submit_job(input, output, config, on_phase=display.phase, **options)
+        if job.plan is not None:
+            display.say(f"plan: {job.plan.describe()}")
 
         def how_to_resume() -> str:
             # -o OUTPUT is written out below, so the hint names the output once
@@ -93,6 +93,7 @@ def render(input: str | None, output: str | None, quiet: bool, **kw: Any) -> Non
             result = job.result()
         except KeyboardInterrupt as exc:
             job.stop(STOP_WAIT)
+            display.close()
             stopped = f"stopped by {exc.name}" if isinstance(exc, Stopped) else "interrupted"
             click.secho(f"{stopped}; finished chunks are kept in the {how_to_resume()}", fg="red", err=True)
             raise click.exceptions.Exit(exc.exit_code if isinstance(exc, Stopped) else 130) from None
@@ -100,8 +101,7 @@ def render(input: str | None, output: str | None, quiet: bool, **kw: Any) -> Non
             exc.hint = how_to_resume()  # type: ignore[attr-defined]  # printed under the error line
             raise
         finally:
-            if bar:
-                bar[0].close()
+            display.close()
     reused = result.chunks - result.rendered
     click.echo(
         f"wrote {result.output}: {result.frames} frames in {result.seconds:.1f}s, {result.chunks} chunks"
@@ -109,7 +109,8 @@ def render(input: str | None, output: str | None, quiet: bool, **kw: Any) -> Non
         + f", lead-in overhead {100 * result.lead_in_overhead:.0f}%"
     )
     if result.rendered:
-        click.echo(f"{result.workers} worker(s) × {result.lanes} lane(s), network in {result.compute}")
+        where = "in this process" if job.in_process else "on Ray"
+        click.echo(f"{result.workers} worker(s) × {result.lanes} lane(s) {where}, network in {result.compute}")
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
 

@@ -1,17 +1,22 @@
-"""The distributed engine: Ray actors dream chunks, seam tasks crossfade, the driver stitches.
+"""The engine: chunks dreamed on Ray actors (or, for a job one worker suffices for, in this
+process), seam tasks crossfade, the driver stitches.
 
-The only package that imports Ray. Its modules, in the order a render meets them:
+The only package that imports Ray, and only where a job runs on it. Its modules, in the order a
+render meets them:
 
-- :mod:`.records`   options, plan, result and state records (plain data, no Ray);
+- :mod:`.records`   options, plan, result, phase and state records (plain data, no Ray);
 - :mod:`.preflight` every check that can run before the first frame, and what makes the pixels;
-- :mod:`.connect`   joining a cluster within a timeout, sizing workers;
+- :mod:`.sizing`    how many workers, with what each (no Ray); :mod:`.connect` joining a cluster
+  within a timeout;
 - :mod:`.workdir`   plan.json, the ledger, the lock; :mod:`.pieces` where each chunk's pieces live (by codec)
   and how a finished one is recognised;
-- :mod:`.pool`      the workers: slots, lanes, incarnations, pings, bounded start-up;
+- :mod:`.chunkrun`  dreaming one chunk and crossfading one window (no Ray), which both loops run;
+- :mod:`.pool`      the Ray workers: slots, lanes, incarnations, pings, bounded start-up;
 - :mod:`.worker`    the Ray actor and tasks that dream, crossfade and scan;
 - :mod:`.lease`     the lock on a work directory (or an output) as a lease: atomic, aged by the storage
   (:mod:`.lockfiles`: the storage-specific halves);
-- :mod:`.job`       the :class:`Job`; :mod:`.loop` its chunk loop (retries), :mod:`.watchdog` its limits;
+- :mod:`.job`       the :class:`Job`; :mod:`.schedule` what its loop keeps (queue, retries, ledger);
+  :mod:`.loop` the loop on Ray, :mod:`.watchdog` its limits; :mod:`.local` the loop in this process;
 - :mod:`.stitch`    crossfades and the lossless join;
 - :mod:`.remote`    the Ray Jobs client behind ``distdream submit``.
 
@@ -24,19 +29,21 @@ rename. Frames never travel through the driver or the object store.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import Callable
 from dataclasses import replace
+from importlib import import_module
 from typing import Any
 
 from .. import storage
 from ..config import Fault, JobOptions, RenderConfig
 from ..errors import ConfigError, InputError, JobError, OutputError
 from ..stops import signals_stop
-from .connect import connect
-from .job import Job, job_chunks
-from .records import ChunkState, ChunkStatus, JobPlan, JobResult, JobStatus
-from .remote import RemoteJobs, submission_id
+from .job import Job, job_chunks, scan_slices
+from .records import ChunkState, ChunkStatus, JobPlan, JobResult, JobStatus, Phase
+from .sizing import local_totals, size_workers
 
 __all__ = [
     "ChunkState",
@@ -47,6 +54,7 @@ __all__ = [
     "JobPlan",
     "JobResult",
     "JobStatus",
+    "Phase",
     "RemoteJobs",
     "connect",
     "plan",
@@ -54,6 +62,15 @@ __all__ = [
     "submission_id",
     "submit",
 ]
+
+# Ray's side loads on first use: a render that one worker in this process suffices for never imports Ray
+_LAZY = {"connect": "connect", "RemoteJobs": "remote", "submission_id": "remote"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'distdream.engine' has no attribute {name!r}")
 
 
 def _options(job_options: dict[str, Any]) -> JobOptions:
@@ -64,64 +81,63 @@ def _options(job_options: dict[str, Any]) -> JobOptions:
 
 
 def plan(input: str | os.PathLike[str], config: RenderConfig | None = None, **job_options: Any) -> JobPlan:
-    """The chunks a render of ``input`` would use and how each begins. Nothing is dreamed, but
-    with ``scan_cuts`` (the default) the cut scan runs as Ray tasks, and a local Ray instance is
-    started if none is connected. The plan's chains assume ``slots`` = workers × lanes of the
-    cluster it connects to, or of this machine's CPUs."""
+    """The chunks a render of ``input`` would use and how each begins. Nothing is dreamed. A long
+    video's cut scan (``scan_cuts``, the default) runs as Ray tasks when this process is connected
+    to Ray, or when ``address`` is given; otherwise here. The plan's chains assume ``slots`` =
+    workers × lanes of that cluster, or of this machine."""
     from ..video import probe
 
     config = (config or RenderConfig()).validate()
     options = _options(job_options)
     index = probe(storage.resolve(input, "input", InputError))
-    if options.scan_cuts:
-        connect(options.address, options.connect_timeout)
+    if options.address or (options.scan_cuts and options.ray == "always" and len(scan_slices(index, options)) > 1):
+        __getattr__("connect")(options.address, options.connect_timeout)
     chunks = job_chunks(index, config, options, _slots(options))
-    import hashlib
-    import json
-
     digest = hashlib.sha256(json.dumps([config.to_dict(), [c.to_dict() for c in chunks]], sort_keys=True).encode())
     return JobPlan(str(input), index, tuple(chunks), digest.hexdigest()[:16])
 
 
 def _slots(options: JobOptions) -> int:
-    """Chunks dreamed at once on the cluster this process is connected to (or would start)."""
-    import ray
+    """Chunks dreamed at once on the cluster this process is connected to, or on this machine."""
+    from .job import on_ray
 
-    if ray.is_initialized():
-        from .connect import resources
-
-        workers, *_, lanes = resources(options)
-        return workers * lanes
-    return (options.workers or os.cpu_count() or 1) * (options.lanes or 1)
+    if on_ray():
+        sizing = import_module(".connect", __name__).resources(options)
+    else:
+        sizing = size_workers(options, *local_totals())
+    return sizing.workers * sizing.lanes
 
 
 def submit(
     input: str | os.PathLike[str], output: str | os.PathLike[str], config: RenderConfig | None = None,
-    **job_options: Any,
+    *, on_phase: Callable[[Phase], None] | None = None, **job_options: Any,
 ) -> Job:
-    """Check everything, then start rendering ``input`` into ``output`` on Ray; returns a running :class:`Job`.
+    """Check everything, then start rendering ``input`` into ``output``; returns a running :class:`Job`.
 
     Bad input fails here, before a frame is dreamed, with a typed error from
     :mod:`distdream.errors`. Local paths are made absolute here (workers on other nodes have other
-    working directories); a node-local URI (``memory://``) is refused.
+    working directories); a node-local URI (``memory://``) is refused. ``on_phase`` hears of each
+    :class:`Phase` as it begins (the start-up's ones in this thread). One worker runs in this
+    process when that is all the job can use (``ray="auto"``); more run on Ray.
     """
     options = _options(job_options)
     if options.workdir is not None:
         options = replace(options, workdir=storage.resolve(options.workdir, "work directory", JobError))
     job = Job(storage.resolve(input, "input", InputError), storage.resolve(output, "output", OutputError),
-              (config or RenderConfig()).validate(), options)
+              (config or RenderConfig()).validate(), options, on_phase=on_phase)
     job.start()
     return job
 
 
 def render(
     input: str | os.PathLike[str], output: str | os.PathLike[str], config: RenderConfig | None = None,
-    *, on_progress: Callable[[Job], None] | None = None, **job_options: Any,
+    *, on_progress: Callable[[Job], None] | None = None, on_phase: Callable[[Phase], None] | None = None,
+    **job_options: Any,
 ) -> JobResult:
     """Render ``input`` into ``output`` and wait. Ctrl-C, SIGTERM and SIGHUP cancel it cleanly,
     keeping finished chunks, and raise :class:`~distdream.stops.Stopped` (a ``KeyboardInterrupt``)."""
     with signals_stop():
-        job = submit(input, output, config, **job_options)
+        job = submit(input, output, config, on_phase=on_phase, **job_options)
         try:
             while not job.wait(0.25):
                 if on_progress is not None:

@@ -25,15 +25,9 @@ import ray
 
 from ..config import JobOptions
 from ..errors import JobCancelled, JobError
+from .sizing import Sizing, size_workers
 
-__all__ = ["CPU_LANES", "GPU_LANES", "connect", "resources", "wait_for_resources"]
-
-# Lanes per worker when not given. GPU: at batch size 1 a dream step of a video frame is bound by
-# kernel launches; on an H200 at 1280×720, lanes 2/4/8 gave 1.6×/2.1×/2.3× one lane's frames/s
-# (fp32) and an 8-lane render 2.6× (1080p: 2.0×), at 0.8 GB per lane. CPU: see README, "Lanes".
-GPU_LANES = 8
-CPU_LANES = 1
-
+__all__ = ["connect", "resources", "wait_for_resources"]
 
 def _host_port(address: str) -> tuple[str, int] | None:
     """(host, port) of ``HOST:PORT`` or ``ray://HOST:PORT``; ``None`` for ``auto`` and the like."""
@@ -89,18 +83,10 @@ def _no_auto_init() -> None:
     auto_init_hook.enable_auto_connect = False
 
 
-def resources(options: JobOptions) -> tuple[int, float, float, int, str, int]:
-    """(workers, CPUs per worker, GPUs per worker, torch threads, device kind, lanes) on this cluster."""
+def resources(options: JobOptions) -> Sizing:
+    """Workers, and what each asks for, on the cluster this process is connected to."""
     total = ray.cluster_resources()
-    gpus = total.get("GPU", 0.0)
-    gpus_per = options.gpus_per_worker if options.gpus_per_worker is not None else (1.0 if gpus else 0.0)
-    threads = max(1, int(options.cpus_per_worker))
-    if gpus_per > 0:
-        workers = options.workers or max(1, int(gpus // gpus_per))
-        return workers, options.cpus_per_worker, gpus_per, threads, "cuda", options.lanes or GPU_LANES
-    cpus = total.get("CPU", os.cpu_count() or 1)
-    workers = options.workers or max(1, int(cpus // options.cpus_per_worker))
-    return workers, options.cpus_per_worker, 0.0, threads, "cpu", options.lanes or CPU_LANES
+    return size_workers(options, total.get("CPU", os.cpu_count() or 1), total.get("GPU", 0.0))
 
 
 def _amount(value: float, unit: str) -> str:

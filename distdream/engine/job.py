@@ -1,34 +1,39 @@
-"""A :class:`Job`: it checks, plans (finding the cuts on Ray), takes the leases on its work
-directory (and on an image-sequence output), waits a bounded time for a node that can host a
-worker, runs the chunk loop (:mod:`.loop`) on a thread of its own, and stitches the result.
+"""A :class:`Job`: it checks, plans, takes the leases on its work directory (and on an
+image-sequence output), runs the chunk loop on a thread of its own, and stitches the result.
+
+Where the chunks run is decided here: one worker in this process (:mod:`.local`) when that is all
+the job could use — a single chunk, one worker, or ``ray="never"`` — and Ray (:mod:`.loop`) when
+more would dream at once, when ``--address`` names a cluster, or when this process is on Ray
+already. Ray is imported only on that path (importing it costs a second of every start).
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-import ray
 
 from .. import storage
 from ..chunking import Chunk, plan_chunks
 from ..config import JobOptions, RenderConfig
 from ..errors import JobCancelled, JobError
+from ..pipeline import scan_cuts
 from ..video import VideoIndex, frame_file
 from ..video.imageseq import existing_numbers, sweep_temps
-from .connect import connect, resources, wait_for_resources
 from .lease import Lease
-from .loop import ChunkLoop, Prepared
+from .local import LocalLoop
 from .preflight import Checked, plan_record, preflight
-from .records import ChunkState, ChunkStatus, JobPlan, JobResult, JobStatus
+from .records import ChunkState, ChunkStatus, JobPlan, JobResult, JobStatus, Phase
+from .schedule import Prepared, Schedule
+from .sizing import Sizing, local_totals, one_worker_here, size_workers
 from .stitch import stitch
 from .workdir import Ledger, differences, finished, settings_hash, workdir_lease
-from .worker import scan_cuts_task
 
-__all__ = ["Job", "find_cuts", "job_chunks"]
+__all__ = ["Job", "find_cuts", "job_chunks", "on_ray"]
 
 
 # frames per cut-scan task: a task's start-up (a worker process importing torch, cv2 and PyAV)
@@ -37,31 +42,38 @@ __all__ = ["Job", "find_cuts", "job_chunks"]
 SCAN_SLICE = 500
 
 
-def find_cuts(index: VideoIndex, config: RenderConfig, options: JobOptions, *,
-              slice_frames: int = SCAN_SLICE) -> list[int]:
-    """Scene cuts of the rendered range: scanned here when it is one slice long, else by Ray
-    tasks in parallel (each decodes its own slice, from one frame before it)."""
-    from ..pipeline import scan_cuts
+def on_ray() -> bool:
+    """Whether this process is connected to Ray already (without importing it if it is not)."""
+    ray = sys.modules.get("ray")
+    return ray is not None and ray.is_initialized()
 
+
+def scan_slices(index: VideoIndex, options: JobOptions, slice_frames: int = SCAN_SLICE) -> list[tuple[int, int]]:
+    """The rendered range cut into scan slices, each from one frame before it (a cut on a slice
+    boundary is seen)."""
     a, b = options.frame_range or (0, index.frame_count)
     step = max(slice_frames, 1)
-    # each slice starts one frame early so that a cut on a slice boundary is seen
-    slices = [(max(a, s - 1), min(b, s + step)) for s in range(a, b, step)]
-    if len(slices) == 1:  # starting a task would take longer than the scan itself
-        return scan_cuts(index, *slices[0], config)
-    index_ref = ray.put(index)
-    refs = [scan_cuts_task.remote(index_ref, start, end, config) for start, end in slices]
-    limit = 600.0 + 2.0 * (b - a)  # decoding and two flows a frame: far below a second each
-    try:
-        parts = ray.get(refs, timeout=limit)
-    except ray.exceptions.GetTimeoutError:
-        raise JobError(f"the scene-cut scan did not finish within {limit:.0f} s; pass --no-scan-cuts") from None
-    return sorted({c for part in parts for c in part})
+    return [(max(a, s - 1), min(b, s + step)) for s in range(a, b, step)]
 
 
-def job_chunks(index: VideoIndex, config: RenderConfig, options: JobOptions, slots: int) -> list[Chunk]:
-    """The chunks of a render for ``slots`` chunks at once (scanning for cuts on Ray when asked to)."""
-    cuts = find_cuts(index, config, options) if options.scan_cuts else []
+def find_cuts(index: VideoIndex, config: RenderConfig, options: JobOptions, *, slice_frames: int = SCAN_SLICE,
+              progress: Callable[[int], None] | None = None) -> list[int]:
+    """Scene cuts of the rendered range: scanned here when it is one slice long or this process is
+    not on Ray, else by Ray tasks in parallel. ``progress(n)`` hears of frames scanned."""
+    slices = scan_slices(index, options, slice_frames)
+    tell = progress or (lambda _n: None)
+    if len(slices) > 1 and on_ray():
+        from .worker import scan_on_ray  # Ray's side (see the module docstring)
+
+        return scan_on_ray(index, slices, config, tell)
+    # here: one slice (starting a task would take longer than the scan itself), or no Ray
+    return sorted({c for start, end in slices for c in scan_cuts(index, start, end, config, tell)})
+
+
+def job_chunks(index: VideoIndex, config: RenderConfig, options: JobOptions, slots: int, *,
+               progress: Callable[[int], None] | None = None) -> list[Chunk]:
+    """The chunks of a render for ``slots`` chunks at once (scanning for cuts first when asked to)."""
+    cuts = find_cuts(index, config, options, progress=progress) if options.scan_cuts else []
     return plan_chunks(index.frame_count, options.chunk_frames, options.overlap, cuts,
                        frame_range=options.frame_range, seed=config.dream.seed, seams=options.seams, slots=slots)
 
@@ -69,8 +81,12 @@ def job_chunks(index: VideoIndex, config: RenderConfig, options: JobOptions, slo
 class Job:
     """A render running on Ray (started by :func:`~distdream.engine.submit`)."""
 
-    def __init__(self, input: str, output: str, config: RenderConfig, options: JobOptions) -> None:
+    def __init__(self, input: str, output: str, config: RenderConfig, options: JobOptions, *,
+                 on_phase: Callable[[Phase], None] | None = None) -> None:
         self.input, self.output = input, output
+        self._on_phase = on_phase
+        self._phase = Phase("starting")
+        self._loop: Schedule | None = None
         self.config, self.options = config, options
         self._cancel = threading.Event()
         self._lock = threading.Lock()
@@ -88,12 +104,32 @@ class Job:
         self.workdir: Path | str | None = None  # known after preflight
         self.plan: JobPlan | None = None  # known once the job has started
         self.waiting: str | None = None  # what the job waits for before it can start its workers
+        self.in_process: bool | None = None  # known once the job has started: no Ray (see the module docstring)
 
     # -- public surface -----------------------------------------------------------------------
 
     def status(self) -> JobStatus:
         """starting, running, stitching, succeeded, failed or cancelled."""
         return self._status
+
+    def phase(self) -> Phase:
+        """What the job is doing now (probing, scanning cuts n/N, starting workers n/N, dreaming, joining)."""
+        if self._phase.name == "starting workers" and self._loop is not None:
+            up, asked = self._loop.workers_up()
+            if up >= asked:
+                self._set_phase(Phase("dreaming", detail=self._phase.detail))
+            elif up != self._phase.done:
+                self._set_phase(Phase("starting workers", up, asked, self._phase.detail))
+        return self._phase
+
+    def _set_phase(self, phase: Phase) -> None:
+        self._phase = phase
+        if self._on_phase is not None:
+            self._on_phase(phase)
+
+    def cancelled(self) -> bool:
+        """Whether the job was asked to stop (cancel, a stop, or a lost lease)."""
+        return self._cancel.is_set()
 
     def progress(self) -> tuple[int, int]:
         """(frames dreamed, frames to dream), finished chunks from a resumed ledger included."""
@@ -150,15 +186,62 @@ class Job:
             self._states[chunk.index] = ChunkState(chunk.index, chunk.start, chunk.end, state, attempts)
 
     def start(self) -> None:
-        """Check everything in the caller's thread (bad input fails here, before Ray starts), connect
-        (Ray's init wants the main thread), plan and lock, then hand the loop to the driver thread.
-        :func:`~distdream.engine.submit` calls it, once."""
-        checked = preflight(self.input, self.output, self.config, self.options)
+        """Check everything in the caller's thread (bad input fails here, before Ray starts), plan
+        and lock, connect to Ray if the job runs there (Ray's init wants the main thread), then hand
+        the loop to the driver thread. :func:`~distdream.engine.submit` calls it, once."""
+        self._set_phase(Phase("probing", detail=str(self.input)))
+        checked = preflight(self.input, self.output, self.config, self.options,
+                            on_step=lambda what: self._set_phase(Phase(what)))
         self.workdir = checked.workdir
-        connect(self.options.address, self.options.connect_timeout)
+        if self.options.address or self.options.ray == "always":
+            self._connect()
         self._prepared = self._prepare(checked)
         self.plan = self._prepared.plan
+        self.in_process = self._prepared.in_process
         self._thread.start()
+
+    def _connect(self) -> None:
+        from .connect import connect  # Ray's side (see the module docstring)
+
+        if not on_ray():
+            self._set_phase(Phase("starting Ray", detail=self.options.address or "a local instance"))
+        connect(self.options.address, self.options.connect_timeout)
+
+    def _sizing(self) -> Sizing:
+        if on_ray():
+            from .connect import resources
+
+            return resources(self.options)
+        return size_workers(self.options, *local_totals())
+
+    def _in_process(self, sizing: Sizing, chunks: list[Chunk] | None) -> bool:
+        """One worker in this process: asked for, or all the job could use (not on a cluster, not
+        for fault-injection tests, which kill workers)."""
+        if self.options.ray == "never":
+            return True
+        if self.options.ray == "always" or self.options.address or self.options.inject_faults or on_ray():
+            return False
+        return sizing.workers == 1 or (chunks is not None and len(chunks) == 1)
+
+    def _plan(self, checked: Checked, sizing: Sizing) -> tuple[list[Chunk], bool]:
+        """The chunks, and whether they run in this process."""
+        in_process = self._in_process(sizing, None)
+        if (not in_process and self.options.scan_cuts and not on_ray()
+                and len(scan_slices(checked.index, self.options)) > 1):
+            self._connect()  # Ray will be needed: scan on it in parallel
+            sizing = self._sizing()
+        slots = 1 * sizing.lanes if in_process else sizing.workers * sizing.lanes
+        total = sum(b - a for a, b in scan_slices(checked.index, self.options)) if self.options.scan_cuts else 0
+        scanned = [0]
+
+        def scanning(n: int) -> None:
+            scanned[0] += n
+            self._set_phase(Phase("scanning cuts", scanned[0], total))
+
+        if total:
+            scanning(0)
+        chunks = job_chunks(checked.index, checked.config, self.options, slots, progress=scanning)
+        return chunks, in_process or self._in_process(sizing, chunks)
 
     def _leases(self, checked: Checked) -> tuple[Lease, ...]:
         """Take the work directory's lease and, for an image-sequence output, the output's; they
@@ -183,19 +266,25 @@ class Job:
         return tuple(taken)
 
     def _prepare(self, checked: Checked) -> Prepared:
-        workers, cpus, gpus, threads, device, lanes = resources(self.options)
         workdir = str(checked.workdir)
         plan_file = storage.join(workdir, "plan.json")
         storage.makedirs(workdir)
         leases = self._leases(checked)  # before reading the plan: a second job must not even look
         try:
+            sizing = self._sizing()
             saved = self._saved_plan(plan_file)
             if saved is not None and self.options.resume and isinstance(saved.get("chunks"), list):
                 # resume re-plans nothing: the chunks stay (another worker count may plan other chains)
                 chunks = [Chunk(**c) for c in saved["chunks"]]
+                in_process = self._in_process(sizing, chunks)
             else:
-                chunks = job_chunks(checked.index, checked.config, self.options, workers * lanes)
-            record = plan_record(self.input, checked, checked.config, device, chunks)
+                chunks, in_process = self._plan(checked, sizing)
+            if in_process:
+                sizing = one_worker_here(self.options, sizing, local_totals()[0])
+            else:
+                self._connect()
+                sizing = self._sizing()
+            record = plan_record(self.input, checked, checked.config, sizing.device, chunks)
             record["settings_hash"] = settings_hash(record)
             if saved is not None:
                 self._check_resume(workdir, saved, record)
@@ -209,7 +298,8 @@ class Job:
                 lease.release()
             raise
         job_plan = JobPlan(str(self.input), checked.index, tuple(chunks), record["settings_hash"])
-        return Prepared(job_plan, checked, ledger, leases, device, workers, cpus, gpus, threads, lanes)
+        return Prepared(job_plan, checked, ledger, leases, sizing.device, sizing.workers, sizing.cpus, sizing.gpus,
+                        sizing.threads, sizing.lanes, in_process=in_process, model=checked.model)
 
     @staticmethod
     def _saved_plan(plan_file: str) -> dict[str, Any] | None:
@@ -268,6 +358,24 @@ class Job:
             if not a <= number < b:
                 storage.remove(frame_file(pattern, number))
 
+    def _start_loop(self, p: Prepared, todo: list[Chunk], done: set[int], windows: set[int], workers: int,
+                    lanes: int) -> Schedule:
+        """The chunk loop: in this process, or on Ray once a node can host a worker."""
+        where = "in this process" if p.in_process else "on Ray"
+        self._set_phase(Phase("starting workers", 0, workers if todo else 0,
+                              f"{workers} worker(s) × {lanes} lane(s) {where}"))
+        if p.in_process:
+            return LocalLoop(self, p, str(p.checked.workdir), todo, done, windows, workers, lanes)
+        from .connect import wait_for_resources  # Ray's side (see the module docstring)
+        from .loop import ChunkLoop
+
+        if todo:
+            wait = self.options.resource_wait
+            if wait is None:  # a local instance of our own gets no nodes later; a cluster may autoscale
+                wait = 600.0 if self.options.address else 0.0
+            wait_for_resources(p.cpus, p.gpus, wait, self._cancel, on_wait=self._waiting)
+        return ChunkLoop(self, p, str(p.checked.workdir), todo, done, windows, workers, lanes)
+
     def _drive(self, p: Prepared) -> JobResult:
         t_start = time.perf_counter()
         workdir = str(p.checked.workdir)
@@ -283,12 +391,7 @@ class Job:
         todo = [c for c in chunks if c.index not in done]
         workers = max(1, min(p.workers, len(todo))) if todo else 0
         lanes = max(1, min(p.lanes, -(-len(todo) // max(workers, 1))))  # no lane that could never get a chunk
-        if todo:
-            wait = self.options.resource_wait
-            if wait is None:  # a local instance of our own gets no nodes later; a cluster may autoscale
-                wait = 600.0 if self.options.address else 0.0
-            wait_for_resources(p.cpus, p.gpus, wait, self._cancel, on_wait=self._waiting)
-        run = ChunkLoop(self, p, workdir, todo, done, windows, workers, lanes)
+        run = self._loop = self._start_loop(p, todo, done, windows, workers, lanes)
         self._status = JobStatus.RUNNING
         try:
             run.launch_seams()
@@ -301,6 +404,7 @@ class Job:
         with self._lock:
             self._done_frames = self._total_frames
         self._status = JobStatus.STITCHING
+        self._set_phase(Phase("joining", 0, len(chunks), str(p.checked.output)))
         for lease in p.leases:
             lease.check()  # the output is published only by the job that still owns it
         out = stitch(list(chunks), workdir, p.checked.output, p.plan.index,

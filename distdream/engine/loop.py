@@ -1,6 +1,7 @@
-"""The chunk loop: one pass of a job over its chunks, on the job's thread.
+"""The chunk loop on Ray: one pass of a job over its chunks, on the job's thread.
 
-:meth:`ChunkLoop.step` (called until nothing is left) hands chunks to free worker lanes, collects
+The bookkeeping (queue, retries, ledger, seams due) is :class:`~.schedule.Schedule`'s; this loop
+runs the chunks on Ray workers. :meth:`ChunkLoop.step` (called until nothing is left) hands chunks to free worker lanes, collects
 what finished, launches the seam crossfades whose two sides exist, and keeps every wait bounded:
 ``ray.wait`` returns at least twice a second, a chunk far past its time (:mod:`.watchdog`) is
 killed and retried, a worker Ray cannot reach is given its chunk again and replaced if that
@@ -12,77 +13,34 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import ray
 
 from ..chunking import Chunk
-from ..errors import ChunkFailed, JobError
-from .pool import WorkerPool, cause_of
-from .preflight import Checked
-from .records import ChunkStatus, JobPlan
+from ..errors import JobError
 from ..video.imageseq import sweep_temps
-from .lease import Lease
-from .pieces import ChunkFiles
+from .pool import WorkerPool, cause_of
+from .schedule import Schedule
 from .watchdog import Watchdog
-from .workdir import Ledger
 from .worker import DreamWorker, progress_counter, seam_task
 
-if TYPE_CHECKING:  # the job creates the loop; the loop reports back to it
-    from .job import Job
-
-__all__ = ["ChunkLoop", "Prepared"]
+__all__ = ["ChunkLoop"]
 
 
 @dataclass
-class Prepared:
-    """What a job settled before its loop runs: plan, checks, ledger, lock and resources."""
+class ChunkLoop(Schedule):
+    """One pass of the chunk loop on Ray: the schedule, the workers and what each is doing."""
 
-    plan: JobPlan
-    checked: Checked
-    ledger: Ledger
-    leases: tuple[Lease, ...]  # the work directory's, and an image-sequence output's
-    device: str
-    workers: int
-    cpus: float
-    gpus: float
-    threads: int
-    lanes: int
-
-
-@dataclass
-class ChunkLoop:
-    """One pass of the chunk loop: what is queued, running, done, and the workers doing it."""
-
-    job: Job
-    prepared: Prepared
-    workdir: str
-    queue: list[Chunk]
-    done: set[int]
-    windows: set[int]
-    workers: int
-    lanes: int
     running: dict[Any, tuple[Chunk, int, int]] = field(default_factory=dict)  # ref → chunk, slot, born
     seams: dict[Any, Chunk] = field(default_factory=dict)
-    attempts: dict[int, int] = field(default_factory=dict)
-    stats: list[dict[str, Any]] = field(default_factory=list)
-    notes: set[str] = field(default_factory=set)
-    rendered: int = 0
-    compute: str = ""
-    largest_batch: int = 0
     seam_deadline: float | None = None
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         p, options = self.prepared, self.job.options
-        self.by_index = {c.index: c for c in p.plan.chunks}
-        # chunks left in each chunk's chain from it on: the scheduler starts long chains first
-        self.chain_rest: dict[int, int] = {}
-        for c in reversed(p.plan.chunks):
-            self.chain_rest[c.index] = 1 + (self.chain_rest.get(c.index + 1, 0) if c.hands_off else 0)
         self.index_ref = ray.put(p.plan.index)
         self.progress = progress_counter()
-        self.encoding = p.checked.config.encoding
-        self.layout = p.checked.layout
         start_faults = tuple(f for f in options.inject_faults if f.at_start)
         concurrency = self.lanes + 1 if self.lanes > 1 else 1  # a lane per call, and one more for pings
 
@@ -95,6 +53,10 @@ class ChunkLoop:
         longest = max(c.dreamed for c in p.plan.chunks)
         # until the job's first frame measures the pace: a minute a frame, at least half an hour
         self.watchdog = Watchdog(options.chunk_timeout, first_limit=max(1800.0, 60.0 * longest))
+
+    def workers_up(self) -> tuple[int, int]:
+        """(workers that have answered, workers asked for)."""
+        return self.pool.answering(), len(self.pool.slots)
 
     def busy(self) -> bool:
         return bool(self.queue or self.running or self.seams)
@@ -129,30 +91,18 @@ class ChunkLoop:
 
     # -- chunks -------------------------------------------------------------------------------
 
-    def _ready(self) -> Chunk | None:
-        """The queued chunk to start next: one whose handoff predecessor (if any) is done, from the
-        chain with the most chunks left (long chains start first, single chunks fill the gaps in
-        frame order)."""
-        ready = [c for c in self.queue if c.begins != "handoff" or c.index - 1 in self.done]
-        return max(ready, key=lambda c: (self.chain_rest[c.index], -c.index), default=None)
-
     def _dispatch(self) -> None:
-        options = self.job.options
-        while self.queue:
-            chunk = self._ready()
+        while self.queue and self.pool.idle:
+            chunk = self.next_chunk()
             if chunk is None:
                 return  # every queued chunk waits for its predecessor's carried state
             slot = self.pool.take()
-            if slot is None:
-                return
-            self.queue.remove(chunk)
-            attempt = self.attempts.get(chunk.index, 0)
-            self.attempts[chunk.index] = attempt + 1
+            assert slot is not None
+            attempt = self.attempts[chunk.index] - 1
             ref = self.pool.actor(slot).render_chunk.remote(self.index_ref, chunk, self.workdir, attempt,
-                                                           self.progress, options.inject_faults, self.layout)
+                                                           self.progress, self.job.options.inject_faults, self.layout)
             self.running[ref] = (chunk, slot, self.pool.incarnation(slot))
             self.watchdog.start(chunk.index, time.monotonic())
-            self.job.mark(chunk, ChunkStatus.RUNNING, attempt + 1)
 
     def _count_progress(self) -> None:
         try:
@@ -165,14 +115,6 @@ class ChunkLoop:
             self.watchdog.progress(index, n, now)
         self.job.add_done_frames(sum(frames.values()))
 
-    def _fail(self, chunk: Chunk, cause: str) -> None:
-        n = self.attempts[chunk.index]
-        if n >= self.job.options.max_attempts:
-            self.job.mark(chunk, ChunkStatus.FAILED, n)
-            raise ChunkFailed(chunk.index, (chunk.start, chunk.end), n, cause)
-        self.job.mark(chunk, ChunkStatus.PENDING, n)
-        self.queue.insert(0, chunk)
-
     def _chunk_done(self, ref: Any) -> None:
         chunk, slot, born = self.running.pop(ref)
         self.watchdog.stop(chunk.index)
@@ -180,28 +122,18 @@ class ChunkLoop:
             record = ray.get(ref)
         except ray.exceptions.ActorUnavailableError as exc:  # a live worker Ray could not reach, for now
             self.pool.unreachable(slot, born)
-            self._fail(chunk, f"worker unreachable ({cause_of(exc)})")
+            self.failed(chunk, f"worker unreachable ({cause_of(exc)})")
             return
         except ray.exceptions.RayTaskError as exc:
             self.pool.give_back(slot)
-            self._fail(chunk, cause_of(exc))
+            self.failed(chunk, cause_of(exc))
             return
         except ray.exceptions.RayActorError as exc:
             self.pool.lost(slot, born)
-            self._fail(chunk, f"worker died ({exc.__class__.__name__})")
+            self.failed(chunk, f"worker died ({exc.__class__.__name__})")
             return
         self.pool.give_back(slot)
-        self.done.add(chunk.index)
-        self.rendered += 1
-        self.stats.append(record["stats"])
-        self.compute = self.compute or record.get("compute", "")
-        self.largest_batch = max(self.largest_batch, record.get("batch", 1))
-        self.notes.update(record.get("notes", []))
-        self.prepared.ledger.add("chunks", chunk.name, {
-            "frames": chunk.dreamed, "stats": record["stats"], "host": record["host"], "node": record["node"],
-            "fingerprints": record.get("fingerprints", {}),
-        })
-        self.job.mark(chunk, ChunkStatus.DONE, self.attempts[chunk.index])
+        self.finished(chunk, record)
         self.launch_seams()
 
     def _watchdog(self) -> None:
@@ -215,7 +147,7 @@ class ChunkLoop:
                 self.watchdog.stop(chunk.index)
                 self.pool.kill(slot, born)  # its other lanes fail with it
                 self.pool.lost(slot, born)
-                self._fail(chunk, f"no answer after {self.watchdog.limit(chunk.dreamed):.0f} s (watchdog: "
+                self.failed(chunk, f"no answer after {self.watchdog.limit(chunk.dreamed):.0f} s (watchdog: "
                                   f"{self.watchdog.why(chunk.dreamed)}); --chunk-timeout sets the limit")
         if self.seams and not self.queue and not self.running:
             limit = self.watchdog.limit(max(c.lead_in for c in self.seams.values()))
@@ -227,14 +159,10 @@ class ChunkLoop:
     # -- seams --------------------------------------------------------------------------------
 
     def launch_seams(self) -> None:
-        for c in self.prepared.plan.chunks:
-            if (c.lead_in and c.index not in self.windows and c.index in self.done and c.index - 1 in self.done
-                    and c not in self.seams.values()):
-                side_a, side_b, window = ChunkFiles.window_sides(self.workdir, self.by_index[c.index - 1], c,
-                                                                 self.layout)
-                ref = seam_task.options(max_retries=2).remote(side_a, side_b, window, self.encoding, self.index_ref,
-                                                              c.lead_in, c.first)
-                self.seams[ref] = c
+        for c, (side_a, side_b, window) in self.seams_due(list(self.seams.values())):
+            ref = seam_task.options(max_retries=2).remote(side_a, side_b, window, self.encoding, self.index_ref,
+                                                          c.lead_in, c.first)
+            self.seams[ref] = c
 
     def _seam_done(self, ref: Any) -> None:
         c = self.seams.pop(ref)
@@ -242,7 +170,4 @@ class ChunkLoop:
             fingerprint = ray.get(ref)
         except ray.exceptions.RayError as exc:  # a full disk, a damaged side: say which window
             raise JobError(f"the crossfade of the seam before chunk {c.index} failed: {cause_of(exc)}") from None
-        window = ChunkFiles(self.workdir, c, self.layout).window_piece()
-        self.prepared.ledger.add("windows", c.name, {"frames": c.lead_in, "fingerprints": {window.key: fingerprint}})
-        self.windows.add(c.index)
-
+        self.window_made(c, fingerprint)

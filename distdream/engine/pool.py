@@ -84,6 +84,10 @@ class WorkerPool:
     def pings(self) -> list[Any]:
         return [s.ping for s in self.slots if s.ping is not None]
 
+    def answering(self) -> int:
+        """Workers that have answered a ping (started), of those not retired."""
+        return sum(s.token is not None and not s.retired for s in self.slots)
+
     def owns(self, ref: Any) -> bool:
         return any(s.ping is ref for s in self.slots)
 

@@ -18,6 +18,7 @@ import contextlib
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from .. import storage
@@ -25,6 +26,7 @@ from ..chunking import Chunk
 from ..compute import resolve_compute
 from ..config import JobOptions, RenderConfig
 from ..errors import ConfigError, JobError, OutputError, VideoError
+from ..models import LoadedModel
 from ..video import Format, VideoIndex, check_output_container, frame_file, is_pattern, packet_digest, probe
 from ..video.imageseq import existing_numbers
 from ..video.formats import describe, format_for, resolve_output
@@ -50,6 +52,7 @@ class Checked:
     workdir: Path | str
     owned_workdir: bool  # the default work directory, removed after success
     weights: str | None  # what the weights resolved to (a label, a file path, or None for random)
+    model: LoadedModel | None = None  # the network as checked, for a worker in this process to reuse
 
 
 def _input_files(input: str, index: VideoIndex) -> tuple[set[str], set[tuple[int, int]]]:
@@ -124,8 +127,10 @@ def _check_workdir_writable(workdir: Path | str) -> None:
                        "choose another --workdir") from None
 
 
-def preflight(input: str, output: str, config: RenderConfig, options: JobOptions) -> Checked:
-    """Check everything that can be checked before Ray starts; see the module docstring."""
+def preflight(input: str, output: str, config: RenderConfig, options: JobOptions,
+              on_step: Callable[[str], None] = lambda _what: None) -> Checked:
+    """Check everything that can be checked before Ray starts; see the module docstring.
+    ``on_step`` hears of the slow steps as they begin ("checking the model")."""
     from ..dream import Dreamer
     from ..images import load_image
 
@@ -142,6 +147,7 @@ def preflight(input: str, output: str, config: RenderConfig, options: JobOptions
     if not is_pattern(out):
         check_output_container(out, index, fmt)
     storage.check_writable(out, OutputError)
+    on_step("checking the model")
     dreamer = Dreamer(config.dream, device="cpu")  # model, weights, layers and channels, as a worker resolves them
     if config.dream.predefined_start is not None:
         load_image(config.dream.predefined_start, what="predefined_start")
@@ -149,7 +155,8 @@ def preflight(input: str, output: str, config: RenderConfig, options: JobOptions
         storage.join(storage.parent(out), f".{storage.name_of(out)}.distdream"))
     _check_workdir_writable(workdir)
     _check_existing_frames(out, options, check_workdir(str(workdir)))
-    return Checked(index, config, layout, out, workdir, options.workdir is None, dreamer.model.weights)
+    return Checked(index, config, layout, out, workdir, options.workdir is None, dreamer.model.weights,
+                   dreamer.model)
 
 
 def _output_format(out: Path | str, index: VideoIndex, config: RenderConfig) -> tuple[RenderConfig, Format]:

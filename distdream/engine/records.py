@@ -14,7 +14,7 @@ from typing import Any
 from ..chunking import Chunk, parallelism
 from ..video import VideoIndex
 
-__all__ = ["ChunkState", "ChunkStatus", "JobPlan", "JobResult", "JobStatus"]
+__all__ = ["ChunkState", "ChunkStatus", "JobPlan", "JobResult", "JobStatus", "Phase"]
 
 
 class JobStatus(str, Enum):
@@ -29,6 +29,18 @@ class JobStatus(str, Enum):
 
     def __str__(self) -> str:
         return self.value
+
+
+@dataclass(frozen=True)
+class Phase:
+    """What a job is doing now, for a display: ``probing``, ``checking the model``, ``scanning
+    cuts`` (``done``/``total`` frames), ``starting Ray``, ``starting workers`` (``done``/``total``
+    workers), ``dreaming``, ``joining`` (``total`` pieces); ``detail`` says more where there is more."""
+
+    name: str
+    done: int = 0
+    total: int = 0
+    detail: str = ""
 
 
 class ChunkStatus(str, Enum):

@@ -1,8 +1,7 @@
 """What runs on Ray's workers: the dreaming actor, the seam and cut-scan tasks, the progress counter.
 
-A :class:`DreamWorker` loads the model once and dreams whole chunks into the work directory,
-writing each chunk's pieces (see :class:`~distdream.engine.workdir.ChunkFiles`) under temp names
-and renaming them, so a retried chunk never leaves a duplicate or a torn file. It returns a small
+A :class:`DreamWorker` loads the model once and dreams whole chunks into the work directory with
+a :class:`~.chunkrun.ChunkRenderer` (the same one the in-process loop runs). It returns a small
 record: frames never travel through the driver or the object store.
 """
 
@@ -11,19 +10,20 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from dataclasses import asdict
+from collections.abc import Callable
 from typing import Any
 
 import ray
 
-from .. import storage
 from ..chunking import Chunk
 from ..config import Encoding, Fault, RenderConfig
+from ..errors import JobError
+from ..pipeline import scan_cuts
 from ..video import VideoIndex
-from .stitch import crossfade
-from .pieces import ChunkFiles, Layout, Piece, piece_fingerprint
+from .chunkrun import ChunkRenderer, crossfade_window
+from .pieces import Layout
 
-__all__ = ["DreamWorker", "progress_counter", "scan_cuts_task", "seam_task"]
+__all__ = ["DreamWorker", "progress_counter", "scan_cuts_task", "scan_on_ray", "seam_task"]
 
 
 def _start_faults(faults: tuple[Fault, ...]) -> None:
@@ -36,30 +36,21 @@ def _start_faults(faults: tuple[Fault, ...]) -> None:
 
 @ray.remote
 class DreamWorker:
-    """Loads the model once; dreams whole chunks into the work directory.
+    """Loads the model once; dreams whole chunks into the work directory (a
+    :class:`~.chunkrun.ChunkRenderer` in a Ray actor, with fault injection for tests).
 
-    With ``lanes`` > 1 it is a threaded actor: each concurrent :meth:`render_chunk` call is a lane,
-    and a :class:`~distdream.lanes.LaneBatcher` dreams the lanes' frames as one batch.
+    With ``lanes`` > 1 it is a threaded actor: each concurrent :meth:`render_chunk` call is a lane.
     """
 
     def __init__(self, config: RenderConfig, device: str | None, torch_threads: int, lanes: int = 1,
                  faults: tuple[Fault, ...] = ()) -> None:
         import torch
 
-        from ..dream import Dreamer
-        from ..lanes import LaneBatcher
-
         _start_faults(faults)
         torch.set_num_threads(torch_threads)  # this process is ours: keep workers off each other's cores
         self.token = uuid.uuid4().hex  # which incarnation of this worker answers (see ping)
-        self.config = config
         self.ping_hangs = any(f.kind == "ping-hang" for f in faults)
-        self.batcher: LaneBatcher | None = None
-        if lanes > 1:  # the model is built on the thread that will dream (see LaneBatcher)
-            self.batcher = LaneBatcher(lambda: Dreamer(config.dream, device=device))
-            self.dreamer = self.batcher.dreamer
-        else:
-            self.dreamer = Dreamer(config.dream, device=device)
+        self.renderer = ChunkRenderer(config, device, lanes)
 
     def ping(self) -> str:
         """This incarnation's token, once the worker is up: the driver waits for a new one after a crash.
@@ -76,15 +67,6 @@ class DreamWorker:
         layout: Layout = Layout(),
     ) -> dict[str, Any]:
         """Dream ``chunk`` into its pieces; returns a small record (stats, fingerprints, where it ran)."""
-        from ..encode import Span
-        from ..pipeline import Carried, dream_range
-
-        files = ChunkFiles(workdir, chunk, layout)
-        carried = Carried.from_bytes(storage.read_bytes(files.carried_in)) if chunk.begins == "handoff" else None
-        hand_off: dict[str, Carried] | None = {} if chunk.hands_off else None
-        storage.makedirs(storage.parent(files.state))
-        pieces = files.pieces(self.config.encoding)
-        spans = [Span(p.start, p.end, p.path, p.encoding) for p in pieces]  # type: ignore[arg-type]
         mine = [f for f in faults if not f.at_start and f.chunk == chunk.index
                 and (not f.attempts or attempt in f.attempts)]
 
@@ -99,45 +81,41 @@ class DreamWorker:
                         raise ray.exceptions.ActorUnavailableError("injected fault: unreachable", None)
                     raise RuntimeError(f"injected fault in chunk {chunk.index} at frame {i}")
 
-        def run(dreamer: Any) -> Any:
-            return dream_range(
-                index, chunk.first, chunk.end, spans, self.config, dreamer=dreamer, seed=chunk.seed,
-                progress=lambda n: progress.add.remote(chunk.index, n), on_frame=on_frame, carried=carried, hand_off=hand_off,
-            )
-
-        if self.batcher is None:
-            stats = run(self.dreamer)
-        else:
-            import torch
-
-            # This lane's thread does only small per-frame tensor work; one OpenMP thread keeps it
-            # from starting a thread pool of its own next to the batching thread's (see LaneBatcher).
-            torch.set_num_threads(1)
-            with self.batcher.lane() as lane:
-                stats = run(lane)
-        fingerprints = {p.key: piece_fingerprint(p, layout.offset) for p in pieces}
-        if hand_off is not None:  # the next chunk of the shot continues from here
-            storage.write_bytes(files.state, hand_off["carried"].to_bytes())
-            fingerprints[files.state_key] = storage.fingerprint(files.state)
-        return {"chunk": chunk.index, "frames": chunk.dreamed, "stats": asdict(stats), "host": os.uname().nodename,
-                "node": ray.get_runtime_context().get_node_id(), "compute": self.dreamer.compute.describe(),
-                "notes": list(self.dreamer.notes),
-                "fingerprints": fingerprints,
-                "batch": self.batcher.largest_batch if self.batcher is not None else 1}
+        record = self.renderer.render(index, chunk, workdir, layout, lambda n: progress.add.remote(chunk.index, n),
+                                      on_frame if mine else None)
+        return record | {"host": os.uname().nodename, "node": ray.get_runtime_context().get_node_id()}
 
 
 @ray.remote(num_cpus=1)  # a CPU of its own: it decodes two streams and encodes one
 def seam_task(side_a: str, side_b: str, output: str, encoding: Encoding, index: VideoIndex,
               frames: int, first: int) -> str:
-    crossfade(side_a, side_b, output, encoding, index, frames, first)
-    return piece_fingerprint(Piece(first, first + frames, output, encoding), index.first_number or 0)
+    return crossfade_window(side_a, side_b, output, encoding, index, frames, first)
 
 
 @ray.remote(num_cpus=1)
 def scan_cuts_task(index: VideoIndex, start: int, end: int, config: RenderConfig) -> list[int]:
-    from ..pipeline import scan_cuts
-
     return scan_cuts(index, start, end, config)
+
+
+def scan_on_ray(index: VideoIndex, slices: list[tuple[int, int]], config: RenderConfig,
+                on_slice: Callable[[int], None]) -> list[int]:
+    """Scene cuts of ``slices`` scanned by Ray tasks in parallel (each decodes its own slice);
+    ``on_slice(frames)`` hears of each finished slice. Fails within a limit set by the frames."""
+    index_ref = ray.put(index)
+    refs = {scan_cuts_task.remote(index_ref, start, end, config): end - start for start, end in slices}
+    limit = 600.0 + 2.0 * sum(refs.values())  # decoding and two flows a frame: far below a second each
+    deadline = time.monotonic() + limit
+    cuts: set[int] = set()
+    pending = list(refs)
+    while pending:
+        ready, pending = ray.wait(pending, num_returns=1, timeout=max(0.0, deadline - time.monotonic()))
+        if not ready:
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            raise JobError(f"the scene-cut scan did not finish within {limit:.0f} s; pass --no-scan-cuts")
+        cuts.update(ray.get(ready[0]))
+        on_slice(refs[ready[0]])
+    return sorted(cuts)
 
 
 @ray.remote

@@ -1,0 +1,127 @@
+"""Start-up and small jobs: ``distdream render`` from the shell against a seed-style script.
+
+Every figure is a command's wall time, run as a new process the way a user runs it (imports
+included), side by side in one run on one machine, so the ratios hold where the seconds do not:
+
+- the seed-style script's *start* (:mod:`.seed_script` ``--start-only``: import torch, build the
+  model) against a one-frame render;
+- the seed-style script over a pan against ``distdream render --workers 1`` (one worker: in this
+  process) and ``--workers 2`` (on Ray), at the same dream settings, plus ``--ray always
+  --workers 1`` to show what the in-process path saves;
+- when each phase line of the two-worker render appeared, and how long the first line took.
+
+The settings are the issue's: ``_blocks.9``, 4 steps every frame, 2 octaves, no keyframe settling.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ..samples import pan_frames, write_clip
+
+__all__ = ["StartupBenchmark", "bench_startup"]
+
+LIGHT = ["--dream-layers", "_blocks.9", "--num-iterations", "4", "--frame-iterations", "4", "--num-octaves", "2",
+         "--keyframe-settle", "0"]
+
+
+@dataclass(frozen=True)
+class StartupBenchmark:
+    """Wall times (s) of commands run as new processes, and the two-worker render's phases."""
+
+    frames: int
+    width: int
+    height: int
+    seed_start_seconds: float  # python + import torch + build the model
+    one_frame_seconds: float  # distdream render of a one-frame clip
+    one_frame_over_seed_start: float
+    seed_seconds: float  # the seed-style script over the pan
+    one_worker_seconds: float  # distdream render --workers 1 (in process)
+    one_worker_over_seed: float
+    one_worker_ray_seconds: float  # --ray always --workers 1
+    two_workers_seconds: float  # --workers 2 (on Ray)
+    two_workers_speedup: float  # one_worker_seconds / two_workers_seconds
+    first_line_seconds: float  # the two-worker render's first line of output
+    phases: list[tuple[float, str]]  # (seconds since the command started, phase line) of the two-worker render
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def _env() -> dict[str, str]:
+    # children inherit no Ray address of ours: each render starts (or skips) its own
+    return {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS",)} | {"PYTHONUNBUFFERED": "1"}
+
+
+def _timed(cmd: list[str], timeout: float = 1800) -> float:
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=_env())
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(cmd[:4])} … failed ({done.returncode}): {done.stderr.strip()[-400:]}")
+    return time.perf_counter() - t0
+
+
+def _watched(cmd: list[str], timeout: float = 1800) -> tuple[float, list[tuple[float, str]]]:
+    """Wall time, and each phase line on stderr with when it appeared (progress bars' redraws
+    reduced to their first appearance)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_env(), bufsize=0)
+    lines: list[tuple[float, str]] = []
+    seen: set[str] = set()
+    buffer = b""
+    assert proc.stderr is not None
+    while chunk := os.read(proc.stderr.fileno(), 4096):
+        now = time.perf_counter() - t0
+        buffer += chunk
+        *parts, buffer = buffer.replace(b"\r", b"\n").split(b"\n")
+        for part in parts:
+            text = part.decode(errors="replace").strip()
+            key = text.split(":")[0] if ":" in text else text
+            if text and key not in seen:
+                seen.add(key)
+                lines.append((round(now, 3), text[:100]))
+        if now > timeout:
+            proc.kill()
+            raise RuntimeError(f"{' '.join(cmd[:4])} … ran past {timeout:.0f} s")
+    code = proc.wait()
+    if code:
+        raise RuntimeError(f"{' '.join(cmd[:4])} … failed ({code}): {lines[-3:]}")
+    return time.perf_counter() - t0, lines
+
+
+def bench_startup(*, quick: bool = False) -> StartupBenchmark:
+    """The figures above, on a pan made on the fly (``quick``: 24 frames and no repeats, else 240,
+    at 96×64), in two chunks (two workers have a chunk each)."""
+    frames, w, h = (24 if quick else 240), 96, 64
+    repeats = 1 if quick else 2  # the shortest of the start-up figures: the page cache warm
+    render = [sys.executable, "-m", "distdream", "render", "--chunk-frames", str(frames // 2)]
+    seed = [sys.executable, "-m", "distdream.bench.seed_script"]
+    with tempfile.TemporaryDirectory(prefix="distdream-startup-") as tmp:
+        d = Path(tmp)
+        one = write_clip(d / "one.mp4", pan_frames(1, w, h), audio=None)
+        pan = write_clip(d / "pan.mp4", pan_frames(frames, w, h), audio=None)
+        seed_start = min(_timed([*seed, str(one), str(d / "s0.mp4"), "--start-only"]) for _ in range(repeats))
+        one_frame = min(_timed([*render, str(one), "-o", str(d / f"one{i}.mp4"), *LIGHT, "-q"]) for i in range(repeats))
+        seed_wall = _timed([*seed, str(pan), str(d / "seed.mp4")])
+        one_worker = _timed([*render, str(pan), "-o", str(d / "w1.mp4"), *LIGHT, "--workers", "1", "-q"])
+        one_ray = _timed([*render, str(pan), "-o", str(d / "r1.mp4"), *LIGHT, "--workers", "1", "--ray", "always",
+                          "-q"])
+        two, phases = _watched([*render, str(pan), "-o", str(d / "w2.mp4"), *LIGHT, "--workers", "2"])
+    return StartupBenchmark(
+        frames=frames, width=w, height=h, seed_start_seconds=seed_start, one_frame_seconds=one_frame,
+        one_frame_over_seed_start=one_frame / seed_start, seed_seconds=seed_wall, one_worker_seconds=one_worker,
+        one_worker_over_seed=one_worker / seed_wall, one_worker_ray_seconds=one_ray, two_workers_seconds=two,
+        two_workers_speedup=one_worker / two, first_line_seconds=phases[0][0] if phases else float("nan"),
+        phases=phases,
+    )
+
+
+if __name__ == "__main__":  # a quick look without the rest of the bench
+    print(json.dumps(bench_startup(quick="--quick" in sys.argv).to_dict(), indent=1))

@@ -1,0 +1,115 @@
+"""What every model shares, whoever builds it: preprocessing, the loaded-model record, layer info
+and naming, and reading a state-dict file. Plain torch: the bundled model and the torchvision side
+(:mod:`.tvmodels`) both build on it, and :mod:`.models` picks between them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .errors import ModelError
+
+__all__ = ["DEFAULT_MODEL", "LayerInfo", "LoadedModel", "Preprocess", "all_names", "load_state_dict_file",
+           "looks_like_path"]
+
+DEFAULT_MODEL = "efficientnet_lite0"
+
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How a model wants its input: RGB in [0, 1], then ``(x - mean) / std`` per channel."""
+
+    mean: tuple[float, float, float] = _IMAGENET_MEAN
+    std: tuple[float, float, float] = _IMAGENET_STD
+
+    def _stats(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean = torch.tensor(self.mean, dtype=like.dtype, device=like.device).view(1, 3, 1, 1)
+        std = torch.tensor(self.std, dtype=like.dtype, device=like.device).view(1, 3, 1, 1)
+        return mean, std
+
+    def normalize(self, rgb: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) in [0, 1] → the model's input space."""
+        mean, std = self._stats(rgb)
+        return (rgb - mean) / std
+
+    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
+        """The model's input space → (B, 3, H, W) RGB, nominally in [0, 1]."""
+        mean, std = self._stats(x)
+        return x * std + mean
+
+    def bounds(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-channel (low, high) of valid pixels in the model's input space, each (1, 3, 1, 1)."""
+        mean, std = self._stats(like)
+        return (0.0 - mean) / std, (1.0 - mean) / std
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A classifier in eval mode with frozen parameters, plus what the dream needs to know of it."""
+
+    name: str
+    module: nn.Module
+    preprocess: Preprocess
+    default_layers: tuple[str, ...]
+    weights: str | None = None
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """One dreamable layer: its name, channel count and spatial stride relative to the input."""
+
+    name: str
+    channels: int
+    stride: float
+
+
+def looks_like_path(weights: str | os.PathLike[str]) -> bool:
+    text = os.fspath(weights)
+    return os.sep in text or text.endswith((".pt", ".pth", ".bin", ".safetensors")) or os.path.exists(text)
+
+
+def load_state_dict_file(module: nn.Module, path: str | os.PathLike[str]) -> None:
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"weights file {path} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a file that is not a checkpoint
+        first = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0][:160]
+        raise ModelError(f"weights file {path} is not a PyTorch state dict ({first}); give a file saved with "
+                         "torch.save(model.state_dict(), PATH)") from exc
+    if isinstance(state, Mapping) and "state_dict" in state and isinstance(state["state_dict"], Mapping):
+        state = state["state_dict"]  # training checkpoints often wrap the weights
+    try:
+        module.load_state_dict(state, strict=True)
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        first = str(exc).strip().splitlines()[0:2]
+        raise ModelError(f"weights file {path} does not fit this model: {' '.join(first)}") from exc
+
+
+def all_names(nodes: Sequence[str]) -> dict[str, str]:
+    """Every accepted layer name → the graph node whose output it denotes, in graph order.
+
+    A module that is not itself a node (a block, a stage) stands for the last node inside it,
+    the same rule torchvision applies to ``return_nodes``.
+    """
+    node_set = set(nodes)
+    names: dict[str, str] = {}
+    for node in nodes:
+        names[node] = node
+        parts = node.split(".")
+        for depth in range(len(parts) - 1, 0, -1):  # innermost module first
+            prefix = ".".join(parts[:depth])
+            if prefix not in node_set:
+                names.pop(prefix, None)  # re-insert so a module sorts right after its last node
+                names[prefix] = node
+    return names

@@ -1,0 +1,93 @@
+"""The in-process path: a job one worker suffices for runs without Ray, with the Ray path's bytes,
+work directory, resume and progress, and shows its phases as they happen.
+
+The tests that decide ``ray="auto"`` run first, before this module starts Ray (for the comparison).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from distdream.config import DreamConfig, RenderConfig
+from distdream.engine import Phase, render, submit
+from distdream.errors import ConfigError, JobCancelled
+from distdream.samples import pan_frames, write_clip
+from distdream.video import read_frames
+
+CFG = RenderConfig(dream=DreamConfig(num_iterations=2, num_octaves=2, dream_layers=("_blocks.5",), jitter=4),
+                   keyframe_settle=1, crf=0, preset="ultrafast")
+# handoff and crossfade seams both: the in-process loop runs the crossfade tasks too
+JOB = dict(chunk_frames=10, overlap=3, scan_cuts=False, seams="auto", cpus_per_worker=2)
+ROOT = Path(__file__).parent.parent
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_clip(tmp_path_factory.mktemp("local") / "pan.mp4", pan_frames(34, 64, 48), audio="aac")
+
+
+def frames_of(path: Path) -> list[np.ndarray]:
+    return list(read_frames(path))
+
+
+def test_a_one_worker_render_imports_neither_ray_nor_torchvision(clip: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.mp4"
+    script = (
+        "import sys; from distdream.engine import render; from tests.test_local import CFG, JOB;"
+        f"r = render({str(clip)!r}, {str(out)!r}, CFG, workers=1, **JOB);"
+        "print(r.workers, r.rendered, r.chunks, 'ray' in sys.modules, 'torchvision' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    workers, rendered, chunks, *imported = done.stdout.split()
+    assert workers == "1" and rendered == chunks != "1" and imported == ["False", "False"]  # no Ray, no torchvision
+    assert len(frames_of(out)) == 34
+
+
+def test_phases_arrive_in_order_and_the_job_says_where_it_ran(clip: Path, tmp_path: Path) -> None:
+    seen: list[Phase] = []
+    job = submit(clip, tmp_path / "out.mp4", CFG, on_phase=seen.append, workers=1,
+                 **{**JOB, "scan_cuts": True})
+    job.result(timeout=300)
+    assert job.in_process
+    names = [p.name for p in seen]
+    order = ["probing", "checking the model", "scanning cuts", "starting workers", "joining"]
+    assert [n for n in dict.fromkeys(names) if n in order] == order
+    scans = [p for p in seen if p.name == "scanning cuts"]
+    assert scans[-1].done == scans[-1].total == 34  # every frame of the range scanned, counted up to it
+    assert seen[-1] == Phase("joining", 0, len(job.plan.chunks), str(tmp_path / "out.mp4"))
+
+
+def test_a_stopped_in_process_job_resumes_what_is_missing(clip: Path, tmp_path: Path) -> None:
+    whole = render(clip, tmp_path / "whole.mp4", CFG, ray="never", **JOB)
+    workdir, out = tmp_path / "work", tmp_path / "out.mp4"
+    job = submit(clip, out, CFG, ray="never", workdir=str(workdir), **JOB)
+    while not any(c.state == "done" for c in job.chunks()) and not job.done():
+        job.wait(0.05)
+    job.cancel()
+    with pytest.raises(JobCancelled):
+        job.result(timeout=60)
+    kept = json.loads((workdir / "ledger.json").read_text())["chunks"]
+    assert 1 <= len(kept) < whole.chunks and not out.exists() and not (workdir / "lock.json").exists()
+    result = render(clip, out, CFG, ray="never", workdir=str(workdir), resume=True, **JOB)
+    assert result.rendered == whole.chunks - len(kept)
+    assert all(np.array_equal(a, b) for a, b in zip(frames_of(out), frames_of(whole.output), strict=True))
+
+
+def test_ray_never_cannot_use_a_cluster() -> None:
+    with pytest.raises(ConfigError, match="--ray never"):
+        render("in.mp4", "out.mp4", CFG, ray="never", address="auto")
+
+
+def test_in_process_and_ray_give_the_same_bytes(clip: Path, tmp_path: Path, local_ray: None) -> None:
+    # the same plan and the same torch threads per worker: frame for frame equal, seams included
+    here = render(clip, tmp_path / "here.mp4", CFG, ray="never", **JOB)
+    there = render(clip, tmp_path / "ray.mp4", CFG, ray="always", workers=1, **JOB)
+    assert here.chunks == there.chunks > 1 and there.workers == 1
+    assert all(np.array_equal(a, b) for a, b in zip(frames_of(here.output), frames_of(there.output), strict=True))
