@@ -58,6 +58,7 @@ def run_demo(
     height: int = 180,
     config: RenderConfig | None = None,
     on_progress: Callable[[Any], None] | None = None,
+    on_phase: Callable[[Any], None] | None = None,
     **job_options: Any,
 ) -> DemoResult:
     """Make a sample clip, render it in at least two chunks, write the video and a contact sheet."""
@@ -69,7 +70,7 @@ def run_demo(
     with tempfile.TemporaryDirectory(prefix="distdream-demo-") as tmp:
         clip = write_clip(Path(tmp) / "sample.mp4", pan_frames(frames, width, height), audio="aac")
         options = {"chunk_frames": max(2, frames // 4), "overlap": min(6, frames // 8), **job_options}
-        result = render(clip, out, config or RenderConfig(), on_progress=on_progress, **options)
+        result = render(clip, out, config or RenderConfig(), on_progress=on_progress, on_phase=on_phase, **options)
         contact_sheet(clip, out, sheet)
     return DemoResult(out, sheet, time.perf_counter() - t0, result)
 

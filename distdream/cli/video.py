@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import statistics
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -176,26 +175,25 @@ def metrics(input: str, output: str, flow_method: str, as_json: bool, plan_path:
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def demo(output: str, frames: int, workers: int | None, quiet: bool) -> None:
     """Render a sample clip (a pan over a real photo, with sound) on local Ray, offline."""
-    from tqdm import tqdm
+    if frames < 4:
+        raise ConfigError(f"--frames {frames}: give at least 4")
+    display = RenderDisplay(quiet)
+    display.say("loading PyTorch …")  # the first line within a second: the imports below take seconds
 
     from ..demo import run_demo
 
-    if frames < 4:
-        raise ConfigError(f"--frames {frames}: give at least 4")
-    bar: list[tqdm] = []
-
     def on_progress(job: Any) -> None:
-        done, total = job.progress()
-        if total and not bar:
-            bar.append(tqdm(total=total, unit="frame", desc="dreaming", disable=quiet, file=sys.stderr))
-        if bar:
-            bar[0].update(done - bar[0].n)
+        phase = job.phase()
+        if phase.name == "dreaming":
+            states = job.chunks()
+            display.frames(*job.progress(), sum(c.state == "done" for c in states), len(states))
+        else:
+            display.phase(phase)
 
     try:
-        result = run_demo(output, frames=frames, workers=workers, on_progress=on_progress)
+        result = run_demo(output, frames=frames, workers=workers, on_progress=on_progress, on_phase=display.phase)
     finally:
-        if bar:
-            bar[0].close()
+        display.close()
     job = result.job
     click.echo(f"wrote {result.video} ({job.frames} frames, {job.chunks} chunks, bundled offline model)")
     click.echo(f"wrote {result.sheet} (input | dream at 4 frames)")
