@@ -1,7 +1,5 @@
 """``python -m distdream``: the command line, as the ``distdream`` console script runs it."""
 
-import sys
+from .cli import run
 
-from .cli import main
-
-sys.exit(main())
+run()

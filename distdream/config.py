@@ -404,7 +404,7 @@ class JobOptions:
                                             help="GPUs per worker.")
     # CPU workers get this many torch threads (rounded, at least 1)
     cpus_per_worker: float | None = setting(None, rule=number(above=0), cli=False,
-                                            unset="1 on Ray; in this process, every CPU of the machine",
+                                            unset="1 on Ray; in this process, every CPU for frames of 256×144 or more, else 1",
                                             help="CPUs (and torch threads) per worker.")
     lanes: int | None = setting(None, rule=integer(low=1, high=64), unset="8 on GPU, 1 on CPU",
                                 help="Chunks each worker dreams at once, as one batch.")

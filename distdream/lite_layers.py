@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .efficientnet_lite import EfficientNetLite0, MBConvBlock
+from .efficientnet_lite import EfficientNetLite0, MBConvBlock, SamePadConv2d
 
 __all__ = ["LiteExtractor", "Node", "fuse_conv_bn", "lite_nodes", "node_shapes"]
 
@@ -86,6 +86,18 @@ def fuse_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
     return fused
 
 
+def _unpadded(module: nn.Module) -> nn.Module:
+    """A copy of ``module``; a stride-1 "SAME" convolution becomes a plain one with symmetric
+    padding (an odd kernel pads (k − 1) / 2 on each side at any size): the same sums, without a
+    padded copy of the input per call (7 % of a step at 96×64)."""
+    if isinstance(module, SamePadConv2d) and module.stride == (1, 1) and all(k % 2 for k in module.kernel_size):
+        plain = nn.Conv2d(module.in_channels, module.out_channels, module.kernel_size,  # type: ignore[arg-type]
+                          padding=tuple(k // 2 for k in module.kernel_size), groups=module.groups, bias=False)
+        plain.weight = nn.Parameter(module.weight.detach().clone(), requires_grad=False)
+        return plain
+    return copy.deepcopy(module)
+
+
 class LiteExtractor(nn.Module):
     """The chain cut after the deepest of ``wanted`` (node names), batch norms folded into the
     convolution before them unless that convolution's own output is wanted; returns ``{name: map}``
@@ -108,7 +120,7 @@ class LiteExtractor(nn.Module):
                 self.steps.append((node.name, "same", False))  # the folded conv's output is this node's
                 continue
             if node.module is not None:
-                self.ops[key] = copy.deepcopy(node.module)
+                self.ops[key] = _unpadded(node.module)
             self.steps.append((node.name, node.kind, node.block_start))
         self.eval()
         self.requires_grad_(False)

@@ -258,7 +258,7 @@ def test_render_from_a_toml_config_with_flags_overriding(capsys, tmp_path: Path)
     code, stdout, err = run(capsys, "render", "--config", str(config), "-q", "-o", str(tmp_path / "flag.mp4"))
     assert code == 0, err
     assert "16 frames" in stdout and "2 chunks" in stdout  # frames 2:18 in chunks of 8 (from the file)
-    assert "1 worker(s) × 2 lane(s), network in fp32, NCHW" in stdout
+    assert "1 worker(s) × 2 lane(s) on Ray, network in fp32, NCHW" in stdout  # the module runs on Ray
     assert "precision bf16 runs on CUDA only" in err  # said once, not per chunk
     assert (tmp_path / "flag.mp4").exists() and not (tmp_path / "from_file.mp4").exists()  # -o overrides
     assert probe(tmp_path / "flag.mp4").frame_count == 16

@@ -53,7 +53,7 @@ def test_a_one_worker_render_imports_neither_ray_nor_torchvision(clip: Path, tmp
 def test_phases_arrive_in_order_and_the_job_says_where_it_ran(clip: Path, tmp_path: Path) -> None:
     seen: list[Phase] = []
     job = submit(clip, tmp_path / "out.mp4", CFG, on_phase=seen.append, workers=1,
-                 **{**JOB, "scan_cuts": True})
+                 **{**JOB, "scan_cuts": True, "seams": "crossfade"})  # crossfades: the cuts matter
     job.result(timeout=300)
     assert job.in_process
     names = [p.name for p in seen]
@@ -62,6 +62,12 @@ def test_phases_arrive_in_order_and_the_job_says_where_it_ran(clip: Path, tmp_pa
     scans = [p for p in seen if p.name == "scanning cuts"]
     assert scans[-1].done == scans[-1].total == 34  # every frame of the range scanned, counted up to it
     assert seen[-1] == Phase("joining", 0, len(job.plan.chunks), str(tmp_path / "out.mp4"))
+    # one worker, handoffs only: one chain wherever the cuts are, so no scan
+    seen.clear()
+    job = submit(clip, tmp_path / "out2.mp4", CFG, on_phase=seen.append, workers=1, **{**JOB, "scan_cuts": True})
+    job.result(timeout=300)
+    assert "scanning cuts" not in {p.name for p in seen}
+    assert {c.begins for c in job.plan.chunks} == {"start", "handoff"}
 
 
 def test_a_stopped_in_process_job_resumes_what_is_missing(clip: Path, tmp_path: Path) -> None:

@@ -7,10 +7,13 @@ and exit code 2; Ctrl-C exits 130, SIGTERM 143 and SIGHUP 129, the way a render 
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 import click
+import psutil
 
 from ..errors import DistDreamError
 from ..stops import Stopped, end_children
@@ -19,7 +22,7 @@ from .jobs import logs, status, stop, submit
 from .still import dream, layers, models, preview
 from .video import demo, metrics, probe, render
 
-__all__ = ["cli", "main"]
+__all__ = ["cli", "main", "run"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -70,5 +73,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code if isinstance(code, int) else 0
 
 
+def run() -> NoReturn:
+    """The console script: :func:`main`, then exit. A process that started a local Ray instance
+    leaves without Ray's exit handler, which stops the instance and waits for it (1–4 s after the
+    output is written): its processes are ended here, briefly asked first, and the process exits."""
+    code = main()
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized() and psutil.Process().children():  # the instance is ours
+        sys.stdout.flush()
+        sys.stderr.flush()
+        end_children(grace=0.5)
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    run()

@@ -33,7 +33,7 @@ from .sizing import Sizing, local_totals, one_worker_here, size_workers
 from .stitch import stitch
 from .workdir import Ledger, differences, finished, settings_hash, workdir_lease
 
-__all__ = ["Job", "find_cuts", "job_chunks", "on_ray"]
+__all__ = ["Job", "find_cuts", "job_chunks", "on_ray", "scans"]
 
 
 # frames per cut-scan task: a task's start-up (a worker process importing torch, cv2 and PyAV)
@@ -45,7 +45,8 @@ SCAN_SLICE = 500
 def on_ray() -> bool:
     """Whether this process is connected to Ray already (without importing it if it is not)."""
     ray = sys.modules.get("ray")
-    return ray is not None and ray.is_initialized()
+    initialized = getattr(ray, "is_initialized", None)  # None too while another thread imports it
+    return initialized is not None and initialized()
 
 
 def scan_slices(index: VideoIndex, options: JobOptions, slice_frames: int = SCAN_SLICE) -> list[tuple[int, int]]:
@@ -70,10 +71,18 @@ def find_cuts(index: VideoIndex, config: RenderConfig, options: JobOptions, *, s
     return sorted({c for start, end in slices for c in scan_cuts(index, start, end, config, tell)})
 
 
+def scans(options: JobOptions, slots: int) -> bool:
+    """Whether a plan for ``slots`` chunks at once scans for cuts. With one slot and no forced
+    crossfades the plan is one chain of handoffs wherever the cuts are (the worker still starts a
+    keyframe at each cut it meets), so a scan would buy nothing."""
+    return options.scan_cuts and (slots > 1 or options.seams == "crossfade")
+
+
 def job_chunks(index: VideoIndex, config: RenderConfig, options: JobOptions, slots: int, *,
                progress: Callable[[int], None] | None = None) -> list[Chunk]:
-    """The chunks of a render for ``slots`` chunks at once (scanning for cuts first when asked to)."""
-    cuts = find_cuts(index, config, options, progress=progress) if options.scan_cuts else []
+    """The chunks of a render for ``slots`` chunks at once (scanning for cuts first when that
+    can change them, see :func:`scans`)."""
+    cuts = find_cuts(index, config, options, progress=progress) if scans(options, slots) else []
     return plan_chunks(index.frame_count, options.chunk_frames, options.overlap, cuts,
                        frame_range=options.frame_range, seed=config.dream.seed, seams=options.seams, slots=slots)
 
@@ -224,24 +233,56 @@ class Job:
         return sizing.workers == 1 or (chunks is not None and len(chunks) == 1)
 
     def _plan(self, checked: Checked, sizing: Sizing) -> tuple[list[Chunk], bool]:
-        """The chunks, and whether they run in this process."""
+        """The chunks, and whether they run in this process. Where Ray will be needed and the scan
+        runs here (one slice), Ray starts (in this thread: its processes end with the thread that
+        started them) while a helper thread scans."""
         in_process = self._in_process(sizing, None)
-        if (not in_process and self.options.scan_cuts and not on_ray()
-                and len(scan_slices(checked.index, self.options)) > 1):
-            self._connect()  # Ray will be needed: scan on it in parallel
+        options = self.options
+        slices = scan_slices(checked.index, options)
+        slots = sizing.lanes if in_process else sizing.workers * sizing.lanes
+        scanned_here = scans(options, slots)
+        frames = sum(b - a for a, b in slices)
+        ray_ahead = not in_process and not on_ray() and frames > options.chunk_frames  # more than one chunk
+        if ray_ahead and scanned_here and len(slices) > 1:
+            self._connect()  # scan on Ray, in parallel
             sizing = self._sizing()
-        slots = 1 * sizing.lanes if in_process else sizing.workers * sizing.lanes
-        total = sum(b - a for a, b in scan_slices(checked.index, self.options)) if self.options.scan_cuts else 0
         scanned = [0]
+        quiet = threading.Event()  # set while Ray starts: its phase is the one shown
 
         def scanning(n: int) -> None:
             scanned[0] += n
-            self._set_phase(Phase("scanning cuts", scanned[0], total))
+            if not quiet.is_set():
+                self._set_phase(Phase("scanning cuts", scanned[0], frames))
 
-        if total:
-            scanning(0)
-        chunks = job_chunks(checked.index, checked.config, self.options, slots, progress=scanning)
+        def plan() -> list[Chunk]:
+            return job_chunks(checked.index, checked.config, options, slots, progress=scanning)
+
+        if ray_ahead and not on_ray():
+            quiet.set()
+            chunks = self._plan_while_ray_starts(plan)
+        else:
+            if scanned_here:
+                scanning(0)
+            chunks = plan()
         return chunks, in_process or self._in_process(sizing, chunks)
+
+    def _plan_while_ray_starts(self, plan: Callable[[], list[Chunk]]) -> list[Chunk]:
+        """Plan (the cut scan) on a helper thread while this thread starts Ray."""
+        made: list[list[Chunk] | BaseException] = []
+
+        def body() -> None:
+            try:
+                made.append(plan())
+            except BaseException as exc:  # raised here, in the caller's thread
+                made.append(exc)
+
+        helper = threading.Thread(target=body, name="distdream-plan", daemon=True)
+        helper.start()
+        self._connect()  # if this fails (or is stopped), the scan is left to end with the process
+        helper.join()
+        if isinstance(made[0], BaseException):
+            raise made[0]
+        return made[0]
 
     def _leases(self, checked: Checked) -> tuple[Lease, ...]:
         """Take the work directory's lease and, for an image-sequence output, the output's; they
@@ -280,7 +321,8 @@ class Job:
             else:
                 chunks, in_process = self._plan(checked, sizing)
             if in_process:
-                sizing = one_worker_here(self.options, sizing, local_totals()[0])
+                sizing = one_worker_here(self.options, sizing, local_totals()[0],
+                                         checked.index.width * checked.index.height)
             else:
                 self._connect()
                 sizing = self._sizing()

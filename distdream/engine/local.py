@@ -64,7 +64,8 @@ class LocalLoop(Schedule):
         p = self.prepared
         try:
             # the worker's threads, as a Ray worker sets them in its process (the same count, the same bytes)
-            torch.set_num_threads(p.threads)
+            if torch.get_num_threads() != p.threads:  # set only if needed: each call restarts the thread pools
+                torch.set_num_threads(p.threads)
             self._renderer = ChunkRenderer(p.checked.config, p.device, self.lanes, model=p.model)
         except BaseException as exc:  # reported by the loop, which fails the job with it
             self._outbox.put(("start", None, exc))

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from ..config import JobOptions
 
-__all__ = ["CPU_LANES", "GPU_LANES", "Sizing", "local_totals", "one_worker_here", "size_workers"]
+__all__ = ["CPU_LANES", "GPU_LANES", "SHARED_STEP_PIXELS", "Sizing", "local_totals", "one_worker_here", "size_workers"]
 
 # Lanes per worker when not given. GPU: at batch size 1 a dream step of a video frame is bound by
 # kernel launches; on an H200 at 1280×720, lanes 2/4/8 gave 1.6×/2.1×/2.3× one lane's frames/s
@@ -45,11 +45,21 @@ def size_workers(options: JobOptions, cpus: float, gpus: float) -> Sizing:
     return Sizing(workers, cpus_per, 0.0, threads, "cpu", options.lanes or CPU_LANES)
 
 
-def one_worker_here(options: JobOptions, sizing: Sizing, cpus: float) -> Sizing:
-    """The one worker of a job run in this process: it has the machine, so its torch threads are
-    every CPU unless ``cpus_per_worker`` says how many (the same count gives the same bytes as a
-    Ray worker with those threads; another count rounds differently)."""
-    threads = max(1, int(options.cpus_per_worker or cpus))
+# Below this many pixels a frame's dream step is too small to share: one torch thread beats two
+# (96×64: 12.0 against 17.6 ms a step on 2 cores), and decode, flow and encode use the other
+# cores; above it the threads pay (240×135: 1.5×, 640×360: 1.85×). See docs, "Start-up".
+SHARED_STEP_PIXELS = 256 * 144
+
+
+def one_worker_here(options: JobOptions, sizing: Sizing, cpus: float, pixels: int) -> Sizing:
+    """The one worker of a job run in this process, on frames of ``pixels``: it has the machine,
+    so its torch threads are every CPU for frames big enough to share a step
+    (:data:`SHARED_STEP_PIXELS`), else one — unless ``cpus_per_worker`` says how many (the same
+    count gives the same bytes as a Ray worker with those threads; another rounds differently)."""
+    if options.cpus_per_worker is not None:
+        threads = max(1, int(options.cpus_per_worker))
+    else:
+        threads = max(1, int(cpus)) if pixels >= SHARED_STEP_PIXELS else 1
     return Sizing(1, float(threads), sizing.gpus, threads, sizing.device, sizing.lanes)
 
 
