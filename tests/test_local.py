@@ -15,7 +15,9 @@ import numpy as np
 import pytest
 
 from distdream.config import DreamConfig, RenderConfig
-from distdream.engine import Phase, render, submit
+from distdream.engine import JobOptions, Phase, render, submit
+from distdream.engine.job import scans
+from distdream.engine.sizing import SHARED_STEP_PIXELS, one_worker_here, size_workers
 from distdream.errors import ConfigError, JobCancelled
 from distdream.samples import pan_frames, write_clip
 from distdream.video import read_frames
@@ -84,6 +86,21 @@ def test_a_stopped_in_process_job_resumes_what_is_missing(clip: Path, tmp_path: 
     result = render(clip, out, CFG, ray="never", workdir=str(workdir), resume=True, **JOB)
     assert result.rendered == whole.chunks - len(kept)
     assert all(np.array_equal(a, b) for a, b in zip(frames_of(out), frames_of(whole.output), strict=True))
+
+
+def test_the_lone_worker_s_threads_follow_the_frame_size() -> None:
+    options = JobOptions()
+    sizing = size_workers(options, cpus=8, gpus=0)
+    assert (sizing.workers, sizing.threads) == (8, 1)  # on Ray: a thread per worker
+    small = one_worker_here(options, sizing, 8, SHARED_STEP_PIXELS - 1)
+    large = one_worker_here(options, sizing, 8, SHARED_STEP_PIXELS)
+    assert (small.workers, small.threads, large.threads) == (1, 1, 8)
+    assert one_worker_here(JobOptions(cpus_per_worker=3), sizing, 8, 10**6).threads == 3  # asked for
+
+
+def test_a_one_slot_plan_scans_only_where_cuts_change_it() -> None:
+    assert not scans(JobOptions(), 1) and scans(JobOptions(), 2)
+    assert scans(JobOptions(seams="crossfade"), 1) and not scans(JobOptions(scan_cuts=False), 4)
 
 
 def test_ray_never_cannot_use_a_cluster() -> None:

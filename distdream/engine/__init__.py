@@ -6,7 +6,7 @@ render meets them:
 
 - :mod:`.records`   options, plan, result, phase and state records (plain data, no Ray);
 - :mod:`.preflight` every check that can run before the first frame, and what makes the pixels;
-- :mod:`.sizing`    how many workers, with what each (no Ray); :mod:`.connect` joining a cluster
+- :mod:`.sizing`    how many workers, with what each (no Ray); :mod:`.cluster` joining a cluster
   within a timeout;
 - :mod:`.workdir`   plan.json, the ledger, the lock; :mod:`.pieces` where each chunk's pieces live (by codec)
   and how a finished one is recognised;
@@ -64,7 +64,7 @@ __all__ = [
 ]
 
 # Ray's side loads on first use: a render that one worker in this process suffices for never imports Ray
-_LAZY = {"connect": "connect", "RemoteJobs": "remote", "submission_id": "remote"}
+_LAZY = {"connect": "cluster", "RemoteJobs": "remote", "submission_id": "remote"}
 
 
 def __getattr__(name: str) -> Any:
@@ -103,7 +103,7 @@ def _slots(options: JobOptions) -> int:
     from .job import on_ray
 
     if on_ray():
-        sizing = import_module(".connect", __name__).resources(options)
+        sizing = import_module(".cluster", __name__).resources(options)
     else:
         sizing = size_workers(options, *local_totals())
     return sizing.workers * sizing.lanes

@@ -210,7 +210,7 @@ class Job:
         self._thread.start()
 
     def _connect(self) -> None:
-        from .connect import connect  # Ray's side (see the module docstring)
+        from .cluster import connect  # Ray's side (see the module docstring)
 
         if not on_ray():
             self._set_phase(Phase("starting Ray", detail=self.options.address or "a local instance"))
@@ -218,7 +218,7 @@ class Job:
 
     def _sizing(self) -> Sizing:
         if on_ray():
-            from .connect import resources
+            from .cluster import resources
 
             return resources(self.options)
         return size_workers(self.options, *local_totals())
@@ -408,7 +408,7 @@ class Job:
                               f"{workers} worker(s) × {lanes} lane(s) {where}"))
         if p.in_process:
             return LocalLoop(self, p, str(p.checked.workdir), todo, done, windows, workers, lanes)
-        from .connect import wait_for_resources  # Ray's side (see the module docstring)
+        from .cluster import wait_for_resources  # Ray's side (see the module docstring)
         from .loop import ChunkLoop
 
         if todo:
