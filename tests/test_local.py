@@ -7,6 +7,7 @@ The tests that decide ``ray="auto"`` run first, before this module starts Ray (f
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -50,6 +51,22 @@ def test_a_one_worker_render_imports_neither_ray_nor_torchvision(clip: Path, tmp
     workers, rendered, chunks, *imported = done.stdout.split()
     assert workers == "1" and rendered == chunks != "1" and imported == ["False", "False"]  # no Ray, no torchvision
     assert len(frames_of(out)) == 34
+
+
+def test_the_command_shows_each_phase_as_it_happens(clip: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.mp4"
+    flags = ["--num-iterations", "2", "--num-octaves", "2", "--dream-layers", "_blocks.5", "--keyframe-settle", "0",
+             "--chunk-frames", "10", "--workers", "1", "--seams", "crossfade"]
+    done = subprocess.run([sys.executable, "-m", "distdream", "render", str(clip), "-o", str(out), *flags],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    lines = [line.strip() for line in done.stderr.replace("\r", "\n").splitlines() if line.strip()]
+    heads = list(dict.fromkeys(re.match(r"[^\d:/]*", line).group().strip() for line in lines))  # "joining 4 …"
+    wanted = ["loading PyTorch …", "probing", "checking the model", "scanning cuts", "plan", "starting workers",
+              "dreaming", "joining"]
+    assert [h for h in heads if h in wanted] == wanted, heads
+    assert any(line.startswith("scanning cuts: 100%") and "34/34" in line for line in lines)
+    assert "1 worker(s) × 1 lane(s) in this process" in done.stdout and out.exists()
 
 
 def test_phases_arrive_in_order_and_the_job_says_where_it_ran(clip: Path, tmp_path: Path) -> None:

@@ -246,7 +246,7 @@ def _startup_panels(figures: Figures) -> list[Panel]:
         ax.set_title("2-worker render: phases (s)", fontsize=10)
         ax.tick_params(labelsize=8)
 
-    return [lambda ax: _bars(ax, ["seed start", "1 frame", "seed", "1 worker", "1 on Ray", "2 workers"],
+    return [lambda ax: _bars(ax, ["seed\nstart", "1\nframe", "seed", "1\nworker", "1 on\nRay", "2\nworkers"],
                              [s["seed_start_seconds"], s["one_frame_seconds"], s["seed_seconds"],
                               s["one_worker_seconds"], s["one_worker_ray_seconds"], s["two_workers_seconds"]],
                              f"commands (s), {s['frames']} frames"), timeline]

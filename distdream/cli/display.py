@@ -50,6 +50,15 @@ class RenderDisplay:
             if self._bar is not None and phase.name != "dreaming":
                 self._bar.update(phase.done - self._bar.n)
 
+    def follow(self, job: Any) -> None:
+        """Show where a running :class:`~distdream.engine.Job` is: its phase, or its frames."""
+        phase = job.phase()
+        if phase.name == "dreaming":
+            states = job.chunks()
+            self.frames(*job.progress(), sum(c.state == "done" for c in states), len(states))
+        else:
+            self.phase(phase)
+
     def frames(self, done: int, total: int, chunks_done: int, chunks: int) -> None:
         """The frames bar (the dreaming phase)."""
         if self.quiet or not total:

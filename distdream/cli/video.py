@@ -67,12 +67,7 @@ def render(input: str | None, output: str | None, quiet: bool, **kw: Any) -> Non
         if job.waiting and time.monotonic() - said[0] >= 10:  # a bounded wait is a visible one, -q or not
             click.echo(job.waiting, err=True)
             said[0] = time.monotonic()
-        phase = job.phase()
-        if phase.name == "dreaming":
-            states = job.chunks()
-            display.frames(*job.progress(), sum(c.state == "done" for c in states), len(states))
-        else:
-            display.phase(phase)
+        display.follow(job)
 
     with signals_stop():  # SIGTERM, SIGINT, SIGHUP: a stop, as Ctrl-C (distdream.stops)
         # preflight: bad input fails here, nothing written
@@ -182,16 +177,8 @@ def demo(output: str, frames: int, workers: int | None, quiet: bool) -> None:
 
     from ..demo import run_demo
 
-    def on_progress(job: Any) -> None:
-        phase = job.phase()
-        if phase.name == "dreaming":
-            states = job.chunks()
-            display.frames(*job.progress(), sum(c.state == "done" for c in states), len(states))
-        else:
-            display.phase(phase)
-
     try:
-        result = run_demo(output, frames=frames, workers=workers, on_progress=on_progress, on_phase=display.phase)
+        result = run_demo(output, frames=frames, workers=workers, on_progress=display.follow, on_phase=display.phase)
     finally:
         display.close()
     job = result.job
