@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 
 from distdream.config import DreamConfig, RenderConfig
@@ -118,6 +122,38 @@ def test_the_lone_worker_s_threads_follow_the_frame_size() -> None:
 def test_a_one_slot_plan_scans_only_where_cuts_change_it() -> None:
     assert not scans(JobOptions(), 1) and scans(JobOptions(), 2)
     assert scans(JobOptions(seams="crossfade"), 1) and not scans(JobOptions(scan_cuts=False), 4)
+
+
+def test_a_sigterm_stops_an_in_process_render_and_its_resume_command_finishes_it(tmp_path: Path) -> None:
+    clip = write_clip(tmp_path / "long.mp4", pan_frames(120, 64, 48), audio=None)  # 12 chunks: time to stop it
+    flags = ["--num-iterations", "2", "--num-octaves", "2", "--dream-layers", "_blocks.5", "--keyframe-settle", "0",
+             "--chunk-frames", "10", "--workers", "1", "--crf", "0", "--preset", "ultrafast", "-q"]
+    whole = tmp_path / "whole.mp4"
+    done = subprocess.run([sys.executable, "-m", "distdream", "render", str(clip), "-o", str(whole), *flags],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    workdir, out = tmp_path / "work", tmp_path / "out.mp4"
+    proc = subprocess.Popen([sys.executable, "-m", "distdream", "render", str(clip), "-o", str(out), "--workdir",
+                             str(workdir), *flags], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ledger = workdir / "ledger.json"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (ledger.exists() and json.loads(ledger.read_text())["chunks"]):
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    assert not psutil.Process(proc.pid).children(recursive=True)  # no Ray, no worker process
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("stopped by SIGTERM; finished chunks are kept"), last
+    kept = json.loads(ledger.read_text())["chunks"]
+    assert 1 <= len(kept) < 12 and not out.exists() and not (workdir / "lock.json").exists()
+    again = shlex.split(last.split("resume with: ", 1)[1])
+    done = subprocess.run([sys.executable, "-m", "distdream", *again[1:]], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert f"({len(kept)} from the ledger)" in done.stdout and "in this process" in done.stdout
+    assert all(np.array_equal(a, b) for a, b in zip(frames_of(out), frames_of(whole), strict=True))
 
 
 def test_ray_never_cannot_use_a_cluster() -> None:
