@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -64,9 +65,11 @@ def test_quick_bench_json_has_every_figure_as_a_finite_number(tmp_path: Path, ca
     assert 0 < engine["one_worker_startup_seconds"] < engine["one_worker_seconds"]
     steady_one = engine["frames"] / engine["one_worker_seconds"]  # the end-to-end rate includes the start-up
     assert engine["one_worker_steady_fps"] > steady_one
-    phases = [line.split(":")[0] for _, line in figures["startup"]["phases"]]
-    assert phases[0] == "loading PyTorch …" and "starting Ray a local instance" in phases  # two workers: Ray
-    assert phases.index("scanning cuts") < phases.index("starting workers") < phases.index("dreaming")
+    lines = [line for _, line in figures["startup"]["phases"]]
+    phases = [re.match(r"[^\d:/(]*", line).group().strip() for line in lines]  # "probing /tmp/…" → "probing"
+    assert phases[0] == "loading PyTorch …" and "starting Ray (a local instance; scanning cuts meanwhile)" in lines
+    assert phases.index("probing") < phases.index("starting Ray") < phases.index("starting workers") \
+        < phases.index("dreaming") < phases.index("joining")
     assert "start-up and small jobs" in printed
     coherence = {r["way"]: r for r in figures["coherence"]["rows"]}
     assert list(coherence) == ["default", "independent", "seed tool's rule", "previous default",
@@ -160,22 +163,29 @@ def test_bench_refuses_what_it_cannot_run(args: list[str], says: str, capsys) ->
 
 
 def test_bench_and_in_process_renders_need_no_ray(tmp_path: Path) -> None:
-    """A machine with torch, PyAV and the weights but no Ray (a lent GPU box) runs every part but the engine."""
+    """A machine with torch, PyAV and the weights but no Ray (a lent GPU box) runs every part but
+    the engine and startup sections, and one-worker renders (in process)."""
+    clip, out = tmp_path / "in.mp4", tmp_path / "out.mp4"
     script = f"""
 import json, sys
 sys.modules["ray"] = None  # import ray now fails, as where it is not installed
+from pathlib import Path
 from distdream.cli import main
+from distdream.samples import pan_frames, write_clip
 code = main(["bench", "--quick", "--only", "step,render", "--size", "48", "--render-frames", "4", "--device", "cpu",
              "--json", {str(tmp_path / "b.json")!r}])
 assert code == 0, code
 assert main(["bench", "--quick", "--size", "48", "--lanes", "1", "--render-frames", "2", "--device", "cpu",
              "--only", "engine"]) == 2
-assert main(["render", "in.mp4", "-o", "out.mp4"]) == 2
+write_clip(Path({str(clip)!r}), pan_frames(6, 64, 48), audio=None)
+light = ["--num-iterations", "1", "--num-octaves", "1", "--keyframe-settle", "0", "-q"]
+assert main(["render", {str(clip)!r}, "-o", {str(out)!r}, "--workers", "1", *light]) == 0  # in process
+assert main(["render", {str(clip)!r}, "-o", {str(out)!r} + ".mkv", "--ray", "always", *light]) == 2
 print(sorted(json.load(open({str(tmp_path / "b.json")!r}))))
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "['env', 'render', 'step']" in done.stdout
+    assert "['env', 'render', 'step']" in done.stdout and out.exists()
     assert "the engine section runs on Ray, which is not installed" in done.stderr
     assert "this command runs on Ray, which is not installed here" in done.stderr
 

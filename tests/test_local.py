@@ -21,7 +21,6 @@ import pytest
 
 from distdream.config import DreamConfig, RenderConfig
 from distdream.engine import JobOptions, Phase, render, submit
-from distdream.engine.job import scans
 from distdream.engine.sizing import SHARED_STEP_PIXELS, one_worker_here, size_workers
 from distdream.errors import ConfigError, JobCancelled
 from distdream.samples import pan_frames, write_clip
@@ -76,7 +75,7 @@ def test_the_command_shows_each_phase_as_it_happens(clip: Path, tmp_path: Path) 
 def test_phases_arrive_in_order_and_the_job_says_where_it_ran(clip: Path, tmp_path: Path) -> None:
     seen: list[Phase] = []
     job = submit(clip, tmp_path / "out.mp4", CFG, on_phase=seen.append, workers=1,
-                 **{**JOB, "scan_cuts": True, "seams": "crossfade"})  # crossfades: the cuts matter
+                 **{**JOB, "scan_cuts": True})
     job.result(timeout=300)
     assert job.in_process
     names = [p.name for p in seen]
@@ -85,12 +84,6 @@ def test_phases_arrive_in_order_and_the_job_says_where_it_ran(clip: Path, tmp_pa
     scans = [p for p in seen if p.name == "scanning cuts"]
     assert scans[-1].done == scans[-1].total == 34  # every frame of the range scanned, counted up to it
     assert seen[-1] == Phase("joining", 0, len(job.plan.chunks), str(tmp_path / "out.mp4"))
-    # one worker, handoffs only: one chain wherever the cuts are, so no scan
-    seen.clear()
-    job = submit(clip, tmp_path / "out2.mp4", CFG, on_phase=seen.append, workers=1, **{**JOB, "scan_cuts": True})
-    job.result(timeout=300)
-    assert "scanning cuts" not in {p.name for p in seen}
-    assert {c.begins for c in job.plan.chunks} == {"start", "handoff"}
 
 
 def test_a_stopped_in_process_job_resumes_what_is_missing(clip: Path, tmp_path: Path) -> None:
@@ -117,11 +110,6 @@ def test_the_lone_worker_s_threads_follow_the_frame_size() -> None:
     large = one_worker_here(options, sizing, 8, SHARED_STEP_PIXELS)
     assert (small.workers, small.threads, large.threads) == (1, 1, 8)
     assert one_worker_here(JobOptions(cpus_per_worker=3), sizing, 8, 10**6).threads == 3  # asked for
-
-
-def test_a_one_slot_plan_scans_only_where_cuts_change_it() -> None:
-    assert not scans(JobOptions(), 1) and scans(JobOptions(), 2)
-    assert scans(JobOptions(seams="crossfade"), 1) and not scans(JobOptions(scan_cuts=False), 4)
 
 
 def test_a_sigterm_stops_an_in_process_render_and_its_resume_command_finishes_it(tmp_path: Path) -> None:

@@ -41,7 +41,7 @@ from .. import storage
 from ..config import Fault, JobOptions, RenderConfig
 from ..errors import ConfigError, InputError, JobError, OutputError
 from ..stops import signals_stop
-from .job import Job, job_chunks, scan_slices, scans
+from .job import Job, job_chunks, scan_slices
 from .records import ChunkState, ChunkStatus, JobPlan, JobResult, JobStatus, Phase
 from .sizing import local_totals, size_workers
 
@@ -91,7 +91,7 @@ def plan(input: str | os.PathLike[str], config: RenderConfig | None = None, **jo
     options = _options(job_options)
     index = probe(storage.resolve(input, "input", InputError))
     slots = _slots(options)
-    if options.address or (scans(options, slots) and options.ray == "always" and len(scan_slices(index, options)) > 1):
+    if options.address or (options.scan_cuts and options.ray == "always" and len(scan_slices(index, options)) > 1):
         __getattr__("connect")(options.address, options.connect_timeout)
     chunks = job_chunks(index, config, options, slots)
     digest = hashlib.sha256(json.dumps([config.to_dict(), [c.to_dict() for c in chunks]], sort_keys=True).encode())

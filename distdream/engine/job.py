@@ -33,7 +33,7 @@ from .sizing import Sizing, local_totals, one_worker_here, size_workers
 from .stitch import stitch
 from .workdir import Ledger, differences, finished, settings_hash, workdir_lease
 
-__all__ = ["Job", "find_cuts", "job_chunks", "on_ray", "scans"]
+__all__ = ["Job", "find_cuts", "job_chunks", "on_ray"]
 
 
 # frames per cut-scan task: a task's start-up (a worker process importing torch, cv2 and PyAV)
@@ -71,18 +71,12 @@ def find_cuts(index: VideoIndex, config: RenderConfig, options: JobOptions, *, s
     return sorted({c for start, end in slices for c in scan_cuts(index, start, end, config, tell)})
 
 
-def scans(options: JobOptions, slots: int) -> bool:
-    """Whether a plan for ``slots`` chunks at once scans for cuts. With one slot and no forced
-    crossfades the plan is one chain of handoffs wherever the cuts are (the worker still starts a
-    keyframe at each cut it meets), so a scan would buy nothing."""
-    return options.scan_cuts and (slots > 1 or options.seams == "crossfade")
-
-
 def job_chunks(index: VideoIndex, config: RenderConfig, options: JobOptions, slots: int, *,
                progress: Callable[[int], None] | None = None) -> list[Chunk]:
-    """The chunks of a render for ``slots`` chunks at once (scanning for cuts first when that
-    can change them, see :func:`scans`)."""
-    cuts = find_cuts(index, config, options, progress=progress) if scans(options, slots) else []
+    """The chunks of a render for ``slots`` chunks at once (scanning for cuts first when asked to).
+    The scan runs even for one slot: a chunk that begins on a cut is seeded by its start, so the
+    frames do not depend on the worker count."""
+    cuts = find_cuts(index, config, options, progress=progress) if options.scan_cuts else []
     return plan_chunks(index.frame_count, options.chunk_frames, options.overlap, cuts,
                        frame_range=options.frame_range, seed=config.dream.seed, seams=options.seams, slots=slots)
 
@@ -209,11 +203,12 @@ class Job:
         self.in_process = self._prepared.in_process
         self._thread.start()
 
-    def _connect(self) -> None:
+    def _connect(self, meanwhile: str = "") -> None:
         from .cluster import connect  # Ray's side (see the module docstring)
 
         if not on_ray():
-            self._set_phase(Phase("starting Ray", detail=self.options.address or "a local instance"))
+            where = f"at {self.options.address}" if self.options.address else "a local instance"
+            self._set_phase(Phase("starting Ray", detail=f"({where}{'; ' + meanwhile if meanwhile else ''})"))
         connect(self.options.address, self.options.connect_timeout)
 
     def _sizing(self) -> Sizing:
@@ -240,7 +235,7 @@ class Job:
         options = self.options
         slices = scan_slices(checked.index, options)
         slots = sizing.lanes if in_process else sizing.workers * sizing.lanes
-        scanned_here = scans(options, slots)
+        scanned_here = options.scan_cuts
         frames = sum(b - a for a, b in slices)
         ray_ahead = not in_process and not on_ray() and frames > options.chunk_frames  # more than one chunk
         if ray_ahead and scanned_here and len(slices) > 1:
@@ -278,7 +273,7 @@ class Job:
 
         helper = threading.Thread(target=body, name="distdream-plan", daemon=True)
         helper.start()
-        self._connect()  # if this fails (or is stopped), the scan is left to end with the process
+        self._connect("scanning cuts meanwhile")  # if this fails (or is stopped), the scan ends with the process
         helper.join()
         if isinstance(made[0], BaseException):
             raise made[0]
