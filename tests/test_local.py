@@ -99,6 +99,9 @@ def test_a_stopped_in_process_job_resumes_what_is_missing(clip: Path, tmp_path: 
     assert 1 <= len(kept) < whole.chunks and not out.exists() and not (workdir / "lock.json").exists()
     result = render(clip, out, CFG, ray="never", workdir=str(workdir), resume=True, **JOB)
     assert result.rendered == whole.chunks - len(kept)
+    again = render(clip, tmp_path / "again.mp4", CFG, ray="never", workdir=str(workdir), resume=True, **JOB)
+    assert again.rendered == 0  # every chunk kept: nothing dreamed, no model built, the join alone
+    assert all(np.array_equal(a, b) for a, b in zip(frames_of(again.output), frames_of(whole.output), strict=True))
     assert all(np.array_equal(a, b) for a, b in zip(frames_of(out), frames_of(whole.output), strict=True))
 
 

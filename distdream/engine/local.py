@@ -46,8 +46,12 @@ class LocalLoop(Schedule):
         self._caller_threads = torch.get_num_threads()  # put back when the loop ends: the process is the caller's
         self._ready = threading.Event()
         self._stopping = threading.Event()
+        # nothing to dream (a resume whose chunks are all kept, only windows left): no model is built
+        lanes = self.lanes if self.queue else 0
+        if not lanes:
+            self._ready.set()
         self._threads = [threading.Thread(target=self._lane, args=(i,), name=f"distdream-lane-{i}", daemon=True)
-                         for i in range(self.lanes)]
+                         for i in range(lanes)]
         self._threads.append(threading.Thread(target=self._seam_thread, name="distdream-seams", daemon=True))
         for thread in self._threads:
             thread.start()
