@@ -424,9 +424,9 @@ class JobOptions:
     address: str | None = setting(None, rule=ADDRESS, unset="start a local one",
                                   help="Ray cluster to run on (e.g. auto).")
     ray: str = setting("auto", rule=one_of(RAY_USE),
-                       help="Where workers run: auto (in this process when one worker suffices, on Ray when "
-                            "more would dream at once or --address is given), always (on Ray), or never (one "
-                            "worker in this process).")
+                       help="Where workers run: auto (as threads of this process for a job on this "
+                            "machine's CPUs with at most 4 workers, or one worker; on Ray with --address, "
+                            "several GPUs or more workers), always (on Ray), or never (in this process).")
     max_attempts: int = setting(3, rule=integer(low=1), cli=False, help="Tries per chunk before the job fails.")
     # the watchdog's limit per attempt; unset, it follows the job's own measured time per frame
     # (engine.loop.Watchdog)

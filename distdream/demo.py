@@ -1,8 +1,10 @@
 """The built-in demo: footage made from a real photo, rendered on local Ray, shown side by side.
 
 Nothing is downloaded: the clip is a smooth pan and zoom over a scikit-image photo with a sine
-tone, the model is the bundled EfficientNet-Lite0, and Ray runs on this machine. The result is
-the dreamed video and a contact sheet (input | dream at a few frames) beside it.
+tone, the model is the bundled EfficientNet-Lite0, and Ray runs on this machine (the demo shows
+the engine as a cluster runs it; ``ray="auto"`` runs it in this process, as ``render`` would a
+job this size). The result is the dreamed video and a contact sheet (input | dream at a few
+frames) beside it.
 """
 
 from __future__ import annotations
@@ -69,7 +71,8 @@ def run_demo(
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="distdream-demo-") as tmp:
         clip = write_clip(Path(tmp) / "sample.mp4", pan_frames(frames, width, height), audio="aac")
-        options = {"chunk_frames": max(2, frames // 4), "overlap": min(6, frames // 8), **job_options}
+        options = {"chunk_frames": max(2, frames // 4), "overlap": min(6, frames // 8), "ray": "always",
+                   **job_options}
         result = render(clip, out, config or RenderConfig(), on_progress=on_progress, on_phase=on_phase, **options)
         contact_sheet(clip, out, sheet)
     return DemoResult(out, sheet, time.perf_counter() - t0, result)

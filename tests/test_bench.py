@@ -50,7 +50,7 @@ def test_quick_bench_json_has_every_figure_as_a_finite_number(tmp_path: Path, ca
         "coherence": {"input_warping_error", "target_strength"},
         "startup": {"seed_start_seconds", "one_frame_seconds", "one_frame_over_seed_start", "seed_seconds",
                     "one_worker_seconds", "one_worker_over_seed", "one_worker_ray_seconds", "two_workers_seconds",
-                    "two_workers_speedup", "first_line_seconds"},
+                    "two_workers_speedup", "two_workers_ray_seconds", "first_line_seconds"},
         "render": {"seconds", "frames_per_s", "decode_seconds", "flow_seconds", "dream_seconds", "encode_seconds",
                    "wait_share"},
     }
@@ -67,8 +67,9 @@ def test_quick_bench_json_has_every_figure_as_a_finite_number(tmp_path: Path, ca
     assert engine["one_worker_steady_fps"] > steady_one
     lines = [line for _, line in figures["startup"]["phases"]]
     phases = [re.match(r"[^\d:/(]*", line).group().strip() for line in lines]  # "probing /tmp/…" → "probing"
-    assert phases[0] == "loading PyTorch …" and "starting Ray (a local instance; scanning cuts meanwhile)" in lines
-    assert phases.index("probing") < phases.index("starting Ray") < phases.index("starting workers") \
+    assert phases[0] == "loading PyTorch …" and not any(line.startswith("starting Ray") for line in lines)
+    assert any("2 worker(s) × 1 lane(s) in this process" in line for line in lines)  # two workers, no Ray
+    assert phases.index("probing") < phases.index("scanning cuts") < phases.index("starting workers") \
         < phases.index("dreaming") < phases.index("joining")
     assert "start-up and small jobs" in printed
     coherence = {r["way"]: r for r in figures["coherence"]["rows"]}

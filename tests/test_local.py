@@ -1,5 +1,6 @@
-"""The in-process path: a job one worker suffices for runs without Ray, with the Ray path's bytes,
-work directory, resume and progress, and shows its phases as they happen.
+"""The in-process path: a job on this machine's CPUs (or with one worker) runs its workers as
+threads, without Ray, with the Ray path's bytes, work directory, resume and progress, and shows
+its phases as they happen.
 
 The tests that decide ``ray="auto"`` run first, before this module starts Ray (for the comparison).
 """
@@ -21,7 +22,7 @@ import pytest
 
 from distdream.config import DreamConfig, RenderConfig
 from distdream.engine import JobOptions, Phase, render, submit
-from distdream.engine.sizing import SHARED_STEP_PIXELS, one_worker_here, size_workers
+from distdream.engine.sizing import SHARED_STEP_PIXELS, THREAD_WORKERS, in_process, size_workers, workers_here
 from distdream.errors import ConfigError, JobCancelled
 from distdream.samples import pan_frames, write_clip
 from distdream.video import read_frames
@@ -42,17 +43,19 @@ def frames_of(path: Path) -> list[np.ndarray]:
     return list(read_frames(path))
 
 
-def test_a_one_worker_render_imports_neither_ray_nor_torchvision(clip: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_render_on_this_machine_imports_neither_ray_nor_torchvision(clip: Path, tmp_path: Path,
+                                                                      workers: int) -> None:
     out = tmp_path / "out.mp4"
     script = (
         "import sys; from distdream.engine import render; from tests.test_local import CFG, JOB;"
-        f"r = render({str(clip)!r}, {str(out)!r}, CFG, workers=1, **JOB);"
+        f"r = render({str(clip)!r}, {str(out)!r}, CFG, workers={workers}, **(JOB | dict(cpus_per_worker=1)));"
         "print(r.workers, r.rendered, r.chunks, 'ray' in sys.modules, 'torchvision' in sys.modules)"
     )
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    workers, rendered, chunks, *imported = done.stdout.split()
-    assert workers == "1" and rendered == chunks != "1" and imported == ["False", "False"]  # no Ray, no torchvision
+    got, rendered, chunks, *imported = done.stdout.split()
+    assert got == str(workers) and rendered == chunks != "1" and imported == ["False", "False"]  # no Ray, no torchvision
     assert len(frames_of(out)) == 34
 
 
@@ -105,14 +108,31 @@ def test_a_stopped_in_process_job_resumes_what_is_missing(clip: Path, tmp_path: 
     assert all(np.array_equal(a, b) for a, b in zip(frames_of(out), frames_of(whole.output), strict=True))
 
 
-def test_the_lone_worker_s_threads_follow_the_frame_size() -> None:
+def test_in_process_workers_share_the_cpus_by_frame_size() -> None:
     options = JobOptions()
     sizing = size_workers(options, cpus=8, gpus=0)
     assert (sizing.workers, sizing.threads) == (8, 1)  # on Ray: a thread per worker
-    small = one_worker_here(options, sizing, 8, SHARED_STEP_PIXELS - 1)
-    large = one_worker_here(options, sizing, 8, SHARED_STEP_PIXELS)
+    lone = size_workers(JobOptions(workers=1), cpus=8, gpus=0)
+    small = workers_here(options, lone, 8, SHARED_STEP_PIXELS - 1)
+    large = workers_here(options, lone, 8, SHARED_STEP_PIXELS)
     assert (small.workers, small.threads, large.threads) == (1, 1, 8)
-    assert one_worker_here(JobOptions(cpus_per_worker=3), sizing, 8, 10**6).threads == 3  # asked for
+    pair = workers_here(options, size_workers(JobOptions(workers=2), cpus=8, gpus=0), 8, SHARED_STEP_PIXELS)
+    assert (pair.workers, pair.threads) == (2, 4)  # the machine shared
+    assert workers_here(JobOptions(cpus_per_worker=3), lone, 8, 10**6).threads == 3  # asked for
+
+
+def test_which_jobs_run_in_this_process() -> None:
+    def here(chunks: int | None = None, cpus: float = 64, gpus: float = 0, on_ray: bool = False, **options: object) -> bool:
+        job = JobOptions(**options)  # type: ignore[arg-type]
+        return in_process(job, size_workers(job, cpus, gpus), chunks, on_ray)
+
+    assert THREAD_WORKERS >= 2
+    assert here(workers=1) and here(workers=2) and here(workers=THREAD_WORKERS)  # CPU workers as threads
+    assert here(cpus=2) and not here(cpus=THREAD_WORKERS + 1)  # one worker per CPU by default
+    assert not here(workers=THREAD_WORKERS + 1) and here(chunks=1, workers=THREAD_WORKERS + 1)
+    assert here(gpus=1) and not here(gpus=2) and here(chunks=1, gpus=2)  # a GPU each: Ray, unless one would do
+    assert not here(workers=2, ray="always") and not here(workers=1, address="auto") and not here(workers=1, on_ray=True)
+    assert here(workers=8, ray="never")
 
 
 def test_a_sigterm_stops_an_in_process_render_and_its_resume_command_finishes_it(tmp_path: Path) -> None:
@@ -152,9 +172,12 @@ def test_ray_never_cannot_use_a_cluster() -> None:
         render("in.mp4", "out.mp4", CFG, ray="never", address="auto")
 
 
-def test_in_process_and_ray_give_the_same_bytes(clip: Path, tmp_path: Path, local_ray: None) -> None:
+@pytest.mark.parametrize("workers, threads", [(1, 2), (2, 1)])
+def test_in_process_and_ray_give_the_same_bytes(clip: Path, tmp_path: Path, local_ray: None, workers: int,
+                                                threads: int) -> None:
     # the same plan and the same torch threads per worker: frame for frame equal, seams included
-    here = render(clip, tmp_path / "here.mp4", CFG, ray="never", **JOB)
-    there = render(clip, tmp_path / "ray.mp4", CFG, ray="always", workers=1, **JOB)
-    assert here.chunks == there.chunks > 1 and there.workers == 1
+    job = JOB | dict(workers=workers, cpus_per_worker=threads)
+    here = render(clip, tmp_path / "here.mp4", CFG, ray="never", **job)
+    there = render(clip, tmp_path / "ray.mp4", CFG, ray="always", **job)
+    assert here.chunks == there.chunks > 1 and here.workers == there.workers == workers
     assert all(np.array_equal(a, b) for a, b in zip(frames_of(here.output), frames_of(there.output), strict=True))

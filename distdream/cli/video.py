@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from ..config import FLOW_METHODS, FlowConfig, JobOptions, RenderConfig, parse_frame_range
+from ..config import FLOW_METHODS, RAY_USE, FlowConfig, JobOptions, RenderConfig, parse_frame_range
 from ..errors import ConfigError, DistDreamError
 from ..stops import Stopped, signals_stop
 from .display import RenderDisplay
@@ -167,8 +167,11 @@ def metrics(input: str, output: str, flow_method: str, as_json: bool, plan_path:
               help="The dreamed video; its contact sheet is written beside it as .png.")
 @click.option("--frames", type=int, default=72, show_default=True, help="Length of the sample clip.")
 @click.option("--workers", type=int, default=None, help="Ray workers. [default: one per CPU or GPU]")
+@click.option("--ray", "ray_use", type=click.Choice(RAY_USE), default="always", show_default=True,
+              help="always: on a local Ray instance, as a cluster runs a job; auto: in this process, as render "
+                   "runs a job this size on this machine.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def demo(output: str, frames: int, workers: int | None, quiet: bool) -> None:
+def demo(output: str, frames: int, workers: int | None, ray_use: str, quiet: bool) -> None:
     """Render a sample clip (a pan over a real photo, with sound) on local Ray, offline."""
     if frames < 4:
         raise ConfigError(f"--frames {frames}: give at least 4")
@@ -178,7 +181,8 @@ def demo(output: str, frames: int, workers: int | None, quiet: bool) -> None:
     from ..demo import run_demo
 
     try:
-        result = run_demo(output, frames=frames, workers=workers, on_progress=display.follow, on_phase=display.phase)
+        result = run_demo(output, frames=frames, workers=workers, ray=ray_use, on_progress=display.follow,
+                          on_phase=display.phase)
     finally:
         display.close()
     job = result.job

@@ -43,7 +43,7 @@ from ..errors import ConfigError, InputError, JobError, OutputError
 from ..stops import signals_stop
 from .job import Job, job_chunks, scan_slices
 from .records import ChunkState, ChunkStatus, JobPlan, JobResult, JobStatus, Phase
-from .sizing import local_totals, size_workers
+from .sizing import chunk_slots, local_totals, size_workers
 
 __all__ = [
     "ChunkState",
@@ -106,7 +106,7 @@ def _slots(options: JobOptions) -> int:
         sizing = import_module(".cluster", __name__).resources(options)
     else:
         sizing = size_workers(options, *local_totals())
-    return sizing.workers * sizing.lanes
+    return chunk_slots(options, sizing, on_ray())
 
 
 def submit(

@@ -1,19 +1,21 @@
 """A :class:`Job`: it checks, plans, takes the leases on its work directory (and on an
 image-sequence output), runs the chunk loop on a thread of its own, and stitches the result.
 
-Where the chunks run is decided here: one worker in this process (:mod:`.local`) when that is all
-the job could use — a single chunk, one worker, or ``ray="never"`` — and Ray (:mod:`.loop`) when
-more would dream at once, when ``--address`` names a cluster, or when this process is on Ray
-already. Ray is imported only on that path (importing it costs a second of every start).
+Where the chunks run is decided here: in this process (:mod:`.local`, workers as threads) or on Ray
+(:mod:`.loop`), by :func:`~.sizing.in_process`. Ray is imported only on that
+path (importing it costs a second of every start, starting it several more).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +31,7 @@ from .local import LocalLoop
 from .preflight import Checked, plan_record, preflight
 from .records import ChunkState, ChunkStatus, JobPlan, JobResult, JobStatus, Phase
 from .schedule import Prepared, Schedule
-from .sizing import Sizing, local_totals, one_worker_here, size_workers
+from .sizing import Sizing, chunk_slots, in_process, local_totals, size_workers, workers_here
 from .stitch import stitch
 from .workdir import Ledger, differences, finished, settings_hash, workdir_lease
 
@@ -40,6 +42,8 @@ __all__ = ["Job", "find_cuts", "job_chunks", "on_ray"]
 # costs seconds, while a small frame's two flows cost milliseconds; long videos still spread
 # over many tasks (a two-hour film at 24 fps: 346)
 SCAN_SLICE = 500
+# the fewest frames a scan thread of this process takes (each opens the video and seeks)
+LOCAL_SCAN_SLICE = 60
 
 
 def on_ray() -> bool:
@@ -59,8 +63,9 @@ def scan_slices(index: VideoIndex, options: JobOptions, slice_frames: int = SCAN
 
 def find_cuts(index: VideoIndex, config: RenderConfig, options: JobOptions, *, slice_frames: int = SCAN_SLICE,
               progress: Callable[[int], None] | None = None) -> list[int]:
-    """Scene cuts of the rendered range: scanned here when it is one slice long or this process is
-    not on Ray, else by Ray tasks in parallel. ``progress(n)`` hears of frames scanned."""
+    """Scene cuts of the rendered range: by Ray tasks in parallel when this process is on Ray and
+    the range is more than one slice, else here, on a thread per CPU (decoding and flow leave the
+    GIL). ``progress(n)`` hears of frames scanned."""
     slices = scan_slices(index, options, slice_frames)
     tell = progress or (lambda _n: None)
     if len(slices) > 1 and on_ray():
@@ -68,7 +73,18 @@ def find_cuts(index: VideoIndex, config: RenderConfig, options: JobOptions, *, s
 
         return scan_on_ray(index, slices, config, tell)
     # here: one slice (starting a task would take longer than the scan itself), or no Ray
-    return sorted({c for start, end in slices for c in scan_cuts(index, start, end, config, tell)})
+    frames = sum(b - a for a, b in slices)
+    threads = max(1, min(os.cpu_count() or 1, frames // LOCAL_SCAN_SLICE))
+    local = scan_slices(index, options, -(-frames // threads))
+    lock = threading.Lock()
+
+    def told(n: int) -> None:
+        with lock:
+            tell(n)
+
+    with ThreadPoolExecutor(threads, thread_name_prefix="distdream-scan") as pool:
+        found = pool.map(lambda s: scan_cuts(index, s[0], s[1], config, told), local)
+        return sorted({c for cuts in found for c in cuts})
 
 
 def job_chunks(index: VideoIndex, config: RenderConfig, options: JobOptions, slots: int, *,
@@ -219,13 +235,7 @@ class Job:
         return size_workers(self.options, *local_totals())
 
     def _in_process(self, sizing: Sizing, chunks: list[Chunk] | None) -> bool:
-        """One worker in this process: asked for, or all the job could use (not on a cluster, not
-        for fault-injection tests, which kill workers)."""
-        if self.options.ray == "never":
-            return True
-        if self.options.ray == "always" or self.options.address or self.options.inject_faults or on_ray():
-            return False
-        return sizing.workers == 1 or (chunks is not None and len(chunks) == 1)
+        return in_process(self.options, sizing, None if chunks is None else len(chunks), on_ray())
 
     def _plan(self, checked: Checked, sizing: Sizing) -> tuple[list[Chunk], bool]:
         """The chunks, and whether they run in this process. Where Ray will be needed and the scan
@@ -234,7 +244,7 @@ class Job:
         in_process = self._in_process(sizing, None)
         options = self.options
         slices = scan_slices(checked.index, options)
-        slots = sizing.lanes if in_process else sizing.workers * sizing.lanes
+        slots = chunk_slots(options, sizing, on_ray())
         scanned_here = options.scan_cuts
         frames = sum(b - a for a, b in slices)
         ray_ahead = not in_process and not on_ray() and frames > options.chunk_frames  # more than one chunk
@@ -316,8 +326,9 @@ class Job:
             else:
                 chunks, in_process = self._plan(checked, sizing)
             if in_process:
-                sizing = one_worker_here(self.options, sizing, local_totals()[0],
-                                         checked.index.width * checked.index.height)
+                workers = 1 if len(chunks) == 1 or sizing.device != "cpu" else sizing.workers  # see chunk_slots
+                sizing = workers_here(self.options, replace(sizing, workers=workers), local_totals()[0],
+                                      checked.index.width * checked.index.height)
             else:
                 self._connect()
                 sizing = self._sizing()

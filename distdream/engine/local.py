@@ -1,12 +1,14 @@
-"""The chunk loop in this process: one worker, no Ray, for jobs that one worker suffices for.
+"""The chunk loop in this process: workers as threads, no Ray, for jobs on this machine's CPUs.
 
-Starting Ray and a worker process costs seconds (a local instance, then a process that imports
-torch and builds the model again); a short clip or a one-worker job pays that for nothing. This
-loop runs the same :class:`~.chunkrun.ChunkRenderer` a Ray worker runs, on lane threads of this
-process, with the network preflight already built, so the bytes out, the work directory, the
-ledger, resume, the leases and progress are the same as on Ray. The lanes are daemon threads that
-look at the job's cancel flag after every frame: a stop ends them within a frame. A chunk that
-raises is retried like on Ray; there is no worker process to lose, so no watchdog.
+Starting Ray and its worker processes costs seconds (a local instance, then processes that each
+import torch and build the model again); a short clip, or a job on one machine, pays that for
+nothing. This loop runs the same :class:`~.chunkrun.ChunkRenderer` a Ray worker runs, one per
+worker, on lane threads of this process, sharing the network the preflight built, so the bytes
+out, the work directory, the ledger, resume, the leases and progress are the same as on Ray.
+Workers dream side by side because torch leaves the GIL while it computes (how far that holds:
+docs, "Start-up"). The lanes are daemon threads that look at the job's cancel flag after every
+frame: a stop ends them within a frame. A chunk that raises is retried like on Ray; there is no
+worker process to lose, so no watchdog.
 """
 
 from __future__ import annotations
@@ -42,49 +44,52 @@ class LocalLoop(Schedule):
         self._inbox: queue.Queue[Chunk | None] = queue.Queue()
         self._outbox: queue.Queue[tuple[str, Chunk | None, Any]] = queue.Queue()
         self._seam_inbox: queue.Queue[tuple[Chunk, tuple[str, str, str]] | None] = queue.Queue()
-        self._renderer: ChunkRenderer | None = None
+        self._renderers: list[ChunkRenderer | None] = [None] * self.workers
         self._caller_threads = torch.get_num_threads()  # put back when the loop ends: the process is the caller's
-        self._ready = threading.Event()
+        # the workers' torch threads, as a Ray worker sets them in its process (the same count, the
+        # same bytes); each thread takes the count up at its first operation. Set only if needed:
+        # each call restarts the thread pools.
+        if self.queue and torch.get_num_threads() != self.prepared.threads:
+            torch.set_num_threads(self.prepared.threads)
+        self._built = 0  # workers whose renderer is built
+        self._ready = [threading.Event() for _ in range(self.workers)]
         self._stopping = threading.Event()
         # nothing to dream (a resume whose chunks are all kept, only windows left): no model is built
-        lanes = self.lanes if self.queue else 0
-        if not lanes:
-            self._ready.set()
-        self._threads = [threading.Thread(target=self._lane, args=(i,), name=f"distdream-lane-{i}", daemon=True)
-                         for i in range(lanes)]
+        workers = self.workers if self.queue else 0
+        self._threads = [threading.Thread(target=self._lane, args=(w, lane), name=f"distdream-lane-{w}.{lane}",
+                                          daemon=True)
+                         for w in range(workers) for lane in range(self.lanes)]
         self._threads.append(threading.Thread(target=self._seam_thread, name="distdream-seams", daemon=True))
         for thread in self._threads:
             thread.start()
 
     def workers_up(self) -> tuple[int, int]:
-        """(workers that have started, workers asked for): one, once its model is built."""
-        return int(self._ready.is_set()), 1
+        """(workers whose model is built, workers asked for)."""
+        return self._built, self.workers
 
     # -- threads ------------------------------------------------------------------------------
 
-    def _build(self) -> None:
-        """The worker's renderer, built on the first lane thread: with one lane that is the thread
-        that dreams, so only one OpenMP thread pool exists (see :class:`~distdream.lanes.LaneBatcher`)."""
+    def _build(self, worker: int) -> None:
+        """A worker's renderer, built on its first lane thread: with one lane that is the thread
+        that dreams, so the worker has one OpenMP thread pool (see :class:`~distdream.lanes.LaneBatcher`)."""
         p = self.prepared
         try:
-            # the worker's threads, as a Ray worker sets them in its process (the same count, the same bytes)
-            if torch.get_num_threads() != p.threads:  # set only if needed: each call restarts the thread pools
-                torch.set_num_threads(p.threads)
-            self._renderer = ChunkRenderer(p.checked.config, p.device, self.lanes, model=p.model)
+            self._renderers[worker] = ChunkRenderer(p.checked.config, p.device, self.lanes, model=p.model)
         except BaseException as exc:  # reported by the loop, which fails the job with it
             self._outbox.put(("start", None, exc))
         else:
             self._outbox.put(("start", None, None))
-        self._ready.set()
+        self._ready[worker].set()
 
-    def _lane(self, number: int) -> None:
-        if number == 0:
-            self._build()
-        self._ready.wait()
-        while (chunk := self._inbox.get()) is not _DONE and self._renderer is not None:
+    def _lane(self, worker: int, lane: int) -> None:
+        if lane == 0:
+            self._build(worker)
+        self._ready[worker].wait()
+        renderer = self._renderers[worker]
+        while renderer is not None and (chunk := self._inbox.get()) is not _DONE:
             try:
-                record = self._renderer.render(self.prepared.plan.index, chunk, self.workdir, self.layout,
-                                               self._progress, self._on_frame)
+                record = renderer.render(self.prepared.plan.index, chunk, self.workdir, self.layout,
+                                         self._progress, self._on_frame)
                 self._outbox.put(("chunk", chunk, record | {"host": "this process", "node": "local"}))
             except BaseException as exc:  # the loop decides: retry, fail, or a stop
                 self._outbox.put(("chunk", chunk, exc))
@@ -114,8 +119,9 @@ class LocalLoop(Schedule):
     def step(self) -> None:
         for lease in self.prepared.leases:
             lease.check()  # lost: stop before writing anything more
-        if self._ready.is_set():
-            while self.queue and len(self.running) < self.lanes and (chunk := self.next_chunk()) is not None:
+        if self._built:  # a chunk waits in the inbox for the first free lane of a built worker
+            while (self.queue and len(self.running) < self._built * self.lanes
+                   and (chunk := self.next_chunk()) is not None):
                 self.running[chunk.index] = chunk
                 self._inbox.put(chunk)
         try:
@@ -124,7 +130,8 @@ class LocalLoop(Schedule):
             return
         if kind == "start":
             if result is not None:
-                raise JobError(f"the worker could not start: {result.__class__.__name__}: {result}") from result
+                raise JobError(f"a worker could not start: {result.__class__.__name__}: {result}") from result
+            self._built += 1
         elif kind == "seam":
             assert chunk is not None
             self.seams.pop(chunk.index)
@@ -151,7 +158,7 @@ class LocalLoop(Schedule):
     def stop(self) -> None:
         """End the lane and seam threads: a lane in a chunk leaves it at its next frame."""
         self._stopping.set()
-        for _ in range(self.lanes):
+        for _ in range(self.workers * self.lanes):
             self._inbox.put(_DONE)
         self._seam_inbox.put(_DONE)
         for thread in self._threads:

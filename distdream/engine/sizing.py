@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from ..config import JobOptions
 
-__all__ = ["CPU_LANES", "GPU_LANES", "SHARED_STEP_PIXELS", "Sizing", "local_totals", "one_worker_here", "size_workers"]
+__all__ = ["CPU_LANES", "GPU_LANES", "SHARED_STEP_PIXELS", "THREAD_WORKERS", "Sizing", "chunk_slots",
+           "in_process", "local_totals", "size_workers", "workers_here"]
 
 # Lanes per worker when not given. GPU: at batch size 1 a dream step of a video frame is bound by
 # kernel launches; on an H200 at 1280×720, lanes 2/4/8 gave 1.6×/2.1×/2.3× one lane's frames/s
@@ -50,17 +51,44 @@ def size_workers(options: JobOptions, cpus: float, gpus: float) -> Sizing:
 # cores; above it the threads pay (240×135: 1.5×, 640×360: 1.85×). See docs, "Start-up".
 SHARED_STEP_PIXELS = 256 * 144
 
+# The most CPU workers a job on this machine runs as threads of its own process rather than as Ray
+# processes. A thread holds the GIL for a share of its dream step (19 % at 96×64, 9 % at 256×144,
+# less on larger frames); at 4 threads on the smallest frames that is most of one GIL. See docs,
+# "Start-up".
+THREAD_WORKERS = 4
 
-def one_worker_here(options: JobOptions, sizing: Sizing, cpus: float, pixels: int) -> Sizing:
-    """The one worker of a job run in this process, on frames of ``pixels``: it has the machine,
-    so its torch threads are every CPU for frames big enough to share a step
-    (:data:`SHARED_STEP_PIXELS`), else one — unless ``cpus_per_worker`` says how many (the same
-    count gives the same bytes as a Ray worker with those threads; another rounds differently)."""
+
+def in_process(options: JobOptions, sizing: Sizing, chunks: int | None, on_ray: bool) -> bool:
+    """Whether a job sized ``sizing`` (``chunks`` once planned) runs in this process, its workers as
+    threads: asked for (``ray="never"``), or enough for it — one worker, one chunk, or at most
+    :data:`THREAD_WORKERS` CPU workers — unless it is to run on a cluster (``--address``, or this
+    process is on Ray), on Ray (``ray="always"``), or kill workers (fault-injection tests)."""
+    if options.ray == "never":
+        return True
+    if options.ray == "always" or options.address or options.inject_faults or on_ray:
+        return False
+    return sizing.workers == 1 or chunks == 1 or (sizing.device == "cpu" and sizing.workers <= THREAD_WORKERS)
+
+
+def chunk_slots(options: JobOptions, sizing: Sizing, on_ray: bool) -> int:
+    """Chunks dreamed at once by a job sized ``sizing``: workers × lanes, where in this process a
+    GPU's worker is the only one (it has the device; several GPUs take Ray, which gives each
+    worker its own)."""
+    here = in_process(options, sizing, None, on_ray)
+    return (1 if here and sizing.device != "cpu" else sizing.workers) * sizing.lanes
+
+
+def workers_here(options: JobOptions, sizing: Sizing, cpus: float, pixels: int) -> Sizing:
+    """The workers of a job run in this process, on frames of ``pixels``: they share the
+    machine's ``cpus``, so each worker's torch threads are its share for frames big enough to
+    share a step (:data:`SHARED_STEP_PIXELS`), else one — unless ``cpus_per_worker`` says how many
+    (the same count gives the same bytes as a Ray worker with those threads; another rounds
+    differently)."""
     if options.cpus_per_worker is not None:
         threads = max(1, int(options.cpus_per_worker))
     else:
-        threads = max(1, int(cpus)) if pixels >= SHARED_STEP_PIXELS else 1
-    return Sizing(1, float(threads), sizing.gpus, threads, sizing.device, sizing.lanes)
+        threads = max(1, int(cpus) // sizing.workers) if pixels >= SHARED_STEP_PIXELS else 1
+    return Sizing(sizing.workers, float(threads), sizing.gpus, threads, sizing.device, sizing.lanes)
 
 
 def local_totals() -> tuple[float, float]:
