@@ -25,13 +25,22 @@ from ..config import JobOptions, RenderConfig
 from ..errors import JobCancelled, JobError
 from ..pipeline import scan_cuts
 from ..video import VideoIndex, frame_file
-from ..video.imageseq import existing_numbers, sweep_temps
+from ..video.imageseq import sweep_temps
+from ..video.naming import existing_numbers
+from .board import Board
 from .lease import Lease
 from .local import LocalLoop
 from .preflight import Checked, plan_record, preflight
 from .records import ChunkState, ChunkStatus, JobPlan, JobResult, JobStatus, Phase
 from .schedule import Prepared, Schedule
-from .sizing import Sizing, chunk_slots, in_process, local_totals, size_workers, workers_here
+from .sizing import (
+    Sizing,
+    chunk_slots,
+    in_process,
+    local_totals,
+    size_workers,
+    workers_here,
+)
 from .stitch import stitch
 from .workdir import Ledger, differences, finished, settings_hash, workdir_lease
 
@@ -107,11 +116,7 @@ class Job:
         self._phase = Phase("starting")
         self._loop: Schedule | None = None
         self.config, self.options = config, options
-        self._cancel = threading.Event()
-        self._lock = threading.Lock()
-        self._states: dict[int, ChunkState] = {}
-        self._done_frames = 0
-        self._total_frames = 0
+        self._board = Board()
         self._status = JobStatus.STARTING
         self._prepared: Prepared | None = None
         self._result: JobResult | None = None
@@ -148,16 +153,14 @@ class Job:
 
     def cancelled(self) -> bool:
         """Whether the job was asked to stop (cancel, a stop, or a lost lease)."""
-        return self._cancel.is_set()
+        return self._board.cancelled()
 
     def progress(self) -> tuple[int, int]:
         """(frames dreamed, frames to dream), finished chunks from a resumed ledger included."""
-        with self._lock:
-            return self._done_frames, self._total_frames
+        return self._board.progress()
 
     def chunks(self) -> list[ChunkState]:
-        with self._lock:
-            return [self._states[k] for k in sorted(self._states)]
+        return self._board.chunks()
 
     def done(self) -> bool:
         """Whether the job has ended (succeeded, failed or cancelled)."""
@@ -178,7 +181,7 @@ class Job:
 
     def cancel(self) -> None:
         """Stop the job: in-flight chunks are abandoned, finished ones stay for a resume."""
-        self._cancel.set()
+        self._board.stop.set()
 
     def stop(self, timeout: float) -> bool:
         """Cancel and wait up to ``timeout`` seconds for the job to wind down; whether it did. If it
@@ -192,17 +195,7 @@ class Job:
             lease.release()
         return False
 
-    def add_done_frames(self, n: int) -> None:
-        """Count ``n`` more frames dreamed (the chunk loop reports them here)."""
-        with self._lock:
-            self._done_frames += n
-
     # -- start --------------------------------------------------------------------------------
-
-    def mark(self, chunk: Chunk, state: ChunkStatus, attempts: int) -> None:
-        """Record where ``chunk`` is (the chunk loop reports it here)."""
-        with self._lock:
-            self._states[chunk.index] = ChunkState(chunk.index, chunk.start, chunk.end, state, attempts)
 
     def start(self) -> None:
         """Check everything in the caller's thread (bad input fails here, before Ray starts), plan
@@ -293,7 +286,7 @@ class Job:
         """Take the work directory's lease and, for an image-sequence output, the output's; they
         cancel the job if lost."""
         def lost(_why: str) -> None:
-            self._cancel.set()
+            self._board.stop.set()
 
         taken: list[Lease] = []
         wanted = [workdir_lease(str(checked.workdir), unsafe_ok=self.options.unsafe_lock, on_lost=lost)]
@@ -413,7 +406,7 @@ class Job:
         self._set_phase(Phase("starting workers", 0, workers if todo else 0,
                               f"{workers} worker(s) × {lanes} lane(s) {where}"))
         if p.in_process:
-            return LocalLoop(self, p, str(p.checked.workdir), todo, done, windows, workers, lanes)
+            return LocalLoop(self._board, self.options, p, str(p.checked.workdir), todo, done, windows, workers, lanes)
         from .cluster import wait_for_resources  # Ray's side (see the module docstring)
         from .loop import ChunkLoop
 
@@ -421,8 +414,8 @@ class Job:
             wait = self.options.resource_wait
             if wait is None:  # a local instance of our own gets no nodes later; a cluster may autoscale
                 wait = 600.0 if self.options.address else 0.0
-            wait_for_resources(p.cpus, p.gpus, wait, self._cancel, on_wait=self._waiting)
-        return ChunkLoop(self, p, str(p.checked.workdir), todo, done, windows, workers, lanes)
+            wait_for_resources(p.cpus, p.gpus, wait, self._board.stop, on_wait=self._waiting)
+        return ChunkLoop(self._board, self.options, p, str(p.checked.workdir), todo, done, windows, workers, lanes)
 
     def _drive(self, p: Prepared) -> JobResult:
         t_start = time.perf_counter()
@@ -431,11 +424,9 @@ class Job:
         if p.checked.layout.frames_to is not None:  # what a killed job left in the output folder
             sweep_temps(p.checked.layout.frames_to)
         done, windows = finished(workdir, chunks, p.ledger, p.checked.layout)
-        with self._lock:
-            self._total_frames = p.plan.dreamed_frames
-            self._done_frames = sum(c.dreamed for c in chunks if c.index in done)
+        self._board.set_frames(sum(c.dreamed for c in chunks if c.index in done), p.plan.dreamed_frames)
         for c in chunks:
-            self.mark(c, ChunkStatus.DONE if c.index in done else ChunkStatus.PENDING, 0)
+            self._board.mark(c, ChunkStatus.DONE if c.index in done else ChunkStatus.PENDING, 0)
         todo = [c for c in chunks if c.index not in done]
         workers = max(1, min(p.workers, len(todo))) if todo else 0
         lanes = max(1, min(p.lanes, -(-len(todo) // max(workers, 1))))  # no lane that could never get a chunk
@@ -444,13 +435,12 @@ class Job:
         try:
             run.launch_seams()
             while run.busy():
-                if self._cancel.is_set():
+                if self._board.cancelled():
                     raise JobCancelled(f"job cancelled; finished chunks are kept in {workdir} (resume with --resume)")
                 run.step()
         finally:
             run.stop()
-        with self._lock:
-            self._done_frames = self._total_frames
+        self._board.all_done()
         self._status = JobStatus.STITCHING
         self._set_phase(Phase("joining", 0, len(chunks), str(p.checked.output)))
         for lease in p.leases:

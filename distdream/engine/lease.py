@@ -31,7 +31,7 @@ from typing import Any
 
 from .. import storage
 from ..errors import JobError
-from .lockfiles import Local, Racy, S3, Stamp
+from .lockfiles import S3, Local, Racy, Stamp
 
 __all__ = ["Lease"]
 

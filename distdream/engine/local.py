@@ -105,10 +105,10 @@ class LocalLoop(Schedule):
             self._outbox.put(("seam", c, result))
 
     def _progress(self, n: int) -> None:
-        self.job.add_done_frames(n)
+        self.board.add_done_frames(n)
 
     def _on_frame(self, _i: int) -> None:
-        if self._stopping.is_set() or self.job.cancelled():
+        if self._stopping.is_set() or self.board.cancelled():
             raise JobCancelled("job cancelled")
 
     # -- the loop -----------------------------------------------------------------------------

@@ -38,7 +38,7 @@ class ChunkLoop(Schedule):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        p, options = self.prepared, self.job.options
+        p, options = self.prepared, self.options
         self.index_ref = ray.put(p.plan.index)
         self.progress = progress_counter()
         start_faults = tuple(f for f in options.inject_faults if f.at_start)
@@ -100,7 +100,7 @@ class ChunkLoop(Schedule):
             assert slot is not None
             attempt = self.attempts[chunk.index] - 1
             ref = self.pool.actor(slot).render_chunk.remote(self.index_ref, chunk, self.workdir, attempt,
-                                                           self.progress, self.job.options.inject_faults, self.layout)
+                                                           self.progress, self.options.inject_faults, self.layout)
             self.running[ref] = (chunk, slot, self.pool.incarnation(slot))
             self.watchdog.start(chunk.index, time.monotonic())
 
@@ -113,7 +113,7 @@ class ChunkLoop(Schedule):
         now = time.monotonic()
         for index, n in frames.items():
             self.watchdog.progress(index, n, now)
-        self.job.add_done_frames(sum(frames.values()))
+        self.board.add_done_frames(sum(frames.values()))
 
     def _chunk_done(self, ref: Any) -> None:
         chunk, slot, born = self.running.pop(ref)

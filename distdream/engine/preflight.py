@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
 from .. import storage
@@ -27,9 +27,17 @@ from ..compute import resolve_compute
 from ..config import JobOptions, RenderConfig
 from ..errors import ConfigError, JobError, OutputError, VideoError
 from ..models import LoadedModel
-from ..video import Format, VideoIndex, check_output_container, frame_file, is_pattern, packet_digest, probe
-from ..video.imageseq import existing_numbers
+from ..video import (
+    Format,
+    VideoIndex,
+    check_output_container,
+    frame_file,
+    is_pattern,
+    packet_digest,
+    probe,
+)
 from ..video.formats import describe, format_for, resolve_output
+from ..video.naming import existing_numbers
 from .pieces import Layout
 from .workdir import PLAN_VERSION, check_workdir
 

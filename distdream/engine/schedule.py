@@ -10,19 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..chunking import Chunk
+from ..config import JobOptions
 from ..errors import ChunkFailed
 from ..models import LoadedModel
+from .board import Board
 from .lease import Lease
 from .pieces import ChunkFiles
 from .preflight import Checked
 from .records import ChunkStatus, JobPlan
 from .workdir import Ledger
-
-if TYPE_CHECKING:  # the job creates the loop; the loop reports back to it
-    from .job import Job
 
 __all__ = ["Prepared", "Schedule"]
 
@@ -49,7 +48,8 @@ class Prepared:
 class Schedule:
     """The queue, what is done and how often each chunk was tried; see the module docstring."""
 
-    job: Job
+    board: Board  # the job's: the loop reports each chunk's state and the frames dreamed there
+    options: JobOptions
     prepared: Prepared
     workdir: str
     queue: list[Chunk]
@@ -83,16 +83,16 @@ class Schedule:
         if chunk is not None:
             self.queue.remove(chunk)
             self.attempts[chunk.index] = self.attempts.get(chunk.index, 0) + 1
-            self.job.mark(chunk, ChunkStatus.RUNNING, self.attempts[chunk.index])
+            self.board.mark(chunk, ChunkStatus.RUNNING, self.attempts[chunk.index])
         return chunk
 
     def failed(self, chunk: Chunk, cause: str) -> None:
         """Queue ``chunk`` again, or fail the job if it has had all its attempts."""
         n = self.attempts[chunk.index]
-        if n >= self.job.options.max_attempts:
-            self.job.mark(chunk, ChunkStatus.FAILED, n)
+        if n >= self.options.max_attempts:
+            self.board.mark(chunk, ChunkStatus.FAILED, n)
             raise ChunkFailed(chunk.index, (chunk.start, chunk.end), n, cause)
-        self.job.mark(chunk, ChunkStatus.PENDING, n)
+        self.board.mark(chunk, ChunkStatus.PENDING, n)
         self.queue.insert(0, chunk)
 
     def finished(self, chunk: Chunk, record: dict[str, Any]) -> None:
@@ -107,7 +107,7 @@ class Schedule:
             "frames": chunk.dreamed, "stats": record["stats"], "host": record["host"], "node": record["node"],
             "fingerprints": record.get("fingerprints", {}),
         })
-        self.job.mark(chunk, ChunkStatus.DONE, self.attempts[chunk.index])
+        self.board.mark(chunk, ChunkStatus.DONE, self.attempts[chunk.index])
 
     def seams_due(self, launched: Iterator[Chunk] | list[Chunk]) -> Iterator[tuple[Chunk, tuple[str, str, str]]]:
         """Seams whose two sides are dreamed and whose window is neither made nor being made:

@@ -30,10 +30,12 @@ from __future__ import annotations
 from ..config import Encoding
 from .colour import Colour
 from .formats import Format, available_codecs, format_for, output_format
-from .imageseq import ImageWriter, frame_file, is_pattern, is_sequence
-from .index import AudioStreamInfo, VideoIndex, check_output_container, packet_digest, probe
+from .imageseq import ImageWriter
+from .index import check_output_container, packet_digest, probe
 from .join import concat
+from .naming import frame_file, is_pattern, is_sequence
 from .read import read_frames
+from .record import AudioStreamInfo, VideoIndex
 from .write import SegmentWriter, open_writer
 
 __all__ = [

@@ -15,7 +15,7 @@ way on every worker, so every piece of a job matches and the pieces join by remu
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import av
@@ -23,6 +23,7 @@ import av
 from ..config import Encoding
 from ..errors import VideoError
 from .colour import Colour
+from .naming import is_pattern
 
 __all__ = ["CODECS", "Format", "available_codecs", "format_for", "output_format"]
 
@@ -184,10 +185,6 @@ def resolve_output(output: str, encoding: Encoding, index: Any) -> Format:
     """The format of a job writing ``output``: an image sequence's codec comes from its suffix
     (``.png``, ``.tif``), a video's from ``encoding`` (auto: H.264). :class:`VideoError` names
     what does not fit."""
-    from dataclasses import replace
-
-    from .imageseq import is_pattern
-
     if is_pattern(output):
         suffix = os.path.splitext(output)[1].lower()
         codec = {".png": "png", ".tif": "tiff", ".tiff": "tiff"}.get(suffix)

@@ -17,6 +17,7 @@ import contextlib
 import os
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -27,39 +28,11 @@ import numpy as np
 from .. import storage
 from ..config import parse_rate
 from ..errors import VideoError
-from .colour import Colour
+from .colour import Colour, rgb_to_frame
+from .naming import PATTERN, SUFFIXES, existing_numbers, frame_file
+from .record import VideoIndex
 
-__all__ = ["ImageWriter", "existing_numbers", "frame_file", "is_sequence", "numbered", "probe_sequence", "read_image",
-           "sweep_temps"]
-
-SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
-_PATTERN = re.compile(r"%(0?)(\d*)d")
-
-
-def is_sequence(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` names an image sequence: a printf pattern, or a local directory."""
-    text = str(path)
-    return bool(_PATTERN.search(Path(text).name)) or (not storage.is_uri(text) and Path(text).is_dir())
-
-
-def is_pattern(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` is a printf pattern (how an image-sequence output is named)."""
-    return bool(_PATTERN.search(Path(str(path)).name))
-
-
-def frame_file(pattern: str, number: int) -> str:
-    """The file of ``number`` in ``pattern``."""
-    directory, name = os.path.split(pattern)
-    return os.path.join(directory, _PATTERN.sub(lambda m: f"{number:{m.group(1)}{m.group(2)}d}", name, count=1))
-
-
-def _matcher(name: str) -> re.Pattern[str]:
-    m = _PATTERN.search(name)
-    assert m is not None
-    width = int(m.group(2) or 0)
-    digits = rf"\d{{{width},}}" if m.group(1) and width else r"\d+"
-    return re.compile(re.escape(name[: m.start()]) + f"({digits})" + re.escape(name[m.end():]) + "$")
-
+__all__ = ["ImageWriter", "numbered", "probe_sequence", "read_image", "sweep_temps"]
 
 def _pattern_of_directory(directory: Path) -> str:
     """The one numbered sequence in ``directory`` as a pattern (zero-padded where every number has
@@ -94,20 +67,6 @@ def _numbers(pattern: str) -> list[int]:
     if not numbers:
         raise VideoError(f"image sequence {pattern} matches no files")
     return numbers
-
-
-def existing_numbers(pattern: str) -> list[int]:
-    """The numbers of the files ``pattern`` names that exist, in order (none if its folder does not)."""
-    directory, name = os.path.split(pattern)
-    if not os.path.isdir(directory or "."):
-        return []
-    matcher = _matcher(name)
-    numbers = []
-    for entry in os.listdir(directory or "."):
-        m = matcher.match(entry)
-        if m and os.path.basename(frame_file(pattern, int(m.group(1)))) == entry:
-            numbers.append(int(m.group(1)))
-    return sorted(numbers)
 
 
 def _check_contiguous(pattern: str, numbers: list[int]) -> None:
@@ -157,10 +116,8 @@ def colour_of(frame: Any) -> Colour:
     return Colour("bt709", "iec61966-2-1", "bt470bg", "pc")
 
 
-def probe_sequence(path: str | os.PathLike[str], fps: Any) -> Any:
+def probe_sequence(path: str | os.PathLike[str], fps: Any) -> VideoIndex:
     """The :class:`~distdream.video.VideoIndex` of an image sequence (pattern or directory)."""
-    from .index import VideoIndex
-
     text = str(path)
     if storage.is_uri(text):
         raise VideoError(f"image sequence {text}: sequences are read from a local or shared filesystem, not a URI")
@@ -182,17 +139,15 @@ def probe_sequence(path: str | os.PathLike[str], fps: Any) -> Any:
     )
 
 
-def numbered(index: Any, pattern: str) -> Any:
+def numbered(index: VideoIndex, pattern: str) -> VideoIndex:
     """The index of numbered image files written for the video ``index`` describes (by
     :class:`ImageWriter`, frame ``i`` as file ``first_number + i``), to read them back with
     :func:`~distdream.video.read_frames`."""
-    from dataclasses import replace
-
     return replace(index, path=str(pattern), first_number=index.first_number or 0, pix_fmt="rgb48be",
                    colour=Colour.srgb())
 
 
-def sequence_frames(index: Any, start: int, end: int) -> Iterator[Any]:
+def sequence_frames(index: VideoIndex, start: int, end: int) -> Iterator[Any]:
     """Decoded frames ``[start, end)`` of a sequence, each checked against the sequence's size."""
     for i in range(start, end):
         path = frame_file(index.path, index.first_number + i)
@@ -209,7 +164,7 @@ def sweep_temps(pattern: str) -> int:
     :func:`distdream.storage.temp_for`); returns how many. Call it only while nothing writes."""
     directory, name = os.path.split(pattern)
     stem, suffix = os.path.splitext(name)
-    m = _PATTERN.search(stem)
+    m = PATTERN.search(stem)
     if m is None or not os.path.isdir(directory or "."):
         return 0
     temp = re.compile(r"\." + re.escape(stem[: m.start()]) + r"\d+" + re.escape(stem[m.end():])
@@ -238,8 +193,6 @@ class ImageWriter:
         storage.makedirs(os.path.dirname(pattern) or ".")
 
     def write(self, rgb: np.ndarray) -> None:
-        from .colour import rgb_to_frame
-
         stored = np.ascontiguousarray(np.rot90(rgb, k=-(self.rotation // 90))) if self.rotation else rgb
         frame = rgb_to_frame(stored, self.format.pix_fmt, self.format.colour)
         if not self._opened:

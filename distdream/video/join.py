@@ -16,7 +16,8 @@ import av
 
 from .. import storage
 from ..errors import VideoError
-from .index import VideoIndex, open_input, video_stream
+from .index import open_input, video_stream
+from .record import VideoIndex
 
 
 @dataclass

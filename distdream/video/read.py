@@ -14,7 +14,8 @@ import numpy as np
 from ..errors import VideoError
 from .colour import frame_to_rgb
 from .imageseq import sequence_frames
-from .index import VideoIndex, open_input, probe
+from .index import open_input, probe
+from .record import VideoIndex
 
 
 def _upright(array: np.ndarray, rotation: int) -> np.ndarray:

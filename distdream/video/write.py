@@ -18,7 +18,8 @@ from ..config import Encoding
 from ..errors import VideoError
 from .colour import Colour, rgb_to_frame
 from .formats import Format, output_format
-from .imageseq import ImageWriter, is_pattern
+from .imageseq import ImageWriter
+from .naming import is_pattern
 
 
 class SegmentWriter:
