@@ -5,7 +5,8 @@
 Renders a still photo held for FRAMES frames (default 1,500 at 64×48) in this process with the
 default settings, and with the previous default (no held level, no temporal term, bilinear
 carry), and prints the drift of brightness, saturation (each against the input's) and strength
-between the first and the last 100 frames, with strength and saturation every 100 frames. Issue 13's bounds: ±2 %, ±2 %, ±10 %.
+between the first and the last 100 frames, with strength and saturation every 100 frames.
+Issue 13's bounds: ±2 %, ±2 %, ±10 %.
 """
 
 from __future__ import annotations

@@ -36,8 +36,9 @@ def inputs(d: Path, w: int, h: int, n: int) -> list[tuple[str, str, str | None]]
         ("FFV1 10-bit 4:2:2 BT.601 full", "ffv1", "yuv422p10le", Colour("bt470bg", "gamma28", "bt470bg", "pc")),
         ("FFV1 10-bit HLG BT.2020", "ffv1", "yuv420p10le", Colour("bt2020", "arib-std-b67", "bt2020nc", "tv")),
     ]:
-        path = write_clip(d / f"in-{len(made)}.mkv", frames, codec=codec, pix_fmt=pix_fmt, colour=colour, audio=None,
-                          crf=16)
+        path = write_clip(
+            d / f"in-{len(made)}.mkv", frames, codec=codec, pix_fmt=pix_fmt, colour=colour, audio=None, crf=16
+        )
         made.append((label, str(path), None))
     seq = d / "png16"
     seq.mkdir()
@@ -49,8 +50,14 @@ def inputs(d: Path, w: int, h: int, n: int) -> list[tuple[str, str, str | None]]
     return made
 
 
-OUTPUTS = [("h264 crf 18", "h264", 18, ".mp4"), ("h264 crf 0", "h264", 0, ".mp4"), ("h265 crf 18", "h265", 18, ".mp4"),
-           ("prores", "prores", 18, ".mov"), ("ffv1", "ffv1", 18, ".mkv"), ("png", "auto", 18, ".%05d.png")]
+OUTPUTS = [
+    ("h264 crf 18", "h264", 18, ".mp4"),
+    ("h264 crf 0", "h264", 0, ".mp4"),
+    ("h265 crf 18", "h265", 18, ".mp4"),
+    ("prores", "prores", 18, ".mov"),
+    ("ffv1", "ffv1", 18, ".mkv"),
+    ("png", "auto", 18, ".%05d.png"),
+]
 
 
 def compare(a: str, b: str, fps: str | None) -> tuple[float, float]:
@@ -85,12 +92,25 @@ def main(out: Path, w: int = 128, h: int = 72, n: int = 8) -> None:
             config = RenderConfig(dream=DreamConfig(num_iterations=0), codec=codec, crf=crf, fps=fps)
             result = render_in_process(path, target, config)
             mean, largest = compare(path, str(result.output), fps)
-            alone = codec_alone(path, fps, config, out / f"alone{suffix}") if codec in ("h264", "h265", "prores") else None
-            rows.append({"input": label, "output": name, "tags_in": tags(path, fps),
-                         "tags_out": tags(str(result.output), "24" if "%" in str(target) else None),
-                         "mean": mean, "max": largest, "codec_alone_mean": alone})
-            print(f"| {label} | {name} | {rows[-1]['tags_in']} | {rows[-1]['tags_out']} | {mean:.3f} | {largest:.1f} | "
-                  f"{'' if alone is None else f'{alone:.3f}'} |", flush=True)
+            alone = (
+                codec_alone(path, fps, config, out / f"alone{suffix}") if codec in ("h264", "h265", "prores") else None
+            )
+            rows.append(
+                {
+                    "input": label,
+                    "output": name,
+                    "tags_in": tags(path, fps),
+                    "tags_out": tags(str(result.output), "24" if "%" in str(target) else None),
+                    "mean": mean,
+                    "max": largest,
+                    "codec_alone_mean": alone,
+                }
+            )
+            print(
+                f"| {label} | {name} | {rows[-1]['tags_in']} | {rows[-1]['tags_out']} | {mean:.3f} | {largest:.1f} | "
+                f"{'' if alone is None else f'{alone:.3f}'} |",
+                flush=True,
+            )
     (out / "roundtrip.json").write_text(json.dumps(rows, indent=1))
 
 

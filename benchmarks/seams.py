@@ -24,8 +24,8 @@ import numpy as np
 
 from distdream.config import RenderConfig
 from distdream.engine import connect, plan, render
-from distdream.metrics import warping_error
 from distdream.images import save_figure
+from distdream.metrics import warping_error
 from distdream.samples import pan_frames, write_clip
 from distdream.sheets import save_grid
 from distdream.video import read_frames
@@ -42,8 +42,10 @@ def main(outdir: Path, frames: int = 240, width: int = 96, height: int = 64) -> 
     job = dict(chunk_frames=60, overlap=8, workers=2, scan_cuts=False)
     base = RenderConfig(crf=12)
     runs = {
-        "before": (replace(base, keyframe_settle=0, hold_level=False, temporal_weight=0.0, carry_resampling="bilinear"),
-                   {**job, "seams": "crossfade"}),
+        "before": (
+            replace(base, keyframe_settle=0, hold_level=False, temporal_weight=0.0, carry_resampling="bilinear"),
+            {**job, "seams": "crossfade"},
+        ),
         "after": (base, job),
     }
     figures: dict[str, dict] = {}
@@ -58,20 +60,34 @@ def main(outdir: Path, frames: int = 240, width: int = 96, height: int = 64) -> 
             outputs[name] = (list(read_frames(out)), p)
             windows = e.strength_windows()
             figures[name] = {
-                "plan": p.describe(), "boundaries": [(c.start, c.begins) for c in p.chunks],
-                "warping_error": e.mean, "input_warping_error": e.input_mean,
-                "median_strength": float(np.median(e.strength)), "windows": [min(windows), max(windows)],
-                "seam_ratios": {k: e.seam_ratio(k) for k in e.seams}, "strength": list(e.strength),
+                "plan": p.describe(),
+                "boundaries": [(c.start, c.begins) for c in p.chunks],
+                "warping_error": e.mean,
+                "input_warping_error": e.input_mean,
+                "median_strength": float(np.median(e.strength)),
+                "windows": [min(windows), max(windows)],
+                "seam_ratios": {k: e.seam_ratio(k) for k in e.seams},
+                "strength": list(e.strength),
                 "per_frame": list(e.per_frame),
             }
-            print(name, p.describe(), f"E_warp {e.mean:.5f}", f"windows {min(windows):.2f}–{max(windows):.2f}",
-                  {k: round(v, 2) for k, v in figures[name]["seam_ratios"].items()}, flush=True)
+            print(
+                name,
+                p.describe(),
+                f"E_warp {e.mean:.5f}",
+                f"windows {min(windows):.2f}–{max(windows):.2f}",
+                {k: round(v, 2) for k, v in figures[name]["seam_ratios"].items()},
+                flush=True,
+            )
 
         fig, ax = plt.subplots(figsize=(10, 3.2))
         for name, colour in (("before", "#c44e52"), ("after", "#4c72b0")):
             f = figures[name]
-            ax.plot(f["strength"], color=colour, lw=1.2,
-                    label=f"{name}: windows {f['windows'][0]:.2f}–{f['windows'][1]:.2f} of the median")
+            ax.plot(
+                f["strength"],
+                color=colour,
+                lw=1.2,
+                label=f"{name}: windows {f['windows'][0]:.2f}–{f['windows'][1]:.2f} of the median",
+            )
             for start, begins in f["boundaries"][1:]:
                 ax.axvline(start, color=colour, lw=0.8, ls=":" if begins == "handoff" else "-", alpha=0.7)
         ax.set_xlabel("frame (lines: chunk boundaries; solid = crossfade, dotted = handoff)", fontsize=8)

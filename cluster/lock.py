@@ -28,8 +28,22 @@ def main() -> int:
         return 2
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "report.json"
-        subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
-                        "--report", str(report), str(ROOT), "setuptools>=68"], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--dry-run",
+                "--ignore-installed",
+                "--quiet",
+                "--report",
+                str(report),
+                str(ROOT),
+                "setuptools>=68",
+            ],
+            check=True,
+        )
         installs = json.loads(report.read_text())["install"]
     lines = []
     for item in sorted(installs, key=lambda i: i["metadata"]["name"].lower()):

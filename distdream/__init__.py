@@ -16,8 +16,7 @@ from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
-from .config import DreamConfig
-from .config import FlowConfig, JobOptions, RenderConfig
+from .config import DreamConfig, FlowConfig, JobOptions, RenderConfig
 from .errors import (
     ChunkFailed,
     ConfigError,

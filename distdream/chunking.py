@@ -145,11 +145,25 @@ def plan_chunks(
                 lead_in = 0
         # seeded by where its dream starts, not by its index: a shot rendered alone (a frame range)
         # begins with the same jitter as the same shot inside a longer render
-        chunks.append(Chunk(index=k, start=start, end=end, lead_in=lead_in, tail=0,
-                            seed=seed * 1_000_003 + start - lead_in, begins=begins))
+        chunks.append(
+            Chunk(
+                index=k,
+                start=start,
+                end=end,
+                lead_in=lead_in,
+                tail=0,
+                seed=seed * 1_000_003 + start - lead_in,
+                begins=begins,
+            )
+        )
     return [
-        Chunk(**{**c.to_dict(), "tail": chunks[k + 1].lead_in if k + 1 < len(chunks) else 0,
-                 "hands_off": k + 1 < len(chunks) and chunks[k + 1].begins == "handoff"})
+        Chunk(
+            **{
+                **c.to_dict(),
+                "tail": chunks[k + 1].lead_in if k + 1 < len(chunks) else 0,
+                "hands_off": k + 1 < len(chunks) and chunks[k + 1].begins == "handoff",
+            }
+        )
         for k, c in enumerate(chunks)
     ]
 

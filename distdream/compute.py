@@ -93,8 +93,7 @@ def resolve_compute(config: DreamConfig, device: torch.device, *, bf16_supported
     else:
         precision = wanted
     channels_last = (not cuda) if config.channels_last is None else config.channels_last
-    return Compute(precision=precision, channels_last=channels_last, compile=config.compile,
-                   notes=tuple(notes))
+    return Compute(precision=precision, channels_last=channels_last, compile=config.compile, notes=tuple(notes))
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
@@ -154,7 +153,8 @@ class GradientEngine:
         try:
             return self.forward(x)
         except Exception as exc:  # compiling happens at the first call of each shape: fall back once
-            note = f"torch.compile failed ({exc.__class__.__name__}: {str(exc).strip().splitlines()[0][:160]}); running eager"
+            first = str(exc).strip().splitlines()[0][:160]
+            note = f"torch.compile failed ({exc.__class__.__name__}: {first}); running eager"
             log.warning(note)
             self.notes.append(note)
             self.forward = self.eager

@@ -110,39 +110,61 @@ def _layers_text(value: Any) -> Any:
 class DreamConfig:
     """How to dream one image (and, later, every frame of a video)."""
 
-    model: str = setting("efficientnet_lite0", help="Model name (see `distdream models`).",
-                         rule=text("a model name (see `distdream models`)"))
-    weights: str | None = setting("DEFAULT", parse=parse_weights, unset="random weights",
-                                  help="DEFAULT, a weights enum name (IMAGENET1K_V1), a state-dict file, or 'none' "
-                                       "(random).")
-    learning_rate: float = setting(0.02, rule=number(above=0),
-                                   help="Step size per iteration (normalised gradient units).")
+    model: str = setting(
+        "efficientnet_lite0",
+        help="Model name (see `distdream models`).",
+        rule=text("a model name (see `distdream models`)"),
+    )
+    weights: str | None = setting(
+        "DEFAULT",
+        parse=parse_weights,
+        unset="random weights",
+        help="DEFAULT, a weights enum name (IMAGENET1K_V1), a state-dict file, or 'none' (random).",
+    )
+    learning_rate: float = setting(
+        0.02, rule=number(above=0), help="Step size per iteration (normalised gradient units)."
+    )
     num_iterations: int = setting(10, rule=integer(low=0), help="Gradient-ascent steps per octave.")
     num_octaves: int = setting(4, rule=integer(low=1), help="Levels of the image pyramid (1: full size only).")
     octave_scale: float = setting(1.4, rule=number(above=1), help="Size ratio between pyramid levels (> 1).")
-    dream_layers: tuple[str, ...] = setting((), text=_layers_text, shown="the model's own",
-                                            help="Comma-separated layer names.")
-    channels: ChannelSpec = setting((), parse=parse_channels, text=_channels_text, multiple=True,
-                                    help="Channels to amplify: '3,7' for every layer or 'LAYER=3,7'; repeatable. "
-                                         "[default: all]")
-    predefined_start: str | None = setting(None, path="file",
-                                           help="Start from this image instead of the input (resized to it).")
+    dream_layers: tuple[str, ...] = setting(
+        (), text=_layers_text, shown="the model's own", help="Comma-separated layer names."
+    )
+    channels: ChannelSpec = setting(
+        (),
+        parse=parse_channels,
+        text=_channels_text,
+        multiple=True,
+        help="Channels to amplify: '3,7' for every layer or 'LAYER=3,7'; repeatable. [default: all]",
+    )
+    predefined_start: str | None = setting(
+        None, path="file", help="Start from this image instead of the input (resized to it)."
+    )
     jitter: int = setting(32, rule=integer(low=0, unit="pixels"), help="Max random roll in pixels per step.")
     # chunk seeds are seed × 1 000 003 + a frame number, and torch takes 64-bit seeds
-    seed: int = setting(0, rule=integer(low=0, high=2**32 - 1),
-                        help="Seed of the jitter generator: same seed, same pixels.")
-    tile_size: int | None = setting(1024, rule=integer(low=64, unit="pixels"), unset="no tiling",
-                                    parse=parse_tile_size,
-                                    help="Dream larger images in overlapping tiles of this size; 'none' disables.")
-    precision: str = setting("auto", rule=one_of(PRECISIONS),
-                             help="Network arithmetic (bf16/fp16 need CUDA); auto = fp32 (measured "
-                                  "fastest-for-quality).")
+    seed: int = setting(
+        0, rule=integer(low=0, high=2**32 - 1), help="Seed of the jitter generator: same seed, same pixels."
+    )
+    tile_size: int | None = setting(
+        1024,
+        rule=integer(low=64, unit="pixels"),
+        unset="no tiling",
+        parse=parse_tile_size,
+        help="Dream larger images in overlapping tiles of this size; 'none' disables.",
+    )
+    precision: str = setting(
+        "auto",
+        rule=one_of(PRECISIONS),
+        help="Network arithmetic (bf16/fp16 need CUDA); auto = fp32 (measured fastest-for-quality).",
+    )
     # NHWC tensors. None: on for CPU (1.2–1.4× faster steps, measured), off on CUDA (batches of
     # 2–8 frames ran 3–7× slower in NHWC than NCHW on an H200, cuDNN 9, torch 2.11; see the README)
-    channels_last: bool | None = setting(None, rule=switch(), unset="auto", shown="on for CPU, off on CUDA (measured)",
-                                         help="NHWC memory layout.")
-    compile: bool = setting(False, rule=switch(),
-                            help="torch.compile the network (slow first frames; falls back to eager on failure).")
+    channels_last: bool | None = setting(
+        None, rule=switch(), unset="auto", shown="on for CPU, off on CUDA (measured)", help="NHWC memory layout."
+    )
+    compile: bool = setting(
+        False, rule=switch(), help="torch.compile the network (slow first frames; falls back to eager on failure)."
+    )
 
     def __post_init__(self) -> None:
         # Normalise forgiving inputs (a list of layers, a dict of channels) into hashable tuples.
@@ -176,8 +198,9 @@ class DreamConfig:
         """Raise :class:`ConfigError` for the first impossible value; return ``self`` otherwise."""
         check_fields(self)
         if len(set(self.dream_layers)) != len(self.dream_layers):
-            raise ConfigError(f"dream_layers (--dream-layers) is {','.join(self.dream_layers)!r}; it must be a list "
-                              "without repeats")
+            raise ConfigError(
+                f"dream_layers (--dream-layers) is {','.join(self.dream_layers)!r}; it must be a list without repeats"
+            )
         for layer, indices in self.channels:
             if layer != ALL_LAYERS and self.dream_layers and layer not in self.dream_layers:
                 raise ConfigError(
@@ -230,19 +253,26 @@ class FlowConfig:
     """How optical flow, occlusion masks and scene cuts are computed between input frames."""
 
     # "dis" (OpenCV DIS: fast, robust) or "farneback"
-    method: str = setting("dis", rule=one_of(FLOW_METHODS), flag="--flow", key="flow_method",
-                          help="Optical flow method.")
+    method: str = setting(
+        "dis", rule=one_of(FLOW_METHODS), flag="--flow", key="flow_method", help="Optical flow method."
+    )
     dis_preset: str = setting("medium", rule=one_of(DIS_PRESETS), help="DIS flow quality/speed.")
-    flow_scale: float = setting(0.5, rule=number(above=0, high=1),
-                                help="Compute flow at this fraction of the frame size, then resize it.")
+    flow_scale: float = setting(
+        0.5, rule=number(above=0, high=1), help="Compute flow at this fraction of the frame size, then resize it."
+    )
     # forward–backward check: occluded if |f + b|² > c(|f|² + |b|²) + 0.5 px²
     consistency: float = setting(0.01, rule=number(low=0), cli=False, help="Forward–backward consistency factor.")
     # a scene cut when fewer pixels than this share have a consistent flow …
-    cut_min_consistent: float = setting(0.3, rule=number(low=0, high=1), cli=False,
-                                        help="A cut where fewer pixels than this share have a consistent flow.")
+    cut_min_consistent: float = setting(
+        0.3,
+        rule=number(low=0, high=1),
+        cli=False,
+        help="A cut where fewer pixels than this share have a consistent flow.",
+    )
     # … or when matched pixels still differ by more than this (mean |Δluma|, 0–1)
-    cut_max_error: float = setting(0.1, rule=number(low=0, high=1), cli=False,
-                                   help="A cut where matched pixels still differ by more than this.")
+    cut_max_error: float = setting(
+        0.1, rule=number(low=0, high=1), cli=False, help="A cut where matched pixels still differ by more than this."
+    )
 
     def validate(self) -> FlowConfig:
         check_fields(self)
@@ -255,56 +285,86 @@ class RenderConfig:
 
     dream: DreamConfig = field(default_factory=DreamConfig)
     flow: FlowConfig = field(default_factory=FlowConfig)
-    keyframe_iterations: int | None = setting(None, rule=integer(low=0), unset="--num-iterations",
-                                              help="Steps per octave for keyframes (first frame, after cuts).")
-    frame_iterations: int | None = setting(None, rule=integer(low=0), unset="half the keyframes'",
-                                           help="Steps per octave for flow-carried frames.")
-    decay: float = setting(0.9, rule=number(low=0, high=1),
-                           help="Share of the previous dream carried into the next frame (0 = independent frames).")
+    keyframe_iterations: int | None = setting(
+        None,
+        rule=integer(low=0),
+        unset="--num-iterations",
+        help="Steps per octave for keyframes (first frame, after cuts).",
+    )
+    frame_iterations: int | None = setting(
+        None, rule=integer(low=0), unset="half the keyframes'", help="Steps per octave for flow-carried frames."
+    )
+    decay: float = setting(
+        0.9,
+        rule=number(low=0, high=1),
+        help="Share of the previous dream carried into the next frame (0 = independent frames).",
+    )
     # carried-frame updates applied to a keyframe in place, keeping what the shot's motion carries
     # (sequence.settle_keep), so a shot starts at the strength its carried frames settle at. Measured
     # (64×48 still shot; 96×64 pan): first frame 26 / 32 / 38 levels against a steady ~40 on the
     # still shot, first 10 pan frames at 0.80 / 0.90 / 0.94 of the median, with 0 / 6 / 10;
     # costs about as much as this many carried frames per keyframe
-    keyframe_settle: int = setting(10, rule=integer(low=0, high=50),
-                                   help="Carried-frame updates a keyframe gets in place, so a shot starts at steady "
-                                        "strength.")
+    keyframe_settle: int = setting(
+        10,
+        rule=integer(low=0, high=50),
+        help="Carried-frame updates a keyframe gets in place, so a shot starts at steady strength.",
+    )
     # λ of the temporal term: after each step a carried frame moves this share of the way back to
     # itself plus the previous dream warped onto it, on pixels the flow can be trusted on (0: off).
     # 0.1 takes a third off the warping error at the same strength (with hold_level; README, "At
     # equal strength"); without hold_level it drains the dream over a shot
-    temporal_weight: float = setting(0.1, rule=number(low=0, high=1),
-                                     help="λ: each step pulls a carried frame this far back toward itself plus the "
-                                          "previous dream, warped.")
+    temporal_weight: float = setting(
+        0.1,
+        rule=number(low=0, high=1),
+        help="λ: each step pulls a carried frame this far back toward itself plus the previous dream, warped.",
+    )
     # hold every carried frame at its keyframe's strength, colour cast and colourfulness
     # (sequence.held): no ramp, no drift over a long shot, no drain by the temporal term
-    hold_level: bool = setting(True, rule=switch(),
-                               help="Hold carried frames at their keyframe's strength and colour (no ramp or drift "
-                                    "over a shot).")
+    hold_level: bool = setting(
+        True,
+        rule=switch(),
+        help="Hold carried frames at their keyframe's strength and colour (no ramp or drift over a shot).",
+    )
     occlusion_mask: bool = setting(True, rule=switch(), help="Drop the carried dream where the scene is newly visible.")
     # how the carried dream is resampled when warped onto the next frame. Bilinear blurs it a
     # little every frame, and the dream's steps redraw what was lost: at equal strength bicubic
     # keeps 13-16 % more detail with no more flicker than that detail brings (README, "At equal
     # strength"). Bilinear is the previous default and the seed tool's
-    carry_resampling: str = setting("bicubic", rule=one_of(("bicubic", "bilinear")),
-                                    help="Resampling of the carried dream: bicubic (crisper) or bilinear (softer).")
+    carry_resampling: str = setting(
+        "bicubic",
+        rule=one_of(("bicubic", "bilinear")),
+        help="Resampling of the carried dream: bicubic (crisper) or bilinear (softer).",
+    )
     crf: int = setting(18, rule=CRF, help="x264/x265 quality (0 lossless … 51).")
     preset: str = setting("medium", rule=PRESET, help="x264/x265 speed/size trade-off.")
-    codec: str = setting("auto", rule=one_of(CODEC_NAMES),
-                         help="Output codec: h264, h265, prores (10-bit 4:2:2 HQ, or 4444), ffv1 (lossless); auto: "
-                              "h264, or png/tiff by an image sequence's suffix.")
-    pix_fmt: str | None = setting(None, rule=PIX_FMT, unset="the input's depth and chroma",
-                                  help="Output pixel format (e.g. yuv420p10le, yuv444p, yuv422p10le).")
-    prores_profile: str = setting("auto", rule=one_of(PRORES_NAMES), unset="hq, or 4444 from 4:4:4/RGB",
-                                  help="ProRes profile.")
+    codec: str = setting(
+        "auto",
+        rule=one_of(CODEC_NAMES),
+        help="Output codec: h264, h265, prores (10-bit 4:2:2 HQ, or 4444), ffv1 (lossless); auto: "
+        "h264, or png/tiff by an image sequence's suffix.",
+    )
+    pix_fmt: str | None = setting(
+        None,
+        rule=PIX_FMT,
+        unset="the input's depth and chroma",
+        help="Output pixel format (e.g. yuv420p10le, yuv444p, yuv422p10le).",
+    )
+    prores_profile: str = setting(
+        "auto", rule=one_of(PRORES_NAMES), unset="hq, or 4444 from 4:4:4/RGB", help="ProRes profile."
+    )
     # an image sequence carries no timing; a video's own rate is used and this must be unset
-    fps: str | None = setting(None, rule=RATE, unset="the video's own",
-                              help="Frame rate of an image-sequence input, e.g. 24 or 24000/1001.")
+    fps: str | None = setting(
+        None, rule=RATE, unset="the video's own", help="Frame rate of an image-sequence input, e.g. 24 or 24000/1001."
+    )
 
     def to_dict(self) -> dict[str, Any]:
         """Every setting as plain data (the job plan stores it; its hash guards resumes)."""
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("dream", "flow")}
-        return {**out, "dream": self.dream.to_dict(), "flow": {f.name: getattr(self.flow, f.name) for f in fields(self.flow)}}
+        return {
+            **out,
+            "dream": self.dream.to_dict(),
+            "flow": {f.name: getattr(self.flow, f.name) for f in fields(self.flow)},
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RenderConfig:
@@ -318,8 +378,9 @@ class RenderConfig:
     @property
     def encoding(self) -> Encoding:
         """How the output's pieces are encoded."""
-        return Encoding(crf=self.crf, preset=self.preset, codec=self.codec, pix_fmt=self.pix_fmt,
-                        prores_profile=self.prores_profile)
+        return Encoding(
+            crf=self.crf, preset=self.preset, codec=self.codec, pix_fmt=self.pix_fmt, prores_profile=self.prores_profile
+        )
 
     @property
     def keyframe_steps(self) -> int:
@@ -374,8 +435,10 @@ def _is_address(value: Any) -> bool:
     return bool(host) and port.isdigit() and 1 <= int(port) <= 65535
 
 
-PROTOCOLS = Rule("a list of storage protocol names, such as [\"gs\"]", lambda v: isinstance(v, (tuple, list))
-                 and all(isinstance(p, str) and p.isidentifier() for p in v))
+PROTOCOLS = Rule(
+    'a list of storage protocol names, such as ["gs"]',
+    lambda v: isinstance(v, (tuple, list)) and all(isinstance(p, str) and p.isidentifier() for p in v),
+)
 ADDRESS = Rule("auto, or HOST:PORT of the cluster's head (e.g. 10.0.0.5:6379, ray://head:10001)", _is_address)
 
 
@@ -398,66 +461,119 @@ def _frames_text(value: Any) -> Any:
 class JobOptions:
     """How a render is split and run. None of these change a pixel except the chunking ones."""
 
-    workers: int | None = setting(None, rule=integer(low=1), unset="one per GPU, else one per CPU",
-                                  help="Ray workers.")
-    gpus_per_worker: float | None = setting(None, rule=number(low=0), unset="1 if the cluster has GPUs, else 0",
-                                            help="GPUs per worker.")
+    workers: int | None = setting(None, rule=integer(low=1), unset="one per GPU, else one per CPU", help="Ray workers.")
+    gpus_per_worker: float | None = setting(
+        None, rule=number(low=0), unset="1 if the cluster has GPUs, else 0", help="GPUs per worker."
+    )
     # CPU workers get this many torch threads (rounded, at least 1)
-    cpus_per_worker: float | None = setting(None, rule=number(above=0), cli=False,
-                                            unset="1 on Ray; in this process, every CPU for frames of 256×144 or more, else 1",
-                                            help="CPUs (and torch threads) per worker.")
-    lanes: int | None = setting(None, rule=integer(low=1, high=64), unset="8 on GPU, 1 on CPU",
-                                help="Chunks each worker dreams at once, as one batch.")
+    cpus_per_worker: float | None = setting(
+        None,
+        rule=number(above=0),
+        cli=False,
+        unset="1 on Ray; in this process, every CPU for frames of 256×144 or more, else 1",
+        help="CPUs (and torch threads) per worker.",
+    )
+    lanes: int | None = setting(
+        None,
+        rule=integer(low=1, high=64),
+        unset="8 on GPU, 1 on CPU",
+        help="Chunks each worker dreams at once, as one batch.",
+    )
     chunk_frames: int = setting(120, rule=integer(low=1), help="Frames owned by each chunk.")
-    overlap: int | None = setting(None, rule=integer(low=0), unset="16, at most half of --chunk-frames",
-                                  help="Lead-in frames dreamed by both neighbours and crossfaded at each crossfade "
-                                       "seam.")
-    frame_range: tuple[int, int] | None = setting(None, flag="--frames", key="frames", parse=parse_frame_range,
-                                                  text=_frames_text,
-                                                  help="Render only frames START:END.")
-    workdir: str | None = setting(None, path="dir", rule=text("a directory path or object-storage URI"),
-                                  unset="hidden folder beside the output, removed on success",
-                                  help="Where chunks and the ledger live.")
-    resume: bool = setting(False, negatable=False, rule=switch(),
-                           help="Continue the job in --workdir; only missing chunks are rendered.")
+    overlap: int | None = setting(
+        None,
+        rule=integer(low=0),
+        unset="16, at most half of --chunk-frames",
+        help="Lead-in frames dreamed by both neighbours and crossfaded at each crossfade seam.",
+    )
+    frame_range: tuple[int, int] | None = setting(
+        None,
+        flag="--frames",
+        key="frames",
+        parse=parse_frame_range,
+        text=_frames_text,
+        help="Render only frames START:END.",
+    )
+    workdir: str | None = setting(
+        None,
+        path="dir",
+        rule=text("a directory path or object-storage URI"),
+        unset="hidden folder beside the output, removed on success",
+        help="Where chunks and the ledger live.",
+    )
+    resume: bool = setting(
+        False, negatable=False, rule=switch(), help="Continue the job in --workdir; only missing chunks are rendered."
+    )
     # an existing Ray cluster ("auto", "HOST:6379", "ray://…"); default: local
-    address: str | None = setting(None, rule=ADDRESS, unset="start a local one",
-                                  help="Ray cluster to run on (e.g. auto).")
-    ray: str = setting("auto", rule=one_of(RAY_USE),
-                       help="Where workers run: auto (as threads of this process for a job on this "
-                            "machine's CPUs with at most 4 workers, or one worker; on Ray with --address, "
-                            "several GPUs or more workers), always (on Ray), or never (in this process).")
+    address: str | None = setting(
+        None, rule=ADDRESS, unset="start a local one", help="Ray cluster to run on (e.g. auto)."
+    )
+    ray: str = setting(
+        "auto",
+        rule=one_of(RAY_USE),
+        help="Where workers run: auto (as threads of this process for a job on this "
+        "machine's CPUs with at most 4 workers, or one worker; on Ray with --address, "
+        "several GPUs or more workers), always (on Ray), or never (in this process).",
+    )
     max_attempts: int = setting(3, rule=integer(low=1), cli=False, help="Tries per chunk before the job fails.")
     # the watchdog's limit per attempt; unset, it follows the job's own measured time per frame
     # (engine.loop.Watchdog)
-    chunk_timeout: float | None = setting(None, rule=number(above=0),
-                                          unset="10× the chunk's expected time as measured, at least 5 min",
-                                          help="Seconds a chunk may run before its worker is restarted and the chunk "
-                                               "retried.")
-    resource_wait: float | None = setting(None, rule=number(low=0),
-                                          unset="0 on a local instance, 600 on a cluster that may autoscale",
-                                          help="Seconds to wait for a node that can host a worker before failing.")
-    overwrite: bool = setting(False, negatable=False, rule=switch(),
-                              help="Replace an image-sequence output's existing files (those outside the rendered "
-                                   "range are removed when the job succeeds).")
-    unsafe_lock: tuple[str, ...] = setting((), multiple=True, rule=PROTOCOLS,
-                                           help="Lock a work directory on this object-storage protocol (e.g. gs) "
-                                                "although it has no conditional writes: two jobs could both take it. "
-                                                "Repeatable.")
+    chunk_timeout: float | None = setting(
+        None,
+        rule=number(above=0),
+        unset="10× the chunk's expected time as measured, at least 5 min",
+        help="Seconds a chunk may run before its worker is restarted and the chunk retried.",
+    )
+    resource_wait: float | None = setting(
+        None,
+        rule=number(low=0),
+        unset="0 on a local instance, 600 on a cluster that may autoscale",
+        help="Seconds to wait for a node that can host a worker before failing.",
+    )
+    overwrite: bool = setting(
+        False,
+        negatable=False,
+        rule=switch(),
+        help="Replace an image-sequence output's existing files (those outside the rendered "
+        "range are removed when the job succeeds).",
+    )
+    unsafe_lock: tuple[str, ...] = setting(
+        (),
+        multiple=True,
+        rule=PROTOCOLS,
+        help="Lock a work directory on this object-storage protocol (e.g. gs) "
+        "although it has no conditional writes: two jobs could both take it. "
+        "Repeatable.",
+    )
     max_restarts: int = setting(3, rule=integer(low=0), cli=False, help="Restarts per actor.")
-    start_timeout: float = setting(600.0, rule=number(above=0), cli=False,
-                                   help="Seconds a new worker may take to answer its first ping.")
-    max_start_failures: int = setting(3, rule=integer(low=1), cli=False,
-                                      help="Workers that fail to start (raise, die, or time out) before the job fails.")
-    connect_timeout: float = setting(30.0, rule=number(above=0), cli=False,
-                                     help="Seconds to reach an existing cluster.")
-    scan_cuts: bool = setting(True, rule=switch(),
-                              help="Scan for scene cuts first (in parallel) and put chunk boundaries on them.")
-    seams: str = setting("auto", rule=one_of(SEAMS),
-                         help="Boundaries inside a shot: handoff (exact, one after another), crossfade (parallel), "
-                              "or auto (handoffs until a chain would hold more than its share of the work).")
-    keep_source_time: bool = setting(False, negatable=False, rule=switch(), shown="it starts at 0",
-                                     help="A --frames range keeps the source's timestamps.")
+    start_timeout: float = setting(
+        600.0, rule=number(above=0), cli=False, help="Seconds a new worker may take to answer its first ping."
+    )
+    max_start_failures: int = setting(
+        3,
+        rule=integer(low=1),
+        cli=False,
+        help="Workers that fail to start (raise, die, or time out) before the job fails.",
+    )
+    connect_timeout: float = setting(
+        30.0, rule=number(above=0), cli=False, help="Seconds to reach an existing cluster."
+    )
+    scan_cuts: bool = setting(
+        True, rule=switch(), help="Scan for scene cuts first (in parallel) and put chunk boundaries on them."
+    )
+    seams: str = setting(
+        "auto",
+        rule=one_of(SEAMS),
+        help="Boundaries inside a shot: handoff (exact, one after another), crossfade (parallel), "
+        "or auto (handoffs until a chain would hold more than its share of the work).",
+    )
+    keep_source_time: bool = setting(
+        False,
+        negatable=False,
+        rule=switch(),
+        shown="it starts at 0",
+        help="A --frames range keeps the source's timestamps.",
+    )
     inject_faults: tuple[Fault, ...] = ()  # testing aid
 
     def validate(self) -> JobOptions:

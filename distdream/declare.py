@@ -18,8 +18,20 @@ from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["Declared", "Rule", "check_fields", "check_file_value", "declared", "flag_of", "integer", "number",
-           "one_of", "setting", "switch", "text"]
+__all__ = [
+    "Declared",
+    "Rule",
+    "check_fields",
+    "check_file_value",
+    "declared",
+    "flag_of",
+    "integer",
+    "number",
+    "one_of",
+    "setting",
+    "switch",
+    "text",
+]
 
 _KEY = "distdream"  # where a field's declaration lives in its metadata
 
@@ -43,8 +55,11 @@ def _is_number(value: Any) -> bool:
 
 def integer(low: int | None = None, high: int | None = None, unit: str = "") -> Rule:
     """An integer, at least ``low`` and at most ``high`` where given."""
-    says = ("an integer" + (f" in {low}–{high}" if low is not None and high is not None else
-                            f" >= {low}" if low is not None else "") + (f" ({unit})" if unit else ""))
+    says = (
+        "an integer"
+        + (f" in {low}–{high}" if low is not None and high is not None else f" >= {low}" if low is not None else "")
+        + (f" ({unit})" if unit else "")
+    )
     return Rule(says, lambda v: _is_int(v) and (low is None or v >= low) and (high is None or v <= high))
 
 
@@ -54,8 +69,12 @@ def number(*, low: float | None = None, above: float | None = None, high: float 
         says = f"in [{low:g}, {high:g}]" if low is not None else f"in ({above:g}, {high:g}]"
     else:
         says = f"a finite number >= {low:g}" if low is not None else f"a finite number > {above:g}"
-    return Rule(says, lambda v: _is_number(v) and (low is None or v >= low) and (above is None or v > above)
-                and (high is None or v <= high))
+    return Rule(
+        says,
+        lambda v: (
+            _is_number(v) and (low is None or v >= low) and (above is None or v > above) and (high is None or v <= high)
+        ),
+    )
 
 
 def one_of(choices: Sequence[str]) -> Rule:

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-
 from . import storage
 from .config import RenderConfig
 from .engine import JobResult, render
@@ -37,8 +36,9 @@ class DemoResult:
     job: JobResult
 
 
-def contact_sheet(input: str | os.PathLike[str], output: str | os.PathLike[str], path: str | os.PathLike[str],
-                  frames: int = 4) -> Path:
+def contact_sheet(
+    input: str | os.PathLike[str], output: str | os.PathLike[str], path: str | os.PathLike[str], frames: int = 4
+) -> Path:
     """A grid of ``frames`` evenly spaced frames: input and output side by side, one pair a row."""
     n = probe(output).frame_count
     picks = sorted({round(k * (n - 1) / max(frames - 1, 1)) for k in range(frames)})
@@ -71,10 +71,7 @@ def run_demo(
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="distdream-demo-") as tmp:
         clip = write_clip(Path(tmp) / "sample.mp4", pan_frames(frames, width, height), audio="aac")
-        options = {"chunk_frames": max(2, frames // 4), "overlap": min(6, frames // 8), "ray": "always",
-                   **job_options}
+        options = {"chunk_frames": max(2, frames // 4), "overlap": min(6, frames // 8), "ray": "always", **job_options}
         result = render(clip, out, config or RenderConfig(), on_progress=on_progress, on_phase=on_phase, **options)
         contact_sheet(clip, out, sheet)
     return DemoResult(out, sheet, time.perf_counter() - t0, result)
-
-

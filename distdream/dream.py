@@ -338,8 +338,9 @@ class Dreamer:
         """
         if image.dim() != 4 or image.shape[:2] != (1, 3):
             raise ConfigError(f"dream expects an image tensor of shape (1, 3, H, W), got {tuple(image.shape)}")
-        return self.dream_batch([image], generators=[generator], num_iterations=[num_iterations],
-                                progress=[progress], anchors=[anchor])[0]
+        return self.dream_batch(
+            [image], generators=[generator], num_iterations=[num_iterations], progress=[progress], anchors=[anchor]
+        )[0]
 
     def dream_batch(
         self,
@@ -361,7 +362,9 @@ class Dreamer:
         if not n or len(generators) != n:
             raise ValueError(f"dream_batch needs one generator per image, got {len(generators)} for {n}")
         if any(im.dim() != 4 or im.shape[:2] != (1, 3) for im in images):
-            raise ConfigError(f"dream expects image tensors of shape (1, 3, H, W), got {[tuple(i.shape) for i in images]}")
+            raise ConfigError(
+                f"dream expects image tensors of shape (1, 3, H, W), got {[tuple(i.shape) for i in images]}"
+            )
         if len({tuple(im.shape[-2:]) for im in images}) != 1:
             raise ConfigError(f"a batch needs images of one size, got {sorted({tuple(i.shape[-2:]) for i in images})}")
         cfg = self.config
@@ -407,11 +410,20 @@ class Dreamer:
         when no image has an anchor. An image without one gets a zero pull."""
         if all(a is None for a in anchors):
             return None
-        targets = torch.cat([base[i : i + 1] if a is None else
-                             self.model.preprocess.normalize(a.target.to(self.device, torch.float32))
-                             for i, a in enumerate(anchors)])
-        weights = torch.cat([torch.zeros_like(base[i : i + 1, :1]) if a is None else
-                             a.weight * a.mask.to(self.device, torch.float32) for i, a in enumerate(anchors)])
+        targets = torch.cat(
+            [
+                base[i : i + 1]
+                if a is None
+                else self.model.preprocess.normalize(a.target.to(self.device, torch.float32))
+                for i, a in enumerate(anchors)
+            ]
+        )
+        weights = torch.cat(
+            [
+                torch.zeros_like(base[i : i + 1, :1]) if a is None else a.weight * a.mask.to(self.device, torch.float32)
+                for i, a in enumerate(anchors)
+            ]
+        )
         return [(resize(targets, size), resize(weights, size)) for size in sizes]
 
     def total_steps(self, height: int, width: int, num_iterations: int | None = None) -> int:

@@ -17,8 +17,16 @@ import numpy as np
 
 from .config import FlowConfig
 
-__all__ = ["SCAN_SIDE", "FrameMotion", "MotionEstimator", "consistency_mask", "motion_boundaries", "shrink", "to_gray",
-           "warp"]
+__all__ = [
+    "SCAN_SIDE",
+    "FrameMotion",
+    "MotionEstimator",
+    "consistency_mask",
+    "motion_boundaries",
+    "shrink",
+    "to_gray",
+    "warp",
+]
 
 # The cut scan runs the motion test on frames shrunk to this long side. A cut is an event of the
 # whole frame, and the test's figures barely move with size: on the sample shots at 1280×720, ≤ 3 %
@@ -79,8 +87,9 @@ def warp(image: np.ndarray, flow: np.ndarray, interpolation: str = "bilinear") -
     h, w = flow.shape[:2]
     grid_x, grid_y = _grid(h, w)
     u, v = _planes(flow)
-    return cv2.remap(image, grid_x + u, grid_y + v, interpolation=_INTERPOLATION[interpolation],
-                     borderMode=cv2.BORDER_REPLICATE)
+    return cv2.remap(
+        image, grid_x + u, grid_y + v, interpolation=_INTERPOLATION[interpolation], borderMode=cv2.BORDER_REPLICATE
+    )
 
 
 def consistency_mask(backward: np.ndarray, forward: np.ndarray, consistency: float = 0.01) -> np.ndarray:
@@ -94,8 +103,9 @@ def consistency_mask(backward: np.ndarray, forward: np.ndarray, consistency: flo
     grid_x, grid_y = _grid(h, w)
     bu, bv = _planes(backward)
     src_x, src_y = grid_x + bu, grid_y + bv  # each pixel's source in the previous frame
-    fu, fv = _planes(cv2.remap(forward, src_x, src_y, interpolation=cv2.INTER_LINEAR,
-                               borderMode=cv2.BORDER_REPLICATE))  # the forward flow at each pixel's source
+    fu, fv = _planes(
+        cv2.remap(forward, src_x, src_y, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    )  # the forward flow at each pixel's source
     err = (bu + fu) ** 2 + (bv + fv) ** 2  # the round trip, which should be 0
     tolerance = consistency * ((bu * bu + bv * bv) + (fu * fu + fv * fv)) + 0.5
     inside = (src_x >= 0) & (src_x <= w - 1) & (src_y >= 0) & (src_y <= h - 1)

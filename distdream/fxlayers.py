@@ -25,13 +25,15 @@ __all__ = ["fx_extractor", "fx_layer_infos", "fx_node_names"]
 
 def fx_node_names(module: nn.Module, tracer_kwargs: Mapping[str, Any] | None = None) -> list[str]:
     """The eval-mode graph's nodes, in order, without the input placeholder."""
-    _, eval_nodes = feature_extraction.get_graph_node_names(module, tracer_kwargs=dict(tracer_kwargs or {}),
-                                                            suppress_diff_warning=True)
+    _, eval_nodes = feature_extraction.get_graph_node_names(
+        module, tracer_kwargs=dict(tracer_kwargs or {}), suppress_diff_warning=True
+    )
     return eval_nodes[1:]
 
 
-def fx_layer_infos(module: nn.Module, size: int = 224, tracer_kwargs: Mapping[str, Any] | None = None
-                   ) -> list[LayerInfo]:
+def fx_layer_infos(
+    module: nn.Module, size: int = 224, tracer_kwargs: Mapping[str, Any] | None = None
+) -> list[LayerInfo]:
     """Every layer whose output is a (B, C, H, W) feature map, in execution order, from one
     forward pass at ``size``×``size`` (``stride`` is ``size / H``)."""
     nodes = fx_node_names(module, tracer_kwargs)
@@ -48,12 +50,14 @@ def fx_layer_infos(module: nn.Module, size: int = 224, tracer_kwargs: Mapping[st
     return infos
 
 
-def fx_extractor(module: nn.Module, layers: Sequence[str], tracer_kwargs: Mapping[str, Any] | None = None
-                 ) -> nn.Module:
+def fx_extractor(module: nn.Module, layers: Sequence[str], tracer_kwargs: Mapping[str, Any] | None = None) -> nn.Module:
     """A frozen, eval-mode module mapping an input batch to ``{layer: (B, C, H, W)}``: the traced
     graph ends at the deepest requested layer (FX drops every node the outputs do not depend on)."""
     extractor = feature_extraction.create_feature_extractor(
-        module, return_nodes=list(layers), tracer_kwargs=dict(tracer_kwargs or {}), suppress_diff_warning=True,
+        module,
+        return_nodes=list(layers),
+        tracer_kwargs=dict(tracer_kwargs or {}),
+        suppress_diff_warning=True,
     )
     extractor.eval()
     extractor.requires_grad_(False)

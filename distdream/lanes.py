@@ -9,8 +9,8 @@ that is running has a frame ready, then dreams them all as one batch
 
 Lanes are independent: one that finishes (or fails) leaves, and the next chunk joins whenever the
 engine gives the worker one. If the device runs out of memory, the batch is redone in halves (the
-lanes' generators rewound, so their frames do not change) and later batches stay that small. A lane's result equals its unbatched rendering up to the rounding of
-batched kernels (see ``Dreamer.dream_batch``).
+lanes' generators rewound, so their frames do not change) and later batches stay that small. A
+lane's result equals its unbatched rendering up to the rounding of batched kernels (see ``Dreamer.dream_batch``).
 """
 
 from __future__ import annotations

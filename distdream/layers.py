@@ -47,8 +47,10 @@ def list_layers(model: LoadedModel, size: int = 224) -> list[LayerInfo]:
         return _fx().fx_layer_infos(model.module, size)
     nodes = lite_nodes(lite)
     shapes = node_shapes(nodes, size)
-    return [LayerInfo(name, shapes[node][0], size / shapes[node][1])
-            for name, node in all_names([n.name for n in nodes]).items()]
+    return [
+        LayerInfo(name, shapes[node][0], size / shapes[node][1])
+        for name, node in all_names([n.name for n in nodes]).items()
+    ]
 
 
 def resolve_layers(model: LoadedModel, layers: Sequence[str] | None) -> tuple[str, ...]:

@@ -40,11 +40,18 @@ def _block_nodes(i: int, block: MBConvBlock) -> list[Node]:
     acts = iter(("_act", "_act_1"))  # FX numbers the second call of one module
     nodes = []
     if block.expand:
-        nodes += [Node(p + "_expand_conv", "conv", block._expand_conv, True), Node(p + "_bn0", "bn", block._bn0),
-                  Node(p + next(acts), "act", block._act)]
-    nodes += [Node(p + "_depthwise_conv", "conv", block._depthwise_conv, not block.expand),
-              Node(p + "_bn1", "bn", block._bn1), Node(p + next(acts), "act", block._act),
-              Node(p + "_project_conv", "conv", block._project_conv), Node(p + "_bn2", "bn", block._bn2)]
+        nodes += [
+            Node(p + "_expand_conv", "conv", block._expand_conv, True),
+            Node(p + "_bn0", "bn", block._bn0),
+            Node(p + next(acts), "act", block._act),
+        ]
+    nodes += [
+        Node(p + "_depthwise_conv", "conv", block._depthwise_conv, not block.expand),
+        Node(p + "_bn1", "bn", block._bn1),
+        Node(p + next(acts), "act", block._act),
+        Node(p + "_project_conv", "conv", block._project_conv),
+        Node(p + "_bn2", "bn", block._bn2),
+    ]
     if block.skip:
         nodes.append(Node(p + "add", "add"))
     return nodes
@@ -52,12 +59,19 @@ def _block_nodes(i: int, block: MBConvBlock) -> list[Node]:
 
 def lite_nodes(model: EfficientNetLite0) -> list[Node]:
     """Every node of the model's feature maps in execution order, as FX names them."""
-    nodes = [Node("_conv_stem", "conv", model._conv_stem), Node("_bn0", "bn", model._bn0),
-             Node("_act", "act", model._act)]
+    nodes = [
+        Node("_conv_stem", "conv", model._conv_stem),
+        Node("_bn0", "bn", model._bn0),
+        Node("_act", "act", model._act),
+    ]
     for i, block in enumerate(model._blocks):
         nodes += _block_nodes(i, block)  # type: ignore[arg-type]
-    return nodes + [Node("_conv_head", "conv", model._conv_head), Node("_bn1", "bn", model._bn1),
-                    Node("_act_1", "act", model._act), Node("adaptive_avg_pool2d", "pool")]
+    return nodes + [
+        Node("_conv_head", "conv", model._conv_head),
+        Node("_bn1", "bn", model._bn1),
+        Node("_act_1", "act", model._act),
+        Node("adaptive_avg_pool2d", "pool"),
+    ]
 
 
 def node_shapes(nodes: Sequence[Node], size: int) -> dict[str, tuple[int, int]]:
@@ -91,8 +105,14 @@ def _unpadded(module: nn.Module) -> nn.Module:
     padding (an odd kernel pads (k − 1) / 2 on each side at any size): the same sums, without a
     padded copy of the input per call (7 % of a step at 96×64)."""
     if isinstance(module, SamePadConv2d) and module.stride == (1, 1) and all(k % 2 for k in module.kernel_size):
-        plain = nn.Conv2d(module.in_channels, module.out_channels, module.kernel_size,  # type: ignore[arg-type]
-                          padding=tuple(k // 2 for k in module.kernel_size), groups=module.groups, bias=False)
+        plain = nn.Conv2d(
+            module.in_channels,
+            module.out_channels,
+            module.kernel_size,  # type: ignore[arg-type]
+            padding=tuple(k // 2 for k in module.kernel_size),
+            groups=module.groups,
+            bias=False,
+        )
         plain.weight = nn.Parameter(module.weight.detach().clone(), requires_grad=False)
         return plain
     return copy.deepcopy(module)

@@ -81,15 +81,22 @@ class WarpingError:
         should not wander."""
         window = max(1, min(window, len(self.strength) // 2))
         out = {}
-        for name, values in (("brightness", self.brightness), ("saturation", self.saturation),
-                             ("strength", self.strength)):
+        for name, values in (
+            ("brightness", self.brightness),
+            ("saturation", self.saturation),
+            ("strength", self.strength),
+        ):
             first, last = np.mean(values[:window]), np.mean(values[-window:])
             out[name] = float(last / first - 1) if first else math.nan
         return out
 
     def to_dict(self) -> dict[str, object]:
-        return {**asdict(self), "ratio": self.ratio, "seam_ratios": {k: self.seam_ratio(k) for k in self.seams},
-                "drift": self.drift() if self.strength else {}}
+        return {
+            **asdict(self),
+            "ratio": self.ratio,
+            "seam_ratios": {k: self.seam_ratio(k) for k in self.seams},
+            "drift": self.drift() if self.strength else {},
+        }
 
 
 def frame_warping_error(prev: np.ndarray, cur: np.ndarray, backward: np.ndarray, mask: np.ndarray) -> float:
@@ -131,7 +138,7 @@ def seam_frames(chunks: Sequence[object], span: int = 3) -> dict[str, list[int]]
         kind = getattr(c, "begins", "crossfade" if getattr(c, "lead_in", 0) else "cut")
         if kind == "start":
             continue
-        start = int(getattr(c, "start"))
+        start = int(c.start)
         lead = int(getattr(c, "lead_in", 0))
         frames = range(start - lead, start + span) if lead else range(start - span, start + span)
         out.setdefault(kind, []).extend(frames)
@@ -139,8 +146,13 @@ def seam_frames(chunks: Sequence[object], span: int = 3) -> dict[str, list[int]]
 
 
 def warping_error(
-    input: str | os.PathLike[str], output: str | os.PathLike[str], flow: FlowConfig | None = None,
-    *, chunks: Sequence[object] = (), frame_range: tuple[int, int] | None = None, fps: str | None = None,
+    input: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    flow: FlowConfig | None = None,
+    *,
+    chunks: Sequence[object] = (),
+    frame_range: tuple[int, int] | None = None,
+    fps: str | None = None,
 ) -> WarpingError:
     """Warping error of ``output`` (a render of ``input``, or of its ``frame_range``), with the
     input's own as the floor; ``chunks`` (a plan's) marks the seam frames. ``fps`` is the rate of
@@ -221,14 +233,23 @@ def plot_over_time(result: WarpingError, path: str | os.PathLike[str], title: st
     for ax in (top, bottom):
         for kind, frames in result.seams.items():
             for k, run in enumerate(_runs(frames)):
-                ax.axvspan(run[0] - 0.5, run[-1] + 0.5, color=colours.get(kind, "#cccccc"), alpha=0.2,
-                           label=f"{kind} seams" if ax is bottom and k == 0 else None)
+                ax.axvspan(
+                    run[0] - 0.5,
+                    run[-1] + 0.5,
+                    color=colours.get(kind, "#cccccc"),
+                    alpha=0.2,
+                    label=f"{kind} seams" if ax is bottom and k == 0 else None,
+                )
         for cut in result.cuts:
             ax.axvline(cut, color=colours["cut"], lw=0.8)
         ax.tick_params(labelsize=8)
     bottom.legend(fontsize=7, loc="upper right")
-    fig.suptitle(title or f"E_warp {result.mean:.5f} ({result.ratio:.1f}× the input's); median strength "
-                 f"{np.median(result.strength):.1f}", fontsize=10)
+    fig.suptitle(
+        title
+        or f"E_warp {result.mean:.5f} ({result.ratio:.1f}× the input's); median strength "
+        f"{np.median(result.strength):.1f}",
+        fontsize=10,
+    )
     fig.tight_layout()
     return save_figure(fig, path)
 

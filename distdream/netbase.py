@@ -15,8 +15,15 @@ from torch import nn
 
 from .errors import ModelError
 
-__all__ = ["DEFAULT_MODEL", "LayerInfo", "LoadedModel", "Preprocess", "all_names", "load_state_dict_file",
-           "looks_like_path"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "LayerInfo",
+    "LoadedModel",
+    "Preprocess",
+    "all_names",
+    "load_state_dict_file",
+    "looks_like_path",
+]
 
 DEFAULT_MODEL = "efficientnet_lite0"
 
@@ -85,8 +92,10 @@ def load_state_dict_file(module: nn.Module, path: str | os.PathLike[str]) -> Non
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a file that is not a checkpoint
         first = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0][:160]
-        raise ModelError(f"weights file {path} is not a PyTorch state dict ({first}); give a file saved with "
-                         "torch.save(model.state_dict(), PATH)") from exc
+        raise ModelError(
+            f"weights file {path} is not a PyTorch state dict ({first}); give a file saved with "
+            "torch.save(model.state_dict(), PATH)"
+        ) from exc
     if isinstance(state, Mapping) and "state_dict" in state and isinstance(state["state_dict"], Mapping):
         state = state["state_dict"]  # training checkpoints often wrap the weights
     try:

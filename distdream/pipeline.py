@@ -37,8 +37,17 @@ from .sequence import Level, SequenceStep, dream_sequence
 from .video import VideoIndex, check_output_container, concat, is_pattern, probe, read_frames
 from .video.formats import resolve_output
 
-__all__ = ["Carried", "ChunkStats", "RenderResult", "dream_frames", "dream_range", "dream_segment",
-           "render_in_process", "scan_cuts"]
+__all__ = [
+    "Carried",
+    "ChunkStats",
+    "RenderResult",
+    "dream_frames",
+    "dream_range",
+    "dream_segment",
+    "render_in_process",
+    "scan_cuts",
+]
+
 
 @dataclass(frozen=True)
 class ChunkStats:
@@ -91,8 +100,12 @@ class Carried:
         import io
 
         with np.load(io.BytesIO(data)) as arrays:
-            return cls(*(torch.from_numpy(arrays[k].copy()) if k in arrays else None
-                         for k in ("residual", "generator", "level")))
+            return cls(
+                *(
+                    torch.from_numpy(arrays[k].copy()) if k in arrays else None
+                    for k in ("residual", "generator", "level")
+                )
+            )
 
 
 @dataclass(frozen=True)
@@ -168,8 +181,9 @@ def _steps(reader: MotionReader, start: int, config: RenderConfig, order: list[i
             yield SequenceStep(image, None)
             continue
         moved = _mover(motion, config.carry_resampling)
-        yield SequenceStep(image, _carry(motion, config, moved),
-                           _anchor(motion, image, moved) if config.temporal_weight > 0 else None)
+        yield SequenceStep(
+            image, _carry(motion, config, moved), _anchor(motion, image, moved) if config.temporal_weight > 0 else None
+        )
 
 
 def _start_image(config: RenderConfig, index: VideoIndex) -> torch.Tensor | None:
@@ -237,8 +251,9 @@ def dream_frames(
             yield order[k], tensor_to_frame(dreamed), keyframe
             t0, waited = time.perf_counter(), times["flow_wait"]
         if hand_off is not None and "residual" in final:
-            hand_off["carried"] = Carried(final["residual"].detach().cpu().contiguous(), generator.get_state(),
-                                          final.get("level"))
+            hand_off["carried"] = Carried(
+                final["residual"].detach().cpu().contiguous(), generator.get_state(), final.get("level")
+            )
     finally:
         reader.close()
 
@@ -269,8 +284,11 @@ def dream_range(
     alongside other ranges. ``config`` must be validated (a job validates it once, before its
     first chunk; :func:`dream_segment` validates it itself).
     """
-    if not spans or spans[0].start != first or spans[-1].end != end or any(
-        x.end != y.start for x, y in zip(spans, spans[1:])
+    if (
+        not spans
+        or spans[0].start != first
+        or spans[-1].end != end
+        or any(x.end != y.start for x, y in zip(spans, spans[1:]))
     ):
         raise ValueError(f"spans {[(sp.start, sp.end) for sp in spans]} do not tile frames [{first}, {end})")
     dreamer = dreamer or Dreamer(config.dream, device=device)
@@ -280,8 +298,9 @@ def dream_range(
     t_start = time.perf_counter()
     encoder = Encoder(index, spans)
     try:
-        for i, rgb, keyframe in dream_frames(index, first, end, config, dreamer, generator=generator, timings=times,
-                                             carried=carried, hand_off=hand_off):
+        for i, rgb, keyframe in dream_frames(
+            index, first, end, config, dreamer, generator=generator, timings=times, carried=carried, hand_off=hand_off
+        ):
             if on_frame is not None:
                 on_frame(i)
             encoder.put(rgb)
@@ -326,8 +345,7 @@ def dream_segment(
     """
     config = config.validate()
     span = Span(start, end, segment if is_pattern(segment) else Path(segment), config.encoding)
-    return dream_range(index, start, end, [span], config, dreamer=dreamer, device=device, seed=seed,
-                        progress=progress)
+    return dream_range(index, start, end, [span], config, dreamer=dreamer, device=device, seed=seed, progress=progress)
 
 
 def render_in_process(
@@ -368,8 +386,9 @@ def render_in_process(
     return RenderResult(out, index.frame_count, stats)
 
 
-def scan_cuts(index: VideoIndex, start: int, end: int, config: RenderConfig,
-              progress: Callable[[int], None] | None = None) -> list[int]:
+def scan_cuts(
+    index: VideoIndex, start: int, end: int, config: RenderConfig, progress: Callable[[int], None] | None = None
+) -> list[int]:
     """Frames in ``(start, end)`` that start a new shot (compared with the frame before each).
 
     Decodes ``[start, end)`` and runs the dreamer's motion test on frames shrunk to

@@ -50,7 +50,11 @@ def parse_vary(text: str) -> tuple[str, list[object]]:
     default = getattr(DreamConfig(), name)
     kind = type(default) if default is not None else str
     try:
-        parsed = [kind(v.strip()) if kind is not bool else v.strip().lower() in ("1", "true", "yes") for v in values.split(",") if v.strip()]
+        parsed = [
+            kind(v.strip()) if kind is not bool else v.strip().lower() in ("1", "true", "yes")
+            for v in values.split(",")
+            if v.strip()
+        ]
     except ValueError:
         raise ConfigError(f"--vary {text!r}: values must be {kind.__name__}s") from None
     if not parsed:
@@ -86,8 +90,14 @@ def preview(
     else:
         layers = resolve_layers(shared, config.dream_layers)  # type: ignore[arg-type]
         variants = [
-            (layer, replace(config, dream_layers=(layer,),
-                            channels={layer: config.channels_for(layer)} if config.channels_for(layer) else ()))
+            (
+                layer,
+                replace(
+                    config,
+                    dream_layers=(layer,),
+                    channels={layer: config.channels_for(layer)} if config.channels_for(layer) else (),
+                ),
+            )
             for layer in layers
         ]
     tiles, labels = [], []

@@ -32,15 +32,17 @@ class MotionReader:
     consumer's ``flow_wait`` (the time it waited for the next frame). Always :meth:`close` it.
     """
 
-    def __init__(self, index: VideoIndex, start: int, end: int, config: FlowConfig, lookahead: int,
-                 times: dict[str, float]) -> None:
+    def __init__(
+        self, index: VideoIndex, start: int, end: int, config: FlowConfig, lookahead: int, times: dict[str, float]
+    ) -> None:
         for key in ("flow_wait", "decode", "flow"):
             times.setdefault(key, 0.0)
         self._times = times
         self._queue: queue.Queue = queue.Queue(maxsize=lookahead)
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(index, start, end, config), name="distdream-flow",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, args=(index, start, end, config), name="distdream-flow", daemon=True
+        )
         self._thread.start()
 
     def _run(self, index: VideoIndex, start: int, end: int, config: FlowConfig) -> None:

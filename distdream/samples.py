@@ -20,8 +20,8 @@ import numpy as np
 from PIL import Image
 
 from . import storage
-from .video.colour import Colour, rgb_to_frame
 from .errors import VideoError
+from .video.colour import Colour, rgb_to_frame
 
 __all__ = ["pan_frames", "pan_zoom", "sample_photo", "shot_frames", "write_clip"]
 
@@ -36,7 +36,9 @@ def sample_photo(name: str = "astronaut") -> np.ndarray:
     return np.stack([photo] * 3, axis=-1) if photo.ndim == 2 else photo[..., :3]
 
 
-def _pan_box(t: float, photo_width: int, photo_height: int, width: int, height: int) -> tuple[float, float, float, float]:
+def _pan_box(
+    t: float, photo_width: int, photo_height: int, width: int, height: int
+) -> tuple[float, float, float, float]:
     """The crop (left, top, right, bottom) of the photo that the pan shows at time ``t`` in [0, 1]."""
     cw = min(photo_width * 0.6 * (1.0 - 0.25 * t), photo_height * 0.9 * width / height)  # crop shrinks: zoom in
     ch = cw * height / width

@@ -36,12 +36,12 @@ class SequenceStep:
     anchor: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None
 
 
-
 def in_range(frame: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
     """``image`` clamped to [0, 1], except where ``frame`` itself lies outside it (a video's
     out-of-gamut codes): there the bound is the frame's value, so an undreamed frame comes back
     exactly as it went in. A dream step clamps to [0, 1] anyway."""
     return torch.maximum(torch.minimum(image, frame.clamp_min(1.0)), frame.clamp_max(0.0))
+
 
 def settle_keep(residual: torch.Tensor, following: SequenceStep | None, decay: float) -> float:
     """How much of its own residual a settling keyframe keeps per step: what of a dream the
@@ -88,8 +88,11 @@ class Level:
     @classmethod
     def of(cls, frame: torch.Tensor, residual: torch.Tensor) -> Level:
         cast = residual.mean(dim=(2, 3)).flatten()
-        return cls((float(cast[0]), float(cast[1]), float(cast[2])), float(residual.abs().mean()),
-                   _chroma((frame + residual).clamp(0.0, 1.0)) - _chroma(frame))
+        return cls(
+            (float(cast[0]), float(cast[1]), float(cast[2])),
+            float(residual.abs().mean()),
+            _chroma((frame + residual).clamp(0.0, 1.0)) - _chroma(frame),
+        )
 
     def to_tensor(self) -> torch.Tensor:
         return torch.tensor([*self.cast, self.strength, self.colour], dtype=torch.float64)
@@ -206,8 +209,7 @@ def dream_sequence(
         if not keyframe and temporal_weight > 0 and step.anchor is not None:
             target, mask = step.anchor(residual)
             anchor = Anchor(target, mask, temporal_weight)
-        dreamed = dreamer.dream(init, generator=generator, num_iterations=iterations, progress=progress,
-                                anchor=anchor)
+        dreamed = dreamer.dream(init, generator=generator, num_iterations=iterations, progress=progress, anchor=anchor)
         from_start = keyframe and first and start is not None
         if keyframe and settle and not from_start:  # a start image is the user's: settling would dissolve it
             following = next(upcoming, None)

@@ -86,5 +86,12 @@ def dream_image(
     result = dream_array(image, dreamer=dreamer, progress=progress)
     seconds = time.perf_counter() - t0
     save_image(result, out)
-    return StillResult(out, image.shape[1], image.shape[0], seconds, str(dreamer.device),
-                       dreamer.compute.describe(), tuple(dreamer.notes))
+    return StillResult(
+        out,
+        image.shape[1],
+        image.shape[0],
+        seconds,
+        str(dreamer.device),
+        dreamer.compute.describe(),
+        tuple(dreamer.notes),
+    )

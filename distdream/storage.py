@@ -25,9 +25,32 @@ from typing import IO, Any
 
 from .errors import DistDreamError, OutputError
 
-__all__ = ["atomic_output", "check_container", "check_writable", "exists", "filesystem", "fingerprint", "identity",
-           "is_uri", "join", "makedirs", "name_of", "open_read", "parent", "publish", "put_file", "read_bytes",
-           "read_text", "remove", "remove_tree", "resolve", "size", "temp_for", "write_bytes", "write_text"]
+__all__ = [
+    "atomic_output",
+    "check_container",
+    "check_writable",
+    "exists",
+    "filesystem",
+    "fingerprint",
+    "identity",
+    "is_uri",
+    "join",
+    "makedirs",
+    "name_of",
+    "open_read",
+    "parent",
+    "publish",
+    "put_file",
+    "read_bytes",
+    "read_text",
+    "remove",
+    "remove_tree",
+    "resolve",
+    "size",
+    "temp_for",
+    "write_bytes",
+    "write_text",
+]
 
 # fsspec protocols whose files live in one process (or one machine): a job's other processes,
 # on this node or another, cannot see them
@@ -55,8 +78,10 @@ def resolve(path: str | os.PathLike[str], what: str, error: type[DistDreamError]
 
         return os.path.abspath(unquote(urlsplit(text).path) or rest)
     if protocol.lower() in NODE_LOCAL:
-        raise error(f"{what} {text}: {protocol}:// lives in one process's memory, which the job's workers cannot "
-                    "see; give a path every node sees, or an object-storage URI")
+        raise error(
+            f"{what} {text}: {protocol}:// lives in one process's memory, which the job's workers cannot "
+            "see; give a path every node sees, or an object-storage URI"
+        )
     return text
 
 
@@ -67,14 +92,18 @@ def filesystem(uri: str) -> tuple[Any, str]:
     try:
         return fsspec.core.url_to_fs(uri)
     except (ImportError, ValueError) as exc:
-        raise DistDreamError(f"cannot use {uri}: {exc} (install the fsspec backend for it, e.g. s3fs or gcsfs)") from None
+        raise DistDreamError(
+            f"cannot use {uri}: {exc} (install the fsspec backend for it, e.g. s3fs or gcsfs)"
+        ) from None
 
 
 def _storage_error(uri: str, exc: BaseException, error: type[DistDreamError]) -> DistDreamError:
     text = f"{exc.__class__.__name__}: {exc}".splitlines()[0][:300]
     if "credential" in text.lower() or "NoCredentials" in text:
-        return error(f"no credentials for {uri} ({text}); set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or your "
-                     "provider's equivalent")
+        return error(
+            f"no credentials for {uri} ({text}); set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or your "
+            "provider's equivalent"
+        )
     if isinstance(exc, FileNotFoundError) or "NoSuchBucket" in text:
         return error(f"{uri} does not exist (is the bucket name right?)")
     return error(f"cannot use {uri}: {text}")

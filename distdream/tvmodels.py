@@ -61,7 +61,8 @@ def build(name: str, weights: str | None) -> tuple[nn.Module, Preprocess, str | 
     else:
         enum = _weights_enum(name, weights)
         preprocess = Preprocess(
-            mean=tuple(enum.transforms().mean), std=tuple(enum.transforms().std)  # type: ignore[arg-type]
+            mean=tuple(enum.transforms().mean),
+            std=tuple(enum.transforms().std),  # type: ignore[arg-type]
         )
         try:
             module = torchvision.models.get_model(name, weights=enum, progress=False)
@@ -116,6 +117,5 @@ def _weights_enum(name: str, weights: str) -> Any:
     except KeyError:
         valid = ", ".join(["DEFAULT", *enum_cls.__members__])
         raise ModelError(
-            f"unknown weights {weights!r} for {name}: use one of {valid}, a path to a state-dict "
-            "file, or none"
+            f"unknown weights {weights!r} for {name}: use one of {valid}, a path to a state-dict file, or none"
         ) from None

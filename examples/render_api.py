@@ -31,8 +31,11 @@ def main() -> None:
     while job.status() in ("starting", "running", "stitching"):
         done, total = job.progress()
         chunks = job.chunks()
-        print(f"{job.status():9s} {done:4d}/{total} frames, "
-              f"{sum(c.state == 'done' for c in chunks)}/{len(chunks)} chunks", flush=True)
+        print(
+            f"{job.status():9s} {done:4d}/{total} frames, "
+            f"{sum(c.state == 'done' for c in chunks)}/{len(chunks)} chunks",
+            flush=True,
+        )
         time.sleep(1.0)
     result = job.result()
     print(f"wrote {result.output}: {result.frames} frames in {result.seconds:.1f}s, {result.chunks} chunks")

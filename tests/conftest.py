@@ -14,6 +14,13 @@ from skimage import data
 from distdream.models import LoadedModel, load_model
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that uses the module's Ray instance is a ``ray`` test (the others mark themselves)."""
+    for item in items:
+        if "local_ray" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.ray)
+
+
 @pytest.fixture(scope="session")
 def lite0() -> LoadedModel:
     """The bundled EfficientNet-Lite0 with its real ImageNet weights."""
@@ -60,16 +67,19 @@ def s3_server(bucket: str) -> Iterator[str]:
     """A moto S3 server on 127.0.0.1 with ``bucket``, its address and credentials in the environment
     (processes started meanwhile, Ray's workers among them, inherit them); yields ``s3://bucket``."""
     import boto3
-    from moto.server import ThreadedMotoServer
-
     import s3fs
+    from moto.server import ThreadedMotoServer
 
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     s3fs.S3FileSystem.clear_instance_cache()  # a cached filesystem would still talk to an earlier server
-    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-           "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
+    env = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+    }
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:

@@ -18,7 +18,6 @@ from distdream.bench.coherence import PAINTED
 from distdream.cli import main
 from distdream.config import DreamConfig
 
-
 pytestmark = pytest.mark.usefixtures("local_ray")
 
 
@@ -43,16 +42,48 @@ def test_quick_bench_json_has_every_figure_as_a_finite_number(tmp_path: Path, ca
     expected = {
         "step": {"distdream_ms", "naive_ms", "speedup", "grad_rel_error"},
         "io": {"range_read_fps", "from_start_fps", "join_seconds", "reencode_seconds", "probe_seconds"},
-        "engine": {"pure_dream_seconds", "one_worker_seconds", "pipeline_efficiency", "n_workers_seconds", "speedup",
-                   "lead_in_overhead", "driver_rss_mib", "driver_rss_mib_10x", "warping_error_crossfaded",
-                   "seam_ratio", "seam_strength_ratio", "one_worker_startup_seconds", "n_workers_startup_seconds",
-                   "one_worker_steady_fps", "n_workers_steady_fps", "steady_speedup", "seam_ratio_one_chunk"},
+        "engine": {
+            "pure_dream_seconds",
+            "one_worker_seconds",
+            "pipeline_efficiency",
+            "n_workers_seconds",
+            "speedup",
+            "lead_in_overhead",
+            "driver_rss_mib",
+            "driver_rss_mib_10x",
+            "warping_error_crossfaded",
+            "seam_ratio",
+            "seam_strength_ratio",
+            "one_worker_startup_seconds",
+            "n_workers_startup_seconds",
+            "one_worker_steady_fps",
+            "n_workers_steady_fps",
+            "steady_speedup",
+            "seam_ratio_one_chunk",
+        },
         "coherence": {"input_warping_error", "target_strength"},
-        "startup": {"seed_start_seconds", "one_frame_seconds", "one_frame_over_seed_start", "seed_seconds",
-                    "one_worker_seconds", "one_worker_over_seed", "one_worker_ray_seconds", "two_workers_seconds",
-                    "two_workers_speedup", "two_workers_ray_seconds", "first_line_seconds"},
-        "render": {"seconds", "frames_per_s", "decode_seconds", "flow_seconds", "dream_seconds", "encode_seconds",
-                   "wait_share"},
+        "startup": {
+            "seed_start_seconds",
+            "one_frame_seconds",
+            "one_frame_over_seed_start",
+            "seed_seconds",
+            "one_worker_seconds",
+            "one_worker_over_seed",
+            "one_worker_ray_seconds",
+            "two_workers_seconds",
+            "two_workers_speedup",
+            "two_workers_ray_seconds",
+            "first_line_seconds",
+        },
+        "render": {
+            "seconds",
+            "frames_per_s",
+            "decode_seconds",
+            "flow_seconds",
+            "dream_seconds",
+            "encode_seconds",
+            "wait_share",
+        },
     }
     for section, names in expected.items():
         entry = figures[section][0] if isinstance(figures[section], list) else figures[section]
@@ -69,12 +100,25 @@ def test_quick_bench_json_has_every_figure_as_a_finite_number(tmp_path: Path, ca
     phases = [re.match(r"[^\d:/(]*", line).group().strip() for line in lines]  # "probing /tmp/…" → "probing"
     assert phases[0] == "loading PyTorch …" and not any(line.startswith("starting Ray") for line in lines)
     assert any("2 worker(s) × 1 lane(s) in this process" in line for line in lines)  # two workers, no Ray
-    assert phases.index("probing") < phases.index("scanning cuts") < phases.index("starting workers") \
-        < phases.index("dreaming") < phases.index("joining")
+    assert (
+        phases.index("probing")
+        < phases.index("scanning cuts")
+        < phases.index("starting workers")
+        < phases.index("dreaming")
+        < phases.index("joining")
+    )
     assert "start-up and small jobs" in printed
     coherence = {r["way"]: r for r in figures["coherence"]["rows"]}
-    assert list(coherence) == ["default", "independent", "seed tool's rule", "previous default",
-                               "held level, no temporal term", "default with the bilinear carry", "temporal term 0.2", PAINTED]
+    assert list(coherence) == [
+        "default",
+        "independent",
+        "seed tool's rule",
+        "previous default",
+        "held level, no temporal term",
+        "default with the bilinear carry",
+        "temporal term 0.2",
+        PAINTED,
+    ]
     assert coherence["default"]["learning_rate"] == DreamConfig().learning_rate and coherence["default"]["matched"]
     for row in coherence.values():
         assert math.isfinite(row["warping_error"]) and len(row["strength_over_time"]) == 12
@@ -85,7 +129,11 @@ def test_quick_bench_json_has_every_figure_as_a_finite_number(tmp_path: Path, ca
     # the painted dream does not change, yet the metric's resampling charges its detail: above the
     # input's own E_warp, below independent frames'; its own E_warp over the curve at its detail is 1
     painted = coherence[PAINTED]
-    assert figures["coherence"]["input_warping_error"] < painted["warping_error"] < coherence["independent"]["warping_error"]
+    assert (
+        figures["coherence"]["input_warping_error"]
+        < painted["warping_error"]
+        < coherence["independent"]["warping_error"]
+    )
     assert painted["over_steady"] == pytest.approx(1.0, abs=0.1)
     curve = figures["coherence"]["steady_curve"]
     assert len(curve) == 7 and [e for _, e in curve] == sorted(e for _, e in curve)  # more detail, more E_warp
@@ -136,8 +184,20 @@ def test_a_cut_off_bench_keeps_what_it_measured(tmp_path: Path, monkeypatch, cap
 
     monkeypatch.setattr(distdream.bench.run, "bench_render", interrupted)
     out, picture = tmp_path / "cut.json", tmp_path / "cut.png"
-    args = ["bench", "--quick", "--only", "step,render", "--size", "48", "--device", "cpu", "--json", str(out),
-            "--plot", str(picture)]
+    args = [
+        "bench",
+        "--quick",
+        "--only",
+        "step,render",
+        "--size",
+        "48",
+        "--device",
+        "cpu",
+        "--json",
+        str(out),
+        "--plot",
+        str(picture),
+    ]
     assert main(args) == 130
     figures = json.loads(out.read_text())
     assert [r["size"] for r in figures["step"]] == [48] and "render" not in figures
@@ -152,12 +212,15 @@ def test_parts_past_the_time_limit_are_skipped_and_listed(tmp_path: Path) -> Non
     assert figures["skipped"] == ["step 256", "lanes"] and "step" not in figures
 
 
-@pytest.mark.parametrize(("args", "says"), [
-    (["--only", "halving", "--device", "cpu"], "CUDA"),
-    (["--only", "steps"], "unknown bench section 'steps'"),
-    (["--only", "lanes", "--lanes", "0,2"], "--lanes"),
-    (["--render-frames", "2", "--render-lanes", "4"], "--render-frames"),
-])
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--only", "halving", "--device", "cpu"], "CUDA"),
+        (["--only", "steps"], "unknown bench section 'steps'"),
+        (["--only", "lanes", "--lanes", "0,2"], "--lanes"),
+        (["--render-frames", "2", "--render-lanes", "4"], "--render-frames"),
+    ],
+)
 def test_bench_refuses_what_it_cannot_run(args: list[str], says: str, capsys) -> None:
     assert main(["bench", *args]) == 2
     assert says in capsys.readouterr().err

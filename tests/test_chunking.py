@@ -6,14 +6,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from distdream.errors import ConfigError
 from distdream.chunking import Chunk, chains, parallelism, plan_chunks
+from distdream.errors import ConfigError
 
 
 def test_simple_plan() -> None:
     chunks = plan_chunks(100, 30, 5, seams="crossfade")
     assert [(c.start, c.end, c.lead_in, c.tail, c.begins) for c in chunks] == [
-        (0, 30, 0, 5, "start"), (30, 60, 5, 5, "crossfade"), (60, 100, 5, 0, "crossfade")  # the remainder joins
+        (0, 30, 0, 5, "start"),
+        (30, 60, 5, 5, "crossfade"),
+        (60, 100, 5, 0, "crossfade"),  # the remainder joins
     ]
     assert [c.name for c in chunks] == ["00000", "00001", "00002"]
     assert chunks[1].first == 25 and chunks[1].dreamed == 35
@@ -33,7 +35,8 @@ def test_handoffs_chain_a_shot_and_cuts_start_new_chains() -> None:
     chunks = plan_chunks(100, 30, 5, cuts=[42], seams="handoff")
     assert [(c.start, c.end, c.lead_in, c.begins, c.hands_off) for c in chunks] == [
         (0, 42, 0, "start", False),  # a 42-frame shot: one chunk (the 12-frame remainder joins it)
-        (42, 72, 0, "cut", True), (72, 100, 0, "handoff", False),
+        (42, 72, 0, "cut", True),
+        (72, 100, 0, "handoff", False),
     ]
     assert [[c.index for c in chain] for chain in chains(chunks)] == [[0], [1, 2]]
     assert parallelism(chunks) == pytest.approx(100 / 58)
@@ -56,7 +59,12 @@ def test_auto_seams_chain_until_a_chain_holds_its_share_then_crossfade() -> None
 def test_a_boundary_sits_on_every_cut_and_no_lead_in_reaches_across_one() -> None:
     chunks = plan_chunks(200, 50, 10, cuts=[92, 97], seams="crossfade")
     assert [(c.start, c.lead_in, c.begins) for c in chunks] == [
-        (0, 0, "start"), (50, 10, "crossfade"), (92, 0, "cut"), (97, 0, "cut"), (147, 10, "crossfade")]
+        (0, 0, "start"),
+        (50, 10, "crossfade"),
+        (92, 0, "cut"),
+        (97, 0, "cut"),
+        (147, 10, "crossfade"),
+    ]
 
 
 def test_seeds_follow_the_frame_a_dream_starts_at() -> None:

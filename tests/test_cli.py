@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-
 from distdream.cli import main
 from distdream.images import load_image, save_image
 from distdream.samples import write_clip
@@ -45,14 +44,50 @@ def test_every_config_flag_reaches_the_config(capsys, tmp_path: Path, photo: Pat
     from distdream.cli import dream
     from distdream.cli.options import dream_config
 
-    argv = [str(photo), "-o", "x.png", "--model", "resnet18", "--weights", "none", "--learning-rate", "0.5",
-            "--num-iterations", "3", "--num-octaves", "2", "--octave-scale", "1.3", "--dream-layers", "layer2,layer3",
-            "--channels", "layer2=1,2", "--channels", "5", "--predefined-start", str(photo), "--seed", "9",
-            "--jitter", "4", "--tile-size", "none", "--precision", "bf16", "--no-channels-last", "--compile"]
+    argv = [
+        str(photo),
+        "-o",
+        "x.png",
+        "--model",
+        "resnet18",
+        "--weights",
+        "none",
+        "--learning-rate",
+        "0.5",
+        "--num-iterations",
+        "3",
+        "--num-octaves",
+        "2",
+        "--octave-scale",
+        "1.3",
+        "--dream-layers",
+        "layer2,layer3",
+        "--channels",
+        "layer2=1,2",
+        "--channels",
+        "5",
+        "--predefined-start",
+        str(photo),
+        "--seed",
+        "9",
+        "--jitter",
+        "4",
+        "--tile-size",
+        "none",
+        "--precision",
+        "bf16",
+        "--no-channels-last",
+        "--compile",
+    ]
     cfg = dream_config(dream.make_context("dream", argv).params)
     assert (cfg.precision, cfg.channels_last, cfg.compile) == ("bf16", False, True)
     assert (cfg.model, cfg.weights, cfg.learning_rate, cfg.num_iterations, cfg.num_octaves) == (
-        "resnet18", None, 0.5, 3, 2)
+        "resnet18",
+        None,
+        0.5,
+        3,
+        2,
+    )
     assert cfg.octave_scale == 1.3 and cfg.dream_layers == ("layer2", "layer3") and cfg.seed == 9
     assert cfg.channels_for("layer2") == (1, 2) and cfg.channels_for("layer3") == (5,)
     assert cfg.predefined_start == str(photo) and cfg.jitter == 4 and cfg.tile_size is None
@@ -95,8 +130,12 @@ def test_every_declared_setting_is_a_flag_that_reaches_its_record() -> None:
                 argv += [flag_of(f, decl), str(value)]
                 want[(cls, f.name)] = value
     kw = render.make_context("render", argv).params
-    records = {DreamConfig: render_config(kw).dream, FlowConfig: render_config(kw).flow,
-               RenderConfig: render_config(kw), JobOptions: JobOptions(**job_options(kw))}
+    records = {
+        DreamConfig: render_config(kw).dream,
+        FlowConfig: render_config(kw).flow,
+        RenderConfig: render_config(kw),
+        JobOptions: JobOptions(**job_options(kw)),
+    }
     assert len(want) >= 15  # every number and switch with a default
     for (cls, name), value in want.items():
         assert getattr(records[cls], name) == value, (cls.__name__, name)
@@ -120,8 +159,10 @@ def bad_inputs(tmp: Path, photo: Path) -> list[tuple[list[str], str]]:
         (["dream", str(photo), "--precision", "fp8"], "--precision"),
         (["dream", str(photo), "--predefined-start", str(tmp / "nostart.png")], "predefined_start"),
         (["dream", str(photo), "--predefined-start", str(text)], "predefined_start"),
-        (["dream", str(photo), "--device", "cuda:7"] if not _has_cuda() else ["dream", str(photo), "--device", "x"],
-         "device"),
+        (
+            ["dream", str(photo), "--device", "cuda:7"] if not _has_cuda() else ["dream", str(photo), "--device", "x"],
+            "device",
+        ),
     ]
 
 
@@ -198,15 +239,33 @@ def test_probe_summary_json_and_bad_files(capsys, tmp_path: Path) -> None:
 
 
 def test_render_and_metrics(capsys, tmp_path: Path) -> None:
-    from tests.media import pan_frames
-
     from distdream.video import probe
+    from tests.media import pan_frames
 
     clip = write_clip(tmp_path / "clip.mp4", pan_frames(30, 96, 64)[:8], audio="aac")
     out = tmp_path / "out.mp4"
-    code, stdout, err = run(capsys, "render", str(clip), "-o", str(out), *FAST, "--keyframe-iterations", "3",
-                            "--frame-iterations", "1", "--decay", "0.8", "--flow", "farneback", "--flow-scale", "0.7",
-                            "--crf", "20", "--preset", "veryfast")
+    code, stdout, err = run(
+        capsys,
+        "render",
+        str(clip),
+        "-o",
+        str(out),
+        *FAST,
+        "--keyframe-iterations",
+        "3",
+        "--frame-iterations",
+        "1",
+        "--decay",
+        "0.8",
+        "--flow",
+        "farneback",
+        "--flow-scale",
+        "0.7",
+        "--crf",
+        "20",
+        "--preset",
+        "veryfast",
+    )
     assert code == 0, err
     assert "8 frames" in stdout and "1 chunks" in stdout
     assert probe(out).frame_count == 8 and probe(out).audio
@@ -220,7 +279,6 @@ def test_render_and_metrics(capsys, tmp_path: Path) -> None:
 
 def test_render_bad_inputs(capsys, tmp_path: Path) -> None:
     from tests.media import pan_frames
-
 
     clip = write_clip(tmp_path / "clip.mp4", pan_frames(3, 64, 48), audio=None)
     cases = [
@@ -243,9 +301,8 @@ def test_render_bad_inputs(capsys, tmp_path: Path) -> None:
 
 
 def test_render_from_a_toml_config_with_flags_overriding(capsys, tmp_path: Path) -> None:
-    from tests.media import pan_frames
-
     from distdream.video import probe
+    from tests.media import pan_frames
 
     clip = write_clip(tmp_path / "clip.mp4", pan_frames(40, 64, 48)[:20], audio=None)
     config = tmp_path / "job.toml"
@@ -253,7 +310,7 @@ def test_render_from_a_toml_config_with_flags_overriding(capsys, tmp_path: Path)
         f'input = "{clip}"\noutput = "{tmp_path / "from_file.mp4"}"\n'
         '[dream]\ndream_layers = ["_blocks.5"]\nnum_iterations = 2\nnum_octaves = 1\n'
         'precision = "bf16"\nchannels_last = false\ncompile = false\n'
-        '[job]\nchunk_frames = 8\noverlap = 2\nworkers = 1\nlanes = 2\nframes = [2, 18]\n'
+        "[job]\nchunk_frames = 8\noverlap = 2\nworkers = 1\nlanes = 2\nframes = [2, 18]\n"
     )
     code, stdout, err = run(capsys, "render", "--config", str(config), "-q", "-o", str(tmp_path / "flag.mp4"))
     assert code == 0, err
@@ -262,7 +319,7 @@ def test_render_from_a_toml_config_with_flags_overriding(capsys, tmp_path: Path)
     assert "precision bf16 runs on CUDA only" in err  # said once, not per chunk
     assert (tmp_path / "flag.mp4").exists() and not (tmp_path / "from_file.mp4").exists()  # -o overrides
     assert probe(tmp_path / "flag.mp4").frame_count == 16
-    config.write_text('nonsense_setting = 3\n')
+    config.write_text("nonsense_setting = 3\n")
     code, _, err = run(capsys, "render", "--config", str(config), str(clip), "-o", str(tmp_path / "x.mp4"))
     assert code == 2 and "nonsense_setting" in err
     code, _, err = run(capsys, "render", str(clip), "-o", str(tmp_path / "x.mp4"), "--frames", "5-9")
@@ -289,32 +346,59 @@ def test_example_batch_toml_renders(capsys, tmp_path: Path) -> None:
     batch = Path(__file__).parent.parent / "examples" / "batch.toml"
     out = tmp_path / "out.mp4"
     # the file's settings, with input, output, work directory and a cheaper dream given as flags
-    code, stdout, err = run(capsys, "render", "--config", str(batch), str(clip), "-o", str(out),
-                            "--workdir", str(tmp_path / "work"), "--num-iterations", "1", "--num-octaves", "1",
-                            "--keyframe-iterations", "1", "--frame-iterations", "1", "--chunk-frames", "12",
-                            "--overlap", "2", "-q")
+    code, stdout, err = run(
+        capsys,
+        "render",
+        "--config",
+        str(batch),
+        str(clip),
+        "-o",
+        str(out),
+        "--workdir",
+        str(tmp_path / "work"),
+        "--num-iterations",
+        "1",
+        "--num-octaves",
+        "1",
+        "--keyframe-iterations",
+        "1",
+        "--frame-iterations",
+        "1",
+        "--chunk-frames",
+        "12",
+        "--overlap",
+        "2",
+        "-q",
+    )
     assert code == 0, err
     assert probe(out).frame_count == 24 and "2 chunks" in stdout
 
 
-
-@pytest.mark.parametrize(("toml", "flags", "needle"), [
-    ("chunk_frames = true", [], "chunk_frames (--chunk-frames) is True; it must be an integer >= 1"),
-    ("chunk_frames = 2.9", [], "chunk_frames (--chunk-frames) is 2.9; it must be an integer >= 1"),
-    ("workers = [1, 2]", [], "workers (--workers) is [1, 2]; it must be an integer >= 1"),
-    ('workdir = ""', [], "workdir (--workdir) is ''; it must be a directory path"),
-    ('resume = "yes"', [], "resume (--resume) is 'yes'; it must be true or false"),
-    ('unsafe_lock = "gs"', [], "unsafe_lock (--unsafe-lock) is 'gs'; it must be a list of storage protocol names"),
-    ('dream_layers = 5', [], "dream_layers is 5 in the config file"),
-    ("", ["--seed", "20000000000000"], "seed (--seed) is 20000000000000; it must be an integer in 0–4294967295"),
-    ("", ["--workdir", "memory://w"], "work directory memory://w: memory:// lives in one process's memory"),
-    ("", ["--workdir", ""], "workdir (--workdir) is ''; it must be a directory path"),
-    ("", ["-o", "memory://out.mp4"], "output memory://out.mp4: memory:// lives in one process's memory"),
-    ("", ["--address", "localhost:99999"], "address (--address) is 'localhost:99999'; it must be auto, or HOST:PORT"),
-    ("", ["--chunk-timeout", "0"], "chunk_timeout (--chunk-timeout) is 0.0; it must be a finite number > 0"),
-])
-def test_settings_are_typed_as_declared_and_node_local_paths_refused(capsys, tmp_path: Path, toml: str,
-                                                                      flags: list[str], needle: str) -> None:
+@pytest.mark.parametrize(
+    ("toml", "flags", "needle"),
+    [
+        ("chunk_frames = true", [], "chunk_frames (--chunk-frames) is True; it must be an integer >= 1"),
+        ("chunk_frames = 2.9", [], "chunk_frames (--chunk-frames) is 2.9; it must be an integer >= 1"),
+        ("workers = [1, 2]", [], "workers (--workers) is [1, 2]; it must be an integer >= 1"),
+        ('workdir = ""', [], "workdir (--workdir) is ''; it must be a directory path"),
+        ('resume = "yes"', [], "resume (--resume) is 'yes'; it must be true or false"),
+        ('unsafe_lock = "gs"', [], "unsafe_lock (--unsafe-lock) is 'gs'; it must be a list of storage protocol names"),
+        ("dream_layers = 5", [], "dream_layers is 5 in the config file"),
+        ("", ["--seed", "20000000000000"], "seed (--seed) is 20000000000000; it must be an integer in 0–4294967295"),
+        ("", ["--workdir", "memory://w"], "work directory memory://w: memory:// lives in one process's memory"),
+        ("", ["--workdir", ""], "workdir (--workdir) is ''; it must be a directory path"),
+        ("", ["-o", "memory://out.mp4"], "output memory://out.mp4: memory:// lives in one process's memory"),
+        (
+            "",
+            ["--address", "localhost:99999"],
+            "address (--address) is 'localhost:99999'; it must be auto, or HOST:PORT",
+        ),
+        ("", ["--chunk-timeout", "0"], "chunk_timeout (--chunk-timeout) is 0.0; it must be a finite number > 0"),
+    ],
+)
+def test_settings_are_typed_as_declared_and_node_local_paths_refused(
+    capsys, tmp_path: Path, toml: str, flags: list[str], needle: str
+) -> None:
     """A TOML value of the wrong type is an error, not converted; paths every node must see are
     checked before anything starts: one line, exit 2, nothing written."""
     from tests.media import pan_frames

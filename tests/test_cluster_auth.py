@@ -16,6 +16,8 @@ from distdream.video import probe
 from tests.conftest import free_port
 from tests.test_submit import RAY, run
 
+pytestmark = pytest.mark.ray  # a Ray head started with `ray start`, token auth on
+
 
 @pytest.fixture(scope="module")
 def token_head(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
@@ -28,16 +30,30 @@ def token_head(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
     # the cluster README's first step (and what any local `ray.init` leaves behind): with a token in
     # ~/.ray/auth_token, `ray start --head` turns token authentication on
     subprocess.run([RAY, "get-auth-token", "--generate"], check=True, env=env, capture_output=True, timeout=60)
-    subprocess.run([RAY, "start", "--head", f"--port={port}", "--dashboard-host=127.0.0.1",
-                    f"--dashboard-port={dashboard}", "--num-cpus=2", "--include-dashboard=true"],
-                   check=True, env=env, capture_output=True, timeout=180)
+    subprocess.run(
+        [
+            RAY,
+            "start",
+            "--head",
+            f"--port={port}",
+            "--dashboard-host=127.0.0.1",
+            f"--dashboard-port={dashboard}",
+            "--num-cpus=2",
+            "--include-dashboard=true",
+        ],
+        check=True,
+        env=env,
+        capture_output=True,
+        timeout=180,
+    )
     assert (home / ".ray" / "auth_token").read_text().strip()  # token auth is on, by default
     yield f"http://127.0.0.1:{dashboard}", home
     subprocess.run([RAY, "stop", "--force"], capture_output=True, timeout=120, env=env)
 
 
-def test_the_cluster_readme_commands_against_a_head_with_default_token_auth(token_head, capsys, monkeypatch,
-                                                                              tmp_path: Path) -> None:
+def test_the_cluster_readme_commands_against_a_head_with_default_token_auth(
+    token_head, capsys, monkeypatch, tmp_path: Path
+) -> None:
     address, home = token_head
     for key in [k for k in os.environ if k.startswith("RAY_AUTH")]:
         monkeypatch.delenv(key)
@@ -52,9 +68,24 @@ def test_the_cluster_readme_commands_against_a_head_with_default_token_auth(toke
     monkeypatch.setenv("HOME", str(home))  # where `ray start` put it: found when the cluster asks
     clip = write_clip(tmp_path / "clip.mp4", list(pan_frames(40, 64, 48))[:8], audio=None)
     out = tmp_path / "out.mp4"
-    code, stdout, err = run(capsys, "submit", str(clip), "-o", str(out), "--address", address, "--num-iterations", "1",
-                            "--num-octaves", "1", "--dream-layers", "_blocks.3", "--no-scan-cuts",
-                            "--keyframe-settle", "0")
+    code, stdout, err = run(
+        capsys,
+        "submit",
+        str(clip),
+        "-o",
+        str(out),
+        "--address",
+        address,
+        "--num-iterations",
+        "1",
+        "--num-octaves",
+        "1",
+        "--dream-layers",
+        "_blocks.3",
+        "--no-scan-cuts",
+        "--keyframe-settle",
+        "0",
+    )
     assert code == 0 and stdout.startswith("submitted distdream-"), err
     sid = stdout.split()[-1]
     code, stdout, err = run(capsys, "logs", sid, "--follow", "--address", address)

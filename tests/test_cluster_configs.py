@@ -49,7 +49,9 @@ def _gpu_limits(template: dict) -> list:
     return [c["resources"]["limits"].get("nvidia.com/gpu") for c in template["spec"]["containers"]]
 
 
-@pytest.mark.parametrize(("name", "kind"), [("kuberay-rayjob.yaml", "RayJob"), ("kuberay-raycluster.yaml", "RayCluster")])
+@pytest.mark.parametrize(
+    ("name", "kind"), [("kuberay-rayjob.yaml", "RayJob"), ("kuberay-raycluster.yaml", "RayCluster")]
+)
 def test_kuberay_manifests(name: str, kind: str) -> None:
     doc = load(name)
     assert doc["apiVersion"] == "ray.io/v1" and doc["kind"] == kind
@@ -76,12 +78,17 @@ def _labels(spec: dict) -> set[str]:
 def test_network_policies_are_scoped_to_their_own_cluster_and_closed_outward() -> None:
     documents = yaml.safe_load_all((CLUSTER / "kuberay-networkpolicy.yaml").read_text())
     policies = {d["metadata"]["name"]: d for d in documents}
-    clusters = {"distdream": load("kuberay-raycluster.yaml")["spec"],
-                "distdream-render": load("kuberay-rayjob.yaml")["spec"]["rayClusterSpec"]}
+    clusters = {
+        "distdream": load("kuberay-raycluster.yaml")["spec"],
+        "distdream-render": load("kuberay-rayjob.yaml")["spec"]["rayClusterSpec"],
+    }
     for name, spec in clusters.items():
         assert _labels(spec) == {name}  # every pod of the cluster carries its label
-        policy = next(p["spec"] for p in policies.values() if p["spec"]["podSelector"] == {
-            "matchLabels": {"distdream.io/cluster": name}})
+        policy = next(
+            p["spec"]
+            for p in policies.values()
+            if p["spec"]["podSelector"] == {"matchLabels": {"distdream.io/cluster": name}}
+        )
         assert policy["policyTypes"] == ["Ingress", "Egress"]
         peers = [peer for rule in policy["ingress"] for peer in rule["from"]]
         assert {"podSelector": {"matchLabels": {"distdream.io/cluster": name}}} in peers  # no other Ray cluster's pods
@@ -94,11 +101,16 @@ def test_network_policies_are_scoped_to_their_own_cluster_and_closed_outward() -
         https = egress[2]
         assert https["to"] == [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["169.254.0.0/16"]}}]  # no metadata service
         assert {p["port"] for p in https["ports"]} == {443, 6443}
-    job_policy = next(p["spec"] for p in policies.values()
-                      if p["spec"]["podSelector"]["matchLabels"]["distdream.io/cluster"] == "distdream-render")
+    job_policy = next(
+        p["spec"]
+        for p in policies.values()
+        if p["spec"]["podSelector"]["matchLabels"]["distdream.io/cluster"] == "distdream-render"
+    )
     submitter = job_policy["ingress"][2]
-    assert submitter["from"][0]["podSelector"]["matchLabels"] == {"ray.io/originated-from-crd": "RayJob",
-                                                                 "ray.io/originated-from-cr-name": "distdream-render"}
+    assert submitter["from"][0]["podSelector"]["matchLabels"] == {
+        "ray.io/originated-from-crd": "RayJob",
+        "ray.io/originated-from-cr-name": "distdream-render",
+    }
     assert submitter["ports"] == [{"protocol": "TCP", "port": 8265}]
     assert load("kuberay-rayjob.yaml")["metadata"]["name"] == "distdream-render"
 
@@ -111,8 +123,9 @@ def test_docker_build_sends_only_the_package() -> None:
 
 def test_dockerfile_installs_pinned_packages_without_sudo_and_can_bake_weights() -> None:
     text = (CLUSTER / "Dockerfile").read_text()
-    assert text.startswith("#") and re.search(r"^FROM rayproject/ray:\d+\.\d+\.\d+-py311-gpu@\$\{RAY_IMAGE_DIGEST\}$",
-                                              text, re.M)  # pinned by digest
+    assert text.startswith("#") and re.search(
+        r"^FROM rayproject/ray:\d+\.\d+\.\d+-py311-gpu@\$\{RAY_IMAGE_DIGEST\}$", text, re.M
+    )  # pinned by digest
     assert "pip install --no-cache-dir --require-hashes --no-deps -r /home/ray/requirements.lock" in text
     assert "--no-deps --no-build-isolation /home/ray/distdream" in text and "COPY --chown=ray:users . " not in text
     assert "sed -i '/^ray ALL=NOPASSWD: ALL$/d' /etc/sudoers" in text and "gpasswd -d ray sudo" in text

@@ -33,8 +33,10 @@ def coded(path: Path) -> list[list[np.ndarray]]:
         return [planes(f) for f in container.decode(video=0)]
 
 
-@pytest.mark.parametrize("pix_fmt", ["yuv420p", "yuv422p", "yuv444p", "yuvj420p", "yuv420p10le", "yuv444p12le",
-                                     "gbrp10le", "rgb48be", "bgr0"])
+@pytest.mark.parametrize(
+    "pix_fmt",
+    ["yuv420p", "yuv422p", "yuv444p", "yuvj420p", "yuv420p10le", "yuv444p12le", "gbrp10le", "rgb48be", "bgr0"],
+)
 @pytest.mark.parametrize("colour", [BT709_TV, BT601_PC], ids=["709tv", "601pc"])
 def test_codes_survive_rgb_and_back(pix_fmt: str, colour: Colour) -> None:
     rng = np.random.default_rng(3)
@@ -61,15 +63,20 @@ def test_the_conversion_uses_the_tagged_matrix_and_range() -> None:
 
 @pytest.mark.parametrize("pix_fmt,colour", INPUTS, ids=["601tv8", "709pc8", "709tv10", "601pc10-422"])
 @pytest.mark.parametrize("codec,crf", [("ffv1", 18), ("h264", 0), ("h265", 0), ("h264", 18), ("prores", 18)])
-def test_a_zero_dream_render_returns_its_input(tmp_path: Path, pix_fmt: str, colour: Colour, codec: str,
-                                               crf: int) -> None:
-    clip = write_clip(tmp_path / "in.mkv", pan_frames(5, 96, 64), codec="ffv1", pix_fmt=pix_fmt, colour=colour,
-                      audio=None)
+def test_a_zero_dream_render_returns_its_input(
+    tmp_path: Path, pix_fmt: str, colour: Colour, codec: str, crf: int
+) -> None:
+    clip = write_clip(
+        tmp_path / "in.mkv", pan_frames(5, 96, 64), codec="ffv1", pix_fmt=pix_fmt, colour=colour, audio=None
+    )
     config = RenderConfig(dream=DreamConfig(num_iterations=0), codec=codec, crf=crf)
     out = render_in_process(clip, tmp_path / "out.mkv", config).output
     got, want = probe(out), probe(clip)
-    assert (got.colour.primaries, got.colour.transfer, got.colour.matrix) == (colour.primaries, colour.transfer,
-                                                                            colour.matrix)
+    assert (got.colour.primaries, got.colour.transfer, got.colour.matrix) == (
+        colour.primaries,
+        colour.transfer,
+        colour.matrix,
+    )
     assert got.colour.range == ("tv" if codec == "prores" else colour.range)  # ProRes is limited range
     # 10-bit in, 10-bit out (x264 names full-range 8-bit 4:2:0 yuvj420p)
     assert got.pix_fmt.replace("yuvj", "yuv") == ("yuv422p10le" if codec == "prores" else pix_fmt)
@@ -81,8 +88,9 @@ def test_a_zero_dream_render_returns_its_input(tmp_path: Path, pix_fmt: str, col
     # lossy: no shift of any channel, and no error beyond the codec's own on the same frames
     assert np.abs((b - a).mean(axis=(0, 1, 2))).max() < 0.5
     fmt = format_for(config.encoding, want)
-    with SegmentWriter(tmp_path / f"direct{fmt.suffix}", width=want.width, height=want.height, rate=want.average_rate,
-                       fmt=fmt) as writer:
+    with SegmentWriter(
+        tmp_path / f"direct{fmt.suffix}", width=want.width, height=want.height, rate=want.average_rate, fmt=fmt
+    ) as writer:
         for frame in read_frames(clip, dtype=np.float32):
             writer.write(frame)
     direct = np.stack(list(read_frames(writer.path, dtype=np.float32))) * 255
@@ -91,8 +99,9 @@ def test_a_zero_dream_render_returns_its_input(tmp_path: Path, pix_fmt: str, col
 
 def test_hdr_transfer_is_carried_through(tmp_path: Path) -> None:
     hlg = Colour("bt2020", "arib-std-b67", "bt2020nc", "tv")
-    clip = write_clip(tmp_path / "hlg.mkv", pan_frames(3, 64, 48), codec="ffv1", pix_fmt="yuv420p10le", colour=hlg,
-                      audio=None)
+    clip = write_clip(
+        tmp_path / "hlg.mkv", pan_frames(3, 64, 48), codec="ffv1", pix_fmt="yuv420p10le", colour=hlg, audio=None
+    )
     out = render_in_process(clip, tmp_path / "out.mp4", PASS).output
     got = probe(out)
     assert got.colour == hlg and got.pix_fmt == "yuv420p10le"
@@ -111,8 +120,9 @@ def test_a_codec_or_pixel_format_the_build_lacks_is_refused_with_what_it_has(tmp
 @pytest.mark.parametrize("suffix", [".mov", ".mkv"])
 def test_prores_4444_stays_4444_after_the_join(tmp_path: Path, suffix: str) -> None:
     clip = write_clip(tmp_path / "in.mkv", pan_frames(3, 64, 48), codec="ffv1", pix_fmt="yuv444p", audio=None)
-    out = render_in_process(clip, tmp_path / f"out{suffix}", RenderConfig(dream=DreamConfig(num_iterations=0),
-                                                                       codec="prores")).output
+    out = render_in_process(
+        clip, tmp_path / f"out{suffix}", RenderConfig(dream=DreamConfig(num_iterations=0), codec="prores")
+    ).output
     with av.open(str(out)) as container:
         context = container.streams.video[0].codec_context
         assert context.codec_tag == "ap4h" and context.profile == "4444"  # not relabelled 422 HQ by the remux

@@ -54,7 +54,9 @@ def test_bad_compute_settings_are_config_errors(field: str, value: object) -> No
 
 def test_reduced_precision_falls_back_to_the_same_pixels_on_cpu(lite0) -> None:
     image = torch.rand(1, 3, 48, 64, generator=torch.Generator().manual_seed(0))
-    ref = Dreamer(DreamConfig(**FAST), model=lite0, device="cpu").dream(image, generator=torch.Generator().manual_seed(1))
+    ref = Dreamer(DreamConfig(**FAST), model=lite0, device="cpu").dream(
+        image, generator=torch.Generator().manual_seed(1)
+    )
     for wanted in ("bf16", "fp16"):
         dreamer = Dreamer(DreamConfig(precision=wanted, **FAST), model=lite0, device="cpu")
         assert dreamer.compute.precision == "fp32" and dreamer.notes

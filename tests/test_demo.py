@@ -26,8 +26,9 @@ pytestmark = pytest.mark.usefixtures("local_ray")
 def test_demo_writes_video_and_contact_sheet(tmp_path: Path) -> None:
     from distdream.config import RenderConfig
 
-    result = run_demo(tmp_path / "demo.mp4", frames=16, width=96, height=64,
-                      config=RenderConfig(dream=FAST, preset="veryfast"))
+    result = run_demo(
+        tmp_path / "demo.mp4", frames=16, width=96, height=64, config=RenderConfig(dream=FAST, preset="veryfast")
+    )
     video = probe(result.video)
     assert video.frame_count == 16 and video.audio and result.job.chunks >= 2
     sheet = Image.open(result.sheet)

@@ -8,6 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from distdream.compute import resolve_device
 from distdream.config import DreamConfig
 from distdream.dream import (
     Dreamer,
@@ -19,7 +20,6 @@ from distdream.dream import (
     run_octaves,
     tile_starts,
 )
-from distdream.compute import resolve_device
 from distdream.errors import ConfigError
 from distdream.images import array_to_tensor
 from distdream.models import LoadedModel
@@ -121,7 +121,9 @@ def test_objective_rises_over_iterations(lite0: LoadedModel, small_photo: np.nda
     one_octave = Dreamer(DreamConfig(**{**FAST, "num_octaves": 1}), model=lite0)
     image = array_to_tensor(small_photo)
     values = [
-        one_octave.objective_value(one_octave.dream(image, generator=torch.Generator().manual_seed(0), num_iterations=n))
+        one_octave.objective_value(
+            one_octave.dream(image, generator=torch.Generator().manual_seed(0), num_iterations=n)
+        )
         for n in (0, 2, 4, 8)
     ]
     assert values == sorted(values), values
@@ -205,8 +207,11 @@ def test_the_temporal_term_pulls_toward_its_target_where_trusted(dreamer: Dreame
     right = slice(half.shape[-1] // 2 + 4, None)
     assert (pulled - target)[..., right].abs().mean() < 0.5 * (free - target)[..., right].abs().mean()
     # … and in a batch, an anchor reaches only its own image
-    both = dreamer.dream_batch([image, image], generators=[torch.Generator().manual_seed(0) for _ in range(2)],
-                               anchors=[Anchor(target, ones, 1.0), None])
+    both = dreamer.dream_batch(
+        [image, image],
+        generators=[torch.Generator().manual_seed(0) for _ in range(2)],
+        anchors=[Anchor(target, ones, 1.0), None],
+    )
     assert torch.allclose(both[0], target, atol=1e-4)
     assert (both[1] - free).abs().max() < 0.05  # batched rounding only
 
@@ -236,8 +241,14 @@ def test_a_settled_still_shot_starts_at_its_carried_strength(dreamer: Dreamer, s
 
     def strengths(settle: int) -> list[float]:
         steps = [SequenceStep(image, None)] + [SequenceStep(image, lambda r: 0.9 * r) for _ in range(11)]
-        out = dream_sequence(dreamer, steps, keyframe_iterations=3, frame_iterations=2, settle=settle,
-                             generator=torch.Generator().manual_seed(0))
+        out = dream_sequence(
+            dreamer,
+            steps,
+            keyframe_iterations=3,
+            frame_iterations=2,
+            settle=settle,
+            generator=torch.Generator().manual_seed(0),
+        )
         return [float((x - image).abs().mean()) for x, _ in out]
 
     plain, settled = strengths(0), strengths(8)

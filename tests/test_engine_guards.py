@@ -25,8 +25,12 @@ from distdream.video import probe, read_frames
 
 pytestmark = pytest.mark.usefixtures("local_ray")
 
-CFG = RenderConfig(dream=DreamConfig(num_iterations=1, num_octaves=1, dream_layers=("_blocks.3",), jitter=2),
-                   crf=0, preset="ultrafast", keyframe_settle=0)  # engine mechanics: the lightest dream
+CFG = RenderConfig(
+    dream=DreamConfig(num_iterations=1, num_octaves=1, dream_layers=("_blocks.3",), jitter=2),
+    crf=0,
+    preset="ultrafast",
+    keyframe_settle=0,
+)  # engine mechanics: the lightest dream
 JOB = dict(chunk_frames=6, overlap=2, workers=2, scan_cuts=False, seams="crossfade")
 FLAGS = ["--num-iterations", "1", "--num-octaves", "1", "--dream-layers", "_blocks.3", "-q"]
 
@@ -51,22 +55,25 @@ def same_frames(path: Path, reference: list[np.ndarray]) -> bool:
 # --- preflight: one line, exit 2, nothing written -------------------------------------------------
 
 
-@pytest.mark.parametrize(("args", "says"), [
-    (["-o", "out.txt"], ".txt is not a container that takes H.264"),
-    (["-o", "noext"], "has no suffix"),
-    (["-o", "out.webm"], ".webm is not a container that takes H.264"),
-    (["-o", "clip.mp4"], "would overwrite the input video"),
-    (["-o", "link.mp4"], "would overwrite the input video"),
-    (["-o", "hard.mp4"], "would overwrite the input video"),
-    (["-o", "out.mp4", "--dream-layers", "_blocks.99"], "unknown layer '_blocks.99'"),
-    (["-o", "out.mp4", "--channels", "99999"], "channel 99999 is out of range"),
-    (["-o", "out.mp4", "--weights", "bad.pth"], "is not a PyTorch state dict"),
-    (["-o", "out.mp4", "--predefined-start", "nope.png"], "predefined_start nope.png does not exist"),
-    (["-o", "out.mp4", "--frames", "10:99"], "--frames 10:99 is outside"),
-    (["-o", "out.mp4", "--workers", "0"], "workers (--workers) is 0"),
-    (["-o", "missing/out.mp4"], "missing does not exist"),
-    (["-o", "out.mp4", "--workdir", "stray"], "but no plan.json"),
-])
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["-o", "out.txt"], ".txt is not a container that takes H.264"),
+        (["-o", "noext"], "has no suffix"),
+        (["-o", "out.webm"], ".webm is not a container that takes H.264"),
+        (["-o", "clip.mp4"], "would overwrite the input video"),
+        (["-o", "link.mp4"], "would overwrite the input video"),
+        (["-o", "hard.mp4"], "would overwrite the input video"),
+        (["-o", "out.mp4", "--dream-layers", "_blocks.99"], "unknown layer '_blocks.99'"),
+        (["-o", "out.mp4", "--channels", "99999"], "channel 99999 is out of range"),
+        (["-o", "out.mp4", "--weights", "bad.pth"], "is not a PyTorch state dict"),
+        (["-o", "out.mp4", "--predefined-start", "nope.png"], "predefined_start nope.png does not exist"),
+        (["-o", "out.mp4", "--frames", "10:99"], "--frames 10:99 is outside"),
+        (["-o", "out.mp4", "--workers", "0"], "workers (--workers) is 0"),
+        (["-o", "missing/out.mp4"], "missing does not exist"),
+        (["-o", "out.mp4", "--workdir", "stray"], "but no plan.json"),
+    ],
+)
 def test_bad_input_fails_before_any_frame_and_writes_nothing(
     clip: Path, tmp_path: Path, monkeypatch, capsys, args: list[str], says: str
 ) -> None:
@@ -90,8 +97,18 @@ def test_an_unreachable_cluster_fails_within_its_timeout(clip: Path, tmp_path: P
     """In a fresh process (this one already has Ray): the typo'd address is refused, not waited on."""
     from tests.conftest import free_port
 
-    cmd = [sys.executable, "-m", "distdream", "render", str(clip), "-o", str(tmp_path / "o.mp4"), *FLAGS,
-           "--address", f"127.0.0.1:{free_port()}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "distdream",
+        "render",
+        str(clip),
+        "-o",
+        str(tmp_path / "o.mp4"),
+        *FLAGS,
+        "--address",
+        f"127.0.0.1:{free_port()}",
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=240)  # a hang fails the test here
     assert done.returncode == 2 and "no Ray cluster answers at 127.0.0.1:" in done.stderr
     assert not (tmp_path / "o.mp4").exists()
@@ -100,17 +117,29 @@ def test_an_unreachable_cluster_fails_within_its_timeout(clip: Path, tmp_path: P
 # --- no wait without an end -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("kind", "limit", "says"), [
-    ("start-raise", 120, "died while starting (RuntimeError: injected fault: the worker failed while starting)"),
-    ("start-hang", 4, "did not answer within 4 s of starting"),
-    ("ping-hang", 4, "did not answer within 4 s of starting"),
-])
-def test_a_worker_that_cannot_start_fails_the_job_with_its_cause(clip: Path, tmp_path: Path, kind: str, limit: int,
-                                                                 says: str) -> None:
+@pytest.mark.parametrize(
+    ("kind", "limit", "says"),
+    [
+        ("start-raise", 120, "died while starting (RuntimeError: injected fault: the worker failed while starting)"),
+        ("start-hang", 4, "did not answer within 4 s of starting"),
+        ("ping-hang", 4, "did not answer within 4 s of starting"),
+    ],
+)
+def test_a_worker_that_cannot_start_fails_the_job_with_its_cause(
+    clip: Path, tmp_path: Path, kind: str, limit: int, says: str
+) -> None:
     out = tmp_path / "out.mp4"
     with pytest.raises(JobError, match="workers failed to start") as err:
-        render(clip, out, CFG, max_restarts=0, start_timeout=limit, max_start_failures=2,
-               inject_faults=(Fault(kind=kind),), **{**JOB, "workers": 1})
+        render(
+            clip,
+            out,
+            CFG,
+            max_restarts=0,
+            start_timeout=limit,
+            max_start_failures=2,
+            inject_faults=(Fault(kind=kind),),
+            **{**JOB, "workers": 1},
+        )
     assert says in str(err.value)
     assert not out.exists()
 
@@ -122,16 +151,26 @@ def _interrupted_workdir(clip: Path, tmp_path: Path) -> Path:
     """A work directory whose job stopped after its first chunk (the last chunk always fails)."""
     workdir = tmp_path / "work"
     with pytest.raises(ChunkFailed):
-        render(clip, tmp_path / "out.mp4", CFG, workdir=str(workdir), max_attempts=1,
-               inject_faults=(Fault(chunk=2, at_frame=0),), **{**JOB, "workers": 1})
+        render(
+            clip,
+            tmp_path / "out.mp4",
+            CFG,
+            workdir=str(workdir),
+            max_attempts=1,
+            inject_faults=(Fault(chunk=2, at_frame=0),),
+            **{**JOB, "workers": 1},
+        )
     assert json.loads((workdir / "ledger.json").read_text())["chunks"]
     return workdir
 
 
 def test_resume_refuses_another_cut_of_the_same_length(clip: Path, tmp_path: Path) -> None:
     workdir = _interrupted_workdir(clip, tmp_path)
-    regraded = write_clip(tmp_path / "regraded.mp4", (np.clip(f.astype(int) + 12, 0, 255).astype(np.uint8)
-                                                      for f in read_frames(clip)), audio="aac")
+    regraded = write_clip(
+        tmp_path / "regraded.mp4",
+        (np.clip(f.astype(int) + 12, 0, 255).astype(np.uint8) for f in read_frames(clip)),
+        audio="aac",
+    )
     assert probe(regraded).pts.tolist() == probe(clip).pts.tolist()  # same length, same clock
     with pytest.raises(JobError, match="input packets"):
         render(regraded, tmp_path / "out.mp4", CFG, workdir=str(workdir), resume=True, **JOB)
@@ -139,8 +178,7 @@ def test_resume_refuses_another_cut_of_the_same_length(clip: Path, tmp_path: Pat
 
 def test_resume_refuses_other_settings_and_names_them(clip: Path, tmp_path: Path) -> None:
     workdir = _interrupted_workdir(clip, tmp_path)
-    other = RenderConfig(dream=DreamConfig(**{**CFG.dream.to_dict(), "learning_rate": 0.05}), crf=0,
-                         preset="ultrafast")
+    other = RenderConfig(dream=DreamConfig(**{**CFG.dream.to_dict(), "learning_rate": 0.05}), crf=0, preset="ultrafast")
     with pytest.raises(JobError, match=r"dream\.learning_rate \(0\.02 then, 0\.05 now\)"):
         render(clip, tmp_path / "out.mp4", other, workdir=str(workdir), resume=True, **JOB)
 
@@ -171,8 +209,9 @@ def test_a_resume_keeps_a_handoff_chain_s_finished_chunks_and_their_carried_stat
     assert same_frames(result.output, list(read_frames(whole.output)))
 
 
-def test_a_moved_work_directory_resumes_and_still_checks_every_fingerprint(clip: Path, reference,
-                                                                          tmp_path: Path) -> None:
+def test_a_moved_work_directory_resumes_and_still_checks_every_fingerprint(
+    clip: Path, reference, tmp_path: Path
+) -> None:
     workdir = _interrupted_workdir(clip, tmp_path)
     kept = json.loads((workdir / "ledger.json").read_text())["chunks"]
     assert len(kept) == 2 and all(not k.startswith("/") for r in kept.values() for k in r["fingerprints"])

@@ -20,8 +20,11 @@ from distdream.pipeline import render_in_process
 from distdream.samples import pan_frames
 from distdream.video import frame_file, probe, read_frames
 
-CFG = RenderConfig(dream=DreamConfig(num_iterations=2, num_octaves=2, dream_layers=("_blocks.5",), jitter=4),
-                   keyframe_settle=0, fps="25")
+CFG = RenderConfig(
+    dream=DreamConfig(num_iterations=2, num_octaves=2, dream_layers=("_blocks.5",), jitter=4),
+    keyframe_settle=0,
+    fps="25",
+)
 JOB = dict(chunk_frames=12, overlap=3, scan_cuts=False, seams="crossfade")
 
 
@@ -109,8 +112,9 @@ def test_16_bit_frames_keep_16_bits_through_the_dream(capsys, tmp_path: Path) ->
     pattern = write_pngs(tmp_path / "in", deep(list(pan_frames(4, 64, 48))))
     out = tmp_path / "out"
     out.mkdir()
-    undreamed = render_in_process(pattern, str(out / "same.%05d.png"), RenderConfig(
-        dream=DreamConfig(num_iterations=0), fps="25")).output
+    undreamed = render_in_process(
+        pattern, str(out / "same.%05d.png"), RenderConfig(dream=DreamConfig(num_iterations=0), fps="25")
+    ).output
     for n in range(1, 5):  # numbered as the input: file n is frame n, exactly its 16-bit values
         assert np.array_equal(read16(frame_file(undreamed, n)), read16(frame_file(pattern, n)))
     dreamed = render_in_process(pattern, str(out / "dream.%05d.tif"), CFG).output
@@ -124,14 +128,23 @@ def test_16_bit_frames_keep_16_bits_through_the_dream(capsys, tmp_path: Path) ->
 @pytest.mark.usefixtures("local_ray")
 def test_a_sequence_renders_to_numbered_files_and_resumes_only_what_is_missing(tmp_path: Path) -> None:
     pattern = write_pngs(tmp_path / "in", list(pan_frames(60, 96, 64))[:40], first=1)
-    reference = render(pattern, tmp_path / "ref.mkv", RenderConfig(**{**vars_of(CFG), "codec": "ffv1"}), workers=2,
-                       **JOB).output  # lossless RGB: the same pixels as numbered files
+    reference = render(
+        pattern, tmp_path / "ref.mkv", RenderConfig(**{**vars_of(CFG), "codec": "ffv1"}), workers=2, **JOB
+    ).output  # lossless RGB: the same pixels as numbered files
     want = list(read_frames(reference))
     out, workdir = tmp_path / "out" / "dream.%05d.png", tmp_path / "work"
     (tmp_path / "out").mkdir()
     with pytest.raises(ChunkFailed):  # chunk 2 fails at its last frame, after chunks 0 and 1 are done
-        render(pattern, out, CFG, workers=2, workdir=str(workdir), max_attempts=1,
-               inject_faults=(Fault(chunk=2, at_frame=18),), **JOB)
+        render(
+            pattern,
+            out,
+            CFG,
+            workers=2,
+            workdir=str(workdir),
+            max_attempts=1,
+            inject_faults=(Fault(chunk=2, at_frame=18),),
+            **JOB,
+        )
     # frame i is file i + 1: chunk 0's own frames 0–8 and chunk 1's 12–20 are written (the window
     # between them, 9–11, if its seam task got to it; chunk 1's tail, 21–23, is one side of the next
     # window, in the work directory), and the frames chunk 2 wrote before it failed; every file is
@@ -197,8 +210,14 @@ def test_output_errors_are_typed(tmp_path: Path) -> None:
 def test_temporary_files_of_killed_writers_are_swept_and_nothing_else(tmp_path: Path) -> None:
     from distdream.video.imageseq import sweep_temps
 
-    names = [".dream.00016.lj6tuetj.partial.png", ".dream.00017.x1.partial.png",  # a killed writer's temps
-             "dream.00016.png", ".other.00016.ab.partial.png", ".dream.00016.ab.partial.tif", "notes.txt"]
+    names = [
+        ".dream.00016.lj6tuetj.partial.png",
+        ".dream.00017.x1.partial.png",  # a killed writer's temps
+        "dream.00016.png",
+        ".other.00016.ab.partial.png",
+        ".dream.00016.ab.partial.tif",
+        "notes.txt",
+    ]
     for name in names:
         (tmp_path / name).write_bytes(b"x")
     assert sweep_temps(str(tmp_path / "dream.%05d.png")) == 2

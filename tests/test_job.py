@@ -15,17 +15,21 @@ import numpy as np
 import pytest
 
 from distdream.config import DreamConfig, RenderConfig
-from distdream.errors import ChunkFailed, JobCancelled, JobError
 from distdream.engine import Fault, JobOptions, plan, render, submit
 from distdream.engine.preflight import plan_record, preflight
 from distdream.engine.stitch import crossfade_weights, mix_residuals
 from distdream.engine.workdir import settings_hash
+from distdream.errors import ChunkFailed, JobCancelled, JobError
 from distdream.samples import pan_frames, write_clip
 from distdream.video import probe, read_frames
 
 # crf 0: lossless, so runs can be compared frame for frame (lossy x264 is not bit-exact everywhere)
-CFG = RenderConfig(dream=DreamConfig(num_iterations=2, num_octaves=2, dream_layers=("_blocks.5",), jitter=4),
-                   crf=0, preset="ultrafast", keyframe_settle=0)  # engine mechanics: the lightest dream
+CFG = RenderConfig(
+    dream=DreamConfig(num_iterations=2, num_octaves=2, dream_layers=("_blocks.5",), jitter=4),
+    crf=0,
+    preset="ultrafast",
+    keyframe_settle=0,
+)  # engine mechanics: the lightest dream
 JOB = dict(chunk_frames=12, overlap=3, scan_cuts=False, seams="crossfade")  # the seams these tests look at
 
 
@@ -102,8 +106,9 @@ def test_two_workers_render_exactly_and_match_one_worker(clip: Path, reference, 
 
 
 @pytest.mark.parametrize("codec,suffix,name", [("h265", ".mp4", "hevc"), ("prores", ".mov", "prores")])
-def test_pieces_of_every_codec_join_by_remuxing(clip: Path, reference, tmp_path: Path, codec: str, suffix: str,
-                                                name: str) -> None:
+def test_pieces_of_every_codec_join_by_remuxing(
+    clip: Path, reference, tmp_path: Path, codec: str, suffix: str, name: str
+) -> None:
     result = render(clip, tmp_path / f"out{suffix}", replace(CFG, codec=codec), workers=2, **JOB)  # 2 crossfades
     source, out = probe(clip), probe(result.output)
     assert out.codec == name and out.frame_count == 40 and [a.codec for a in out.audio] == ["aac"]
@@ -189,8 +194,13 @@ def test_resume_after_the_driver_is_killed(clip: Path, reference, tmp_path: Path
         "import sys; from distdream.engine import render; from tests.test_job import CFG, JOB;"
         f"render({str(clip)!r}, {str(out)!r}, CFG, workers=1, workdir={str(workdir)!r}, ray='always', **JOB)"
     )
-    proc = subprocess.Popen([sys.executable, "-c", script], cwd=Path(__file__).parent.parent, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script],
+        cwd=Path(__file__).parent.parent,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     ledger = workdir / "ledger.json"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -211,13 +221,37 @@ def test_resume_after_the_driver_is_killed(clip: Path, reference, tmp_path: Path
 def test_ctrl_c_stops_cleanly_and_keeps_finished_chunks(clip: Path, tmp_path: Path) -> None:
     workdir, out = tmp_path / "work", tmp_path / "out.mp4"
     exe = Path(sys.executable).with_name("distdream")
-    cmd = [str(exe), "render", str(clip), "-o", str(out), "--workdir", str(workdir), "--workers", "1",
-           "--chunk-frames", "12", "--overlap", "3", "--num-iterations", "2", "--num-octaves", "2",
-           "--dream-layers", "_blocks.5", "-q"]
+    cmd = [
+        str(exe),
+        "render",
+        str(clip),
+        "-o",
+        str(out),
+        "--workdir",
+        str(workdir),
+        "--workers",
+        "1",
+        "--chunk-frames",
+        "12",
+        "--overlap",
+        "3",
+        "--num-iterations",
+        "2",
+        "--num-octaves",
+        "2",
+        "--dream-layers",
+        "_blocks.5",
+        "-q",
+    ]
     # Ctrl-C's default action even where this suite runs with SIGINT ignored (a background job of a
     # non-interactive shell inherits that, and Python then installs no KeyboardInterrupt handler)
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     ledger = workdir / "ledger.json"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not (ledger.exists() and json.loads(ledger.read_text())["chunks"]):
@@ -235,8 +269,11 @@ def test_handoffs_render_each_shot_exactly_as_one_chunk_would(tmp_path: Path) ->
     the output equals each shot rendered alone as one chunk, pixel for pixel."""
     from distdream.samples import sample_photo
 
-    shots = [list(pan_frames(40, 96, 64))[:14], list(pan_frames(40, 96, 64, photo=sample_photo("coffee")))[:16],
-             list(pan_frames(40, 96, 64, photo=sample_photo("chelsea")))[:12]]
+    shots = [
+        list(pan_frames(40, 96, 64))[:14],
+        list(pan_frames(40, 96, 64, photo=sample_photo("coffee")))[:16],
+        list(pan_frames(40, 96, 64, photo=sample_photo("chelsea")))[:12],
+    ]
     clip = write_clip(tmp_path / "cuts.mp4", [f for shot in shots for f in shot], audio=None)
     p = plan(clip, CFG, chunk_frames=5, overlap=2, workers=2)
     assert {c.start for c in p.chunks if c.begins == "cut"} == {14, 30}  # found by the scan (here: one slice)
@@ -264,8 +301,7 @@ def test_handoffs_render_each_shot_exactly_as_one_chunk_would(tmp_path: Path) ->
     assert not all(np.array_equal(x, y) for x, y in zip(frames_of(restarted.output), alone, strict=True))
 
 
-def test_a_worker_ray_cannot_reach_gets_its_chunk_again_then_is_replaced(clip: Path, reference,
-                                                                         tmp_path: Path) -> None:
+def test_a_worker_ray_cannot_reach_gets_its_chunk_again_then_is_replaced(clip: Path, reference, tmp_path: Path) -> None:
     """ActorUnavailableError is Ray's word for a live actor it cannot reach for now: not a death
     (the driver would wait forever for a restart that never comes), but a retry; twice in a row,
     and the worker is restarted."""
@@ -277,13 +313,23 @@ def test_a_worker_ray_cannot_reach_gets_its_chunk_again_then_is_replaced(clip: P
 
 
 def test_a_worker_no_node_can_host_fails_in_seconds_naming_what_the_cluster_has(clip: Path, tmp_path: Path) -> None:
-    says = (r"no worker can start: each asks for 1 GPU and 1 CPU and no node has that \(the cluster has 0 GPUs, "
-            r"2 CPUs on 1 node\)")
+    says = (
+        r"no worker can start: each asks for 1 GPU and 1 CPU and no node has that \(the cluster has 0 GPUs, "
+        r"2 CPUs on 1 node\)"
+    )
     with pytest.raises(JobError, match=says + "; ask for less"):
         render(clip, tmp_path / "out.mp4", CFG, gpus_per_worker=1, workdir=str(tmp_path / "w"), **JOB)
     # where nodes may still come (an autoscaling cluster): a bounded wait, and it says so
-    job = submit(clip, tmp_path / "out.mp4", CFG, gpus_per_worker=1, resource_wait=2, workdir=str(tmp_path / "w"),
-                 resume=True, **JOB)
+    job = submit(
+        clip,
+        tmp_path / "out.mp4",
+        CFG,
+        gpus_per_worker=1,
+        resource_wait=2,
+        workdir=str(tmp_path / "w"),
+        resume=True,
+        **JOB,
+    )
     seen = set()
     while not job.wait(0.05):
         seen.add(job.waiting)

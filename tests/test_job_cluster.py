@@ -16,6 +16,8 @@ from distdream.samples import pan_frames, write_clip
 from distdream.video import read_frames
 from tests.test_job import CFG
 
+pytestmark = pytest.mark.ray  # a multi-node ray.cluster_utils.Cluster
+
 JOB = dict(chunk_frames=15, overlap=3, workers=2, scan_cuts=False, seams="crossfade")
 
 
@@ -46,8 +48,11 @@ def test_losing_a_node_mid_job_costs_only_its_chunk(cluster, clip: Path, tmp_pat
 
     def busy_after_a_finish() -> bool:  # a chunk is done and its worker has taken one of chunks 2 and 3
         states = {s.index: s.state for s in job.chunks()}
-        return "running" in (states.get(2), states.get(3)) and ledger.exists() and bool(
-            json.loads(ledger.read_text())["chunks"])
+        return (
+            "running" in (states.get(2), states.get(3))
+            and ledger.exists()
+            and bool(json.loads(ledger.read_text())["chunks"])
+        )
 
     while time.monotonic() < deadline and not busy_after_a_finish():
         time.sleep(0.02)

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from distdream.config import DreamConfig, RenderConfig
-from distdream.errors import ConfigError
 from distdream.engine import Fault, render, submit
+from distdream.errors import ConfigError
 from distdream.metrics import warping_error
 from distdream.samples import pan_frames, write_clip
 from distdream.video import probe, read_frames
@@ -67,9 +67,13 @@ def assert_lanes_tolerance(clip: Path, output: Path, reference_path: Path) -> No
 def control(clip: Path, tmp_path_factory: pytest.TempPathFactory) -> list[np.ndarray]:
     """The same render with another seed: a different dream of the same video."""
     out = tmp_path_factory.mktemp("seed") / "seed.mp4"
-    render(clip, out, RenderConfig(dream=DreamConfig(**{**DREAM.to_dict(), "seed": 5}), crf=0, preset="ultrafast",
-                                   keyframe_settle=0),
-           workers=2, **JOB)
+    render(
+        clip,
+        out,
+        RenderConfig(dream=DreamConfig(**{**DREAM.to_dict(), "seed": 5}), crf=0, preset="ultrafast", keyframe_settle=0),
+        workers=2,
+        **JOB,
+    )
     return list(read_frames(out))
 
 
@@ -99,8 +103,7 @@ def test_a_lane_that_fails_or_a_worker_that_dies_costs_only_their_chunks(clip: P
 
 def test_the_watchdog_frees_a_hung_lane_and_its_neighbours(clip: Path, tmp_path: Path) -> None:
     faults = (Fault(chunk=0, at_frame=2, attempts=(0,), kind="hang"),)
-    job = submit(clip, tmp_path / "out.mp4", CFG, workers=1, lanes=2, chunk_timeout=20.0, inject_faults=faults,
-                 **JOB)
+    job = submit(clip, tmp_path / "out.mp4", CFG, workers=1, lanes=2, chunk_timeout=20.0, inject_faults=faults, **JOB)
     result = job.result(timeout=300)
     attempts = {c.index: c.attempts for c in job.chunks()}
     # the hung lane holds up its neighbour's batch, so both are killed by the watchdog, then done

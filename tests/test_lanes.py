@@ -62,12 +62,17 @@ def _alone(index: VideoIndex, dreamer: Dreamer, a: int, b: int, seed: int) -> li
 def test_a_batch_gives_each_image_its_own_dream(dreamer: Dreamer) -> None:
     images = [torch.rand(1, 3, 40, 56, generator=torch.Generator().manual_seed(i)) for i in range(3)]
     steps = [3, 1, 0]  # a keyframe, a carried frame, a frame with nothing to do: they leave the batch early
-    alone = [dreamer.dream(im, generator=torch.Generator().manual_seed(10 + i), num_iterations=n)
-             for i, (im, n) in enumerate(zip(images, steps))]
+    alone = [
+        dreamer.dream(im, generator=torch.Generator().manual_seed(10 + i), num_iterations=n)
+        for i, (im, n) in enumerate(zip(images, steps))
+    ]
     counted = [0, 0, 0]
-    batch = dreamer.dream_batch(images, generators=[torch.Generator().manual_seed(10 + i) for i in range(3)],
-                                num_iterations=steps,
-                                progress=[lambda n, i=i: counted.__setitem__(i, counted[i] + n) for i in range(3)])
+    batch = dreamer.dream_batch(
+        images,
+        generators=[torch.Generator().manual_seed(10 + i) for i in range(3)],
+        num_iterations=steps,
+        progress=[lambda n, i=i: counted.__setitem__(i, counted[i] + n) for i in range(3)],
+    )
     for a, b in zip(alone, batch, strict=True):
         assert torch.allclose(a, b, atol=1e-4)
     other_seed = dreamer.dream(images[0], generator=torch.Generator().manual_seed(99), num_iterations=3)

@@ -69,13 +69,17 @@ def test_a_live_lock_is_refused_naming_its_owner_and_a_released_one_is_free(tmp_
     second.release()
 
 
-@pytest.mark.parametrize(("age", "pid", "taken"), [
-    (600, 1, True),  # another host's lock, not renewed for ten minutes
-    (5, 1, False),  # another host's lock renewed 5 s ago
-    (0, None, True),  # a lock of this host whose process is gone (a killed driver)
-])
-def test_staleness_is_the_lock_files_age_on_the_storage_or_a_dead_local_owner(tmp_path: Path, age: float,
-                                                                             pid: int | None, taken: bool) -> None:
+@pytest.mark.parametrize(
+    ("age", "pid", "taken"),
+    [
+        (600, 1, True),  # another host's lock, not renewed for ten minutes
+        (5, 1, False),  # another host's lock renewed 5 s ago
+        (0, None, True),  # a lock of this host whose process is gone (a killed driver)
+    ],
+)
+def test_staleness_is_the_lock_files_age_on_the_storage_or_a_dead_local_owner(
+    tmp_path: Path, age: float, pid: int | None, taken: bool
+) -> None:
     lock = tmp_path / "lock.json"
     write_lock(lock, host=socket.gethostname() if pid is None else "elsewhere", pid=pid or dead_pid(), age=age)
     lease = Lease(str(lock), "w")
@@ -190,8 +194,11 @@ def test_on_s3_a_stale_lock_is_taken_over_by_one_of_three_racers(bucket: str) ->
     for round_ in range(3):
         key = f"race{round_}/lock.json"
         # stale at once: its owner was a process of this host that is gone
-        s3.put_object(Bucket="leases", Key=key, Body=json.dumps({"host": socket.gethostname(), "pid": dead_pid(),
-                                                                 "token": "old"}).encode())
+        s3.put_object(
+            Bucket="leases",
+            Key=key,
+            Body=json.dumps({"host": socket.gethostname(), "pid": dead_pid(), "token": "old"}).encode(),
+        )
         won = race([Lease(f"{bucket}/{key}", "w", renew_every=60) for _ in range(3)])
         body = json.loads(s3.get_object(Bucket="leases", Key=key)["Body"].read())
         assert len(won) == 1 and body["token"] == won[0].token
@@ -206,8 +213,9 @@ def test_on_s3_a_fenced_owner_learns_it_and_a_live_lock_holds(bucket: str) -> No
     mine.acquire()
     with pytest.raises(JobError, match="in use by another job"):  # renewed: the server's clock says it is live
         Lease(f"{bucket}/fence/lock.json", "w").acquire()
-    s3.put_object(Bucket="leases", Key="fence/lock.json",
-                  Body=json.dumps({"host": "h", "pid": 2, "token": "usurper"}).encode())
+    s3.put_object(
+        Bucket="leases", Key="fence/lock.json", Body=json.dumps({"host": "h", "pid": 2, "token": "usurper"}).encode()
+    )
     deadline = time.monotonic() + 10
     while mine.lost is None and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -27,8 +27,12 @@ from distdream.errors import ConfigError, JobCancelled
 from distdream.samples import pan_frames, write_clip
 from distdream.video import read_frames
 
-CFG = RenderConfig(dream=DreamConfig(num_iterations=2, num_octaves=2, dream_layers=("_blocks.5",), jitter=4),
-                   keyframe_settle=1, crf=0, preset="ultrafast")
+CFG = RenderConfig(
+    dream=DreamConfig(num_iterations=2, num_octaves=2, dream_layers=("_blocks.5",), jitter=4),
+    keyframe_settle=1,
+    crf=0,
+    preset="ultrafast",
+)
 # handoff and crossfade seams both: the in-process loop runs the crossfade tasks too
 JOB = dict(chunk_frames=10, overlap=3, scan_cuts=False, seams="auto", cpus_per_worker=2)
 ROOT = Path(__file__).parent.parent
@@ -44,8 +48,7 @@ def frames_of(path: Path) -> list[np.ndarray]:
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_a_render_on_this_machine_imports_neither_ray_nor_torchvision(clip: Path, tmp_path: Path,
-                                                                      workers: int) -> None:
+def test_a_render_on_this_machine_imports_neither_ray_nor_torchvision(clip: Path, tmp_path: Path, workers: int) -> None:
     out = tmp_path / "out.mp4"
     script = (
         "import sys; from distdream.engine import render; from tests.test_local import CFG, JOB;"
@@ -55,21 +58,50 @@ def test_a_render_on_this_machine_imports_neither_ray_nor_torchvision(clip: Path
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     got, rendered, chunks, *imported = done.stdout.split()
-    assert got == str(workers) and rendered == chunks != "1" and imported == ["False", "False"]  # no Ray, no torchvision
+    assert (
+        got == str(workers) and rendered == chunks != "1" and imported == ["False", "False"]
+    )  # no Ray, no torchvision
     assert len(frames_of(out)) == 34
 
 
 def test_the_command_shows_each_phase_as_it_happens(clip: Path, tmp_path: Path) -> None:
     out = tmp_path / "out.mp4"
-    flags = ["--num-iterations", "2", "--num-octaves", "2", "--dream-layers", "_blocks.5", "--keyframe-settle", "0",
-             "--chunk-frames", "10", "--workers", "1", "--seams", "crossfade"]
-    done = subprocess.run([sys.executable, "-m", "distdream", "render", str(clip), "-o", str(out), *flags],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    flags = [
+        "--num-iterations",
+        "2",
+        "--num-octaves",
+        "2",
+        "--dream-layers",
+        "_blocks.5",
+        "--keyframe-settle",
+        "0",
+        "--chunk-frames",
+        "10",
+        "--workers",
+        "1",
+        "--seams",
+        "crossfade",
+    ]
+    done = subprocess.run(
+        [sys.executable, "-m", "distdream", "render", str(clip), "-o", str(out), *flags],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     lines = [line.strip() for line in done.stderr.replace("\r", "\n").splitlines() if line.strip()]
     heads = list(dict.fromkeys(re.match(r"[^\d:/]*", line).group().strip() for line in lines))  # "joining 4 …"
-    wanted = ["loading PyTorch …", "probing", "checking the model", "scanning cuts", "plan", "starting workers",
-              "dreaming", "joining"]
+    wanted = [
+        "loading PyTorch …",
+        "probing",
+        "checking the model",
+        "scanning cuts",
+        "plan",
+        "starting workers",
+        "dreaming",
+        "joining",
+    ]
     assert [h for h in heads if h in wanted] == wanted, heads
     assert any(line.startswith("scanning cuts: 100%") and "34/34" in line for line in lines)
     assert "1 worker(s) × 1 lane(s) in this process" in done.stdout and out.exists()
@@ -77,8 +109,7 @@ def test_the_command_shows_each_phase_as_it_happens(clip: Path, tmp_path: Path) 
 
 def test_phases_arrive_in_order_and_the_job_says_where_it_ran(clip: Path, tmp_path: Path) -> None:
     seen: list[Phase] = []
-    job = submit(clip, tmp_path / "out.mp4", CFG, on_phase=seen.append, workers=1,
-                 **{**JOB, "scan_cuts": True})
+    job = submit(clip, tmp_path / "out.mp4", CFG, on_phase=seen.append, workers=1, **{**JOB, "scan_cuts": True})
     job.result(timeout=300)
     assert job.in_process
     names = [p.name for p in seen]
@@ -122,7 +153,9 @@ def test_in_process_workers_share_the_cpus_by_frame_size() -> None:
 
 
 def test_which_jobs_run_in_this_process() -> None:
-    def here(chunks: int | None = None, cpus: float = 64, gpus: float = 0, on_ray: bool = False, **options: object) -> bool:
+    def here(
+        chunks: int | None = None, cpus: float = 64, gpus: float = 0, on_ray: bool = False, **options: object
+    ) -> bool:
         job = JobOptions(**options)  # type: ignore[arg-type]
         return in_process(job, size_workers(job, cpus, gpus), chunks, on_ray)
 
@@ -131,21 +164,50 @@ def test_which_jobs_run_in_this_process() -> None:
     assert here(cpus=2) and not here(cpus=THREAD_WORKERS + 1)  # one worker per CPU by default
     assert not here(workers=THREAD_WORKERS + 1) and here(chunks=1, workers=THREAD_WORKERS + 1)
     assert here(gpus=1) and not here(gpus=2) and here(chunks=1, gpus=2)  # a GPU each: Ray, unless one would do
-    assert not here(workers=2, ray="always") and not here(workers=1, address="auto") and not here(workers=1, on_ray=True)
+    assert (
+        not here(workers=2, ray="always") and not here(workers=1, address="auto") and not here(workers=1, on_ray=True)
+    )
     assert here(workers=8, ray="never")
 
 
 def test_a_sigterm_stops_an_in_process_render_and_its_resume_command_finishes_it(tmp_path: Path) -> None:
     clip = write_clip(tmp_path / "long.mp4", pan_frames(120, 64, 48), audio=None)  # 12 chunks: time to stop it
-    flags = ["--num-iterations", "2", "--num-octaves", "2", "--dream-layers", "_blocks.5", "--keyframe-settle", "0",
-             "--chunk-frames", "10", "--workers", "1", "--crf", "0", "--preset", "ultrafast", "-q"]
+    flags = [
+        "--num-iterations",
+        "2",
+        "--num-octaves",
+        "2",
+        "--dream-layers",
+        "_blocks.5",
+        "--keyframe-settle",
+        "0",
+        "--chunk-frames",
+        "10",
+        "--workers",
+        "1",
+        "--crf",
+        "0",
+        "--preset",
+        "ultrafast",
+        "-q",
+    ]
     whole = tmp_path / "whole.mp4"
-    done = subprocess.run([sys.executable, "-m", "distdream", "render", str(clip), "-o", str(whole), *flags],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "distdream", "render", str(clip), "-o", str(whole), *flags],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     workdir, out = tmp_path / "work", tmp_path / "out.mp4"
-    proc = subprocess.Popen([sys.executable, "-m", "distdream", "render", str(clip), "-o", str(out), "--workdir",
-                             str(workdir), *flags], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "distdream", "render", str(clip), "-o", str(out), "--workdir", str(workdir), *flags],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     ledger = workdir / "ledger.json"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not (ledger.exists() and json.loads(ledger.read_text())["chunks"]):
@@ -160,8 +222,9 @@ def test_a_sigterm_stops_an_in_process_render_and_its_resume_command_finishes_it
     kept = json.loads(ledger.read_text())["chunks"]
     assert 1 <= len(kept) < 12 and not out.exists() and not (workdir / "lock.json").exists()
     again = shlex.split(last.split("resume with: ", 1)[1])
-    done = subprocess.run([sys.executable, "-m", "distdream", *again[1:]], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "distdream", *again[1:]], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr
     assert f"({len(kept)} from the ledger)" in done.stdout and "in this process" in done.stdout
     assert all(np.array_equal(a, b) for a, b in zip(frames_of(out), frames_of(whole), strict=True))
@@ -173,8 +236,9 @@ def test_ray_never_cannot_use_a_cluster() -> None:
 
 
 @pytest.mark.parametrize("workers, threads", [(1, 2), (2, 1)])
-def test_in_process_and_ray_give_the_same_bytes(clip: Path, tmp_path: Path, local_ray: None, workers: int,
-                                                threads: int) -> None:
+def test_in_process_and_ray_give_the_same_bytes(
+    clip: Path, tmp_path: Path, local_ray: None, workers: int, threads: int
+) -> None:
     # the same plan and the same torch threads per worker: frame for frame equal, seams included
     job = JOB | dict(workers=workers, cpus_per_worker=threads)
     here = render(clip, tmp_path / "here.mp4", CFG, ray="never", **job)

@@ -60,8 +60,12 @@ def test_mismatched_videos_are_refused(pan, tmp_path: Path) -> None:
 
 def test_strength_l1_and_motion_boundaries(pan, tmp_path: Path) -> None:
     clip, frames = pan
-    brighter = write_clip(tmp_path / "bright.mp4", [np.clip(f.astype(int) + 20, 0, 255).astype(np.uint8)
-                                                    for f in frames], audio=None, crf=10)
+    brighter = write_clip(
+        tmp_path / "bright.mp4",
+        [np.clip(f.astype(int) + 20, 0, 255).astype(np.uint8) for f in frames],
+        audio=None,
+        crf=10,
+    )
     result = warping_error(clip, brighter)
     assert 15 < np.median(result.strength) < 21  # +20 levels, less where it clips at 255
     assert result.l1 < 6 and result.ratio < 1.1  # a steady shift is no flicker: at the input's own floor
@@ -74,14 +78,16 @@ def test_strength_l1_and_motion_boundaries(pan, tmp_path: Path) -> None:
 
 
 def test_seam_frames_are_reported_apart_and_plotted(pan, tmp_path: Path) -> None:
-    from distdream.metrics import plot_over_time
     from distdream.chunking import plan_chunks
+    from distdream.metrics import plot_over_time
 
     clip, frames = pan
     # a flicker only in frames 8–10: where a crossfade window would sit
     rng = np.random.default_rng(1)
-    seamy = [np.clip(f.astype(int) + (rng.integers(-40, 41, f.shape) if 8 <= i <= 10 else 0), 0, 255).astype(np.uint8)
-             for i, f in enumerate(frames)]
+    seamy = [
+        np.clip(f.astype(int) + (rng.integers(-40, 41, f.shape) if 8 <= i <= 10 else 0), 0, 255).astype(np.uint8)
+        for i, f in enumerate(frames)
+    ]
     out = write_clip(tmp_path / "seamy.mp4", seamy, audio=None, crf=10)
     chunks = plan_chunks(16, 8, 2, seams="crossfade")  # window [6, 8) before chunk 1
     result = warping_error(clip, out, chunks=chunks)

@@ -149,7 +149,9 @@ def test_the_bundled_model_s_extractor_computes_what_the_traced_one_does(lite0: 
 def test_batchnorm_is_folded_without_changing_features(lite0: LoadedModel) -> None:
     layers = ["_blocks.9", "_blocks.3._project_conv"]  # a requested conv output must stay unfolded
     folded = feature_extractor(lite0, layers)
-    reference = feature_extraction.create_feature_extractor(lite0.module, return_nodes=layers, tracer_kwargs=LEAF).eval()
+    reference = feature_extraction.create_feature_extractor(
+        lite0.module, return_nodes=layers, tracer_kwargs=LEAF
+    ).eval()
     x = torch.rand(1, 3, 80, 112, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         got, want = folded(x), reference(x)

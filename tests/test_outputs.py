@@ -21,31 +21,49 @@ from tests.test_imageseq import CFG, write_pngs
 
 pytestmark = pytest.mark.usefixtures("local_ray")
 
-FAST = ["--num-iterations", "1", "--num-octaves", "1", "--dream-layers", "_blocks.3", "--keyframe-settle", "0",
-        "--no-scan-cuts", "--workers", "1", "-q"]
+FAST = [
+    "--num-iterations",
+    "1",
+    "--num-octaves",
+    "1",
+    "--dream-layers",
+    "_blocks.3",
+    "--keyframe-settle",
+    "0",
+    "--no-scan-cuts",
+    "--workers",
+    "1",
+    "-q",
+]
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-@pytest.mark.parametrize(("input", "output"), [
-    ("seq", "seq/p.%04d.png"),  # a directory input, its own pattern as output
-    ("seq/p.%04d.png", "link/p.%04d.png"),  # the same folder through a symbolic link
-    ("seq/p.%04d.png", "seq/p.%d.png"),  # %d against %04d: p.1000.png and p.1001.png are the same files
-    ("file://{tmp}/clip.mp4", "clip.mp4"),  # a file:// URI of the input
-    ("clip.mp4", "file://{tmp}/clip.mp4"),
-])
-def test_an_output_any_file_of_which_is_an_input_file_is_refused(capsys, tmp_path: Path, monkeypatch,
-                                                                   input: str, output: str) -> None:
+@pytest.mark.parametrize(
+    ("input", "output"),
+    [
+        ("seq", "seq/p.%04d.png"),  # a directory input, its own pattern as output
+        ("seq/p.%04d.png", "link/p.%04d.png"),  # the same folder through a symbolic link
+        ("seq/p.%04d.png", "seq/p.%d.png"),  # %d against %04d: p.1000.png and p.1001.png are the same files
+        ("file://{tmp}/clip.mp4", "clip.mp4"),  # a file:// URI of the input
+        ("clip.mp4", "file://{tmp}/clip.mp4"),
+    ],
+)
+def test_an_output_any_file_of_which_is_an_input_file_is_refused(
+    capsys, tmp_path: Path, monkeypatch, input: str, output: str
+) -> None:
     write_pngs(tmp_path / "seq", list(pan_frames(4, 48, 32)), first=998, name="p.%04d.png")  # 0998 … 1001
     (tmp_path / "link").symlink_to(tmp_path / "seq")
     write_clip(tmp_path / "clip.mp4", pan_frames(4, 48, 32), audio=None)
     monkeypatch.chdir(tmp_path)
     before = snapshot(tmp_path)
-    code = main(["render", input.format(tmp=tmp_path), "--fps", "24", "-o", output.format(tmp=tmp_path), *FAST]
-                if "clip" not in input else ["render", input.format(tmp=tmp_path), "-o", output.format(tmp=tmp_path),
-                                             *FAST])
+    code = main(
+        ["render", input.format(tmp=tmp_path), "--fps", "24", "-o", output.format(tmp=tmp_path), *FAST]
+        if "clip" not in input
+        else ["render", input.format(tmp=tmp_path), "-o", output.format(tmp=tmp_path), *FAST]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "would overwrite" in err[0], err
     assert ("p.1000.png" in err[0]) == (output == "seq/p.%d.png")  # names the first shared file
@@ -85,8 +103,16 @@ def test_two_jobs_cannot_write_one_sequence_output(tmp_path: Path) -> None:
     first = submit(pattern, out, CFG, workers=1, workdir=str(tmp_path / "w1"), chunk_frames=12, scan_cuts=False)
     try:
         with pytest.raises(JobError, match=r"output .*d\.%04d\.png is in use by another job \(host .*, pid"):
-            render(pattern, out, CFG, workers=1, workdir=str(tmp_path / "w2"), chunk_frames=12, scan_cuts=False,
-                   overwrite=True)
+            render(
+                pattern,
+                out,
+                CFG,
+                workers=1,
+                workdir=str(tmp_path / "w2"),
+                chunk_frames=12,
+                scan_cuts=False,
+                overwrite=True,
+            )
         assert not os.path.exists(tmp_path / "w2" / "lock.json")  # its work directory's lock was let go
     finally:
         first.stop(60)

@@ -11,13 +11,13 @@ import torch
 
 from distdream.config import DreamConfig, RenderConfig
 from distdream.dream import Dreamer
-from distdream.sequence import HOLD_MAX_LIFT, Level, SequenceStep, dream_sequence, held
+from distdream.encode import Span
 from distdream.errors import InputError, VideoError
 from distdream.images import array_to_tensor, save_image
 from distdream.metrics import warping_error
-from distdream.encode import Span
-from distdream.pipeline import Carried, render_in_process, dream_segment, dream_range, scan_cuts
+from distdream.pipeline import Carried, dream_range, dream_segment, render_in_process, scan_cuts
 from distdream.samples import pan_frames, sample_photo, shot_frames, write_clip
+from distdream.sequence import HOLD_MAX_LIFT, Level, SequenceStep, dream_sequence, held
 from distdream.video import Encoding, probe, read_frames
 
 FAST = DreamConfig(num_iterations=3, num_octaves=2, dream_layers=("_blocks.5",), jitter=4)
@@ -43,8 +43,11 @@ def test_sequence_keyframes_and_carried_residuals(lite0) -> None:
         return residual * 0.5
 
     steps = [SequenceStep(frames[0], carry), SequenceStep(frames[1], carry), SequenceStep(frames[2], None)]
-    out = list(dream_sequence(dreamer, steps, keyframe_iterations=3, frame_iterations=1,
-                              generator=torch.Generator().manual_seed(0)))
+    out = list(
+        dream_sequence(
+            dreamer, steps, keyframe_iterations=3, frame_iterations=1, generator=torch.Generator().manual_seed(0)
+        )
+    )
     assert [k for _, k in out] == [True, False, True]  # first frame, carried frame, cut
     assert len(seen) == 1 and torch.allclose(seen[0], out[0][0] - frames[0])  # dream − frame of frame 0
 
@@ -53,10 +56,21 @@ def test_sequence_starts_from_the_predefined_start(lite0) -> None:
     dreamer = Dreamer(FAST, model=lite0)
     frame = array_to_tensor(next(pan_frames(1, 64, 48)))
     start = torch.zeros_like(frame)
-    (plain, _), = dream_sequence(dreamer, [SequenceStep(frame, None)], keyframe_iterations=0, frame_iterations=0,
-                                  generator=torch.Generator().manual_seed(0))
-    (black, _), = dream_sequence(dreamer, [SequenceStep(frame, None)], keyframe_iterations=0, frame_iterations=0,
-                                  generator=torch.Generator().manual_seed(0), start=start)
+    ((plain, _),) = dream_sequence(
+        dreamer,
+        [SequenceStep(frame, None)],
+        keyframe_iterations=0,
+        frame_iterations=0,
+        generator=torch.Generator().manual_seed(0),
+    )
+    ((black, _),) = dream_sequence(
+        dreamer,
+        [SequenceStep(frame, None)],
+        keyframe_iterations=0,
+        frame_iterations=0,
+        generator=torch.Generator().manual_seed(0),
+        start=start,
+    )
     assert torch.allclose(plain, frame, atol=1e-5) and float(black.max()) < 1e-5
 
 
@@ -78,8 +92,17 @@ def test_held_brings_a_residual_back_to_its_level() -> None:
 def _still_sequence(dreamer: Dreamer, frames: int, **kwargs: object) -> list[torch.Tensor]:
     frame = array_to_tensor(next(pan_frames(1, 64, 48)))
     steps = [SequenceStep(frame, None)] + [SequenceStep(frame, lambda r: r)] * (frames - 1)  # still, no decay
-    return [d - frame for d, _ in dream_sequence(dreamer, steps, keyframe_iterations=3, frame_iterations=2,
-                                                   generator=torch.Generator().manual_seed(0), **kwargs)]
+    return [
+        d - frame
+        for d, _ in dream_sequence(
+            dreamer,
+            steps,
+            keyframe_iterations=3,
+            frame_iterations=2,
+            generator=torch.Generator().manual_seed(0),
+            **kwargs,
+        )
+    ]
 
 
 def test_a_held_still_shot_keeps_its_keyframe_strength(lite0) -> None:
@@ -100,11 +123,24 @@ def test_a_sequence_continued_from_its_residual_and_level_matches_one_call(lite0
     whole = [d for d, _ in dream_sequence(dreamer, steps, generator=torch.Generator().manual_seed(0), **kw)]
     generator, final = torch.Generator().manual_seed(0), {}
     head = [d for d, _ in dream_sequence(dreamer, steps[:3], generator=generator, final=final, **kw)]
-    tail = [d for d, _ in dream_sequence(dreamer, steps[3:], generator=generator, residual=final["residual"],
-                                         level=Level.from_tensor(final["level"]), **kw)]
+    tail = [
+        d
+        for d, _ in dream_sequence(
+            dreamer,
+            steps[3:],
+            generator=generator,
+            residual=final["residual"],
+            level=Level.from_tensor(final["level"]),
+            **kw,
+        )
+    ]
     assert all(torch.equal(a, b) for a, b in zip(whole, head + tail))
-    without = [d for d, _ in dream_sequence(dreamer, steps[3:], generator=torch.Generator().manual_seed(0),
-                                            residual=final["residual"], **kw)]
+    without = [
+        d
+        for d, _ in dream_sequence(
+            dreamer, steps[3:], generator=torch.Generator().manual_seed(0), residual=final["residual"], **kw
+        )
+    ]
     assert not torch.equal(without[-1], whole[-1])  # the level is part of the state
 
 
@@ -112,8 +148,10 @@ def test_carried_state_survives_its_bytes() -> None:
     """A handoff record goes through storage as bytes: residual, generator state and level, or none."""
     generator = torch.Generator().manual_seed(3)
     level = Level((0.01, -0.02, 0.0), 0.1, 0.05).to_tensor()
-    for carried in (Carried(torch.rand(1, 3, 4, 5), generator.get_state(), level),
-                    Carried(torch.rand(1, 3, 4, 5), generator.get_state())):
+    for carried in (
+        Carried(torch.rand(1, 3, 4, 5), generator.get_state(), level),
+        Carried(torch.rand(1, 3, 4, 5), generator.get_state()),
+    ):
         back = Carried.from_bytes(carried.to_bytes())
         assert torch.equal(back.residual, carried.residual) and torch.equal(back.generator, carried.generator)
         assert (back.level is None) == (carried.level is None)
@@ -186,8 +224,9 @@ def test_same_seed_same_frames(clip: Path, tmp_path: Path) -> None:
 
 def test_predefined_start_of_another_size_is_resized(clip: Path, tmp_path: Path) -> None:
     start = save_image(sample_photo("coffee"), tmp_path / "start.png")  # 600×400 for a 97×65 video
-    cfg = RenderConfig(dream=DreamConfig(**{**FAST.to_dict(), "predefined_start": str(start)}), crf=12,
-                       preset="veryfast")
+    cfg = RenderConfig(
+        dream=DreamConfig(**{**FAST.to_dict(), "predefined_start": str(start)}), crf=12, preset="veryfast"
+    )
     out = render_in_process(clip, tmp_path / "out.mp4", cfg).output
     first_in, first_out = next(read_frames(clip)), next(read_frames(out))
     assert np.abs(first_out.astype(int) - first_in).mean() > 20  # it began from the coffee, not the frame
@@ -217,8 +256,7 @@ def test_stage_times_are_reported_and_the_encoder_runs_beside_the_dream(clip: Pa
     assert min(stats.decode_seconds, stats.flow_seconds, stats.encode_seconds, stats.frame_seconds) > 0
     # encoding happens on its own thread: the dreamer's share of waiting is small, and it is what
     # it waited for frames plus what it waited for the encoder, over the wall time
-    assert stats.wait_share == pytest.approx(
-        (stats.flow_wait_seconds + stats.encode_wait_seconds) / stats.wall_seconds)
+    assert stats.wait_share == pytest.approx((stats.flow_wait_seconds + stats.encode_wait_seconds) / stats.wall_seconds)
     assert 0 <= stats.wait_share < 0.5
 
 
@@ -226,8 +264,10 @@ def test_stage_times_are_reported_and_the_encoder_runs_beside_the_dream(clip: Pa
 def test_a_failure_mid_range_leaves_only_whole_segments(clip: Path, tmp_path: Path, fail_at: int) -> None:
     """Frames are encoded on a thread: whatever is on disk after a failure is complete, nothing is torn."""
     index = probe(clip)
-    spans = [Span(0, 5, tmp_path / "a.mp4", Encoding(crf=12, preset="veryfast")),
-             Span(5, 12, tmp_path / "b.mp4", Encoding(crf=12, preset="veryfast"))]
+    spans = [
+        Span(0, 5, tmp_path / "a.mp4", Encoding(crf=12, preset="veryfast")),
+        Span(5, 12, tmp_path / "b.mp4", Encoding(crf=12, preset="veryfast")),
+    ]
 
     def fail(i: int) -> None:
         if i == fail_at:
@@ -265,8 +305,9 @@ def test_the_temporal_term_steadies_a_render_and_the_held_level_keeps_its_streng
     errors, strength = {}, {}
     for hold in (True, False):
         for weight in (0.0, 0.3):
-            config = RenderConfig(dream=dream, temporal_weight=weight, keyframe_settle=0, crf=12, preset="veryfast",
-                                  hold_level=hold)
+            config = RenderConfig(
+                dream=dream, temporal_weight=weight, keyframe_settle=0, crf=12, preset="veryfast", hold_level=hold
+            )
             out = render_in_process(clip, tmp_path / f"w{weight}{hold}.mp4", config).output
             result = warping_error(clip, out)
             errors[hold, weight], strength[hold, weight] = result.mean, np.array(result.strength)
@@ -300,10 +341,18 @@ def test_flow_carried_dream_is_steadier_than_independent_frames(tmp_path: Path) 
     clip = write_clip(tmp_path / "pan.mp4", pan_frames(24, 128, 72), audio=None, crf=12)
     dream = DreamConfig(num_iterations=6, num_octaves=2, dream_layers=("_blocks.5",))
     ways = {
-        "independent": RenderConfig(dream=dream, decay=0.0, frame_iterations=6, occlusion_mask=False,
-                                    temporal_weight=0.0, hold_level=False),
-        "seed rule": RenderConfig(dream=dream, decay=1.0, frame_iterations=6, occlusion_mask=False,
-                                  temporal_weight=0.0, hold_level=False, carry_resampling="bilinear"),
+        "independent": RenderConfig(
+            dream=dream, decay=0.0, frame_iterations=6, occlusion_mask=False, temporal_weight=0.0, hold_level=False
+        ),
+        "seed rule": RenderConfig(
+            dream=dream,
+            decay=1.0,
+            frame_iterations=6,
+            occlusion_mask=False,
+            temporal_weight=0.0,
+            hold_level=False,
+            carry_resampling="bilinear",
+        ),
         "default": RenderConfig(dream=dream),
     }
     errors = {}

@@ -28,17 +28,47 @@ pytestmark = pytest.mark.usefixtures("local_ray")
 
 EXE = str(Path(sys.executable).with_name("distdream"))
 # tests.test_job's CFG and JOB as flags
-FLAGS = ["--num-iterations", "2", "--num-octaves", "2", "--dream-layers", "_blocks.5", "--jitter", "4", "--crf", "0",
-         "--preset", "ultrafast", "--keyframe-settle", "0", "--chunk-frames", "12", "--overlap", "3",
-         "--no-scan-cuts", "--seams", "crossfade", "--workers", "1", "--ray", "always", "-q"]
+FLAGS = [
+    "--num-iterations",
+    "2",
+    "--num-octaves",
+    "2",
+    "--dream-layers",
+    "_blocks.5",
+    "--jitter",
+    "4",
+    "--crf",
+    "0",
+    "--preset",
+    "ultrafast",
+    "--keyframe-settle",
+    "0",
+    "--chunk-frames",
+    "12",
+    "--overlap",
+    "3",
+    "--no-scan-cuts",
+    "--seams",
+    "crossfade",
+    "--workers",
+    "1",
+    "--ray",
+    "always",
+    "-q",
+]
 
 
 def started(clip: Path, tmp_path: Path) -> tuple[subprocess.Popen, Path, list[psutil.Process]]:
     """A render in a session of its own, once its first chunk is in the ledger; and its processes."""
     workdir, out = tmp_path / "work", tmp_path / "out.mp4"
-    proc = subprocess.Popen([EXE, "render", str(clip), "-o", str(out), "--workdir", str(workdir), *FLAGS],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = subprocess.Popen(
+        [EXE, "render", str(clip), "-o", str(out), "--workdir", str(workdir), *FLAGS],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     ledger = workdir / "ledger.json"
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and not (ledger.exists() and json.loads(ledger.read_text())["chunks"]):
@@ -62,7 +92,8 @@ def left(family: list[psutil.Process], within: float = 10.0) -> list[str]:
 
 @pytest.mark.parametrize(("signum", "group"), [(signal.SIGTERM, False), (signal.SIGTERM, True), (signal.SIGHUP, False)])
 def test_a_stop_signal_cancels_keeps_chunks_prints_the_resume_command_and_leaves_nothing(
-        clip: Path, reference, tmp_path: Path, signum: int, group: bool) -> None:
+    clip: Path, reference, tmp_path: Path, signum: int, group: bool
+) -> None:
     proc, workdir, family = started(clip, tmp_path)
     t0 = time.monotonic()
     if group:  # as Slurm does: every process of the job step, Ray's included
@@ -104,8 +135,13 @@ def test_a_second_signal_exits_at_once_and_still_leaves_nothing(clip: Path, tmp_
 
 def test_a_stop_while_ray_starts_is_a_stop_too(clip: Path, tmp_path: Path) -> None:
     """SIGTERM while `ray.init` starts the local instance (its own handler is in place then)."""
-    proc = subprocess.Popen([EXE, "render", str(clip), "-o", str(tmp_path / "out.mp4"), *FLAGS],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [EXE, "render", str(clip), "-o", str(tmp_path / "out.mp4"), *FLAGS],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     me, family = psutil.Process(proc.pid), []
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not any("gcs_server" in p.name() for p in family):

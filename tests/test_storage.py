@@ -19,6 +19,8 @@ from distdream.video import probe, read_frames
 from tests.conftest import s3_server
 from tests.test_job import CFG
 
+pytestmark = pytest.mark.ray  # Ray workers that see the S3 server's address (the s3 fixture starts Ray)
+
 JOB = dict(chunk_frames=8, overlap=2, workers=2, scan_cuts=False, seams="crossfade")
 
 

@@ -11,11 +11,13 @@ from pathlib import Path
 import pytest
 
 from distdream.cli import main
-from distdream.errors import JobError
 from distdream.engine import RemoteJobs
+from distdream.errors import JobError
 from distdream.samples import pan_frames, write_clip
 from distdream.video import probe
 from tests.conftest import free_port
+
+pytestmark = pytest.mark.ray  # a Ray head with its dashboard, and jobs submitted to it
 
 # the `ray` command of the interpreter running the tests (a venv's bin need not be on PATH)
 RAY = str(Path(sys.executable).with_name("ray"))
@@ -29,9 +31,22 @@ def head() -> str:
     address = f"http://127.0.0.1:{dashboard}"
     # the head's jobs run `distdream` by name: find it beside this interpreter, activated or not
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PATH": f"{Path(RAY).parent}{os.pathsep}{os.environ['PATH']}"}
-    subprocess.run([RAY, "start", "--head", f"--port={port}", "--dashboard-host=127.0.0.1",
-                    f"--dashboard-port={dashboard}", "--num-cpus=2", "--include-dashboard=true"],
-                   check=True, env=env, capture_output=True, timeout=180)
+    subprocess.run(
+        [
+            RAY,
+            "start",
+            "--head",
+            f"--port={port}",
+            "--dashboard-host=127.0.0.1",
+            f"--dashboard-port={dashboard}",
+            "--num-cpus=2",
+            "--include-dashboard=true",
+        ],
+        check=True,
+        env=env,
+        capture_output=True,
+        timeout=180,
+    )
     deadline = time.monotonic() + 120
     while True:
         try:
@@ -85,12 +100,14 @@ def stalled() -> str:
 
 
 @pytest.mark.parametrize("command", [["status", "distdream-x"], ["submit", "/in.mp4", "-o", "/out.mp4", "--wait"]])
-def test_a_dashboard_that_never_answers_costs_the_request_timeout_and_the_cli_exits(stalled: str,
-                                                                                   command: list[str]) -> None:
+def test_a_dashboard_that_never_answers_costs_the_request_timeout_and_the_cli_exits(
+    stalled: str, command: list[str]
+) -> None:
     """In a fresh process: the error is printed and the process ends (no thread keeps it alive)."""
     exe = str(Path(sys.executable).with_name("distdream"))
-    done = subprocess.run([exe, *command, "--address", stalled, "--request-timeout", "2"], capture_output=True,
-                          text=True, timeout=120)  # a hang fails here
+    done = subprocess.run(
+        [exe, *command, "--address", stalled, "--request-timeout", "2"], capture_output=True, text=True, timeout=120
+    )  # a hang fails here
     assert done.returncode == 2, done.stderr
     assert f"no answer from the Ray dashboard at {stalled} within 2 s" in done.stderr
 
@@ -99,9 +116,27 @@ def test_submit_wait_status_logs_and_resubmit(head: str, capsys, tmp_path: Path)
     address = head
     clip = write_clip(tmp_path / "clip.mp4", list(pan_frames(40, 64, 48))[:12], audio="aac")
     out = tmp_path / "out.mp4"
-    args = ["submit", str(clip), "-o", str(out), "--address", address, "--num-iterations", "1",
-            "--num-octaves", "1", "--dream-layers", "_blocks.3", "--chunk-frames", "6", "--overlap", "2",
-            "--no-scan-cuts", "--keyframe-settle", "0"]
+    args = [
+        "submit",
+        str(clip),
+        "-o",
+        str(out),
+        "--address",
+        address,
+        "--num-iterations",
+        "1",
+        "--num-octaves",
+        "1",
+        "--dream-layers",
+        "_blocks.3",
+        "--chunk-frames",
+        "6",
+        "--overlap",
+        "2",
+        "--no-scan-cuts",
+        "--keyframe-settle",
+        "0",
+    ]
     code, stdout, err = run(capsys, *args, "--wait")
     assert code == 0, stdout + err
     sid = stdout.splitlines()[0].split()[-1]
@@ -120,8 +155,19 @@ def test_submit_wait_status_logs_and_resubmit(head: str, capsys, tmp_path: Path)
 def test_stop(head: str, capsys, tmp_path: Path) -> None:
     address = head
     clip = write_clip(tmp_path / "clip.mp4", list(pan_frames(60, 96, 64))[:40], audio=None)
-    code, stdout, _ = run(capsys, "submit", str(clip), "-o", str(tmp_path / "out.mp4"), "--address", address,
-                          "--chunk-frames", "10", "--overlap", "2")
+    code, stdout, _ = run(
+        capsys,
+        "submit",
+        str(clip),
+        "-o",
+        str(tmp_path / "out.mp4"),
+        "--address",
+        address,
+        "--chunk-frames",
+        "10",
+        "--overlap",
+        "2",
+    )
     sid = stdout.split()[-1]
     code, stdout, _ = run(capsys, "stop", sid, "--address", address)
     assert code == 0 and sid in stdout
@@ -138,9 +184,28 @@ def test_sigterm_to_submit_wait_stops_the_job_and_a_resubmit_resumes_it(head: st
     clip = write_clip(tmp_path / "clip.mp4", list(pan_frames(60, 64, 48))[:36], audio=None)
     out = tmp_path / "out.mp4"
     exe = str(Path(sys.executable).with_name("distdream"))
-    args = [exe, "submit", str(clip), "-o", str(out), "--address", head, "--num-iterations", "2", "--num-octaves",
-            "2", "--dream-layers", "_blocks.5", "--chunk-frames", "6", "--no-scan-cuts", "--keyframe-settle", "0",
-            "--workers", "1"]
+    args = [
+        exe,
+        "submit",
+        str(clip),
+        "-o",
+        str(out),
+        "--address",
+        head,
+        "--num-iterations",
+        "2",
+        "--num-octaves",
+        "2",
+        "--dream-layers",
+        "_blocks.5",
+        "--chunk-frames",
+        "6",
+        "--no-scan-cuts",
+        "--keyframe-settle",
+        "0",
+        "--workers",
+        "1",
+    ]
     proc = subprocess.Popen([*args, "--wait"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     ledger = tmp_path / ".out.mp4.distdream" / "ledger.json"  # the default work directory, beside the output
     deadline = time.monotonic() + 240

@@ -9,10 +9,11 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from tests.media import BFRAMES_GOP, pan_frames
 
 from distdream.errors import ConfigError, VideoError
+from distdream.samples import write_clip
 from distdream.video import (
+    Colour,
     Encoding,
     SegmentWriter,
     VideoIndex,
@@ -20,9 +21,8 @@ from distdream.video import (
     probe,
     read_frames,
 )
-from distdream.samples import write_clip
 from distdream.video.colour import frame_to_rgb
-from distdream.video import Colour
+from tests.media import BFRAMES_GOP, pan_frames
 
 N = 60
 GOP = 12
@@ -41,8 +41,9 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "mp4": write_clip(d / "odd_aac.mp4", odd, x264_params=params, audio="aac"),
         "mkv": write_clip(d / "even_opus.mkv", even, x264_params=params, audio="libopus"),
         "vfr_mp4": write_clip(d / "vfr.mp4", even, pts=vfr_pts, time_base=Fraction(1, 1000), x264_params=params),
-        "vfr_mkv": write_clip(d / "vfr.mkv", odd, pts=vfr_pts, time_base=Fraction(1, 1000), x264_params=params,
-                              audio=None),
+        "vfr_mkv": write_clip(
+            d / "vfr.mkv", odd, pts=vfr_pts, time_base=Fraction(1, 1000), x264_params=params, audio=None
+        ),
         "silent": write_clip(d / "silent.mp4", even[:20], x264_params=params, audio=None),
     }
 
@@ -51,6 +52,7 @@ def sequential(path: Path) -> tuple[list[np.ndarray], list[int]]:
     """Reference: every frame by a plain sequential decode, with its pts."""
     with av.open(str(path)) as c:
         frames = list(c.decode(video=0))
+
     def rgb(f: av.VideoFrame) -> np.ndarray:  # the library's conversion, with the frame's own tags
         values = frame_to_rgb(f, Colour.of(f).resolved(f.width, f.height))
         return np.clip(np.rint(values * 255), 0, 255).astype(np.uint8)
@@ -100,9 +102,17 @@ def test_index_round_trips_through_json_and_stays_small(clips: dict[str, Path]) 
         again = VideoIndex.from_dict(json.loads(text))
         assert again == index and again.pts.tolist() == index.pts.tolist()
     two_hours = VideoIndex(
-        path="x", stream_index=0, codec="h264", width=1920, height=1080, rotation=0, pix_fmt="yuv420p",
-        time_base=Fraction(1, 90000), average_rate=Fraction(60000, 1001),
-        pts=np.arange(431_568, dtype=np.int64) * 1501, keyframes=np.arange(0, 431_568, 250, dtype=np.int64),
+        path="x",
+        stream_index=0,
+        codec="h264",
+        width=1920,
+        height=1080,
+        rotation=0,
+        pix_fmt="yuv420p",
+        time_base=Fraction(1, 90000),
+        average_rate=Fraction(60000, 1001),
+        pts=np.arange(431_568, dtype=np.int64) * 1501,
+        keyframes=np.arange(0, 431_568, 250, dtype=np.int64),
     )
     assert len(json.dumps(two_hours.to_dict())) < 20_000  # constant rate: deltas compress to nothing
     jitter = np.random.default_rng(0).integers(1490, 1510, size=431_568)
@@ -151,8 +161,14 @@ def test_range_read_stops_at_the_end_of_the_range(clips: dict[str, Path], tmp_pa
 def encode_segments(frames: list[np.ndarray], bounds: list[int], d: Path, index: VideoIndex) -> list[Path]:
     paths = []
     for k, (a, b) in enumerate(zip(bounds, bounds[1:])):
-        with SegmentWriter(d / f"{k:05d}.mp4", width=index.width, height=index.height, rate=index.average_rate,
-                           encoding=Encoding(crf=16, preset="veryfast"), rotation=index.rotation) as w:
+        with SegmentWriter(
+            d / f"{k:05d}.mp4",
+            width=index.width,
+            height=index.height,
+            rate=index.average_rate,
+            encoding=Encoding(crf=16, preset="veryfast"),
+            rotation=index.rotation,
+        ) as w:
             for frame in frames[a:b]:
                 w.write(frame)
         paths.append(w.path)
@@ -190,8 +206,9 @@ def test_joined_output_interleaves_audio_and_video(clips: dict[str, Path], tmp_p
     frames = list(read_frames(clips["mp4"], index=index))
     out = concat(encode_segments(frames, [0, 30, N], tmp_path, index), tmp_path / "out.mp4", index)
     with av.open(str(out)) as c:
-        order = [(p.stream.type, float((p.dts if p.dts is not None else p.pts) * p.time_base))
-                 for p in c.demux() if p.size]
+        order = [
+            (p.stream.type, float((p.dts if p.dts is not None else p.pts) * p.time_base)) for p in c.demux() if p.size
+        ]
     kinds = [k for k, _ in order]
     switches = sum(1 for a, b in zip(kinds, kinds[1:]) if a != b)
     assert switches > 4  # interleaved, not all video then all audio

@@ -46,8 +46,14 @@ def bench_codecs(*, frames: int = 48, width: int = 640, height: int = 360, crf: 
     """Encode the same frames with every codec this FFmpeg has (H.264 and H.265 at ``crf``)."""
     with tempfile.TemporaryDirectory(prefix="distdream-codecs-") as tmp:
         d = Path(tmp)
-        clip = write_clip(d / "source.mkv", pan_frames(frames, width, height), codec="ffv1", pix_fmt="yuv420p10le",
-                          colour=Colour("bt709", "bt709", "bt709", "tv"), audio=None)
+        clip = write_clip(
+            d / "source.mkv",
+            pan_frames(frames, width, height),
+            codec="ffv1",
+            pix_fmt="yuv420p10le",
+            colour=Colour("bt709", "bt709", "bt709", "tv"),
+            audio=None,
+        )
         index = probe(clip)
         source = list(read_frames(clip, index=index, dtype=np.float32))
         rows = []
@@ -67,9 +73,19 @@ def bench_codecs(*, frames: int = 48, width: int = 640, height: int = 360, crf: 
             decoded = read_frames(str(target), index=files, dtype=np.float32)
             errors = [np.abs(a - b) * 255 for a, b in zip(decoded, source, strict=True)]
             size = _size(folder)
-            rows.append({"codec": codec, "pix_fmt": fmt.pix_fmt, "options": dict(fmt.options), "seconds": seconds,
-                         "fps": frames / seconds, "bytes": size, "bits_per_pixel": 8 * size / (frames * width * height),
-                         "mean_error": float(np.mean([e.mean() for e in errors])),
-                         "max_error": float(max(e.max() for e in errors))})
-        return CodecBenchmark(frames, width, height, f"{index.pix_fmt} {index.colour.matrix}/{index.colour.range}", rows)
-
+            rows.append(
+                {
+                    "codec": codec,
+                    "pix_fmt": fmt.pix_fmt,
+                    "options": dict(fmt.options),
+                    "seconds": seconds,
+                    "fps": frames / seconds,
+                    "bytes": size,
+                    "bits_per_pixel": 8 * size / (frames * width * height),
+                    "mean_error": float(np.mean([e.mean() for e in errors])),
+                    "max_error": float(max(e.max() for e in errors)),
+                }
+            )
+        return CodecBenchmark(
+            frames, width, height, f"{index.pix_fmt} {index.colour.matrix}/{index.colour.range}", rows
+        )

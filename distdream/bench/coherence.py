@@ -85,7 +85,9 @@ class CoherenceBenchmark:
         return asdict(self)
 
 
-def coherence_ways(base: RenderConfig, temporal_weights: Sequence[float] = ()) -> dict[str, Callable[[float], RenderConfig]]:
+def coherence_ways(
+    base: RenderConfig, temporal_weights: Sequence[float] = ()
+) -> dict[str, Callable[[float], RenderConfig]]:
     """Each way as a function of the learning rate; ``default`` is ``base`` itself."""
 
     def at(config: RenderConfig) -> Callable[[float], RenderConfig]:
@@ -97,8 +99,9 @@ def coherence_ways(base: RenderConfig, temporal_weights: Sequence[float] = ()) -
     ways = {
         "default": at(base),
         "independent": at(replace(unheld, decay=0.0, frame_iterations=full, occlusion_mask=False, keyframe_settle=0)),
-        "seed tool's rule": at(replace(unheld, decay=1.0, frame_iterations=full, occlusion_mask=False,
-                                       keyframe_settle=0)),
+        "seed tool's rule": at(
+            replace(unheld, decay=1.0, frame_iterations=full, occlusion_mask=False, keyframe_settle=0)
+        ),
         "previous default": at(unheld),  # settled keyframes, no held level, no temporal term
         "held level, no temporal term": at(replace(base, temporal_weight=0.0)),
         "default with the bilinear carry": at(replace(base, carry_resampling="bilinear")),
@@ -156,22 +159,49 @@ def bench_coherence(
                     break
                 lr = _next_rate(tried, target)
             windows = result.strength_windows()
-            rows.append(CoherenceRow(
-                way=way, learning_rate=lr, strength=strength, warping_error=result.mean, l1=result.l1,
-                detail=float(np.median(result.detail)),
-                steps_per_frame=_steps_per_frame(make(lr), frames),
-                windows=(min(windows), max(windows)), matched=matched, renders=len(tried), seconds=seconds,
-                strength_over_time=tuple(round(s, 2) for s in result.strength),
-            ))
+            rows.append(
+                CoherenceRow(
+                    way=way,
+                    learning_rate=lr,
+                    strength=strength,
+                    warping_error=result.mean,
+                    l1=result.l1,
+                    detail=float(np.median(result.detail)),
+                    steps_per_frame=_steps_per_frame(make(lr), frames),
+                    windows=(min(windows), max(windows)),
+                    matched=matched,
+                    renders=len(tried),
+                    seconds=seconds,
+                    strength_over_time=tuple(round(s, 2) for s in result.strength),
+                )
+            )
         painted, curve = _painted(base, clip, d, frames, width, height, target, tolerance, max_renders, device)
     rows.append(painted)
     rows = [replace(r, over_steady=_over(r, curve)) for r in rows]
-    return CoherenceBenchmark(frames=frames, width=width, height=height, input_warping_error=floor,
-                              target_strength=target, tolerance=tolerance, rows=tuple(rows), steady_curve=curve)
+    return CoherenceBenchmark(
+        frames=frames,
+        width=width,
+        height=height,
+        input_warping_error=floor,
+        target_strength=target,
+        tolerance=tolerance,
+        rows=tuple(rows),
+        steady_curve=curve,
+    )
 
 
-def _painted(base: RenderConfig, clip: Path, d: Path, frames: int, width: int, height: int, target: float,
-             tolerance: float, max_tries: int, device: str | None) -> tuple[CoherenceRow, tuple[tuple[float, float], ...]]:
+def _painted(
+    base: RenderConfig,
+    clip: Path,
+    d: Path,
+    frames: int,
+    width: int,
+    height: int,
+    target: float,
+    tolerance: float,
+    max_tries: int,
+    device: str | None,
+) -> tuple[CoherenceRow, tuple[tuple[float, float], ...]]:
     """The painted reference row at the target strength, and (detail, E_warp) of it at PAINTED_SCALES."""
     import cv2
 
@@ -202,11 +232,18 @@ def _painted(base: RenderConfig, clip: Path, d: Path, frames: int, width: int, h
         scale = _next_rate(tried, target)
     windows = result.strength_windows()
     row = CoherenceRow(
-        way=PAINTED, learning_rate=base.dream.learning_rate, strength=strength, warping_error=result.mean,
-        l1=result.l1, detail=float(np.median(result.detail)),
+        way=PAINTED,
+        learning_rate=base.dream.learning_rate,
+        strength=strength,
+        warping_error=result.mean,
+        l1=result.l1,
+        detail=float(np.median(result.detail)),
         steps_per_frame=base.dream.num_octaves * base.keyframe_steps / frames,  # one dream for the whole clip
-        windows=(min(windows), max(windows)), matched=matched, renders=len(tried),
-        seconds=time.perf_counter() - t0, strength_over_time=tuple(round(s, 2) for s in result.strength),
+        windows=(min(windows), max(windows)),
+        matched=matched,
+        renders=len(tried),
+        seconds=time.perf_counter() - t0,
+        strength_over_time=tuple(round(s, 2) for s in result.strength),
     )
     return row, tuple(curve)
 
@@ -227,4 +264,3 @@ def _next_rate(tried: list[tuple[float, float]], target: float) -> float:
     lr0, s0 = tried[-2]
     step = lr1 + (target - s1) * (lr1 - lr0) / (s1 - s0)
     return float(min(max(step, lr1 / 4), lr1 * 4))  # strength is not quite linear: keep the step sane
-

@@ -16,8 +16,8 @@ import math
 import os
 import tempfile
 import time
-from dataclasses import asdict, dataclass
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -109,8 +109,7 @@ def _watched_render(clip: Path, out: Path, config: RenderConfig, **options: obje
     if first is None:  # a job too quick for the polling: no steady part to measure
         return _Watched(end - t0, end - t0, math.nan, peak / 2**20)
     steady = last - first[0]
-    return _Watched(end - t0, first[0] - t0, (total - first[1]) / steady if steady > 0 else math.nan,
-                    peak / 2**20)
+    return _Watched(end - t0, first[0] - t0, (total - first[1]) / steady if steady > 0 else math.nan, peak / 2**20)
 
 
 def bench_engine(*, quick: bool = False, workers: int | None = None) -> EngineBenchmark:
@@ -132,7 +131,9 @@ def bench_engine(*, quick: bool = False, workers: int | None = None) -> EngineBe
         rss_frames = 120
     n = shots * per_shot
     # quick: the lightest dream (no keyframe settling); full: the default recipe
-    config = RenderConfig(dream=dream, preset="veryfast", keyframe_settle=0 if quick else RenderConfig().keyframe_settle)
+    config = RenderConfig(
+        dream=dream, preset="veryfast", keyframe_settle=0 if quick else RenderConfig().keyframe_settle
+    )
     job = dict(chunk_frames=chunk_frames, overlap=chunk_frames // 3, workers=workers)
     with tempfile.TemporaryDirectory(prefix="distdream-bench-") as tmp:
         d = Path(tmp)
@@ -146,20 +147,34 @@ def bench_engine(*, quick: bool = False, workers: int | None = None) -> EngineBe
         crossfade = _crossfade_seams(d, n, w, h, config, workers, quick, chunk_frames, overlap)
         rss_short, rss_long = _driver_rss(d, rss_frames)
     return EngineBenchmark(
-        frames=n, width=w, height=h, chunks=len(job_plan.chunks), workers=workers, shots=shots,
+        frames=n,
+        width=w,
+        height=h,
+        chunks=len(job_plan.chunks),
+        workers=workers,
+        shots=shots,
         seams={kind: sum(c.begins == kind for c in job_plan.chunks) for kind in ("cut", "handoff", "crossfade")},
-        pure_dream_seconds=pure, one_worker_seconds=one.seconds, pipeline_efficiency=pure / one.seconds,
-        n_workers_seconds=many.seconds, speedup=one.seconds / many.seconds,
-        one_worker_startup_seconds=one.startup, n_workers_startup_seconds=many.startup,
-        one_worker_steady_fps=one.steady_fps, n_workers_steady_fps=many.steady_fps,
-        steady_speedup=many.steady_fps / one.steady_fps, lead_in_overhead=job_plan.lead_in_overhead,
-        driver_rss_mib=rss_short, driver_rss_mib_10x=rss_long, rss_frames=rss_frames,
+        pure_dream_seconds=pure,
+        one_worker_seconds=one.seconds,
+        pipeline_efficiency=pure / one.seconds,
+        n_workers_seconds=many.seconds,
+        speedup=one.seconds / many.seconds,
+        one_worker_startup_seconds=one.startup,
+        n_workers_startup_seconds=many.startup,
+        one_worker_steady_fps=one.steady_fps,
+        n_workers_steady_fps=many.steady_fps,
+        steady_speedup=many.steady_fps / one.steady_fps,
+        lead_in_overhead=job_plan.lead_in_overhead,
+        driver_rss_mib=rss_short,
+        driver_rss_mib_10x=rss_long,
+        rss_frames=rss_frames,
         **crossfade,
     )
 
 
-def _crossfade_seams(d: Path, n: int, w: int, h: int, config: RenderConfig, workers: int, quick: bool,
-                     chunk_frames: int, overlap: int) -> dict[str, float]:
+def _crossfade_seams(
+    d: Path, n: int, w: int, h: int, config: RenderConfig, workers: int, quick: bool, chunk_frames: int, overlap: int
+) -> dict[str, float]:
     """One long shot forced to crossfade seams: is the window steadier or shakier than the rest,
     and than the same frames rendered as one chunk?"""
     from ..engine import plan, render
@@ -168,8 +183,13 @@ def _crossfade_seams(d: Path, n: int, w: int, h: int, config: RenderConfig, work
     pan = write_clip(d / "pan.mp4", pan_frames(n, w, h), audio=None)
     # the default window (16 frames): a crossfade is a blend of two different dreams, so its
     # length sets how fast one turns into the other; chunks of 36 make room for it (one seam)
-    faded = dict(chunk_frames=2 * chunk_frames if quick else 36, workers=workers, scan_cuts=False,
-                 seams="crossfade", **({"overlap": overlap} if quick else {}))
+    faded = dict(
+        chunk_frames=2 * chunk_frames if quick else 36,
+        workers=workers,
+        scan_cuts=False,
+        seams="crossfade",
+        **({"overlap": overlap} if quick else {}),
+    )
     pan_plan = plan(pan, config, **faded)
     render(pan, d / "faded.mp4", config, **faded)
     seams = warping_error(pan, d / "faded.mp4", chunks=pan_plan.chunks)
@@ -178,19 +198,32 @@ def _crossfade_seams(d: Path, n: int, w: int, h: int, config: RenderConfig, work
     whole = warping_error(pan, d / "whole.mp4")
     inside = [s for i, s in enumerate(seams.strength) if i in window]
     outside = [s for i, s in enumerate(seams.strength) if i not in window]
-    return dict(warping_error_crossfaded=seams.mean, seam_ratio=seams.seam_ratio("crossfade"),
-                seam_ratio_one_chunk=seams.over(window) / whole.over(window),
-                seam_strength_ratio=float(np.mean(inside) / np.mean(outside)) if inside else math.nan)
+    return dict(
+        warping_error_crossfaded=seams.mean,
+        seam_ratio=seams.seam_ratio("crossfade"),
+        seam_ratio_one_chunk=seams.over(window) / whole.over(window),
+        seam_strength_ratio=float(np.mean(inside) / np.mean(outside)) if inside else math.nan,
+    )
 
 
 def _driver_rss(d: Path, frames: int) -> tuple[float, float]:
     """The driver's peak RSS (MiB) rendering a clip and one ten times longer, with a cheap dream."""
-    cheap = RenderConfig(dream=DreamConfig(num_iterations=1, num_octaves=1, dream_layers=("_blocks.3",)),
-                         preset="ultrafast")
+    cheap = RenderConfig(
+        dream=DreamConfig(num_iterations=1, num_octaves=1, dream_layers=("_blocks.3",)), preset="ultrafast"
+    )
     short = write_clip(d / "short.mp4", pan_frames(frames, 64, 48), audio="aac")
     long = write_clip(d / "long.mp4", pan_frames(10 * frames, 64, 48), audio="aac")
-    return tuple(_watched_render(clip, d / f"{clip.stem}_out.mp4", cheap, chunk_frames=30, overlap=4,  # type: ignore[return-value]
-                                 scan_cuts=False).peak_rss_mib for clip in (short, long))
+    return tuple(
+        _watched_render(
+            clip,
+            d / f"{clip.stem}_out.mp4",
+            cheap,
+            chunk_frames=30,
+            overlap=4,  # type: ignore[return-value]
+            scan_cuts=False,
+        ).peak_rss_mib
+        for clip in (short, long)
+    )
 
 
 def _pure_dream_seconds(clip: Path, chunks: Sequence[Chunk], config: RenderConfig) -> float:

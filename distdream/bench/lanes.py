@@ -93,13 +93,18 @@ def bench_lanes(
             clip = write_clip(Path(tmp) / "clip.mp4", pan_frames(max(lanes) * frames_per_lane, width, height), crf=0)
             runner = _Runner(probe(clip), frames_per_lane, dev)
             settings = _settings(dev, settings, compile)
-            notes = [] if cuda else [f"bf16 and fp16 run on CUDA only; on {dev.type} they fall back to fp32 (the fp32 "
-                                     "rows)"]
+            notes = (
+                []
+                if cuda
+                else [f"bf16 and fp16 run on CUDA only; on {dev.type} they fall back to fp32 (the fp32 rows)"]
+            )
             # a model per setting: a layout conversion must not reach another setting's modules
             dreamers = [Dreamer(dream, device=dev, model=load_model(dream.model, dream.weights)) for dream in settings]
             measured, warmups = _measure(runner, dreamers, lanes, notes)
             if (0, lanes[0]) not in measured:
-                raise torch.OutOfMemoryError(f"the reference row ({settings[0].precision}, {lanes[0]} lanes) does not fit")
+                raise torch.OutOfMemoryError(
+                    f"the reference row ({settings[0].precision}, {lanes[0]} lanes) does not fit"
+                )
             reference = measured[0, lanes[0]][1]
             rows = _rows(runner, dreamers, lanes, measured, warmups, reference)
             model = load_model(DreamConfig().model, DreamConfig().weights)
@@ -107,9 +112,16 @@ def bench_lanes(
             seed_diff = _mean_diff(other, reference)
     finally:
         torch.set_num_threads(threads)
-    return LanesBenchmark(device=device_name(dev), width=width, height=height, frames_per_lane=frames_per_lane,
-                          torch_threads=torch.get_num_threads() if cuda else 1, rows=tuple(rows), notes=tuple(notes),
-                          other_seed_diff=seed_diff)
+    return LanesBenchmark(
+        device=device_name(dev),
+        width=width,
+        height=height,
+        frames_per_lane=frames_per_lane,
+        torch_threads=torch.get_num_threads() if cuda else 1,
+        rows=tuple(rows),
+        notes=tuple(notes),
+        other_seed_diff=seed_diff,
+    )
 
 
 _Measured = tuple[float, list, "float | None"]  # seconds, lane 0's frames, peak device MiB per lane
@@ -134,8 +146,16 @@ class _Runner:
 
         def one(k: int, frame_dreamer: object) -> list:
             gen = torch.Generator().manual_seed(seed + k)
-            return [rgb for _, rgb, _ in dream_frames(self.index, *ranges[k], self.config, frame_dreamer,  # type: ignore[arg-type]
-                                                      generator=gen)]
+            return [
+                rgb
+                for _, rgb, _ in dream_frames(
+                    self.index,
+                    *ranges[k],
+                    self.config,
+                    frame_dreamer,  # type: ignore[arg-type]
+                    generator=gen,
+                )
+            ]
 
         t0 = time.perf_counter()
         out, _ = in_lanes(dreamer, count, one)
@@ -153,8 +173,12 @@ def _settings(dev: torch.device, settings: Sequence[DreamConfig] | None, compile
     return [*settings, *([DreamConfig(compile=True)] if compile else [])]
 
 
-def _measure(runner: _Runner, dreamers: list[Dreamer], lanes: tuple[int, ...], notes: list[str],
-             ) -> tuple[dict[tuple[int, int], _Measured], dict[tuple[int, int], float]]:
+def _measure(
+    runner: _Runner,
+    dreamers: list[Dreamer],
+    lanes: tuple[int, ...],
+    notes: list[str],
+) -> tuple[dict[tuple[int, int], _Measured], dict[tuple[int, int], float]]:
     """Every (setting, lane count) that fits, and the warm-up (compile) seconds apart."""
     warmups: dict[tuple[int, int], float] = {}
     for k, dreamer in enumerate(dreamers):
@@ -183,9 +207,14 @@ def _mean_diff(frames: list, other: list) -> float:
     return float(np.mean([np.abs(_levels(a) - _levels(b)).mean() for a, b in zip(frames, other, strict=True)]))
 
 
-def _rows(runner: _Runner, dreamers: list[Dreamer], lanes: tuple[int, ...],
-          measured: dict[tuple[int, int], _Measured], warmups: dict[tuple[int, int], float], reference: list,
-          ) -> list[LaneRow]:
+def _rows(
+    runner: _Runner,
+    dreamers: list[Dreamer],
+    lanes: tuple[int, ...],
+    measured: dict[tuple[int, int], _Measured],
+    warmups: dict[tuple[int, int], float],
+    reference: list,
+) -> list[LaneRow]:
     """One row per measured (setting, lane count), against the first setting at the first count."""
     probe_frame = dreamers[0].model.preprocess.normalize(array_to_tensor(runner.source[0])).to(runner.dev)
     grads = [d.gradient(probe_frame).flatten().double().cpu() for d in dreamers]
@@ -200,9 +229,18 @@ def _rows(runner: _Runner, dreamers: list[Dreamer], lanes: tuple[int, ...],
                 continue
             seconds, frames, peak = measured[k, count]
             fps = count * n / seconds
-            rows.append(LaneRow(setting=dreamer.compute.describe(), lanes=count, seconds=seconds, frames_per_s=fps,
-                                speedup=fps / base_fps, mean_diff=_mean_diff(frames, reference),
-                                strength_ratio=_mean_diff(frames, runner.source) / base_strength,
-                                grad_cosine=cosines[k], peak_mib_per_lane=peak,
-                                warmup_seconds=warmups.get((k, count)) if dreamer.compute.compile else None))
+            rows.append(
+                LaneRow(
+                    setting=dreamer.compute.describe(),
+                    lanes=count,
+                    seconds=seconds,
+                    frames_per_s=fps,
+                    speedup=fps / base_fps,
+                    mean_diff=_mean_diff(frames, reference),
+                    strength_ratio=_mean_diff(frames, runner.source) / base_strength,
+                    grad_cosine=cosines[k],
+                    peak_mib_per_lane=peak,
+                    warmup_seconds=warmups.get((k, count)) if dreamer.compute.compile else None,
+                )
+            )
     return rows

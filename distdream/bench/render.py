@@ -83,8 +83,11 @@ def bench_render(
         dreamer = Dreamer(config.dream, device=dev)
         first = array_to_tensor(next(read_frames(clip, 0, 1, index=index)))
         # warm-up at this size and batch: kernels, cuDNN's choices, the allocator
-        dreamer.dream_batch([first] * lanes, generators=[torch.Generator().manual_seed(k) for k in range(lanes)],
-                            num_iterations=[1] * lanes)
+        dreamer.dream_batch(
+            [first] * lanes,
+            generators=[torch.Generator().manual_seed(k) for k in range(lanes)],
+            num_iterations=[1] * lanes,
+        )
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
             torch.cuda.reset_peak_memory_stats(dev)
@@ -114,10 +117,20 @@ def bench_render(
         busy = batcher.busy_seconds
         wait = max(0.0, 1.0 - busy / wall)
     return RenderBenchmark(
-        device=device_name(dev), setting=dreamer.compute.describe(), width=width, height=height, frames=frames,
-        lanes=lanes, seconds=wall, frames_per_s=frames / wall,
-        decode_seconds=sum(s.decode_seconds for s in stats), flow_seconds=sum(s.flow_seconds for s in stats),
-        dream_seconds=busy, encode_seconds=sum(s.encode_seconds for s in stats), wait_share=wait, peak_mib=peak,
+        device=device_name(dev),
+        setting=dreamer.compute.describe(),
+        width=width,
+        height=height,
+        frames=frames,
+        lanes=lanes,
+        seconds=wall,
+        frames_per_s=frames / wall,
+        decode_seconds=sum(s.decode_seconds for s in stats),
+        flow_seconds=sum(s.flow_seconds for s in stats),
+        dream_seconds=busy,
+        encode_seconds=sum(s.encode_seconds for s in stats),
+        wait_share=wait,
+        peak_mib=peak,
     )
 
 
@@ -138,7 +151,12 @@ class HalvingBenchmark:
 
 
 def bench_halving(
-    *, width: int = 1280, height: int = 720, lanes: int = 8, frames_per_lane: int = 2, fits: float = 2.5,
+    *,
+    width: int = 1280,
+    height: int = 720,
+    lanes: int = 8,
+    frames_per_lane: int = 2,
+    fits: float = 2.5,
     device: str | None = None,
 ) -> HalvingBenchmark:
     """Cap a CUDA device's memory to about ``fits`` lanes' worth and dream ``lanes`` lanes anyway.
@@ -159,8 +177,10 @@ def bench_halving(
         def one(k: int, lane: object) -> list[torch.Tensor]:
             gen = torch.Generator().manual_seed(k)
             images = frames[k * frames_per_lane : (k + 1) * frames_per_lane]
-            return [lane.dream(image, generator=gen, num_iterations=config.frame_steps)  # type: ignore[attr-defined]
-                    for image in images]
+            return [
+                lane.dream(image, generator=gen, num_iterations=config.frame_steps)  # type: ignore[attr-defined]
+                for image in images
+            ]
 
         out, batcher = in_lanes(dreamer, lanes, one)
         assert batcher is not None
@@ -183,6 +203,12 @@ def bench_halving(
         torch.cuda.set_per_process_memory_fraction(1.0, dev)
         torch.cuda.empty_cache()
     diff = float(np.mean([(a - b).abs().mean().item() * 255 for a, b in zip(frames_out, reference, strict=True)]))
-    return HalvingBenchmark(device=device_name(dev), lanes=lanes, memory_cap_mib=cap / 2**20,
-                            largest_batch=batcher.largest_batch, batches=batcher.batches,
-                            notes=tuple(capped.notes), mean_diff=diff)
+    return HalvingBenchmark(
+        device=device_name(dev),
+        lanes=lanes,
+        memory_cap_mib=cap / 2**20,
+        largest_batch=batcher.largest_batch,
+        batches=batcher.batches,
+        notes=tuple(capped.notes),
+        mean_diff=diff,
+    )

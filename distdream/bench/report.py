@@ -26,13 +26,18 @@ def _row(echo: Echo, label: str, value: str) -> None:
 
 def _step(figures: list[Mapping[str, Any]], echo: Echo) -> None:
     for r in figures:
-        echo(f"dream iteration, {r['model']} [{','.join(r['layers'])}], {r['size']}×{r['size']}, {r['device']}, "
-             f"median of {r['repeats']}:")
+        echo(
+            f"dream iteration, {r['model']} [{','.join(r['layers'])}], {r['size']}×{r['size']}, {r['device']}, "
+            f"median of {r['repeats']}:"
+        )
         for precision, ms in r["precision_ms"].items():
             _row(echo, f"distdream, {precision} network", f"{ms:8.2f} ms")
         _row(echo, "naive (full forward, hooks, grads; fp32)", f"{r['naive_ms']:8.2f} ms")
-        _row(echo, f"speedup at the default ({r['setting']})",
-             f"{r['speedup']:8.2f}×   (image gradients differ by {r['grad_rel_error']:.1e}, relative L2)")
+        _row(
+            echo,
+            f"speedup at the default ({r['setting']})",
+            f"{r['speedup']:8.2f}×   (image gradients differ by {r['grad_rel_error']:.1e}, relative L2)",
+        )
         fp32 = r["precision_ms"].get("fp32")
         for precision in ("bf16", "fp16"):
             if fp32 and precision in r["precision_ms"]:
@@ -53,27 +58,45 @@ def _codecs(c: Mapping[str, Any], echo: Echo) -> None:
     echo(f"codecs, {c['frames']} frames {c['width']}×{c['height']} from {c['source']}:")
     echo(f"  {'codec':8} {'pixel format':14} {'frames/s':>9} {'MB':>8} {'bits/px':>8} {'mean err':>9} {'max err':>8}")
     for r in c["rows"]:
-        echo(f"  {r['codec']:8} {r['pix_fmt']:14} {r['fps']:9.1f} {r['bytes'] / 1e6:8.2f} {r['bits_per_pixel']:8.2f} "
-             f"{r['mean_error']:9.3f} {r['max_error']:8.2f}")
+        echo(
+            f"  {r['codec']:8} {r['pix_fmt']:14} {r['fps']:9.1f} {r['bytes'] / 1e6:8.2f} {r['bits_per_pixel']:8.2f} "
+            f"{r['mean_error']:9.3f} {r['max_error']:8.2f}"
+        )
 
 
 def _engine(e: Mapping[str, Any], echo: Echo) -> None:
     kinds = ", ".join(f"{v} {k}s" for k, v in e["seams"].items() if v)
-    echo(f"engine, {e['frames']} frames {e['width']}×{e['height']} in {e['shots']} shots, {e['chunks']} chunks "
-         f"({kinds}), local Ray:")
+    echo(
+        f"engine, {e['frames']} frames {e['width']}×{e['height']} in {e['shots']} shots, {e['chunks']} chunks "
+        f"({kinds}), local Ray:"
+    )
     _row(echo, "pure dream compute (same frames, no I/O)", f"{e['pure_dream_seconds']:8.1f} s")
-    _row(echo, "render with 1 worker, end to end",
-         f"{e['one_worker_seconds']:8.1f} s   (efficiency {e['pipeline_efficiency']:.2f})")
-    _row(echo, f"render with {e['workers']} workers", f"{e['n_workers_seconds']:8.1f} s   (speedup {e['speedup']:.2f}×)")
+    _row(
+        echo,
+        "render with 1 worker, end to end",
+        f"{e['one_worker_seconds']:8.1f} s   (efficiency {e['pipeline_efficiency']:.2f})",
+    )
+    _row(
+        echo, f"render with {e['workers']} workers", f"{e['n_workers_seconds']:8.1f} s   (speedup {e['speedup']:.2f}×)"
+    )
     if "steady_speedup" in e:
-        _row(echo, "  start-up to the first frame, 1 vs N workers",
-             f"{e['one_worker_startup_seconds']:8.1f} vs {e['n_workers_startup_seconds']:.1f} s")
-        _row(echo, "  steady rate after it, 1 vs N workers",
-             f"{e['one_worker_steady_fps']:8.2f} vs {e['n_workers_steady_fps']:.2f} frames/s "
-             f"(speedup {e['steady_speedup']:.2f}×)")
+        _row(
+            echo,
+            "  start-up to the first frame, 1 vs N workers",
+            f"{e['one_worker_startup_seconds']:8.1f} vs {e['n_workers_startup_seconds']:.1f} s",
+        )
+        _row(
+            echo,
+            "  steady rate after it, 1 vs N workers",
+            f"{e['one_worker_steady_fps']:8.2f} vs {e['n_workers_steady_fps']:.2f} frames/s "
+            f"(speedup {e['steady_speedup']:.2f}×)",
+        )
     _row(echo, "lead-in overhead", f"{100 * e['lead_in_overhead']:8.1f} %")
-    _row(echo, f"driver peak RSS, {e['rss_frames']} vs {10 * e['rss_frames']} frames",
-         f"{e['driver_rss_mib']:8.0f} vs {e['driver_rss_mib_10x']:.0f} MiB")
+    _row(
+        echo,
+        f"driver peak RSS, {e['rss_frames']} vs {10 * e['rss_frames']} frames",
+        f"{e['driver_rss_mib']:8.0f} vs {e['driver_rss_mib_10x']:.0f} MiB",
+    )
     _row(echo, "one shot, crossfade seams: warping error", f"{e['warping_error_crossfaded']:8.5f}")
     _row(echo, "  in the seam windows / elsewhere", f"{e['seam_ratio']:8.2f}×")
     if "seam_ratio_one_chunk" in e:
@@ -82,45 +105,68 @@ def _engine(e: Mapping[str, Any], echo: Echo) -> None:
 
 
 def _startup(s: Mapping[str, Any], echo: Echo) -> None:
-    echo(f"start-up and small jobs, commands from the shell, {s['frames']}-frame pan {s['width']}×{s['height']} "
-         "(_blocks.9, 4 steps, 2 octaves):")
+    echo(
+        f"start-up and small jobs, commands from the shell, {s['frames']}-frame pan {s['width']}×{s['height']} "
+        "(_blocks.9, 4 steps, 2 octaves):"
+    )
     _row(echo, "seed-style script's start (torch + model)", f"{s['seed_start_seconds']:8.1f} s")
-    _row(echo, "distdream render, one frame", f"{s['one_frame_seconds']:8.1f} s   "
-         f"({s['one_frame_over_seed_start']:.2f}× the script's start; target ≤ 1.5×)")
+    _row(
+        echo,
+        "distdream render, one frame",
+        f"{s['one_frame_seconds']:8.1f} s   ({s['one_frame_over_seed_start']:.2f}× the script's start; target ≤ 1.5×)",
+    )
     _row(echo, "seed-style script over the pan", f"{s['seed_seconds']:8.1f} s")
-    _row(echo, "distdream, 1 worker (in process)", f"{s['one_worker_seconds']:8.1f} s   "
-         f"({s['one_worker_over_seed']:.2f}× the script; target ≤ 0.45×)")
-    _row(echo, "distdream, 2 workers (in process)", f"{s['two_workers_seconds']:8.1f} s   "
-         f"({s['two_workers_speedup']:.2f}× 1 worker; target ≥ 1.5×)")
+    _row(
+        echo,
+        "distdream, 1 worker (in process)",
+        f"{s['one_worker_seconds']:8.1f} s   ({s['one_worker_over_seed']:.2f}× the script; target ≤ 0.45×)",
+    )
+    _row(
+        echo,
+        "distdream, 2 workers (in process)",
+        f"{s['two_workers_seconds']:8.1f} s   ({s['two_workers_speedup']:.2f}× 1 worker; target ≥ 1.5×)",
+    )
     _row(echo, "distdream, 1 worker on Ray (--ray always)", f"{s['one_worker_ray_seconds']:8.1f} s")
     _row(echo, "distdream, 2 workers on Ray (--ray always)", f"{s['two_workers_ray_seconds']:8.1f} s")
     runs = s.get("runs", {})
     if any(len(times) > 1 for times in runs.values()):
-        _row(echo, "each run (the figures are the fastest)",
-             "; ".join(f"{name} {', '.join(f'{t:.1f}' for t in times)}" for name, times in runs.items()
-                       if len(times) > 1)[:200])
+        _row(
+            echo,
+            "each run (the figures are the fastest)",
+            "; ".join(
+                f"{name} {', '.join(f'{t:.1f}' for t in times)}" for name, times in runs.items() if len(times) > 1
+            )[:200],
+        )
     _row(echo, "first line of output", f"{s['first_line_seconds']:8.2f} s")
     for at, line in s["phases"]:
         _row(echo, f"  {at:6.1f} s", line[:60])
 
 
 def _coherence(c: Mapping[str, Any], echo: Echo) -> None:
-    echo(f"temporal coherence at equal strength, {c['frames']} frames {c['width']}×{c['height']} (strength matched "
-         f"to the default's {c['target_strength']:.1f} within {100 * c['tolerance']:.0f} %; the input's own E_warp "
-         f"{c['input_warping_error']:.5f}):")
+    echo(
+        f"temporal coherence at equal strength, {c['frames']} frames {c['width']}×{c['height']} (strength matched "
+        f"to the default's {c['target_strength']:.1f} within {100 * c['tolerance']:.0f} %; the input's own E_warp "
+        f"{c['input_warping_error']:.5f}):"
+    )
     width = max(24, *(len(r["way"]) + 2 for r in c["rows"]))
-    echo(f"  {'rendering':<{width}}{'rate':>8}{'strength':>10}{'E_warp':>10}{'× input':>9}{'× indep.':>9}"
-         f"{'detail':>8}{'× steady':>10}{'steps/frame':>12}{'windows':>12}")
+    echo(
+        f"  {'rendering':<{width}}{'rate':>8}{'strength':>10}{'E_warp':>10}{'× input':>9}{'× indep.':>9}"
+        f"{'detail':>8}{'× steady':>10}{'steps/frame':>12}{'windows':>12}"
+    )
     independent = next((r["warping_error"] for r in c["rows"] if r["way"] == "independent"), math.nan)
     for r in c["rows"]:
         flag = "" if r["matched"] else "  (strength not matched)"
-        echo(f"  {r['way']:<{width}}{r['learning_rate']:>8.4f}{r['strength']:>10.1f}{r['warping_error']:>10.5f}"
-             f"{r['warping_error'] / c['input_warping_error']:>9.1f}{r['warping_error'] / independent:>9.2f}"
-             f"{r.get('detail', math.nan):>8.1f}{_times(r.get('over_steady')):>10}"
-             f"{r['steps_per_frame']:>12.3g}{r['windows'][0]:>7.2f}–{r['windows'][1]:.2f}{flag}")
-    echo("  detail: median mean |Laplacian| of the dream residual (what smoothing costs); × steady: E_warp over a "
-         "perfectly steady (painted) dream's of the same detail, the flicker detail does not explain; windows: the "
-         "lowest and highest 10-frame strength over the median")
+        echo(
+            f"  {r['way']:<{width}}{r['learning_rate']:>8.4f}{r['strength']:>10.1f}{r['warping_error']:>10.5f}"
+            f"{r['warping_error'] / c['input_warping_error']:>9.1f}{r['warping_error'] / independent:>9.2f}"
+            f"{r.get('detail', math.nan):>8.1f}{_times(r.get('over_steady')):>10}"
+            f"{r['steps_per_frame']:>12.3g}{r['windows'][0]:>7.2f}–{r['windows'][1]:.2f}{flag}"
+        )
+    echo(
+        "  detail: median mean |Laplacian| of the dream residual (what smoothing costs); × steady: E_warp over a "
+        "perfectly steady (painted) dream's of the same detail, the flicker detail does not explain; windows: the "
+        "lowest and highest 10-frame strength over the median"
+    )
 
 
 def _times(value: float | None) -> str:
@@ -129,25 +175,36 @@ def _times(value: float | None) -> str:
 
 def _lanes(lb: Mapping[str, Any], echo: Echo) -> None:
     cpu = lb["device"].startswith("cpu")
-    echo(f"lanes × precision, {lb['width']}×{lb['height']}, {lb['frames_per_lane']} frames per lane, {lb['device']}"
-         + (", 1 torch thread (as a CPU worker)" if cpu else "") + ":")
-    echo(f"  {'network':<28}{'lanes':>5}{'frames/s':>10}{'speedup':>9}{'Δ levels':>10}{'strength':>10}"
-         f"{'grad cos':>10}{'MiB/lane':>10}")
+    echo(
+        f"lanes × precision, {lb['width']}×{lb['height']}, {lb['frames_per_lane']} frames per lane, {lb['device']}"
+        + (", 1 torch thread (as a CPU worker)" if cpu else "")
+        + ":"
+    )
+    echo(
+        f"  {'network':<28}{'lanes':>5}{'frames/s':>10}{'speedup':>9}{'Δ levels':>10}{'strength':>10}"
+        f"{'grad cos':>10}{'MiB/lane':>10}"
+    )
     for r in lb["rows"]:
         peak = "" if r["peak_mib_per_lane"] is None else f"{r['peak_mib_per_lane']:>10.0f}"
         warm = "" if r.get("warmup_seconds") is None else f"   (first run {r['warmup_seconds']:.1f} s)"
-        echo(f"  {r['setting']:<28}{r['lanes']:>5}{r['frames_per_s']:>10.2f}{r['speedup']:>8.2f}×"
-             f"{r['mean_diff']:>10.2f}{r['strength_ratio']:>10.3f}{r['grad_cosine']:>10.4f}{peak}{warm}")
-    echo(f"  Δ levels: mean |Δ| of lane 0's frames from the first row's; another seed gives "
-         f"{lb['other_seed_diff']:.2f}. grad cos: one frame's image gradient against the first row's")
+        echo(
+            f"  {r['setting']:<28}{r['lanes']:>5}{r['frames_per_s']:>10.2f}{r['speedup']:>8.2f}×"
+            f"{r['mean_diff']:>10.2f}{r['strength_ratio']:>10.3f}{r['grad_cosine']:>10.4f}{peak}{warm}"
+        )
+    echo(
+        f"  Δ levels: mean |Δ| of lane 0's frames from the first row's; another seed gives "
+        f"{lb['other_seed_diff']:.2f}. grad cos: one frame's image gradient against the first row's"
+    )
     for note in lb["notes"]:
         echo(f"  note: {note}")
 
 
 def _render(rows: list[Mapping[str, Any]], echo: Echo) -> None:
     for r in rows:
-        echo(f"render in process (no Ray), {r['frames']} frames {r['width']}×{r['height']}, {r['lanes']} lane(s), "
-             f"{r['device']}, {r['setting']}:")
+        echo(
+            f"render in process (no Ray), {r['frames']} frames {r['width']}×{r['height']}, {r['lanes']} lane(s), "
+            f"{r['device']}, {r['setting']}:"
+        )
         _row(echo, "end to end", f"{r['seconds']:8.1f} s   ({r['frames_per_s']:.2f} frames/s)")
         for stage in ("decode", "flow", "dream", "encode"):
             overlap = "" if stage == "dream" else " (own thread, overlaps the dream)"
@@ -166,8 +223,16 @@ def _halving(h: Mapping[str, Any], echo: Echo) -> None:
 
 
 _REPORTS: dict[str, Callable[[Any, Echo], None]] = {
-    "step": _step, "io": _io, "codecs": _codecs, "engine": _engine, "startup": _startup, "lanes": _lanes, "render": _render, "halving": _halving,
-    "compile": _lanes, "coherence": _coherence,
+    "step": _step,
+    "io": _io,
+    "codecs": _codecs,
+    "engine": _engine,
+    "startup": _startup,
+    "lanes": _lanes,
+    "render": _render,
+    "halving": _halving,
+    "compile": _lanes,
+    "coherence": _coherence,
 }
 
 
@@ -192,8 +257,19 @@ def plot(figures: Figures, path: str | os.PathLike[str]) -> Path:
     matplotlib.use("Agg")  # no display on servers
     import matplotlib.pyplot as plt
 
-    panels = [panel for make in (_step_panels, _io_panels, _engine_panels, _startup_panels, _coherence_panels,
-                                 _lanes_panels, _render_panels) for panel in make(figures)]
+    panels = [
+        panel
+        for make in (
+            _step_panels,
+            _io_panels,
+            _engine_panels,
+            _startup_panels,
+            _coherence_panels,
+            _lanes_panels,
+            _render_panels,
+        )
+        for panel in make(figures)
+    ]
     if not panels:
         raise ValueError("no figures to plot")
     title = "distdream bench"
@@ -224,17 +300,25 @@ def _io_panels(figures: Figures) -> list[Panel]:
     if "io" not in figures:
         return []
     io = figures["io"]
-    return [lambda ax: _bars(ax, ["seek", "from start"], [io["range_read_fps"], io["from_start_fps"]],
-                             "range read (frames/s)")]
+    return [
+        lambda ax: _bars(
+            ax, ["seek", "from start"], [io["range_read_fps"], io["from_start_fps"]], "range read (frames/s)"
+        )
+    ]
 
 
 def _engine_panels(figures: Figures) -> list[Panel]:
     if "engine" not in figures:
         return []
     e = figures["engine"]
-    return [lambda ax: _bars(ax, ["pure dream", "1 worker", f"{e['workers']} workers"],
-                             [e["pure_dream_seconds"], e["one_worker_seconds"], e["n_workers_seconds"]],
-                             f"render (s), {e['frames']} frames")]
+    return [
+        lambda ax: _bars(
+            ax,
+            ["pure dream", "1 worker", f"{e['workers']} workers"],
+            [e["pure_dream_seconds"], e["one_worker_seconds"], e["n_workers_seconds"]],
+            f"render (s), {e['frames']} frames",
+        )
+    ]
 
 
 def _startup_panels(figures: Figures) -> list[Panel]:
@@ -252,12 +336,23 @@ def _startup_panels(figures: Figures) -> list[Panel]:
         ax.set_title("2-worker render: phases (s)", fontsize=10)
         ax.tick_params(labelsize=8)
 
-    return [lambda ax: _bars(ax, ["seed\nstart", "1\nframe", "seed", "1\nworker", "2\nworkers", "1 on\nRay",
-                                  "2 on\nRay"],
-                             [s["seed_start_seconds"], s["one_frame_seconds"], s["seed_seconds"],
-                              s["one_worker_seconds"], s["two_workers_seconds"], s["one_worker_ray_seconds"],
-                              s["two_workers_ray_seconds"]],
-                             f"commands (s), {s['frames']} frames"), timeline]
+    return [
+        lambda ax: _bars(
+            ax,
+            ["seed\nstart", "1\nframe", "seed", "1\nworker", "2\nworkers", "1 on\nRay", "2 on\nRay"],
+            [
+                s["seed_start_seconds"],
+                s["one_frame_seconds"],
+                s["seed_seconds"],
+                s["one_worker_seconds"],
+                s["two_workers_seconds"],
+                s["one_worker_ray_seconds"],
+                s["two_workers_ray_seconds"],
+            ],
+            f"commands (s), {s['frames']} frames",
+        ),
+        timeline,
+    ]
 
 
 def _coherence_panels(figures: Figures) -> list[Panel]:

@@ -12,7 +12,7 @@ import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import torch
@@ -85,7 +85,7 @@ def environment(device: torch.device) -> dict[str, Any]:
         ours = "source tree"
     env: dict[str, Any] = {
         "device": device_name(device),
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "distdream": ours,
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -93,8 +93,12 @@ def environment(device: torch.device) -> dict[str, Any]:
     }
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
-        env |= {"cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version(),
-                "gpu_memory_mib": props.total_memory // 2**20, "multiprocessors": props.multi_processor_count}
+        env |= {
+            "cuda": torch.version.cuda,
+            "cudnn": torch.backends.cudnn.version(),
+            "gpu_memory_mib": props.total_memory // 2**20,
+            "multiprocessors": props.multi_processor_count,
+        }
     return env
 
 
@@ -164,16 +168,25 @@ def run_sections(
     """
     plan = plan.validate()
     dev = resolve_device(plan.device)
-    run = _Run(plan, dev.type == "cuda", figures, echo, save,
-               None if plan.time_limit is None else time.monotonic() + plan.time_limit)
+    run = _Run(
+        plan,
+        dev.type == "cuda",
+        figures,
+        echo,
+        save,
+        None if plan.time_limit is None else time.monotonic() + plan.time_limit,
+    )
     sections = _sections(plan, run.cuda, echo)
     figures["env"] = environment(dev)
     for section in sections:
         if section == "step":
             for size in plan.step_sizes:
                 if run.in_time(f"step {size}"):
-                    run.record("step", bench_step(size=size, repeats=5 if plan.quick else 20,
-                                                  device=plan.device).to_dict(), many=True)
+                    run.record(
+                        "step",
+                        bench_step(size=size, repeats=5 if plan.quick else 20, device=plan.device).to_dict(),
+                        many=True,
+                    )
         elif section == "render":
             _renders(run)
         elif run.in_time(section):
@@ -190,8 +203,9 @@ def _renders(run: _Run) -> None:
         for lanes in plan.render_lanes:
             if run.in_time(f"render {width}x{height} {lanes} lanes"):
                 config = RenderConfig(keyframe_settle=0) if plan.quick else None  # quick: rough, in seconds
-                result = bench_render(width=width, height=height, frames=frames, lanes=lanes, device=plan.device,
-                                      config=config)
+                result = bench_render(
+                    width=width, height=height, frames=frames, lanes=lanes, device=plan.device, config=config
+                )
                 run.record("render", result.to_dict(), many=True)
 
 
@@ -200,8 +214,9 @@ def _io(run: _Run) -> Any:
 
 
 def _codecs(run: _Run) -> Any:
-    return bench_codecs(frames=12 if run.plan.quick else 48, width=160 if run.plan.quick else 640,
-                        height=90 if run.plan.quick else 360)
+    return bench_codecs(
+        frames=12 if run.plan.quick else 48, width=160 if run.plan.quick else 640, height=90 if run.plan.quick else 360
+    )
 
 
 def _engine(run: _Run) -> Any:
@@ -214,8 +229,14 @@ def _startup(run: _Run) -> Any:
 
 def _lanes(run: _Run) -> Any:
     (w, h), plan = run.frame_size, run.plan
-    return bench_lanes(device=plan.device, width=w, height=h, frames_per_lane=3 if plan.quick else 6, lanes=plan.lanes,
-                       compile=plan.compile)
+    return bench_lanes(
+        device=plan.device,
+        width=w,
+        height=h,
+        frames_per_lane=3 if plan.quick else 6,
+        lanes=plan.lanes,
+        compile=plan.compile,
+    )
 
 
 def _coherence(run: _Run) -> Any:
@@ -228,8 +249,15 @@ def _coherence(run: _Run) -> Any:
 
 def _compile(run: _Run) -> Any:
     (w, h), plan = run.frame_size, run.plan
-    return bench_lanes(device=plan.device, width=w, height=h, frames_per_lane=3 if plan.quick else 6,
-                       lanes=(1, max(plan.lanes)), settings=[DreamConfig()], compile=True)
+    return bench_lanes(
+        device=plan.device,
+        width=w,
+        height=h,
+        frames_per_lane=3 if plan.quick else 6,
+        lanes=(1, max(plan.lanes)),
+        settings=[DreamConfig()],
+        compile=True,
+    )
 
 
 def _halving(run: _Run) -> Any:
@@ -244,5 +272,12 @@ def _halving(run: _Run) -> Any:
 
 
 _PARTS: dict[str, Callable[[_Run], Any]] = {
-    "io": _io, "codecs": _codecs, "engine": _engine, "startup": _startup, "lanes": _lanes, "coherence": _coherence, "compile": _compile, "halving": _halving,
+    "io": _io,
+    "codecs": _codecs,
+    "engine": _engine,
+    "startup": _startup,
+    "lanes": _lanes,
+    "coherence": _coherence,
+    "compile": _compile,
+    "halving": _halving,
 }

@@ -25,8 +25,9 @@ import torch.nn.functional as F  # noqa: E402
 from ..efficientnet_lite import EfficientNetLite0, bundled_weights_path  # noqa: E402
 
 
-def _dream(model: torch.nn.Module, acts: list, image: torch.Tensor, steps: int, octaves: int, scale: float,
-           lr: float) -> torch.Tensor:
+def _dream(
+    model: torch.nn.Module, acts: list, image: torch.Tensor, steps: int, octaves: int, scale: float, lr: float
+) -> torch.Tensor:
     base = (image - 0.5) / 0.5  # the model's [-1, 1] input
     detail = torch.zeros_like(base)
     h, w = base.shape[-2:]
@@ -87,7 +88,9 @@ def main() -> None:
                 flow = cv2.calcOpticalFlowFarneback(gray, prev_gray, None, 0.5, 3, 15, 3, 5, 1.2, 0)
                 h, w = gray.shape
                 grid = np.dstack(np.meshgrid(np.arange(w), np.arange(h))).astype(np.float32) + flow
-                start = cv2.remap(prev_dream, grid[..., 0], grid[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+                start = cv2.remap(
+                    prev_dream, grid[..., 0], grid[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+                )
             image = torch.from_numpy(start).permute(2, 0, 1)[None]
             dreamed = _dream(model, acts, image, args.steps, args.octaves, args.scale, args.lr)
             prev_dream, prev_gray = dreamed[0].permute(1, 2, 0).numpy().copy(), gray

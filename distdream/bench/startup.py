@@ -31,8 +31,18 @@ from ..samples import pan_frames, write_clip
 
 __all__ = ["StartupBenchmark", "bench_startup"]
 
-LIGHT = ["--dream-layers", "_blocks.9", "--num-iterations", "4", "--frame-iterations", "4", "--num-octaves", "2",
-         "--keyframe-settle", "0"]
+LIGHT = [
+    "--dream-layers",
+    "_blocks.9",
+    "--num-iterations",
+    "4",
+    "--frame-iterations",
+    "4",
+    "--num-octaves",
+    "2",
+    "--keyframe-settle",
+    "0",
+]
 
 
 @dataclass(frozen=True)
@@ -128,17 +138,29 @@ def bench_startup(*, quick: bool = False) -> StartupBenchmark:
             watched.append(_watched([*render, str(pan), "-o", str(d / "w2.mp4"), *LIGHT, "--workers", "2"]))
             runs.setdefault("two_workers", []).append(round(watched[-1][0], 3))
         for workers in ("1", "2"):
-            timed(f"ray_{workers}", [*render, str(pan), "-o", str(d / "r.mp4"), *LIGHT, "--workers", workers,
-                                     "--ray", "always", "-q"])
+            timed(
+                f"ray_{workers}",
+                [*render, str(pan), "-o", str(d / "r.mp4"), *LIGHT, "--workers", workers, "--ray", "always", "-q"],
+            )
     best = {name: min(times) for name, times in runs.items()}
     two, phases = min(watched)
     return StartupBenchmark(
-        frames=frames, width=w, height=h, seed_start_seconds=best["seed_start"], one_frame_seconds=best["one_frame"],
-        one_frame_over_seed_start=best["one_frame"] / best["seed_start"], seed_seconds=best["seed"],
-        one_worker_seconds=best["one_worker"], one_worker_over_seed=best["one_worker"] / best["seed"],
-        one_worker_ray_seconds=best["ray_1"], two_workers_seconds=two,
-        two_workers_speedup=best["one_worker"] / two, two_workers_ray_seconds=best["ray_2"],
-        first_line_seconds=phases[0][0] if phases else float("nan"), phases=phases, runs=runs,
+        frames=frames,
+        width=w,
+        height=h,
+        seed_start_seconds=best["seed_start"],
+        one_frame_seconds=best["one_frame"],
+        one_frame_over_seed_start=best["one_frame"] / best["seed_start"],
+        seed_seconds=best["seed"],
+        one_worker_seconds=best["one_worker"],
+        one_worker_over_seed=best["one_worker"] / best["seed"],
+        one_worker_ray_seconds=best["ray_1"],
+        two_workers_seconds=two,
+        two_workers_speedup=best["one_worker"] / two,
+        two_workers_ray_seconds=best["ray_2"],
+        first_line_seconds=phases[0][0] if phases else float("nan"),
+        phases=phases,
+        runs=runs,
     )
 
 

@@ -41,12 +41,20 @@ class IOBenchmark:
 
 
 def bench_io(
-    *, frames: int = 1500, width: int = 320, height: int = 180, gop: int = 250, segments: int = 8, range_frames: int = 50
+    *,
+    frames: int = 1500,
+    width: int = 320,
+    height: int = 180,
+    gop: int = 250,
+    segments: int = 8,
+    range_frames: int = 50,
 ) -> IOBenchmark:
     """Measure range reads and segment joins on a clip made on the fly (pan over a real photo)."""
     with tempfile.TemporaryDirectory(prefix="distdream-bench-") as tmp:
         d = Path(tmp)
-        clip = write_clip(d / "clip.mp4", pan_frames(frames, width, height), x264_params=f"keyint={gop}:min-keyint={gop}")
+        clip = write_clip(
+            d / "clip.mp4", pan_frames(frames, width, height), x264_params=f"keyint={gop}:min-keyint={gop}"
+        )
         t0 = time.perf_counter()
         index = probe(clip)
         probe_s = time.perf_counter() - t0
@@ -65,8 +73,9 @@ def bench_io(
         paths = []
         encoding = Encoding(crf=18, preset="veryfast")
         for k, (a, b) in enumerate(zip(bounds, bounds[1:])):
-            with SegmentWriter(d / f"{k:05d}.mp4", width=width, height=height, rate=index.average_rate,
-                               encoding=encoding) as writer:
+            with SegmentWriter(
+                d / f"{k:05d}.mp4", width=width, height=height, rate=index.average_rate, encoding=encoding
+            ) as writer:
                 for frame in read_frames(clip, a, b, index=index):
                     writer.write(frame)
             paths.append(writer.path)
@@ -75,14 +84,24 @@ def bench_io(
         concat(paths, d / "joined.mp4", index)
         join_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        with SegmentWriter(d / "reencoded.mp4", width=width, height=height, rate=index.average_rate,
-                           encoding=encoding) as writer:
+        with SegmentWriter(
+            d / "reencoded.mp4", width=width, height=height, rate=index.average_rate, encoding=encoding
+        ) as writer:
             for path in paths:
                 for frame in read_frames(path):
                     writer.write(frame)
         reencode_s = time.perf_counter() - t0
         return IOBenchmark(
-            frames=frames, width=width, height=height, gop=gop, probe_seconds=probe_s, range_start=start, range_frames=range_frames,
-            range_read_fps=range_frames / range_s, from_start_fps=range_frames / from_start_s,
-            segments=segments, join_seconds=join_s, reencode_seconds=reencode_s,
+            frames=frames,
+            width=width,
+            height=height,
+            gop=gop,
+            probe_seconds=probe_s,
+            range_start=start,
+            range_frames=range_frames,
+            range_read_fps=range_frames / range_s,
+            from_start_fps=range_frames / from_start_s,
+            segments=segments,
+            join_seconds=join_s,
+            reencode_seconds=reencode_s,
         )

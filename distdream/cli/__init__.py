@@ -52,9 +52,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if exc.name != "ray":
             raise
         # Ray is a dependency, but a machine may run the dream, bench and preview commands without it
-        click.secho("error: this command runs on Ray, which is not installed here: pip install 'ray[default]' "
-                    "(dream, preview, layers and bench --only step,io,lanes,render,halving need no Ray)",
-                    fg="red", err=True)
+        click.secho(
+            "error: this command runs on Ray, which is not installed here: pip install 'ray[default]' "
+            "(dream, preview, layers and bench --only step,io,lanes,render,halving need no Ray)",
+            fg="red",
+            err=True,
+        )
         return 2
     except OSError as exc:  # a full disk or a vanished mount outside the engine: one line, not a traceback
         where = f" ({exc.filename})" if exc.filename else ""

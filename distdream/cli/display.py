@@ -42,8 +42,14 @@ class RenderDisplay:
                 self._name = phase.name
                 if phase.total and phase.name != "joining":
                     unit = "frame" if phase.name == "scanning cuts" else "worker"
-                    self._bar = tqdm(total=phase.total, desc=phase.name, unit=unit, file=sys.stderr, leave=True,
-                                     postfix=phase.detail or None)
+                    self._bar = tqdm(
+                        total=phase.total,
+                        desc=phase.name,
+                        unit=unit,
+                        file=sys.stderr,
+                        leave=True,
+                        postfix=phase.detail or None,
+                    )
                 else:
                     detail = f" {phase.total} pieces into" if phase.name == "joining" else ""
                     click.echo(f"{phase.name}{detail}{' ' + phase.detail if phase.detail else ''}", err=True)

@@ -22,7 +22,9 @@ def _token(path: str | None) -> str | None:
     try:
         token = Path(path).read_text().strip()
     except OSError as exc:
-        raise ConfigError(f"--token-file {path}: {exc.strerror}; give the file holding the cluster's Ray token") from None
+        raise ConfigError(
+            f"--token-file {path}: {exc.strerror}; give the file holding the cluster's Ray token"
+        ) from None
     if not token:
         raise ConfigError(f"--token-file {path} is empty; give the file holding the cluster's Ray token")
     return token
@@ -30,11 +32,20 @@ def _token(path: str | None) -> str | None:
 
 def _cluster(func: Any) -> Any:
     """--address (the cluster's dashboard), --token-file and --request-timeout, which every command here takes."""
-    func = click.option("--request-timeout", type=click.FloatRange(min=0.1), default=15.0, show_default=True,
-                        help="Seconds each request to the dashboard may take.")(func)
-    func = click.option("--token-file", type=click.Path(dir_okay=False, path_type=str), default=None,
-                        help="The cluster's Ray auth token (token authentication). [default: RAY_AUTH_TOKEN, "
-                             "RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token, when the cluster asks]")(func)
+    func = click.option(
+        "--request-timeout",
+        type=click.FloatRange(min=0.1),
+        default=15.0,
+        show_default=True,
+        help="Seconds each request to the dashboard may take.",
+    )(func)
+    func = click.option(
+        "--token-file",
+        type=click.Path(dir_okay=False, path_type=str),
+        default=None,
+        help="The cluster's Ray auth token (token authentication). [default: RAY_AUTH_TOKEN, "
+        "RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token, when the cluster asks]",
+    )(func)
     return click.option("--address", required=True, help="The cluster's dashboard, e.g. http://HEAD:8265.")(func)
 
 
@@ -47,20 +58,34 @@ def _jobs(address: str, token_file: str | None, request_timeout: float) -> Any:
 def _shared(path: str, what: str) -> str:
     """A path the cluster's nodes can resolve: absolute, or an object-storage URI."""
     if "://" not in path and not Path(path).is_absolute():
-        raise ConfigError(f"{what} {path} is relative, but the render runs on the cluster, in another working "
-                          "directory; give an absolute path every node sees, or an object-storage URI")
+        raise ConfigError(
+            f"{what} {path} is relative, but the render runs on the cluster, in another working "
+            "directory; give an absolute path every node sees, or an object-storage URI"
+        )
     return path
 
 
 @click.command()
 # --address is the dashboard's here, and a submitted render always resumes
-@render_inputs("Output video: a path every node of the cluster sees, or an object-storage URI.",
-               skip=("address", "resume"))
+@render_inputs(
+    "Output video: a path every node of the cluster sees, or an object-storage URI.", skip=("address", "resume")
+)
 @_cluster
-@click.option("--wait", is_flag=True, help="Follow the job's log until it ends; exit non-zero if it failed. Ctrl-C "
-                                           "or SIGTERM stops the job (its finished chunks stay for a resubmit).")
-def submit(input: str | None, output: str | None, address: str, token_file: str | None, request_timeout: float,
-           wait: bool, **kw: Any) -> None:
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="Follow the job's log until it ends; exit non-zero if it failed. Ctrl-C "
+    "or SIGTERM stops the job (its finished chunks stay for a resubmit).",
+)
+def submit(
+    input: str | None,
+    output: str | None,
+    address: str,
+    token_file: str | None,
+    request_timeout: float,
+    wait: bool,
+    **kw: Any,
+) -> None:
     """Submit a render of INPUT as a Ray job; a resubmit of the same render resumes it."""
     import shlex
 
@@ -79,8 +104,7 @@ def submit(input: str | None, output: str | None, address: str, token_file: str 
     base = submission_id(input, output, flags)
     # Always --resume: a resubmitted job continues from the work directory of the run before it
     # (the default one beside the output is the same for the same render).
-    entrypoint = shlex.join(["distdream", "render", input, "-o", output, *flags, "--resume", "--address", "auto",
-                             "-q"])
+    entrypoint = shlex.join(["distdream", "render", input, "-o", output, *flags, "--resume", "--address", "auto", "-q"])
     with signals_stop():
         jobs = _jobs(address, token_file, request_timeout)
         sid, found = jobs.submit(entrypoint, base)
@@ -92,8 +116,11 @@ def submit(input: str | None, output: str | None, address: str, token_file: str 
         except KeyboardInterrupt as exc:
             jobs.stop(sid)
             stopped = f"stopped by {exc.name}" if isinstance(exc, Stopped) else "interrupted"
-            click.secho(f"{stopped}; stopped {sid}, its finished chunks are kept: the same submit command resumes it",
-                        fg="red", err=True)
+            click.secho(
+                f"{stopped}; stopped {sid}, its finished chunks are kept: the same submit command resumes it",
+                fg="red",
+                err=True,
+            )
             raise click.exceptions.Exit(exc.exit_code if isinstance(exc, Stopped) else 130) from None
 
 

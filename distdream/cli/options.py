@@ -52,9 +52,15 @@ def _option(field: dataclasses.Field[Any], decl: Declared, hint: Any) -> Callabl
             extra["type"] = base if decl.parse is None and base in (int, float) else str
     if default == () and not decl.multiple:
         default = None  # an empty tuple is no text; unset, the field keeps its own default
-    return click.option(*decls, key, default=default, multiple=decl.multiple,
-                        show_default=shown is None and default not in (None, ()),
-                        help=decl.help + (f" [default: {shown}]" if shown else ""), **extra)
+    return click.option(
+        *decls,
+        key,
+        default=default,
+        multiple=decl.multiple,
+        show_default=shown is None and default not in (None, ()),
+        help=decl.help + (f" [default: {shown}]" if shown else ""),
+        **extra,
+    )
 
 
 def declared_options(*classes: type, skip: Iterable[str] = ()) -> Callable[[F], F]:
@@ -63,8 +69,9 @@ def declared_options(*classes: type, skip: Iterable[str] = ()) -> Callable[[F], 
     options = []
     for cls in classes:
         hints = typing.get_type_hints(cls)
-        options += [_option(f, d, hints[f.name]) for f, d in declared(cls)
-                    if d.cli and (d.key or f.name) not in skipped]
+        options += [
+            _option(f, d, hints[f.name]) for f, d in declared(cls) if d.cli and (d.key or f.name) not in skipped
+        ]
 
     def decorate(func: F) -> F:
         for option in reversed(options):
@@ -89,8 +96,11 @@ def dream_config(kw: dict[str, Any]) -> DreamConfig:
 
 
 def render_config(kw: dict[str, Any]) -> RenderConfig:
-    return RenderConfig(dream=DreamConfig(**_values(DreamConfig, kw)), flow=FlowConfig(**_values(FlowConfig, kw)),
-                        **_values(RenderConfig, kw)).validate()
+    return RenderConfig(
+        dream=DreamConfig(**_values(DreamConfig, kw)),
+        flow=FlowConfig(**_values(FlowConfig, kw)),
+        **_values(RenderConfig, kw),
+    ).validate()
 
 
 def job_options(kw: dict[str, Any]) -> dict[str, Any]:
@@ -116,7 +126,9 @@ def load_config_file(ctx: click.Context, _param: click.Parameter, value: str | N
     known = {p.name for p in ctx.command.params}
     unknown = sorted(set(flat) - known)
     if unknown:
-        raise ConfigError(f"config file {value}: unknown setting(s) {', '.join(unknown)}; see `distdream render --help`")
+        raise ConfigError(
+            f"config file {value}: unknown setting(s) {', '.join(unknown)}; see `distdream render --help`"
+        )
     for cls in (DreamConfig, FlowConfig, RenderConfig, JobOptions):
         for f, decl in declared(cls):
             key = decl.key or f.name

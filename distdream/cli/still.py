@@ -33,8 +33,7 @@ def _run_still(image: str, output: str, config: DreamConfig, device: str | None,
         bar.append(tqdm(total=total, unit="step", desc="dreaming", disable=quiet, file=sys.stderr))
 
     try:
-        return dream_image(image, output, config, device=device, on_start=on_start,
-                           progress=lambda n: bar[0].update(n))
+        return dream_image(image, output, config, device=device, on_start=on_start, progress=lambda n: bar[0].update(n))
     finally:
         if bar:
             bar[0].close()
@@ -48,16 +47,24 @@ def _run_still(image: str, output: str, config: DreamConfig, device: str | None,
 def dream(image: str, output: str, quiet: bool, **kw: Any) -> None:
     """Dream one IMAGE and write it to OUTPUT."""
     result = _run_still(image, output, dream_config(kw), kw["device"], quiet)
-    click.echo(f"wrote {result.output} ({result.width}×{result.height}) in {result.seconds:.1f}s on {result.device} "
-               f"({result.compute})")
+    click.echo(
+        f"wrote {result.output} ({result.width}×{result.height}) in {result.seconds:.1f}s on {result.device} "
+        f"({result.compute})"
+    )
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
 
 
 @click.command()
 @click.argument("input", type=click.Path(path_type=str))
-@click.option("-o", "--output", default="distdream-preview.png", show_default=True, type=click.Path(path_type=str),
-              help="The grid picture (.png, .jpg).")
+@click.option(
+    "-o",
+    "--output",
+    default="distdream-preview.png",
+    show_default=True,
+    type=click.Path(path_type=str),
+    help="The grid picture (.png, .jpg).",
+)
 @click.option("--frame", type=int, default=0, show_default=True, help="Which frame of a video to dream.")
 @click.option("--vary", default=None, help="One tile per value of a setting, e.g. learning_rate=0.01,0.02,0.04.")
 @click.option("--size", type=int, default=320, show_default=True, help="Longer side of each tile in pixels.")
@@ -70,8 +77,15 @@ def preview(input: str, output: str, frame: int, vary: str | None, size: int, **
     if size < 16:
         raise ConfigError(f"--size {size}: give at least 16 pixels")
     t0 = time.perf_counter()
-    path = make_preview(input, output, dream_config(kw), frame=frame, vary=parse_vary(vary) if vary else None, size=size,
-                        device=kw["device"])
+    path = make_preview(
+        input,
+        output,
+        dream_config(kw),
+        frame=frame,
+        vary=parse_vary(vary) if vary else None,
+        size=size,
+        device=kw["device"],
+    )
     click.echo(f"wrote {path} in {time.perf_counter() - t0:.1f}s")
 
 
@@ -88,8 +102,12 @@ def models() -> None:
 
 @click.command()
 @click.argument("model", default="efficientnet_lite0")
-@click.option("--weights", default="none", show_default=True,
-              help="Weights to load first (names and shapes do not depend on them).")
+@click.option(
+    "--weights",
+    default="none",
+    show_default=True,
+    help="Weights to load first (names and shapes do not depend on them).",
+)
 @click.option("--filter", "pattern", default="", help="Only layers whose name contains this text.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def layers(model: str, weights: str, pattern: str, as_json: bool) -> None:
@@ -100,8 +118,10 @@ def layers(model: str, weights: str, pattern: str, as_json: bool) -> None:
     loaded = load_model(model, parse_weights(weights))
     infos = [info for info in list_layers(loaded) if pattern in info.name]
     if as_json:
-        rows = [{"name": i.name, "channels": i.channels, "stride": i.stride,
-                 "default": i.name in loaded.default_layers} for i in infos]
+        rows = [
+            {"name": i.name, "channels": i.channels, "stride": i.stride, "default": i.name in loaded.default_layers}
+            for i in infos
+        ]
         click.echo(json.dumps({"model": model, "layers": rows}, indent=2))
         return
     width = max((len(i.name) for i in infos), default=10)

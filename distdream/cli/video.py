@@ -27,15 +27,22 @@ def render_inputs(output_help: str, skip: Sequence[str] = ()) -> Any:
     """What ``render`` and ``submit`` share: --config, INPUT, -o and every render and job setting."""
 
     def decorate(func: Any) -> Any:
-        for option in reversed([
-            click.option("--config", type=click.Path(dir_okay=False, path_type=str), callback=load_config_file,
-                         is_eager=True, expose_value=False,
-                         help="TOML file with any of these settings (flags override it)."),
-            click.argument("input", required=False, type=click.Path(path_type=str)),
-            click.option("-o", "--output", type=click.Path(path_type=str), help=output_help),
-            dream_options,
-            declared_options(FlowConfig, RenderConfig, JobOptions, skip=skip),
-        ]):
+        for option in reversed(
+            [
+                click.option(
+                    "--config",
+                    type=click.Path(dir_okay=False, path_type=str),
+                    callback=load_config_file,
+                    is_eager=True,
+                    expose_value=False,
+                    help="TOML file with any of these settings (flags override it).",
+                ),
+                click.argument("input", required=False, type=click.Path(path_type=str)),
+                click.option("-o", "--output", type=click.Path(path_type=str), help=output_help),
+                dream_options,
+                declared_options(FlowConfig, RenderConfig, JobOptions, skip=skip),
+            ]
+        ):
             func = option(func)
         return func
 
@@ -43,8 +50,9 @@ def render_inputs(output_help: str, skip: Sequence[str] = ()) -> Any:
 
 
 @click.command()
-@render_inputs("Output video (.mp4, .mkv, .mov; a path or an object-storage URI), or image sequence "
-                "(out/dream.%05d.png or .tif).")
+@render_inputs(
+    "Output video (.mp4, .mkv, .mov; a path or an object-storage URI), or image sequence (out/dream.%05d.png or .tif)."
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def render(input: str | None, output: str | None, quiet: bool, **kw: Any) -> None:
     """Dream every frame of INPUT (a video, or an image sequence: plate.%05d.png or its directory, with
@@ -114,27 +122,48 @@ def render(input: str | None, output: str | None, quiet: bool, **kw: Any) -> Non
 @click.argument("output", type=click.Path(path_type=str))
 @click.option("--flow", "flow_method", type=click.Choice(FLOW_METHODS), default="dis", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print all figures, per frame included, as JSON.")
-@click.option("--plan", "plan_path", type=click.Path(dir_okay=False, path_type=str), default=None,
-              help="The render's plan.json: its seams are reported apart (and marked in the plot).")
-@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=str), default=None,
-              help="Also draw strength and warping error over time into this PNG.")
+@click.option(
+    "--plan",
+    "plan_path",
+    type=click.Path(dir_okay=False, path_type=str),
+    default=None,
+    help="The render's plan.json: its seams are reported apart (and marked in the plot).",
+)
+@click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(dir_okay=False, path_type=str),
+    default=None,
+    help="Also draw strength and warping error over time into this PNG.",
+)
 @click.option("--frames", default=None, help="OUTPUT renders only frames START:END of INPUT.")
 @click.option("--fps", default=None, help="Frame rate of an image-sequence INPUT or OUTPUT (24, 24000/1001 …).")
-def metrics(input: str, output: str, flow_method: str, as_json: bool, plan_path: str | None, plot_path: str | None,
-            frames: str | None, fps: str | None) -> None:
+def metrics(
+    input: str,
+    output: str,
+    flow_method: str,
+    as_json: bool,
+    plan_path: str | None,
+    plot_path: str | None,
+    frames: str | None,
+    fps: str | None,
+) -> None:
     """Warping error (Lai et al.) and strength of OUTPUT, a render of INPUT: lower is steadier."""
-    from ..metrics import plot_over_time, warping_error
     from ..chunking import Chunk
+    from ..metrics import plot_over_time, warping_error
 
     chunks: list[Chunk] = []
     if plan_path:
         try:
             chunks = [Chunk(**c) for c in json.loads(Path(plan_path).read_text())["chunks"]]
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ConfigError(f"--plan {plan_path} is not a distdream plan.json ({exc.__class__.__name__}); give "
-                              "the plan.json of the render's work directory") from None
-    result = warping_error(input, output, FlowConfig(method=flow_method), chunks=chunks,
-                           frame_range=parse_frame_range(frames), fps=fps)
+            raise ConfigError(
+                f"--plan {plan_path} is not a distdream plan.json ({exc.__class__.__name__}); give "
+                "the plan.json of the render's work directory"
+            ) from None
+    result = warping_error(
+        input, output, FlowConfig(method=flow_method), chunks=chunks, frame_range=parse_frame_range(frames), fps=fps
+    )
     if plot_path:
         plot_over_time(result, plot_path)
     if as_json:
@@ -142,14 +171,20 @@ def metrics(input: str, output: str, flow_method: str, as_json: bool, plan_path:
         return
     measured = sum(v is not None for v in result.per_frame)
     windows = result.strength_windows()
-    click.echo(f"warping error     {result.mean:.6f}  (E_warp: mean squared, RGB 0–1, reliable pixels, {measured} frames)")
+    click.echo(
+        f"warping error     {result.mean:.6f}  (E_warp: mean squared, RGB 0–1, reliable pixels, {measured} frames)"
+    )
     click.echo(f"input's own       {result.input_mean:.6f}  (flow and codec floor)")
     click.echo(f"ratio             {result.ratio:.2f}×")
     click.echo(f"L1                {result.l1:.2f}  (mean |Δ| after warping, levels of 255)")
-    click.echo(f"strength          {statistics.median(result.strength):.2f}  (median mean |output − input|, levels of "
-               f"255); 10-frame windows {min(windows):.2f}–{max(windows):.2f}× the median")
-    click.echo(f"detail            {statistics.median(result.detail):.2f}  (median mean |Laplacian of output − input|: "
-               "the dream's fine structure)")
+    click.echo(
+        f"strength          {statistics.median(result.strength):.2f}  (median mean |output − input|, levels of "
+        f"255); 10-frame windows {min(windows):.2f}–{max(windows):.2f}× the median"
+    )
+    click.echo(
+        f"detail            {statistics.median(result.detail):.2f}  (median mean |Laplacian of output − input|: "
+        "the dream's fine structure)"
+    )
     for kind in result.seams:
         click.echo(f"{kind + ' seams':<18}{result.seam_ratio(kind):.2f}× the warping error elsewhere")
     if len(result.strength) >= 8:
@@ -163,13 +198,25 @@ def metrics(input: str, output: str, flow_method: str, as_json: bool, plan_path:
 
 
 @click.command()
-@click.option("-o", "--output", default="distdream-demo.mp4", show_default=True, type=click.Path(path_type=str),
-              help="The dreamed video; its contact sheet is written beside it as .png.")
+@click.option(
+    "-o",
+    "--output",
+    default="distdream-demo.mp4",
+    show_default=True,
+    type=click.Path(path_type=str),
+    help="The dreamed video; its contact sheet is written beside it as .png.",
+)
 @click.option("--frames", type=int, default=72, show_default=True, help="Length of the sample clip.")
 @click.option("--workers", type=int, default=None, help="Ray workers. [default: one per CPU or GPU]")
-@click.option("--ray", "ray_use", type=click.Choice(RAY_USE), default="always", show_default=True,
-              help="always: on a local Ray instance, as a cluster runs a job; auto: in this process, as render "
-                   "runs a job this size on this machine.")
+@click.option(
+    "--ray",
+    "ray_use",
+    type=click.Choice(RAY_USE),
+    default="always",
+    show_default=True,
+    help="always: on a local Ray instance, as a cluster runs a job; auto: in this process, as render "
+    "runs a job this size on this machine.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def demo(output: str, frames: int, workers: int | None, ray_use: str, quiet: bool) -> None:
     """Render a sample clip (a pan over a real photo, with sound) on local Ray, offline."""
@@ -181,8 +228,9 @@ def demo(output: str, frames: int, workers: int | None, ray_use: str, quiet: boo
     from ..demo import run_demo
 
     try:
-        result = run_demo(output, frames=frames, workers=workers, ray=ray_use, on_progress=display.follow,
-                          on_phase=display.phase)
+        result = run_demo(
+            output, frames=frames, workers=workers, ray=ray_use, on_progress=display.follow, on_phase=display.phase
+        )
     finally:
         display.close()
     job = result.job
@@ -193,7 +241,9 @@ def demo(output: str, frames: int, workers: int | None, ray_use: str, quiet: boo
 
 @click.command()
 @click.argument("video", type=click.Path(path_type=str))
-@click.option("--json", "as_json", is_flag=True, help="Print the index summary as JSON (timestamps as compressed deltas).")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the index summary as JSON (timestamps as compressed deltas)."
+)
 @click.option("--fps", default=None, help="Frame rate of an image sequence (24, 24000/1001 …).")
 def probe(video: str, as_json: bool, fps: str | None) -> None:
     """Index VIDEO (a file, or an image sequence: plate.%05d.png or its directory) and summarise it:
@@ -206,12 +256,16 @@ def probe(video: str, as_json: bool, fps: str | None) -> None:
         return
     rate = float(index.average_rate)
     click.echo(f"{index.path}")
-    click.echo(f"  video   {index.codec} {index.width}×{index.height} {index.pix_fmt}, {index.frame_count} frames, "
-               f"{index.duration:.3f} s, {rate:.3f} fps average ({'constant' if index.constant_rate else 'variable'} rate)")
+    click.echo(
+        f"  video   {index.codec} {index.width}×{index.height} {index.pix_fmt}, {index.frame_count} frames, "
+        f"{index.duration:.3f} s, {rate:.3f} fps average ({'constant' if index.constant_rate else 'variable'} rate)"
+    )
     c, used = index.colour, index.working_colour
-    click.echo(f"  colour  primaries {c.primaries}, transfer {c.transfer}, matrix {c.matrix}, range {c.range}"
-               + (f" (converted as {used.matrix}, {used.range})" if used != c else "")
-               + (" — HDR: carried through, dreamed in its coded values" if c.hdr else ""))
+    click.echo(
+        f"  colour  primaries {c.primaries}, transfer {c.transfer}, matrix {c.matrix}, range {c.range}"
+        + (f" (converted as {used.matrix}, {used.range})" if used != c else "")
+        + (" — HDR: carried through, dreamed in its coded values" if c.hdr else "")
+    )
     if index.is_sequence:
         click.echo(f"  images  numbered from {index.first_number}")
     if index.rotation:

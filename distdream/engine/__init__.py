@@ -110,8 +110,12 @@ def _slots(options: JobOptions) -> int:
 
 
 def submit(
-    input: str | os.PathLike[str], output: str | os.PathLike[str], config: RenderConfig | None = None,
-    *, on_phase: Callable[[Phase], None] | None = None, **job_options: Any,
+    input: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    config: RenderConfig | None = None,
+    *,
+    on_phase: Callable[[Phase], None] | None = None,
+    **job_options: Any,
 ) -> Job:
     """Check everything, then start rendering ``input`` into ``output``; returns a running :class:`Job`.
 
@@ -124,15 +128,24 @@ def submit(
     options = _options(job_options)
     if options.workdir is not None:
         options = replace(options, workdir=storage.resolve(options.workdir, "work directory", JobError))
-    job = Job(storage.resolve(input, "input", InputError), storage.resolve(output, "output", OutputError),
-              (config or RenderConfig()).validate(), options, on_phase=on_phase)
+    job = Job(
+        storage.resolve(input, "input", InputError),
+        storage.resolve(output, "output", OutputError),
+        (config or RenderConfig()).validate(),
+        options,
+        on_phase=on_phase,
+    )
     job.start()
     return job
 
 
 def render(
-    input: str | os.PathLike[str], output: str | os.PathLike[str], config: RenderConfig | None = None,
-    *, on_progress: Callable[[Job], None] | None = None, on_phase: Callable[[Phase], None] | None = None,
+    input: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    config: RenderConfig | None = None,
+    *,
+    on_progress: Callable[[Job], None] | None = None,
+    on_phase: Callable[[Phase], None] | None = None,
     **job_options: Any,
 ) -> JobResult:
     """Render ``input`` into ``output`` and wait. Ctrl-C, SIGTERM and SIGHUP cancel it cleanly,

@@ -35,8 +35,9 @@ class ChunkRenderer:
     its batching thread). ``model`` reuses a network already loaded in this process.
     """
 
-    def __init__(self, config: RenderConfig, device: str | None, lanes: int = 1,
-                 model: LoadedModel | None = None) -> None:
+    def __init__(
+        self, config: RenderConfig, device: str | None, lanes: int = 1, model: LoadedModel | None = None
+    ) -> None:
         self.config = config
 
         def build() -> Dreamer:
@@ -49,8 +50,15 @@ class ChunkRenderer:
     def largest_batch(self) -> int:
         return self.batcher.largest_batch if self.batcher is not None else 1
 
-    def render(self, index: VideoIndex, chunk: Chunk, workdir: str, layout: Layout,
-               progress: Callable[[int], None], on_frame: Callable[[int], None] | None = None) -> dict[str, Any]:
+    def render(
+        self,
+        index: VideoIndex,
+        chunk: Chunk,
+        workdir: str,
+        layout: Layout,
+        progress: Callable[[int], None],
+        on_frame: Callable[[int], None] | None = None,
+    ) -> dict[str, Any]:
         """Dream ``chunk`` into its pieces; returns stats, fingerprints, compute and notes."""
         files = ChunkFiles(workdir, chunk, layout)
         carried = Carried.from_bytes(storage.read_bytes(files.carried_in)) if chunk.begins == "handoff" else None
@@ -60,8 +68,19 @@ class ChunkRenderer:
         spans = [Span(p.start, p.end, p.path, p.encoding) for p in pieces]  # type: ignore[arg-type]
 
         def run(dreamer: Any) -> Any:
-            return dream_range(index, chunk.first, chunk.end, spans, self.config, dreamer=dreamer, seed=chunk.seed,
-                               progress=progress, on_frame=on_frame, carried=carried, hand_off=hand_off)
+            return dream_range(
+                index,
+                chunk.first,
+                chunk.end,
+                spans,
+                self.config,
+                dreamer=dreamer,
+                seed=chunk.seed,
+                progress=progress,
+                on_frame=on_frame,
+                carried=carried,
+                hand_off=hand_off,
+            )
 
         if self.batcher is None:
             stats = run(self.dreamer)
@@ -77,13 +96,20 @@ class ChunkRenderer:
         if hand_off is not None:  # the next chunk of the shot continues from here
             storage.write_bytes(files.state, hand_off["carried"].to_bytes())
             fingerprints[files.state_key] = storage.fingerprint(files.state)
-        return {"chunk": chunk.index, "frames": chunk.dreamed, "stats": asdict(stats),
-                "compute": self.dreamer.compute.describe(), "notes": list(self.dreamer.notes),
-                "fingerprints": fingerprints, "batch": self.largest_batch}
+        return {
+            "chunk": chunk.index,
+            "frames": chunk.dreamed,
+            "stats": asdict(stats),
+            "compute": self.dreamer.compute.describe(),
+            "notes": list(self.dreamer.notes),
+            "fingerprints": fingerprints,
+            "batch": self.largest_batch,
+        }
 
 
-def crossfade_window(side_a: str, side_b: str, output: str, encoding: Encoding, index: VideoIndex,
-                     frames: int, first: int) -> str:
+def crossfade_window(
+    side_a: str, side_b: str, output: str, encoding: Encoding, index: VideoIndex, frames: int, first: int
+) -> str:
     """Crossfade a seam's two sides into its window piece; returns the piece's fingerprint."""
     crossfade(side_a, side_b, output, encoding, index, frames, first)
     return piece_fingerprint(Piece(first, first + frames, output, encoding), index.first_number or 0)

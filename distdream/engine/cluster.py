@@ -29,6 +29,7 @@ from .sizing import Sizing, size_workers
 
 __all__ = ["connect", "resources", "wait_for_resources"]
 
+
 def _host_port(address: str) -> tuple[str, int] | None:
     """(host, port) of ``HOST:PORT`` or ``ray://HOST:PORT``; ``None`` for ``auto`` and the like."""
     parsed = urlparse(address if "://" in address else f"ray://{address}")
@@ -93,8 +94,13 @@ def _amount(value: float, unit: str) -> str:
     return f"{value:g} {unit}{'s' if value != 1 else ''}"
 
 
-def wait_for_resources(cpus: float, gpus: float, wait: float, cancelled: threading.Event,
-                       on_wait: Callable[[str | None], None] = lambda _: None) -> None:
+def wait_for_resources(
+    cpus: float,
+    gpus: float,
+    wait: float,
+    cancelled: threading.Event,
+    on_wait: Callable[[str | None], None] = lambda _: None,
+) -> None:
     """Return once a live node could host a worker asking for ``cpus`` and ``gpus``; raise
     :class:`JobError` naming what the cluster has if none appears within ``wait`` seconds
     (``on_wait`` hears how long it has waited, every two seconds)."""
@@ -113,7 +119,9 @@ def wait_for_resources(cpus: float, gpus: float, wait: float, cancelled: threadi
             raise JobError(
                 f"no worker can start: each asks for {ask} and no node has that (the cluster has "
                 f"{_amount(have.get('GPU', 0.0), 'GPU')}, {_amount(have.get('CPU', 0.0), 'CPU')} on "
-                f"{_amount(len(nodes), 'node')})" + (f", waited {waited:.0f} s" if wait else "")
-                + "; ask for less (--gpus-per-worker, cpus_per_worker) or add nodes that have it")
+                f"{_amount(len(nodes), 'node')})"
+                + (f", waited {waited:.0f} s" if wait else "")
+                + "; ask for less (--gpus-per-worker, cpus_per_worker) or add nodes that have it"
+            )
         on_wait(f"waiting for {ask} on one node: {waited:.0f} s of {wait:.0f}")
         time.sleep(min(2.0, max(0.1, wait - waited)))

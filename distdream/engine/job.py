@@ -70,8 +70,14 @@ def scan_slices(index: VideoIndex, options: JobOptions, slice_frames: int = SCAN
     return [(max(a, s - 1), min(b, s + step)) for s in range(a, b, step)]
 
 
-def find_cuts(index: VideoIndex, config: RenderConfig, options: JobOptions, *, slice_frames: int = SCAN_SLICE,
-              progress: Callable[[int], None] | None = None) -> list[int]:
+def find_cuts(
+    index: VideoIndex,
+    config: RenderConfig,
+    options: JobOptions,
+    *,
+    slice_frames: int = SCAN_SLICE,
+    progress: Callable[[int], None] | None = None,
+) -> list[int]:
     """Scene cuts of the rendered range: by Ray tasks in parallel when this process is on Ray and
     the range is more than one slice, else here, on a thread per CPU (decoding and flow leave the
     GIL). ``progress(n)`` hears of frames scanned."""
@@ -96,21 +102,42 @@ def find_cuts(index: VideoIndex, config: RenderConfig, options: JobOptions, *, s
         return sorted({c for cuts in found for c in cuts})
 
 
-def job_chunks(index: VideoIndex, config: RenderConfig, options: JobOptions, slots: int, *,
-               progress: Callable[[int], None] | None = None) -> list[Chunk]:
+def job_chunks(
+    index: VideoIndex,
+    config: RenderConfig,
+    options: JobOptions,
+    slots: int,
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> list[Chunk]:
     """The chunks of a render for ``slots`` chunks at once (scanning for cuts first when asked to).
     The scan runs even for one slot: a chunk that begins on a cut is seeded by its start, so the
     frames do not depend on the worker count."""
     cuts = find_cuts(index, config, options, progress=progress) if options.scan_cuts else []
-    return plan_chunks(index.frame_count, options.chunk_frames, options.overlap, cuts,
-                       frame_range=options.frame_range, seed=config.dream.seed, seams=options.seams, slots=slots)
+    return plan_chunks(
+        index.frame_count,
+        options.chunk_frames,
+        options.overlap,
+        cuts,
+        frame_range=options.frame_range,
+        seed=config.dream.seed,
+        seams=options.seams,
+        slots=slots,
+    )
 
 
 class Job:
     """A render running on Ray (started by :func:`~distdream.engine.submit`)."""
 
-    def __init__(self, input: str, output: str, config: RenderConfig, options: JobOptions, *,
-                 on_phase: Callable[[Phase], None] | None = None) -> None:
+    def __init__(
+        self,
+        input: str,
+        output: str,
+        config: RenderConfig,
+        options: JobOptions,
+        *,
+        on_phase: Callable[[Phase], None] | None = None,
+    ) -> None:
         self.input, self.output = input, output
         self._on_phase = on_phase
         self._phase = Phase("starting")
@@ -202,8 +229,9 @@ class Job:
         and lock, connect to Ray if the job runs there (Ray's init wants the main thread), then hand
         the loop to the driver thread. :func:`~distdream.engine.submit` calls it, once."""
         self._set_phase(Phase("probing", detail=str(self.input)))
-        checked = preflight(self.input, self.output, self.config, self.options,
-                            on_step=lambda what: self._set_phase(Phase(what)))
+        checked = preflight(
+            self.input, self.output, self.config, self.options, on_step=lambda what: self._set_phase(Phase(what))
+        )
         self.workdir = checked.workdir
         if self.options.address or self.options.ray == "always":
             self._connect()
@@ -285,6 +313,7 @@ class Job:
     def _leases(self, checked: Checked) -> tuple[Lease, ...]:
         """Take the work directory's lease and, for an image-sequence output, the output's; they
         cancel the job if lost."""
+
         def lost(_why: str) -> None:
             self._board.stop.set()
 
@@ -292,8 +321,9 @@ class Job:
         wanted = [workdir_lease(str(checked.workdir), unsafe_ok=self.options.unsafe_lock, on_lost=lost)]
         if checked.layout.frames_to is not None:
             folder, name = storage.parent(checked.layout.frames_to), storage.name_of(checked.layout.frames_to)
-            wanted.append(Lease(storage.join(folder, f".{name.replace('%', '#')}.lock"), f"output {checked.output}",
-                                on_lost=lost))
+            wanted.append(
+                Lease(storage.join(folder, f".{name.replace('%', '#')}.lock"), f"output {checked.output}", on_lost=lost)
+            )
         try:
             for lease in wanted:
                 lease.acquire()
@@ -320,8 +350,12 @@ class Job:
                 chunks, in_process = self._plan(checked, sizing)
             if in_process:
                 workers = 1 if len(chunks) == 1 or sizing.device != "cpu" else sizing.workers  # see chunk_slots
-                sizing = workers_here(self.options, replace(sizing, workers=workers), local_totals()[0],
-                                      checked.index.width * checked.index.height)
+                sizing = workers_here(
+                    self.options,
+                    replace(sizing, workers=workers),
+                    local_totals()[0],
+                    checked.index.width * checked.index.height,
+                )
             else:
                 self._connect()
                 sizing = self._sizing()
@@ -331,16 +365,29 @@ class Job:
                 self._check_resume(workdir, saved, record)
             for sub in ("chunks", "windows"):
                 storage.makedirs(storage.join(workdir, sub))
-            storage.write_text(plan_file, json.dumps(record | {"output": str(checked.output)}, indent=1,
-                                                     sort_keys=True))
+            storage.write_text(
+                plan_file, json.dumps(record | {"output": str(checked.output)}, indent=1, sort_keys=True)
+            )
             ledger = Ledger.load(storage.join(workdir, "ledger.json"))
         except BaseException:
             for lease in leases:
                 lease.release()
             raise
         job_plan = JobPlan(str(self.input), checked.index, tuple(chunks), record["settings_hash"])
-        return Prepared(job_plan, checked, ledger, leases, sizing.device, sizing.workers, sizing.cpus, sizing.gpus,
-                        sizing.threads, sizing.lanes, in_process=in_process, model=checked.model)
+        return Prepared(
+            job_plan,
+            checked,
+            ledger,
+            leases,
+            sizing.device,
+            sizing.workers,
+            sizing.cpus,
+            sizing.gpus,
+            sizing.threads,
+            sizing.lanes,
+            in_process=in_process,
+            model=checked.model,
+        )
 
     @staticmethod
     def _saved_plan(plan_file: str) -> dict[str, Any] | None:
@@ -351,17 +398,20 @@ class Job:
         except ValueError:
             saved = None
         if not isinstance(saved, dict):
-            raise JobError(f"{plan_file} is damaged; remove the work directory {storage.parent(plan_file)} to "
-                           "start over")
+            raise JobError(
+                f"{plan_file} is damaged; remove the work directory {storage.parent(plan_file)} to start over"
+            )
         return saved
 
     def _check_resume(self, workdir: str, saved: dict[str, Any], record: dict[str, Any]) -> None:
         """Refuse a work directory of another render (naming what differs), or this one without --resume."""
         if saved.get("settings_hash") != record["settings_hash"]:
             diff = differences(saved, record) or ["the chunking or plan format"]
-            raise JobError(f"work directory {workdir} holds another render; it differs in: {'; '.join(diff[:6])}"
-                           + (f" and {len(diff) - 6} more" if len(diff) > 6 else "")
-                           + ". Use another --workdir, or remove this one to start over")
+            raise JobError(
+                f"work directory {workdir} holds another render; it differs in: {'; '.join(diff[:6])}"
+                + (f" and {len(diff) - 6} more" if len(diff) > 6 else "")
+                + ". Use another --workdir, or remove this one to start over"
+            )
         if not self.options.resume:
             raise JobError(f"work directory {workdir} holds this render already; pass --resume to continue it")
 
@@ -379,8 +429,9 @@ class Job:
         except OSError as exc:  # a full disk, a vanished mount: say which file, as a typed error
             where = f" {exc.filename}" if exc.filename else ""
             self._status = JobStatus.FAILED
-            self._error = JobError(f"writing{where} failed: {exc.strerror or exc}; free space or fix the location, "
-                                   "then resume")
+            self._error = JobError(
+                f"writing{where} failed: {exc.strerror or exc}; free space or fix the location, then resume"
+            )
         except BaseException as exc:
             self._status, self._error = JobStatus.FAILED, exc
         finally:
@@ -399,12 +450,14 @@ class Job:
             if not a <= number < b:
                 storage.remove(frame_file(pattern, number))
 
-    def _start_loop(self, p: Prepared, todo: list[Chunk], done: set[int], windows: set[int], workers: int,
-                    lanes: int) -> Schedule:
+    def _start_loop(
+        self, p: Prepared, todo: list[Chunk], done: set[int], windows: set[int], workers: int, lanes: int
+    ) -> Schedule:
         """The chunk loop: in this process, or on Ray once a node can host a worker."""
         where = "in this process" if p.in_process else "on Ray"
-        self._set_phase(Phase("starting workers", 0, workers if todo else 0,
-                              f"{workers} worker(s) × {lanes} lane(s) {where}"))
+        self._set_phase(
+            Phase("starting workers", 0, workers if todo else 0, f"{workers} worker(s) × {lanes} lane(s) {where}")
+        )
         if p.in_process:
             return LocalLoop(self._board, self.options, p, str(p.checked.workdir), todo, done, windows, workers, lanes)
         from .cluster import wait_for_resources  # Ray's side (see the module docstring)
@@ -445,8 +498,14 @@ class Job:
         self._set_phase(Phase("joining", 0, len(chunks), str(p.checked.output)))
         for lease in p.leases:
             lease.check()  # the output is published only by the job that still owns it
-        out = stitch(list(chunks), workdir, p.checked.output, p.plan.index,
-                     keep_source_time=self.options.keep_source_time, layout=p.checked.layout)
+        out = stitch(
+            list(chunks),
+            workdir,
+            p.checked.output,
+            p.plan.index,
+            keep_source_time=self.options.keep_source_time,
+            layout=p.checked.layout,
+        )
         if self.options.overwrite and p.checked.layout.frames_to is not None:
             self._remove_stale_frames(p)
         if p.checked.owned_workdir:
@@ -456,8 +515,17 @@ class Job:
         if p.checked.layout.frames_to is not None and p.plan.index.audio:
             notes.add("the input's audio is not written: an image sequence holds pictures only")
         return JobResult(
-            output=out, frames=p.plan.frames, chunks=len(chunks), rendered=run.rendered,
-            seconds=time.perf_counter() - t_start, workdir=p.checked.workdir,
-            lead_in_overhead=p.plan.lead_in_overhead, chunk_stats=tuple(run.stats), workers=workers, lanes=lanes,
-            compute=run.compute, notes=tuple(sorted(notes)), largest_batch=run.largest_batch,
+            output=out,
+            frames=p.plan.frames,
+            chunks=len(chunks),
+            rendered=run.rendered,
+            seconds=time.perf_counter() - t_start,
+            workdir=p.checked.workdir,
+            lead_in_overhead=p.plan.lead_in_overhead,
+            chunk_stats=tuple(run.stats),
+            workers=workers,
+            lanes=lanes,
+            compute=run.compute,
+            notes=tuple(sorted(notes)),
+            largest_batch=run.largest_batch,
         )

@@ -43,9 +43,17 @@ class Lease:
     (from the renewal thread) with the reason once the lease is lost.
     """
 
-    def __init__(self, path: str, what: str, *, renew_every: float = 10.0, lifetime: float = 60.0,
-                 skew: float = 5.0, unsafe_ok: tuple[str, ...] = (),
-                 on_lost: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        path: str,
+        what: str,
+        *,
+        renew_every: float = 10.0,
+        lifetime: float = 60.0,
+        skew: float = 5.0,
+        unsafe_ok: tuple[str, ...] = (),
+        on_lost: Callable[[str], None] | None = None,
+    ) -> None:
         self.path, self.what = path, what
         self.renew_every, self.lifetime, self.skew = renew_every, lifetime, skew
         self.on_lost = on_lost
@@ -66,18 +74,27 @@ class Lease:
                 return store
             if protocol in unsafe_ok:
                 return Racy(path)
-            raise JobError(f"the object store of {self.what} ignores conditional writes (If-None-Match), so two "
-                           f"jobs could both take its lock; use a store that honours them, or accept the risk with "
-                           f"--unsafe-lock {protocol} (unsafe_lock=({protocol!r},))")
+            raise JobError(
+                f"the object store of {self.what} ignores conditional writes (If-None-Match), so two "
+                f"jobs could both take its lock; use a store that honours them, or accept the risk with "
+                f"--unsafe-lock {protocol} (unsafe_lock=({protocol!r},))"
+            )
         if protocol in unsafe_ok:
             return Racy(path)
-        raise JobError(f"{self.what}: distdream cannot lock {protocol}:// storage atomically (it knows conditional "
-                       f"writes of local filesystems and S3); use one of those, or accept the risk with "
-                       f"--unsafe-lock {protocol} (unsafe_lock=({protocol!r},))")
+        raise JobError(
+            f"{self.what}: distdream cannot lock {protocol}:// storage atomically (it knows conditional "
+            f"writes of local filesystems and S3); use one of those, or accept the risk with "
+            f"--unsafe-lock {protocol} (unsafe_lock=({protocol!r},))"
+        )
 
     def _record(self) -> dict[str, Any]:
-        return {"host": socket.gethostname(), "pid": os.getpid(), "token": self.token,
-                "taken": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "lease_seconds": self.lifetime}
+        return {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "token": self.token,
+            "taken": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "lease_seconds": self.lifetime,
+        }
 
     def stale(self, stamp: Stamp) -> bool:
         """Whether the lock ``stamp`` describes has no living owner."""
@@ -105,8 +122,10 @@ class Lease:
                 continue  # released meanwhile
             if not self.stale(stamp):
                 r = stamp.record
-                raise JobError(f"{self.what} is in use by another job (host {r.get('host')}, pid {r.get('pid')}, "
-                               f"renewed {max(stamp.age, 0):.0f} s ago); wait for it, stop it, or use another one")
+                raise JobError(
+                    f"{self.what} is in use by another job (host {r.get('host')}, pid {r.get('pid')}, "
+                    f"renewed {max(stamp.age, 0):.0f} s ago); wait for it, stop it, or use another one"
+                )
             if self._store.take_over(stamp, record):
                 return self._start()
         raise JobError(f"could not take the lock {self.path}: other jobs keep taking it")
@@ -130,8 +149,10 @@ class Lease:
                 last = time.monotonic()
             except Exception as exc:  # noqa: BLE001 - any failure to renew is a missed beat
                 if time.monotonic() - last >= self.lifetime / 2:
-                    return self._lose(f"could not renew the lock of {self.what} for {self.lifetime / 2:.0f} s "
-                                      f"({exc.__class__.__name__}: {exc})")
+                    return self._lose(
+                        f"could not renew the lock of {self.what} for {self.lifetime / 2:.0f} s "
+                        f"({exc.__class__.__name__}: {exc})"
+                    )
 
     def check(self) -> None:
         """Raise :class:`JobError` if the lease was lost (the job must stop writing)."""

@@ -56,9 +56,11 @@ class LocalLoop(Schedule):
         self._stopping = threading.Event()
         # nothing to dream (a resume whose chunks are all kept, only windows left): no model is built
         workers = self.workers if self.queue else 0
-        self._threads = [threading.Thread(target=self._lane, args=(w, lane), name=f"distdream-lane-{w}.{lane}",
-                                          daemon=True)
-                         for w in range(workers) for lane in range(self.lanes)]
+        self._threads = [
+            threading.Thread(target=self._lane, args=(w, lane), name=f"distdream-lane-{w}.{lane}", daemon=True)
+            for w in range(workers)
+            for lane in range(self.lanes)
+        ]
         self._threads.append(threading.Thread(target=self._seam_thread, name="distdream-seams", daemon=True))
         for thread in self._threads:
             thread.start()
@@ -88,8 +90,9 @@ class LocalLoop(Schedule):
         renderer = self._renderers[worker]
         while renderer is not None and (chunk := self._inbox.get()) is not _DONE:
             try:
-                record = renderer.render(self.prepared.plan.index, chunk, self.workdir, self.layout,
-                                         self._progress, self._on_frame)
+                record = renderer.render(
+                    self.prepared.plan.index, chunk, self.workdir, self.layout, self._progress, self._on_frame
+                )
                 self._outbox.put(("chunk", chunk, record | {"host": "this process", "node": "local"}))
             except BaseException as exc:  # the loop decides: retry, fail, or a stop
                 self._outbox.put(("chunk", chunk, exc))
@@ -120,8 +123,9 @@ class LocalLoop(Schedule):
         for lease in self.prepared.leases:
             lease.check()  # lost: stop before writing anything more
         if self._built:  # a chunk waits in the inbox for the first free lane of a built worker
-            while (self.queue and len(self.running) < self._built * self.lanes
-                   and (chunk := self.next_chunk()) is not None):
+            while (
+                self.queue and len(self.running) < self._built * self.lanes and (chunk := self.next_chunk()) is not None
+            ):
                 self.running[chunk.index] = chunk
                 self._inbox.put(chunk)
         try:
@@ -136,8 +140,10 @@ class LocalLoop(Schedule):
             assert chunk is not None
             self.seams.pop(chunk.index)
             if isinstance(result, BaseException):
-                raise JobError(f"the crossfade of the seam before chunk {chunk.index} failed: "
-                               f"{result.__class__.__name__}: {result}") from result
+                raise JobError(
+                    f"the crossfade of the seam before chunk {chunk.index} failed: "
+                    f"{result.__class__.__name__}: {result}"
+                ) from result
             self.window_made(chunk, result)
         else:
             assert chunk is not None

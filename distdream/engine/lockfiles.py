@@ -43,11 +43,18 @@ def _record(text: str, path: str, what: str) -> dict[str, Any]:
         data = json.loads(text)
     except ValueError:
         data = None
-    ok = (isinstance(data, dict) and isinstance(data.get("token"), str) and isinstance(data.get("host"), str)
-          and isinstance(data.get("pid"), int) and not isinstance(data.get("pid"), bool))
+    ok = (
+        isinstance(data, dict)
+        and isinstance(data.get("token"), str)
+        and isinstance(data.get("host"), str)
+        and isinstance(data.get("pid"), int)
+        and not isinstance(data.get("pid"), bool)
+    )
     if not ok:
-        raise JobError(f"{path} is not a distdream lock ({text[:60]!r}); if no job is using {what}, remove the file "
-                       "and start again")
+        raise JobError(
+            f"{path} is not a distdream lock ({text[:60]!r}); if no job is using {what}, remove the file "
+            "and start again"
+        )
     return data
 
 

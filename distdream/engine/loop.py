@@ -1,7 +1,8 @@
 """The chunk loop on Ray: one pass of a job over its chunks, on the job's thread.
 
 The bookkeeping (queue, retries, ledger, seams due) is :class:`~.schedule.Schedule`'s; this loop
-runs the chunks on Ray workers. :meth:`ChunkLoop.step` (called until nothing is left) hands chunks to free worker lanes, collects
+runs the chunks on Ray workers. :meth:`ChunkLoop.step` (called until nothing is left) hands chunks
+to free worker lanes, collects
 what finished, launches the seam crossfades whose two sides exist, and keeps every wait bounded:
 ``ray.wait`` returns at least twice a second, a chunk far past its time (:mod:`.watchdog`) is
 killed and retried, a worker Ray cannot reach is given its chunk again and replaced if that
@@ -45,9 +46,13 @@ class ChunkLoop(Schedule):
         concurrency = self.lanes + 1 if self.lanes > 1 else 1  # a lane per call, and one more for pings
 
         def make() -> Any:
-            return DreamWorker.options(num_cpus=p.cpus, num_gpus=p.gpus, max_restarts=options.max_restarts,
-                                       max_task_retries=0, max_concurrency=concurrency).remote(
-                p.checked.config, p.device, p.threads, self.lanes, start_faults)
+            return DreamWorker.options(
+                num_cpus=p.cpus,
+                num_gpus=p.gpus,
+                max_restarts=options.max_restarts,
+                max_task_retries=0,
+                max_concurrency=concurrency,
+            ).remote(p.checked.config, p.device, p.threads, self.lanes, start_faults)
 
         self.pool = WorkerPool(make, self.workers, self.lanes, options.start_timeout, options.max_start_failures)
         longest = max(c.dreamed for c in p.plan.chunks)
@@ -99,8 +104,9 @@ class ChunkLoop(Schedule):
             slot = self.pool.take()
             assert slot is not None
             attempt = self.attempts[chunk.index] - 1
-            ref = self.pool.actor(slot).render_chunk.remote(self.index_ref, chunk, self.workdir, attempt,
-                                                           self.progress, self.options.inject_faults, self.layout)
+            ref = self.pool.actor(slot).render_chunk.remote(
+                self.index_ref, chunk, self.workdir, attempt, self.progress, self.options.inject_faults, self.layout
+            )
             self.running[ref] = (chunk, slot, self.pool.incarnation(slot))
             self.watchdog.start(chunk.index, time.monotonic())
 
@@ -147,8 +153,11 @@ class ChunkLoop(Schedule):
                 self.watchdog.stop(chunk.index)
                 self.pool.kill(slot, born)  # its other lanes fail with it
                 self.pool.lost(slot, born)
-                self.failed(chunk, f"no answer after {self.watchdog.limit(chunk.dreamed):.0f} s (watchdog: "
-                                  f"{self.watchdog.why(chunk.dreamed)}); --chunk-timeout sets the limit")
+                self.failed(
+                    chunk,
+                    f"no answer after {self.watchdog.limit(chunk.dreamed):.0f} s (watchdog: "
+                    f"{self.watchdog.why(chunk.dreamed)}); --chunk-timeout sets the limit",
+                )
         if self.seams and not self.queue and not self.running:
             limit = self.watchdog.limit(max(c.lead_in for c in self.seams.values()))
             self.seam_deadline = self.seam_deadline or now + limit
@@ -160,8 +169,9 @@ class ChunkLoop(Schedule):
 
     def launch_seams(self) -> None:
         for c, (side_a, side_b, window) in self.seams_due(list(self.seams.values())):
-            ref = seam_task.options(max_retries=2).remote(side_a, side_b, window, self.encoding, self.index_ref,
-                                                          c.lead_in, c.first)
+            ref = seam_task.options(max_retries=2).remote(
+                side_a, side_b, window, self.encoding, self.index_ref, c.lead_in, c.first
+            )
             self.seams[ref] = c
 
     def _seam_done(self, ref: Any) -> None:

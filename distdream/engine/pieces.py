@@ -112,11 +112,15 @@ class ChunkFiles:
         return self._piece(self.chunk.first, self.chunk.start, self.window, self.layout.side_encoding)
 
     @staticmethod
-    def window_sides(workdir: str | os.PathLike[str], earlier: Chunk, later: Chunk,
-                     layout: Layout = Layout()) -> tuple[str, str, str]:
+    def window_sides(
+        workdir: str | os.PathLike[str], earlier: Chunk, later: Chunk, layout: Layout = Layout()
+    ) -> tuple[str, str, str]:
         """(earlier side, later side, crossfaded window) of the seam before ``later``."""
-        return (ChunkFiles(workdir, earlier, layout).tail, ChunkFiles(workdir, later, layout).lead,
-                ChunkFiles(workdir, later, layout).window)
+        return (
+            ChunkFiles(workdir, earlier, layout).tail,
+            ChunkFiles(workdir, later, layout).lead,
+            ChunkFiles(workdir, later, layout).window,
+        )
 
 
 def piece_fingerprint(piece: Piece, offset: int = 0) -> str:

@@ -67,8 +67,11 @@ def _input_files(input: str, index: VideoIndex) -> tuple[set[str], set[tuple[int
     """The input's files by real path (a sequence's every frame) and, where they exist, by inode."""
     if storage.is_uri(input):
         return {input.rstrip("/")}, set()
-    names = ([frame_file(index.path, index.first_number + i) for i in range(index.frame_count)]
-             if index.is_sequence else [input])
+    names = (
+        [frame_file(index.path, index.first_number + i) for i in range(index.frame_count)]
+        if index.is_sequence
+        else [input]
+    )
     paths, inodes = set(), set()
     for name in names:
         paths.add(os.path.realpath(name))
@@ -83,10 +86,14 @@ def _output_files(out: Path | str, layout: Layout, frames: tuple[int, int]) -> l
     and its name (an output is written by renaming into that folder)."""
     if storage.is_uri(out):
         return [str(out).rstrip("/")]
-    names = ([frame_file(str(out), layout.offset + i) for i in range(*frames)] if is_pattern(out) else [str(out)])
+    names = [frame_file(str(out), layout.offset + i) for i in range(*frames)] if is_pattern(out) else [str(out)]
     folders: dict[str, str] = {}
-    return [os.path.join(folders.setdefault(os.path.dirname(n), os.path.realpath(os.path.dirname(n) or ".")),
-                         os.path.basename(n)) for n in names]
+    return [
+        os.path.join(
+            folders.setdefault(os.path.dirname(n), os.path.realpath(os.path.dirname(n) or ".")), os.path.basename(n)
+        )
+        for n in names
+    ]
 
 
 def _check_not_input(input: str, index: VideoIndex, out: Path | str, layout: Layout, frames: tuple[int, int]) -> None:
@@ -112,8 +119,10 @@ def _check_existing_frames(out: Path | str, options: JobOptions, saved_output: s
     numbers = existing_numbers(str(out))
     if numbers:
         first = os.path.basename(frame_file(str(out), numbers[0]))
-        raise OutputError(f"output {out} already holds {len(numbers)} frame file(s) ({first} …); pass --overwrite to "
-                          "replace them (and remove those outside the rendered range), or write to another pattern")
+        raise OutputError(
+            f"output {out} already holds {len(numbers)} frame file(s) ({first} …); pass --overwrite to "
+            "replace them (and remove those outside the rendered range), or write to another pattern"
+        )
 
 
 def _check_workdir_writable(workdir: Path | str) -> None:
@@ -126,17 +135,26 @@ def _check_workdir_writable(workdir: Path | str) -> None:
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
-        raise JobError(f"work directory {workdir} cannot be made: {existing} is not a directory; choose another --workdir")
+        raise JobError(
+            f"work directory {workdir} cannot be made: {existing} is not a directory; choose another --workdir"
+        )
     try:  # a real probe: permission bits say nothing to root or on a read-only mount
         with tempfile.NamedTemporaryFile(prefix=".distdream-probe.", dir=existing):
             pass
     except OSError as exc:
-        raise JobError(f"work directory {workdir} cannot be made: {existing} is not writable ({exc.strerror}); "
-                       "choose another --workdir") from None
+        raise JobError(
+            f"work directory {workdir} cannot be made: {existing} is not writable ({exc.strerror}); "
+            "choose another --workdir"
+        ) from None
 
 
-def preflight(input: str, output: str, config: RenderConfig, options: JobOptions,
-              on_step: Callable[[str], None] = lambda _what: None) -> Checked:
+def preflight(
+    input: str,
+    output: str,
+    config: RenderConfig,
+    options: JobOptions,
+    on_step: Callable[[str], None] = lambda _what: None,
+) -> Checked:
     """Check everything that can be checked before Ray starts; see the module docstring.
     ``on_step`` hears of the slow steps as they begin ("checking the model")."""
     from ..dream import Dreamer
@@ -149,8 +167,9 @@ def preflight(input: str, output: str, config: RenderConfig, options: JobOptions
     layout = Layout.of(fmt, index, str(out))
     frames = options.frame_range or (0, index.frame_count)
     if not 0 <= frames[0] < frames[1] <= index.frame_count:
-        raise ConfigError(f"--frames {frames[0]}:{frames[1]} is outside {input}, which has frames "
-                          f"0:{index.frame_count}")
+        raise ConfigError(
+            f"--frames {frames[0]}:{frames[1]} is outside {input}, which has frames 0:{index.frame_count}"
+        )
     _check_not_input(input, index, out, layout, frames)
     if not is_pattern(out):
         check_output_container(out, index, fmt)
@@ -159,12 +178,14 @@ def preflight(input: str, output: str, config: RenderConfig, options: JobOptions
     dreamer = Dreamer(config.dream, device="cpu")  # model, weights, layers and channels, as a worker resolves them
     if config.dream.predefined_start is not None:
         load_image(config.dream.predefined_start, what="predefined_start")
-    workdir = location(options.workdir) if options.workdir else location(
-        storage.join(storage.parent(out), f".{storage.name_of(out)}.distdream"))
+    workdir = (
+        location(options.workdir)
+        if options.workdir
+        else location(storage.join(storage.parent(out), f".{storage.name_of(out)}.distdream"))
+    )
     _check_workdir_writable(workdir)
     _check_existing_frames(out, options, check_workdir(str(workdir)))
-    return Checked(index, config, layout, out, workdir, options.workdir is None, dreamer.model.weights,
-                   dreamer.model)
+    return Checked(index, config, layout, out, workdir, options.workdir is None, dreamer.model.weights, dreamer.model)
 
 
 def _output_format(out: Path | str, index: VideoIndex, config: RenderConfig) -> tuple[RenderConfig, Format]:
@@ -191,8 +212,12 @@ def input_identity(input: str, index: VideoIndex) -> dict[str, Any]:
         return storage.identity(input) | {"packets": packet_digest(input, index)}
     first, n = index.first_number or 0, index.frame_count
     ends = sorted({*range(first, first + min(3, n)), *range(first + max(0, n - 3), first + n)})
-    return {"first_number": first, "files": {os.path.basename(frame_file(index.path, k)):
-                                             storage.fingerprint(frame_file(index.path, k)) for k in ends}}
+    return {
+        "first_number": first,
+        "files": {
+            os.path.basename(frame_file(index.path, k)): storage.fingerprint(frame_file(index.path, k)) for k in ends
+        },
+    }
 
 
 def plan_record(input: str, checked: Checked, config: RenderConfig, device: str, chunks: list[Chunk]) -> dict[str, Any]:
@@ -216,7 +241,9 @@ def plan_record(input: str, checked: Checked, config: RenderConfig, device: str,
     dream["predefined_start"] = _file_record(config.dream.predefined_start)
     index = checked.index
     identity = input_identity(input, index) | {
-        "frames": index.frame_count, "width": index.width, "height": index.height,
+        "frames": index.frame_count,
+        "width": index.width,
+        "height": index.height,
         "pts": index.to_dict()["pts_deltas_zlib"],
     }
     return {

@@ -7,7 +7,7 @@ frozen dataclasses and string enums: picklable, comparable, JSON-friendly.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ from ..video import VideoIndex
 __all__ = ["ChunkState", "ChunkStatus", "JobPlan", "JobResult", "JobStatus", "Phase"]
 
 
-class JobStatus(str, Enum):
+class JobStatus(StrEnum):
     """Where a job is (a ``str``: compares equal to its value)."""
 
     STARTING = "starting"
@@ -26,9 +26,6 @@ class JobStatus(str, Enum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(frozen=True)
@@ -43,16 +40,13 @@ class Phase:
     detail: str = ""
 
 
-class ChunkStatus(str, Enum):
+class ChunkStatus(StrEnum):
     """Where one chunk is."""
 
     PENDING = "pending"
     RUNNING = "running"
     DONE = "done"
     FAILED = "failed"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(frozen=True)
@@ -85,10 +79,18 @@ class JobPlan:
     def describe(self) -> str:
         """One line: chunks, how their boundaries begin, the parallelism the plan allows."""
         kinds = [c.begins for c in self.chunks[1:]]
-        seams = ", ".join(f"{kinds.count(k)} {k}{'s' if kinds.count(k) != 1 else ''}"
-                          for k in ("cut", "handoff", "crossfade") if k in kinds) or "no seams"
-        return (f"{len(self.chunks)} chunk(s): {seams}; parallelism {self.parallelism:.1f}, "
-                f"lead-in overhead {100 * self.lead_in_overhead:.0f}%")
+        seams = (
+            ", ".join(
+                f"{kinds.count(k)} {k}{'s' if kinds.count(k) != 1 else ''}"
+                for k in ("cut", "handoff", "crossfade")
+                if k in kinds
+            )
+            or "no seams"
+        )
+        return (
+            f"{len(self.chunks)} chunk(s): {seams}; parallelism {self.parallelism:.1f}, "
+            f"lead-in overhead {100 * self.lead_in_overhead:.0f}%"
+        )
 
 
 @dataclass(frozen=True)

@@ -92,8 +92,10 @@ class RemoteJobs:
         thread.start()
         thread.join(self.timeout)
         if thread.is_alive():
-            raise JobError(f"no answer from the Ray dashboard at {self.address} within {self.timeout:.0f} s while "
-                           f"{doing}; is the head running and the port (default 8265) reachable?")
+            raise JobError(
+                f"no answer from the Ray dashboard at {self.address} within {self.timeout:.0f} s while "
+                f"{doing}; is the head running and the port (default 8265) reachable?"
+            )
         if "error" in box:
             raise box["error"]
         return box["value"]
@@ -112,8 +114,12 @@ class RemoteJobs:
     def _error(self, exc: BaseException, what: str) -> JobError:
         hint = ""
         if _asks_for_token(exc):  # the cluster uses Ray's token authentication
-            hint = ("; the cluster asks for its Ray auth token: pass --token-file, or set RAY_AUTH_TOKEN (none was "
-                    "found there or in ~/.ray/auth_token)" if self.token is None else "; the token given was refused")
+            hint = (
+                "; the cluster asks for its Ray auth token: pass --token-file, or set RAY_AUTH_TOKEN (none was "
+                "found there or in ~/.ray/auth_token)"
+                if self.token is None
+                else "; the token given was refused"
+            )
         return JobError(f"{what} at {self.address}: {_first_line(exc)}{hint}")
 
     def _call(self, doing: str, call: Callable[[Any], T]) -> T:
@@ -154,9 +160,15 @@ class RemoteJobs:
         deadline = time.monotonic() + self.AGENT_WAIT
         while True:
             try:
-                self._call("submitting", lambda c: c.submit_job(
-                    entrypoint=entrypoint, submission_id=sid, runtime_env={"env_vars": {"PYTHONUNBUFFERED": "1"}},
-                    metadata={"tool": "distdream"}))
+                self._call(
+                    "submitting",
+                    lambda c: c.submit_job(
+                        entrypoint=entrypoint,
+                        submission_id=sid,
+                        runtime_env={"env_vars": {"PYTHONUNBUFFERED": "1"}},
+                        metadata={"tool": "distdream"},
+                    ),
+                )
                 return sid, None
             except JobError as exc:  # a head that has just started: its job agent is not up yet
                 if "No available agent" not in str(exc) or time.monotonic() > deadline:

@@ -103,10 +103,17 @@ class Schedule:
         self.compute = self.compute or record.get("compute", "")
         self.largest_batch = max(self.largest_batch, record.get("batch", 1))
         self.notes.update(record.get("notes", []))
-        self.prepared.ledger.add("chunks", chunk.name, {
-            "frames": chunk.dreamed, "stats": record["stats"], "host": record["host"], "node": record["node"],
-            "fingerprints": record.get("fingerprints", {}),
-        })
+        self.prepared.ledger.add(
+            "chunks",
+            chunk.name,
+            {
+                "frames": chunk.dreamed,
+                "stats": record["stats"],
+                "host": record["host"],
+                "node": record["node"],
+                "fingerprints": record.get("fingerprints", {}),
+            },
+        )
         self.board.mark(chunk, ChunkStatus.DONE, self.attempts[chunk.index])
 
     def seams_due(self, launched: Iterator[Chunk] | list[Chunk]) -> Iterator[tuple[Chunk, tuple[str, str, str]]]:
@@ -114,8 +121,13 @@ class Schedule:
         each chunk with its (side a, side b, window) files."""
         busy = set(c.index for c in launched)
         for c in self.prepared.plan.chunks:
-            if (c.lead_in and c.index not in self.windows and c.index in self.done and c.index - 1 in self.done
-                    and c.index not in busy):
+            if (
+                c.lead_in
+                and c.index not in self.windows
+                and c.index in self.done
+                and c.index - 1 in self.done
+                and c.index not in busy
+            ):
                 yield c, ChunkFiles.window_sides(self.workdir, self.by_index[c.index - 1], c, self.layout)
 
     def window_made(self, c: Chunk, fingerprint: str) -> None:

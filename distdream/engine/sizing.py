@@ -12,8 +12,18 @@ from dataclasses import dataclass
 
 from ..config import JobOptions
 
-__all__ = ["CPU_LANES", "GPU_LANES", "SHARED_STEP_PIXELS", "THREAD_WORKERS", "Sizing", "chunk_slots",
-           "in_process", "local_totals", "size_workers", "workers_here"]
+__all__ = [
+    "CPU_LANES",
+    "GPU_LANES",
+    "SHARED_STEP_PIXELS",
+    "THREAD_WORKERS",
+    "Sizing",
+    "chunk_slots",
+    "in_process",
+    "local_totals",
+    "size_workers",
+    "workers_here",
+]
 
 # Lanes per worker when not given. GPU: at batch size 1 a dream step of a video frame is bound by
 # kernel launches; on an H200 at 1280×720, lanes 2/4/8 gave 1.6×/2.1×/2.3× one lane's frames/s

@@ -50,7 +50,12 @@ def mix_residuals(source: np.ndarray, a: np.ndarray, b: np.ndarray, w: float) ->
 
 
 def crossfade(
-    side_a: str, side_b: str, output: str, encoding: Encoding, index: VideoIndex, frames: int,
+    side_a: str,
+    side_b: str,
+    output: str,
+    encoding: Encoding,
+    index: VideoIndex,
+    frames: int,
     first: int | None = None,
 ) -> str:
     """Blend the earlier chunk's ``frames`` window frames (``side_a``) into the later chunk's (``side_b``).
@@ -65,7 +70,9 @@ def crossfade(
         storage.makedirs(storage.parent(output))
     weights = crossfade_weights(frames)
     start = first or 0
-    sources = read_frames(index.path, first, first + frames, index=index, dtype=np.float32) if first is not None else None
+    sources = (
+        read_frames(index.path, first, first + frames, index=index, dtype=np.float32) if first is not None else None
+    )
     with open_writer(output, index, format_for(encoding, index), start) as writer:
         pairs = zip(_side(side_a, index, start, frames), _side(side_b, index, start, frames))  # stops at the shorter
         n = 0
@@ -90,8 +97,13 @@ def _side(path: str, index: VideoIndex, start: int, frames: int) -> Iterator[np.
 
 
 def stitch(
-    chunks: Sequence[Chunk], workdir: str | os.PathLike[str], output: str | os.PathLike[str], index: VideoIndex,
-    *, keep_source_time: bool = False, layout: Layout = Layout(),
+    chunks: Sequence[Chunk],
+    workdir: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    index: VideoIndex,
+    *,
+    keep_source_time: bool = False,
+    layout: Layout = Layout(),
 ) -> str | os.PathLike[str]:
     """Join windows and middles in frame order into ``output`` (temp name, then rename).
 
@@ -109,5 +121,10 @@ def stitch(
             pieces.append(files.window)
         pieces.append(files.middle)
     partial = (a, b) != (0, index.frame_count)
-    return concat(pieces, output, index.slice(a, b) if partial else index, trim_audio=partial,
-                  rebase=partial and not keep_source_time)
+    return concat(
+        pieces,
+        output,
+        index.slice(a, b) if partial else index,
+        trim_audio=partial,
+        rebase=partial and not keep_source_time,
+    )

@@ -61,8 +61,9 @@ class Watchdog:
         spf = self.seconds_per_frame
         if spf is None:
             return "no frame of the job was done yet"
-        return (f"{self.factor:g}× its {frames} frames at the {spf:.2f} s per frame measured, "
-                f"at least {self.floor:.0f} s")
+        return (
+            f"{self.factor:g}× its {frames} frames at the {spf:.2f} s per frame measured, at least {self.floor:.0f} s"
+        )
 
     def late(self, frames_of: dict[int, int], now: float) -> list[int]:
         """Running chunks (index → frames) past their limit."""

@@ -134,8 +134,10 @@ class Ledger:
         except FileNotFoundError:
             text = None
         except OSError as exc:
-            raise JobError(f"cannot read the ledger {path} ({exc.__class__.__name__}: {exc}); nothing was changed: "
-                           "fix the storage, then resume") from None
+            raise JobError(
+                f"cannot read the ledger {path} ({exc.__class__.__name__}: {exc}); nothing was changed: "
+                "fix the storage, then resume"
+            ) from None
         if text is None:
             return cls(path)
         try:
@@ -170,8 +172,11 @@ def _keep(ledger: Ledger, kind: str, name: str, pieces: list[Piece], offset: int
         return verify(pieces, ledger.fingerprints(kind, name), offset)
     if ledger.note is None or not verify(pieces, None, offset):
         return False
-    ledger.data[kind][name] = {"frames": pieces[-1].end - pieces[0].start, "rebuilt": True,
-                               "fingerprints": {p.key: piece_fingerprint(p, offset) for p in pieces}}
+    ledger.data[kind][name] = {
+        "frames": pieces[-1].end - pieces[0].start,
+        "rebuilt": True,
+        "fingerprints": {p.key: piece_fingerprint(p, offset) for p in pieces},
+    }
     return True
 
 
@@ -184,7 +189,9 @@ def _state_ok(files: ChunkFiles, ledger: Ledger) -> bool:
         return False
 
 
-def finished(workdir: str, chunks: Sequence[Chunk], ledger: Ledger, layout: Layout = Layout()) -> tuple[set[int], set[int]]:
+def finished(
+    workdir: str, chunks: Sequence[Chunk], ledger: Ledger, layout: Layout = Layout()
+) -> tuple[set[int], set[int]]:
     """Chunks and seam windows a resume can keep, the ledger brought in line with them.
 
     A chunk is kept when its pieces verify (:func:`_keep`). A chunk that continues a handoff is
@@ -193,8 +200,11 @@ def finished(workdir: str, chunks: Sequence[Chunk], ledger: Ledger, layout: Layo
     that state verifies. A window is kept when its chunk and the chunk before it are both kept (a
     redone chunk invalidates both windows beside it) and the window verifies.
     """
-    done = {c.index for c in chunks if _keep(ledger, "chunks", c.name, ChunkFiles(workdir, c, layout).outputs(),
-                                               layout.offset)}
+    done = {
+        c.index
+        for c in chunks
+        if _keep(ledger, "chunks", c.name, ChunkFiles(workdir, c, layout).outputs(), layout.offset)
+    }
     for c in chunks:  # a rebuilt record holds no carried state's fingerprint yet
         files = ChunkFiles(workdir, c, layout)
         record = ledger.data["chunks"].get(c.name, {})
@@ -208,8 +218,9 @@ def finished(workdir: str, chunks: Sequence[Chunk], ledger: Ledger, layout: Layo
             if c.index not in done:
                 continue
             orphan = c.begins == "handoff" and c.index - 1 in by_index and c.index - 1 not in done
-            stateless = (c.hands_off and c.index + 1 not in done
-                         and not _state_ok(ChunkFiles(workdir, c, layout), ledger))
+            stateless = (
+                c.hands_off and c.index + 1 not in done and not _state_ok(ChunkFiles(workdir, c, layout), ledger)
+            )
             if orphan or stateless:
                 done.discard(c.index)
                 changed = True

@@ -42,8 +42,14 @@ class DreamWorker:
     With ``lanes`` > 1 it is a threaded actor: each concurrent :meth:`render_chunk` call is a lane.
     """
 
-    def __init__(self, config: RenderConfig, device: str | None, torch_threads: int, lanes: int = 1,
-                 faults: tuple[Fault, ...] = ()) -> None:
+    def __init__(
+        self,
+        config: RenderConfig,
+        device: str | None,
+        torch_threads: int,
+        lanes: int = 1,
+        faults: tuple[Fault, ...] = (),
+    ) -> None:
         import torch
 
         _start_faults(faults)
@@ -63,12 +69,19 @@ class DreamWorker:
         return self.token
 
     def render_chunk(
-        self, index: VideoIndex, chunk: Chunk, workdir: str, attempt: int, progress: Any, faults: tuple[Fault, ...],
+        self,
+        index: VideoIndex,
+        chunk: Chunk,
+        workdir: str,
+        attempt: int,
+        progress: Any,
+        faults: tuple[Fault, ...],
         layout: Layout = Layout(),
     ) -> dict[str, Any]:
         """Dream ``chunk`` into its pieces; returns a small record (stats, fingerprints, where it ran)."""
-        mine = [f for f in faults if not f.at_start and f.chunk == chunk.index
-                and (not f.attempts or attempt in f.attempts)]
+        mine = [
+            f for f in faults if not f.at_start and f.chunk == chunk.index and (not f.attempts or attempt in f.attempts)
+        ]
 
         def on_frame(i: int) -> None:
             for fault in mine:
@@ -81,14 +94,16 @@ class DreamWorker:
                         raise ray.exceptions.ActorUnavailableError("injected fault: unreachable", None)
                     raise RuntimeError(f"injected fault in chunk {chunk.index} at frame {i}")
 
-        record = self.renderer.render(index, chunk, workdir, layout, lambda n: progress.add.remote(chunk.index, n),
-                                      on_frame if mine else None)
+        record = self.renderer.render(
+            index, chunk, workdir, layout, lambda n: progress.add.remote(chunk.index, n), on_frame if mine else None
+        )
         return record | {"host": os.uname().nodename, "node": ray.get_runtime_context().get_node_id()}
 
 
 @ray.remote(num_cpus=1)  # a CPU of its own: it decodes two streams and encodes one
-def seam_task(side_a: str, side_b: str, output: str, encoding: Encoding, index: VideoIndex,
-              frames: int, first: int) -> str:
+def seam_task(
+    side_a: str, side_b: str, output: str, encoding: Encoding, index: VideoIndex, frames: int, first: int
+) -> str:
     return crossfade_window(side_a, side_b, output, encoding, index, frames, first)
 
 
@@ -97,8 +112,9 @@ def scan_cuts_task(index: VideoIndex, start: int, end: int, config: RenderConfig
     return scan_cuts(index, start, end, config)
 
 
-def scan_on_ray(index: VideoIndex, slices: list[tuple[int, int]], config: RenderConfig,
-                on_slice: Callable[[int], None]) -> list[int]:
+def scan_on_ray(
+    index: VideoIndex, slices: list[tuple[int, int]], config: RenderConfig, on_slice: Callable[[int], None]
+) -> list[int]:
     """Scene cuts of ``slices`` scanned by Ray tasks in parallel (each decodes its own slice);
     ``on_slice(frames)`` hears of each finished slice. Fails within a limit set by the frames."""
     index_ref = ray.put(index)

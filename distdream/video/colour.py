@@ -27,19 +27,63 @@ from ..errors import VideoError
 __all__ = ["Colour", "frame_to_rgb", "rgb_to_frame"]
 
 # ISO/IEC 23091-2 code points (FFmpeg's AVCOL_* values), named as ffprobe names them.
-PRIMARIES = {1: "bt709", 2: "unknown", 4: "bt470m", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m", 8: "film",
-             9: "bt2020", 10: "smpte428", 11: "smpte431", 12: "smpte432", 22: "ebu3213"}
-TRANSFERS = {1: "bt709", 2: "unknown", 4: "gamma22", 5: "gamma28", 6: "smpte170m", 7: "smpte240m", 8: "linear",
-             9: "log100", 10: "log316", 11: "iec61966-2-4", 12: "bt1361e", 13: "iec61966-2-1", 14: "bt2020-10",
-             15: "bt2020-12", 16: "smpte2084", 17: "smpte428", 18: "arib-std-b67"}
-MATRICES = {0: "gbr", 1: "bt709", 2: "unknown", 4: "fcc", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m",
-            8: "ycgco", 9: "bt2020nc", 10: "bt2020c"}
+PRIMARIES = {
+    1: "bt709",
+    2: "unknown",
+    4: "bt470m",
+    5: "bt470bg",
+    6: "smpte170m",
+    7: "smpte240m",
+    8: "film",
+    9: "bt2020",
+    10: "smpte428",
+    11: "smpte431",
+    12: "smpte432",
+    22: "ebu3213",
+}
+TRANSFERS = {
+    1: "bt709",
+    2: "unknown",
+    4: "gamma22",
+    5: "gamma28",
+    6: "smpte170m",
+    7: "smpte240m",
+    8: "linear",
+    9: "log100",
+    10: "log316",
+    11: "iec61966-2-4",
+    12: "bt1361e",
+    13: "iec61966-2-1",
+    14: "bt2020-10",
+    15: "bt2020-12",
+    16: "smpte2084",
+    17: "smpte428",
+    18: "arib-std-b67",
+}
+MATRICES = {
+    0: "gbr",
+    1: "bt709",
+    2: "unknown",
+    4: "fcc",
+    5: "bt470bg",
+    6: "smpte170m",
+    7: "smpte240m",
+    8: "ycgco",
+    9: "bt2020nc",
+    10: "bt2020c",
+}
 RANGES = {0: "unknown", 1: "tv", 2: "pc"}
 HDR_TRANSFERS = ("smpte2084", "arib-std-b67")
 
 # (Kr, Kb) of each matrix the conversion supports; BT.601 is bt470bg / smpte170m.
-_K = {"bt709": (0.2126, 0.0722), "bt470bg": (0.299, 0.114), "smpte170m": (0.299, 0.114), "fcc": (0.30, 0.11),
-      "smpte240m": (0.212, 0.087), "bt2020nc": (0.2627, 0.0593)}
+_K = {
+    "bt709": (0.2126, 0.0722),
+    "bt470bg": (0.299, 0.114),
+    "smpte170m": (0.299, 0.114),
+    "fcc": (0.30, 0.11),
+    "smpte240m": (0.212, 0.087),
+    "bt2020nc": (0.2627, 0.0593),
+}
 
 
 def _code(table: dict[int, str], name: str) -> int:
@@ -58,8 +102,12 @@ class Colour:
     @classmethod
     def of(cls, frame: Any) -> Colour:
         """The tags a decoded frame carries (the decoder fills them from the stream and container)."""
-        return cls(PRIMARIES.get(int(frame.color_primaries), "unknown"), TRANSFERS.get(int(frame.color_trc), "unknown"),
-                   MATRICES.get(int(frame.colorspace), "unknown"), RANGES.get(int(frame.color_range), "unknown"))
+        return cls(
+            PRIMARIES.get(int(frame.color_primaries), "unknown"),
+            TRANSFERS.get(int(frame.color_trc), "unknown"),
+            MATRICES.get(int(frame.colorspace), "unknown"),
+            RANGES.get(int(frame.color_range), "unknown"),
+        )
 
     @classmethod
     def srgb(cls) -> Colour:
@@ -81,8 +129,10 @@ class Colour:
     def check(self, what: str) -> None:
         """:class:`VideoError` for a matrix the conversion cannot invert exactly."""
         if self.matrix not in _K and self.matrix not in ("gbr", "unknown"):
-            raise VideoError(f"{what} uses the {self.matrix} colour matrix, which distdream cannot convert; "
-                             "convert it to BT.709 or BT.2020 first (e.g. ffmpeg -vf colorspace=bt709)")
+            raise VideoError(
+                f"{what} uses the {self.matrix} colour matrix, which distdream cannot convert; "
+                "convert it to BT.709 or BT.2020 first (e.g. ffmpeg -vf colorspace=bt709)"
+            )
 
     def tag(self, target: Any) -> None:
         """Write the four tags onto a codec context or a frame (unknown stays unknown)."""
@@ -126,8 +176,13 @@ def _scale(bits: int, full: bool) -> tuple[float, float, float, float]:
 
 
 def _planar_yuv(fmt: Any) -> bool:
-    return (not fmt.is_rgb and len(fmt.components) >= 3 and fmt.name.startswith(("yuv", "yuvj"))
-            and "p" in fmt.name[3:] and not fmt.name.startswith(("yuyv", "uyvy")))
+    return (
+        not fmt.is_rgb
+        and len(fmt.components) >= 3
+        and fmt.name.startswith(("yuv", "yuvj"))
+        and "p" in fmt.name[3:]
+        and not fmt.name.startswith(("yuyv", "uyvy"))
+    )
 
 
 def frame_to_rgb(frame: Any, colour: Colour) -> np.ndarray:
@@ -165,9 +220,13 @@ def _matrix(matrix: str) -> np.ndarray:
     """R'G'B' → (Y', Cb, Cr) in [0, 1] and [−½, ½], float64, for one of the supported matrices."""
     kr, kb = _K.get(matrix, _K["bt709"])
     kg = 1 - kr - kb
-    return np.array([[kr, kg, kb],
-                     [-kr / (2 * (1 - kb)), -kg / (2 * (1 - kb)), 0.5],
-                     [0.5, -kg / (2 * (1 - kr)), -kb / (2 * (1 - kr))]])
+    return np.array(
+        [
+            [kr, kg, kb],
+            [-kr / (2 * (1 - kb)), -kg / (2 * (1 - kb)), 0.5],
+            [0.5, -kg / (2 * (1 - kr)), -kb / (2 * (1 - kr))],
+        ]
+    )
 
 
 def _as_float(rgb: np.ndarray) -> np.ndarray:

@@ -140,8 +140,9 @@ def output_format(encoding: Encoding, source_pix_fmt: str, colour: Colour, width
     if codec not in available_codecs():
         raise VideoError(f"codec {codec} is not in this FFmpeg build; it has {', '.join(available_codecs())}")
     rgb, layout, bits = _layout(source_pix_fmt)
-    pix_fmt = encoding.pix_fmt or _auto_pix_fmt(codec, rgb, layout, bits, width % 2 == 1 or height % 2 == 1,
-                                                encoding.crf == 0)
+    pix_fmt = encoding.pix_fmt or _auto_pix_fmt(
+        codec, rgb, layout, bits, width % 2 == 1 or height % 2 == 1, encoding.crf == 0
+    )
     _check_pix_fmt(codec, pix_fmt, width, height)
     if av.VideoFormat(pix_fmt).is_rgb:  # RGB files and planar RGB video: no matrix, full range
         colour = Colour(colour.primaries, colour.transfer, "gbr", "pc")
@@ -165,14 +166,18 @@ def _check_pix_fmt(codec: str, pix_fmt: str, width: int, height: int) -> None:
         raise VideoError(f"--pix-fmt {pix_fmt} is not a planar Y'CbCr or RGB format distdream converts to")
     rgb, layout, _ = _layout(pix_fmt)
     if not rgb and layout != "444" and (width % 2 or height % 2) and codec in ("h264", "h265"):
-        raise VideoError(f"--pix-fmt {pix_fmt} cannot hold an odd frame size ({width}×{height}); "
-                         "use a 4:4:4 format such as yuv444p")
+        raise VideoError(
+            f"--pix-fmt {pix_fmt} cannot hold an odd frame size ({width}×{height}); use a 4:4:4 format such as yuv444p"
+        )
 
 
 def _convertible(pix_fmt: str) -> bool:
     name = pix_fmt
-    return (name in ("rgb24", "rgb48le", "rgb48be", "bgr0") or name.startswith("gbrp")
-            or (name.startswith(("yuv4", "yuvj4")) and "a" not in name[3:name.index("p")]))
+    return (
+        name in ("rgb24", "rgb48le", "rgb48be", "bgr0")
+        or name.startswith("gbrp")
+        or (name.startswith(("yuv4", "yuvj4")) and "a" not in name[3 : name.index("p")])
+    )
 
 
 def format_for(encoding: Encoding, index: Any) -> Format:
@@ -189,17 +194,22 @@ def resolve_output(output: str, encoding: Encoding, index: Any) -> Format:
         suffix = os.path.splitext(output)[1].lower()
         codec = {".png": "png", ".tif": "tiff", ".tiff": "tiff"}.get(suffix)
         if codec is None:
-            raise VideoError(f"output {output}: an image sequence is written as .png or .tif, not {suffix or 'no suffix'}")
+            raise VideoError(
+                f"output {output}: an image sequence is written as .png or .tif, not {suffix or 'no suffix'}"
+            )
         if "://" in output:
             raise VideoError(f"output {output}: image sequences are written to a local or shared filesystem, not a URI")
         if encoding.codec not in ("auto", codec):
-            raise VideoError(f"--codec {encoding.codec} does not apply to output {output}, an image sequence of {codec} "
-                             "files")
+            raise VideoError(
+                f"--codec {encoding.codec} does not apply to output {output}, an image sequence of {codec} files"
+            )
     else:
         codec = "h264" if encoding.codec == "auto" else encoding.codec
         if codec in IMAGE_CODECS:
-            raise VideoError(f"--codec {codec} writes an image sequence: name the output with a pattern such as "
-                             f"out/dream.%05d.{'png' if codec == 'png' else 'tif'}")
+            raise VideoError(
+                f"--codec {codec} writes an image sequence: name the output with a pattern such as "
+                f"out/dream.%05d.{'png' if codec == 'png' else 'tif'}"
+            )
     try:
         return format_for(replace(encoding, codec=codec), index)
     except VideoError as exc:

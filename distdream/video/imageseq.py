@@ -34,6 +34,7 @@ from .record import VideoIndex
 
 __all__ = ["ImageWriter", "numbered", "probe_sequence", "read_image", "sweep_temps"]
 
+
 def _pattern_of_directory(directory: Path) -> str:
     """The one numbered sequence in ``directory`` as a pattern (zero-padded where every number has
     the same count of digits)."""
@@ -43,13 +44,17 @@ def _pattern_of_directory(directory: Path) -> str:
         if m and m.group(3).lower() in SUFFIXES:
             groups.setdefault((m.group(1), m.group(3)), set()).add(len(m.group(2)))
     if not groups:
-        raise VideoError(f"{directory} holds no numbered {', '.join(SUFFIXES)} files; name the sequence with a "
-                         "pattern such as plate.%05d.png")
+        raise VideoError(
+            f"{directory} holds no numbered {', '.join(SUFFIXES)} files; name the sequence with a "
+            "pattern such as plate.%05d.png"
+        )
     if len(groups) > 1:
         found = ", ".join(sorted(f"{p}#{s}" for p, s in groups))
         (prefix, suffix), _ = sorted(groups.items())[0]
-        raise VideoError(f"{directory} holds several sequences ({found}); name one with a pattern such as "
-                         f"{directory / (prefix + '%05d' + suffix)}")
+        raise VideoError(
+            f"{directory} holds several sequences ({found}); name one with a pattern such as "
+            f"{directory / (prefix + '%05d' + suffix)}"
+        )
     (prefix, suffix), widths = groups.popitem()
     digits = f"%0{widths.pop()}d" if len(widths) == 1 else "%d"
     return str(directory / f"{prefix}{digits}{suffix}")
@@ -58,8 +63,9 @@ def _pattern_of_directory(directory: Path) -> str:
 def _numbers(pattern: str) -> list[int]:
     directory, name = os.path.split(pattern)
     if Path(name).suffix.lower() not in SUFFIXES:
-        raise VideoError(f"image sequence {pattern}: {Path(name).suffix or 'no suffix'} is not one of "
-                         f"{', '.join(SUFFIXES)}")
+        raise VideoError(
+            f"image sequence {pattern}: {Path(name).suffix or 'no suffix'} is not one of {', '.join(SUFFIXES)}"
+        )
     folder = Path(directory or ".")
     if not folder.is_dir():
         raise VideoError(f"image sequence {pattern}: the directory {folder} does not exist")
@@ -94,8 +100,10 @@ def _check_sizes(pattern: str, numbers: list[int]) -> None:
         if size is None:
             size = here
         elif here != size:
-            raise VideoError(f"{path} is {here[0]}×{here[1]} but {first} is {size[0]}×{size[1]}; every frame of a "
-                             "sequence must have one size")
+            raise VideoError(
+                f"{path} is {here[0]}×{here[1]} but {first} is {size[0]}×{size[1]}; every frame of a "
+                "sequence must have one size"
+            )
 
 
 def read_image(path: str) -> Any:
@@ -124,18 +132,28 @@ def probe_sequence(path: str | os.PathLike[str], fps: Any) -> VideoIndex:
     pattern = _pattern_of_directory(Path(text)) if Path(text).is_dir() else text
     rate = parse_rate(fps) if fps is not None else None
     if rate is None:
-        raise VideoError(f"image sequence {pattern} carries no timing; give its frame rate, e.g. --fps 24 or "
-                         "--fps 24000/1001")
+        raise VideoError(
+            f"image sequence {pattern} carries no timing; give its frame rate, e.g. --fps 24 or --fps 24000/1001"
+        )
     numbers = _numbers(pattern)
     _check_contiguous(pattern, numbers)
     _check_sizes(pattern, numbers)
     first = read_image(frame_file(pattern, numbers[0]))
     count = len(numbers)
     return VideoIndex(
-        path=os.path.abspath(pattern), stream_index=0, codec=Path(pattern).suffix.lower().lstrip("."),
-        width=first.width, height=first.height, rotation=0, pix_fmt=first.format.name,
-        time_base=Fraction(1) / rate, average_rate=rate, pts=np.arange(count, dtype=np.int64),
-        keyframes=np.arange(count, dtype=np.int64), colour=colour_of(first), first_number=numbers[0],
+        path=os.path.abspath(pattern),
+        stream_index=0,
+        codec=Path(pattern).suffix.lower().lstrip("."),
+        width=first.width,
+        height=first.height,
+        rotation=0,
+        pix_fmt=first.format.name,
+        time_base=Fraction(1) / rate,
+        average_rate=rate,
+        pts=np.arange(count, dtype=np.int64),
+        keyframes=np.arange(count, dtype=np.int64),
+        colour=colour_of(first),
+        first_number=numbers[0],
     )
 
 
@@ -143,8 +161,9 @@ def numbered(index: VideoIndex, pattern: str) -> VideoIndex:
     """The index of numbered image files written for the video ``index`` describes (by
     :class:`ImageWriter`, frame ``i`` as file ``first_number + i``), to read them back with
     :func:`~distdream.video.read_frames`."""
-    return replace(index, path=str(pattern), first_number=index.first_number or 0, pix_fmt="rgb48be",
-                   colour=Colour.srgb())
+    return replace(
+        index, path=str(pattern), first_number=index.first_number or 0, pix_fmt="rgb48be", colour=Colour.srgb()
+    )
 
 
 def sequence_frames(index: VideoIndex, start: int, end: int) -> Iterator[Any]:
@@ -167,8 +186,15 @@ def sweep_temps(pattern: str) -> int:
     m = PATTERN.search(stem)
     if m is None or not os.path.isdir(directory or "."):
         return 0
-    temp = re.compile(r"\." + re.escape(stem[: m.start()]) + r"\d+" + re.escape(stem[m.end():])
-                      + r"\.[^.]+\.partial" + re.escape(suffix) + "$")
+    temp = re.compile(
+        r"\."
+        + re.escape(stem[: m.start()])
+        + r"\d+"
+        + re.escape(stem[m.end() :])
+        + r"\.[^.]+\.partial"
+        + re.escape(suffix)
+        + "$"
+    )
     swept = 0
     for entry in os.listdir(directory or "."):
         if temp.match(entry):

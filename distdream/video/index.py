@@ -180,10 +180,17 @@ def check_output_container(path: str | os.PathLike[str], index: VideoIndex | Non
                 name = out.format.name
         except (av.error.FFmpegError, ValueError) as exc:
             codec = {"libx264": "H.264", "libx265": "H.265", "prores_ks": "ProRes", "ffv1": "FFV1"}
-            what = codec.get(fmt.encoder if fmt is not None else "libx264", "this") + " video" + (
-                " with the input's audio" if source is not None else "")
-            fits = {"prores_ks": ".mov or .mkv", "ffv1": ".mkv"}.get(fmt.encoder if fmt is not None else "", ".mp4, .mkv or .mov")
-            raise VideoError(f"output {path}: {suffix} is not a container that takes {what} ({exc}); use {fits}") from None
+            what = (
+                codec.get(fmt.encoder if fmt is not None else "libx264", "this")
+                + " video"
+                + (" with the input's audio" if source is not None else "")
+            )
+            fits = {"prores_ks": ".mov or .mkv", "ffv1": ".mkv"}.get(
+                fmt.encoder if fmt is not None else "", ".mp4, .mkv or .mov"
+            )
+            raise VideoError(
+                f"output {path}: {suffix} is not a container that takes {what} ({exc}); use {fits}"
+            ) from None
         finally:
             if source is not None:
                 source.close()

@@ -122,8 +122,8 @@ def concat(
                 out.start_encoding()
             except av.error.FFmpegError as exc:
                 raise VideoError(
-                    f"cannot write {Path(str(out_path)).suffix or 'this'} container with these streams ({exc.strerror}); "
-                    "try an .mkv output"
+                    f"cannot write {Path(str(out_path)).suffix or 'this'} container with these streams "
+                    f"({exc.strerror}); try an .mkv output"
                 ) from None
             origin = int(index.pts[0]) if rebase else 0
             video = _video_packets(parts, index, v_out, origin)
@@ -200,7 +200,9 @@ def _video_packets(
 
 
 def _audio_packets(
-    source: Any, pairs: list[tuple[Any, Any]], span: tuple[Fraction, Fraction] | None = None,
+    source: Any,
+    pairs: list[tuple[Any, Any]],
+    span: tuple[Fraction, Fraction] | None = None,
     shift: Fraction = Fraction(0),
 ) -> Iterator[tuple[Fraction, int, Any]]:
     mapping = {a_in.index: a_out for a_in, a_out in pairs}

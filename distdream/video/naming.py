@@ -40,7 +40,7 @@ def _matcher(name: str) -> re.Pattern[str]:
     assert m is not None
     width = int(m.group(2) or 0)
     digits = rf"\d{{{width},}}" if m.group(1) and width else r"\d+"
-    return re.compile(re.escape(name[: m.start()]) + f"({digits})" + re.escape(name[m.end():]) + "$")
+    return re.compile(re.escape(name[: m.start()]) + f"({digits})" + re.escape(name[m.end() :]) + "$")
 
 
 def existing_numbers(pattern: str) -> list[int]:

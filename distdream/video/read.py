@@ -1,5 +1,6 @@
-"""Exact frame-range reads (videos and image sequences): seek to the keyframe at or before ``start``, decode forward, identify
-frames by timestamp (so the result equals a sequential decode), stop at ``end``; frames upright."""
+"""Exact frame-range reads (videos and image sequences): seek to the keyframe at or before
+``start``, decode forward, identify frames by timestamp (so the result equals a sequential
+decode), stop at ``end``; frames upright."""
 
 from __future__ import annotations
 
@@ -23,7 +24,11 @@ def _upright(array: np.ndarray, rotation: int) -> np.ndarray:
 
 
 def read_frames(
-    path: str | os.PathLike[str], start: int = 0, end: int | None = None, *, index: VideoIndex | None = None,
+    path: str | os.PathLike[str],
+    start: int = 0,
+    end: int | None = None,
+    *,
+    index: VideoIndex | None = None,
     dtype: Any = np.uint8,
 ) -> Iterator[np.ndarray]:
     """Yield frames ``[start, end)`` of ``path`` as upright (H, W, 3) R'G'B' arrays.
@@ -93,7 +98,9 @@ def _frames_from(container: Any, stream: Any, index: VideoIndex, start: int, end
         try:
             frame = next(decoded, None)
         except av.error.FFmpegError as exc:
-            raise VideoError(f"decoding {path} failed at frame {expected} ({exc.strerror}); the file is damaged there") from None
+            raise VideoError(
+                f"decoding {path} failed at frame {expected} ({exc.strerror}); the file is damaged there"
+            ) from None
         if frame is None:
             raise VideoError(
                 f"{path} ended at frame {expected}, but it has {index.frame_count} frames by its index "

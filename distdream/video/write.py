@@ -119,5 +119,6 @@ def open_writer(path: str | os.PathLike[str], index: Any, fmt: Format, first: in
     files where ``path`` is a pattern, else one segment file."""
     if is_pattern(path):
         return ImageWriter(str(path), (index.first_number or 0) + first, fmt, rotation=index.rotation)
-    return SegmentWriter(path, width=index.width, height=index.height, rate=index.average_rate, rotation=index.rotation,
-                         fmt=fmt)
+    return SegmentWriter(
+        path, width=index.width, height=index.height, rate=index.average_rate, rotation=index.rotation, fmt=fmt
+    )
