@@ -36,7 +36,6 @@ SEAMS = ("auto", "handoff", "crossfade")
 # frames that raised the warping error in the window 1.12× over the same frames rendered as one
 # chunk, at 16 1.02× (a 96-frame 160×90 pan, one seam): 16 is the shortest window that does not show.
 DEFAULT_OVERLAP = 16
-BEGINS = ("start", "cut", "handoff", "crossfade")
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,21 @@ from .chunking import SEAMS
 from .declare import Rule, check_fields, integer, number, one_of, setting, switch, text
 from .errors import ConfigError
 
-__all__ = ["ALL_LAYERS", "PRECISIONS", "DreamConfig", "Encoding", "Fault", "FlowConfig", "JobOptions", "RenderConfig"]
+__all__ = [
+    "ALL_LAYERS",
+    "DreamConfig",
+    "Encoding",
+    "Fault",
+    "FlowConfig",
+    "JobOptions",
+    "PRECISIONS",
+    "RenderConfig",
+    "parse_channels",
+    "parse_frame_range",
+    "parse_rate",
+    "parse_tile_size",
+    "parse_weights",
+]
 
 # Key of ``channels`` that applies to every dream layer without its own entry.
 ALL_LAYERS = "*"
@@ -365,15 +379,6 @@ class RenderConfig:
             "dream": self.dream.to_dict(),
             "flow": {f.name: getattr(self.flow, f.name) for f in fields(self.flow)},
         }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> RenderConfig:
-        rest = {k: v for k, v in data.items() if k not in ("dream", "flow")}
-        dream = dict(data.get("dream", {}))
-        for key in ("dream_layers",):
-            if key in dream:
-                dream[key] = tuple(dream[key])
-        return cls(dream=DreamConfig(**dream), flow=FlowConfig(**data.get("flow", {})), **rest)
 
     @property
     def encoding(self) -> Encoding:

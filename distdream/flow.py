@@ -1,4 +1,4 @@
-"""Optical flow, warping, occlusion masks and scene cuts. The only module that imports cv2.
+"""Optical flow, warping, occlusion masks and scene cuts: every use of cv2 in the render path.
 
 Conventions: a flow field is (H, W, 2) float32 of (dx, dy) pixel displacements. The *backward*
 flow of frame t maps each pixel of frame t to where it was in frame t-1, so

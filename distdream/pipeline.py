@@ -65,10 +65,6 @@ class ChunkStats:
     encode_wait_seconds: float = 0.0  # time the dreamer waited for the encoder to take a frame
 
     @property
-    def flow_wait_share(self) -> float:
-        return self.flow_wait_seconds / self.wall_seconds if self.wall_seconds else 0.0
-
-    @property
     def wait_share(self) -> float:
         """Share of the wall time the dreamer waited on decode, flow or encode."""
         waited = self.flow_wait_seconds + self.encode_wait_seconds

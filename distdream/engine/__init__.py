@@ -1,7 +1,7 @@
-"""The engine: chunks dreamed on Ray actors (or, for a job one worker suffices for, in this
-process), seam tasks crossfade, the driver stitches.
+"""The engine: chunks dreamed on Ray actors (or, for a job on this machine's CPUs, on threads of
+this process), seam tasks crossfade, the driver stitches.
 
-The only package that imports Ray, and only where a job runs on it. Its modules, in the order a
+Ray is imported here (and by the benchmark's engine section) only where a job runs on it. Its modules, in the order a
 render meets them:
 
 - :mod:`.records`   options, plan, result, phase and state records (plain data, no Ray);

@@ -16,7 +16,6 @@ from .. import storage
 from ..chunking import Chunk
 from ..config import Encoding, RenderConfig
 from ..dream import Dreamer
-from ..encode import Span
 from ..lanes import LaneBatcher
 from ..models import LoadedModel
 from ..pipeline import Carried, dream_range
@@ -65,14 +64,13 @@ class ChunkRenderer:
         hand_off: dict[str, Carried] | None = {} if chunk.hands_off else None
         storage.makedirs(storage.parent(files.state))
         pieces = files.pieces(self.config.encoding)
-        spans = [Span(p.start, p.end, p.path, p.encoding) for p in pieces]  # type: ignore[arg-type]
 
         def run(dreamer: Any) -> Any:
             return dream_range(
                 index,
                 chunk.first,
                 chunk.end,
-                spans,
+                pieces,
                 self.config,
                 dreamer=dreamer,
                 seed=chunk.seed,

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from .. import storage
 from ..chunking import Chunk
 from ..config import Encoding
+from ..encode import Span
 from ..errors import JobError, VideoError
 from ..video import Format, VideoIndex, frame_file, is_pattern, probe
 from ..video.formats import pixel_formats
@@ -45,16 +46,12 @@ class Layout:
 
 
 @dataclass(frozen=True)
-class Piece:
-    """Frames ``[start, end)`` of a chunk go to the file ``path`` with ``encoding`` (a printf
-    pattern: numbered image files, file ``offset + frame``). ``key`` is the ledger's name for
-    it: its path inside the work directory, or ``frames#START-END`` for numbered output files, so
-    that a work directory moved, or named another way, still resumes."""
+class Piece(Span):
+    """A :class:`~distdream.encode.Span` of a chunk, frames ``[start, end)`` into ``path`` (a
+    printf pattern: numbered image files, file ``offset + frame``), with ``key``, the ledger's
+    name for it: its path inside the work directory, or ``frames#START-END`` for numbered output
+    files, so that a work directory moved, or named another way, still resumes."""
 
-    start: int
-    end: int
-    path: str
-    encoding: Encoding
     key: str = ""
 
     @property
