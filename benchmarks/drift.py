@@ -1,4 +1,4 @@
-"""The README's drift figure: a long still shot must not wander.
+"""The coherence page's drift figure: a long still shot must not wander.
 
     python benchmarks/drift.py [FRAMES WIDTH HEIGHT]
 

@@ -1,4 +1,4 @@
-"""The README's colour round-trip table: inputs of several formats and tags, each rendered with no
+"""The video guide's colour round-trip table: inputs of several formats and tags, each rendered with no
 dream (``--num-iterations 0``) into every output codec, compared with the input.
 
     python benchmarks/roundtrip.py OUTDIR [WIDTH HEIGHT FRAMES]

@@ -1,4 +1,4 @@
-"""The README's seam figures: strength over time before and after shot-aware chunks, and strips of
+"""The coherence page's seam figures: strength over time before and after shot-aware chunks, and strips of
 frames across a crossfade seam and a handoff seam.
 
     python benchmarks/seams.py OUTDIR [FRAMES WIDTH HEIGHT]

@@ -1,4 +1,4 @@
-"""The README's frame at equal strength: what the seed tool's steadiness and a large λ look like.
+"""The coherence page's frame at equal strength: what the seed tool's steadiness and a large λ look like.
 
     python benchmarks/steady_vs_smooth.py OUT.jpg [FRAMES WIDTH HEIGHT]
 

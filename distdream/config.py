@@ -171,8 +171,8 @@ class DreamConfig:
         rule=one_of(PRECISIONS),
         help="Network arithmetic (bf16/fp16 need CUDA); auto = fp32 (measured fastest-for-quality).",
     )
-    # NHWC tensors. None: on for CPU (1.2–1.4× faster steps, measured), off on CUDA (batches of
-    # 2–8 frames ran 3–7× slower in NHWC than NCHW on an H200, cuDNN 9, torch 2.11; see the README)
+    # NHWC tensors. None: on for CPU (faster steps), off on CUDA (far slower batches on an H200);
+    # the figures: docs/benchmarks/gpu.md
     channels_last: bool | None = setting(
         None, rule=switch(), unset="auto", shown="on for CPU, off on CUDA (measured)", help="NHWC memory layout."
     )
@@ -325,8 +325,8 @@ class RenderConfig:
     )
     # λ of the temporal term: after each step a carried frame moves this share of the way back to
     # itself plus the previous dream warped onto it, on pixels the flow can be trusted on (0: off).
-    # 0.1 takes a third off the warping error at the same strength (with hold_level; README, "At
-    # equal strength"); without hold_level it drains the dream over a shot
+    # 0.1 takes a third off the warping error at the same strength (with hold_level;
+    # docs/design/coherence.md, "At equal strength"); without hold_level it drains the dream over a shot
     temporal_weight: float = setting(
         0.1,
         rule=number(low=0, high=1),
@@ -342,8 +342,8 @@ class RenderConfig:
     occlusion_mask: bool = setting(True, rule=switch(), help="Drop the carried dream where the scene is newly visible.")
     # how the carried dream is resampled when warped onto the next frame. Bilinear blurs it a
     # little every frame, and the dream's steps redraw what was lost: at equal strength bicubic
-    # keeps 13-16 % more detail with no more flicker than that detail brings (README, "At equal
-    # strength"). Bilinear is the previous default and the seed tool's
+    # keeps more detail with no more flicker than that detail brings (docs/design/coherence.md, "At
+    # equal strength"). Bilinear is the previous default and the seed tool's
     carry_resampling: str = setting(
         "bicubic",
         rule=one_of(("bicubic", "bilinear")),

@@ -33,7 +33,7 @@ def test_cpu_runs_fp32_and_says_why_when_asked_for_less() -> None:
 
 def test_cuda_defaults_are_the_measured_ones_and_requests_are_kept() -> None:
     # auto = fp32 and NCHW on CUDA: on an H200 autocast gave no worthwhile speed and NHWC batches
-    # ran 3–5× slower (README, GPU figures); CPU keeps channels-last (1.2–1.4× faster there)
+    # ran 3–5× slower (docs/benchmarks/gpu.md); CPU keeps channels-last (1.2–1.4× faster there)
     for bf16_card in (True, False):
         auto = resolve_compute(DreamConfig(), CUDA, bf16_supported=bf16_card)
         assert (auto.precision, auto.dtype, auto.channels_last, auto.notes) == ("fp32", None, False, ())

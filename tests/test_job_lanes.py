@@ -1,7 +1,7 @@
 """Lanes on the engine: workers dream several chunks as one batch, on a real local Ray cluster.
 
 Lanes change rounding only, and DeepDream amplifies rounding frame by frame (each frame re-dreams
-the dream carried from the one before), so a lanes render is held to the tolerance the README
+the dream carried from the one before), so a lanes render is held to the tolerance docs/benchmarks/gpu.md
 states: a chunk's first frames match the one-lane render to 2 levels on 99 % of pixels; over the
 whole video the dream is as strong and as steady (strength within 2 %, warping error within
 10 %) and closer to the one-lane render than a render with another seed is. A lane that saw

@@ -2,7 +2,7 @@
 
 Batched kernels round differently from unbatched ones (oneDNN picks its blocking by batch
 size), and DeepDream amplifies rounding step after step and frame after frame, so renders are
-held to the tolerance the README states: with light settings, a range's first four frames within
+held to the tolerance docs/benchmarks/gpu.md states: with light settings, a range's first four frames within
 2 levels of 255 on 99 % of pixels (mean under 0.25 level); over the range, the same dream
 strength within 2 % and far closer to the separate run than the same range at another seed. A
 lane that saw another lane's generator, flow or state would miss the first check by far.

@@ -26,8 +26,8 @@ __all__ = [
 ]
 
 # Lanes per worker when not given. GPU: at batch size 1 a dream step of a video frame is bound by
-# kernel launches; on an H200 at 1280×720, lanes 2/4/8 gave 1.6×/2.1×/2.3× one lane's frames/s
-# (fp32) and an 8-lane render 2.6× (1080p: 2.0×), at 0.8 GB per lane. CPU: see README, "Lanes".
+# kernel launches, and lanes batch them; on CPU a step is not, and one lane is best. The figures:
+# docs/benchmarks/gpu.md.
 GPU_LANES = 8
 CPU_LANES = 1
 

@@ -1,0 +1,40 @@
+"""The documentation: the parameters page lists every declared setting (it is generated from the
+declarations), and the README stays a page whose links all land (the site itself is built with
+``mkdocs build --strict`` by the README's test command)."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from pathlib import Path
+
+from distdream import config
+from distdream.declare import declared, flag_of
+from distdream.reference import RECORDS, parameters_markdown
+
+ROOT = Path(__file__).parent.parent
+
+
+def test_the_parameters_page_lists_every_declared_setting_with_its_flag_and_help() -> None:
+    page = parameters_markdown()
+    records = {record for _, record, _ in RECORDS}
+    with_settings = {c for _, c in inspect.getmembers(config, inspect.isclass) if c.__module__ == config.__name__}
+    assert {c for c in with_settings if declared(c)} <= records  # no record of settings left off the page
+    first: dict[str, object] = {}
+    for _, record, _ in RECORDS:
+        for f, decl in declared(record):
+            first.setdefault(decl.key or f.name, decl)
+            rows = [line for line in page.splitlines() if line.startswith(f"| `{decl.key or f.name}` |")]
+            assert len(rows) == 1, f.name  # listed once, where it is first met
+            if first[decl.key or f.name] is decl:
+                assert (f"`{flag_of(f, decl)}`" in rows[0]) == decl.cli and decl.help.replace("|", "\\|") in rows[0]
+
+
+def test_the_readme_is_a_page_and_its_links_land() -> None:
+    text = (ROOT / "README.md").read_text()
+    assert len(text.splitlines()) <= 200
+    links = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text)
+    assert links and all((ROOT / link).exists() for link in links if "://" not in link), links
+    nav = (ROOT / "mkdocs.yml").read_text()
+    pages = {p.relative_to(ROOT / "docs").as_posix() for p in (ROOT / "docs").rglob("*.md")}
+    assert pages <= set(re.findall(r":\s+([\w/.-]+\.md)", nav)) | {"reference/parameters.md"}  # every page in the nav
