@@ -34,3 +34,21 @@ def test_chunked_submission_example(tmp_path: Path) -> None:
     rendered = int(resumed.split("rendered ")[1].split(" of")[0])
     kept = len(out.split("the ledger keeps [")[1].split("]")[0].split(","))
     assert 1 <= kept < 3 and rendered == 3 - kept  # the resume rendered only what the cancel left undone
+
+
+def test_the_notebook_runs_top_to_bottom_and_is_kept_without_outputs(tmp_path: Path) -> None:
+    import nbformat
+    from nbclient import NotebookClient
+
+    notebook = nbformat.read(EXAMPLES / "distdream.ipynb", as_version=4)
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert code and not any(cell.outputs or cell.execution_count for cell in code)  # stored cleared
+    os.environ.setdefault("RAY_TMPDIR", tempfile.gettempdir())
+    NotebookClient(
+        notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
+    printed = "".join(o.get("text", "") for cell in code for o in cell.outputs if o.get("name") == "stdout")
+    shown = [o for cell in code for o in cell.outputs if o.output_type == "display_data"]
+    assert "24 frames in" in printed and "2 workers" in printed and "warping error" in printed
+    kinds = {kind for o in shown for kind in o.data}
+    assert {"image/png", "text/html"} <= kinds  # the pictures (atlas, plots) and the video player
