@@ -17,7 +17,7 @@ from distdream.errors import ChunkFailed, JobError, OutputError, VideoError
 from distdream.samples import pan_frames, write_clip
 from distdream.video import probe, read_frames
 from tests.conftest import s3_server
-from tests.test_job import CFG
+from tests.engine.test_job import CFG
 
 pytestmark = pytest.mark.ray  # Ray workers that see the S3 server's address (the s3 fixture starts Ray)
 

@@ -17,7 +17,7 @@ from distdream.engine import render, submit
 from distdream.errors import ConfigError, JobError
 from distdream.samples import pan_frames, write_clip
 from distdream.video import frame_file
-from tests.test_imageseq import CFG, write_pngs
+from tests.video.test_imageseq import CFG, write_pngs
 
 pytestmark = pytest.mark.usefixtures("local_ray")
 

@@ -35,7 +35,7 @@ CFG = RenderConfig(
 )
 # handoff and crossfade seams both: the in-process loop runs the crossfade tasks too
 JOB = dict(chunk_frames=10, overlap=3, scan_cuts=False, seams="auto", cpus_per_worker=2)
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +51,7 @@ def frames_of(path: Path) -> list[np.ndarray]:
 def test_a_render_on_this_machine_imports_neither_ray_nor_torchvision(clip: Path, tmp_path: Path, workers: int) -> None:
     out = tmp_path / "out.mp4"
     script = (
-        "import sys; from distdream.engine import render; from tests.test_local import CFG, JOB;"
+        "import sys; from distdream.engine import render; from tests.engine.test_local import CFG, JOB;"
         f"r = render({str(clip)!r}, {str(out)!r}, CFG, workers={workers}, **(JOB | dict(cpus_per_worker=1)));"
         "print(r.workers, r.rendered, r.chunks, 'ray' in sys.modules, 'torchvision' in sys.modules)"
     )

@@ -14,7 +14,7 @@ from ray.cluster_utils import Cluster
 from distdream.engine import Fault, render, submit
 from distdream.samples import pan_frames, write_clip
 from distdream.video import read_frames
-from tests.test_job import CFG
+from tests.engine.test_job import CFG
 
 pytestmark = pytest.mark.ray  # a multi-node ray.cluster_utils.Cluster
 

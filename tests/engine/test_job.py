@@ -191,12 +191,12 @@ def test_job_api_and_cancel(clip: Path, tmp_path: Path) -> None:
 def test_resume_after_the_driver_is_killed(clip: Path, reference, tmp_path: Path) -> None:
     workdir, out = tmp_path / "work", tmp_path / "out.mp4"
     script = (
-        "import sys; from distdream.engine import render; from tests.test_job import CFG, JOB;"
+        "import sys; from distdream.engine import render; from tests.engine.test_job import CFG, JOB;"
         f"render({str(clip)!r}, {str(out)!r}, CFG, workers=1, workdir={str(workdir)!r}, ray='always', **JOB)"
     )
     proc = subprocess.Popen(
         [sys.executable, "-c", script],
-        cwd=Path(__file__).parent.parent,
+        cwd=Path(__file__).parents[2],
         start_new_session=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -22,12 +22,12 @@ import psutil
 import pytest
 
 from distdream.video import read_frames
-from tests.test_job import clip, reference  # noqa: F401 - the same clip and reference render
+from tests.engine.test_job import clip, reference  # noqa: F401 - the same clip and reference render
 
 pytestmark = pytest.mark.usefixtures("local_ray")
 
 EXE = str(Path(sys.executable).with_name("distdream"))
-# tests.test_job's CFG and JOB as flags
+# tests.engine.test_job's CFG and JOB as flags
 FLAGS = [
     "--num-iterations",
     "2",

@@ -12,7 +12,7 @@ import pytest
 import ray
 import yaml
 
-CLUSTER = Path(__file__).parent.parent / "cluster"
+CLUSTER = Path(__file__).parents[2] / "cluster"
 
 
 def load(name: str) -> dict:

@@ -333,7 +333,7 @@ def test_example_batch_toml_names_only_real_options() -> None:
 
     from distdream.cli import render
 
-    data = tomllib.loads((Path(__file__).parent.parent / "examples" / "batch.toml").read_text())
+    data = tomllib.loads((Path(__file__).parents[2] / "examples" / "batch.toml").read_text())
     keys = {k for key, v in data.items() for k in (v if isinstance(v, dict) else {key: v})}
     assert keys <= {p.name for p in render.params}, keys - {p.name for p in render.params}
 
@@ -343,7 +343,7 @@ def test_example_batch_toml_renders(capsys, tmp_path: Path) -> None:
     from tests.media import pan_frames
 
     clip = write_clip(tmp_path / "clip.mp4", pan_frames(24, 96, 64), audio="aac")
-    batch = Path(__file__).parent.parent / "examples" / "batch.toml"
+    batch = Path(__file__).parents[2] / "examples" / "batch.toml"
     out = tmp_path / "out.mp4"
     # the file's settings, with input, output, work directory and a cheaper dream given as flags
     code, stdout, err = run(

@@ -14,7 +14,7 @@ import pytest
 from distdream.samples import pan_frames, write_clip
 from distdream.video import probe
 from tests.conftest import free_port
-from tests.test_submit import RAY, run
+from tests.engine.test_submit import RAY, run
 
 pytestmark = pytest.mark.ray  # a Ray head started with `ray start`, token auth on
 
