@@ -33,7 +33,7 @@ from .errors import VideoError
 from .flow import SCAN_SIDE, FrameMotion, MotionEstimator, shrink, warp
 from .images import array_to_tensor, load_image, tensor_to_frame
 from .reader import MotionReader
-from .sequence import Level, SequenceStep, dream_sequence
+from .sequence import Level, SequenceStep, ShotSettings, ShotState, dream_sequence
 from .video import VideoIndex, check_output_container, concat, is_pattern, probe, read_frames
 from .video.formats import resolve_output
 
@@ -223,22 +223,20 @@ def dream_frames(
     reader = MotionReader(index, start - 1 if carried is not None else start, end, config.flow, lookahead, times)
     order: list[int] = []  # the frame index of each step, in order
     start_image = _start_image(config, index)
-    final: dict[str, torch.Tensor] = {}
+    state = ShotState()
+    if carried is not None:
+        state = ShotState(carried.residual, None if carried.level is None else Level.from_tensor(carried.level))
+    settings = ShotSettings(
+        config.keyframe_steps,
+        config.frame_steps,
+        config.keyframe_settle,
+        config.decay,
+        config.temporal_weight,
+        config.hold_level,
+    )
     try:
         sequence = dream_sequence(
-            dreamer,
-            _steps(reader, start, config, order),
-            keyframe_iterations=config.keyframe_steps,
-            frame_iterations=config.frame_steps,
-            generator=generator,
-            start=start_image,
-            residual=None if carried is None else carried.residual,
-            final=final,
-            settle=config.keyframe_settle,
-            decay=config.decay,
-            temporal_weight=config.temporal_weight,
-            hold=config.hold_level,
-            level=None if carried is None or carried.level is None else Level.from_tensor(carried.level),
+            dreamer, _steps(reader, start, config, order), settings, generator=generator, start=start_image, state=state
         )
         t0, waited = time.perf_counter(), times["flow_wait"]
         for k, (dreamed, keyframe) in enumerate(sequence):
@@ -246,10 +244,9 @@ def dream_frames(
             times["keyframe" if keyframe else "frame"] += time.perf_counter() - t0 - (times["flow_wait"] - waited)
             yield order[k], tensor_to_frame(dreamed), keyframe
             t0, waited = time.perf_counter(), times["flow_wait"]
-        if hand_off is not None and "residual" in final:
-            hand_off["carried"] = Carried(
-                final["residual"].detach().cpu().contiguous(), generator.get_state(), final.get("level")
-            )
+        if hand_off is not None and state.residual is not None:
+            level = None if state.level is None else state.level.to_tensor()
+            hand_off["carried"] = Carried(state.residual.detach().cpu().contiguous(), generator.get_state(), level)
     finally:
         reader.close()
 

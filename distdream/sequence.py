@@ -17,7 +17,16 @@ import torch
 
 from .dream import Anchor, Dreamer
 
-__all__ = ["HOLD_MAX_LIFT", "Level", "SequenceStep", "dream_sequence", "held", "settle_keep"]
+__all__ = [
+    "HOLD_MAX_LIFT",
+    "Level",
+    "SequenceStep",
+    "ShotSettings",
+    "ShotState",
+    "dream_sequence",
+    "held",
+    "settle_keep",
+]
 
 
 @dataclass(frozen=True)
@@ -143,22 +152,38 @@ def held(frame: torch.Tensor, residual: torch.Tensor, level: Level) -> tuple[tor
     return dreamed, dreamed - frame
 
 
+@dataclass(frozen=True)
+class ShotSettings:
+    """How a shot's frames are dreamed (see :func:`dream_sequence`): steps per octave for keyframes
+    and for carried frames, keyframe settling, the carry's decay, λ of the temporal term, and
+    whether carried frames are held at their keyframe's level."""
+
+    keyframe_iterations: int
+    frame_iterations: int
+    settle: int = 0
+    decay: float = 0.9
+    temporal_weight: float = 0.0
+    hold: bool = False
+
+
+@dataclass
+class ShotState:
+    """Where a shot's dream stands: the last frame's residual and the level it holds (None: not
+    held). A handoff passes it from one chunk to the next."""
+
+    residual: torch.Tensor | None = None
+    level: Level | None = None
+
+
 def dream_sequence(
     dreamer: Dreamer,
     steps: Iterable[SequenceStep],
+    settings: ShotSettings,
     *,
-    keyframe_iterations: int,
-    frame_iterations: int,
     generator: torch.Generator,
     start: torch.Tensor | None = None,
     progress: Callable[[int], None] | None = None,
-    residual: torch.Tensor | None = None,
-    final: dict[str, torch.Tensor] | None = None,
-    settle: int = 0,
-    decay: float = 0.9,
-    temporal_weight: float = 0.0,
-    hold: bool = False,
-    level: Level | None = None,
+    state: ShotState | None = None,
 ) -> Iterator[tuple[torch.Tensor, bool]]:
     """Dream frames in order; yields ``(dreamed frame, was keyframe)`` for each step.
 
@@ -167,10 +192,10 @@ def dream_sequence(
     ``frame + carry(previous residual)`` and gets ``frame_iterations``: the carried residual
     already holds the patterns, so fewer steps keep them alive and moving with the scene.
 
-    ``residual`` continues a sequence another call ended (a handoff): the first step is then a
-    carried frame, not a keyframe, and ``level`` is what that sequence held (without one, frames
-    are not held until the next keyframe). ``final["residual"]`` and ``final["level"]`` (a
-    :meth:`Level.to_tensor`, absent when nothing is held) hold the last residual and level afterwards.
+    ``state`` continues a sequence another call ended (a handoff) when it holds a residual: the
+    first step is then a carried frame, not a keyframe, and its ``level`` is what that sequence
+    held (without one, frames are not held until the next keyframe). After each frame ``state``
+    holds where this sequence stands, for the next call to continue from.
 
     ``settle`` brings a keyframe to the strength carried frames settle at, so a shot does not
     start weak and ramp up: after its own dream, the carried-frame update
@@ -190,6 +215,9 @@ def dream_sequence(
     A shot started from a predefined start image is not held: its start image is meant to fade.
     """
     # Over 60 lines with its docstring, under 60 without: one loop over the steps, read best whole.
+    s = settings
+    state = state if state is not None else ShotState()
+    residual, level = state.residual, state.level
     first = True
     upcoming = iter(steps)
     ahead: list[SequenceStep] = []  # a step taken early (a keyframe's settle looks at the next one)
@@ -201,32 +229,31 @@ def dream_sequence(
         keyframe = step.carry is None or residual is None
         if keyframe:
             init = start if (first and start is not None) else frame
-            iterations = keyframe_iterations
+            iterations = s.keyframe_iterations
         else:
             init = in_range(frame, frame + step.carry(residual))  # (1, 3, H, W)
-            iterations = frame_iterations
+            iterations = s.frame_iterations
         anchor = None
-        if not keyframe and temporal_weight > 0 and step.anchor is not None:
+        if not keyframe and s.temporal_weight > 0 and step.anchor is not None:
             target, mask = step.anchor(residual)
-            anchor = Anchor(target, mask, temporal_weight)
+            anchor = Anchor(target, mask, s.temporal_weight)
         dreamed = dreamer.dream(init, generator=generator, num_iterations=iterations, progress=progress, anchor=anchor)
         from_start = keyframe and first and start is not None
-        if keyframe and settle and not from_start:  # a start image is the user's: settling would dissolve it
+        if keyframe and s.settle and not from_start:  # a start image is the user's: settling would dissolve it
             following = next(upcoming, None)
             if following is not None:
                 ahead.append(following)
-            keep = settle_keep(dreamed - frame, following, decay)
-            for _ in range(settle):
+            keep = settle_keep(dreamed - frame, following, s.decay)
+            for _ in range(s.settle):
                 again = in_range(frame, frame + keep * (dreamed - frame))
-                dreamed = dreamer.dream(again, generator=generator, num_iterations=frame_iterations, progress=progress)
+                dreamed = dreamer.dream(
+                    again, generator=generator, num_iterations=s.frame_iterations, progress=progress
+                )
         residual = dreamed - frame
         if keyframe:
             level = None if from_start else Level.of(frame, residual)
-        elif hold and level is not None:
+        elif s.hold and level is not None:
             dreamed, residual = held(frame, residual, level)
-        if final is not None:
-            final["residual"] = residual
-            if level is not None:
-                final["level"] = level.to_tensor()
+        state.residual, state.level = residual, level
         first = False
         yield dreamed, keyframe

@@ -235,20 +235,14 @@ def test_a_settling_keyframe_keeps_what_the_shots_motion_carries() -> None:
 def test_a_settled_still_shot_starts_at_its_carried_strength(dreamer: Dreamer, small_photo: np.ndarray) -> None:
     """Without settling a still shot ramps up from a weak first frame; settled, its first frame is
     about as strong as the carried frames after it."""
-    from distdream.sequence import SequenceStep, dream_sequence
+    from distdream.sequence import SequenceStep, ShotSettings, dream_sequence
 
     image = array_to_tensor(small_photo)
 
     def strengths(settle: int) -> list[float]:
         steps = [SequenceStep(image, None)] + [SequenceStep(image, lambda r: 0.9 * r) for _ in range(11)]
-        out = dream_sequence(
-            dreamer,
-            steps,
-            keyframe_iterations=3,
-            frame_iterations=2,
-            settle=settle,
-            generator=torch.Generator().manual_seed(0),
-        )
+        settings = ShotSettings(keyframe_iterations=3, frame_iterations=2, settle=settle)
+        out = dream_sequence(dreamer, steps, settings, generator=torch.Generator().manual_seed(0))
         return [float((x - image).abs().mean()) for x, _ in out]
 
     plain, settled = strengths(0), strengths(8)

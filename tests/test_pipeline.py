@@ -17,7 +17,7 @@ from distdream.images import array_to_tensor, save_image
 from distdream.metrics import warping_error
 from distdream.pipeline import Carried, dream_range, dream_segment, render_in_process, scan_cuts
 from distdream.samples import pan_frames, sample_photo, shot_frames, write_clip
-from distdream.sequence import HOLD_MAX_LIFT, Level, SequenceStep, dream_sequence, held
+from distdream.sequence import HOLD_MAX_LIFT, Level, SequenceStep, ShotSettings, ShotState, dream_sequence, held
 from distdream.video import Encoding, probe, read_frames
 
 FAST = DreamConfig(num_iterations=3, num_octaves=2, dream_layers=("_blocks.5",), jitter=4)
@@ -43,11 +43,7 @@ def test_sequence_keyframes_and_carried_residuals(lite0) -> None:
         return residual * 0.5
 
     steps = [SequenceStep(frames[0], carry), SequenceStep(frames[1], carry), SequenceStep(frames[2], None)]
-    out = list(
-        dream_sequence(
-            dreamer, steps, keyframe_iterations=3, frame_iterations=1, generator=torch.Generator().manual_seed(0)
-        )
-    )
+    out = list(dream_sequence(dreamer, steps, ShotSettings(3, 1), generator=torch.Generator().manual_seed(0)))
     assert [k for _, k in out] == [True, False, True]  # first frame, carried frame, cut
     assert len(seen) == 1 and torch.allclose(seen[0], out[0][0] - frames[0])  # dream − frame of frame 0
 
@@ -56,20 +52,12 @@ def test_sequence_starts_from_the_predefined_start(lite0) -> None:
     dreamer = Dreamer(FAST, model=lite0)
     frame = array_to_tensor(next(pan_frames(1, 64, 48)))
     start = torch.zeros_like(frame)
+    nothing = ShotSettings(keyframe_iterations=0, frame_iterations=0)
     ((plain, _),) = dream_sequence(
-        dreamer,
-        [SequenceStep(frame, None)],
-        keyframe_iterations=0,
-        frame_iterations=0,
-        generator=torch.Generator().manual_seed(0),
+        dreamer, [SequenceStep(frame, None)], nothing, generator=torch.Generator().manual_seed(0)
     )
     ((black, _),) = dream_sequence(
-        dreamer,
-        [SequenceStep(frame, None)],
-        keyframe_iterations=0,
-        frame_iterations=0,
-        generator=torch.Generator().manual_seed(0),
-        start=start,
+        dreamer, [SequenceStep(frame, None)], nothing, generator=torch.Generator().manual_seed(0), start=start
     )
     assert torch.allclose(plain, frame, atol=1e-5) and float(black.max()) < 1e-5
 
@@ -89,20 +77,11 @@ def test_held_brings_a_residual_back_to_its_level() -> None:
     assert float(faded.abs().mean()) <= HOLD_MAX_LIFT * float(rest.abs().mean()) + sum(map(abs, level.cast)) / 3
 
 
-def _still_sequence(dreamer: Dreamer, frames: int, **kwargs: object) -> list[torch.Tensor]:
+def _still_sequence(dreamer: Dreamer, frames: int, hold: bool = False) -> list[torch.Tensor]:
     frame = array_to_tensor(next(pan_frames(1, 64, 48)))
     steps = [SequenceStep(frame, None)] + [SequenceStep(frame, lambda r: r)] * (frames - 1)  # still, no decay
-    return [
-        d - frame
-        for d, _ in dream_sequence(
-            dreamer,
-            steps,
-            keyframe_iterations=3,
-            frame_iterations=2,
-            generator=torch.Generator().manual_seed(0),
-            **kwargs,
-        )
-    ]
+    settings = ShotSettings(keyframe_iterations=3, frame_iterations=2, hold=hold)
+    return [d - frame for d, _ in dream_sequence(dreamer, steps, settings, generator=torch.Generator().manual_seed(0))]
 
 
 def test_a_held_still_shot_keeps_its_keyframe_strength(lite0) -> None:
@@ -119,26 +98,20 @@ def test_a_sequence_continued_from_its_residual_and_level_matches_one_call(lite0
     dreamer = Dreamer(FAST, model=lite0)
     frames = [array_to_tensor(f) for f in pan_frames(6, 64, 48)]
     steps = [SequenceStep(f, None if i == 0 else (lambda r: r * 0.9)) for i, f in enumerate(frames)]
-    kw = dict(keyframe_iterations=3, frame_iterations=2, hold=True)
-    whole = [d for d, _ in dream_sequence(dreamer, steps, generator=torch.Generator().manual_seed(0), **kw)]
-    generator, final = torch.Generator().manual_seed(0), {}
-    head = [d for d, _ in dream_sequence(dreamer, steps[:3], generator=generator, final=final, **kw)]
-    tail = [
-        d
-        for d, _ in dream_sequence(
-            dreamer,
-            steps[3:],
-            generator=generator,
-            residual=final["residual"],
-            level=Level.from_tensor(final["level"]),
-            **kw,
-        )
-    ]
+    settings = ShotSettings(keyframe_iterations=3, frame_iterations=2, hold=True)
+    whole = [d for d, _ in dream_sequence(dreamer, steps, settings, generator=torch.Generator().manual_seed(0))]
+    generator, state = torch.Generator().manual_seed(0), ShotState()
+    head = [d for d, _ in dream_sequence(dreamer, steps[:3], settings, generator=generator, state=state)]
+    assert state.residual is not None and state.level is not None
+    # through the level's tensor form, as a handoff's bytes carry it
+    passed = ShotState(state.residual, Level.from_tensor(state.level.to_tensor()))
+    tail = [d for d, _ in dream_sequence(dreamer, steps[3:], settings, generator=generator, state=passed)]
     assert all(torch.equal(a, b) for a, b in zip(whole, head + tail))
+    unheld = ShotState(state.residual)
     without = [
         d
         for d, _ in dream_sequence(
-            dreamer, steps[3:], generator=torch.Generator().manual_seed(0), residual=final["residual"], **kw
+            dreamer, steps[3:], settings, generator=torch.Generator().manual_seed(0), state=unheld
         )
     ]
     assert not torch.equal(without[-1], whole[-1])  # the level is part of the state
