@@ -90,11 +90,8 @@ def render(input: str | None, output: str | None, quiet: bool, **kw: Any) -> Non
             return f"work directory {job.workdir}; resume with: distdream {shlex.join(again)}"
 
         try:
-            while not job.wait(0.25):
-                on_progress(job)
-            result = job.result()
-        except KeyboardInterrupt as exc:
-            job.stop(STOP_WAIT)
+            result = job.follow(on_progress, STOP_WAIT)
+        except KeyboardInterrupt as exc:  # the job stopped, its finished chunks kept
             display.close()
             stopped = f"stopped by {exc.name}" if isinstance(exc, Stopped) else "interrupted"
             click.secho(f"{stopped}; finished chunks are kept in the {how_to_resume()}", fg="red", err=True)

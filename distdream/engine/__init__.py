@@ -151,12 +151,4 @@ def render(
     """Render ``input`` into ``output`` and wait. Ctrl-C, SIGTERM and SIGHUP cancel it cleanly,
     keeping finished chunks, and raise :class:`~distdream.stops.Stopped` (a ``KeyboardInterrupt``)."""
     with signals_stop():
-        job = submit(input, output, config, on_phase=on_phase, **job_options)
-        try:
-            while not job.wait(0.25):
-                if on_progress is not None:
-                    on_progress(job)
-        except KeyboardInterrupt:
-            job.stop(10)
-            raise
-        return job.result()
+        return submit(input, output, config, on_phase=on_phase, **job_options).follow(on_progress)

@@ -222,6 +222,20 @@ class Job:
             lease.release()
         return False
 
+    def follow(self, on_progress: Callable[[Job], None] | None = None, stop_wait: float = 10.0) -> JobResult:
+        """Wait for the job, calling ``on_progress(job)`` every quarter second, and return its
+        result. A ``KeyboardInterrupt`` (Ctrl-C, or a stop signal under
+        :func:`~distdream.stops.signals_stop`) stops the job within ``stop_wait`` seconds,
+        finished chunks kept, and is raised again."""
+        try:
+            while not self.wait(0.25):
+                if on_progress is not None:
+                    on_progress(self)
+        except KeyboardInterrupt:
+            self.stop(stop_wait)
+            raise
+        return self.result()
+
     # -- start --------------------------------------------------------------------------------
 
     def start(self) -> None:
