@@ -66,22 +66,10 @@ def test_a_render_on_this_machine_imports_neither_ray_nor_torchvision(clip: Path
 
 def test_the_command_shows_each_phase_as_it_happens(clip: Path, tmp_path: Path) -> None:
     out = tmp_path / "out.mp4"
-    flags = [
-        "--num-iterations",
-        "2",
-        "--num-octaves",
-        "2",
-        "--dream-layers",
-        "_blocks.5",
-        "--keyframe-settle",
-        "0",
-        "--chunk-frames",
-        "10",
-        "--workers",
-        "1",
-        "--seams",
-        "crossfade",
-    ]
+    flags = (
+        "--num-iterations 2 --num-octaves 2 --dream-layers _blocks.5 --keyframe-settle 0 "
+        "--chunk-frames 10 --workers 1 --seams crossfade"
+    ).split()
     done = subprocess.run(
         [sys.executable, "-m", "distdream", "render", str(clip), "-o", str(out), *flags],
         cwd=ROOT,
@@ -172,25 +160,10 @@ def test_which_jobs_run_in_this_process() -> None:
 
 def test_a_sigterm_stops_an_in_process_render_and_its_resume_command_finishes_it(tmp_path: Path) -> None:
     clip = write_clip(tmp_path / "long.mp4", pan_frames(120, 64, 48), audio=None)  # 12 chunks: time to stop it
-    flags = [
-        "--num-iterations",
-        "2",
-        "--num-octaves",
-        "2",
-        "--dream-layers",
-        "_blocks.5",
-        "--keyframe-settle",
-        "0",
-        "--chunk-frames",
-        "10",
-        "--workers",
-        "1",
-        "--crf",
-        "0",
-        "--preset",
-        "ultrafast",
-        "-q",
-    ]
+    flags = (
+        "--num-iterations 2 --num-octaves 2 --dream-layers _blocks.5 --keyframe-settle 0 "
+        "--chunk-frames 10 --workers 1 --crf 0 --preset ultrafast -q"
+    ).split()
     whole = tmp_path / "whole.mp4"
     done = subprocess.run(
         [sys.executable, "-m", "distdream", "render", str(clip), "-o", str(whole), *flags],

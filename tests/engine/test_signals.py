@@ -28,34 +28,11 @@ pytestmark = pytest.mark.usefixtures("local_ray")
 
 EXE = str(Path(sys.executable).with_name("distdream"))
 # tests.engine.test_job's CFG and JOB as flags
-FLAGS = [
-    "--num-iterations",
-    "2",
-    "--num-octaves",
-    "2",
-    "--dream-layers",
-    "_blocks.5",
-    "--jitter",
-    "4",
-    "--crf",
-    "0",
-    "--preset",
-    "ultrafast",
-    "--keyframe-settle",
-    "0",
-    "--chunk-frames",
-    "12",
-    "--overlap",
-    "3",
-    "--no-scan-cuts",
-    "--seams",
-    "crossfade",
-    "--workers",
-    "1",
-    "--ray",
-    "always",
-    "-q",
-]
+FLAGS = (
+    "--num-iterations 2 --num-octaves 2 --dream-layers _blocks.5 --jitter 4 --crf 0 --preset "
+    "ultrafast --keyframe-settle 0 --chunk-frames 12 --overlap 3 --no-scan-cuts --seams "
+    "crossfade --workers 1 --ray always -q"
+).split()
 
 
 def started(clip: Path, tmp_path: Path) -> tuple[subprocess.Popen, Path, list[psutil.Process]]:
