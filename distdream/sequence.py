@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 
@@ -154,9 +155,25 @@ def held(frame: torch.Tensor, residual: torch.Tensor, level: Level) -> tuple[tor
 
 @dataclass(frozen=True)
 class ShotSettings:
-    """How a shot's frames are dreamed (see :func:`dream_sequence`): steps per octave for keyframes
-    and for carried frames, keyframe settling, the carry's decay, λ of the temporal term, and
-    whether carried frames are held at their keyframe's level."""
+    """How a shot's frames are dreamed (see :func:`dream_sequence`).
+
+    ``keyframe_iterations`` and ``frame_iterations`` are the steps per octave of keyframes and of
+    carried frames. ``settle`` brings a keyframe to the strength carried frames settle at, so a
+    shot does not start weak and ramp up: after its own dream, the carried-frame update
+    (``frame + keep · residual``, ``frame_iterations``) is applied to the keyframe itself
+    ``settle`` times, with ``keep`` from :func:`settle_keep`. ``decay`` fades the carry.
+    ``temporal_weight`` (λ) adds the temporal term to carried frames whose step has an
+    ``anchor``: after every step the image moves λ·c of the way back to where the previous dream,
+    moved with the scene, puts it (:class:`Anchor`).
+
+    ``hold`` keeps every carried frame at its shot's level: the keyframe's (settled) dream sets
+    the :class:`Level` and each carried frame is brought back to it by :func:`held` (down freely,
+    up by at most :data:`HOLD_MAX_LIFT` per frame, so a dream the motion has mostly wiped out
+    regrows over frames instead of being blown up). Without it the carried dream grows into
+    itself for a few hundred frames on a still shot and the temporal term slowly drains it
+    (figures: the coherence page of the docs). A shot started from a predefined start image is
+    not held: its start image is meant to fade.
+    """
 
     keyframe_iterations: int
     frame_iterations: int
@@ -175,6 +192,33 @@ class ShotState:
     level: Level | None = None
 
 
+def _first_guess(
+    step: SequenceStep, residual: torch.Tensor, settings: ShotSettings
+) -> tuple[torch.Tensor, int, Anchor | None]:
+    """A carried frame's starting image, its steps per octave and its temporal anchor."""
+    init = in_range(step.frame, step.frame + step.carry(residual))  # (1, 3, H, W)
+    anchor = None
+    if settings.temporal_weight > 0 and step.anchor is not None:
+        target, mask = step.anchor(residual)
+        anchor = Anchor(target, mask, settings.temporal_weight)
+    return init, settings.frame_iterations, anchor
+
+
+def _settled(
+    dream: Callable[..., torch.Tensor],
+    frame: torch.Tensor,
+    dreamed: torch.Tensor,
+    following: SequenceStep | None,
+    settings: ShotSettings,
+) -> torch.Tensor:
+    """A keyframe's dream after ``settings.settle`` carried-frame updates of itself."""
+    keep = settle_keep(dreamed - frame, following, settings.decay)
+    for _ in range(settings.settle):
+        again = in_range(frame, frame + keep * (dreamed - frame))
+        dreamed = dream(again, num_iterations=settings.frame_iterations)
+    return dreamed
+
+
 def dream_sequence(
     dreamer: Dreamer,
     steps: Iterable[SequenceStep],
@@ -188,71 +232,39 @@ def dream_sequence(
     """Dream frames in order; yields ``(dreamed frame, was keyframe)`` for each step.
 
     A keyframe is dreamed from the raw frame (the first one from ``start`` when given) with
-    ``keyframe_iterations`` per octave. Every other frame starts from
-    ``frame + carry(previous residual)`` and gets ``frame_iterations``: the carried residual
-    already holds the patterns, so fewer steps keep them alive and moving with the scene.
+    ``keyframe_iterations`` per octave, then settled and, with ``hold``, sets the shot's level.
+    Every other frame starts from ``frame + carry(previous residual)`` and gets
+    ``frame_iterations``: the carried residual already holds the patterns, so fewer steps keep
+    them alive and moving with the scene (:class:`ShotSettings` says what each setting does).
 
     ``state`` continues a sequence another call ended (a handoff) when it holds a residual: the
     first step is then a carried frame, not a keyframe, and its ``level`` is what that sequence
     held (without one, frames are not held until the next keyframe). After each frame ``state``
     holds where this sequence stands, for the next call to continue from.
-
-    ``settle`` brings a keyframe to the strength carried frames settle at, so a shot does not
-    start weak and ramp up: after its own dream, the carried-frame update
-    (``frame + keep · residual``, ``frame_iterations``) is applied to the keyframe itself
-    ``settle`` times, with ``keep`` from :func:`settle_keep`.
-
-    ``temporal_weight`` (λ) adds the temporal term to carried frames whose step has an
-    ``anchor``: after every step the image moves λ·c of the way back to where the previous dream,
-    moved with the scene, puts it (:class:`Anchor`).
-
-    ``hold`` keeps every carried frame at its shot's level: the keyframe's (settled) dream sets
-    the :class:`Level` (strength, colour cast, colourfulness) and each carried frame is brought
-    back to it by :func:`held` (down freely, up by at most :data:`HOLD_MAX_LIFT` per frame, so a
-    dream the motion has mostly wiped out regrows over frames instead of being blown up).
-    Without it the carried dream grows into itself for a few hundred frames on a still shot
-    (+13 % strength, −6 % saturation over 1,500 frames) and the temporal term slowly drains it.
-    A shot started from a predefined start image is not held: its start image is meant to fade.
     """
-    # Over 60 lines with its docstring, under 60 without: one loop over the steps, read best whole.
-    s = settings
+    dream = partial(dreamer.dream, generator=generator, progress=progress)
     state = state if state is not None else ShotState()
     residual, level = state.residual, state.level
     first = True
     upcoming = iter(steps)
     ahead: list[SequenceStep] = []  # a step taken early (a keyframe's settle looks at the next one)
-    while True:
-        step = ahead.pop() if ahead else next(upcoming, None)
-        if step is None:
-            return
+    while (step := ahead.pop() if ahead else next(upcoming, None)) is not None:
         frame = step.frame
         keyframe = step.carry is None or residual is None
-        if keyframe:
-            init = start if (first and start is not None) else frame
-            iterations = s.keyframe_iterations
-        else:
-            init = in_range(frame, frame + step.carry(residual))  # (1, 3, H, W)
-            iterations = s.frame_iterations
-        anchor = None
-        if not keyframe and s.temporal_weight > 0 and step.anchor is not None:
-            target, mask = step.anchor(residual)
-            anchor = Anchor(target, mask, s.temporal_weight)
-        dreamed = dreamer.dream(init, generator=generator, num_iterations=iterations, progress=progress, anchor=anchor)
         from_start = keyframe and first and start is not None
-        if keyframe and s.settle and not from_start:  # a start image is the user's: settling would dissolve it
+        if keyframe:
+            init, iterations, anchor = (start if from_start else frame), settings.keyframe_iterations, None
+        else:
+            init, iterations, anchor = _first_guess(step, residual, settings)
+        dreamed = dream(init, num_iterations=iterations, anchor=anchor)
+        if keyframe and settings.settle and not from_start:  # a start image is the user's: settling would dissolve it
             following = next(upcoming, None)
-            if following is not None:
-                ahead.append(following)
-            keep = settle_keep(dreamed - frame, following, s.decay)
-            for _ in range(s.settle):
-                again = in_range(frame, frame + keep * (dreamed - frame))
-                dreamed = dreamer.dream(
-                    again, generator=generator, num_iterations=s.frame_iterations, progress=progress
-                )
+            ahead.extend([following] if following is not None else [])
+            dreamed = _settled(dream, frame, dreamed, following, settings)
         residual = dreamed - frame
         if keyframe:
             level = None if from_start else Level.of(frame, residual)
-        elif s.hold and level is not None:
+        elif settings.hold and level is not None:
             dreamed, residual = held(frame, residual, level)
         state.residual, state.level = residual, level
         first = False
