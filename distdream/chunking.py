@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from .errors import ConfigError
 
@@ -86,6 +86,65 @@ def resolve_overlap(overlap: int | None, chunk_frames: int) -> int:
     return min(DEFAULT_OVERLAP, chunk_frames // 2) if overlap is None else overlap
 
 
+def _check(frame_count: int, chunk_frames: int, overlap: int, seams: str, slots: int, a: int, b: int) -> None:
+    """Raise :class:`ConfigError` naming the setting that makes the plan impossible."""
+    if not 0 <= a < b <= frame_count:
+        raise ConfigError(f"frame range {a}:{b} is not inside the video's {frame_count} frames (0:{frame_count})")
+    if chunk_frames < 1:
+        raise ConfigError(f"chunk_frames (--chunk-frames) is {chunk_frames}; it must be >= 1")
+    if overlap < 0 or (overlap and 2 * overlap > chunk_frames):
+        raise ConfigError(
+            f"overlap (--overlap) is {overlap}; it must be >= 0 and at most half of chunk_frames ({chunk_frames})"
+        )
+    if seams not in SEAMS:
+        raise ConfigError(f"seams (--seams) is {seams!r}; it must be one of {', '.join(SEAMS)}")
+    if slots < 1:
+        raise ConfigError(f"slots is {slots}; it must be >= 1")
+
+
+def _shot_spans(
+    s0: int, s1: int, begins_with: str, chunk_frames: int, budget: int, seams: str, overlap: int
+) -> list[tuple[int, int, str]]:
+    """One shot's chunks as ``(start, end, begins)``: handoffs while a chain stays within
+    ``budget`` frames (``auto``), crossfades after."""
+    bounds = _split(s0, s1, chunk_frames)
+    spans = []
+    chain = 0
+    for k, (start, end) in enumerate(zip(bounds, bounds[1:])):
+        if k == 0:
+            begins = begins_with
+        elif seams == "handoff" or (seams == "auto" and (chain + end - start <= budget or not overlap)):
+            begins = "handoff"
+        else:
+            begins = "crossfade"
+        chain = chain + end - start if begins == "handoff" else end - start
+        spans.append((start, end, begins))
+    return spans
+
+
+def _with_lead_ins(spans: list[tuple[int, int, str]], overlap: int, seed: int) -> list[Chunk]:
+    """Chunks from spans: a crossfade gets its lead-in (or, without room, becomes a handoff)."""
+    chunks = []
+    for k, (start, end, begins) in enumerate(spans):
+        lead_in = (
+            min(overlap, start - spans[k - 1][0] - 1) if begins == "crossfade" else 0
+        )  # the previous keeps a middle
+        if begins == "crossfade" and lead_in <= 0:
+            begins, lead_in = "handoff", 0  # no room for a window: continue instead
+        # seeded by where its dream starts, not by its index: a shot rendered alone (a frame range)
+        # begins with the same jitter as the same shot inside a longer render
+        seeded = seed * 1_000_003 + start - lead_in
+        chunks.append(Chunk(index=k, start=start, end=end, lead_in=lead_in, tail=0, seed=seeded, begins=begins))
+    return [
+        replace(
+            c,
+            tail=chunks[k + 1].lead_in if k + 1 < len(chunks) else 0,
+            hands_off=k + 1 < len(chunks) and chunks[k + 1].begins == "handoff",
+        )
+        for k, c in enumerate(chunks)
+    ]
+
+
 def plan_chunks(
     frame_count: int,
     chunk_frames: int,
@@ -105,66 +164,14 @@ def plan_chunks(
     depend on ``slots``; ``handoff`` or ``crossfade`` give a plan independent of it.
     """
     a, b = frame_range if frame_range is not None else (0, frame_count)
-    if not 0 <= a < b <= frame_count:
-        raise ConfigError(f"frame range {a}:{b} is not inside the video's {frame_count} frames (0:{frame_count})")
-    if chunk_frames < 1:
-        raise ConfigError(f"chunk_frames (--chunk-frames) is {chunk_frames}; it must be >= 1")
     overlap = resolve_overlap(overlap, chunk_frames)
-    if overlap < 0 or (overlap and 2 * overlap > chunk_frames):
-        raise ConfigError(
-            f"overlap (--overlap) is {overlap}; it must be >= 0 and at most half of chunk_frames ({chunk_frames})"
-        )
-    if seams not in SEAMS:
-        raise ConfigError(f"seams (--seams) is {seams!r}; it must be one of {', '.join(SEAMS)}")
-    if slots < 1:
-        raise ConfigError(f"slots is {slots}; it must be >= 1")
+    _check(frame_count, chunk_frames, overlap, seams, slots, a, b)
     cuts = sorted(c for c in set(cuts) if a < c < b)
     budget = max(chunk_frames, math.ceil((b - a) / slots))  # the most one chain should hold
-    shots = list(zip([a, *cuts], [*cuts, b]))
-    spans: list[tuple[int, int, str]] = []  # (start, end, begins)
-    for s0, s1 in shots:
-        bounds = _split(s0, s1, chunk_frames)
-        chain = 0
-        for k, (start, end) in enumerate(zip(bounds, bounds[1:])):
-            if k == 0:
-                begins = "start" if s0 == a else "cut"
-            elif seams == "handoff" or (seams == "auto" and (chain + end - start <= budget or not overlap)):
-                begins = "handoff"
-            else:
-                begins = "crossfade"
-            chain = chain + end - start if begins == "handoff" else end - start
-            spans.append((start, end, begins))
-    chunks = []
-    for k, (start, end, begins) in enumerate(spans):
-        lead_in = 0
-        if begins == "crossfade":
-            lead_in = min(overlap, start - spans[k - 1][0] - 1)  # the previous chunk keeps a middle
-            if lead_in <= 0:
-                begins = "handoff"  # no room for a window: continue instead
-                lead_in = 0
-        # seeded by where its dream starts, not by its index: a shot rendered alone (a frame range)
-        # begins with the same jitter as the same shot inside a longer render
-        chunks.append(
-            Chunk(
-                index=k,
-                start=start,
-                end=end,
-                lead_in=lead_in,
-                tail=0,
-                seed=seed * 1_000_003 + start - lead_in,
-                begins=begins,
-            )
-        )
-    return [
-        Chunk(
-            **{
-                **c.to_dict(),
-                "tail": chunks[k + 1].lead_in if k + 1 < len(chunks) else 0,
-                "hands_off": k + 1 < len(chunks) and chunks[k + 1].begins == "handoff",
-            }
-        )
-        for k, c in enumerate(chunks)
-    ]
+    spans: list[tuple[int, int, str]] = []
+    for s0, s1 in zip([a, *cuts], [*cuts, b]):
+        spans += _shot_spans(s0, s1, "start" if s0 == a else "cut", chunk_frames, budget, seams, overlap)
+    return _with_lead_ins(spans, overlap, seed)
 
 
 def chains(chunks: Sequence[Chunk]) -> list[list[Chunk]]:
