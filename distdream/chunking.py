@@ -119,7 +119,30 @@ def _shot_spans(
             begins = "crossfade"
         chain = chain + end - start if begins == "handoff" else end - start
         spans.append((start, end, begins))
-    return spans
+    return _balanced(spans, overlap)
+
+
+def _balanced(spans: list[tuple[int, int, str]], overlap: int) -> list[tuple[int, int, str]]:
+    """One shot's spans with each crossfade boundary moved so that the lead-ins' extra frames are
+    shared by the shot's chains in proportion to what they own: chains that run side by side
+    then finish together instead of the later ones dreaming ``overlap`` frames more.
+
+    Chain ``j`` (owning ``n_j`` of the shot's ``L`` frames, ``O`` lead-in frames in all) would own
+    ``n_j (L + O) / L − lead_in_j`` afterwards. A boundary moves at most ``overlap`` frames, and
+    only as far as leaves each chunk at least as long as it was or ``2 · overlap`` frames.
+    """
+    crossfades = [k for k, (_, _, begins) in enumerate(spans) if begins == "crossfade"]
+    if not crossfades or not overlap:
+        return spans
+    first, last = spans[0][0], spans[-1][1]
+    lead_ins = overlap * len(crossfades)
+    bounds = [start for start, _, _ in spans] + [last]
+    shortest = [min(2 * overlap, end - start) for start, end, _ in spans]
+    for j, k in enumerate(crossfades):  # the (j+1)-th chain starts at span k; bounds[k - 1] is final
+        shift = round((bounds[k] - first) * lead_ins / (last - first)) - j * overlap
+        moved = bounds[k] + max(-overlap, min(overlap, shift))
+        bounds[k] = max(bounds[k - 1] + shortest[k - 1], min(bounds[k + 1] - shortest[k], moved))
+    return [(start, end, begins) for (start, end), (_, _, begins) in zip(zip(bounds, bounds[1:]), spans)]
 
 
 def _with_lead_ins(spans: list[tuple[int, int, str]], overlap: int, seed: int) -> list[Chunk]:

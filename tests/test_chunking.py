@@ -12,13 +12,15 @@ from distdream.errors import ConfigError
 
 def test_simple_plan() -> None:
     chunks = plan_chunks(100, 30, 5, seams="crossfade")
+    # boundaries every 30 frames, the remainder joining the last chunk; then each boundary moves
+    # so that the chunks dream 33, 33 and 44 frames (30 : 30 : 40 with the 10 lead-in frames shared)
     assert [(c.start, c.end, c.lead_in, c.tail, c.begins) for c in chunks] == [
-        (0, 30, 0, 5, "start"),
-        (30, 60, 5, 5, "crossfade"),
-        (60, 100, 5, 0, "crossfade"),  # the remainder joins
+        (0, 33, 0, 5, "start"),
+        (33, 61, 5, 5, "crossfade"),
+        (61, 100, 5, 0, "crossfade"),
     ]
     assert [c.name for c in chunks] == ["00000", "00001", "00002"]
-    assert chunks[1].first == 25 and chunks[1].dreamed == 35
+    assert chunks[1].first == 28 and chunks[1].dreamed == 33
     assert Chunk(**chunks[1].to_dict()) == chunks[1]
 
 
@@ -48,7 +50,7 @@ def test_auto_seams_chain_until_a_chain_holds_its_share_then_crossfade() -> None
     assert [c.begins for c in one] == ["start", "handoff", "handoff", "handoff"] and parallelism(one) == 1.0
     two = plan_chunks(240, 60, 8, seams="auto", slots=2)
     assert [c.begins for c in two] == ["start", "handoff", "crossfade", "handoff"]
-    assert [len(chain) for chain in chains(two)] == [2, 2] and parallelism(two) == pytest.approx(248 / 128)
+    assert [len(chain) for chain in chains(two)] == [2, 2] and parallelism(two) == 2.0  # 124 dreamed frames each
     four = plan_chunks(240, 60, 8, seams="auto", slots=4)
     assert [c.begins for c in four] == ["start", "crossfade", "crossfade", "crossfade"]
     # seams on cuts cost nothing: four shots of 60 stay four independent chains at any slot count
@@ -60,11 +62,31 @@ def test_a_boundary_sits_on_every_cut_and_no_lead_in_reaches_across_one() -> Non
     chunks = plan_chunks(200, 50, 10, cuts=[92, 97], seams="crossfade")
     assert [(c.start, c.lead_in, c.begins) for c in chunks] == [
         (0, 0, "start"),
-        (50, 10, "crossfade"),
+        (55, 10, "crossfade"),  # 50, moved 5 frames so that both sides dream 46 + 1 frames
         (92, 0, "cut"),
         (97, 0, "cut"),
-        (147, 10, "crossfade"),
+        (152, 10, "crossfade"),
     ]
+
+
+def test_chains_side_by_side_dream_the_same_frames_lead_in_included() -> None:
+    # a 240-frame shot for two workers: the crossfading chunk's 16 lead-in frames are shared, so
+    # neither waits for the other (without it: 120 against 136 frames)
+    assert [(c.start, c.end, c.dreamed) for c in plan_chunks(240, 120, None, slots=2)] == [
+        (0, 128, 128),
+        (128, 240, 128),
+    ]
+    # the share follows what each chain owns: three chains of 253, 253 and 126 dreamed frames
+    chunks = plan_chunks(600, 120, None, slots=2)
+    assert [sum(c.dreamed for c in chain) for chain in chains(chunks)] == [253, 253, 126]
+    # the boundaries move at most one lead-in, and never where a chunk would get shorter than it
+    # was and than two lead-ins
+    for frames, overlap in [(900, 20), (900, 10), (1000, 16), (333, 5)]:
+        moved = plan_chunks(frames, 40, overlap, seams="crossfade")
+        fixed = plan_chunks(frames, 40, 0, seams="crossfade")
+        assert len(moved) == len(fixed) and any(c0.start != c1.start for c0, c1 in zip(moved, fixed)) == (overlap < 20)
+        for c0, c1 in zip(moved, fixed):
+            assert abs(c0.start - c1.start) <= overlap and c0.owned >= min(c1.owned, 2 * overlap)
 
 
 def test_seeds_follow_the_frame_a_dream_starts_at() -> None:

@@ -56,7 +56,8 @@ def frames_of(path: Path) -> list[np.ndarray]:
 
 def test_plan_reports_chunks_and_overhead(clip: Path) -> None:
     p = plan(clip, CFG, **JOB)
-    assert [(c.start, c.end, c.lead_in) for c in p.chunks] == [(0, 12, 0), (12, 24, 3), (24, 40, 3)]
+    # boundaries at 12 and 24, moved so that the lead-ins are shared: 14, 14 and 18 frames dreamed
+    assert [(c.start, c.end, c.lead_in) for c in p.chunks] == [(0, 14, 0), (14, 25, 3), (25, 40, 3)]
     assert p.frames == 40 and p.dreamed_frames == 46 and p.lead_in_overhead == pytest.approx(6 / 40)
 
 
