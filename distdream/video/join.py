@@ -4,6 +4,7 @@ to a temporary name and published whole."""
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import os
 from collections.abc import Iterator, Sequence
@@ -84,13 +85,10 @@ def concat(
     first frame starts at 0 (a range render plays from its start, not minutes into silence). The
     file is written under a temporary name in the output directory and renamed on success.
     """
-    # About 60 lines of code: the container's streams, the muxing loop and its cleanup belong in
-    # one try block (an open container must be closed whatever fails)
     out_path = storage.check_writable(output, VideoError)
     if not segments:
         raise VideoError("no segments to join")
     tmp = storage.temp_for(out_path)
-    opened: list[Any] = []
     try:
         parts = [_scan_segment(seg) for seg in segments]  # small: frame indices only
         total = sum(part.count for part in parts)
@@ -99,50 +97,56 @@ def concat(
                 f"segments hold {total} frames but {index.path} has {index.frame_count}; a segment is missing or short"
             )
         _check_compatible(parts)
-        source = open_input(index.path) if audio and index.audio else None
-        if source is not None:
-            opened.append(source)
-        template = open_input(parts[0].path)
-        opened.append(template)
-        with av.open(str(tmp), mode="w") as out:
-            v_out = out.add_stream_from_template(template.streams.video[0])
-            v_out.time_base = index.time_base
-            source_tag = template.streams.video[0].codec_context.codec_tag
-            if "mov" in template.format.name and ("mov" in out.format.name or source_tag.startswith("ap")):
-                # the sample entry names the variant: without it the muxer tags ProRes 4444 as
-                # 422 HQ ("apch"), and decoders and players take it for that
-                v_out.codec_context.codec_tag = source_tag  # Matroska keeps a ProRes tag in its private data
-            if index.rotation:
-                v_out.set_display_rotation(index.rotation)
-            a_pairs = []
-            if source is not None:
-                for a_in in source.streams.audio:
-                    a_pairs.append((a_in, out.add_stream_from_template(a_in)))
-            try:
-                out.start_encoding()
-            except av.error.FFmpegError as exc:
-                raise VideoError(
-                    f"cannot write {Path(str(out_path)).suffix or 'this'} container with these streams "
-                    f"({exc.strerror}); try an .mkv output"
-                ) from None
-            origin = int(index.pts[0]) if rebase else 0
-            video = _video_packets(parts, index, v_out, origin)
-            span = None
-            t0 = index.pts[0] * index.time_base
-            if trim_audio:
+        with contextlib.ExitStack() as opened:
+            source = opened.enter_context(open_input(index.path)) if audio and index.audio else None
+            template = opened.enter_context(open_input(parts[0].path))
+            with av.open(str(tmp), mode="w") as out:
+                v_out, a_pairs = _add_streams(out, template, source, index, out_path)
+                origin = int(index.pts[0]) if rebase else 0
+                video = _video_packets(parts, index, v_out, origin)
+                t0 = index.pts[0] * index.time_base
                 span = (t0, t0 + Fraction(index.frame_count * index.frame_duration) * index.time_base)
-            shift = t0 if rebase else Fraction(0)
-            audio_packets = _audio_packets(source, a_pairs, span, shift) if source is not None else iter(())
-            for _, _, packet in heapq.merge(video, audio_packets, key=lambda item: (item[0], item[1])):
-                out.mux(packet)
+                shift = t0 if rebase else Fraction(0)
+                sound = (
+                    _audio_packets(source, a_pairs, span if trim_audio else None, shift)
+                    if source is not None
+                    else iter(())
+                )
+                for _, _, packet in heapq.merge(video, sound, key=lambda item: (item[0], item[1])):
+                    out.mux(packet)
         storage.publish(tmp, out_path, VideoError)
         return out_path
     except av.error.FFmpegError as exc:
         raise VideoError(f"joining segments into {out_path} failed: {exc.strerror}") from None
     finally:
         tmp.unlink(missing_ok=True)
-        for container in opened:
-            container.close()
+
+
+def _add_streams(
+    out: Any, template: Any, source: Any | None, index: VideoIndex, out_path: Path | str
+) -> tuple[Any, list[tuple[Any, Any]]]:
+    """The output's video stream (copied from the first segment's, the input's rotation) and its
+    audio streams paired with the input's; the header is written."""
+    v_out = out.add_stream_from_template(template.streams.video[0])
+    v_out.time_base = index.time_base
+    source_tag = template.streams.video[0].codec_context.codec_tag
+    if "mov" in template.format.name and ("mov" in out.format.name or source_tag.startswith("ap")):
+        # the sample entry names the variant: without it the muxer tags ProRes 4444 as
+        # 422 HQ ("apch"), and decoders and players take it for that
+        v_out.codec_context.codec_tag = source_tag  # Matroska keeps a ProRes tag in its private data
+    if index.rotation:
+        v_out.set_display_rotation(index.rotation)
+    a_pairs = [
+        (a_in, out.add_stream_from_template(a_in)) for a_in in (source.streams.audio if source is not None else ())
+    ]
+    try:
+        out.start_encoding()
+    except av.error.FFmpegError as exc:
+        raise VideoError(
+            f"cannot write {Path(str(out_path)).suffix or 'this'} container with these streams "
+            f"({exc.strerror}); try an .mkv output"
+        ) from None
+    return v_out, a_pairs
 
 
 def _check_compatible(parts: list[_Segment]) -> None:
