@@ -80,25 +80,7 @@ def probe(path: str | os.PathLike[str], *, fps: Any = None) -> VideoIndex:
         raise VideoError(f"--fps is for image-sequence input; {path} is a video and keeps its own rate")
     with open_input(path) as container:
         stream = video_stream(container, path)
-        pts: list[int] = []
-        keys: list[int] = []  # pts of keyframe packets
-        try:
-            for packet in container.demux(stream):
-                if packet.size == 0 or packet.is_discard:  # flush marker; edit-list-dropped frames
-                    continue
-                ts = packet.pts if packet.pts is not None else packet.dts
-                if ts is None:
-                    raise VideoError(
-                        f"{path} has video packets without timestamps (a raw elementary stream?); "
-                        "remux it into MP4 or MKV first, e.g. ffmpeg -i IN -c copy OUT.mkv"
-                    )
-                pts.append(int(ts))
-                if packet.is_keyframe:
-                    keys.append(int(ts))
-        except av.error.FFmpegError as exc:
-            raise VideoError(f"{path} is damaged: demuxing failed after {len(pts)} frames ({exc.strerror})") from None
-        if not pts:
-            raise VideoError(f"{path} has a video stream with no frames")
+        pts, keys = _stamps(container, stream, path)
         sorted_pts = np.unique(np.asarray(pts, dtype=np.int64))  # presentation order; drops duplicates
         time_base = Fraction(stream.time_base)
         _check_not_truncated(container, path, sorted_pts, time_base)
@@ -109,16 +91,6 @@ def probe(path: str | os.PathLike[str], *, fps: Any = None) -> VideoIndex:
         if not rate and len(sorted_pts) > 1:
             rate = Fraction(len(sorted_pts) - 1, 1) / ((int(sorted_pts[-1]) - int(sorted_pts[0])) * time_base)
         keyframes = np.searchsorted(sorted_pts, np.unique(np.asarray(keys or [sorted_pts[0]], dtype=np.int64)))
-        audio = tuple(
-            AudioStreamInfo(
-                index=s.index,
-                codec=s.codec_context.name,
-                sample_rate=int(s.codec_context.sample_rate or 0),
-                channels=int(s.codec_context.channels or 0),
-                duration=float(s.duration * s.time_base) if s.duration else None,
-            )
-            for s in container.streams.audio
-        )
         return VideoIndex(
             path=str(path),
             stream_index=stream.index,
@@ -131,9 +103,44 @@ def probe(path: str | os.PathLike[str], *, fps: Any = None) -> VideoIndex:
             average_rate=Fraction(rate or 0),
             pts=sorted_pts,
             keyframes=keyframes.astype(np.int64),
-            audio=audio,
+            audio=tuple(_audio_info(a) for a in container.streams.audio),
             colour=Colour.of(first),
         )
+
+
+def _stamps(container: Any, stream: Any, path: str | os.PathLike[str]) -> tuple[list[int], list[int]]:
+    """The timestamps of the video's packets in decode order, and those of its keyframes."""
+    pts: list[int] = []
+    keys: list[int] = []
+    try:
+        for packet in container.demux(stream):
+            if packet.size == 0 or packet.is_discard:  # flush marker; edit-list-dropped frames
+                continue
+            ts = packet.pts if packet.pts is not None else packet.dts
+            if ts is None:
+                raise VideoError(
+                    f"{path} has video packets without timestamps (a raw elementary stream?); "
+                    "remux it into MP4 or MKV first, e.g. ffmpeg -i IN -c copy OUT.mkv"
+                )
+            pts.append(int(ts))
+            if packet.is_keyframe:
+                keys.append(int(ts))
+    except av.error.FFmpegError as exc:
+        raise VideoError(f"{path} is damaged: demuxing failed after {len(pts)} frames ({exc.strerror})") from None
+    if not pts:
+        raise VideoError(f"{path} has a video stream with no frames")
+    return pts, keys
+
+
+def _audio_info(stream: Any) -> AudioStreamInfo:
+    context = stream.codec_context
+    return AudioStreamInfo(
+        index=stream.index,
+        codec=context.name,
+        sample_rate=int(context.sample_rate or 0),
+        channels=int(context.channels or 0),
+        duration=float(stream.duration * stream.time_base) if stream.duration else None,
+    )
 
 
 def packet_digest(path: str | os.PathLike[str], index: VideoIndex, packets: int = 3) -> str:
