@@ -115,14 +115,7 @@ def write_clip(
         stream.width, stream.height = width, height
         stream.pix_fmt = pix_fmt or ("yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p")
         colour = colour or Colour().resolved(width, height)
-        colour.tag(stream.codec_context)
-        stream.codec_context.time_base = time_base
-        options = {"crf": str(crf), "preset": preset} if codec in ("libx264", "libx265") else {}
-        if x264_params:
-            options["x264-params"] = x264_params
-        stream.options = options
-        if rotation:
-            stream.set_display_rotation(rotation)
+        _set_up(stream, colour, time_base, codec, crf, preset, x264_params, rotation)
         a_stream = None
         if audio:
             a_stream = out.add_stream(audio, rate=48000)
@@ -141,6 +134,27 @@ def write_clip(
             seconds = float((stamps[-1] - stamps[0] + step) * time_base)
             _write_tone(out, a_stream, seconds, tone_hz)
     return path
+
+
+def _set_up(
+    stream: Any,
+    colour: Colour,
+    time_base: Fraction,
+    codec: str,
+    crf: int,
+    preset: str,
+    x264_params: str | None,
+    rotation: int,
+) -> None:
+    """Tag a new video stream with its colour, time base, encoder options and rotation."""
+    colour.tag(stream.codec_context)
+    stream.codec_context.time_base = time_base
+    options = {"crf": str(crf), "preset": preset} if codec in ("libx264", "libx265") else {}
+    if x264_params:
+        options["x264-params"] = x264_params
+    stream.options = options
+    if rotation:
+        stream.set_display_rotation(rotation)
 
 
 def _write_tone(out: Any, stream: Any, seconds: float, hz: float) -> None:
