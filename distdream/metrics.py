@@ -32,7 +32,7 @@ import numpy as np
 from .config import FlowConfig
 from .errors import VideoError
 from .flow import MotionEstimator, warp
-from .video import is_sequence, probe, read_frames
+from .video import VideoIndex, is_sequence, probe, read_frames
 
 __all__ = ["WarpingError", "dream_detail", "frame_warping_error", "plot_over_time", "warping_error"]
 
@@ -160,31 +160,16 @@ def warping_error(
     source = probe(input, fps=fps if is_sequence(input) else None)
     rendered = probe(output, fps=fps if is_sequence(output) else None)
     a, b = frame_range or (0, source.frame_count)
-    if rendered.frame_count != b - a:
-        raise VideoError(
-            f"{output} has {rendered.frame_count} frames but {input} has {b - a} (frames {a}:{b}); "
-            "it is not a render of this input"
-        )
-    if (rendered.width, rendered.height) != (source.width, source.height):
-        raise VideoError(
-            f"{output} is {rendered.width}×{rendered.height} but {input} is {source.width}×{source.height}"
-        )
+    _check_is_render(source, rendered, a, b)
     estimator = MotionEstimator(flow or FlowConfig())
     per_frame: list[float | None] = [None]
-    floor: list[float] = []
-    l1: list[float] = []
-    strength: list[float] = []
-    brightness: list[float] = []
-    saturation: list[float] = []
-    detail: list[float] = []
+    pairs: list[tuple[float, float, float]] = []  # (error, the input's own, L1) of each carried pair
+    levels: list[tuple[float, float, float, float]] = []
     cuts: list[int] = []
     prev_in = prev_out = None
     frames = zip(read_frames(input, a, b, index=source), read_frames(output, index=rendered))
     for t, (frame_in, frame_out) in enumerate(frames):
-        strength.append(float(np.abs(frame_out.astype(np.int16) - frame_in.astype(np.int16)).mean()))
-        brightness.append(_ratio(frame_out.mean(), frame_in.mean()))
-        saturation.append(_ratio(_chroma(frame_out), _chroma(frame_in)))
-        detail.append(dream_detail(frame_in, frame_out))
+        levels.append(_levels(frame_in, frame_out))
         if prev_in is not None:
             motion = estimator.motion(prev_in, frame_in)
             if motion.cut:
@@ -192,23 +177,53 @@ def warping_error(
                 per_frame.append(None)
             else:
                 mask = motion.reliable.astype(np.float32)
-                per_frame.append(frame_warping_error(prev_out, frame_out, motion.backward, mask))
-                floor.append(frame_warping_error(prev_in, frame_in, motion.backward, mask))
-                l1.append(_l1(prev_out, frame_out, motion.backward, mask))
+                pairs.append(
+                    (
+                        frame_warping_error(prev_out, frame_out, motion.backward, mask),
+                        frame_warping_error(prev_in, frame_in, motion.backward, mask),
+                        _l1(prev_out, frame_out, motion.backward, mask),
+                    )
+                )
+                per_frame.append(pairs[-1][0])
         prev_in, prev_out = frame_in, frame_out
     measured = [v for v in per_frame if v is not None and not math.isnan(v)]
     seams = {k: [f - a for f in v if a <= f < b] for k, v in seam_frames(chunks).items()}
+    _, floor, l1 = zip(*pairs) if pairs else ((), (), ())
+    strength, brightness, saturation, detail = zip(*levels)
     return WarpingError(
         mean=float(np.mean(measured)) if measured else math.nan,
         input_mean=float(np.nanmean(floor)) if floor else math.nan,
         per_frame=tuple(per_frame),
         cuts=tuple(cuts),
         l1=float(np.nanmean(l1)) if l1 else math.nan,
-        strength=tuple(strength),
+        strength=strength,
         seams={k: v for k, v in seams.items() if v},
-        brightness=tuple(brightness),
-        saturation=tuple(saturation),
-        detail=tuple(detail),
+        brightness=brightness,
+        saturation=saturation,
+        detail=detail,
+    )
+
+
+def _check_is_render(source: VideoIndex, rendered: VideoIndex, a: int, b: int) -> None:
+    """Raise :class:`VideoError` unless ``rendered`` has the frames and size of ``source[a:b]``."""
+    if rendered.frame_count != b - a:
+        raise VideoError(
+            f"{rendered.path} has {rendered.frame_count} frames but {source.path} has {b - a} (frames {a}:{b}); "
+            "it is not a render of this input"
+        )
+    if (rendered.width, rendered.height) != (source.width, source.height):
+        raise VideoError(
+            f"{rendered.path} is {rendered.width}×{rendered.height} but {source.path} is {source.width}×{source.height}"
+        )
+
+
+def _levels(frame_in: np.ndarray, frame_out: np.ndarray) -> tuple[float, float, float, float]:
+    """A dreamed frame against its input: strength, brightness ratio, saturation ratio, detail."""
+    return (
+        float(np.abs(frame_out.astype(np.int16) - frame_in.astype(np.int16)).mean()),
+        _ratio(frame_out.mean(), frame_in.mean()),
+        _ratio(_chroma(frame_out), _chroma(frame_in)),
+        dream_detail(frame_in, frame_out),
     )
 
 

@@ -89,9 +89,10 @@ def test_seam_frames_are_reported_apart_and_plotted(pan, tmp_path: Path) -> None
         for i, f in enumerate(frames)
     ]
     out = write_clip(tmp_path / "seamy.mp4", seamy, audio=None, crf=10)
-    chunks = plan_chunks(16, 8, 2, seams="crossfade")  # window [6, 8) before chunk 1
+    chunks = plan_chunks(16, 8, 2, seams="crossfade")  # chunk 1 owns [9, 16): window [7, 9)
+    assert [(c.start, c.lead_in) for c in chunks] == [(0, 0), (9, 2)]
     result = warping_error(clip, out, chunks=chunks)
-    assert result.seams == {"crossfade": [6, 7, 8, 9, 10]}
+    assert result.seams == {"crossfade": [7, 8, 9, 10, 11]}
     assert result.seam_ratio("crossfade") > 3
     picture = plot_over_time(result, tmp_path / "over_time.png")
     from PIL import Image
