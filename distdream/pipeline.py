@@ -41,7 +41,8 @@ __all__ = [
     "Carried",
     "ChunkStats",
     "RenderResult",
-    "dream_frames",
+    "DreamedFrames",
+    "RangeResult",
     "dream_range",
     "dream_segment",
     "render_in_process",
@@ -190,65 +191,88 @@ def _start_image(config: RenderConfig, index: VideoIndex) -> torch.Tensor | None
     return resize(array_to_tensor(image), (index.height, index.width))
 
 
-def dream_frames(
-    index: VideoIndex,
-    start: int,
-    end: int,
-    config: RenderConfig,
-    dreamer: FrameDreamer,
-    *,
-    generator: torch.Generator,
-    lookahead: int = 8,
-    timings: dict[str, float] | None = None,
-    carried: Carried | None = None,
-    hand_off: dict[str, Carried] | None = None,
-) -> Iterator[tuple[int, np.ndarray, bool]]:
-    """Yield ``(frame index, dreamed RGB, was keyframe)`` for frames ``[start, end)``; the RGB is
-    float32 (H, W, 3), 1.0 full scale, at the input's precision (writers quantize it).
+class DreamedFrames:
+    """The dreamed frames ``[start, end)`` of a video, in order: iterate for ``(frame index,
+    dreamed RGB, was keyframe)``; the RGB is float32 (H, W, 3), 1.0 full scale, at the input's
+    precision (writers quantize it).
 
-    ``timings`` (if given) accumulates ``flow_wait``, ``keyframe`` and ``frame`` seconds, and the
-    reader thread's ``decode`` and ``flow`` seconds (complete once the iterator is exhausted).
     ``carried`` continues the sequence a previous range handed off (frame ``start - 1`` is decoded
-    for its flow, not dreamed); ``hand_off["carried"]`` is set to this range's own at its end.
-    ``config`` must be validated (a job validates it once, before its first chunk).
+    for its flow, not dreamed). Once the frames are exhausted, :attr:`carried_out` holds this
+    range's own state for a next range to continue from, and :attr:`times` the seconds spent:
+    ``flow_wait``, ``keyframe`` and ``frame`` in the dreaming thread, ``decode`` and ``flow`` in
+    the reader's. ``config`` must be validated (a job validates it once, before its first chunk).
     """
-    times = timings if timings is not None else {}
-    for key in ("flow_wait", "keyframe", "frame", "decode", "flow"):
-        times.setdefault(key, 0.0)
-    if carried is not None:
-        if start < 1:
+
+    def __init__(
+        self,
+        index: VideoIndex,
+        start: int,
+        end: int,
+        config: RenderConfig,
+        dreamer: FrameDreamer,
+        *,
+        generator: torch.Generator,
+        lookahead: int = 8,
+        carried: Carried | None = None,
+    ) -> None:
+        if carried is not None and start < 1:
             raise ValueError("a handoff cannot continue into frame 0")
-        generator.set_state(carried.generator)
-    # from the frame before when continuing: its flow carries the dream onto frame ``start``
-    reader = MotionReader(index, start - 1 if carried is not None else start, end, config.flow, lookahead, times)
-    order: list[int] = []  # the frame index of each step, in order
-    start_image = _start_image(config, index)
-    state = ShotState()
-    if carried is not None:
-        state = ShotState(carried.residual, None if carried.level is None else Level.from_tensor(carried.level))
-    settings = ShotSettings(
-        config.keyframe_steps,
-        config.frame_steps,
-        config.keyframe_settle,
-        config.decay,
-        config.temporal_weight,
-        config.hold_level,
-    )
-    try:
-        sequence = dream_sequence(
-            dreamer, _steps(reader, start, config, order), settings, generator=generator, start=start_image, state=state
+        self.index, self.start, self.end, self.config, self.dreamer = index, start, end, config, dreamer
+        self.generator, self.lookahead, self.carried = generator, lookahead, carried
+        self.times = dict.fromkeys(("flow_wait", "keyframe", "frame", "decode", "flow"), 0.0)
+        self.carried_out: Carried | None = None
+
+    def _settings(self) -> ShotSettings:
+        c = self.config
+        return ShotSettings(
+            c.keyframe_steps, c.frame_steps, c.keyframe_settle, c.decay, c.temporal_weight, c.hold_level
         )
-        t0, waited = time.perf_counter(), times["flow_wait"]
-        for k, (dreamed, keyframe) in enumerate(sequence):
-            # the interval includes waiting for this frame's flow, which is counted on its own
-            times["keyframe" if keyframe else "frame"] += time.perf_counter() - t0 - (times["flow_wait"] - waited)
-            yield order[k], tensor_to_frame(dreamed), keyframe
+
+    def __iter__(self) -> Iterator[tuple[int, np.ndarray, bool]]:
+        carried, times, generator = self.carried, self.times, self.generator
+        state = ShotState()
+        if carried is not None:
+            generator.set_state(carried.generator)
+            state = ShotState(carried.residual, None if carried.level is None else Level.from_tensor(carried.level))
+        # from the frame before when continuing: its flow carries the dream onto frame ``start``
+        first = self.start - 1 if carried is not None else self.start
+        reader = MotionReader(self.index, first, self.end, self.config.flow, self.lookahead, times)
+        order: list[int] = []  # the frame index of each step, in order
+        start_image = _start_image(self.config, self.index)
+        try:
+            steps = _steps(reader, self.start, self.config, order)
+            sequence = dream_sequence(
+                self.dreamer, steps, self._settings(), generator=generator, start=start_image, state=state
+            )
             t0, waited = time.perf_counter(), times["flow_wait"]
-        if hand_off is not None and state.residual is not None:
-            level = None if state.level is None else state.level.to_tensor()
-            hand_off["carried"] = Carried(state.residual.detach().cpu().contiguous(), generator.get_state(), level)
-    finally:
-        reader.close()
+            for k, (dreamed, keyframe) in enumerate(sequence):
+                # the interval includes waiting for this frame's flow, which is counted on its own
+                times["keyframe" if keyframe else "frame"] += time.perf_counter() - t0 - (times["flow_wait"] - waited)
+                yield order[k], tensor_to_frame(dreamed), keyframe
+                t0, waited = time.perf_counter(), times["flow_wait"]
+            if state.residual is not None:
+                level = None if state.level is None else state.level.to_tensor()
+                self.carried_out = Carried(state.residual.detach().cpu().contiguous(), generator.get_state(), level)
+        finally:
+            reader.close()
+
+
+@dataclass(frozen=True)
+class RangeResult:
+    """What :func:`dream_range` did: its figures, and the state a next range continues from."""
+
+    stats: ChunkStats
+    carried: Carried | None
+
+
+def _check_tiles(spans: Sequence[Span], first: int, end: int) -> None:
+    if (
+        not spans
+        or spans[0].start != first
+        or spans[-1].end != end
+        or any(x.end != y.start for x, y in zip(spans, spans[1:]))
+    ):
+        raise ValueError(f"spans {[(sp.start, sp.end) for sp in spans]} do not tile frames [{first}, {end})")
 
 
 def dream_range(
@@ -264,11 +288,9 @@ def dream_range(
     progress: Callable[[int], None] | None = None,
     on_frame: Callable[[int], None] | None = None,
     carried: Carried | None = None,
-    hand_off: dict[str, Carried] | None = None,
-) -> ChunkStats:
-    """Dream frames ``[first, end)`` (keyframe at ``first``) and write them into ``spans``.
-
-    ``carried`` / ``hand_off``: see :func:`dream_frames` (a chunk continuing its shot's dream).
+) -> RangeResult:
+    """Dream frames ``[first, end)`` (keyframe at ``first``, unless ``carried`` continues a
+    handoff: see :class:`DreamedFrames`) and write them into ``spans``.
 
     The spans must tile ``[first, end)`` in order; each span's file is opened at its first frame
     and appears (renamed from a temp name) when its last frame is written. ``on_frame(i)`` runs
@@ -277,23 +299,15 @@ def dream_range(
     alongside other ranges. ``config`` must be validated (a job validates it once, before its
     first chunk; :func:`dream_segment` validates it itself).
     """
-    if (
-        not spans
-        or spans[0].start != first
-        or spans[-1].end != end
-        or any(x.end != y.start for x, y in zip(spans, spans[1:]))
-    ):
-        raise ValueError(f"spans {[(sp.start, sp.end) for sp in spans]} do not tile frames [{first}, {end})")
+    _check_tiles(spans, first, end)
     dreamer = dreamer or Dreamer(config.dream, device=device)
     generator = torch.Generator().manual_seed(config.dream.seed if seed is None else seed)
-    times: dict[str, float] = {}
     keyframes = 0
     t_start = time.perf_counter()
     encoder = Encoder(index, spans)
+    frames = DreamedFrames(index, first, end, config, dreamer, generator=generator, carried=carried)
     try:
-        for i, rgb, keyframe in dream_frames(
-            index, first, end, config, dreamer, generator=generator, timings=times, carried=carried, hand_off=hand_off
-        ):
+        for i, rgb, keyframe in frames:
             if on_frame is not None:
                 on_frame(i)
             encoder.put(rgb)
@@ -304,19 +318,20 @@ def dream_range(
     except BaseException:
         encoder.abort()
         raise
-    wall = time.perf_counter() - t_start
-    return ChunkStats(
+    times = frames.times
+    stats = ChunkStats(
         frames=end - first,
         keyframes=keyframes,
         keyframe_seconds=times["keyframe"],
         frame_seconds=times["frame"],
         flow_wait_seconds=times["flow_wait"],
         encode_seconds=encoder.busy_seconds,
-        wall_seconds=wall,
+        wall_seconds=time.perf_counter() - t_start,
         decode_seconds=times["decode"],
         flow_seconds=times["flow"],
         encode_wait_seconds=encoder.wait_seconds,
     )
+    return RangeResult(stats, frames.carried_out)
 
 
 def dream_segment(
@@ -338,7 +353,9 @@ def dream_segment(
     """
     config = config.validate()
     span = Span(start, end, segment if is_pattern(segment) else Path(segment), config.encoding)
-    return dream_range(index, start, end, [span], config, dreamer=dreamer, device=device, seed=seed, progress=progress)
+    return dream_range(
+        index, start, end, [span], config, dreamer=dreamer, device=device, seed=seed, progress=progress
+    ).stats
 
 
 def render_in_process(

@@ -20,7 +20,7 @@ from distdream.config import DreamConfig, RenderConfig
 from distdream.dream import Dreamer
 from distdream.errors import ConfigError, ModelError
 from distdream.lanes import LaneBatcher
-from distdream.pipeline import dream_frames
+from distdream.pipeline import DreamedFrames
 from distdream.samples import pan_frames, write_clip
 from distdream.video import VideoIndex, probe, read_frames
 
@@ -56,7 +56,9 @@ def assert_lane_matches(got: list[np.ndarray], want: list[np.ndarray], source: l
 
 
 def _alone(index: VideoIndex, dreamer: Dreamer, a: int, b: int, seed: int) -> list[np.ndarray]:
-    return [rgb for _, rgb, _ in dream_frames(index, a, b, CFG, dreamer, generator=torch.Generator().manual_seed(seed))]
+    return [
+        rgb for _, rgb, _ in DreamedFrames(index, a, b, CFG, dreamer, generator=torch.Generator().manual_seed(seed))
+    ]
 
 
 def test_a_batch_gives_each_image_its_own_dream(dreamer: Dreamer) -> None:
@@ -139,7 +141,7 @@ def test_a_failing_lane_leaves_and_the_others_finish(index: VideoIndex, dreamer:
     def bad() -> None:
         try:
             with batcher.lane() as lane:
-                for k, _ in enumerate(dream_frames(index, 8, 16, CFG, lane, generator=torch.Generator())):
+                for k, _ in enumerate(DreamedFrames(index, 8, 16, CFG, lane, generator=torch.Generator())):
                     if k == 2:
                         raise RuntimeError("this chunk's encoder broke")
         except RuntimeError:

@@ -23,7 +23,7 @@ from ..config import DreamConfig, RenderConfig
 from ..dream import Dreamer
 from ..images import array_to_tensor
 from ..models import load_model
-from ..pipeline import dream_frames
+from ..pipeline import DreamedFrames
 from ..samples import pan_frames, write_clip
 from ..video import VideoIndex, probe, read_frames
 from .common import device_name, in_lanes, precisions
@@ -148,7 +148,7 @@ class _Runner:
             gen = torch.Generator().manual_seed(seed + k)
             return [
                 rgb
-                for _, rgb, _ in dream_frames(
+                for _, rgb, _ in DreamedFrames(
                     self.index,
                     *ranges[k],
                     self.config,

@@ -102,7 +102,7 @@ def bench_render(
             if lanes > 1:
                 torch.set_num_threads(1)  # as an engine worker's lane threads run
             span = spans[k]
-            return dream_range(index, span.start, span.end, [span], config, dreamer=lane, seed=k)  # type: ignore[arg-type]
+            return dream_range(index, span.start, span.end, [span], config, dreamer=lane, seed=k).stats  # type: ignore[arg-type]
 
         try:
             stats, batcher = in_lanes(dreamer, lanes, one)

@@ -18,7 +18,7 @@ from ..config import Encoding, RenderConfig
 from ..dream import Dreamer
 from ..lanes import LaneBatcher
 from ..models import LoadedModel
-from ..pipeline import Carried, dream_range
+from ..pipeline import Carried, RangeResult, dream_range
 from ..video import VideoIndex
 from .pieces import ChunkFiles, Layout, Piece, piece_fingerprint
 from .stitch import crossfade
@@ -61,11 +61,10 @@ class ChunkRenderer:
         """Dream ``chunk`` into its pieces; returns stats, fingerprints, compute and notes."""
         files = ChunkFiles(workdir, chunk, layout)
         carried = Carried.from_bytes(storage.read_bytes(files.carried_in)) if chunk.begins == "handoff" else None
-        hand_off: dict[str, Carried] | None = {} if chunk.hands_off else None
         storage.makedirs(storage.parent(files.state))
         pieces = files.pieces(self.config.encoding)
 
-        def run(dreamer: Any) -> Any:
+        def run(dreamer: Any) -> RangeResult:
             return dream_range(
                 index,
                 chunk.first,
@@ -77,11 +76,10 @@ class ChunkRenderer:
                 progress=progress,
                 on_frame=on_frame,
                 carried=carried,
-                hand_off=hand_off,
             )
 
         if self.batcher is None:
-            stats = run(self.dreamer)
+            done = run(self.dreamer)
         else:
             import torch
 
@@ -89,15 +87,15 @@ class ChunkRenderer:
             # from starting a thread pool of its own next to the batching thread's (see LaneBatcher).
             torch.set_num_threads(1)
             with self.batcher.lane() as lane:
-                stats = run(lane)
+                done = run(lane)
         fingerprints = {p.key: piece_fingerprint(p, layout.offset) for p in pieces}
-        if hand_off is not None:  # the next chunk of the shot continues from here
-            storage.write_bytes(files.state, hand_off["carried"].to_bytes())
+        if chunk.hands_off and done.carried is not None:  # the next chunk of the shot continues from here
+            storage.write_bytes(files.state, done.carried.to_bytes())
             fingerprints[files.state_key] = storage.fingerprint(files.state)
         return {
             "chunk": chunk.index,
             "frames": chunk.dreamed,
-            "stats": asdict(stats),
+            "stats": asdict(done.stats),
             "compute": self.dreamer.compute.describe(),
             "notes": list(self.dreamer.notes),
             "fingerprints": fingerprints,
