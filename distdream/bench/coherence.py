@@ -117,6 +117,27 @@ def _steps_per_frame(config: RenderConfig, frames: int) -> float:
     return octaves * (keyframe + (frames - 1) * config.frame_steps) / frames
 
 
+def _at_strength(
+    measure: Callable[[Callable[[float], RenderConfig], float], tuple[WarpingError, float]],
+    make: Callable[[float], RenderConfig],
+    lr: float,
+    target: float,
+    tolerance: float,
+    max_renders: int,
+) -> tuple[float, list[tuple[float, float]], WarpingError, float]:
+    """Render one way, moving its learning rate until its median strength is within
+    ``tolerance`` of ``target`` (NaN: the first render sets it) or ``max_renders`` were made.
+    Returns the last rate, every ``(rate, strength)`` tried, and the last render's error and seconds."""
+    tried: list[tuple[float, float]] = []
+    while True:
+        result, seconds = measure(make, lr)
+        strength = float(np.median(result.strength))
+        tried.append((lr, strength))
+        if math.isnan(target) or abs(strength / target - 1) <= tolerance or len(tried) >= max_renders:
+            return lr, tried, result, seconds
+        lr = _next_rate(tried, target)
+
+
 def bench_coherence(
     *,
     frames: int = 36,
@@ -143,21 +164,14 @@ def bench_coherence(
             out = render_in_process(clip, d / "out.mp4", make(lr), device=device).output
             return warping_error(clip, out), time.perf_counter() - t0
 
-        floor = math.nan
-        target = math.nan
+        floor = target = math.nan
         for way, make in ways.items():
-            lr = base.dream.learning_rate
-            tried: list[tuple[float, float]] = []  # (learning rate, strength)
-            while True:
-                result, seconds = measure(make, lr)
-                strength = float(np.median(result.strength))
-                tried.append((lr, strength))
-                if way == "default":
-                    target, floor = strength, result.input_mean
-                matched = abs(strength / target - 1) <= tolerance
-                if matched or len(tried) >= max_renders:
-                    break
-                lr = _next_rate(tried, target)
+            lr, tried, result, seconds = _at_strength(
+                measure, make, base.dream.learning_rate, target, tolerance, max_renders
+            )
+            strength = tried[-1][1]
+            if way == "default":
+                target, floor = strength, result.input_mean
             windows = result.strength_windows()
             rows.append(
                 CoherenceRow(
@@ -169,7 +183,7 @@ def bench_coherence(
                     detail=float(np.median(result.detail)),
                     steps_per_frame=_steps_per_frame(make(lr), frames),
                     windows=(min(windows), max(windows)),
-                    matched=matched,
+                    matched=way == "default" or abs(strength / target - 1) <= tolerance,
                     renders=len(tried),
                     seconds=seconds,
                     strength_over_time=tuple(round(s, 2) for s in result.strength),

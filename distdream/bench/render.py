@@ -81,16 +81,7 @@ def bench_render(
         clip = write_clip(d / "clip.mp4", pan_frames(frames, width, height), crf=12)
         index = probe(clip)
         dreamer = Dreamer(config.dream, device=dev)
-        first = array_to_tensor(next(read_frames(clip, 0, 1, index=index)))
-        # warm-up at this size and batch: kernels, cuDNN's choices, the allocator
-        dreamer.dream_batch(
-            [first] * lanes,
-            generators=[torch.Generator().manual_seed(k) for k in range(lanes)],
-            num_iterations=[1] * lanes,
-        )
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
-            torch.cuda.reset_peak_memory_stats(dev)
+        _warm_up(dreamer, array_to_tensor(next(read_frames(clip, 0, 1, index=index))), lanes)
         bounds = [round(k * frames / lanes) for k in range(lanes + 1)]
         spans = [Span(a, b, d / f"{k:05d}.mp4", encoding) for k, (a, b) in enumerate(zip(bounds, bounds[1:]))]
         threads_before = torch.get_num_threads()
@@ -110,12 +101,7 @@ def bench_render(
             torch.set_num_threads(threads_before)
         wall = time.perf_counter() - t0
         peak = torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda" else None
-    if batcher is None:
-        busy = stats[0].keyframe_seconds + stats[0].frame_seconds
-        wait = stats[0].wait_share
-    else:
-        busy = batcher.busy_seconds
-        wait = max(0.0, 1.0 - busy / wall)
+    busy = batcher.busy_seconds if batcher is not None else stats[0].keyframe_seconds + stats[0].frame_seconds
     return RenderBenchmark(
         device=device_name(dev),
         setting=dreamer.compute.describe(),
@@ -129,9 +115,22 @@ def bench_render(
         flow_seconds=sum(s.flow_seconds for s in stats),
         dream_seconds=busy,
         encode_seconds=sum(s.encode_seconds for s in stats),
-        wait_share=wait,
+        wait_share=stats[0].wait_share if batcher is None else max(0.0, 1.0 - busy / wall),
         peak_mib=peak,
     )
+
+
+def _warm_up(dreamer: Dreamer, first: torch.Tensor, lanes: int) -> None:
+    """One step at this size and batch: kernels, cuDNN's choices, the allocator; then the
+    device's peak memory is counted afresh."""
+    dreamer.dream_batch(
+        [first] * lanes,
+        generators=[torch.Generator().manual_seed(k) for k in range(lanes)],
+        num_iterations=[1] * lanes,
+    )
+    if dreamer.device.type == "cuda":
+        torch.cuda.synchronize(dreamer.device)
+        torch.cuda.reset_peak_memory_stats(dreamer.device)
 
 
 @dataclass(frozen=True)
@@ -148,6 +147,24 @@ class HalvingBenchmark:
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
+
+
+def _dream_lanes(
+    dreamer: Dreamer, frames: list[torch.Tensor], lanes: int, iterations: int
+) -> tuple[LaneBatcher, list[torch.Tensor]]:
+    """Dream ``frames`` split evenly over ``lanes`` lanes; the batcher and lane 0's dreams."""
+    per_lane = len(frames) // lanes
+
+    def one(k: int, lane: object) -> list[torch.Tensor]:
+        gen = torch.Generator().manual_seed(k)
+        return [
+            lane.dream(image, generator=gen, num_iterations=iterations)  # type: ignore[attr-defined]
+            for image in frames[k * per_lane : (k + 1) * per_lane]
+        ]
+
+    out, batcher = in_lanes(dreamer, lanes, one)
+    assert batcher is not None
+    return batcher, out[0]
 
 
 def bench_halving(
@@ -173,24 +190,11 @@ def bench_halving(
     config = RenderConfig()
     frames = [array_to_tensor(f) for f in pan_frames(lanes * frames_per_lane, width, height)]
 
-    def run(dreamer: Dreamer) -> tuple[LaneBatcher, list[torch.Tensor]]:
-        def one(k: int, lane: object) -> list[torch.Tensor]:
-            gen = torch.Generator().manual_seed(k)
-            images = frames[k * frames_per_lane : (k + 1) * frames_per_lane]
-            return [
-                lane.dream(image, generator=gen, num_iterations=config.frame_steps)  # type: ignore[attr-defined]
-                for image in images
-            ]
-
-        out, batcher = in_lanes(dreamer, lanes, one)
-        assert batcher is not None
-        return batcher, out[0]
-
     dreamer = Dreamer(config.dream, device=dev)
     torch.cuda.synchronize(dev)
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats(dev)
-    _, reference = run(dreamer)
+    _, reference = _dream_lanes(dreamer, frames, lanes, config.frame_steps)
     per_lane = torch.cuda.max_memory_allocated(dev) / lanes
     total = torch.cuda.get_device_properties(dev).total_memory
     cap = per_lane * fits
@@ -198,7 +202,7 @@ def bench_halving(
     torch.cuda.set_per_process_memory_fraction(cap / total, dev)
     try:
         capped = Dreamer(config.dream, device=dev)
-        batcher, frames_out = run(capped)
+        batcher, frames_out = _dream_lanes(capped, frames, lanes, config.frame_steps)
     finally:
         torch.cuda.set_per_process_memory_fraction(1.0, dev)
         torch.cuda.empty_cache()

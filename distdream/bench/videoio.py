@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
+
 from ..config import Encoding
 from ..samples import pan_frames, write_clip
-from ..video import SegmentWriter, concat, probe, read_frames
+from ..video import SegmentWriter, VideoIndex, concat, probe, read_frames
 
 __all__ = ["IOBenchmark", "bench_io"]
 
@@ -38,6 +41,16 @@ class IOBenchmark:
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
+
+
+def _encode(path: Path, frames: Iterable[np.ndarray], index: VideoIndex) -> Path:
+    """Encode ``frames`` into one segment at ``path`` at the indexed video's size and rate."""
+    encoding = Encoding(crf=18, preset="veryfast")
+    size = {"width": index.width, "height": index.height}
+    with SegmentWriter(path, **size, rate=index.average_rate, encoding=encoding) as writer:
+        for frame in frames:
+            writer.write(frame)
+    return writer.path
 
 
 def bench_io(
@@ -70,26 +83,15 @@ def bench_io(
         assert got == range_frames and everything == start + range_frames
 
         bounds = [round(k * frames / segments) for k in range(segments + 1)]
-        paths = []
-        encoding = Encoding(crf=18, preset="veryfast")
-        for k, (a, b) in enumerate(zip(bounds, bounds[1:])):
-            with SegmentWriter(
-                d / f"{k:05d}.mp4", width=width, height=height, rate=index.average_rate, encoding=encoding
-            ) as writer:
-                for frame in read_frames(clip, a, b, index=index):
-                    writer.write(frame)
-            paths.append(writer.path)
-
+        paths = [
+            _encode(d / f"{k:05d}.mp4", read_frames(clip, a, b, index=index), index)
+            for k, (a, b) in enumerate(zip(bounds, bounds[1:]))
+        ]
         t0 = time.perf_counter()
         concat(paths, d / "joined.mp4", index)
         join_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        with SegmentWriter(
-            d / "reencoded.mp4", width=width, height=height, rate=index.average_rate, encoding=encoding
-        ) as writer:
-            for path in paths:
-                for frame in read_frames(path):
-                    writer.write(frame)
+        _encode(d / "reencoded.mp4", (frame for path in paths for frame in read_frames(path)), index)
         reencode_s = time.perf_counter() - t0
         return IOBenchmark(
             frames=frames,
