@@ -24,7 +24,6 @@ __all__ = [
     "ALL_LAYERS",
     "DreamConfig",
     "Encoding",
-    "Fault",
     "FlowConfig",
     "JobOptions",
     "PRECISIONS",
@@ -405,29 +404,6 @@ class RenderConfig:
 
 
 RAY_USE = ("auto", "always", "never")  # JobOptions.ray
-FAULT_KINDS = ("raise", "exit", "hang", "unavailable", "start-raise", "start-hang", "ping-hang")
-
-
-@dataclass(frozen=True)
-class Fault:
-    """A fault to inject into a worker (for tests of the failure paths).
-
-    Chunk faults fire at frame offset ``at_frame`` of chunk ``chunk`` on the listed ``attempts``
-    (all when empty): the worker raises (``raise``), its process exits at once (``exit``), it
-    stops answering (``hang``, for the watchdog), or the call fails as Ray fails a call to a live
-    actor it cannot reach (``unavailable``). Start faults hit every worker as it starts:
-    its constructor raises (``start-raise``) or never returns (``start-hang``), or it starts but
-    never answers its first ping (``ping-hang``); ``chunk`` is ignored for those.
-    """
-
-    chunk: int = 0
-    at_frame: int = 0
-    attempts: tuple[int, ...] = ()
-    kind: str = "raise"
-
-    @property
-    def at_start(self) -> bool:
-        return self.kind.startswith(("start-", "ping-"))
 
 
 def _is_address(value: Any) -> bool:
@@ -579,13 +555,9 @@ class JobOptions:
         shown="it starts at 0",
         help="A --frames range keeps the source's timestamps.",
     )
-    inject_faults: tuple[Fault, ...] = ()  # testing aid
 
     def validate(self) -> JobOptions:
         check_fields(self)
         if self.ray == "never" and self.address:
             raise ConfigError(f"--ray never runs in this process; it cannot use the cluster --address {self.address}")
-        bad = [f.kind for f in self.inject_faults if f.kind not in FAULT_KINDS]
-        if bad:
-            raise ConfigError(f"unknown fault kind {bad[0]!r}; one of {', '.join(FAULT_KINDS)}")
         return self

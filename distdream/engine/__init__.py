@@ -17,7 +17,7 @@ render meets them:
   (:mod:`.lockfiles`: the storage-specific halves);
 - :mod:`.job`       the :class:`Job`; :mod:`.schedule` what its loop keeps (queue, retries, ledger);
   :mod:`.loop` the loop on Ray, :mod:`.watchdog` its limits; :mod:`.local` the loop in this process;
-- :mod:`.stitch`    crossfades and the lossless join;
+- :mod:`.stitch`    crossfades and the lossless join; :mod:`.faults` failures injected by tests;
 - :mod:`.remote`    the Ray Jobs client behind ``distdream submit``.
 
 Failures: actors restart (``max_restarts``); a chunk whose worker died or raised is resubmitted
@@ -32,15 +32,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from importlib import import_module
 from typing import Any
 
 from .. import storage
-from ..config import Fault, JobOptions, RenderConfig
+from ..config import JobOptions, RenderConfig
 from ..errors import ConfigError, InputError, JobError, OutputError
 from ..stops import signals_stop
+from .faults import Fault
 from .job import Job, job_chunks, scan_slices
 from .records import ChunkState, ChunkStatus, JobPlan, JobResult, JobStatus, Phase
 from .sizing import chunk_slots, local_totals, size_workers
@@ -48,7 +49,6 @@ from .sizing import chunk_slots, local_totals, size_workers
 __all__ = [
     "ChunkState",
     "ChunkStatus",
-    "Fault",
     "Job",
     "JobOptions",
     "JobPlan",
@@ -115,6 +115,7 @@ def submit(
     config: RenderConfig | None = None,
     *,
     on_phase: Callable[[Phase], None] | None = None,
+    faults: Sequence[Fault] = (),
     **job_options: Any,
 ) -> Job:
     """Check everything, then start rendering ``input`` into ``output``; returns a running :class:`Job`.
@@ -123,7 +124,8 @@ def submit(
     :mod:`distdream.errors`. Local paths are made absolute here (workers on other nodes have other
     working directories); a node-local URI (``memory://``) is refused. ``on_phase`` hears of each
     :class:`Phase` as it begins (the start-up's ones in this thread). One worker runs in this
-    process when that is all the job can use (``ray="auto"``); more run on Ray.
+    process when that is all the job can use (``ray="auto"``); more run on Ray. ``faults`` is a
+    testing aid: failures to inject into the workers (:class:`~distdream.engine.faults.Fault`).
     """
     options = _options(job_options)
     if options.workdir is not None:
@@ -134,6 +136,7 @@ def submit(
         (config or RenderConfig()).validate(),
         options,
         on_phase=on_phase,
+        faults=faults,
     )
     job.start()
     return job
@@ -146,9 +149,10 @@ def render(
     *,
     on_progress: Callable[[Job], None] | None = None,
     on_phase: Callable[[Phase], None] | None = None,
+    faults: Sequence[Fault] = (),
     **job_options: Any,
 ) -> JobResult:
     """Render ``input`` into ``output`` and wait. Ctrl-C, SIGTERM and SIGHUP cancel it cleanly,
     keeping finished chunks, and raise :class:`~distdream.stops.Stopped` (a ``KeyboardInterrupt``)."""
     with signals_stop():
-        return submit(input, output, config, on_phase=on_phase, **job_options).follow(on_progress)
+        return submit(input, output, config, on_phase=on_phase, faults=faults, **job_options).follow(on_progress)

@@ -13,7 +13,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -28,6 +28,7 @@ from ..video import VideoIndex, frame_file
 from ..video.imageseq import sweep_temps
 from ..video.naming import existing_numbers
 from .board import Board
+from .faults import Fault, checked_faults
 from .lease import Lease
 from .local import LocalLoop
 from .preflight import Checked, plan_record, preflight
@@ -137,8 +138,10 @@ class Job:
         options: JobOptions,
         *,
         on_phase: Callable[[Phase], None] | None = None,
+        faults: Sequence[Fault] = (),
     ) -> None:
         self.input, self.output = input, output
+        self.faults = checked_faults(faults)  # a testing aid (engine.faults): such a job runs on Ray
         self._on_phase = on_phase
         self._phase = Phase("starting")
         self._loop: Schedule | None = None
@@ -270,7 +273,7 @@ class Job:
         return size_workers(self.options, *local_totals())
 
     def _in_process(self, sizing: Sizing, chunks: list[Chunk] | None) -> bool:
-        return in_process(self.options, sizing, None if chunks is None else len(chunks), on_ray())
+        return not self.faults and in_process(self.options, sizing, None if chunks is None else len(chunks), on_ray())
 
     def _plan(self, checked: Checked, sizing: Sizing) -> tuple[list[Chunk], bool]:
         """The chunks, and whether they run in this process. Where Ray will be needed and the scan
@@ -482,7 +485,18 @@ class Job:
             if wait is None:  # a local instance of our own gets no nodes later; a cluster may autoscale
                 wait = 600.0 if self.options.address else 0.0
             wait_for_resources(p.cpus, p.gpus, wait, self._board.stop, on_wait=self._waiting)
-        return ChunkLoop(self._board, self.options, p, str(p.checked.workdir), todo, done, windows, workers, lanes)
+        return ChunkLoop(
+            self._board,
+            self.options,
+            p,
+            str(p.checked.workdir),
+            todo,
+            done,
+            windows,
+            workers,
+            lanes,
+            faults=self.faults,
+        )
 
     def _drive(self, p: Prepared) -> JobResult:
         t_start = time.perf_counter()

@@ -21,6 +21,7 @@ import ray
 from ..chunking import Chunk
 from ..errors import JobError
 from ..video.imageseq import sweep_temps
+from .faults import Fault
 from .pool import WorkerPool, cause_of
 from .schedule import Schedule
 from .watchdog import Watchdog
@@ -36,13 +37,14 @@ class ChunkLoop(Schedule):
     running: dict[Any, tuple[Chunk, int, int]] = field(default_factory=dict)  # ref → chunk, slot, born
     seams: dict[Any, Chunk] = field(default_factory=dict)
     seam_deadline: float | None = None
+    faults: tuple[Fault, ...] = ()  # for tests of the failure paths
 
     def __post_init__(self) -> None:
         super().__post_init__()
         p, options = self.prepared, self.options
         self.index_ref = ray.put(p.plan.index)
         self.progress = progress_counter()
-        start_faults = tuple(f for f in options.inject_faults if f.at_start)
+        start_faults = tuple(f for f in self.faults if f.at_start)
         concurrency = self.lanes + 1 if self.lanes > 1 else 1  # a lane per call, and one more for pings
 
         def make() -> Any:
@@ -105,7 +107,7 @@ class ChunkLoop(Schedule):
             assert slot is not None
             attempt = self.attempts[chunk.index] - 1
             ref = self.pool.actor(slot).render_chunk.remote(
-                self.index_ref, chunk, self.workdir, attempt, self.progress, self.options.inject_faults, self.layout
+                self.index_ref, chunk, self.workdir, attempt, self.progress, self.faults, self.layout
             )
             self.running[ref] = (chunk, slot, self.pool.incarnation(slot))
             self.watchdog.start(chunk.index, time.monotonic())

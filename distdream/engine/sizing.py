@@ -72,10 +72,10 @@ def in_process(options: JobOptions, sizing: Sizing, chunks: int | None, on_ray: 
     """Whether a job sized ``sizing`` (``chunks`` once planned) runs in this process, its workers as
     threads: asked for (``ray="never"``), or enough for it — one worker, one chunk, or at most
     :data:`THREAD_WORKERS` CPU workers — unless it is to run on a cluster (``--address``, or this
-    process is on Ray), on Ray (``ray="always"``), or kill workers (fault-injection tests)."""
+    process is on Ray) or on Ray (``ray="always"``)."""
     if options.ray == "never":
         return True
-    if options.ray == "always" or options.address or options.inject_faults or on_ray:
+    if options.ray == "always" or options.address or on_ray:
         return False
     return sizing.workers == 1 or chunks == 1 or (sizing.device == "cpu" and sizing.workers <= THREAD_WORKERS)
 

@@ -16,11 +16,12 @@ from typing import Any
 import ray
 
 from ..chunking import Chunk
-from ..config import Encoding, Fault, RenderConfig
+from ..config import Encoding, RenderConfig
 from ..errors import JobError
 from ..pipeline import scan_cuts
 from ..video import VideoIndex
 from .chunkrun import ChunkRenderer, crossfade_window
+from .faults import Fault
 from .pieces import Layout
 
 __all__ = ["DreamWorker", "progress_counter", "scan_cuts_task", "scan_on_ray", "seam_task"]

@@ -17,7 +17,8 @@ import pytest
 
 from distdream.cli import main
 from distdream.config import DreamConfig, RenderConfig
-from distdream.engine import Fault, render
+from distdream.engine import render
+from distdream.engine.faults import Fault
 from distdream.engine.workdir import workdir_lease
 from distdream.errors import ChunkFailed, JobError
 from distdream.samples import pan_frames, write_clip
@@ -137,7 +138,7 @@ def test_a_worker_that_cannot_start_fails_the_job_with_its_cause(
             max_restarts=0,
             start_timeout=limit,
             max_start_failures=2,
-            inject_faults=(Fault(kind=kind),),
+            faults=(Fault(kind=kind),),
             **{**JOB, "workers": 1},
         )
     assert says in str(err.value)
@@ -157,7 +158,7 @@ def _interrupted_workdir(clip: Path, tmp_path: Path) -> Path:
             CFG,
             workdir=str(workdir),
             max_attempts=1,
-            inject_faults=(Fault(chunk=2, at_frame=0),),
+            faults=(Fault(chunk=2, at_frame=0),),
             **{**JOB, "workers": 1},
         )
     assert json.loads((workdir / "ledger.json").read_text())["chunks"]
@@ -200,7 +201,7 @@ def test_a_resume_keeps_a_handoff_chain_s_finished_chunks_and_their_carried_stat
     job = {**JOB, "seams": "handoff", "workers": 1}
     whole = render(clip, tmp_path / "whole.mp4", CFG, **job)  # each chunk continues the one before
     with pytest.raises(ChunkFailed):
-        render(clip, out, CFG, workdir=str(workdir), max_attempts=1, inject_faults=(Fault(chunk=2, at_frame=0),), **job)
+        render(clip, out, CFG, workdir=str(workdir), max_attempts=1, faults=(Fault(chunk=2, at_frame=0),), **job)
     ledger = json.loads((workdir / "ledger.json").read_text())["chunks"]
     assert "chunks/00001.carried.npz" in ledger["00001"]["fingerprints"]  # what chunk 2 continues from
     workdir.rename(tmp_path / "moved")

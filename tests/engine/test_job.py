@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from distdream.config import DreamConfig, RenderConfig
-from distdream.engine import Fault, JobOptions, plan, render, submit
+from distdream.engine import JobOptions, plan, render, submit
+from distdream.engine.faults import Fault
 from distdream.engine.preflight import plan_record, preflight
 from distdream.engine.stitch import crossfade_weights, mix_residuals
 from distdream.engine.workdir import settings_hash
@@ -147,7 +148,7 @@ def _first_audio_seconds(path: Path) -> float:
 
 def test_a_worker_dying_mid_chunk_costs_only_that_chunk(clip: Path, reference, tmp_path: Path) -> None:
     fault = Fault(chunk=1, at_frame=4, attempts=(0,), kind="exit")
-    job = submit(clip, tmp_path / "out.mp4", CFG, workers=2, inject_faults=(fault,), **JOB)
+    job = submit(clip, tmp_path / "out.mp4", CFG, workers=2, faults=(fault,), **JOB)
     result = job.result(timeout=600)
     # the fault fired (chunk 1 took a second attempt) and nothing else was redone
     assert [(c.index, c.state, c.attempts) for c in job.chunks()] == [(0, "done", 1), (1, "done", 2), (2, "done", 1)]
@@ -158,7 +159,7 @@ def test_a_worker_dying_mid_chunk_costs_only_that_chunk(clip: Path, reference, t
 def test_a_chunk_failing_every_time_fails_the_job(clip: Path, tmp_path: Path) -> None:
     out = tmp_path / "out.mp4"
     with pytest.raises(ChunkFailed) as err:
-        render(clip, out, CFG, workers=2, max_attempts=2, inject_faults=(Fault(chunk=2, at_frame=1),), **JOB)
+        render(clip, out, CFG, workers=2, max_attempts=2, faults=(Fault(chunk=2, at_frame=1),), **JOB)
     assert err.value.index == 2 and err.value.frames == (24, 40) and err.value.attempts == 2
     assert "injected fault" in err.value.cause
     assert not out.exists()
@@ -307,7 +308,7 @@ def test_a_worker_ray_cannot_reach_gets_its_chunk_again_then_is_replaced(clip: P
     (the driver would wait forever for a restart that never comes), but a retry; twice in a row,
     and the worker is restarted."""
     fault = Fault(chunk=1, at_frame=2, kind="unavailable", attempts=(0, 1))
-    job = submit(clip, tmp_path / "out.mp4", CFG, workers=1, inject_faults=(fault,), **JOB)
+    job = submit(clip, tmp_path / "out.mp4", CFG, workers=1, faults=(fault,), **JOB)
     result = job.result(timeout=600)
     assert [c.attempts for c in job.chunks()] == [1, 3, 1]
     assert all(np.array_equal(a, b) for a, b in zip(frames_of(result.output), reference, strict=True))

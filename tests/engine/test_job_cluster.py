@@ -11,7 +11,8 @@ import pytest
 import ray
 from ray.cluster_utils import Cluster
 
-from distdream.engine import Fault, render, submit
+from distdream.engine import render, submit
+from distdream.engine.faults import Fault
 from distdream.samples import pan_frames, write_clip
 from distdream.video import read_frames
 from tests.engine.test_job import CFG
@@ -70,6 +71,6 @@ def test_losing_a_node_mid_job_costs_only_its_chunk(cluster, clip: Path, tmp_pat
 
 def test_a_worker_process_dying_on_a_node_is_retried(cluster, clip: Path, tmp_path: Path) -> None:
     fault = Fault(chunk=0, at_frame=5, attempts=(0,), kind="exit")
-    job = submit(clip, tmp_path / "out.mp4", CFG, inject_faults=(fault,), **JOB)
+    job = submit(clip, tmp_path / "out.mp4", CFG, faults=(fault,), **JOB)
     result = job.result(timeout=300)
     assert result.rendered == 4 and {s.index: s.attempts for s in job.chunks()}[0] == 2

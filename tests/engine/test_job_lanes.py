@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from distdream.config import DreamConfig, RenderConfig
-from distdream.engine import Fault, render, submit
+from distdream.engine import render, submit
+from distdream.engine.faults import Fault
 from distdream.errors import ConfigError
 from distdream.metrics import warping_error
 from distdream.samples import pan_frames, write_clip
@@ -93,7 +94,7 @@ def test_lanes_render_the_frames_of_separate_runs(clip: Path, reference, control
 
 def test_a_lane_that_fails_or_a_worker_that_dies_costs_only_their_chunks(clip: Path, reference, tmp_path: Path) -> None:
     faults = (Fault(chunk=1, at_frame=3, attempts=(0,)), Fault(chunk=3, at_frame=2, attempts=(0,), kind="exit"))
-    job = submit(clip, tmp_path / "out.mp4", CFG, workers=1, lanes=2, inject_faults=faults, **JOB)
+    job = submit(clip, tmp_path / "out.mp4", CFG, workers=1, lanes=2, faults=faults, **JOB)
     result = job.result()
     attempts = {c.index: c.attempts for c in job.chunks()}
     assert attempts[1] == 2 and attempts[3] >= 2 and all(c.state == "done" for c in job.chunks())
@@ -103,7 +104,7 @@ def test_a_lane_that_fails_or_a_worker_that_dies_costs_only_their_chunks(clip: P
 
 def test_the_watchdog_frees_a_hung_lane_and_its_neighbours(clip: Path, tmp_path: Path) -> None:
     faults = (Fault(chunk=0, at_frame=2, attempts=(0,), kind="hang"),)
-    job = submit(clip, tmp_path / "out.mp4", CFG, workers=1, lanes=2, chunk_timeout=20.0, inject_faults=faults, **JOB)
+    job = submit(clip, tmp_path / "out.mp4", CFG, workers=1, lanes=2, chunk_timeout=20.0, faults=faults, **JOB)
     result = job.result(timeout=300)
     attempts = {c.index: c.attempts for c in job.chunks()}
     # the hung lane holds up its neighbour's batch, so both are killed by the watchdog, then done

@@ -14,7 +14,8 @@ from PIL import Image
 
 from distdream.cli import main
 from distdream.config import DreamConfig, RenderConfig
-from distdream.engine import Fault, render
+from distdream.engine import render
+from distdream.engine.faults import Fault
 from distdream.errors import ChunkFailed, OutputError, VideoError
 from distdream.pipeline import render_in_process
 from distdream.samples import pan_frames
@@ -142,7 +143,7 @@ def test_a_sequence_renders_to_numbered_files_and_resumes_only_what_is_missing(t
             workers=2,
             workdir=str(workdir),
             max_attempts=1,
-            inject_faults=(Fault(chunk=2, at_frame=18),),
+            faults=(Fault(chunk=2, at_frame=18),),
             **JOB,
         )
     # frame i is file i + 1: chunk 0's own frames 0–8 and chunk 1's 12–20 are written (the window
