@@ -22,8 +22,8 @@ import numpy as np
 from PIL import Image
 
 from distdream.config import RenderConfig
+from distdream.engine import render as engine_render
 from distdream.metrics import warping_error
-from distdream.pipeline import render_in_process
 from distdream.samples import sample_photo, write_clip
 
 
@@ -36,7 +36,7 @@ def main(frames: int = 1500, width: int = 64, height: int = 48) -> None:
         previous = replace(base, hold_level=False, temporal_weight=0.0, carry_resampling="bilinear")
         for name, config in (("default", base), ("previous default", previous)):
             t0 = time.perf_counter()
-            out = render_in_process(clip, Path(tmp) / "out.mp4", config).output
+            out = engine_render(clip, Path(tmp) / "out.mp4", config, workers=1, ray="never").output
             result = warping_error(clip, out)
             drift = ", ".join(f"{k} {100 * v:+.1f} %" for k, v in result.drift(100).items())
             print(f"{name}: {drift}  (E_warp {result.mean:.5f}, {time.perf_counter() - t0:.0f} s)")

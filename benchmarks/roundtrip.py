@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from distdream.config import DreamConfig, RenderConfig
-from distdream.pipeline import render_in_process
+from distdream.engine import render as engine_render
 from distdream.samples import pan_frames, write_clip
 from distdream.video import Colour, SegmentWriter, format_for, probe, read_frames
 
@@ -90,7 +90,7 @@ def main(out: Path, w: int = 128, h: int = 72, n: int = 8) -> None:
         for name, codec, crf, suffix in OUTPUTS:
             target = out / f"{Path(path).stem.split('.')[0]}-{name.replace(' ', '')}{suffix}"
             config = RenderConfig(dream=DreamConfig(num_iterations=0), codec=codec, crf=crf, fps=fps)
-            result = render_in_process(path, target, config)
+            result = engine_render(path, target, config, workers=1, ray="never")
             mean, largest = compare(path, str(result.output), fps)
             alone = (
                 codec_alone(path, fps, config, out / f"alone{suffix}") if codec in ("h264", "h265", "prores") else None

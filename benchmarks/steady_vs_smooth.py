@@ -19,8 +19,8 @@ from PIL import Image, ImageDraw
 
 from distdream.bench.coherence import _next_rate, coherence_ways
 from distdream.config import RenderConfig
+from distdream.engine import render as engine_render
 from distdream.metrics import warping_error
-from distdream.pipeline import render_in_process
 from distdream.samples import pan_frames, write_clip
 from distdream.video.read import read_frames
 
@@ -42,7 +42,7 @@ def main(out: str, frames: int = 36, width: int = 256, height: int = 144, at: in
         for way, name in WAYS.items():
             lr, tried = base.dream.learning_rate, []
             while True:
-                render = render_in_process(clip, d / "out.mp4", ways[way](lr)).output
+                render = engine_render(clip, d / "out.mp4", ways[way](lr), workers=1, ray="never").output
                 result = warping_error(clip, render)
                 strength = float(np.median(result.strength))
                 tried.append((lr, strength))

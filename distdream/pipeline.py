@@ -1,9 +1,8 @@
 """The per-chunk pipeline: decode a frame range → flow (ahead, in a thread) → dream → encode.
 
-A plain function with no Ray in it; the distributed engine (``distdream render``) runs it inside
-its workers, one chunk at a time, and :func:`render_in_process` runs it once over a whole video
-on this machine, without Ray (a supported API: tested, and what the coherence benchmark uses).
-Memory is bounded by a window, not by the range.
+A plain function with no Ray in it: the engine (``distdream render``) runs it for each chunk, in
+its Ray workers or on threads of the command's own process. Memory is bounded by a window, not
+by the range.
 
 Three stages overlap, each on its own thread: :class:`~distdream.reader.MotionReader` decodes
 frames and computes their flow at most ``lookahead`` frames ahead, this module carries the dream
@@ -16,7 +15,6 @@ are reported in :class:`ChunkStats`.
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -25,27 +23,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import storage
 from .config import RenderConfig
 from .dream import Dreamer, FrameDreamer, resize
 from .encode import Encoder, Span
-from .errors import VideoError
 from .flow import SCAN_SIDE, FrameMotion, MotionEstimator, shrink, warp
 from .images import array_to_tensor, load_image, tensor_to_frame
 from .reader import MotionReader
 from .sequence import Level, SequenceStep, ShotSettings, ShotState, dream_sequence
-from .video import VideoIndex, check_output_container, concat, is_pattern, probe, read_frames
-from .video.formats import resolve_output
+from .video import VideoIndex, is_pattern, read_frames
 
 __all__ = [
     "Carried",
     "ChunkStats",
-    "RenderResult",
     "DreamedFrames",
     "RangeResult",
     "dream_range",
     "dream_segment",
-    "render_in_process",
     "scan_cuts",
 ]
 
@@ -103,15 +96,6 @@ class Carried:
                     for k in ("residual", "generator", "level")
                 )
             )
-
-
-@dataclass(frozen=True)
-class RenderResult:
-    """What :func:`render_in_process` made."""
-
-    output: Path | str  # a str when it is an object-storage URI
-    frames: int
-    stats: ChunkStats
 
 
 def _mover(motion: FrameMotion, resampling: str) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -356,44 +340,6 @@ def dream_segment(
     return dream_range(
         index, start, end, [span], config, dreamer=dreamer, device=device, seed=seed, progress=progress
     ).stats
-
-
-def render_in_process(
-    input: str | os.PathLike[str],
-    output: str | os.PathLike[str],
-    config: RenderConfig | None = None,
-    *,
-    device: str | torch.device | None = None,
-    progress: Callable[[int], None] | None = None,
-    on_start: Callable[[VideoIndex], None] | None = None,
-) -> RenderResult:
-    """Render a whole video in this process as one chunk: dream, encode, join with audio.
-
-    Keeps the input's frame count, timestamps, size, rotation and audio. The output is written
-    to a temporary name and renamed, so a failure never leaves a partial file at ``output``.
-    """
-    config = (config or RenderConfig()).validate()
-    out = storage.check_writable(output, VideoError)
-    if config.dream.predefined_start is not None:
-        load_image(config.dream.predefined_start, what="predefined_start")  # fail before the work
-    index = probe(input, fps=config.fps)
-    index.working_colour.check(f"input {input}")
-    fmt = resolve_output(str(output), config.encoding, index)
-    config = replace(config, codec=fmt.codec)
-    if not is_pattern(output):
-        check_output_container(out, index, fmt)
-    dreamer = Dreamer(config.dream, device=device)
-    if on_start is not None:
-        on_start(index)
-    if is_pattern(output):  # numbered images, each written whole at its name: nothing to join
-        stats = dream_segment(index, 0, index.frame_count, str(output), config, dreamer=dreamer, progress=progress)
-        return RenderResult(str(output), index.frame_count, stats)
-    # the segment beside the output (one filesystem), or in local temp for a URI
-    with tempfile.TemporaryDirectory(prefix=".distdream-", dir=out.parent if isinstance(out, Path) else None) as tmp:
-        segment = Path(tmp) / f"00000{fmt.suffix}"
-        stats = dream_segment(index, 0, index.frame_count, segment, config, dreamer=dreamer, progress=progress)
-        concat([segment], out, index)
-    return RenderResult(out, index.frame_count, stats)
 
 
 def scan_cuts(

@@ -1,4 +1,4 @@
-"""The per-chunk pipeline and in-process render on real clips: exact timing/size/audio, cuts, quality."""
+"""The per-chunk pipeline on real clips, and whole renders in this process: exact timing/size/audio, cuts, quality."""
 
 from __future__ import annotations
 
@@ -12,16 +12,30 @@ import torch
 from distdream.config import DreamConfig, RenderConfig
 from distdream.dream import Dreamer
 from distdream.encode import Span
-from distdream.errors import InputError, VideoError
+from distdream.engine import JobResult
+from distdream.errors import InputError, OutputError, VideoError
 from distdream.images import array_to_tensor, save_image
 from distdream.metrics import warping_error
-from distdream.pipeline import Carried, dream_range, dream_segment, render_in_process, scan_cuts
+from distdream.pipeline import Carried, ChunkStats, dream_range, dream_segment, scan_cuts
 from distdream.samples import pan_frames, sample_photo, shot_frames, write_clip
 from distdream.sequence import HOLD_MAX_LIFT, Level, SequenceStep, ShotSettings, ShotState, dream_sequence, held
 from distdream.video import Encoding, probe, read_frames
+from tests.media import render_here
 
 FAST = DreamConfig(num_iterations=3, num_octaves=2, dream_layers=("_blocks.5",), jitter=4)
 CFG = RenderConfig(dream=FAST, crf=12, preset="veryfast")
+
+
+def stats_of(result: JobResult) -> ChunkStats:
+    (record,) = result.chunk_stats
+    return ChunkStats(**record)
+
+
+def dreamed(clip: Path, out: Path, config: RenderConfig) -> Path:
+    """``clip`` dreamed into one segment at ``out`` (the pipeline alone: no job around it)."""
+    index = probe(clip)
+    dream_segment(index, 0, index.frame_count, out, config)
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +150,7 @@ def test_carried_state_survives_its_bytes() -> None:
 
 
 def test_render_keeps_frames_timestamps_size_and_audio(clip: Path, tmp_path: Path) -> None:
-    result = render_in_process(clip, tmp_path / "out.mp4", CFG)
+    result = render_here(clip, tmp_path / "out.mp4", CFG)
     source, out = probe(clip), probe(result.output)
     assert out.frame_count == source.frame_count == result.frames == 12
     assert out.pts.tolist() == source.pts.tolist() and out.time_base == source.time_base
@@ -144,19 +158,19 @@ def test_render_keeps_frames_timestamps_size_and_audio(clip: Path, tmp_path: Pat
     assert [a.codec for a in out.audio] == ["aac"] and out.audio[0].duration == pytest.approx(source.audio[0].duration)
     frames_in, frames_out = list(read_frames(clip)), list(read_frames(result.output))
     assert np.abs(frames_out[5].astype(int) - frames_in[5]).mean() > 3  # it dreamed
-    assert result.stats.frames == 12 and result.stats.keyframes == 1
-    assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]  # no temp segment or file left
+    assert stats_of(result).frames == 12 and stats_of(result).keyframes == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]  # no temp segment, file or work directory left
 
 
 def test_render_keeps_variable_timestamps_and_handles_one_frame(tmp_path: Path) -> None:
     frames = list(pan_frames(7, 64, 48))
     pts = [0, 40, 120, 160, 200, 280, 300]
     vfr = write_clip(tmp_path / "vfr.mkv", frames, pts=pts, time_base=Fraction(1, 1000), audio=None)
-    out = render_in_process(vfr, tmp_path / "vfr_out.mkv", CFG).output
+    out = render_here(vfr, tmp_path / "vfr_out.mkv", CFG).output
     assert probe(out).pts.tolist() == probe(vfr).pts.tolist() == pts
     single = write_clip(tmp_path / "one.mp4", frames[:1], audio=None)
-    result = render_in_process(single, tmp_path / "one_out.mp4", CFG)
-    assert probe(result.output).frame_count == 1 and result.stats.keyframes == 1
+    result = render_here(single, tmp_path / "one_out.mp4", CFG)
+    assert probe(result.output).frame_count == 1 and stats_of(result).keyframes == 1
 
 
 def test_cut_scan_on_shrunk_frames_agrees_with_the_full_size_test(tmp_path: Path) -> None:
@@ -200,32 +214,33 @@ def test_predefined_start_of_another_size_is_resized(clip: Path, tmp_path: Path)
     cfg = RenderConfig(
         dream=DreamConfig(**{**FAST.to_dict(), "predefined_start": str(start)}), crf=12, preset="veryfast"
     )
-    out = render_in_process(clip, tmp_path / "out.mp4", cfg).output
+    out = render_here(clip, tmp_path / "out.mp4", cfg).output
     first_in, first_out = next(read_frames(clip)), next(read_frames(out))
     assert np.abs(first_out.astype(int) - first_in).mean() > 20  # it began from the coffee, not the frame
 
 
 def test_bad_inputs_leave_nothing_behind(clip: Path, tmp_path: Path) -> None:
     with pytest.raises(VideoError, match="does not exist"):
-        render_in_process(tmp_path / "missing.mp4", tmp_path / "o.mp4", CFG)
-    with pytest.raises(VideoError, match="does not exist"):
-        render_in_process(clip, tmp_path / "no" / "o.mp4", CFG)
+        render_here(tmp_path / "missing.mp4", tmp_path / "o.mp4", CFG)
+    with pytest.raises(OutputError, match="does not exist"):
+        render_here(clip, tmp_path / "no" / "o.mp4", CFG)
     cfg = RenderConfig(dream=DreamConfig(**{**FAST.to_dict(), "predefined_start": str(tmp_path / "nope.png")}))
     with pytest.raises(InputError, match="predefined_start"):
-        render_in_process(clip, tmp_path / "o.mp4", cfg)
+        render_here(clip, tmp_path / "o.mp4", cfg)
     # a file damaged in its second half fails mid-render, naming the frame, and leaves no output
+    # (only the work directory a resume would continue from)
     data = bytearray(clip.read_bytes())
     cut = int(len(data) * 0.6)
     data[cut : cut + 2000] = np.random.default_rng(1).integers(0, 256, 2000, dtype=np.uint8).tobytes()
     damaged = tmp_path / "damaged.mp4"
     damaged.write_bytes(bytes(data))
     with pytest.raises(VideoError, match=r"frame \d+"):
-        render_in_process(damaged, tmp_path / "o.mp4", CFG)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["damaged.mp4"]
+        render_here(damaged, tmp_path / "o.mp4", CFG)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".o.mp4.distdream", "damaged.mp4"]
 
 
 def test_stage_times_are_reported_and_the_encoder_runs_beside_the_dream(clip: Path, tmp_path: Path) -> None:
-    stats = render_in_process(clip, tmp_path / "out.mp4", CFG).stats
+    stats = stats_of(render_here(clip, tmp_path / "out.mp4", CFG))
     assert min(stats.decode_seconds, stats.flow_seconds, stats.encode_seconds, stats.frame_seconds) > 0
     # encoding happens on its own thread: the dreamer's share of waiting is small, and it is what
     # it waited for frames plus what it waited for the encoder, over the wall time
@@ -281,7 +296,7 @@ def test_the_temporal_term_steadies_a_render_and_the_held_level_keeps_its_streng
             config = RenderConfig(
                 dream=dream, temporal_weight=weight, keyframe_settle=0, crf=12, preset="veryfast", hold_level=hold
             )
-            out = render_in_process(clip, tmp_path / f"w{weight}{hold}.mp4", config).output
+            out = dreamed(clip, tmp_path / f"w{weight}{hold}.mp4", config)
             result = warping_error(clip, out)
             errors[hold, weight], strength[hold, weight] = result.mean, np.array(result.strength)
     assert errors[True, 0.3] < 0.9 * errors[True, 0.0], errors
@@ -300,7 +315,7 @@ def test_the_bicubic_carry_keeps_more_of_the_dream_s_detail(tmp_path: Path) -> N
     detail = {}
     for resampling in ("bilinear", "bicubic"):
         config = RenderConfig(dream=dream, carry_resampling=resampling, keyframe_settle=0, crf=12, preset="veryfast")
-        out = render_in_process(clip, tmp_path / f"{resampling}.mp4", config).output
+        out = dreamed(clip, tmp_path / f"{resampling}.mp4", config)
         detail[resampling] = np.array(warping_error(clip, out).detail)
     assert detail["bicubic"][0] == pytest.approx(detail["bilinear"][0], rel=0.02)  # the same keyframe
     assert np.median(detail["bicubic"][1:]) > 1.05 * np.median(detail["bilinear"][1:]), detail
@@ -330,7 +345,7 @@ def test_flow_carried_dream_is_steadier_than_independent_frames(tmp_path: Path) 
     }
     errors = {}
     for name, cfg in ways.items():
-        out = render_in_process(clip, tmp_path / f"{name}.mp4", cfg).output
+        out = dreamed(clip, tmp_path / f"{name}.mp4", cfg)
         errors[name] = warping_error(clip, out).mean
     assert errors["default"] < 0.7 * errors["independent"], errors
     assert errors["seed rule"] < errors["independent"], errors

@@ -30,11 +30,13 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from ..config import RenderConfig
+from ..engine import render
 from ..metrics import WarpingError, warping_error
 from ..samples import pan_frames, pan_zoom, sample_photo, write_clip
 
@@ -111,6 +113,11 @@ def coherence_ways(
     return ways
 
 
+def gpus(device: str | None) -> dict[str, float]:
+    """The job option that puts a one-worker render on ``device`` (None: the engine's choice)."""
+    return {} if device is None else {"gpus_per_worker": 0.0 if device == "cpu" else 1.0}
+
+
 def _steps_per_frame(config: RenderConfig, frames: int) -> float:
     octaves = config.dream.num_octaves
     keyframe = config.keyframe_steps + config.keyframe_settle * config.frame_steps
@@ -118,19 +125,18 @@ def _steps_per_frame(config: RenderConfig, frames: int) -> float:
 
 
 def _at_strength(
-    measure: Callable[[Callable[[float], RenderConfig], float], tuple[WarpingError, float]],
-    make: Callable[[float], RenderConfig],
+    measure: Callable[[float], tuple[WarpingError, float]],
     lr: float,
     target: float,
     tolerance: float,
     max_renders: int,
 ) -> tuple[float, list[tuple[float, float]], WarpingError, float]:
-    """Render one way, moving its learning rate until its median strength is within
+    """Render one way, moving its learning rate (or scale) until its median strength is within
     ``tolerance`` of ``target`` (NaN: the first render sets it) or ``max_renders`` were made.
     Returns the last rate, every ``(rate, strength)`` tried, and the last render's error and seconds."""
     tried: list[tuple[float, float]] = []
     while True:
-        result, seconds = measure(make, lr)
+        result, seconds = measure(lr)
         strength = float(np.median(result.strength))
         tried.append((lr, strength))
         if math.isnan(target) or abs(strength / target - 1) <= tolerance or len(tried) >= max_renders:
@@ -150,8 +156,6 @@ def bench_coherence(
     device: str | None = None,
 ) -> CoherenceBenchmark:
     """Render a ``frames``-long pan each way at the default's strength and measure E_warp."""
-    from ..pipeline import render_in_process
-
     base = (config or RenderConfig(crf=12)).validate()
     ways = coherence_ways(base, temporal_weights)
     rows: list[CoherenceRow] = []
@@ -161,34 +165,18 @@ def bench_coherence(
 
         def measure(make: Callable[[float], RenderConfig], lr: float) -> tuple[WarpingError, float]:
             t0 = time.perf_counter()
-            out = render_in_process(clip, d / "out.mp4", make(lr), device=device).output
+            out = render(clip, d / "out.mp4", make(lr), workers=1, ray="never", **gpus(device)).output
             return warping_error(clip, out), time.perf_counter() - t0
 
         floor = target = math.nan
         for way, make in ways.items():
             lr, tried, result, seconds = _at_strength(
-                measure, make, base.dream.learning_rate, target, tolerance, max_renders
+                partial(measure, make), base.dream.learning_rate, target, tolerance, max_renders
             )
-            strength = tried[-1][1]
             if way == "default":
-                target, floor = strength, result.input_mean
-            windows = result.strength_windows()
-            rows.append(
-                CoherenceRow(
-                    way=way,
-                    learning_rate=lr,
-                    strength=strength,
-                    warping_error=result.mean,
-                    l1=result.l1,
-                    detail=float(np.median(result.detail)),
-                    steps_per_frame=_steps_per_frame(make(lr), frames),
-                    windows=(min(windows), max(windows)),
-                    matched=way == "default" or abs(strength / target - 1) <= tolerance,
-                    renders=len(tried),
-                    seconds=seconds,
-                    strength_over_time=tuple(round(s, 2) for s in result.strength),
-                )
-            )
+                target, floor = tried[-1][1], result.input_mean
+            matched = abs(tried[-1][1] / target - 1) <= tolerance
+            rows.append(_row(way, lr, tried, result, _steps_per_frame(make(lr), frames), matched, seconds))
         painted, curve = _painted(base, clip, d, frames, width, height, target, tolerance, max_renders, device)
     rows.append(painted)
     rows = [replace(r, over_steady=_over(r, curve)) for r in rows]
@@ -235,31 +223,38 @@ def _painted(
         return warping_error(clip, out)
 
     curve = sorted((float(np.median(r.detail)), r.mean) for r in map(measure, PAINTED_SCALES))
-    scale, tried = 1.0, []
-    while True:
-        result = measure(scale)
-        strength = float(np.median(result.strength))
-        tried.append((scale, strength))
-        matched = abs(strength / target - 1) <= tolerance
-        if matched or len(tried) >= max(max_tries, 6):  # a try costs an encode, not a render
-            break
-        scale = _next_rate(tried, target)
+    # a try costs an encode, not a render
+    _, tried, result, _ = _at_strength(lambda x: (measure(x), 0.0), 1.0, target, tolerance, max(max_tries, 6))
+    steps = base.dream.num_octaves * base.keyframe_steps / frames  # one dream for the whole clip
+    matched = abs(tried[-1][1] / target - 1) <= tolerance
+    row = _row(PAINTED, base.dream.learning_rate, tried, result, steps, matched, time.perf_counter() - t0)
+    return row, tuple(curve)
+
+
+def _row(
+    way: str,
+    lr: float,
+    tried: list[tuple[float, float]],
+    result: WarpingError,
+    steps_per_frame: float,
+    matched: bool,
+    seconds: float,
+) -> CoherenceRow:
     windows = result.strength_windows()
-    row = CoherenceRow(
-        way=PAINTED,
-        learning_rate=base.dream.learning_rate,
-        strength=strength,
+    return CoherenceRow(
+        way=way,
+        learning_rate=lr,
+        strength=tried[-1][1],
         warping_error=result.mean,
         l1=result.l1,
         detail=float(np.median(result.detail)),
-        steps_per_frame=base.dream.num_octaves * base.keyframe_steps / frames,  # one dream for the whole clip
+        steps_per_frame=steps_per_frame,
         windows=(min(windows), max(windows)),
         matched=matched,
         renders=len(tried),
-        seconds=time.perf_counter() - t0,
+        seconds=seconds,
         strength_over_time=tuple(round(s, 2) for s in result.strength),
     )
-    return row, tuple(curve)
 
 
 def _over(row: CoherenceRow, curve: Sequence[tuple[float, float]]) -> float | None:

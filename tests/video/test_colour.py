@@ -11,10 +11,10 @@ import pytest
 
 from distdream.config import DreamConfig, RenderConfig
 from distdream.errors import VideoError
-from distdream.pipeline import render_in_process
 from distdream.samples import pan_frames, write_clip
 from distdream.video import Colour, SegmentWriter, format_for, output_format, probe, read_frames
 from distdream.video.colour import _dtype, _plane, frame_to_rgb, rgb_to_frame
+from tests.media import render_here
 
 BT601_TV = Colour("smpte170m", "smpte170m", "smpte170m", "tv")
 BT709_PC = Colour("bt709", "bt709", "bt709", "pc")
@@ -70,7 +70,7 @@ def test_a_zero_dream_render_returns_its_input(
         tmp_path / "in.mkv", pan_frames(5, 96, 64), codec="ffv1", pix_fmt=pix_fmt, colour=colour, audio=None
     )
     config = RenderConfig(dream=DreamConfig(num_iterations=0), codec=codec, crf=crf)
-    out = render_in_process(clip, tmp_path / "out.mkv", config).output
+    out = render_here(clip, tmp_path / "out.mkv", config).output
     got, want = probe(out), probe(clip)
     assert (got.colour.primaries, got.colour.transfer, got.colour.matrix) == (
         colour.primaries,
@@ -102,7 +102,7 @@ def test_hdr_transfer_is_carried_through(tmp_path: Path) -> None:
     clip = write_clip(
         tmp_path / "hlg.mkv", pan_frames(3, 64, 48), codec="ffv1", pix_fmt="yuv420p10le", colour=hlg, audio=None
     )
-    out = render_in_process(clip, tmp_path / "out.mp4", PASS).output
+    out = render_here(clip, tmp_path / "out.mp4", PASS).output
     got = probe(out)
     assert got.colour == hlg and got.pix_fmt == "yuv420p10le"
 
@@ -120,14 +120,14 @@ def test_a_codec_or_pixel_format_the_build_lacks_is_refused_with_what_it_has(tmp
 @pytest.mark.parametrize("suffix", [".mov", ".mkv"])
 def test_prores_4444_stays_4444_after_the_join(tmp_path: Path, suffix: str) -> None:
     clip = write_clip(tmp_path / "in.mkv", pan_frames(3, 64, 48), codec="ffv1", pix_fmt="yuv444p", audio=None)
-    out = render_in_process(
+    out = render_here(
         clip, tmp_path / f"out{suffix}", RenderConfig(dream=DreamConfig(num_iterations=0), codec="prores")
     ).output
     with av.open(str(out)) as container:
         context = container.streams.video[0].codec_context
         assert context.codec_tag == "ap4h" and context.profile == "4444"  # not relabelled 422 HQ by the remux
     with pytest.raises(VideoError, match=r"not a container that takes ProRes video .*use \.mov or \.mkv"):
-        render_in_process(clip, tmp_path / "out.mp4", RenderConfig(codec="prores"))
+        render_here(clip, tmp_path / "out.mp4", RenderConfig(codec="prores"))
 
 
 def test_a_matrix_that_cannot_be_inverted_is_refused_before_any_work(tmp_path: Path) -> None:
@@ -135,5 +135,5 @@ def test_a_matrix_that_cannot_be_inverted_is_refused_before_any_work(tmp_path: P
     clip = write_clip(tmp_path / "in.mkv", pan_frames(2, 64, 48), codec="ffv1", colour=ycgco, audio=None)
     assert probe(clip).colour.matrix == "ycgco"  # probing still reports it
     with pytest.raises(VideoError, match="ycgco colour matrix, which distdream cannot convert; convert it"):
-        render_in_process(clip, tmp_path / "out.mp4", PASS)
+        render_here(clip, tmp_path / "out.mp4", PASS)
     assert not (tmp_path / "out.mp4").exists()

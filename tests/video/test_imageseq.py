@@ -17,9 +17,9 @@ from distdream.config import DreamConfig, RenderConfig
 from distdream.engine import render
 from distdream.engine.faults import Fault
 from distdream.errors import ChunkFailed, OutputError, VideoError
-from distdream.pipeline import render_in_process
 from distdream.samples import pan_frames
 from distdream.video import frame_file, probe, read_frames
+from tests.media import render_here
 
 CFG = RenderConfig(
     dream=DreamConfig(num_iterations=2, num_octaves=2, dream_layers=("_blocks.5",), jitter=4),
@@ -113,12 +113,12 @@ def test_16_bit_frames_keep_16_bits_through_the_dream(capsys, tmp_path: Path) ->
     pattern = write_pngs(tmp_path / "in", deep(list(pan_frames(4, 64, 48))))
     out = tmp_path / "out"
     out.mkdir()
-    undreamed = render_in_process(
+    undreamed = render_here(
         pattern, str(out / "same.%05d.png"), RenderConfig(dream=DreamConfig(num_iterations=0), fps="25")
     ).output
     for n in range(1, 5):  # numbered as the input: file n is frame n, exactly its 16-bit values
         assert np.array_equal(read16(frame_file(undreamed, n)), read16(frame_file(pattern, n)))
-    dreamed = render_in_process(pattern, str(out / "dream.%05d.tif"), CFG).output
+    dreamed = render_here(pattern, str(out / "dream.%05d.tif"), CFG).output
     got, given = read16(frame_file(dreamed, 3)), read16(frame_file(pattern, 3))
     assert got.dtype == np.uint16 and np.abs(got.astype(int) - given).mean() > 257  # dreamed, visibly
     assert (got % 257 != 0).mean() > 0.9  # not 8-bit values scaled up
@@ -203,9 +203,9 @@ def test_the_cli_reads_sequences_and_refuses_what_does_not_fit(capsys, tmp_path:
 def test_output_errors_are_typed(tmp_path: Path) -> None:
     pattern = write_pngs(tmp_path / "in", list(pan_frames(2, 48, 32)))
     with pytest.raises(VideoError, match="--codec h264 does not apply"):
-        render_in_process(pattern, str(tmp_path / "x.%03d.png"), RenderConfig(fps="25", codec="h264"))
+        render_here(pattern, str(tmp_path / "x.%03d.png"), RenderConfig(fps="25", codec="h264"))
     with pytest.raises((OutputError, VideoError)):
-        render_in_process(pattern, str(tmp_path / "x.%03d.exr"), RenderConfig(fps="25"))
+        render_here(pattern, str(tmp_path / "x.%03d.exr"), RenderConfig(fps="25"))
 
 
 def test_temporary_files_of_killed_writers_are_swept_and_nothing_else(tmp_path: Path) -> None:
