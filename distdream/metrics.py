@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .chroma import chroma
 from .config import FlowConfig
 from .errors import VideoError
 from .flow import MotionEstimator, warp
@@ -113,10 +114,6 @@ def dream_detail(frame_in: np.ndarray, frame_out: np.ndarray) -> float:
 
     residual = frame_out.astype(np.float32) - frame_in.astype(np.float32)
     return float(np.abs(cv2.Laplacian(residual, cv2.CV_32F)).mean())
-
-
-def _chroma(rgb: np.ndarray) -> float:
-    return float((rgb.max(axis=-1).astype(np.int16) - rgb.min(axis=-1)).mean())
 
 
 def _ratio(a: float, b: float) -> float:
@@ -222,7 +219,7 @@ def _levels(frame_in: np.ndarray, frame_out: np.ndarray) -> tuple[float, float, 
     return (
         float(np.abs(frame_out.astype(np.int16) - frame_in.astype(np.int16)).mean()),
         _ratio(frame_out.mean(), frame_in.mean()),
-        _ratio(_chroma(frame_out), _chroma(frame_in)),
+        _ratio(chroma(frame_out, -1), chroma(frame_in, -1)),
         dream_detail(frame_in, frame_out),
     )
 

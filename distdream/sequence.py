@@ -16,6 +16,7 @@ from functools import partial
 
 import torch
 
+from .chroma import chroma
 from .dream import Anchor, Dreamer
 
 __all__ = [
@@ -78,13 +79,6 @@ def settle_keep(residual: torch.Tensor, following: SequenceStep | None, decay: f
 HOLD_MAX_LIFT = 1.25  # the most a held frame's residual is scaled up in one frame
 
 
-def _chroma(rgb: torch.Tensor) -> float:
-    """Mean max − min over the channels of an image (1, 3, H, W): how colourful it is. The same
-    measure as the saturation of :mod:`distdream.metrics` (there on decoded uint8 frames), so the
-    held level holds what the drift figure reports."""
-    return float((rgb.amax(dim=1) - rgb.amin(dim=1)).mean())
-
-
 @dataclass(frozen=True)
 class Level:
     """What a held shot keeps of its keyframe's dream: the residual's mean colour (its cast, one
@@ -101,7 +95,7 @@ class Level:
         return cls(
             (float(cast[0]), float(cast[1]), float(cast[2])),
             float(residual.abs().mean()),
-            _chroma((frame + residual).clamp(0.0, 1.0)) - _chroma(frame),
+            chroma((frame + residual).clamp(0.0, 1.0), 1) - chroma(frame, 1),
         )
 
     def to_tensor(self) -> torch.Tensor:
@@ -139,8 +133,8 @@ def held(frame: torch.Tensor, residual: torch.Tensor, level: Level) -> tuple[tor
         return in_range(frame, frame + cast + grey + gain * colour)
 
     gain = 1.0
-    base = _chroma(frame)
-    at_1, at_2 = _chroma(dream(1.0)) - base, _chroma(dream(1.25)) - base
+    base = chroma(frame, 1)
+    at_1, at_2 = chroma(dream(1.0), 1) - base, chroma(dream(1.25), 1) - base
     if at_2 > at_1:  # the clamped colour grows about linearly with the gain
         gain = 1.0 + 0.25 * (level.colour - at_1) / (at_2 - at_1)
         gain = min(max(gain, 1 / HOLD_MAX_LIFT), HOLD_MAX_LIFT / max(lift, 1.0))  # the lift stays bounded

@@ -129,3 +129,19 @@ def test_detail_sees_a_smoothed_dream() -> None:
     soft = np.clip(frame + cv2.GaussianBlur(noise, (0, 0), 2.0), 0, 255).astype(np.uint8)
     assert dream_detail(frame, frame) == 0.0
     assert dream_detail(frame, soft) < 0.3 * dream_detail(frame, sharp)
+
+
+def test_the_drift_figure_and_the_held_level_measure_chroma_alike() -> None:
+    """Decoded frames (uint8, channels last) and dreamed tensors ((1, 3, H, W) in [0, 1]) get one
+    measure: the held level holds what the saturation figure reports."""
+    import torch
+
+    from distdream.chroma import chroma
+    from distdream.images import array_to_tensor
+    from distdream.samples import sample_photo
+
+    photo = sample_photo("coffee")[:64, :96]
+    assert chroma(photo, -1) == pytest.approx(255 * chroma(array_to_tensor(photo), 1), rel=1e-5)
+    assert chroma(np.full((4, 4, 3), 200, np.uint8), -1) == 0.0
+    assert chroma(np.array([[[0, 255, 10]]], np.uint8), -1) == 255.0  # no uint8 wrap-around
+    assert chroma(torch.tensor([[[[0.0]], [[1.0]], [[0.5]]]]), 1) == 1.0
