@@ -32,9 +32,8 @@ from .errors import ConfigError
 __all__ = ["DEFAULT_OVERLAP", "SEAMS", "Chunk", "parallelism", "plan_chunks", "resolve_overlap"]
 
 SEAMS = ("auto", "handoff", "crossfade")
-# A crossfade turns one dream into another by 1/(overlap + 1) of their difference a frame. At 8
-# frames that raised the warping error in the window 1.12× over the same frames rendered as one
-# chunk, at 16 1.02× (a 96-frame 160×90 pan, one seam): 16 is the shortest window that does not show.
+# A crossfade turns one dream into another by 1/(overlap + 1) of their difference a frame: 16 is
+# the shortest window whose warping error matches one chunk's (docs/benchmarks/cpu.md).
 DEFAULT_OVERLAP = 16
 
 

@@ -10,19 +10,17 @@ None of this changes *what* is dreamed, only how fast and with how much rounding
   when the gradient overflows, doubled after a run of good steps). The scale cancels exactly: the
   step divides the gradient by its own mean magnitude anyway. bf16 has fp32's exponent range and
   needs no scaling.
-- **channels-last** (NHWC) lets oneDNN use its fastest kernels on CPU: a dream step of
-  EfficientNet-Lite0 measured 1.2–1.4× faster on this project's CPU machines (1 and 2 threads,
-  160×90 to 640×360, batch 1 and 4). On CUDA it is off by default: on an H200 (torch 2.11,
-  cuDNN 9) NHWC batches of 2–8 frames ran 3–5× *slower* than NCHW at every precision.
+- **channels-last** (NHWC) lets oneDNN use its fastest kernels on CPU, where it is on. On CUDA it
+  is off by default: cuDNN's NHWC depthwise kernels make batches several times *slower* than
+  NCHW at every precision (figures for both: docs/benchmarks/gpu.md).
 - **compile**: ``torch.compile`` of the extractor; if compiling fails (no C++ compiler, an
   unsupported op), the engine says so once and runs eager from then on. Experimental on CUDA:
-  on the H200 the first compiled frames at 1280×720 took over two minutes, and one run aborted
-  the process inside torch (a C++ error no fallback can catch).
+  slow to compile there, and it has aborted the process inside torch with lanes (a C++ error no
+  fallback can catch; docs/benchmarks/gpu.md).
 
-``auto`` precision is fp32 on every device. Measured on the H200 at 1280×720, autocast was not
-worth its rounding for this network: bf16 ran 0.95×, 0.99× and 1.08× fp32's frames/s at 1, 4 and
-8 lanes, fp16 collapsed at 2 or more lanes (0.3–0.4×), and bf16's image gradient points
-elsewhere (cosine 0.74 against fp32's). A dream step of a depthwise-separable network is bound by
+``auto`` precision is fp32 on every device: on the GPU measured, autocast was not worth its
+rounding for this network (bf16 about as fast, fp16 far slower with lanes, and bf16's image
+gradient points elsewhere; docs/benchmarks/gpu.md). A dream step of a depthwise-separable network is bound by
 kernel launches and memory traffic, which reduced precision does not shorten much. bf16 and fp16
 stay available (they halve the memory per lane).
 

@@ -313,10 +313,9 @@ class RenderConfig:
         help="Share of the previous dream carried into the next frame (0 = independent frames).",
     )
     # carried-frame updates applied to a keyframe in place, keeping what the shot's motion carries
-    # (sequence.settle_keep), so a shot starts at the strength its carried frames settle at. Measured
-    # (64×48 still shot; 96×64 pan): first frame 26 / 32 / 38 levels against a steady ~40 on the
-    # still shot, first 10 pan frames at 0.80 / 0.90 / 0.94 of the median, with 0 / 6 / 10;
-    # costs about as much as this many carried frames per keyframe
+    # (sequence.settle_keep), so a shot starts at the strength its carried frames settle at; costs
+    # about as much as this many carried frames per keyframe (docs/benchmarks/cpu.md, "Measurements
+    # behind the defaults")
     keyframe_settle: int = setting(
         10,
         rule=integer(low=0, high=50),

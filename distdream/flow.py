@@ -29,9 +29,8 @@ __all__ = [
 ]
 
 # The cut scan runs the motion test on frames shrunk to this long side. A cut is an event of the
-# whole frame, and the test's figures barely move with size: on the sample shots at 1280×720, ≤ 3 %
-# of pixels are consistent across a cut and ≥ 91 % within a shot, at full size and at 256 px alike,
-# and the shrunk test costs 14 ms a frame instead of 141 ms (and 234 ms before the planes below).
+# whole frame, and the test's figures barely move with size, at a tenth of the cost
+# (docs/benchmarks/cpu.md, "Measurements behind the defaults").
 SCAN_SIDE = 256
 
 _DIS_PRESETS = {
@@ -198,8 +197,7 @@ class MotionEstimator:
         else:
             photometric = 1.0
         # A cut: most of the frame has no consistent match in the previous one, or what matched
-        # does not look alike. Measured on a pan over a photo: ≥ 71 % consistent and ≤ 0.01 error
-        # between frames (DIS and Farneback); across a cut: ≤ 30 % consistent or ≥ 0.15 error.
+        # does not look alike (the thresholds' margins: docs/benchmarks/cpu.md).
         cut = consistent < self.config.cut_min_consistent or photometric > self.config.cut_max_error
         # Soften the mask's edges so the carried dream fades in over a few pixels, not a hard seam.
         soft = cv2.GaussianBlur(mask, (0, 0), sigmaX=1.5) * mask

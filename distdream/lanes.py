@@ -82,8 +82,8 @@ class LaneBatcher:
 
         Build it there on multi-threaded CPU workers: libgomp (PyTorch's OpenMP) slows every
         parallel region about threefold once two threads have each run one, because their
-        worker pools together outnumber the cores and it stops spinning; measured 29 ms
-        against 11 ms per step at 128×72. With the model built on the thread that dreams, only
+        worker pools together outnumber the cores and it stops spinning (docs/benchmarks/cpu.md).
+        With the model built on the thread that dreams, only
         one pool exists.
         """
         self._cond = threading.Condition()

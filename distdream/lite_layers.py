@@ -103,7 +103,7 @@ def fuse_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
 def _unpadded(module: nn.Module) -> nn.Module:
     """A copy of ``module``; a stride-1 "SAME" convolution becomes a plain one with symmetric
     padding (an odd kernel pads (k − 1) / 2 on each side at any size): the same sums, without a
-    padded copy of the input per call (7 % of a step at 96×64)."""
+    padded copy of the input per call (its share of a step: docs/startup.md)."""
     if isinstance(module, SamePadConv2d) and module.stride == (1, 1) and all(k % 2 for k in module.kernel_size):
         plain = nn.Conv2d(
             module.in_channels,

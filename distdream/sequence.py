@@ -61,9 +61,9 @@ def settle_keep(residual: torch.Tensor, following: SequenceStep | None, decay: f
 
     The decay is left out on purpose. Carried frames approach their steady strength in two
     phases, a fast one (about ``1 / (1 − decay)`` frames) and a slow creep as the patterns grow
-    into themselves (over 100 frames on a still shot: 26 → 37 levels in 50 frames, 41 by frame
-    200, measured at 64×48). A handful of settle steps at ``decay`` reaches only the fast phase;
-    keeping the whole residual reaches about the steady level in the same steps. Where motion
+    into themselves (over 100 frames on a still shot; docs/benchmarks/cpu.md). A handful of
+    settle steps at ``decay`` reaches only the fast phase; keeping the whole residual reaches
+    about the steady level in the same steps. Where motion
     loses part of the dream each frame the steady level is lower, and so is ``keep``. Without a
     following carried frame (a one-frame shot, a cut next) it is ``decay``.
     """
@@ -115,9 +115,8 @@ def held(frame: torch.Tensor, residual: torch.Tensor, level: Level) -> tuple[tor
     at most :data:`HOLD_MAX_LIFT`); then its colour part (what differs between the channels) is
     scaled so that, after clamping to the valid range, the dream adds as much chroma to the frame
     as the level says (one secant step), and the strength is set once more. Holding the strength
-    alone left a long still shot 4 % greyer after 200 frames (the dream's colours arrange
-    themselves so that less of them shows); holding the residual's own colour magnitude still
-    left 2–4 %.
+    alone, or the residual's own colour magnitude, left a long still shot greyer (the dream's
+    colours arrange themselves so that less of them shows; docs/benchmarks/cpu.md).
     """
     cast = torch.tensor(level.cast, dtype=residual.dtype).view(1, 3, 1, 1)
     rest = residual - residual.mean(dim=(2, 3), keepdim=True)

@@ -56,15 +56,13 @@ def size_workers(options: JobOptions, cpus: float, gpus: float) -> Sizing:
     return Sizing(workers, cpus_per, 0.0, threads, "cpu", options.lanes or CPU_LANES)
 
 
-# Below this many pixels a frame's dream step is too small to share: one torch thread beats two
-# (96×64: 12.0 against 17.6 ms a step on 2 cores), and decode, flow and encode use the other
-# cores; above it the threads pay (240×135: 1.5×, 640×360: 1.85×). See docs, "Start-up".
+# Below this many pixels a frame's dream step is too small to share: one torch thread beats two,
+# and decode, flow and encode use the other cores; above it the threads pay (docs/startup.md).
 SHARED_STEP_PIXELS = 256 * 144
 
 # The most CPU workers a job on this machine runs as threads of its own process rather than as Ray
-# processes. A thread holds the GIL for a share of its dream step (19 % at 96×64, 9 % at 256×144,
-# less on larger frames); at 4 threads on the smallest frames that is most of one GIL. See docs,
-# "Start-up".
+# processes. A thread holds the GIL for a share of its dream step, largest on the smallest frames;
+# at 4 threads on those that is most of one GIL (docs/startup.md).
 THREAD_WORKERS = 4
 
 

@@ -34,8 +34,8 @@ def crossfade_weights(n: int) -> np.ndarray:
 def mix_residuals(source: np.ndarray, a: np.ndarray, b: np.ndarray, w: float) -> np.ndarray:
     """One window frame: the two dreams' residuals blended with weight ``w`` toward ``b``, at strength.
 
-    A plain blend of two different dreams is weaker than either (their patterns partly cancel:
-    about 13 % at the window's middle, measured). So the blended residual is rescaled to the
+    A plain blend of two different dreams is weaker than either (their patterns partly cancel;
+    docs/benchmarks/cpu.md says how much). So the blended residual is rescaled to the
     interpolated strength of the two, ``(1 − w)·|a − source| + w·|b − source|``, and added to the
     source frame.
     """
