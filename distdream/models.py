@@ -18,13 +18,22 @@ from torch import nn
 
 from .efficientnet_lite import EfficientNetLite0, bundled_weights_path
 from .errors import ModelError
-from .netbase import DEFAULT_MODEL, LayerInfo, LoadedModel, Preprocess, load_state_dict_file, looks_like_path
+from .netbase import (
+    DEFAULT_MODEL,
+    LayerInfo,
+    LoadedModel,
+    Preprocess,
+    Weights,
+    load_state_dict_file,
+    looks_like_path,
+)
 
 __all__ = [
     "DEFAULT_MODEL",
     "LayerInfo",
     "LoadedModel",
     "Preprocess",
+    "Weights",
     "available_models",
     "load_state_dict_file",
     "looks_like_path",
@@ -36,16 +45,16 @@ __all__ = [
 # EfficientNet-Lite0: the bundled offline default
 
 
-def _build_efficientnet_lite0(weights: str | None) -> tuple[nn.Module, Preprocess, str | None]:
+def _build_efficientnet_lite0(weights: str | None) -> tuple[nn.Module, Preprocess, Weights | None]:
     module = EfficientNetLite0()
     if weights is None:
         label = None
     elif looks_like_path(weights):
         load_state_dict_file(module, weights)
-        label = str(weights)
+        label = Weights(str(weights), str(weights))
     elif weights.upper() in {"DEFAULT", "IMAGENET1K", "IMAGENET"}:
         load_state_dict_file(module, bundled_weights_path())
-        label = "IMAGENET1K (bundled)"
+        label = Weights("IMAGENET1K (bundled)", str(bundled_weights_path()))
     else:
         raise ModelError(
             f"unknown weights {weights!r} for efficientnet_lite0: use DEFAULT (the bundled ImageNet "

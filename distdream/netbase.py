@@ -60,6 +60,16 @@ class Preprocess:
 
 
 @dataclass(frozen=True)
+class Weights:
+    """Which weights a model loaded, as torchvision's weights enums name them: a ``name`` to show
+    (``IMAGENET1K (bundled)``, ``GoogLeNet_Weights.IMAGENET1K_V1``, a file's path) and the
+    ``file`` they came from where there is one on this machine (a job's plan fingerprints it)."""
+
+    name: str
+    file: str | None = None
+
+
+@dataclass(frozen=True)
 class LoadedModel:
     """A classifier in eval mode with frozen parameters, plus what the dream needs to know of it."""
 
@@ -67,7 +77,7 @@ class LoadedModel:
     module: nn.Module
     preprocess: Preprocess
     default_layers: tuple[str, ...]
-    weights: str | None = None
+    weights: Weights | None = None  # None: random
 
 
 @dataclass(frozen=True)

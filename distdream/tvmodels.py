@@ -21,7 +21,7 @@ from torch import nn
 
 from .errors import ModelError
 from .fxlayers import fx_layer_infos
-from .netbase import DEFAULT_MODEL, Preprocess, load_state_dict_file, looks_like_path
+from .netbase import DEFAULT_MODEL, Preprocess, Weights, load_state_dict_file, looks_like_path
 
 __all__ = ["build", "cached_weights_path", "torchvision_names", "weights_cached"]
 
@@ -46,8 +46,8 @@ def torchvision_names() -> tuple[str, ...]:
     return tuple(sorted(torchvision.models.list_models(module=torchvision.models)))
 
 
-def build(name: str, weights: str | None) -> tuple[nn.Module, Preprocess, str | None, tuple[str, ...]]:
-    """(module, preprocess, weights label, default layers) of torchvision model ``name``."""
+def build(name: str, weights: str | None) -> tuple[nn.Module, Preprocess, Weights | None, tuple[str, ...]]:
+    """(module, preprocess, weights, default layers) of torchvision model ``name``."""
     if weights is None:
         module, preprocess, label = _random_torchvision(name), Preprocess(), None
     elif looks_like_path(weights):
@@ -57,7 +57,7 @@ def build(name: str, weights: str | None) -> tuple[nn.Module, Preprocess, str | 
             # googlenet/inception_v3 ImageNet checkpoints expect their own input re-scaling,
             # which torchvision switches on only when it loads the weights itself.
             module.transform_input = True
-        preprocess, label = Preprocess(), str(weights)
+        preprocess, label = Preprocess(), Weights(str(weights), str(weights))
     else:
         enum = _weights_enum(name, weights)
         preprocess = Preprocess(
@@ -73,7 +73,7 @@ def build(name: str, weights: str | None) -> tuple[nn.Module, Preprocess, str | 
                 f"({exc.__class__.__name__}: {exc}), and {cache} does not exist. Offline? Pass a local "
                 f"state-dict file with --weights PATH, or use the bundled model --model {DEFAULT_MODEL}"
             ) from exc
-        label = str(enum)
+        label = Weights(str(enum))  # in torch's cache, under a name torchvision chooses
     module.eval()
     module.requires_grad_(False)  # the dream differentiates w.r.t. the image only
     return module, preprocess, label, _CLASSIC_LAYERS.get(name) or _mid_layer(name, module)

@@ -15,6 +15,7 @@ from distdream.layers import feature_extractor, list_layers, resolve_layers
 from distdream.models import (
     DEFAULT_MODEL,
     LoadedModel,
+    Weights,
     available_models,
     load_model,
     weights_cached,
@@ -49,7 +50,9 @@ def test_weights_from_a_local_state_dict_file(tmp_path: Path) -> None:
     torch.save(source.module.state_dict(), path)
     loaded = load_model("resnet18", weights=str(path))
     assert torch.equal(loaded.module.fc.weight, source.module.fc.weight)
-    assert loaded.weights == str(path)
+    assert loaded.weights == Weights(str(path), str(path)) and source.weights is None
+    bundled = load_model().weights  # the offline default names its file, so a job's plan can fingerprint it
+    assert bundled is not None and bundled.name == "IMAGENET1K (bundled)" and Path(bundled.file).is_file()
 
 
 def test_bad_weights_files(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ from ..chunking import Chunk
 from ..compute import resolve_compute
 from ..config import JobOptions, RenderConfig
 from ..errors import ConfigError, JobError, OutputError, VideoError
-from ..models import LoadedModel
+from ..models import LoadedModel, Weights
 from ..video import (
     Format,
     VideoIndex,
@@ -59,7 +59,7 @@ class Checked:
     output: Path | str
     workdir: Path | str
     owned_workdir: bool  # the default work directory, removed after success
-    weights: str | None  # what the weights resolved to (a label, a file path, or None for random)
+    weights: Weights | None  # what the weights resolved to (None: random)
     model: LoadedModel | None = None  # the network as checked, for a worker in this process to reuse
 
 
@@ -225,7 +225,6 @@ def plan_record(input: str, checked: Checked, config: RenderConfig, device: str,
     import torch
 
     from .. import __version__
-    from ..efficientnet_lite import bundled_weights_path
 
     settings = config.to_dict() | {"output_format": describe(format_for(config.encoding, checked.index))}
     dream = settings["dream"]
@@ -235,9 +234,8 @@ def plan_record(input: str, checked: Checked, config: RenderConfig, device: str,
         dream.pop(speed_only, None)
     dream["precision"] = resolve_compute(config.dream, torch.device(device)).precision  # as it runs
     weights = checked.weights
-    if weights == "IMAGENET1K (bundled)":
-        weights = bundled_weights_path()
-    dream["weights"] = {"given": config.dream.weights, "resolved": _file_record(weights)}
+    resolved = None if weights is None else _file_record(weights.file) if weights.file else weights.name
+    dream["weights"] = {"given": config.dream.weights, "resolved": resolved}
     dream["predefined_start"] = _file_record(config.dream.predefined_start)
     index = checked.index
     identity = input_identity(input, index) | {
