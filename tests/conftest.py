@@ -1,10 +1,11 @@
-"""Shared fixtures: real photos from scikit-image, the bundled model loaded once per session, a
-local Ray instance per module, an S3-compatible server on loopback."""
+"""Shared fixtures: real photos from scikit-image, the bundled model loaded once per session, one
+local Ray instance shared by the session's Ray tests (run last), an S3-compatible server on loopback."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Iterator
 
 import numpy as np
@@ -15,10 +16,16 @@ from distdream.models import LoadedModel, load_model
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test that uses the module's Ray instance is a ``ray`` test (the others mark themselves)."""
+    """Every test that uses the shared Ray instance is a ``ray`` test (the others mark themselves),
+    and the ``ray`` tests run last, those with a cluster of their own (``own_ray``) at the very end:
+    the tests before them run without Ray in this process, as a user's renders do, and the shared
+    instance starts once (a module with its own cluster shuts it down)."""
     for item in items:
         if "local_ray" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.ray)
+    items.sort(
+        key=lambda item: (item.get_closest_marker("ray") is not None, item.get_closest_marker("own_ray") is not None)
+    )
 
 
 @pytest.fixture(scope="session")
@@ -39,18 +46,34 @@ def small_photo() -> np.ndarray:
     return np.ascontiguousarray(data.astronaut()[100:292:2, 100:356:2])
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    """A Ray instance of this module's own, even if another cluster runs on the machine.
+@pytest.fixture(scope="session")
+def _shared_ray() -> Iterator[None]:
+    """Shuts the shared Ray instance down after the last test."""
+    yield
+    ray = sys.modules.get("ray")
+    if ray is not None:
+        ray.shutdown()
 
-    ``address="local"`` starts a new instance rather than joining one that happens to run
-    (joining would refuse ``num_cpus``). Modules use it with ``pytestmark``.
+
+@pytest.fixture(scope="module")
+def local_ray(_shared_ray: None) -> None:
+    """A local Ray instance shared by the session's modules, started on first use (and again after
+    a module with a cluster of its own shut it down). ``address="local"`` starts an instance of
+    the tests' own rather than joining one that happens to run on the machine (joining would
+    refuse ``num_cpus``). Modules use it with ``pytestmark``.
     """
     import ray
 
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
+    if not ray.is_initialized():
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+
+
+def own_ray() -> None:
+    """Before a module starts a cluster of its own: the shared instance goes (``local_ray`` starts
+    it again for the next module that uses it)."""
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
 
 
 def free_port() -> int:

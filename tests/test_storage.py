@@ -17,10 +17,10 @@ from distdream.engine.workdir import workdir_lease
 from distdream.errors import ChunkFailed, JobError, OutputError, VideoError
 from distdream.samples import pan_frames, write_clip
 from distdream.video import probe, read_frames
-from tests.conftest import s3_server
+from tests.conftest import own_ray, s3_server
 from tests.engine.test_job import CFG
 
-pytestmark = pytest.mark.ray  # Ray workers that see the S3 server's address (the s3 fixture starts Ray)
+pytestmark = [pytest.mark.ray, pytest.mark.own_ray]  # Ray workers that see the S3 server's address
 
 JOB = dict(chunk_frames=8, overlap=2, workers=2, scan_cuts=False, seams="crossfade")
 
@@ -28,6 +28,7 @@ JOB = dict(chunk_frames=8, overlap=2, workers=2, scan_cuts=False, seams="crossfa
 @pytest.fixture(scope="module")
 def s3():
     """A moto S3 server on 127.0.0.1 with a bucket, and Ray workers that see its address."""
+    own_ray()
     with s3_server("films") as bucket:
         ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)  # workers inherit its env
         yield bucket

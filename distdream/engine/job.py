@@ -22,7 +22,7 @@ from typing import Any
 from .. import storage
 from ..chunking import Chunk, plan_chunks
 from ..config import JobOptions, RenderConfig
-from ..errors import JobCancelled, JobError
+from ..errors import ConfigError, JobCancelled, JobError
 from ..pipeline import scan_cuts
 from ..video import VideoIndex, frame_file
 from ..video.imageseq import sweep_temps
@@ -142,6 +142,8 @@ class Job:
     ) -> None:
         self.input, self.output = input, output
         self.faults = checked_faults(faults)  # a testing aid (engine.faults): such a job runs on Ray
+        if self.faults and options.ray == "never":
+            raise ConfigError("faults are injected into Ray workers; a job with ray='never' cannot take them")
         self._on_phase = on_phase
         self._phase = Phase("starting")
         self._loop: Schedule | None = None

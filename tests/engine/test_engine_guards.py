@@ -32,7 +32,8 @@ CFG = RenderConfig(
     preset="ultrafast",
     keyframe_settle=0,
 )  # engine mechanics: the lightest dream
-JOB = dict(chunk_frames=6, overlap=2, workers=2, scan_cuts=False, seams="crossfade")
+# in this process, as threads: the guards are the job's, wherever it runs (a job with faults runs on Ray)
+JOB = dict(chunk_frames=6, overlap=2, workers=2, scan_cuts=False, seams="crossfade", ray="never")
 FLAGS = ["--num-iterations", "1", "--num-octaves", "1", "--dream-layers", "_blocks.3", "-q"]
 
 
@@ -139,7 +140,7 @@ def test_a_worker_that_cannot_start_fails_the_job_with_its_cause(
             start_timeout=limit,
             max_start_failures=2,
             faults=(Fault(kind=kind),),
-            **{**JOB, "workers": 1},
+            **{**JOB, "workers": 1, "ray": "auto"},
         )
     assert says in str(err.value)
     assert not out.exists()
@@ -159,7 +160,7 @@ def _interrupted_workdir(clip: Path, tmp_path: Path) -> Path:
             workdir=str(workdir),
             max_attempts=1,
             faults=(Fault(chunk=2, at_frame=0),),
-            **{**JOB, "workers": 1},
+            **{**JOB, "workers": 1, "ray": "auto"},
         )
     assert json.loads((workdir / "ledger.json").read_text())["chunks"]
     return workdir
@@ -201,7 +202,8 @@ def test_a_resume_keeps_a_handoff_chain_s_finished_chunks_and_their_carried_stat
     job = {**JOB, "seams": "handoff", "workers": 1}
     whole = render(clip, tmp_path / "whole.mp4", CFG, **job)  # each chunk continues the one before
     with pytest.raises(ChunkFailed):
-        render(clip, out, CFG, workdir=str(workdir), max_attempts=1, faults=(Fault(chunk=2, at_frame=0),), **job)
+        fault = Fault(chunk=2, at_frame=0)
+        render(clip, out, CFG, workdir=str(workdir), max_attempts=1, faults=(fault,), **{**job, "ray": "auto"})
     ledger = json.loads((workdir / "ledger.json").read_text())["chunks"]
     assert "chunks/00001.carried.npz" in ledger["00001"]["fingerprints"]  # what chunk 2 continues from
     workdir.rename(tmp_path / "moved")

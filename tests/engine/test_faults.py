@@ -15,6 +15,8 @@ from distdream.errors import ConfigError
 def test_an_unknown_fault_kind_is_refused_before_the_job_starts(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="unknown fault kind 'explode'"):
         submit(tmp_path / "in.mp4", tmp_path / "out.mp4", faults=(Fault(kind="explode"),))
+    with pytest.raises(ConfigError, match="ray='never' cannot take them"):
+        submit(tmp_path / "in.mp4", tmp_path / "out.mp4", ray="never", faults=(Fault(),))
     assert list(tmp_path.iterdir()) == []
     assert checked_faults([Fault(kind=kind) for kind in FAULT_KINDS]) == tuple(Fault(kind=k) for k in FAULT_KINDS)
 

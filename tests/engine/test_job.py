@@ -45,9 +45,10 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def reference(clip: Path, tmp_path_factory: pytest.TempPathFactory) -> list[np.ndarray]:
-    """The frames of an uninterrupted one-worker render of the plan."""
+    """The frames of an uninterrupted one-worker render of the plan (in this process: the same
+    bytes as on Ray, tests/engine/test_local.py)."""
     out = tmp_path_factory.mktemp("ref") / "ref.mp4"
-    render(clip, out, CFG, workers=1, **JOB)
+    render(clip, out, CFG, workers=1, ray="never", **JOB)
     return list(read_frames(out))
 
 
@@ -111,7 +112,8 @@ def test_two_workers_render_exactly_and_match_one_worker(clip: Path, reference, 
 def test_pieces_of_every_codec_join_by_remuxing(
     clip: Path, reference, tmp_path: Path, codec: str, suffix: str, name: str
 ) -> None:
-    result = render(clip, tmp_path / f"out{suffix}", replace(CFG, codec=codec), workers=2, **JOB)  # 2 crossfades
+    # 2 crossfades; the join does not depend on where the chunks were dreamed
+    result = render(clip, tmp_path / f"out{suffix}", replace(CFG, codec=codec), workers=2, ray="never", **JOB)
     source, out = probe(clip), probe(result.output)
     assert out.codec == name and out.frame_count == 40 and [a.codec for a in out.audio] == ["aac"]
     assert np.allclose(out.pts * float(out.time_base), source.pts * float(source.time_base), atol=0.001)
@@ -125,14 +127,14 @@ def test_pieces_of_every_codec_join_by_remuxing(
 
 
 def test_default_workdir_is_removed_and_frame_ranges_start_at_zero(clip: Path, tmp_path: Path) -> None:
-    result = render(clip, tmp_path / "part.mp4", CFG, frame_range=(5, 29), **JOB)
+    result = render(clip, tmp_path / "part.mp4", CFG, frame_range=(5, 29), ray="never", **JOB)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["part.mp4"]  # no hidden work dir left
     source, out = probe(clip), probe(result.output)
     assert out.frame_count == 24 and out.pts.tolist() == (source.pts[5:29] - source.pts[5]).tolist()
     assert len(out.audio) == 1 and out.audio[0].duration == pytest.approx(out.duration, abs=0.05)  # that span's sound
     first_audio = _first_audio_seconds(result.output)
     assert 0 <= first_audio < 0.05  # the sound starts with the picture, at 0
-    kept = render(clip, tmp_path / "kept.mp4", CFG, frame_range=(5, 29), keep_source_time=True, **JOB)
+    kept = render(clip, tmp_path / "kept.mp4", CFG, frame_range=(5, 29), keep_source_time=True, ray="never", **JOB)
     assert probe(kept.output).pts.tolist() == source.pts[5:29].tolist()
     assert _first_audio_seconds(kept.output) == pytest.approx(float(source.pts[5] * source.time_base), abs=0.05)
 
@@ -167,12 +169,13 @@ def test_a_chunk_failing_every_time_fails_the_job(clip: Path, tmp_path: Path) ->
 
 def test_work_directory_guards(clip: Path, tmp_path: Path) -> None:
     workdir = tmp_path / "work"
-    render(clip, tmp_path / "a.mp4", CFG, workdir=str(workdir), frame_range=(0, 12), **JOB)
+    here = dict(JOB, ray="never")  # the guards are the job's, wherever it runs
+    render(clip, tmp_path / "a.mp4", CFG, workdir=str(workdir), frame_range=(0, 12), **here)
     with pytest.raises(JobError, match="--resume"):
-        render(clip, tmp_path / "a.mp4", CFG, workdir=str(workdir), frame_range=(0, 12), **JOB)
+        render(clip, tmp_path / "a.mp4", CFG, workdir=str(workdir), frame_range=(0, 12), **here)
     other = RenderConfig(dream=CFG.dream, decay=0.5, crf=0, preset="ultrafast")
     with pytest.raises(JobError, match=r"holds another render; it differs in: decay \(0.9 then, 0.5 now\)"):
-        render(clip, tmp_path / "a.mp4", other, workdir=str(workdir), frame_range=(0, 12), resume=True, **JOB)
+        render(clip, tmp_path / "a.mp4", other, workdir=str(workdir), frame_range=(0, 12), resume=True, **here)
 
 
 def test_job_api_and_cancel(clip: Path, tmp_path: Path) -> None:
@@ -214,7 +217,7 @@ def test_resume_after_the_driver_is_killed(clip: Path, reference, tmp_path: Path
     finished = json.loads(ledger.read_text())["chunks"]
     assert 1 <= len(finished) < 3 and not out.exists()
     stamps = {p.name: p.stat().st_mtime_ns for p in (workdir / "chunks").glob(f"{min(finished)}.*.mp4")}
-    result = render(clip, out, CFG, workers=1, workdir=str(workdir), resume=True, **JOB)
+    result = render(clip, out, CFG, workers=1, workdir=str(workdir), resume=True, ray="never", **JOB)
     assert result.rendered == 3 - len(finished)  # only what was missing
     assert {p.name: p.stat().st_mtime_ns for p in (workdir / "chunks").glob(f"{min(finished)}.*.mp4")} == stamps
     assert all(np.array_equal(a, b) for a, b in zip(frames_of(out), reference, strict=True))
@@ -293,13 +296,15 @@ def test_handoffs_render_each_shot_exactly_as_one_chunk_would(tmp_path: Path) ->
     chunked = frames_of(result.output)
     # each shot as one chunk: chunks longer than the clip, so the cuts alone bound them (a cut
     # restarts the dream as the start of a render does; a chunk's seed depends on its start only)
-    whole = render(clip, tmp_path / "shots.mp4", CFG, chunk_frames=1000, overlap=0, workers=1)
+    whole = render(clip, tmp_path / "shots.mp4", CFG, chunk_frames=1000, overlap=0, workers=1, ray="never")
     assert whole.chunks == 3
     alone = frames_of(whole.output)
     assert len(chunked) == len(alone) == 42
     assert all(np.array_equal(x, y) for x, y in zip(chunked, alone, strict=True))
     # and a handoff is not a restart: a chunk's first frame carries its predecessor's dream
-    restarted = render(clip, tmp_path / "restart.mp4", CFG, chunk_frames=5, overlap=2, workers=2, seams="crossfade")
+    restarted = render(
+        clip, tmp_path / "restart.mp4", CFG, chunk_frames=5, overlap=2, workers=2, seams="crossfade", ray="never"
+    )
     assert not all(np.array_equal(x, y) for x, y in zip(frames_of(restarted.output), alone, strict=True))
 
 

@@ -15,9 +15,10 @@ from distdream.engine import render, submit
 from distdream.engine.faults import Fault
 from distdream.samples import pan_frames, write_clip
 from distdream.video import read_frames
+from tests.conftest import own_ray
 from tests.engine.test_job import CFG
 
-pytestmark = pytest.mark.ray  # a multi-node ray.cluster_utils.Cluster
+pytestmark = [pytest.mark.ray, pytest.mark.own_ray]  # a multi-node ray.cluster_utils.Cluster
 
 JOB = dict(chunk_frames=15, overlap=3, workers=2, scan_cuts=False, seams="crossfade")
 
@@ -25,6 +26,7 @@ JOB = dict(chunk_frames=15, overlap=3, workers=2, scan_cuts=False, seams="crossf
 @pytest.fixture(scope="module")
 def cluster():
     """A head with no CPUs (the driver only) and three one-CPU worker nodes: one to spare."""
+    own_ray()
     c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
     nodes = [c.add_node(num_cpus=1) for _ in range(3)]
     ray.init(address=c.address, log_to_driver=False)

@@ -41,7 +41,7 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def reference(clip: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[list[np.ndarray], Path]:
     """The one-lane render: its frames and its file."""
     out = tmp_path_factory.mktemp("ref") / "ref.mp4"
-    result = render(clip, out, CFG, workers=1, lanes=1, **JOB)
+    result = render(clip, out, CFG, workers=1, lanes=1, ray="never", **JOB)  # the same bytes as on Ray
     assert result.lanes == 1 and result.largest_batch == 1
     return list(read_frames(out)), out
 
@@ -104,7 +104,7 @@ def test_a_lane_that_fails_or_a_worker_that_dies_costs_only_their_chunks(clip: P
 
 def test_the_watchdog_frees_a_hung_lane_and_its_neighbours(clip: Path, tmp_path: Path) -> None:
     faults = (Fault(chunk=0, at_frame=2, attempts=(0,), kind="hang"),)
-    job = submit(clip, tmp_path / "out.mp4", CFG, workers=1, lanes=2, chunk_timeout=20.0, faults=faults, **JOB)
+    job = submit(clip, tmp_path / "out.mp4", CFG, workers=1, lanes=2, chunk_timeout=10.0, faults=faults, **JOB)
     result = job.result(timeout=300)
     attempts = {c.index: c.attempts for c in job.chunks()}
     # the hung lane holds up its neighbour's batch, so both are killed by the watchdog, then done
