@@ -122,7 +122,7 @@ def test_16_bit_frames_keep_16_bits_through_the_dream(capsys, tmp_path: Path) ->
     got, given = read16(frame_file(dreamed, 3)), read16(frame_file(pattern, 3))
     assert got.dtype == np.uint16 and np.abs(got.astype(int) - given).mean() > 257  # dreamed, visibly
     assert (got % 257 != 0).mean() > 0.9  # not 8-bit values scaled up
-    assert main(["metrics", pattern, dreamed, "--fps", "25", "--json"]) == 0  # sequence against sequence
+    assert main(["metrics", pattern, str(dreamed), "--fps", "25", "--json"]) == 0  # sequence against sequence
     assert min(json.loads(capsys.readouterr().out)["strength"]) > 1
 
 
@@ -201,7 +201,7 @@ def test_the_cli_reads_sequences_and_refuses_what_does_not_fit(capsys, tmp_path:
 
 def test_output_errors_are_typed(tmp_path: Path) -> None:
     pattern = write_pngs(tmp_path / "in", list(pan_frames(2, 48, 32)))
-    with pytest.raises(VideoError, match="--codec h264 does not apply"):
+    with pytest.raises(OutputError, match="--codec h264 does not apply"):
         render_here(pattern, str(tmp_path / "x.%03d.png"), RenderConfig(fps="25", codec="h264"))
     with pytest.raises((OutputError, VideoError)):
         render_here(pattern, str(tmp_path / "x.%03d.exr"), RenderConfig(fps="25"))
