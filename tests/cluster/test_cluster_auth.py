@@ -13,16 +13,18 @@ import pytest
 
 from distdream.samples import pan_frames, write_clip
 from distdream.video import probe
-from tests.conftest import free_port
+from tests.conftest import free_port, own_ray
 from tests.engine.test_submit import RAY, run
 
-pytestmark = pytest.mark.ray  # a Ray head started with `ray start`, token auth on
+# a Ray head started with `ray start`, token auth on; its teardown's `ray stop` ends every Ray on the machine
+pytestmark = [pytest.mark.ray, pytest.mark.own_ray]
 
 
 @pytest.fixture(scope="module")
 def token_head(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
     """`ray start --head` as Ray 2.60 starts it where a token exists: token authentication on (a
     HOME of the test's own holds ~/.ray/auth_token). Yields the dashboard and HOME."""
+    own_ray()
     home = tmp_path_factory.mktemp("home")
     port, dashboard = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}

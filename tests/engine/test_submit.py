@@ -15,9 +15,10 @@ from distdream.engine import RemoteJobs
 from distdream.errors import JobError
 from distdream.samples import pan_frames, write_clip
 from distdream.video import probe
-from tests.conftest import free_port
+from tests.conftest import free_port, own_ray
 
-pytestmark = pytest.mark.ray  # a Ray head with its dashboard, and jobs submitted to it
+# a Ray head with its dashboard, and jobs submitted to it; its teardown's `ray stop` ends every Ray on the machine
+pytestmark = [pytest.mark.ray, pytest.mark.own_ray]
 
 # the `ray` command of the interpreter running the tests (a venv's bin need not be on PATH)
 RAY = str(Path(sys.executable).with_name("ray"))
@@ -27,6 +28,7 @@ RAY = str(Path(sys.executable).with_name("ray"))
 def head() -> str:
     """`ray start --head` on free ports, its dashboard on 127.0.0.1 (no token auth: a loopback test
     cluster); yields the dashboard's address."""
+    own_ray()
     port, dashboard = free_port(), free_port()
     address = f"http://127.0.0.1:{dashboard}"
     # the head's jobs run `distdream` by name: find it beside this interpreter, activated or not
