@@ -86,14 +86,14 @@ def test_two_workers_render_exactly_and_match_one_worker(clip: Path, reference, 
     assert (out.width, out.height) == (96, 64) and [a.codec for a in out.audio] == ["aac"]
     frames = frames_of(result.output)
     assert all(np.array_equal(a, b) for a, b in zip(frames, reference, strict=True))  # independent of worker count
-    # the seam window is a crossfade of the two chunks' versions of those frames
+    # the seam window (frames 11–13: chunk 1 owns 14–24) is a crossfade of the two chunks' versions of them
     side_a = frames_of(workdir / "chunks" / "00000.tail.mkv")  # lossless FFV1 intermediates
     side_b = frames_of(workdir / "chunks" / "00001.lead.mkv")
     w = crossfade_weights(3)
-    source = list(read_frames(clip, 9, 12))
+    source = list(read_frames(clip, 11, 14))
     for j in range(3):
         a, b = side_a[j].astype(np.float32), side_b[j].astype(np.float32)
-        got = frames[9 + j].astype(np.float32)
+        got = frames[11 + j].astype(np.float32)
         expected = mix_residuals(source[j], side_a[j], side_b[j], float(w[j])).astype(np.float32)
         # RGB → YUV 4:2:0 costs about a level per pixel; the unmixed sides are much farther away
         assert np.abs(got - expected).mean() < 1.5, j
@@ -121,7 +121,7 @@ def test_pieces_of_every_codec_join_by_remuxing(
     if codec == "h265":  # crf 0: lossless, so exactly the H.264 reference's frames
         assert all(np.array_equal(a, b) for a, b in zip(frames, reference, strict=True))
     else:  # ProRes 4:2:2 10-bit: within its own error of them (about 2 levels on these tiny, detailed
-        # frames), the same in the crossfade windows (9–11, 21–23) as elsewhere: every frame in its place
+        # frames), the same in the crossfade windows (11–13, 22–24) as elsewhere: every frame in its place
         diffs = [np.abs(a.astype(int) - b.astype(int)).mean() for a, b in zip(frames, reference, strict=True)]
         assert max(diffs) < 3.0 and max(diffs) < 1.5 * float(np.median(diffs)), diffs
 
@@ -162,7 +162,7 @@ def test_a_chunk_failing_every_time_fails_the_job(clip: Path, tmp_path: Path) ->
     out = tmp_path / "out.mp4"
     with pytest.raises(ChunkFailed) as err:
         render(clip, out, CFG, workers=2, max_attempts=2, faults=(Fault(chunk=2, at_frame=1),), **JOB)
-    assert err.value.index == 2 and err.value.frames == (24, 40) and err.value.attempts == 2
+    assert err.value.index == 2 and err.value.frames == (25, 40) and err.value.attempts == 2
     assert "injected fault" in err.value.cause
     assert not out.exists()
 

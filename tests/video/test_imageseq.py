@@ -142,21 +142,22 @@ def test_a_sequence_renders_to_numbered_files_and_resumes_only_what_is_missing(t
             workers=2,
             workdir=str(workdir),
             max_attempts=1,
-            faults=(Fault(chunk=2, at_frame=18),),
+            faults=(Fault(chunk=2, at_frame=17),),  # chunk 2 dreams frames 22–39
             **JOB,
         )
-    # frame i is file i + 1: chunk 0's own frames 0–8 and chunk 1's 12–20 are written (the window
-    # between them, 9–11, if its seam task got to it; chunk 1's tail, 21–23, is one side of the next
-    # window, in the work directory), and the frames chunk 2 wrote before it failed; every file is
-    # whole (no temporary file is left), none of the next window's
+    # the plan: chunks own 0–13, 14–24 and 25–39, with windows 11–13 and 22–24. Frame i is file
+    # i + 1: chunk 0's own frames 0–10 and chunk 1's 14–21 are written (the window between them,
+    # 11–13, if its seam task got to it; chunk 1's tail, 22–24, is one side of the next window, in
+    # the work directory), and the frames chunk 2 wrote before it failed; every file is whole (no
+    # temporary file is left), none of the next window's
     written = {p.name for p in (tmp_path / "out").iterdir()}
-    assert {f"dream.{n:05d}.png" for n in [*range(1, 10), *range(13, 22)]} <= written
-    assert written <= {f"dream.{n:05d}.png" for n in [*range(1, 22), *range(25, 41)]}
-    kept = {n: Path(frame_file(str(out), n)).stat().st_mtime_ns for n in range(13, 22)}  # chunk 1's own
+    assert {f"dream.{n:05d}.png" for n in [*range(1, 12), *range(15, 23)]} <= written
+    assert written <= {f"dream.{n:05d}.png" for n in [*range(1, 23), *range(26, 41)]}
+    kept = {n: Path(frame_file(str(out), n)).stat().st_mtime_ns for n in range(15, 23)}  # chunk 1's own
     Path(frame_file(str(out), 5)).unlink()  # a frame of chunk 0 goes missing
     result = render(pattern, out, CFG, workers=2, workdir=str(workdir), resume=True, ray="never", **JOB)
     assert result.rendered == 2  # chunk 0 (a frame missing) and chunk 2 (failed); chunk 1 kept
-    assert {n: Path(frame_file(str(out), n)).stat().st_mtime_ns for n in range(13, 22)} == kept
+    assert {n: Path(frame_file(str(out), n)).stat().st_mtime_ns for n in range(15, 23)} == kept
     got = [read16(frame_file(str(out), n)) for n in range(1, 41)]
     assert all(g.dtype == np.uint8 and np.array_equal(g, w) for g, w in zip(got, want, strict=True))
 
