@@ -123,7 +123,7 @@ def bench_engine(*, quick: bool = False, workers: int | None = None) -> EngineBe
         shots, per_shot, w, h = 4, 6, 96, 64
         dream = DreamConfig(num_iterations=2, num_octaves=2, dream_layers=("_blocks.5",))
         chunk_frames, overlap = 4, 2
-        rss_frames = 20
+        rss_frames = 8
     else:
         shots, per_shot, w, h = 6, 12, 160, 90
         dream = DreamConfig()

@@ -126,8 +126,13 @@ def _startup(s: Mapping[str, Any], echo: Echo) -> None:
         "distdream, 2 workers (in process)",
         f"{s['two_workers_seconds']:8.1f} s   ({s['two_workers_speedup']:.2f}× 1 worker; target ≥ 1.5×)",
     )
-    _row(echo, "distdream, 1 worker on Ray (--ray always)", f"{s['one_worker_ray_seconds']:8.1f} s")
-    _row(echo, "distdream, 2 workers on Ray (--ray always)", f"{s['two_workers_ray_seconds']:8.1f} s")
+    for workers, key in (("1 worker", "one_worker_ray_seconds"), ("2 workers", "two_workers_ray_seconds")):
+        seconds = s.get(key)
+        _row(
+            echo,
+            f"distdream, {workers} on Ray (--ray always)",
+            "not run (--quick)" if seconds is None else f"{seconds:8.1f} s",
+        )
     runs = s.get("runs", {})
     if any(len(times) > 1 for times in runs.values()):
         _row(
@@ -336,21 +341,18 @@ def _startup_panels(figures: Figures) -> list[Panel]:
         ax.set_title("2-worker render: phases (s)", fontsize=10)
         ax.tick_params(labelsize=8)
 
+    bars = {
+        "seed\nstart": s["seed_start_seconds"],
+        "1\nframe": s["one_frame_seconds"],
+        "seed": s["seed_seconds"],
+        "1\nworker": s["one_worker_seconds"],
+        "2\nworkers": s["two_workers_seconds"],
+        "1 on\nRay": s.get("one_worker_ray_seconds"),
+        "2 on\nRay": s.get("two_workers_ray_seconds"),
+    }
+    shown = {name: value for name, value in bars.items() if value is not None}  # a quick run has no Ray rows
     return [
-        lambda ax: _bars(
-            ax,
-            ["seed\nstart", "1\nframe", "seed", "1\nworker", "2\nworkers", "1 on\nRay", "2 on\nRay"],
-            [
-                s["seed_start_seconds"],
-                s["one_frame_seconds"],
-                s["seed_seconds"],
-                s["one_worker_seconds"],
-                s["two_workers_seconds"],
-                s["one_worker_ray_seconds"],
-                s["two_workers_ray_seconds"],
-            ],
-            f"commands (s), {s['frames']} frames",
-        ),
+        lambda ax: _bars(ax, list(shown), list(shown.values()), f"commands (s), {s['frames']} frames"),
         timeline,
     ]
 

@@ -7,7 +7,7 @@ included), side by side in one run on one machine, so the ratios hold where the 
   model) against a one-frame render;
 - the seed-style script over a pan against ``distdream render --workers 1`` and ``--workers 2``
   (both in this process: the workers are threads), at the same dream settings, plus the same two
-  with ``--ray always`` to show what running without Ray saves;
+  with ``--ray always`` to show what running without Ray saves (not in a quick run);
 - when each phase line of the two-worker render appeared, and how long the first line took.
 
 The pan renders run several times, interleaved, and each figure is the fastest run (a shared
@@ -58,10 +58,10 @@ class StartupBenchmark:
     seed_seconds: float  # the seed-style script over the pan
     one_worker_seconds: float  # distdream render --workers 1 (in process)
     one_worker_over_seed: float
-    one_worker_ray_seconds: float  # --ray always --workers 1
+    one_worker_ray_seconds: float | None  # --ray always --workers 1 (None: a quick run)
     two_workers_seconds: float  # --workers 2 (in process)
     two_workers_speedup: float  # one_worker_seconds / two_workers_seconds
-    two_workers_ray_seconds: float  # --ray always --workers 2
+    two_workers_ray_seconds: float | None  # --ray always --workers 2 (None: a quick run)
     first_line_seconds: float  # the two-worker render's first line of output
     phases: list[tuple[float, str]]  # (seconds since the command started, phase line) of the two-worker render
     runs: dict[str, list[float]]  # every run's wall time (s), by figure
@@ -112,8 +112,8 @@ def _watched(cmd: list[str], timeout: float = 1800) -> tuple[float, list[tuple[f
 
 
 def bench_startup(*, quick: bool = False) -> StartupBenchmark:
-    """The figures above, on a pan made on the fly (``quick``: 24 frames and no repeats, else 240,
-    at 96×64), in two chunks (two workers have a chunk each)."""
+    """The figures above, on a pan made on the fly (``quick``: 24 frames, no repeats and no Ray,
+    else 240, at 96×64), in two chunks (two workers have a chunk each)."""
     frames, w, h = (24 if quick else 240), 96, 64
     starts, pans, seeds = (1, 1, 1) if quick else (2, 3, 2)  # runs of each figure
     render = [sys.executable, "-m", "distdream", "render", "--chunk-frames", str(frames // 2)]
@@ -137,7 +137,7 @@ def bench_startup(*, quick: bool = False) -> StartupBenchmark:
             timed("one_worker", [*render, str(pan), "-o", str(d / "w1.mp4"), *LIGHT, "--workers", "1", "-q"])
             watched.append(_watched([*render, str(pan), "-o", str(d / "w2.mp4"), *LIGHT, "--workers", "2"]))
             runs.setdefault("two_workers", []).append(round(watched[-1][0], 3))
-        for workers in ("1", "2"):
+        for workers in () if quick else ("1", "2"):
             timed(
                 f"ray_{workers}",
                 [*render, str(pan), "-o", str(d / "r.mp4"), *LIGHT, "--workers", workers, "--ray", "always", "-q"],
@@ -154,10 +154,10 @@ def bench_startup(*, quick: bool = False) -> StartupBenchmark:
         seed_seconds=best["seed"],
         one_worker_seconds=best["one_worker"],
         one_worker_over_seed=best["one_worker"] / best["seed"],
-        one_worker_ray_seconds=best["ray_1"],
+        one_worker_ray_seconds=best.get("ray_1"),
         two_workers_seconds=two,
         two_workers_speedup=best["one_worker"] / two,
-        two_workers_ray_seconds=best["ray_2"],
+        two_workers_ray_seconds=best.get("ray_2"),
         first_line_seconds=phases[0][0] if phases else float("nan"),
         phases=phases,
         runs=runs,
