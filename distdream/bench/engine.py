@@ -194,7 +194,8 @@ def _crossfade_seams(
     render(pan, d / "faded.mp4", config, **faded)
     seams = warping_error(pan, d / "faded.mp4", chunks=pan_plan.chunks)
     window = sorted(set(seams.seams.get("crossfade", [])))
-    render(pan, d / "whole.mp4", config, **{**faded, "seams": "handoff"})
+    # the reference: the same frames dreamed as one chain (in this process: the same bytes as on Ray)
+    render(pan, d / "whole.mp4", config, **{**faded, "seams": "handoff", "workers": 1, "ray": "never"})
     whole = warping_error(pan, d / "whole.mp4")
     inside = [s for i, s in enumerate(seams.strength) if i in window]
     outside = [s for i, s in enumerate(seams.strength) if i not in window]

@@ -104,7 +104,7 @@ def test_a_lane_that_fails_or_a_worker_that_dies_costs_only_their_chunks(clip: P
 
 def test_the_watchdog_frees_a_hung_lane_and_its_neighbours(clip: Path, tmp_path: Path) -> None:
     faults = (Fault(chunk=0, at_frame=2, attempts=(0,), kind="hang"),)
-    job = submit(clip, tmp_path / "out.mp4", CFG, workers=1, lanes=2, chunk_timeout=10.0, faults=faults, **JOB)
+    job = submit(clip, tmp_path / "out.mp4", CFG, workers=1, lanes=2, chunk_timeout=8.0, faults=faults, **JOB)
     result = job.result(timeout=300)
     attempts = {c.index: c.attempts for c in job.chunks()}
     # the hung lane holds up its neighbour's batch, so both are killed by the watchdog, then done
