@@ -7,50 +7,31 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from distdream.samples import pan_frames, write_clip
 from distdream.video import probe
-from tests.conftest import free_port, own_ray
-from tests.engine.test_submit import RAY, run
+from tests.engine.test_submit import RAY, ray_head, run
 
 # a Ray head started with `ray start`, token auth on; its teardown's `ray stop` ends every Ray on the machine
 pytestmark = [pytest.mark.ray, pytest.mark.own_ray]
 
 
 @pytest.fixture(scope="module")
-def token_head(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+def token_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """`ray start --head` as Ray 2.60 starts it where a token exists: token authentication on (a
     HOME of the test's own holds ~/.ray/auth_token). Yields the dashboard and HOME."""
-    own_ray()
     home = tmp_path_factory.mktemp("home")
-    port, dashboard = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
-    env |= {"HOME": str(home), "PATH": f"{Path(RAY).parent}{os.pathsep}{os.environ['PATH']}"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")} | {"HOME": str(home)}
     # the cluster README's first step (and what any local `ray.init` leaves behind): with a token in
     # ~/.ray/auth_token, `ray start --head` turns token authentication on
     subprocess.run([RAY, "get-auth-token", "--generate"], check=True, env=env, capture_output=True, timeout=60)
-    subprocess.run(
-        [
-            RAY,
-            "start",
-            "--head",
-            f"--port={port}",
-            "--dashboard-host=127.0.0.1",
-            f"--dashboard-port={dashboard}",
-            "--num-cpus=2",
-            "--include-dashboard=true",
-        ],
-        check=True,
-        env=env,
-        capture_output=True,
-        timeout=180,
-    )
-    assert (home / ".ray" / "auth_token").read_text().strip()  # token auth is on, by default
-    yield f"http://127.0.0.1:{dashboard}", home
-    subprocess.run([RAY, "stop", "--force"], capture_output=True, timeout=120, env=env)
+    with ray_head(env) as address:
+        assert (home / ".ray" / "auth_token").read_text().strip()  # token auth is on, by default
+        yield address, home
 
 
 def test_the_cluster_readme_commands_against_a_head_with_default_token_auth(

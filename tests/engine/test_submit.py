@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,15 +26,15 @@ pytestmark = [pytest.mark.ray, pytest.mark.own_ray]
 RAY = str(Path(sys.executable).with_name("ray"))
 
 
-@pytest.fixture(scope="module")
-def head() -> str:
-    """`ray start --head` on free ports, its dashboard on 127.0.0.1 (no token auth: a loopback test
-    cluster); yields the dashboard's address."""
+@contextlib.contextmanager
+def ray_head(env: dict[str, str]) -> Iterator[str]:
+    """`ray start --head` on free ports with ``env``, its dashboard on 127.0.0.1; yields the
+    dashboard's address, and `ray stop` ends it (and every other Ray on the machine: an
+    ``own_ray`` module's). The shared instance of the tests goes first."""
     own_ray()
     port, dashboard = free_port(), free_port()
-    address = f"http://127.0.0.1:{dashboard}"
     # the head's jobs run `distdream` by name: find it beside this interpreter, activated or not
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PATH": f"{Path(RAY).parent}{os.pathsep}{os.environ['PATH']}"}
+    env = {**env, "PATH": f"{Path(RAY).parent}{os.pathsep}{os.environ['PATH']}"}
     subprocess.run(
         [
             RAY,
@@ -49,17 +51,26 @@ def head() -> str:
         capture_output=True,
         timeout=180,
     )
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            RemoteJobs(address, timeout=5)
-            break
-        except JobError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(1)
-    yield address
-    subprocess.run([RAY, "stop", "--force"], capture_output=True, timeout=120)
+    try:
+        yield f"http://127.0.0.1:{dashboard}"
+    finally:
+        subprocess.run([RAY, "stop", "--force"], capture_output=True, timeout=120, env=env)
+
+
+@pytest.fixture(scope="module")
+def head() -> Iterator[str]:
+    """A loopback test cluster (no token auth); yields its dashboard's address once it answers."""
+    with ray_head({**os.environ, "RAY_AUTH_MODE": "disabled"}) as address:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                RemoteJobs(address, timeout=5)
+                break
+            except JobError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
+        yield address
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
