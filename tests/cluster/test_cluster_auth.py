@@ -14,7 +14,7 @@ import pytest
 
 from distdream.samples import pan_frames, write_clip
 from distdream.video import probe
-from tests.engine.test_submit import RAY, ray_head, run
+from tests.engine.test_submit import LIGHT, RAY, ray_head, run
 
 # a Ray head started with `ray start`, token auth on; its teardown's `ray stop` ends every Ray on the machine
 pytestmark = [pytest.mark.ray, pytest.mark.own_ray]
@@ -51,24 +51,7 @@ def test_the_cluster_readme_commands_against_a_head_with_default_token_auth(
     monkeypatch.setenv("HOME", str(home))  # where `ray start` put it: found when the cluster asks
     clip = write_clip(tmp_path / "clip.mp4", list(pan_frames(40, 64, 48))[:8], audio=None)
     out = tmp_path / "out.mp4"
-    code, stdout, err = run(
-        capsys,
-        "submit",
-        str(clip),
-        "-o",
-        str(out),
-        "--address",
-        address,
-        "--num-iterations",
-        "1",
-        "--num-octaves",
-        "1",
-        "--dream-layers",
-        "_blocks.3",
-        "--no-scan-cuts",
-        "--keyframe-settle",
-        "0",
-    )
+    code, stdout, err = run(capsys, "submit", str(clip), "-o", str(out), "--address", address, *LIGHT)
     assert code == 0 and stdout.startswith("submitted distdream-"), err
     sid = stdout.split()[-1]
     code, stdout, err = run(capsys, "logs", sid, "--follow", "--address", address)

@@ -24,6 +24,8 @@ pytestmark = [pytest.mark.ray, pytest.mark.own_ray]
 
 # the `ray` command of the interpreter running the tests (a venv's bin need not be on PATH)
 RAY = str(Path(sys.executable).with_name("ray"))
+# the lightest dream a submitted job can run: these tests are about submission, not pixels
+LIGHT = "--num-iterations 1 --num-octaves 1 --dream-layers _blocks.3 --no-scan-cuts --keyframe-settle 0".split()
 
 
 @contextlib.contextmanager
@@ -129,27 +131,7 @@ def test_submit_wait_status_logs_and_resubmit(head: str, capsys, tmp_path: Path)
     address = head
     clip = write_clip(tmp_path / "clip.mp4", list(pan_frames(40, 64, 48))[:12], audio="aac")
     out = tmp_path / "out.mp4"
-    args = [
-        "submit",
-        str(clip),
-        "-o",
-        str(out),
-        "--address",
-        address,
-        "--num-iterations",
-        "1",
-        "--num-octaves",
-        "1",
-        "--dream-layers",
-        "_blocks.3",
-        "--chunk-frames",
-        "6",
-        "--overlap",
-        "2",
-        "--no-scan-cuts",
-        "--keyframe-settle",
-        "0",
-    ]
+    args = ["submit", str(clip), "-o", str(out), "--address", address, *LIGHT, "--chunk-frames", "6", "--overlap", "2"]
     code, stdout, err = run(capsys, *args, "--wait")
     assert code == 0, stdout + err
     sid = stdout.splitlines()[0].split()[-1]
