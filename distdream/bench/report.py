@@ -126,6 +126,11 @@ def _startup(s: Mapping[str, Any], echo: Echo) -> None:
         "distdream, 2 workers (in process)",
         f"{s['two_workers_seconds']:8.1f} s   ({s['two_workers_speedup']:.2f}× 1 worker; target ≥ 1.5×)",
     )
+    _row(
+        echo,
+        "the script, 1 thread, two at once",
+        f"{s['pair_throughput']:8.2f}×   (a second worker's most on this machine: the slower of the pair)",
+    )
     for workers, key in (("1 worker", "one_worker_ray_seconds"), ("2 workers", "two_workers_ray_seconds")):
         seconds = s.get(key)
         _row(

@@ -8,6 +8,10 @@ tree and weights path, and prints when its start-up ended and when it finished (
 the interpreter started):
 
     python -m distdream.bench.seed_script IN OUT --layer _blocks.9 --steps 4 --octaves 2
+
+``--threads 1 --frames N`` runs it as one CPU worker of the engine runs (one torch and OpenCV
+thread) over the first N frames: the start-up bench runs two of those at once to measure how
+much of a second core this machine gives a second worker.
 """
 
 from __future__ import annotations
@@ -59,7 +63,11 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.4)
     parser.add_argument("--lr", type=float, default=0.01)
     parser.add_argument("--start-only", action="store_true", help="stop after building the model")
+    parser.add_argument("--threads", type=int, default=None, help="torch and OpenCV threads (default: theirs)")
+    parser.add_argument("--frames", type=int, default=None, help="stop after this many frames")
     args = parser.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
 
     model = EfficientNetLite0()
     model.load_state_dict(torch.load(bundled_weights_path(), map_location="cpu", weights_only=True))
@@ -75,12 +83,17 @@ def main() -> None:
     import cv2
     import numpy as np
 
+    if args.threads is not None:
+        cv2.setNumThreads(args.threads)
+
     with av.open(args.input) as src, av.open(args.output, "w") as dst:
         stream_in = src.streams.video[0]
         out = dst.add_stream("libx264", rate=stream_in.average_rate or 24)
         out.width, out.height, out.pix_fmt = stream_in.width, stream_in.height, "yuv420p"
         prev_gray = prev_dream = None
-        for frame in src.decode(stream_in):
+        for n, frame in enumerate(src.decode(stream_in)):
+            if n == args.frames:
+                break
             rgb = frame.to_ndarray(format="rgb24")
             gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
             start = rgb.astype(np.float32) / 255

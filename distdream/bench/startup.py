@@ -8,7 +8,11 @@ included), side by side in one run on one machine, so the ratios hold where the 
 - the seed-style script over a pan against ``distdream render --workers 1`` and ``--workers 2``
   (both in this process: the workers are threads), at the same dream settings, plus the same two
   with ``--ray always`` to show what running without Ray saves (not in a quick run);
-- when each phase line of the two-worker render appeared, and how long the first line took.
+- when each phase line of the two-worker render appeared, and how long the first line took;
+- how much of a second core this machine gives a second worker: the seed-style script as one
+  CPU worker runs (one thread) over the pan's first frames, alone and two copies at once.
+  ``pair_throughput`` is twice the time alone over the slower copy's time: a job ends with its
+  slower worker, so no two-worker render can gain more than that here.
 
 The pan renders run several times, interleaved, and each figure is the fastest run (a shared
 machine's noise only ever adds time); every run's time is kept in ``runs``.
@@ -63,6 +67,7 @@ class StartupBenchmark:
     two_workers_speedup: float  # one_worker_seconds / two_workers_seconds
     two_workers_ray_seconds: float | None  # --ray always --workers 2 (None: a quick run)
     first_line_seconds: float  # the two-worker render's first line of output
+    pair_throughput: float  # 2 × the one-thread script's dream alone / the slower of two at once
     phases: list[tuple[float, str]]  # (seconds since the command started, phase line) of the two-worker render
     runs: dict[str, list[float]]  # every run's wall time (s), by figure
 
@@ -111,6 +116,21 @@ def _watched(cmd: list[str], timeout: float = 1800) -> tuple[float, list[tuple[f
     return time.perf_counter() - t0, lines
 
 
+def _seed_dreams(cmds: list[list[str]], timeout: float = 1800) -> list[float]:
+    """Each command's own dream seconds (its ``end`` − ``start``), the commands run at once."""
+    procs = [
+        subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env()) for cmd in cmds
+    ]
+    seconds = []
+    for cmd, proc in zip(cmds, procs):
+        out, err = proc.communicate(timeout=timeout)
+        if proc.returncode:
+            raise RuntimeError(f"{' '.join(cmd[:4])} … failed ({proc.returncode}): {err.strip()[-400:]}")
+        said = json.loads(out.strip().splitlines()[-1])
+        seconds.append(said["end"] - said["start"])
+    return seconds
+
+
 def bench_startup(*, quick: bool = False) -> StartupBenchmark:
     """The figures above, on a pan made on the fly (``quick``: 24 frames, no repeats and no Ray,
     else 240, at 96×64), in two chunks (two workers have a chunk each)."""
@@ -137,6 +157,14 @@ def bench_startup(*, quick: bool = False) -> StartupBenchmark:
             timed("one_worker", [*render, str(pan), "-o", str(d / "w1.mp4"), *LIGHT, "--workers", "1", "-q"])
             watched.append(_watched([*render, str(pan), "-o", str(d / "w2.mp4"), *LIGHT, "--workers", "2"]))
             runs.setdefault("two_workers", []).append(round(watched[-1][0], 3))
+
+        def worker_like(out: str) -> list[str]:
+            return [*seed, str(pan), str(d / out), "--threads", "1", "--frames", str(frames // 3)]
+
+        for _ in range(seeds):  # alone, then two at once (each writes its own file)
+            runs.setdefault("alone", []).append(round(_seed_dreams([worker_like("a.mp4")])[0], 3))
+            pair = _seed_dreams([worker_like("p0.mp4"), worker_like("p1.mp4")])
+            runs.setdefault("pair_slower", []).append(round(max(pair), 3))
         for workers in () if quick else ("1", "2"):
             timed(
                 f"ray_{workers}",
@@ -159,6 +187,7 @@ def bench_startup(*, quick: bool = False) -> StartupBenchmark:
         two_workers_speedup=best["one_worker"] / two,
         two_workers_ray_seconds=best.get("ray_2"),
         first_line_seconds=phases[0][0] if phases else float("nan"),
+        pair_throughput=2 * best["alone"] / best["pair_slower"],
         phases=phases,
         runs=runs,
     )

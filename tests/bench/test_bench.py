@@ -72,6 +72,7 @@ def test_quick_bench_json_has_every_figure_as_a_finite_number(tmp_path: Path, ca
             "two_workers_seconds",
             "two_workers_speedup",
             "first_line_seconds",
+            "pair_throughput",
         },
         "render": {
             "seconds",
@@ -110,6 +111,9 @@ def test_quick_bench_json_has_every_figure_as_a_finite_number(tmp_path: Path, ca
     startup = figures["startup"]
     assert startup["one_worker_ray_seconds"] is None and startup["two_workers_ray_seconds"] is None
     assert re.search(r"2 workers on Ray \(--ray always\) +not run \(--quick\)", printed)
+    # the machine's own ceiling for two workers: the one-thread script alone, then two at once
+    assert len(startup["runs"]["alone"]) == len(startup["runs"]["pair_slower"]) == 1
+    assert startup["pair_throughput"] > 0 and re.search(r"two at once +\d+\.\d\d×", printed)
     coherence = {r["way"]: r for r in figures["coherence"]["rows"]}
     assert list(coherence) == [
         "default",
