@@ -6,8 +6,10 @@ The sections, each a module of its own:
   device runs, at one or more image sizes;
 - ``io`` (:mod:`.videoio`): range reads against decoding from the start, joins against re-encodes;
 - ``codecs`` (:mod:`.codecs`): every output codec on one 10-bit clip: encode speed, size, error;
-- ``engine`` (:mod:`.engine`): the distributed engine on a local Ray instance (the only section
-  that needs Ray);
+- ``engine`` (:mod:`.engine`): the distributed engine on a local Ray instance;
+- ``parity`` (:mod:`.parity`): one worker on one device, in this process against through Ray, on
+  one long shot and on 8 short ones: the rate while dreaming, start-up apart (not run unless
+  asked for: it is the GPU's figure);
 - ``startup`` (:mod:`.startup`): ``distdream render`` from the shell against a seed-style script
   (:mod:`.seed_script`): a one-frame render against the script's start, one worker (in process)
   and two (on Ray) over a pan, and when each phase of the render appeared;
@@ -41,6 +43,7 @@ __all__ = [
     "IOBenchmark",
     "LaneRow",
     "LanesBenchmark",
+    "ParityBenchmark",
     "RenderBenchmark",
     "StartupBenchmark",
     "StepBenchmark",
@@ -50,6 +53,7 @@ __all__ = [
     "bench_halving",
     "bench_io",
     "bench_lanes",
+    "bench_parity",
     "bench_render",
     "bench_startup",
     "bench_step",
@@ -61,7 +65,7 @@ __all__ = [
 
 # The sections in the order a run measures them; here, so that the CLI's --help names them
 # without importing torch (everything else loads on first use)
-SECTIONS = ("step", "io", "codecs", "engine", "startup", "lanes", "render", "halving", "coherence", "compile")
+SECTIONS = ("step", "io", "codecs", "engine", "parity", "startup", "lanes", "render", "halving", "coherence", "compile")
 
 _LAZY = {
     "BenchPlan": "run",
@@ -71,6 +75,8 @@ _LAZY = {
     "bench_coherence": "coherence",
     "EngineBenchmark": "engine",
     "bench_engine": "engine",
+    "ParityBenchmark": "parity",
+    "bench_parity": "parity",
     "StartupBenchmark": "startup",
     "bench_startup": "startup",
     "HalvingBenchmark": "render",

@@ -13,7 +13,6 @@ when it runs. Steadiness against other ways of rendering is :mod:`.coherence`'s,
 from __future__ import annotations
 
 import math
-import os
 import tempfile
 import time
 from collections.abc import Sequence
@@ -28,6 +27,7 @@ from ..dream import Dreamer
 from ..images import array_to_tensor
 from ..samples import pan_frames, shot_frames, write_clip
 from ..video import read_frames
+from .watch import watched_render
 
 __all__ = ["EngineBenchmark", "bench_engine"]
 
@@ -73,45 +73,6 @@ class EngineBenchmark:
         return asdict(self)
 
 
-def _rss_bytes() -> int:
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-@dataclass(frozen=True)
-class _Watched:
-    seconds: float  # submit to output written
-    startup: float  # submit to the first frame dreamed
-    steady_fps: float  # frames dreamed after the first, over the time they took
-    peak_rss_mib: float  # the driver's, sampled while the job ran
-
-
-def _watched_render(clip: Path, out: Path, config: RenderConfig, **options: object) -> _Watched:
-    """Render, polling the job: end to end, start-up, the steady rate and the driver's peak RSS."""
-    from ..engine import submit
-
-    t0 = time.perf_counter()
-    job = submit(clip, out, config, **options)
-    peak = _rss_bytes()
-    first: tuple[float, int] | None = None
-    last = t0
-    while not job.wait(0.02):
-        peak = max(peak, _rss_bytes())
-        done, total = job.progress()
-        now = time.perf_counter()
-        if done and first is None:
-            first = (now, done)
-        if total and done < total:
-            last = now  # dreaming still (stitching once done == total)
-    job.result()
-    end = time.perf_counter()
-    total = job.progress()[1]
-    if first is None:  # a job too quick for the polling: no steady part to measure
-        return _Watched(end - t0, end - t0, math.nan, peak / 2**20)
-    steady = last - first[0]
-    return _Watched(end - t0, first[0] - t0, (total - first[1]) / steady if steady > 0 else math.nan, peak / 2**20)
-
-
 def bench_engine(*, quick: bool = False, workers: int | None = None) -> EngineBenchmark:
     """Pipeline efficiency and scaling on a many-shot clip, driver memory and crossfade seams."""
     from ..engine import connect, plan
@@ -141,8 +102,8 @@ def bench_engine(*, quick: bool = False, workers: int | None = None) -> EngineBe
         job_plan = plan(clip, config, **job)
         pure = _pure_dream_seconds(clip, job_plan.chunks, config)
 
-        one = _watched_render(clip, d / "one.mp4", config, **{**job, "workers": 1})
-        many = _watched_render(clip, d / "many.mp4", config, **job)
+        one = watched_render(clip, d / "one.mp4", config, **{**job, "workers": 1})
+        many = watched_render(clip, d / "many.mp4", config, **job)
 
         crossfade = _crossfade_seams(d, n, w, h, config, workers, quick, chunk_frames, overlap)
         rss_short, rss_long = _driver_rss(d, rss_frames)
@@ -215,7 +176,7 @@ def _driver_rss(d: Path, frames: int) -> tuple[float, float]:
     short = write_clip(d / "short.mp4", pan_frames(frames, 64, 48), audio="aac")
     long = write_clip(d / "long.mp4", pan_frames(10 * frames, 64, 48), audio="aac")
     return tuple(
-        _watched_render(
+        watched_render(
             clip,
             d / f"{clip.stem}_out.mp4",
             cheap,

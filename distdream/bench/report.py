@@ -232,11 +232,25 @@ def _halving(h: Mapping[str, Any], echo: Echo) -> None:
         echo(f"  note: {note}")
 
 
+def _parity(p: Mapping[str, Any], echo: Echo) -> None:
+    echo("one worker, in this process against through Ray (frames/s while dreaming; target: Ray ≥ 0.9×):")
+    for r in p["rows"]:
+        _row(
+            echo,
+            f"{r['clip']}, {r['frames']} frames {r['width']}×{r['height']}",
+            f"{r['in_process_fps']:8.2f} vs {r['ray_fps']:.2f} frames/s   ({r['ratio']:.2f}×; start-up "
+            f"{r['in_process_startup_seconds']:.1f} vs {r['ray_startup_seconds']:.1f} s, end to end "
+            f"{r['in_process_seconds']:.1f} vs {r['ray_seconds']:.1f} s; "
+            f"frames differ by {r['frames_differ']:.2f} levels)",
+        )
+
+
 _REPORTS: dict[str, Callable[[Any, Echo], None]] = {
     "step": _step,
     "io": _io,
     "codecs": _codecs,
     "engine": _engine,
+    "parity": _parity,
     "startup": _startup,
     "lanes": _lanes,
     "render": _render,
@@ -273,6 +287,7 @@ def plot(figures: Figures, path: str | os.PathLike[str]) -> Path:
             _step_panels,
             _io_panels,
             _engine_panels,
+            _parity_panels,
             _startup_panels,
             _coherence_panels,
             _lanes_panels,
@@ -286,7 +301,7 @@ def plot(figures: Figures, path: str | os.PathLike[str]) -> Path:
     env = figures.get("env")
     if env:
         title += f" — {env.get('device', '')}, {env.get('date', '')}"
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.8 * len(panels), 3.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(max(3.8 * len(panels), 7.6), 3.6), squeeze=False)
     for ax, draw in zip(axes[0], panels):
         draw(ax)
     fig.suptitle(title, fontsize=10)
@@ -329,6 +344,24 @@ def _engine_panels(figures: Figures) -> list[Panel]:
             f"render (s), {e['frames']} frames",
         )
     ]
+
+
+def _parity_panels(figures: Figures) -> list[Panel]:
+    if "parity" not in figures:
+        return []
+    rows = figures["parity"]["rows"]
+
+    def rates(ax: Any) -> None:
+        names = [f"{r['clip']}\n{r['width']}×{r['height']}" for r in rows]
+        x = range(len(rows))
+        ax.bar([i - 0.2 for i in x], [r["in_process_fps"] for r in rows], 0.4, label="in process", color="#4c72b0")
+        ax.bar([i + 0.2 for i in x], [r["ray_fps"] for r in rows], 0.4, label="through Ray", color="#dd8452")
+        ax.set_xticks(list(x), names, fontsize=7)
+        ax.set_title("one worker: frames/s while dreaming", fontsize=10)
+        ax.legend(fontsize=7)
+        ax.tick_params(labelsize=8)
+
+    return [rates]
 
 
 def _startup_panels(figures: Figures) -> list[Panel]:

@@ -26,6 +26,7 @@ from .coherence import bench_coherence
 from .common import device_name
 from .engine import bench_engine
 from .lanes import bench_lanes
+from .parity import bench_parity
 from .render import bench_halving, bench_render
 from .report import report
 from .startup import bench_startup
@@ -106,11 +107,11 @@ def _sections(plan: BenchPlan, cuda: bool, echo: Callable[[str], None]) -> list[
     if plan.sections:
         if "halving" in plan.sections and not cuda:
             raise ConfigError("the halving section caps a CUDA card's memory; run it with a GPU (--device cuda)")
-        if {"engine", "startup"} & set(plan.sections) and not ray_installed():
-            wanted = " and ".join(s for s in ("engine", "startup") if s in plan.sections)
+        if {"engine", "parity", "startup"} & set(plan.sections) and not ray_installed():
+            wanted = " and ".join(s for s in ("engine", "parity", "startup") if s in plan.sections)
             raise ConfigError(f"the {wanted} section runs on Ray, which is not installed: pip install 'ray[default]'")
         return list(plan.sections)
-    chosen = [s for s in SECTIONS if s != "compile" and (s != "halving" or cuda)]
+    chosen = [s for s in SECTIONS if s not in ("compile", "parity") and (s != "halving" or cuda)]
     if not ray_installed():
         echo("note: Ray is not installed; skipping the engine and startup sections (the others run without it)")
         chosen.remove("engine")
@@ -223,6 +224,15 @@ def _engine(run: _Run) -> Any:
     return bench_engine(quick=run.plan.quick, workers=run.plan.workers)
 
 
+def _parity(run: _Run) -> Any:
+    plan = run.plan
+    if plan.quick:  # the table's shape on tiny frames: a light dream, a few frames a clip, lossless
+        light = RenderConfig(dream=DreamConfig(num_iterations=2, num_octaves=2), keyframe_settle=0, crf=0)
+        return bench_parity(sizes=[(64, 48)], frames=6, shot_frames_each=2, config=light)
+    frames = plan.render_frames or (120 if run.cuda else 24)
+    return bench_parity(sizes=plan.render_sizes or (run.frame_size,), frames=frames, shot_frames_each=frames // 4)
+
+
 def _startup(run: _Run) -> Any:
     return bench_startup(quick=run.plan.quick)
 
@@ -275,6 +285,7 @@ _PARTS: dict[str, Callable[[_Run], Any]] = {
     "io": _io,
     "codecs": _codecs,
     "engine": _engine,
+    "parity": _parity,
     "startup": _startup,
     "lanes": _lanes,
     "coherence": _coherence,

@@ -47,7 +47,10 @@ def _write_json(path: str, figures: dict[str, Any]) -> None:
     "--only",
     "sections",
     multiple=True,
-    help=f"Run only these parts, e.g. step,lanes ({', '.join(SECTIONS)}). [default: all this machine runs]",
+    help=(
+        f"Run only these parts, e.g. step,lanes ({', '.join(SECTIONS)}). "
+        "[default: all this machine runs, but compile and parity]"
+    ),
 )
 @click.option(
     "--size", "sizes", type=int, multiple=True, help="Square image side for the dream step (repeatable). [default: 256]"

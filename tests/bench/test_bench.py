@@ -274,3 +274,17 @@ print("torch imported:", "torch" in sys.modules)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "torch imported: False" in done.stdout
     assert f"({', '.join(SECTIONS)})" in " ".join(done.stdout.split())
+
+
+def test_parity_renders_each_clip_in_process_and_through_ray_to_the_same_frames(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "parity.json"
+    assert main(["bench", "--only", "parity", "--quick", "--device", "cpu", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["parity"]["rows"]
+    assert [(r["clip"], r["frames"]) for r in rows] == [("one shot", 6), ("8 shots", 16)]
+    for r in rows:
+        assert r["in_process_fps"] > 0 and r["ray_fps"] > 0
+        assert r["ratio"] == pytest.approx(r["ray_fps"] / r["in_process_fps"])
+        assert 0 < r["in_process_startup_seconds"] < r["in_process_seconds"]
+        assert 0 < r["ray_startup_seconds"] < r["ray_seconds"]
+        assert r["frames_differ"] == 0  # on a CPU both paths give the same bytes
+    assert re.search(r"8 shots, 16 frames 64×48 +[\d.]+ vs [\d.]+ frames/s", capsys.readouterr().out)
