@@ -5,8 +5,8 @@
 #
 # First, if Ray is there (the bundle below brings it), the engine against the in-process path
 # (`--only parity`, at most a third of SECONDS, into OUTDIR/parity.json): one worker renders a
-# 120-frame 1280x720 shot, a 1920x1080 one and 8 shots of 30 frames at 1280x720, each in process
-# and through Ray; the rate while dreaming, start-up apart. Then, without Ray:
+# 120-frame 1920x1080 shot and 8 shots of 30 frames at 1280x720, each in process and through
+# Ray; the rate while dreaming, start-up apart. Then, without Ray:
 #   - the dream step against the naive loop at 512² and 1024², at fp32, bf16 and fp16;
 #   - lanes 1/2/4/8 × fp32/bf16/fp16 (and NCHW) at 1280×720: frames/s, peak memory per lane,
 #     how far each moves the frames (Δ) and the dream's strength;
@@ -51,7 +51,7 @@ export PYTHONUNBUFFERED=1
 started=$SECONDS
 if python3 -c "import ray" 2>/dev/null; then
     timeout -s INT -k 30 $((limit / 3)) python3 -m distdream bench --only parity \
-        --render-size 1280x720 --render-size 1920x1080 --render-frames 120 \
+        --render-size 1920x1080 --frame-size 1280x720 --render-frames 120 --time-limit $((limit / 3 - 40)) \
         --json "$out/parity.json" --plot "$out/parity.png" 2>&1 | tee -a "$log"
     echo "parity exit status ${PIPESTATUS[0]}" | tee -a "$log"
 else

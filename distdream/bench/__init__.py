@@ -8,8 +8,8 @@ The sections, each a module of its own:
 - ``codecs`` (:mod:`.codecs`): every output codec on one 10-bit clip: encode speed, size, error;
 - ``engine`` (:mod:`.engine`): the distributed engine on a local Ray instance;
 - ``parity`` (:mod:`.parity`): one worker on one device, in this process against through Ray, on
-  one long shot and on 8 short ones: the rate while dreaming, start-up apart (not run unless
-  asked for: it is the GPU's figure);
+  a long shot at each ``--render-size`` and on 8 short ones at ``--frame-size``: the rate while
+  dreaming, start-up apart (not run unless asked for: it is the GPU's figure);
 - ``startup`` (:mod:`.startup`): ``distdream render`` from the shell against a seed-style script
   (:mod:`.seed_script`): a one-frame render against the script's start, one worker (in process)
   and two (on Ray) over a pan, and when each phase of the render appeared;
@@ -43,7 +43,7 @@ __all__ = [
     "IOBenchmark",
     "LaneRow",
     "LanesBenchmark",
-    "ParityBenchmark",
+    "ParityRow",
     "RenderBenchmark",
     "StartupBenchmark",
     "StepBenchmark",
@@ -75,7 +75,7 @@ _LAZY = {
     "bench_coherence": "coherence",
     "EngineBenchmark": "engine",
     "bench_engine": "engine",
-    "ParityBenchmark": "parity",
+    "ParityRow": "parity",
     "bench_parity": "parity",
     "StartupBenchmark": "startup",
     "bench_startup": "startup",

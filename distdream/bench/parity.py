@@ -4,19 +4,19 @@ One worker renders each clip twice with the same chunks, lanes and settings: in 
 (``ray="never"``: the lanes are threads beside the driver) and as a Ray actor (``ray="always"``:
 the path a cluster runs). The figure is the rate while dreaming (frames/s from the first frame
 dreamed to the last); start-up (submit to the first frame: preflight, plan, Ray and the worker's
-model) and end to end are kept apart, since a long render pays the start-up once. Beside them,
+model) and end to end are kept apart, since a long render pays the start-up once. Each clip is
+a part of its own, so a run cut off by its time limit keeps the clips it finished. Beside them,
 how far the two outputs' frames differ. Both paths dream the same frames on a CPU, but x264 now
 and then encodes the same frames differently (docs: "What the same frames means"), so only a
 lossless render (``crf=0``, as the quick run uses) shows nothing; on a GPU the dream's own
 rounding differs between runs as well. Two clips: one
-long shot, which the planner splits into crossfaded chunks to fill the lanes, and a clip of 8
-short shots, whose chunks begin on the cuts.
+long shot (a pan), which the planner splits into crossfaded chunks to fill the lanes, and a clip
+of 8 short shots, whose chunks begin on the cuts.
 """
 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -27,14 +27,16 @@ from ..samples import pan_frames, shot_frames, write_clip
 from ..video import read_frames
 from .watch import watched_render
 
-__all__ = ["ParityBenchmark", "ParityRow", "bench_parity"]
+__all__ = ["CLIPS", "ParityRow", "bench_parity"]
+
+CLIPS = ("one shot", "8 shots")
 
 
 @dataclass(frozen=True)
 class ParityRow:
     """One clip rendered both ways."""
 
-    clip: str  # "one shot" or "8 shots"
+    clip: str  # one of CLIPS
     width: int
     height: int
     frames: int
@@ -46,11 +48,6 @@ class ParityRow:
     in_process_seconds: float  # end to end
     ray_seconds: float
     frames_differ: float  # mean |Δ| between the two renders' frames, 8-bit levels (0: the same frames)
-
-
-@dataclass(frozen=True)
-class ParityBenchmark:
-    rows: list[ParityRow]
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -79,22 +76,17 @@ def _both(clip: Path, name: str, size: tuple[int, int], frames: int, config: Ren
     )
 
 
-def bench_parity(
-    *, sizes: Sequence[tuple[int, int]], frames: int, shot_frames_each: int, config: RenderConfig | None = None
-) -> ParityBenchmark:
-    """A ``frames``-frame pan at each of ``sizes``, then 8 shots of ``shot_frames_each`` frames
-    at the first size, each rendered in this process and through Ray (see the module docstring)."""
+def bench_parity(clip: str, *, width: int, height: int, frames: int, config: RenderConfig | None = None) -> ParityRow:
+    """One clip rendered both ways (see the module docstring): ``"one shot"``, a ``frames``-frame
+    pan, or ``"8 shots"``, 8 pans of ``frames // 8`` frames each."""
+    if clip not in CLIPS:
+        raise ValueError(f"unknown parity clip {clip!r}; choose from {', '.join(CLIPS)}")
     config = config or RenderConfig()
-    rows = []
     with tempfile.TemporaryDirectory(prefix="distdream-parity-") as tmp:
-        for w, h in sizes:
-            folder = Path(tmp) / f"pan-{w}x{h}"
-            folder.mkdir()
-            clip = write_clip(folder / "clip.mp4", pan_frames(frames, w, h), audio=None)
-            rows.append(_both(clip, "one shot", (w, h), frames, config))
-        w, h = sizes[0]
-        folder = Path(tmp) / "shots"
-        folder.mkdir()
-        clip = write_clip(folder / "clip.mp4", shot_frames(8, shot_frames_each, w, h), audio=None)
-        rows.append(_both(clip, "8 shots", (w, h), 8 * shot_frames_each, config))
-    return ParityBenchmark(rows)
+        if clip == "8 shots":
+            frames = frames // 8 * 8
+            pictures = shot_frames(8, frames // 8, width, height)
+        else:
+            pictures = pan_frames(frames, width, height)
+        made = write_clip(Path(tmp) / "clip.mp4", pictures, audio=None)
+        return _both(made, clip, (width, height), frames, config)

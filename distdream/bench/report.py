@@ -232,9 +232,9 @@ def _halving(h: Mapping[str, Any], echo: Echo) -> None:
         echo(f"  note: {note}")
 
 
-def _parity(p: Mapping[str, Any], echo: Echo) -> None:
+def _parity(rows: list[Mapping[str, Any]], echo: Echo) -> None:
     echo("one worker, in this process against through Ray (frames/s while dreaming; target: Ray ≥ 0.9×):")
-    for r in p["rows"]:
+    for r in rows:
         _row(
             echo,
             f"{r['clip']}, {r['frames']} frames {r['width']}×{r['height']}",
@@ -349,7 +349,7 @@ def _engine_panels(figures: Figures) -> list[Panel]:
 def _parity_panels(figures: Figures) -> list[Panel]:
     if "parity" not in figures:
         return []
-    rows = figures["parity"]["rows"]
+    rows = figures["parity"]
 
     def rates(ax: Any) -> None:
         names = [f"{r['clip']}\n{r['width']}×{r['height']}" for r in rows]

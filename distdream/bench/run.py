@@ -190,6 +190,8 @@ def run_sections(
                     )
         elif section == "render":
             _renders(run)
+        elif section == "parity":
+            _parity(run)
         elif run.in_time(section):
             result = _PARTS[section](run)
             if result is not None:
@@ -210,6 +212,24 @@ def _renders(run: _Run) -> None:
                 run.record("render", result.to_dict(), many=True)
 
 
+def _parity(run: _Run) -> None:
+    """The engine against the in-process path: a pan at each render size, then 8 shots at the
+    frame size (quick: tiny, light and lossless, where both paths give the same frames)."""
+    plan = run.plan
+    if plan.quick:
+        light = RenderConfig(dream=DreamConfig(num_iterations=2, num_octaves=2), keyframe_settle=0, crf=0)
+        clips = [("one shot", (64, 48), 6), ("8 shots", (64, 48), 16)]
+    else:
+        light = None
+        frames = plan.render_frames or (120 if run.cuda else 24)
+        clips = [("one shot", size, frames) for size in plan.render_sizes or (run.frame_size,)]
+        clips.append(("8 shots", run.frame_size, 2 * frames))
+    for clip, (w, h), frames in clips:
+        if run.in_time(f"parity {clip} {w}x{h}"):
+            row = bench_parity(clip, width=w, height=h, frames=frames, config=light)
+            run.record("parity", row.to_dict(), many=True)
+
+
 def _io(run: _Run) -> Any:
     return bench_io(frames=300 if run.plan.quick else 1500, gop=100 if run.plan.quick else 250)
 
@@ -222,15 +242,6 @@ def _codecs(run: _Run) -> Any:
 
 def _engine(run: _Run) -> Any:
     return bench_engine(quick=run.plan.quick, workers=run.plan.workers)
-
-
-def _parity(run: _Run) -> Any:
-    plan = run.plan
-    if plan.quick:  # the table's shape on tiny frames: a light dream, a few frames a clip, lossless
-        light = RenderConfig(dream=DreamConfig(num_iterations=2, num_octaves=2), keyframe_settle=0, crf=0)
-        return bench_parity(sizes=[(64, 48)], frames=6, shot_frames_each=2, config=light)
-    frames = plan.render_frames or (120 if run.cuda else 24)
-    return bench_parity(sizes=plan.render_sizes or (run.frame_size,), frames=frames, shot_frames_each=frames // 4)
 
 
 def _startup(run: _Run) -> Any:
@@ -285,7 +296,6 @@ _PARTS: dict[str, Callable[[_Run], Any]] = {
     "io": _io,
     "codecs": _codecs,
     "engine": _engine,
-    "parity": _parity,
     "startup": _startup,
     "lanes": _lanes,
     "coherence": _coherence,

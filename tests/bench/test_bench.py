@@ -279,7 +279,7 @@ print("torch imported:", "torch" in sys.modules)
 def test_parity_renders_each_clip_in_process_and_through_ray_to_the_same_frames(tmp_path: Path, capsys) -> None:
     out = tmp_path / "parity.json"
     assert main(["bench", "--only", "parity", "--quick", "--device", "cpu", "--json", str(out)]) == 0
-    rows = json.loads(out.read_text())["parity"]["rows"]
+    rows = json.loads(out.read_text())["parity"]
     assert [(r["clip"], r["frames"]) for r in rows] == [("one shot", 6), ("8 shots", 16)]
     for r in rows:
         assert r["in_process_fps"] > 0 and r["ray_fps"] > 0
