@@ -11,8 +11,9 @@
 #   - lanes 1/2/4/8 × fp32/bf16/fp16 (and NCHW) at 1280×720: frames/s, peak memory per lane,
 #     how far each moves the frames (Δ) and the dream's strength;
 #   - the out-of-memory path: 8 lanes on a card capped to about 2.5 lanes' memory;
-#   - in-process renders of 120 frames at 1280×720 and 1920×1080, 1 and 8 lanes, with per-stage
-#     times (decode, flow, dream, encode) and the share of time the network waited;
+#   - in-process renders of 120 frames at 1920×1080 and 1280×720, 8 and 1 lanes (in that order:
+#     a run out of time keeps the first), each with the carry on the device and on the host, with per-stage times (decode, flow, dream, encode) and
+#     the share of time the network waited;
 #   - torch.compile rows, if time is left.
 # Writes OUTDIR/gpu.json (rewritten after every part, so a cut-off run keeps what it measured),
 # OUTDIR/gpu.png and OUTDIR/gpu.log. Parts that would start after SECONDS − 60 are skipped, and
@@ -63,7 +64,8 @@ timeout -s INT -k 30 "$limit" python3 -m distdream bench \
     --only step,lanes,halving,render,compile \
     --size 512 --size 1024 \
     --frame-size 1280x720 \
-    --render-size 1280x720 --render-size 1920x1080 --render-lanes 1,8 --render-frames 120 \
+    --render-size 1920x1080 --render-size 1280x720 --render-lanes 8,1 --render-frames 120 \
+    --render-carry device,host \
     --time-limit $((limit - 60)) \
     --json "$out/gpu.json" --plot "$out/gpu.png" 2>&1 | tee -a "$log"
 status=${PIPESTATUS[0]}

@@ -347,6 +347,15 @@ class RenderConfig:
         rule=one_of(("bicubic", "bilinear")),
         help="Resampling of the carried dream: bicubic (crisper) or bilinear (softer).",
     )
+    # where the carried dream is warped, masked and held: None follows the network (its device on
+    # CUDA, where a host round trip per frame holds up the lanes; OpenCV on the CPU)
+    carry_on_device: bool | None = setting(
+        None,
+        rule=switch(),
+        unset="auto",
+        shown="on CUDA, off on CPU",
+        help="Warp, mask and hold the carried dream on the network's device (speed, not recipe).",
+    )
     crf: int = setting(18, rule=CRF, help="x264/x265 quality (0 lossless … 51).")
     preset: str = setting("medium", rule=PRESET, help="x264/x265 speed/size trade-off.")
     codec: str = setting(

@@ -330,7 +330,8 @@ class Dreamer:
         progress: Callable[[int], None] | None = None,
         anchor: Anchor | None = None,
     ) -> torch.Tensor:
-        """Dream an RGB image (1, 3, H, W) in [0, 1]; returns the same shape, in [0, 1], on CPU.
+        """Dream an RGB image (1, 3, H, W) in [0, 1]; returns the same shape, in [0, 1], on the
+        image's device (the network runs on this dreamer's).
 
         ``num_iterations`` overrides the config's per-octave count (keyframes and flow-warped
         frames of a video need different counts). ``progress(n)`` is called after every step.
@@ -400,7 +401,7 @@ class Dreamer:
 
         # no clamp here: every step clamps already, and an undreamed image (no steps) must come back
         # as it went in, out-of-gamut values included (a zero-dream render re-encodes exactly)
-        out = preprocess.denormalize(run_octaves(base, sizes, optimise)).detach().cpu()
+        out = preprocess.denormalize(run_octaves(base, sizes, optimise)).detach().to(images[0].device)
         return [out[i : i + 1] for i in range(n)]
 
     def _pulls(

@@ -49,6 +49,11 @@ class Lane:
     def __init__(self, batcher: LaneBatcher, slot: int) -> None:
         self._batcher, self.slot = batcher, slot
 
+    @property
+    def device(self) -> torch.device:
+        """The device the batch's network runs on."""
+        return self._batcher.dreamer.device
+
     def dream(
         self,
         image: torch.Tensor,

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .carry import flow_tensor, warp_tensor
 from .config import RenderConfig
 from .dream import Dreamer, FrameDreamer, resize
 from .encode import Encoder, Span
@@ -38,6 +39,7 @@ __all__ = [
     "DreamedFrames",
     "RangeResult",
     "dream_range",
+    "carry_device",
     "dream_segment",
     "scan_cuts",
 ]
@@ -98,20 +100,26 @@ class Carried:
             )
 
 
-def _mover(motion: FrameMotion, resampling: str) -> Callable[[torch.Tensor], torch.Tensor]:
+def _mover(motion: FrameMotion, resampling: str, device: torch.device | None) -> Callable[[torch.Tensor], torch.Tensor]:
     """warp(residual) by this frame's backward flow, (1, 3, H, W). The carry and the temporal
     term's anchor both need it for the same residual: the last one is kept, so it is warped once.
 
     ``resampling`` is the config's ``carry_resampling`` (bicubic by default: bilinear blurs the
     carried dream a little every frame, the temporal term pulls toward that blur, and the dream's
-    steps redraw the lost texture, so detail and steadiness are lost together)."""
+    steps redraw the lost texture, so detail and steadiness are lost together). ``device``: warp
+    there with :func:`~distdream.carry.warp_tensor` (the carry on the network's device), or on
+    the host with OpenCV (``None``)."""
     last: list[tuple[torch.Tensor, torch.Tensor]] = []
+    flow = None if device is None else flow_tensor(motion.backward, device)
 
     def moved(residual: torch.Tensor) -> torch.Tensor:
         if last and last[0][0] is residual:
             return last[0][1]
-        out = warp(residual[0].permute(1, 2, 0).numpy(), motion.backward, resampling)  # (H, W, 3)
-        result = torch.from_numpy(np.ascontiguousarray(out)).permute(2, 0, 1).unsqueeze(0)
+        if flow is not None:
+            result = warp_tensor(residual, flow, resampling)
+        else:
+            out = warp(residual[0].permute(1, 2, 0).numpy(), motion.backward, resampling)  # (H, W, 3)
+            result = torch.from_numpy(np.ascontiguousarray(out)).permute(2, 0, 1).unsqueeze(0)
         last[:] = [(residual, result)]  # holding the residual keeps its identity unique
         return result
 
@@ -130,7 +138,7 @@ def _anchor(
     frame stays sharp this way and only the dream is carried.
     """
     trust = motion.mask if motion.reliable is None else motion.mask * motion.reliable
-    weight = torch.from_numpy(np.ascontiguousarray(trust, dtype=np.float32))[None, None]
+    weight = torch.from_numpy(np.ascontiguousarray(trust, dtype=np.float32))[None, None].to(frame.device)
 
     def anchor(residual: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return (frame + moved(residual)).clamp(0, 1), weight
@@ -139,10 +147,10 @@ def _anchor(
 
 
 def _carry(
-    motion: FrameMotion, config: RenderConfig, moved: Callable[[torch.Tensor], torch.Tensor]
+    motion: FrameMotion, config: RenderConfig, moved: Callable[[torch.Tensor], torch.Tensor], device: torch.device
 ) -> Callable[[torch.Tensor], torch.Tensor]:
     """decay · mask · warp(residual): the previous dream, moved with the scene."""
-    mask = torch.from_numpy(np.ascontiguousarray(motion.mask, dtype=np.float32))[None, None]
+    mask = torch.from_numpy(np.ascontiguousarray(motion.mask, dtype=np.float32))[None, None].to(device)
 
     def carry(residual: torch.Tensor) -> torch.Tensor:
         out = moved(residual)
@@ -151,20 +159,31 @@ def _carry(
     return carry
 
 
-def _steps(reader: MotionReader, start: int, config: RenderConfig, order: list[int]) -> Iterator[SequenceStep]:
-    """The reader's frames from ``start`` on as sequence steps, each with how the dream reaches it."""
+def _steps(
+    reader: MotionReader, start: int, config: RenderConfig, order: list[int], device: torch.device | None
+) -> Iterator[SequenceStep]:
+    """The reader's frames from ``start`` on as sequence steps, each with how the dream reaches it;
+    with a ``device``, the frames, the carry and the anchor live there (see :func:`_mover`)."""
+    here = device or torch.device("cpu")
     for i, frame, motion in reader:
         if i < start:
             continue  # decoded for its flow only
         order.append(i)
-        image = array_to_tensor(frame)
+        image = array_to_tensor(frame).to(here)
         if motion is None or motion.cut:
             yield SequenceStep(image, None)
             continue
-        moved = _mover(motion, config.carry_resampling)
-        yield SequenceStep(
-            image, _carry(motion, config, moved), _anchor(motion, image, moved) if config.temporal_weight > 0 else None
-        )
+        moved = _mover(motion, config.carry_resampling, device)
+        carry = _carry(motion, config, moved, here)
+        yield SequenceStep(image, carry, _anchor(motion, image, moved) if config.temporal_weight > 0 else None)
+
+
+def carry_device(config: RenderConfig, dreamer: FrameDreamer) -> torch.device | None:
+    """Where a range's carry runs: the dreamer's device when ``carry_on_device`` says so (by
+    default on CUDA), else ``None`` (the host, with OpenCV)."""
+    device = getattr(dreamer, "device", torch.device("cpu"))
+    on = device.type == "cuda" if config.carry_on_device is None else config.carry_on_device
+    return device if on else None
 
 
 def _start_image(config: RenderConfig, index: VideoIndex) -> torch.Tensor | None:
@@ -214,17 +233,21 @@ class DreamedFrames:
 
     def __iter__(self) -> Iterator[tuple[int, np.ndarray, bool]]:
         carried, times, generator = self.carried, self.times, self.generator
+        device = carry_device(self.config, self.dreamer)
         state = ShotState()
         if carried is not None:
             generator.set_state(carried.generator)
-            state = ShotState(carried.residual, None if carried.level is None else Level.from_tensor(carried.level))
+            residual = carried.residual if device is None else carried.residual.to(device)
+            state = ShotState(residual, None if carried.level is None else Level.from_tensor(carried.level))
         # from the frame before when continuing: its flow carries the dream onto frame ``start``
         first = self.start - 1 if carried is not None else self.start
         reader = MotionReader(self.index, first, self.end, self.config.flow, self.lookahead, times)
         order: list[int] = []  # the frame index of each step, in order
         start_image = _start_image(self.config, self.index)
+        if start_image is not None and device is not None:
+            start_image = start_image.to(device)
         try:
-            steps = _steps(reader, self.start, self.config, order)
+            steps = _steps(reader, self.start, self.config, order, device)
             sequence = dream_sequence(
                 self.dreamer, steps, self._settings(), generator=generator, start=start_image, state=state
             )

@@ -118,7 +118,7 @@ def held(frame: torch.Tensor, residual: torch.Tensor, level: Level) -> tuple[tor
     alone, or the residual's own colour magnitude, left a long still shot greyer (the dream's
     colours arrange themselves so that less of them shows; docs/benchmarks/cpu.md).
     """
-    cast = torch.tensor(level.cast, dtype=residual.dtype).view(1, 3, 1, 1)
+    cast = torch.tensor(level.cast, dtype=residual.dtype, device=residual.device).view(1, 3, 1, 1)
     rest = residual - residual.mean(dim=(2, 3), keepdim=True)
     size = float((cast + rest).abs().mean())
     if size == 0.0:

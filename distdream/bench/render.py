@@ -21,7 +21,7 @@ from ..dream import Dreamer
 from ..encode import Span
 from ..images import array_to_tensor
 from ..lanes import LaneBatcher
-from ..pipeline import ChunkStats, dream_range
+from ..pipeline import ChunkStats, carry_device, dream_range
 from ..samples import pan_frames, write_clip
 from ..video import probe, read_frames
 from .common import device_name, in_lanes
@@ -44,6 +44,7 @@ class RenderBenchmark:
 
     device: str
     setting: str  # the network as run: precision, layout
+    carry: str  # where the carried dream was warped, masked and held: "device" or "host"
     width: int
     height: int
     frames: int
@@ -105,6 +106,7 @@ def bench_render(
     return RenderBenchmark(
         device=device_name(dev),
         setting=dreamer.compute.describe(),
+        carry="host" if carry_device(config, dreamer) is None else "device",
         width=width,
         height=height,
         frames=frames,

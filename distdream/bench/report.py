@@ -213,7 +213,7 @@ def _render(rows: list[Mapping[str, Any]], echo: Echo) -> None:
     for r in rows:
         echo(
             f"render in process (no Ray), {r['frames']} frames {r['width']}×{r['height']}, {r['lanes']} lane(s), "
-            f"{r['device']}, {r['setting']}:"
+            f"{r['device']}, {r['setting']}, carry on the {r.get('carry', 'host')}:"
         )
         _row(echo, "end to end", f"{r['seconds']:8.1f} s   ({r['frames_per_s']:.2f} frames/s)")
         for stage in ("decode", "flow", "dream", "encode"):

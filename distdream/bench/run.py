@@ -36,6 +36,7 @@ from .videoio import bench_io
 __all__ = ["BenchPlan", "environment", "run_sections"]
 
 Size = tuple[int, int]
+CARRY = {"auto": None, "device": True, "host": False}  # --render-carry → RenderConfig.carry_on_device
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class BenchPlan:
     render_sizes: tuple[Size, ...] = ()  # default: the frame size
     render_frames: int | None = None  # default: 120 on CUDA, 24 on CPU
     render_lanes: tuple[int, ...] = (1,)
+    render_carry: tuple[str, ...] = ("auto",)  # where each render's carry runs: auto, device, host
     workers: int | None = None  # N for the engine's scaling figure
     time_limit: float | None = None  # seconds; a part that would start later is skipped
 
@@ -63,6 +65,8 @@ class BenchPlan:
             raise ConfigError(f"--size {min(self.step_sizes)}: give at least 32 pixels")
         if any(n < 1 for n in (*self.lanes, *self.render_lanes)):
             raise ConfigError("lane counts must be at least 1")
+        if not self.render_carry or any(c not in CARRY for c in self.render_carry):
+            raise ConfigError(f"--render-carry {','.join(self.render_carry)!r}: choose from {', '.join(CARRY)}")
         if self.render_frames is not None and self.render_frames < max(self.render_lanes):
             raise ConfigError(f"--render-frames {self.render_frames}: give at least one frame per lane")
         return self
@@ -204,12 +208,14 @@ def _renders(run: _Run) -> None:
     frames = plan.render_frames or (8 if plan.quick else 120 if run.cuda else 24)
     for width, height in plan.render_sizes or (run.frame_size,):
         for lanes in plan.render_lanes:
-            if run.in_time(f"render {width}x{height} {lanes} lanes"):
-                config = RenderConfig(keyframe_settle=0) if plan.quick else None  # quick: rough, in seconds
-                result = bench_render(
-                    width=width, height=height, frames=frames, lanes=lanes, device=plan.device, config=config
-                )
-                run.record("render", result.to_dict(), many=True)
+            for carry in plan.render_carry:
+                if run.in_time(f"render {width}x{height} {lanes} lanes, carry {carry}"):
+                    quick = {"keyframe_settle": 0} if plan.quick else {}  # quick: rough, in seconds
+                    config = RenderConfig(carry_on_device=CARRY[carry], **quick)
+                    result = bench_render(
+                        width=width, height=height, frames=frames, lanes=lanes, device=plan.device, config=config
+                    )
+                    run.record("render", result.to_dict(), many=True)
 
 
 def _parity(run: _Run) -> None:

@@ -70,6 +70,12 @@ def _write_json(path: str, figures: dict[str, Any]) -> None:
 )
 @click.option("--render-frames", type=int, default=None, help="Frames per render. [default: 120 on CUDA, 24 on CPU]")
 @click.option("--render-lanes", default="1", show_default=True, help="Lane counts for the renders, e.g. 1,8.")
+@click.option(
+    "--render-carry",
+    default="auto",
+    show_default=True,
+    help="Where each render's carry runs, e.g. device,host: auto (the device on CUDA), device, host.",
+)
 @click.option("--device", default=None, help="cpu, cuda …; default: CUDA when present.")
 @click.option(
     "--time-limit",
@@ -102,6 +108,7 @@ def bench(
     render_sizes: tuple[str, ...],
     render_frames: int | None,
     render_lanes: str,
+    render_carry: str,
     device: str | None,
     time_limit: float | None,
     json_path: str | None,
@@ -126,6 +133,7 @@ def bench(
         render_sizes=tuple(_size(v, "--render-size") for v in render_sizes),  # type: ignore[misc]
         render_frames=render_frames,
         render_lanes=_counts(render_lanes, "--render-lanes"),
+        render_carry=tuple(v.strip() for v in render_carry.split(",") if v.strip()),
         workers=workers,
         time_limit=time_limit,
     ).validate()

@@ -232,6 +232,7 @@ def plan_record(input: str, checked: Checked, config: RenderConfig, device: str,
         # layout and compilation change speed, not the recipe (only rounding, as lanes and thread
         # counts do): a resume may switch them. Precision stays in: it is a choice about numbers.
         dream.pop(speed_only, None)
+    settings.pop("carry_on_device", None)  # where the carry runs: rounding only, like the layout
     dream["precision"] = resolve_compute(config.dream, torch.device(device)).precision  # as it runs
     weights = checked.weights
     resolved = None if weights is None else _file_record(weights.file) if weights.file else weights.name

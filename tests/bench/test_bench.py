@@ -225,6 +225,7 @@ def test_parts_past_the_time_limit_are_skipped_and_listed(tmp_path: Path) -> Non
         (["--only", "steps"], "unknown bench section 'steps'"),
         (["--only", "lanes", "--lanes", "0,2"], "--lanes"),
         (["--render-frames", "2", "--render-lanes", "4"], "--render-frames"),
+        (["--only", "render", "--render-carry", "gpu"], "--render-carry 'gpu': choose from auto, device, host"),
     ],
 )
 def test_bench_refuses_what_it_cannot_run(args: list[str], says: str, capsys) -> None:
@@ -288,3 +289,13 @@ def test_parity_renders_each_clip_in_process_and_through_ray_to_the_same_frames(
         assert 0 < r["ray_startup_seconds"] < r["ray_seconds"]
         assert r["frames_differ"] == 0  # on a CPU both paths give the same bytes
     assert re.search(r"8 shots, 16 frames 64×48 +[\d.]+ vs [\d.]+ frames/s", capsys.readouterr().out)
+
+
+def test_render_rows_with_the_carry_on_the_device_and_on_the_host(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "render.json"
+    args = ["--only", "render", "--quick", "--device", "cpu", "--render-size", "64x48", "--render-frames", "4"]
+    assert main(["bench", *args, "--render-carry", "device,host", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["render"]
+    assert [r["carry"] for r in rows] == ["device", "host"]  # auto would be the host on a CPU
+    assert all(r["frames"] == 4 and r["frames_per_s"] > 0 for r in rows)
+    assert "carry on the device:" in capsys.readouterr().out

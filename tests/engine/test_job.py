@@ -64,13 +64,17 @@ def test_plan_reports_chunks_and_overhead(clip: Path) -> None:
 
 
 def test_the_plan_hash_holds_what_runs_not_how_fast(clip: Path, tmp_path: Path) -> None:
-    def hashed(device: str = "cpu", **dream: object) -> str:
-        cfg = RenderConfig(dream=DreamConfig(**{**CFG.dream.to_dict(), **dream}), crf=0, preset="ultrafast")
+    def hashed(device: str = "cpu", render: dict[str, object] | None = None, **dream: object) -> str:
+        cfg = RenderConfig(
+            dream=DreamConfig(**{**CFG.dream.to_dict(), **dream}), crf=0, preset="ultrafast", **(render or {})
+        )
         checked = preflight(str(clip), str(tmp_path / "o.mp4"), cfg, JobOptions(**JOB))
         return settings_hash(plan_record(str(clip), checked, cfg, device, list(plan(clip, cfg, **JOB).chunks)))
 
     base = hashed()
     assert hashed(compile=True) == hashed(channels_last=False) == base  # speed, not the recipe
+    assert hashed(render={"carry_on_device": True}) == base  # where the carry runs: rounding only
+    assert hashed(render={"carry_resampling": "bilinear"}) != base  # how it resamples: the recipe
     assert hashed(precision="fp32") == base  # auto runs fp32: the hash stores what runs, not the name
     assert hashed(precision="bf16") == base  # … and bf16 runs fp32 on a CPU worker
     assert hashed("cuda", precision="bf16") != hashed("cuda")  # on a GPU it runs bf16
