@@ -38,8 +38,8 @@ __all__ = [
     "ChunkStats",
     "DreamedFrames",
     "RangeResult",
-    "dream_range",
     "carry_device",
+    "dream_range",
     "dream_segment",
     "scan_cuts",
 ]
