@@ -56,15 +56,30 @@ def started(clip: Path, tmp_path: Path) -> tuple[subprocess.Popen, Path, list[ps
     return proc, workdir, family
 
 
+def named(p: psutil.Process) -> str:
+    """A process's name, or "" once it has ended (a short-lived child may end after it was listed)."""
+    try:
+        return p.name()
+    except psutil.Error:
+        return ""
+
+
+def running(p: psutil.Process) -> bool:
+    try:
+        return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:  # ended between the two questions
+        return False
+
+
 def left(family: list[psutil.Process], within: float = 10.0) -> list[str]:
     """The job's processes still running after ``within`` seconds."""
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
-        alive = [p for p in family if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        alive = [p for p in family if running(p)]
         if not alive:
             return []
         time.sleep(0.2)
-    return [f"{p.pid} {p.name()}" for p in alive]
+    return [f"{p.pid} {named(p)}" for p in alive]
 
 
 @pytest.mark.parametrize(("signum", "group"), [(signal.SIGTERM, False), (signal.SIGTERM, True), (signal.SIGHUP, False)])
@@ -123,7 +138,7 @@ def test_a_stop_while_ray_starts_is_a_stop_too(clip: Path, tmp_path: Path) -> No
     )
     me, family = psutil.Process(proc.pid), []
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not any("gcs_server" in p.name() for p in family):
+    while time.monotonic() < deadline and not any("gcs_server" in named(p) for p in family):
         assert proc.poll() is None, proc.communicate()
         family = me.children(recursive=True)
         time.sleep(0.02)
