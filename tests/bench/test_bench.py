@@ -292,3 +292,10 @@ def test_parity_renders_each_clip_in_process_and_through_ray_to_the_same_frames(
         assert 0 < r["ray_startup_seconds"] < r["ray_seconds"]
         assert r["frames_differ"] == 0  # on a CPU both paths give the same bytes
     assert re.search(r"8 shots, 16 frames 64×48 +[\d.]+ vs [\d.]+ frames/s", capsys.readouterr().out)
+
+
+def test_parity_refuses_a_clip_it_does_not_know() -> None:
+    from distdream.bench import bench_parity
+
+    with pytest.raises(ValueError, match="unknown parity clip 'two shots'; choose from one shot, 8 shots"):
+        bench_parity("two shots", width=64, height=48, frames=8)
