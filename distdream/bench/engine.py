@@ -6,8 +6,9 @@ iterations dreamed in-process with no I/O, over a one-worker render end to end â
 of N workers over one, end to end and at the steady rate after each job's start-up. Beside them
 the driver's peak memory for a clip and one ten times longer, and, on a one-shot pan forced to
 crossfade seams, the warping error inside the seam windows over elsewhere and over the same
-frames rendered as one chunk. The only part of the benchmark that needs Ray, which it imports
-when it runs. Steadiness against other ways of rendering is :mod:`.coherence`'s, at equal strength.
+frames rendered as one chunk. One of the three sections that need Ray (with parity and
+startup), which it imports when it runs. Steadiness against other ways of rendering is
+:mod:`.coherence`'s, at equal strength.
 """
 
 from __future__ import annotations

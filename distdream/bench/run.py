@@ -73,7 +73,7 @@ class BenchPlan:
 
 
 def ray_installed() -> bool:
-    """Whether Ray can be imported here (the engine section needs it; nothing else does)."""
+    """Whether Ray can be imported here (the engine, parity and startup sections need it; nothing else does)."""
     try:
         return importlib.util.find_spec("ray") is not None
     except ValueError:  # sys.modules["ray"] is None: imports of it are blocked

@@ -117,8 +117,8 @@ def bench(
 ) -> None:
     """Measure dream step, video I/O, the engine, lanes × precision and renders, each beside its reference.
 
-    Every part but the engine runs without Ray. Interrupted (Ctrl-C, or timeout -s INT), it still
-    writes the JSON and plot of what it measured.
+    Every part but the engine, parity and startup sections runs without Ray. Interrupted (Ctrl-C,
+    or timeout -s INT), it still writes the JSON and plot of what it measured.
     """
     from ..bench import BenchPlan, plot, run_sections
 
