@@ -5,8 +5,9 @@ Inside :func:`signals_stop` the first of them raises :class:`Stopped` in the mai
 ``KeyboardInterrupt``, so every cleanup written for Ctrl-C runs: the caller cancels its job
 (finished chunks stay) and exits with 128 + the signal's number (143 for SIGTERM). From then on
 the process has ``grace`` seconds to be gone; a second signal, or a cleanup that outlasts them,
-ends it at once, its child processes (a local Ray instance) killed first, so nothing of the job
-stays running. A signal the process was told to ignore (``nohup``) stays ignored.
+ends it at once with that code, and its child processes (a local Ray instance) are killed right
+after it (:func:`exit_ending_children`), so nothing of the job stays running. A signal the
+process was told to ignore (``nohup``) stays ignored.
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
 import sys
 import threading
 from collections.abc import Iterator
 from types import FrameType
+from typing import NoReturn
 
-__all__ = ["SIGNALS", "Stopped", "end_children", "signals_stop"]
+__all__ = ["SIGNALS", "Stopped", "end_children", "exit_ending_children", "signals_stop"]
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
@@ -54,13 +57,43 @@ def end_children(grace: float = 3.0) -> None:
             child.kill()
 
 
+# Started with this process's children as arguments: once its stdin ends (the process that
+# started it has exited, closing the pipe's other end), it kills them.
+_REAPER = """
+import os, signal, sys
+sys.stdin.buffer.read()
+for pid in map(int, sys.argv[1:]):
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
+"""
+
+
+def exit_ending_children(code: int) -> NoReturn:
+    """Exit with ``code`` at once; every process this one started is killed right after, by a
+    small reaper that waits for this exit. Killing them first would race the exit code: Ray's
+    driver ends its process with code 1 when the local instance it is connected to dies."""
+    import psutil
+
+    with contextlib.suppress(Exception):
+        pids = [str(child.pid) for child in psutil.Process().children(recursive=True)]
+        if pids:
+            subprocess.Popen(
+                [sys.executable, "-c", _REAPER, *pids],
+                stdin=subprocess.PIPE,  # its other end, held here, closes with this process
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,  # not in this job's process group, whatever signals that gets
+            )
+    os._exit(code)
+
+
 def _exit_now(code: int, why: str) -> None:
     with contextlib.suppress(Exception):
         sys.stderr.write(f"{why}; exiting at once\n")
         sys.stderr.flush()
-    with contextlib.suppress(Exception):
-        end_children(grace=0.5)
-    os._exit(code)
+    exit_ending_children(code)
 
 
 @contextlib.contextmanager

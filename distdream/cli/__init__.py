@@ -17,7 +17,7 @@ import click
 import psutil
 
 from ..errors import DistDreamError
-from ..stops import Stopped, end_children
+from ..stops import Stopped, end_children, exit_ending_children
 from .bench import bench
 from .jobs import logs, status, stop, submit
 from .still import dream, layers, models, preview
@@ -93,7 +93,7 @@ def run() -> NoReturn:
         stopping.start()
         stopping.join(RAY_SHUTDOWN)
         if stopping.is_alive():
-            end_children(grace=0.5)
+            exit_ending_children(code)
         os._exit(code)
     sys.exit(code)
 

@@ -3,7 +3,8 @@
 ``ray.init`` on an address where nothing listens retries for minutes; a typo in ``--address``
 must cost seconds. So an address with a host and port is first tried with a plain TCP connect
 (``connect_timeout``), and only an address that answers is handed to Ray. ``ray.init`` also
-installs a SIGTERM handler of its own (``sys.exit``); a handler the caller installed stays.
+installs a SIGTERM handler of its own (``sys.exit``); a handler the caller installed stays, and
+stays through ``ray.shutdown`` (:func:`_keep_signal_handlers`).
 
 A worker that asks for what no node has (a GPU on a CPU cluster) would wait forever for Ray to
 place it: :func:`wait_for_resources` fails in seconds instead, naming what the cluster has, or
@@ -22,6 +23,7 @@ from collections.abc import Callable
 from urllib.parse import urlparse
 
 import ray
+from ray._private import auto_init_hook, ray_constants
 
 from ..config import JobOptions
 from ..errors import JobCancelled, JobError
@@ -43,6 +45,7 @@ def connect(address: str | None, timeout: float = 30.0) -> None:
     if ray.is_initialized():
         return
     _no_auto_init()
+    _keep_signal_handlers()
     target = _host_port(address) if address else None
     if target is not None:
         try:
@@ -79,9 +82,17 @@ def _no_auto_init() -> None:
     variable once, when it is imported, so its hook is told too; the variable covers processes
     started from here."""
     os.environ["RAY_ENABLE_AUTO_CONNECT"] = "0"
-    from ray._private import auto_init_hook
-
     auto_init_hook.enable_auto_connect = False
+
+
+def _keep_signal_handlers() -> None:
+    """Ray's driver installs absl's crash handler for SIGSEGV, SIGABRT, SIGFPE, SIGILL and SIGTERM
+    when it connects and, at ``ray.shutdown``, leaves SIGTERM at its default action while Python
+    still believes its own handler is there: a second SIGTERM during the shutdown that follows a
+    stop would kill the process outright, before it ends its children. Ray reads whether to install
+    it once, at import, into ``ray_constants``; this driver is told there (the local instance it
+    starts keeps the handler, and its crash reports)."""
+    ray_constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER = True
 
 
 def resources(options: JobOptions) -> Sizing:
