@@ -1,20 +1,26 @@
 """Faults injected into workers: the testing aid behind the engine's failure-path tests.
 
 Not a setting: a job's :class:`~distdream.config.JobOptions` say how to render; these say where
-it is to break. :func:`~distdream.engine.submit` takes them as ``faults``; a job with faults runs
-on Ray, where a worker can be killed and restarted.
+it is to break, or where it is to wait for the test's go-ahead. :func:`~distdream.engine.submit`
+takes them as ``faults``; a job with faults runs on Ray, where a worker can be killed and
+restarted, unless it is told ``ray="never"``: then its worker threads take the faults a thread
+can show (:data:`THREAD_KINDS`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ..errors import ConfigError
 
-__all__ = ["FAULT_KINDS", "Fault", "checked_faults"]
+__all__ = ["FAULT_KINDS", "THREAD_KINDS", "WAIT_LIMIT", "Fault", "checked_faults", "chunk_faults", "hold"]
 
-FAULT_KINDS = ("raise", "exit", "hang", "unavailable", "start-raise", "start-hang", "ping-hang")
+FAULT_KINDS = ("raise", "exit", "hang", "unavailable", "wait", "start-raise", "start-hang", "ping-hang")
+THREAD_KINDS = ("raise", "wait")  # what a worker thread of this process can do; the rest need a process
+WAIT_LIMIT = 600.0  # seconds a ``wait`` fault holds its chunk without a go-ahead before it fails it
 
 
 @dataclass(frozen=True)
@@ -22,26 +28,54 @@ class Fault:
     """A fault to inject into a worker.
 
     Chunk faults fire at frame offset ``at_frame`` of chunk ``chunk`` on the listed ``attempts``
-    (all when empty): the worker raises (``raise``), its process exits at once (``exit``), it
-    stops answering (``hang``, for the watchdog), or the call fails as Ray fails a call to a live
-    actor it cannot reach (``unavailable``). Start faults hit every worker as it starts:
-    its constructor raises (``start-raise``) or never returns (``start-hang``), or it starts but
-    never answers its first ping (``ping-hang``); ``chunk`` is ignored for those.
+    (all when empty, counted from 0): the worker raises (``raise``), its process exits at once
+    (``exit``), it stops answering (``hang``, for the watchdog), the call fails as Ray fails a
+    call to a live actor it cannot reach (``unavailable``), or the chunk waits there until the
+    file ``go`` exists (``wait``: a test holds a render at a known point, so that what it does
+    meanwhile, a signal say, cannot race the render's end). Start faults hit every worker as it
+    starts: its constructor raises (``start-raise``) or never returns (``start-hang``), or it
+    starts but never answers its first ping (``ping-hang``); ``chunk`` is ignored for those.
     """
 
     chunk: int = 0
     at_frame: int = 0
     attempts: tuple[int, ...] = ()
     kind: str = "raise"
+    go: str = ""  # a ``wait`` fault's go-ahead: the path of a file that the test creates
 
     @property
     def at_start(self) -> bool:
         return self.kind.startswith(("start-", "ping-"))
 
 
-def checked_faults(faults: Sequence[Fault]) -> tuple[Fault, ...]:
-    """``faults`` as a tuple; an unknown kind raises :class:`ConfigError`."""
+def checked_faults(faults: Sequence[Fault], in_process: bool = False) -> tuple[Fault, ...]:
+    """``faults`` as a tuple; an unknown kind, a ``wait`` without its go-ahead file, or (for a job
+    that must run in this process) a kind only a worker process can show raise :class:`ConfigError`."""
     bad = [f.kind for f in faults if f.kind not in FAULT_KINDS]
     if bad:
         raise ConfigError(f"unknown fault kind {bad[0]!r}; one of {', '.join(FAULT_KINDS)}")
+    if any(f.kind == "wait" and not f.go for f in faults):
+        raise ConfigError("a 'wait' fault needs go=PATH, the file whose appearance lets its chunk go on")
+    process_only = [f.kind for f in faults if f.kind not in THREAD_KINDS]
+    if in_process and process_only:
+        raise ConfigError(
+            f"a {process_only[0]!r} fault needs a worker process (Ray); a job with ray='never' takes "
+            f"only {' and '.join(THREAD_KINDS)} faults"
+        )
     return tuple(faults)
+
+
+def chunk_faults(faults: Sequence[Fault], chunk: int, attempt: int) -> list[Fault]:
+    """The faults that fire in attempt ``attempt`` (from 0) of chunk ``chunk``."""
+    return [f for f in faults if not f.at_start and f.chunk == chunk and (not f.attempts or attempt in f.attempts)]
+
+
+def hold(fault: Fault, stopped: Callable[[], bool] = lambda: False, limit: float = WAIT_LIMIT) -> None:
+    """A ``wait`` fault: return once its go-ahead file exists or ``stopped()`` turns true (the
+    job was cancelled: the caller's own check ends the chunk); raise :class:`RuntimeError` if
+    neither happened within ``limit`` seconds."""
+    deadline = time.monotonic() + limit
+    while not os.path.exists(fault.go) and not stopped():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"injected wait in chunk {fault.chunk}: no go-ahead ({fault.go}) within {limit:.0f} s")
+        time.sleep(0.02)

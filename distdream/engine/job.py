@@ -22,7 +22,7 @@ from typing import Any
 from .. import storage
 from ..chunking import Chunk, plan_chunks
 from ..config import JobOptions, RenderConfig
-from ..errors import ConfigError, JobCancelled, JobError
+from ..errors import JobCancelled, JobError
 from ..pipeline import scan_cuts
 from ..video import VideoIndex, frame_file
 from ..video.imageseq import sweep_temps
@@ -141,9 +141,8 @@ class Job:
         faults: Sequence[Fault] = (),
     ) -> None:
         self.input, self.output = input, output
-        self.faults = checked_faults(faults)  # a testing aid (engine.faults): such a job runs on Ray
-        if self.faults and options.ray == "never":
-            raise ConfigError("faults are injected into Ray workers; a job with ray='never' cannot take them")
+        # a testing aid (engine.faults): such a job runs on Ray, unless told ray="never"
+        self.faults = checked_faults(faults, in_process=options.ray == "never")
         self._on_phase = on_phase
         self._phase = Phase("starting")
         self._loop: Schedule | None = None
@@ -275,7 +274,9 @@ class Job:
         return size_workers(self.options, *local_totals())
 
     def _in_process(self, sizing: Sizing, chunks: list[Chunk] | None) -> bool:
-        return not self.faults and in_process(self.options, sizing, None if chunks is None else len(chunks), on_ray())
+        if self.faults and self.options.ray != "never":
+            return False
+        return in_process(self.options, sizing, None if chunks is None else len(chunks), on_ray())
 
     def _plan(self, checked: Checked, sizing: Sizing) -> tuple[list[Chunk], bool]:
         """The chunks, and whether they run in this process. Where Ray will be needed and the scan
@@ -478,7 +479,18 @@ class Job:
             Phase("starting workers", 0, workers if todo else 0, f"{workers} worker(s) × {lanes} lane(s) {where}")
         )
         if p.in_process:
-            return LocalLoop(self._board, self.options, p, str(p.checked.workdir), todo, done, windows, workers, lanes)
+            return LocalLoop(
+                self._board,
+                self.options,
+                p,
+                str(p.checked.workdir),
+                todo,
+                done,
+                windows,
+                workers,
+                lanes,
+                faults=self.faults,
+            )
         from .cluster import wait_for_resources  # Ray's side (see the module docstring)
         from .loop import ChunkLoop
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,7 @@ from ..chunking import Chunk
 from ..errors import JobCancelled, JobError
 from ..video.imageseq import sweep_temps
 from .chunkrun import ChunkRenderer, crossfade_window
+from .faults import Fault, chunk_faults, hold
 from .schedule import Schedule
 
 __all__ = ["LocalLoop"]
@@ -38,6 +40,7 @@ class LocalLoop(Schedule):
 
     running: dict[int, Chunk] = field(default_factory=dict)  # chunk index → chunk
     seams: dict[int, Chunk] = field(default_factory=dict)
+    faults: tuple[Fault, ...] = ()  # for tests: those a thread can show (faults.THREAD_KINDS)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -91,7 +94,7 @@ class LocalLoop(Schedule):
         while renderer is not None and (chunk := self._inbox.get()) is not _DONE:
             try:
                 record = renderer.render(
-                    self.prepared.plan.index, chunk, self.workdir, self.layout, self._progress, self._on_frame
+                    self.prepared.plan.index, chunk, self.workdir, self.layout, self._progress, self._frame_hook(chunk)
                 )
                 self._outbox.put(("chunk", chunk, record | {"host": "this process", "node": "local"}))
             except BaseException as exc:  # the loop decides: retry, fail, or a stop
@@ -110,9 +113,25 @@ class LocalLoop(Schedule):
     def _progress(self, n: int) -> None:
         self.board.add_done_frames(n)
 
-    def _on_frame(self, _i: int) -> None:
-        if self._stopping.is_set() or self.board.cancelled():
-            raise JobCancelled("job cancelled")
+    def _stopped(self) -> bool:
+        return self._stopping.is_set() or self.board.cancelled()
+
+    def _frame_hook(self, chunk: Chunk) -> Callable[[int], None]:
+        """What a lane does before each frame of ``chunk``: leave it if the job stops, and fire the
+        faults a test injected there (the attempt is counted before the chunk reaches a lane)."""
+        mine = chunk_faults(self.faults, chunk.index, self.attempts[chunk.index] - 1)
+
+        def on_frame(i: int) -> None:
+            for fault in mine:
+                if i - chunk.first == fault.at_frame:
+                    if fault.kind == "wait":
+                        hold(fault, self._stopped)
+                    else:
+                        raise RuntimeError(f"injected fault in chunk {chunk.index} at frame {i}")
+            if self._stopped():
+                raise JobCancelled("job cancelled")
+
+        return on_frame
 
     # -- the loop -----------------------------------------------------------------------------
 

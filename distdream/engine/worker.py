@@ -21,7 +21,7 @@ from ..errors import JobError
 from ..pipeline import scan_cuts
 from ..video import VideoIndex
 from .chunkrun import ChunkRenderer, crossfade_window
-from .faults import Fault
+from .faults import Fault, chunk_faults, hold
 from .pieces import Layout
 
 __all__ = ["DreamWorker", "progress_counter", "scan_cuts_task", "scan_on_ray", "seam_task"]
@@ -80,13 +80,14 @@ class DreamWorker:
         layout: Layout = Layout(),
     ) -> dict[str, Any]:
         """Dream ``chunk`` into its pieces; returns a small record (stats, fingerprints, where it ran)."""
-        mine = [
-            f for f in faults if not f.at_start and f.chunk == chunk.index and (not f.attempts or attempt in f.attempts)
-        ]
+        mine = chunk_faults(faults, chunk.index, attempt)
 
         def on_frame(i: int) -> None:
             for fault in mine:
                 if i - chunk.first == fault.at_frame:
+                    if fault.kind == "wait":  # until the go-ahead, or until the job stops this worker
+                        hold(fault)
+                        continue
                     if fault.kind == "exit":
                         os._exit(1)  # a worker process dying mid-chunk, as a lost node would
                     if fault.kind == "hang":
