@@ -1,9 +1,9 @@
 """What a render shows while it runs: each phase as it begins, counted ones as a bar, then frames.
 
 A phase with a count (scanning cuts n/N frames, starting workers n/N) gets a bar of its own; one
-without (probing, checking the model, starting Ray, joining) a line; dreaming gets the frames bar
-with the chunks done. Phases arrive from the caller's thread during start-up and from the job's
-thread after it, hence the lock. With ``quiet`` nothing is shown.
+without (probing, checking the model, starting Ray, joining) a line, the plan a line of its own;
+dreaming gets the frames bar with the chunks done. Phases arrive from the caller's thread during
+start-up and from the job's thread after it, hence the lock. With ``quiet`` nothing is shown.
 """
 
 from __future__ import annotations
@@ -50,6 +50,8 @@ class RenderDisplay:
                         leave=True,
                         postfix=phase.detail or None,
                     )
+                elif phase.name == "planned":
+                    click.echo(f"plan: {phase.detail}", err=True)
                 else:
                     detail = f" {phase.total} pieces into" if phase.name == "joining" else ""
                     click.echo(f"{phase.name}{detail}{' ' + phase.detail if phase.detail else ''}", err=True)

@@ -80,8 +80,6 @@ def render(input: str | None, output: str | None, quiet: bool, **kw: Any) -> Non
     with signals_stop():  # SIGTERM, SIGINT, SIGHUP: a stop, as Ctrl-C (distdream.stops)
         # preflight: bad input fails here, nothing written
         job = submit_job(input, output, config, on_phase=display.phase, **options)
-        if job.plan is not None:
-            display.say(f"plan: {job.plan.describe()}")
 
         def how_to_resume() -> str:
             # -o OUTPUT is written out below, so the hint names the output once

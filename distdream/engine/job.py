@@ -256,6 +256,8 @@ class Job:
         self._prepared = self._prepare(checked)
         self.plan = self._prepared.plan
         self.in_process = self._prepared.in_process
+        # in the caller's thread, before the loop's: a display shows the plan before the workers start
+        self._set_phase(Phase("planned", detail=self.plan.describe()))
         self._thread.start()
 
     def _connect(self, meanwhile: str = "") -> None:

@@ -31,8 +31,9 @@ class JobStatus(StrEnum):
 @dataclass(frozen=True)
 class Phase:
     """What a job is doing now, for a display: ``probing``, ``checking the model``, ``scanning
-    cuts`` (``done``/``total`` frames), ``starting Ray``, ``starting workers`` (``done``/``total``
-    workers), ``dreaming``, ``joining`` (``total`` pieces); ``detail`` says more where there is more."""
+    cuts`` (``done``/``total`` frames), ``starting Ray``, ``planned`` (``detail``: the plan in one
+    line), ``starting workers`` (``done``/``total`` workers), ``dreaming``, ``joining`` (``total``
+    pieces); ``detail`` says more where there is more."""
 
     name: str
     done: int = 0
