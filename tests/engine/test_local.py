@@ -26,6 +26,7 @@ from distdream.engine.sizing import SHARED_STEP_PIXELS, THREAD_WORKERS, in_proce
 from distdream.errors import ConfigError, JobCancelled
 from distdream.samples import pan_frames, write_clip
 from distdream.video import read_frames
+from tests.engine.gated import command, default_signals, gate
 
 CFG = RenderConfig(
     dream=DreamConfig(num_iterations=2, num_octaves=2, dream_layers=("_blocks.5",), jitter=4),
@@ -101,7 +102,8 @@ def test_phases_arrive_in_order_and_the_job_says_where_it_ran(clip: Path, tmp_pa
     job.result(timeout=300)
     assert job.in_process
     names = [p.name for p in seen]
-    order = ["probing", "checking the model", "scanning cuts", "starting workers", "joining"]
+    # the plan is told in the caller's thread before the loop's starts: it always precedes the workers
+    order = ["probing", "checking the model", "scanning cuts", "planned", "starting workers", "joining"]
     assert [n for n in dict.fromkeys(names) if n in order] == order
     scans = [p for p in seen if p.name == "scanning cuts"]
     assert scans[-1].done == scans[-1].total == 34  # every frame of the range scanned, counted up to it
@@ -111,9 +113,10 @@ def test_phases_arrive_in_order_and_the_job_says_where_it_ran(clip: Path, tmp_pa
 def test_a_stopped_in_process_job_resumes_what_is_missing(clip: Path, tmp_path: Path) -> None:
     whole = render(clip, tmp_path / "whole.mp4", CFG, ray="never", **JOB)
     workdir, out = tmp_path / "work", tmp_path / "out.mp4"
-    job = submit(clip, out, CFG, ray="never", workdir=str(workdir), **JOB)
-    while not any(c.state == "done" for c in job.chunks()) and not job.done():
-        job.wait(0.05)
+    held = gate(tmp_path / "never", chunk=whole.chunks - 1)  # it cannot end before the cancel
+    job = submit(clip, out, CFG, ray="never", workdir=str(workdir), faults=(held,), **JOB)
+    while not any(c.state == "done" for c in job.chunks()):
+        assert not job.wait(0.05)
     job.cancel()
     with pytest.raises(JobCancelled):
         job.result(timeout=60)
@@ -159,10 +162,10 @@ def test_which_jobs_run_in_this_process() -> None:
 
 
 def test_a_sigterm_stops_an_in_process_render_and_its_resume_command_finishes_it(tmp_path: Path) -> None:
-    clip = write_clip(tmp_path / "long.mp4", pan_frames(120, 64, 48), audio=None)  # 12 chunks: time to stop it
+    clip = write_clip(tmp_path / "clip.mp4", pan_frames(40, 64, 48), audio=None)  # 4 chunks
     flags = (
         "--num-iterations 2 --num-octaves 2 --dream-layers _blocks.5 --keyframe-settle 0 "
-        "--chunk-frames 10 --workers 1 --crf 0 --preset ultrafast -q"
+        "--chunk-frames 10 --workers 1 --crf 0 --preset ultrafast -q --ray never"
     ).split()
     whole = tmp_path / "whole.mp4"
     done = subprocess.run(
@@ -174,12 +177,14 @@ def test_a_sigterm_stops_an_in_process_render_and_its_resume_command_finishes_it
     )
     assert done.returncode == 0, done.stderr
     workdir, out = tmp_path / "work", tmp_path / "out.mp4"
+    held = gate(tmp_path / "never", chunk=3)  # the render cannot end before the signal (tests.engine.gated)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "distdream", "render", str(clip), "-o", str(out), "--workdir", str(workdir), *flags],
+        [*command(held), "render", str(clip), "-o", str(out), "--workdir", str(workdir), *flags],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_signals,
     )
     ledger = workdir / "ledger.json"
     deadline = time.monotonic() + 120
@@ -193,7 +198,7 @@ def test_a_sigterm_stops_an_in_process_render_and_its_resume_command_finishes_it
     last = err.strip().splitlines()[-1]
     assert last.startswith("stopped by SIGTERM; finished chunks are kept"), last
     kept = json.loads(ledger.read_text())["chunks"]
-    assert 1 <= len(kept) < 12 and not out.exists() and not (workdir / "lock.json").exists()
+    assert 1 <= len(kept) < 4 and not out.exists() and not (workdir / "lock.json").exists()
     again = shlex.split(last.split("resume with: ", 1)[1])
     done = subprocess.run(
         [sys.executable, "-m", "distdream", *again[1:]], cwd=ROOT, capture_output=True, text=True, timeout=300
