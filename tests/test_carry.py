@@ -1,5 +1,6 @@
 """The carry on the network's device: the same warp as OpenCV's, and a range dreamed with it
-within the lanes tolerance of the host carry (docs/benchmarks/gpu.md), tested on the CPU."""
+within the tolerance for renders that round differently (tests/rounding.py) of the host carry,
+tested on the CPU."""
 
 from __future__ import annotations
 
@@ -18,9 +19,9 @@ from distdream.dream import Dreamer
 from distdream.flow import warp
 from distdream.pipeline import DreamedFrames, carry_device
 from distdream.samples import pan_frames, write_clip
-from distdream.video import VideoIndex, probe
+from distdream.video import VideoIndex, probe, read_frames
 
-from .test_lanes import assert_lane_matches
+from .rounding import STRENGTH, assert_same_recipe, levels
 
 CPU = torch.device("cpu")
 FAST = DreamConfig(num_iterations=3, num_octaves=2, dream_layers=("_blocks.5",), jitter=4)
@@ -58,9 +59,29 @@ def index(tmp_path_factory: pytest.TempPathFactory) -> VideoIndex:
     return probe(write_clip(tmp_path_factory.mktemp("carry") / "clip.mp4", list(pan_frames(16, 64, 48)), crf=0))
 
 
-def _range(index: VideoIndex, dreamer: Dreamer, on: bool, a: int, b: int, carried=None) -> DreamedFrames:
+def assert_handoff_matches(device: DreamedFrames, shown: list[np.ndarray], host: DreamedFrames) -> None:
+    """The state a range hands off, held to the tolerance its frames are held to (tests/rounding.py).
+    It is the dream residual of the range's last frame, where the two carries' frames may have
+    drifted apart (DeepDream amplifies their rounding difference frame after frame, by as much as
+    the host's kernels allow), so no bound on single values holds on every host. What holds: it is
+    exactly the last frame shown minus that frame's input (a handoff continues what was shown),
+    and it is as strong as the host carry's, within the 2 % the frames' strength keeps."""
+    assert device.carried_out is not None and host.carried_out is not None
+    residual = device.carried_out.residual[0].permute(1, 2, 0).numpy()  # (H, W, 3)
+    source = next(read_frames(device.index.path, device.end - 1, device.end, index=device.index, dtype=np.float32))
+    # one subtraction and one addition of float32 in [0, 1]: a rounding step at most, on any host
+    np.testing.assert_allclose(source + residual, shown[-1], rtol=0, atol=1e-6)
+    strengths = [float(c.residual.abs().mean()) for c in (device.carried_out, host.carried_out)]
+    assert strengths[0] == pytest.approx(strengths[1], rel=STRENGTH)
+
+
+def _range(index: VideoIndex, dreamer: Dreamer, on: bool, a: int, b: int, carried=None, seed: int = 3) -> DreamedFrames:
     config = RenderConfig(dream=FAST, keyframe_settle=0, carry_on_device=on)
-    return DreamedFrames(index, a, b, config, dreamer, generator=torch.Generator().manual_seed(3), carried=carried)
+    return DreamedFrames(index, a, b, config, dreamer, generator=torch.Generator().manual_seed(seed), carried=carried)
+
+
+def _frames(frames: DreamedFrames) -> list[np.ndarray]:
+    return [rgb for _, rgb, _ in frames]
 
 
 def test_a_range_carried_on_the_device_matches_the_host_carry(index: VideoIndex, lite0, monkeypatch) -> None:
@@ -73,18 +94,20 @@ def test_a_range_carried_on_the_device_matches_the_host_carry(index: VideoIndex,
     monkeypatch.setattr(pipeline, "warp_tensor", counted)
     dreamer = Dreamer(FAST, model=lite0, device="cpu")
     host = _range(index, dreamer, False, 0, 8)
-    want = [rgb for _, rgb, _ in host]
+    want = _frames(host)
     assert not warps  # the host carry: OpenCV
     device = _range(index, dreamer, True, 0, 8)
-    got = [rgb for _, rgb, _ in device]
+    got = _frames(device)
     assert len(warps) >= 7  # every carried frame was warped as a tensor
-    inputs = [f.astype(np.float32) for f in pan_frames(8, 64, 48)]
-    assert_lane_matches([np.rint(g * 255) for g in got], [np.rint(w * 255) for w in want], inputs)
+    other = _range(index, dreamer, False, 0, 8, seed=4)  # the same range, another dream
+    other_frames = _frames(other)
+    inputs = list(read_frames(index.path, 0, 12, index=index))
+    assert_same_recipe(*[[levels(f) for f in r] for r in (got, want, other_frames)], inputs[:8])
     # the state a handoff passes on is on the host either way, and a continuation from the same
     # state carries it on the device as the host would
     assert device.carried_out is not None and device.carried_out.residual.device == CPU
-    assert torch.allclose(device.carried_out.residual, host.carried_out.residual, atol=0.02)
-    after_host = [rgb for _, rgb, _ in _range(index, dreamer, False, 8, 12, host.carried_out)]
-    after_device = [rgb for _, rgb, _ in _range(index, dreamer, True, 8, 12, host.carried_out)]
-    later = [f.astype(np.float32) for f in pan_frames(12, 64, 48)][8:]
-    assert_lane_matches([np.rint(g * 255) for g in after_device], [np.rint(w * 255) for w in after_host], later)
+    assert_handoff_matches(device, got, host)
+    after_host = _frames(_range(index, dreamer, False, 8, 12, host.carried_out))
+    after_device = _frames(_range(index, dreamer, True, 8, 12, host.carried_out))
+    after_other = _frames(_range(index, dreamer, False, 8, 12, other.carried_out, seed=4))
+    assert_same_recipe(*[[levels(f) for f in r] for r in (after_device, after_host, after_other)], inputs[8:])
