@@ -23,6 +23,7 @@ from distdream.engine.workdir import settings_hash
 from distdream.errors import ChunkFailed, JobCancelled, JobError
 from distdream.samples import pan_frames, write_clip
 from distdream.video import probe, read_frames
+from tests.engine.gated import ROOT, command, default_signals, gate
 
 # crf 0: lossless, so runs can be compared frame for frame (lossy x264 is not bit-exact everywhere)
 CFG = RenderConfig(
@@ -183,7 +184,8 @@ def test_work_directory_guards(clip: Path, tmp_path: Path) -> None:
 
 
 def test_job_api_and_cancel(clip: Path, tmp_path: Path) -> None:
-    job = submit(clip, tmp_path / "out.mp4", CFG, workers=1, workdir=str(tmp_path / "w"), **JOB)
+    held = gate(tmp_path / "never", chunk=2)  # the job cannot end before the cancel (tests.engine.gated)
+    job = submit(clip, tmp_path / "out.mp4", CFG, workers=1, workdir=str(tmp_path / "w"), faults=(held,), **JOB)
     while not any(c.state == "done" for c in job.chunks()):
         assert job.status() in ("starting", "running")
         time.sleep(0.1)
@@ -199,9 +201,11 @@ def test_job_api_and_cancel(clip: Path, tmp_path: Path) -> None:
 
 def test_resume_after_the_driver_is_killed(clip: Path, reference, tmp_path: Path) -> None:
     workdir, out = tmp_path / "work", tmp_path / "out.mp4"
-    script = (
+    script = (  # its last chunk held: the driver cannot finish before it is killed (tests.engine.gated)
         "import sys; from distdream.engine import render; from tests.engine.test_job import CFG, JOB;"
-        f"render({str(clip)!r}, {str(out)!r}, CFG, workers=1, workdir={str(workdir)!r}, ray='never', **JOB)"
+        "from tests.engine.gated import gate;"
+        f"render({str(clip)!r}, {str(out)!r}, CFG, workers=1, workdir={str(workdir)!r}, ray='never', "
+        f"faults=(gate({str(tmp_path / 'never')!r}, 2),), **JOB)"
     )
     proc = subprocess.Popen(
         [sys.executable, "-c", script],
@@ -231,9 +235,7 @@ def test_resume_after_the_driver_is_killed(clip: Path, reference, tmp_path: Path
 
 def test_ctrl_c_stops_cleanly_and_keeps_finished_chunks(clip: Path, tmp_path: Path) -> None:
     workdir, out = tmp_path / "work", tmp_path / "out.mp4"
-    exe = Path(sys.executable).with_name("distdream")
     cmd = [
-        str(exe),
         "render",
         str(clip),
         "-o",
@@ -255,17 +257,20 @@ def test_ctrl_c_stops_cleanly_and_keeps_finished_chunks(clip: Path, tmp_path: Pa
         "-q",
     ]
     # Ctrl-C's default action even where this suite runs with SIGINT ignored (a background job of a
-    # non-interactive shell inherits that, and Python then installs no KeyboardInterrupt handler)
+    # non-interactive shell inherits that, and Python then installs no KeyboardInterrupt handler);
+    # the last chunk held, so the render cannot end before the Ctrl-C (tests.engine.gated)
     proc = subprocess.Popen(
-        cmd,
+        [*command(gate(tmp_path / "never", 2)), *cmd, "--ray", "never"],
+        cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        preexec_fn=default_signals,
     )
     ledger = workdir / "ledger.json"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not (ledger.exists() and json.loads(ledger.read_text())["chunks"]):
+        assert proc.poll() is None, proc.communicate()
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)

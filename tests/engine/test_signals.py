@@ -3,6 +3,12 @@
 What a batch scheduler does on preemption: the render is cancelled, finished chunks stay, the exact
 resume command is printed, no process of the job is left, and it exits 128 + the signal within
 30 s; a second signal exits at once. The resumed render equals an uninterrupted one.
+
+The render's last chunk waits for a go-ahead that never comes (tests.engine.gated), so a signal
+sent once the first chunk is finished always lands mid-render, however fast the rest would go.
+Each render starts with the signals' default actions, as a scheduler starts a job, whatever this
+suite inherited (``nohup`` ignores SIGHUP, a background job of a non-interactive shell SIGINT;
+a render keeps an ignored signal ignored, by design).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import psutil
 import pytest
 
 from distdream.video import read_frames
+from tests.engine.gated import ROOT, command, default_signals, gate
 from tests.engine.test_job import clip, reference  # noqa: F401 - the same clip and reference render
 
 pytestmark = pytest.mark.usefixtures("local_ray")
@@ -35,17 +42,24 @@ FLAGS = (
 ).split()
 
 
-def started(clip: Path, tmp_path: Path) -> tuple[subprocess.Popen, Path, list[psutil.Process]]:
-    """A render in a session of its own, once its first chunk is in the ledger; and its processes."""
-    workdir, out = tmp_path / "work", tmp_path / "out.mp4"
-    proc = subprocess.Popen(
-        [EXE, "render", str(clip), "-o", str(out), "--workdir", str(workdir), *FLAGS],
+def render_process(clip: Path, tmp_path: Path, *args: str) -> subprocess.Popen:
+    """`distdream render CLIP -o OUT ARGS FLAGS` in a session of its own, its last chunk held."""
+    held = gate(tmp_path / "never", chunk=2)  # the clip plans into 3 chunks (tests.engine.test_job)
+    return subprocess.Popen(
+        [*command(held), "render", str(clip), "-o", str(tmp_path / "out.mp4"), *args, *FLAGS],
+        cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        preexec_fn=default_signals,
     )
+
+
+def started(clip: Path, tmp_path: Path) -> tuple[subprocess.Popen, Path, list[psutil.Process]]:
+    """A render, once its first chunk is in the ledger; and its processes."""
+    workdir = tmp_path / "work"
+    proc = render_process(clip, tmp_path, "--workdir", str(workdir))
     ledger = workdir / "ledger.json"
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and not (ledger.exists() and json.loads(ledger.read_text())["chunks"]):
@@ -115,13 +129,25 @@ def test_a_stop_signal_cancels_keeps_chunks_prints_the_resume_command_and_leaves
     assert all(np.array_equal(a, b) for a, b in zip(read_frames(tmp_path / "out.mp4"), reference, strict=True))
 
 
-def test_a_second_signal_exits_at_once_and_still_leaves_nothing(clip: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("when", ["while the job stops", "while Ray shuts down"])
+def test_a_second_signal_exits_at_once_and_still_leaves_nothing(clip: Path, tmp_path: Path, when: str) -> None:
     proc, workdir, family = started(clip, tmp_path)
     proc.send_signal(signal.SIGTERM)
-    time.sleep(0.2)
+    said: list[str] = []
+    if when == "while the job stops":
+        time.sleep(0.2)
+    else:  # the stop is reported; what is left is Ray's shutdown, which once reset SIGTERM's action
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            said.append(line)
+            if line.startswith("stopped by SIGTERM"):
+                break
     t0 = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=30)
+    err = "".join(said) + err
+    # the exit code is the stop's, never Ray's (its driver ends the process with 1 when its
+    # instance dies first), and the process ends by its own exit, not by the signal's default action
     assert proc.returncode == 143 and time.monotonic() - t0 < 10, err
     assert left(family) == []
     assert json.loads((workdir / "ledger.json").read_text())["chunks"]  # what was finished stays
@@ -129,13 +155,7 @@ def test_a_second_signal_exits_at_once_and_still_leaves_nothing(clip: Path, tmp_
 
 def test_a_stop_while_ray_starts_is_a_stop_too(clip: Path, tmp_path: Path) -> None:
     """SIGTERM while `ray.init` starts the local instance (its own handler is in place then)."""
-    proc = subprocess.Popen(
-        [EXE, "render", str(clip), "-o", str(tmp_path / "out.mp4"), *FLAGS],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    proc = render_process(clip, tmp_path)
     me, family = psutil.Process(proc.pid), []
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not any("gcs_server" in named(p) for p in family):
@@ -151,3 +171,21 @@ def test_a_stop_while_ray_starts_is_a_stop_too(clip: Path, tmp_path: Path) -> No
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 143 and err.strip().splitlines()[-1].startswith("stopped by SIGTERM"), err
     assert left(list(seen.values())) == []
+
+
+def test_a_handler_of_the_caller_stays_through_rays_shutdown() -> None:
+    """Ray's driver crash handler, once uninstalled by ``ray.shutdown``, left SIGTERM at its default
+    action while Python still named its own handler: a second SIGTERM during the shutdown that
+    follows a stop killed the process outright. After connect and shutdown, a SIGTERM reaches
+    the handler the caller installed (in a process of its own: its own local instance)."""
+    script = (
+        "import os, signal, ray\n"
+        "from distdream.engine.cluster import connect\n"
+        "signal.signal(signal.SIGTERM, lambda *_: print('handled', flush=True))\n"
+        "connect(None)\n"
+        "ray.shutdown()\n"
+        "os.kill(os.getpid(), signal.SIGTERM)\n"
+        "print('alive', flush=True)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.split() == ["handled", "alive"], (done.returncode, done.stderr[-2000:])
