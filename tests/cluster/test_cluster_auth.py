@@ -16,7 +16,7 @@ from distdream.samples import pan_frames, write_clip
 from distdream.video import probe
 from tests.engine.test_submit import LIGHT, RAY, ray_head, run
 
-# a Ray head started with `ray start`, token auth on; its teardown's `ray stop` ends every Ray on the machine
+# a Ray head started with `ray start`, token auth on (the shared instance goes first)
 pytestmark = [pytest.mark.ray, pytest.mark.own_ray]
 
 

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import asdict
 from pathlib import Path
 
+import psutil
 import pytest
 
 from distdream.cli import main
@@ -18,51 +23,93 @@ from distdream.errors import JobError
 from distdream.samples import pan_frames, write_clip
 from distdream.video import probe
 from tests.conftest import free_port, own_ray
+from tests.engine.gated import ROOT, default_signals, gate
 
-# a Ray head with its dashboard, and jobs submitted to it; its teardown's `ray stop` ends every Ray on the machine
+# a Ray head with its dashboard, and jobs submitted to it (the shared instance goes first)
 pytestmark = [pytest.mark.ray, pytest.mark.own_ray]
 
 # the `ray` command of the interpreter running the tests (a venv's bin need not be on PATH)
 RAY = str(Path(sys.executable).with_name("ray"))
 # the lightest dream a submitted job can run: these tests are about submission, not pixels
 LIGHT = "--num-iterations 1 --num-octaves 1 --dream-layers _blocks.3 --no-scan-cuts --keyframe-settle 0".split()
+# `distdream` on the tests' head: the real command line, with the faults the running test wrote
+# into FAULTS (tests.engine.gated), none when it wrote none
+SHIM = """#!/bin/sh
+faults=$(cat '{faults}' 2>/dev/null || echo '[]')
+PYTHONPATH='{root}'${{PYTHONPATH:+:$PYTHONPATH}} exec '{python}' -m tests.engine.gated "$faults" "$@"
+"""
+
+
+def end_processes_of(temp_dir: str, port: int) -> None:
+    """End the processes of the Ray head started with ``--temp-dir temp_dir --port port``, and
+    theirs; no other Ray on the machine (`ray stop` would end every one: another test run's too)."""
+
+    def its(p: psutil.Process) -> bool:
+        return any(temp_dir in a or a.endswith(f":{port}") for a in p.info["cmdline"] or ())
+
+    family: dict[int, psutil.Process] = {}
+    for p in [p for p in psutil.process_iter(["cmdline"]) if its(p)]:
+        with contextlib.suppress(psutil.Error):
+            family |= {q.pid: q for q in [p, *p.children(recursive=True)]}
+    for p in family.values():
+        with contextlib.suppress(psutil.Error):
+            p.terminate()
+    _, alive = psutil.wait_procs(list(family.values()), timeout=15)
+    for p in alive:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
 
 
 @contextlib.contextmanager
-def ray_head(env: dict[str, str]) -> Iterator[str]:
-    """`ray start --head` on free ports with ``env``, its dashboard on 127.0.0.1; yields the
-    dashboard's address, and `ray stop` ends it (and every other Ray on the machine: an
-    ``own_ray`` module's). The shared instance of the tests goes first."""
+def ray_head(env: dict[str, str], bin_first: Path | None = None) -> Iterator[str]:
+    """`ray start --head` on free ports with ``env`` (``bin_first`` first on its PATH), its
+    dashboard on 127.0.0.1 and a temp dir of its own; yields the dashboard's address, and ends
+    the head's processes, no other Ray's. The shared instance of the tests goes first."""
     own_ray()
     port, dashboard = free_port(), free_port()
     # the head's jobs run `distdream` by name: find it beside this interpreter, activated or not
-    env = {**env, "PATH": f"{Path(RAY).parent}{os.pathsep}{os.environ['PATH']}"}
-    subprocess.run(
-        [
-            RAY,
-            "start",
-            "--head",
-            f"--port={port}",
-            "--dashboard-host=127.0.0.1",
-            f"--dashboard-port={dashboard}",
-            "--num-cpus=2",
-            "--include-dashboard=true",
-        ],
-        check=True,
-        env=env,
-        capture_output=True,
-        timeout=180,
-    )
+    path = [str(p) for p in (bin_first, Path(RAY).parent) if p is not None]
+    env = {**env, "PATH": os.pathsep.join([*path, os.environ["PATH"]])}
+    temp_dir = tempfile.mkdtemp(prefix="rayhead-", dir="/tmp")  # short: Ray's socket paths live in it
     try:
+        subprocess.run(
+            [
+                RAY,
+                "start",
+                "--head",
+                f"--port={port}",
+                "--dashboard-host=127.0.0.1",
+                f"--dashboard-port={dashboard}",
+                "--num-cpus=2",
+                "--include-dashboard=true",
+                f"--temp-dir={temp_dir}",
+            ],
+            check=True,
+            env=env,
+            capture_output=True,
+            timeout=180,
+        )
         yield f"http://127.0.0.1:{dashboard}"
     finally:
-        subprocess.run([RAY, "stop", "--force"], capture_output=True, timeout=120, env=env)
+        end_processes_of(temp_dir, port)
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
-def head() -> Iterator[str]:
+def shim(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A folder with the head's `distdream` (SHIM), and the faults file it reads."""
+    folder = tmp_path_factory.mktemp("bin")
+    faults = folder / "faults.json"
+    script = folder / "distdream"
+    script.write_text(SHIM.format(faults=faults, root=ROOT, python=sys.executable))
+    script.chmod(0o755)
+    return folder, faults
+
+
+@pytest.fixture(scope="module")
+def head(shim: tuple[Path, Path]) -> Iterator[str]:
     """A loopback test cluster (no token auth); yields its dashboard's address once it answers."""
-    with ray_head({**os.environ, "RAY_AUTH_MODE": "disabled"}) as address:
+    with ray_head({**os.environ, "RAY_AUTH_MODE": "disabled"}, bin_first=shim[0]) as address:
         deadline = time.monotonic() + 120
         while True:
             try:
@@ -73,6 +120,14 @@ def head() -> Iterator[str]:
                     raise
                 time.sleep(1)
         yield address
+
+
+@pytest.fixture()
+def held_jobs(shim: tuple[Path, Path]) -> Iterator[Callable[..., None]]:
+    """``held_jobs(*faults)``: the head's renders started from now on take ``faults``; none after the test."""
+    faults = shim[1]
+    yield lambda *fs: faults.write_text(json.dumps([asdict(f) for f in fs]))
+    faults.unlink(missing_ok=True)
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -147,8 +202,9 @@ def test_submit_wait_status_logs_and_resubmit(head: str, capsys, tmp_path: Path)
     assert code == 2 and "no job" in err
 
 
-def test_stop(head: str, capsys, tmp_path: Path) -> None:
+def test_stop(head: str, held_jobs, capsys, tmp_path: Path) -> None:
     address = head
+    held_jobs(gate(tmp_path / "never", 0))  # the render cannot end before the stop (tests.engine.gated)
     clip = write_clip(tmp_path / "clip.mp4", list(pan_frames(60, 96, 64))[:40], audio=None)
     code, stdout, _ = run(
         capsys,
@@ -164,17 +220,37 @@ def test_stop(head: str, capsys, tmp_path: Path) -> None:
         "2",
     )
     sid = stdout.split()[-1]
+    # a render that is running: its plan is written, and it waits at chunk 0 (Ray stops the job's
+    # processes it finds at the stop; a render still starting up would be missed and orphaned)
+    plan_file, deadline = tmp_path / ".out.mp4.distdream" / "plan.json", time.monotonic() + 240
+    while not plan_file.exists():
+        assert time.monotonic() < deadline and RemoteJobs(address).status(sid) not in RemoteJobs.TERMINAL
+        time.sleep(0.2)
     code, stdout, _ = run(capsys, "stop", sid, "--address", address)
     assert code == 0 and sid in stdout
     deadline = time.monotonic() + 60
     while (state := RemoteJobs(address).status(sid)) not in RemoteJobs.TERMINAL and time.monotonic() < deadline:
         time.sleep(0.5)
     assert state == "STOPPED" and not (tmp_path / "out.mp4").exists()
+    deadline = time.monotonic() + 60  # and the render is gone: it stopped, it did not hold on
+    while rendering(clip):
+        assert time.monotonic() < deadline, rendering(clip)
+        time.sleep(0.2)
 
 
-def test_sigterm_to_submit_wait_stops_the_job_and_a_resubmit_resumes_it(head: str, tmp_path: Path) -> None:
-    import json
+def rendering(clip: Path) -> list[int]:
+    """The processes rendering ``clip`` on this machine."""
+    found = []
+    for p in psutil.process_iter(["cmdline"]):
+        if "render" in (p.info["cmdline"] or ()) and str(clip) in (p.info["cmdline"] or ()):
+            found.append(p.pid)
+    return found
+
+
+def test_sigterm_to_submit_wait_stops_the_job_and_a_resubmit_resumes_it(head: str, held_jobs, tmp_path: Path) -> None:
     import signal
+
+    held_jobs(gate(tmp_path / "never", 5))  # the last of 6 chunks: the render cannot end before the signal
 
     clip = write_clip(tmp_path / "clip.mp4", list(pan_frames(60, 64, 48))[:36], audio=None)
     out = tmp_path / "out.mp4"
@@ -201,7 +277,9 @@ def test_sigterm_to_submit_wait_stops_the_job_and_a_resubmit_resumes_it(head: st
         "--workers",
         "1",
     ]
-    proc = subprocess.Popen([*args, "--wait"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*args, "--wait"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_signals
+    )
     ledger = tmp_path / ".out.mp4.distdream" / "ledger.json"  # the default work directory, beside the output
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and not (ledger.exists() and json.loads(ledger.read_text())["chunks"]):
@@ -216,6 +294,7 @@ def test_sigterm_to_submit_wait_stops_the_job_and_a_resubmit_resumes_it(head: st
     while (state := RemoteJobs(head).status(sid)) not in RemoteJobs.TERMINAL and time.monotonic() < deadline:
         time.sleep(0.5)
     assert state == "STOPPED" and not out.exists()
+    held_jobs()  # the resubmitted render runs as users' do
     done = subprocess.run([*args, "--wait"], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0 and "from the ledger)" in done.stdout, done.stdout + done.stderr
     assert probe(out).frame_count == 36
