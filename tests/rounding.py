@@ -3,14 +3,14 @@
 Lanes (a batch of chunks), where the carry runs, and precision change rounding, never the recipe.
 DeepDream amplifies rounding step after step, and frame after frame (each frame re-dreams the
 dream carried from the one before), by as much as the host's kernels allow: on some CPUs two
-such renders agree to the level for many frames, on others a keyframe already moves by a level
-and a few frames later they differ by half as much as two seeds do. So no bound on single
-pixels holds on every host. What does, over a chunk's frames (a keyframe and up to ~10 carried
-frames) against the same render without lanes (or on the host, or in fp32), with the same seed:
-the dream is as strong (mean |dream − input| within 2 %) and closer to it than half the
-distance a render with another seed lies from it. A render that mixed up a generator, a flow or
-a carried state lands as far as another seed does, and fails the second check by far. How to
-check that a test holds on other kernels: docs/development.md, "Timing and rounding".
+such renders agree to the level for many frames, on others a keyframe already moves by a level,
+four frames later they lie half as far apart as two seeds' dreams, and once drifted apart for
+good about 0.65 as far. So no bound on single pixels holds on every host. What does, against
+the same render without lanes (or with the carry on the host), with the same seed: the dream is
+as strong (mean |dream − input| within 2 %) and closer to it than 0.8 of the distance at which a
+render with another seed lies from it. A render that mixed up a generator, a flow or a carried
+state lands where another seed does (0.97–1.04 of it, measured on the test clip) and fails. How
+to check that a test holds on other kernels: docs/development.md, "Timing and rounding".
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 STRENGTH = 0.02  # the same dream strength, relative
-CLOSER = 0.5  # at most this fraction of another seed's distance
+CLOSER = 0.8  # at most this fraction of another seed's distance
 
 
 def levels(frame: np.ndarray) -> np.ndarray:

@@ -4,7 +4,7 @@ Batched kernels round differently from unbatched ones (oneDNN picks its blocking
 size), and DeepDream amplifies rounding step after step and frame after frame, so a batch's
 gradient is held to rounding and its renders to the tolerance docs/benchmarks/gpu.md states
 (tests/rounding.py): over a range, the same dream strength within 2 % and closer to the separate
-run than half as far as the same range at another seed. A lane that saw another lane's
+run than 0.8 of the distance of the same range at another seed. A lane that saw another lane's
 generator, flow or state lands as far as another seed does.
 """
 

@@ -3,8 +3,8 @@
 Lanes change rounding only, and DeepDream amplifies rounding frame by frame (each frame re-dreams
 the dream carried from the one before), so a lanes render is held to the tolerance
 docs/benchmarks/gpu.md states (tests/rounding.py): the dream as strong (within 2 %) and as steady
-(warping error within 10 %) as the one-lane render, and closer to it than half as far as a render
-with another seed. A lane that saw another lane's generator, flow or state lands as far as
+(warping error within 10 %) as the one-lane render, and closer to it than 0.8 of the distance of
+a render with another seed. A lane that saw another lane's generator, flow or state lands as far as
 another seed does.
 """
 

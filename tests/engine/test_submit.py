@@ -54,7 +54,7 @@ def end_processes_of(temp_dir: str, port: int) -> None:
     for p in family.values():
         with contextlib.suppress(psutil.Error):
             p.terminate()
-    _, alive = psutil.wait_procs(list(family.values()), timeout=15)
+    _, alive = psutil.wait_procs(list(family.values()), timeout=5)  # what ignores SIGTERM is killed
     for p in alive:
         with contextlib.suppress(psutil.Error):
             p.kill()
