@@ -480,19 +480,9 @@ class Job:
         self._set_phase(
             Phase("starting workers", 0, workers if todo else 0, f"{workers} worker(s) × {lanes} lane(s) {where}")
         )
+        run = (self._board, self.options, p, str(p.checked.workdir), todo, done, windows, workers, lanes)
         if p.in_process:
-            return LocalLoop(
-                self._board,
-                self.options,
-                p,
-                str(p.checked.workdir),
-                todo,
-                done,
-                windows,
-                workers,
-                lanes,
-                faults=self.faults,
-            )
+            return LocalLoop(*run, faults=self.faults)
         from .cluster import wait_for_resources  # Ray's side (see the module docstring)
         from .loop import ChunkLoop
 
@@ -501,18 +491,7 @@ class Job:
             if wait is None:  # a local instance of our own gets no nodes later; a cluster may autoscale
                 wait = 600.0 if self.options.address else 0.0
             wait_for_resources(p.cpus, p.gpus, wait, self._board.stop, on_wait=self._waiting)
-        return ChunkLoop(
-            self._board,
-            self.options,
-            p,
-            str(p.checked.workdir),
-            todo,
-            done,
-            windows,
-            workers,
-            lanes,
-            faults=self.faults,
-        )
+        return ChunkLoop(*run, faults=self.faults)
 
     def _drive(self, p: Prepared) -> JobResult:
         t_start = time.perf_counter()
