@@ -3,11 +3,13 @@ render the way Ctrl-C does, never as a crash.
 
 Inside :func:`signals_stop` the first of them raises :class:`Stopped` in the main thread. It is a
 ``KeyboardInterrupt``, so every cleanup written for Ctrl-C runs: the caller cancels its job
-(finished chunks stay) and exits with 128 + the signal's number (143 for SIGTERM). From then on
-the process has ``grace`` seconds to be gone; a second signal, or a cleanup that outlasts them,
+(finished chunks stay). The command line then exits with 128 + the signal's number (143 for
+SIGTERM) and has ``grace`` seconds to be gone; a second signal, or a cleanup that outlasts them,
 ends it at once with that code, and its child processes (a local Ray instance) are killed right
-after it (:func:`exit_ending_children`), so nothing of the job stays running. A signal the
-process was told to ignore (``nohup``) stays ignored.
+after it (:func:`exit_ending_children`), so nothing of the job stays running. A library call
+(``distdream.render``) gives its caller the handlers back when it returns, the timer cancelled:
+what a stop means to a notebook or a service is theirs to decide. A signal the process was told
+to ignore (``nohup``) stays ignored.
 """
 
 from __future__ import annotations
@@ -97,13 +99,20 @@ def _exit_now(code: int, why: str) -> None:
 
 
 @contextlib.contextmanager
-def signals_stop(grace: float = 25.0) -> Iterator[None]:
+def signals_stop(grace: float = 25.0, *, exiting: bool = False) -> Iterator[None]:
     """Turn stop signals into :class:`Stopped` while the block runs (see the module docstring).
-    Outside the main thread, where Python delivers no signals, it does nothing."""
+    Outside the main thread, where Python delivers no signals, it does nothing.
+
+    When the block ends, the caller's handlers are back and the grace timer is cancelled: a
+    program that catches the stop and carries on (a notebook, a service) is not ended later.
+    ``exiting=True`` is for a process that exits once the block ends (the command line): after a
+    stop, the handlers and the timer stay armed until it is gone, so a second signal, or a
+    shutdown that hangs, still ends it at once with the stop's code."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     first: list[int] = []
+    timers: list[threading.Timer] = []
 
     def handle(signum: int, _frame: FrameType | None) -> None:
         if first:  # the second: no more waiting
@@ -112,6 +121,7 @@ def signals_stop(grace: float = 25.0) -> Iterator[None]:
         timer = threading.Timer(grace, _exit_now, (128 + signum, f"still stopping after {grace:.0f} s"))
         timer.daemon = True  # it runs on through interpreter exit (atexit), where a hang would be
         timer.start()
+        timers.append(timer)
         raise Stopped(signum)
 
     saved = {s: signal.getsignal(s) for s in SIGNALS}
@@ -121,6 +131,8 @@ def signals_stop(grace: float = 25.0) -> Iterator[None]:
     try:
         yield
     finally:
-        if not first:  # once stopping, a second signal must still end the process at once
+        if not (first and exiting):
+            for timer in timers:
+                timer.cancel()
             for s, old in saved.items():
                 signal.signal(s, old if old is not None else signal.SIG_DFL)

@@ -50,3 +50,38 @@ def gone(pid: int) -> bool:
         return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:  # also when it ends between the two questions
         return True
+
+
+STOPPED_IN_A_BLOCK = """
+import os, signal, sys, time
+from distdream.stops import Stopped, signals_stop
+def mine(*_):
+    print("mine", flush=True)
+signal.signal(signal.SIGTERM, mine)
+try:
+    with signals_stop(grace=1.0, exiting={exiting}):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(30)  # the stop arrives first
+except Stopped:
+    print("stopped", flush=True)
+print("handler back" if signal.getsignal(signal.SIGTERM) is mine else "ours still", flush=True)
+time.sleep(3)  # past the grace: an armed timer ends the process here
+print("alive", flush=True)
+"""
+
+
+def test_a_library_call_gives_the_caller_its_handlers_back_and_ends_nothing_later() -> None:
+    """A notebook or a service that catches the stop and carries on is not killed after the grace."""
+    done = subprocess.run(
+        [sys.executable, "-c", STOPPED_IN_A_BLOCK.format(exiting=False)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0 and done.stdout.split("\n")[:3] == ["stopped", "handler back", "alive"], done
+
+
+def test_a_command_line_stays_armed_until_it_is_gone() -> None:
+    """After a stop the command line exits; a cleanup that outlasts the grace ends it with the stop's code."""
+    done = subprocess.run(
+        [sys.executable, "-c", STOPPED_IN_A_BLOCK.format(exiting=True)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 143 and done.stdout.split() == ["stopped", "ours", "still"], done
+    assert "still stopping after 1 s; exiting at once" in done.stderr

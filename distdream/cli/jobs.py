@@ -105,7 +105,7 @@ def submit(
     # Always --resume: a resubmitted job continues from the work directory of the run before it
     # (the default one beside the output is the same for the same render).
     entrypoint = shlex.join(["distdream", "render", input, "-o", output, *flags, "--resume", "--address", "auto", "-q"])
-    with signals_stop():
+    with signals_stop(exiting=True):
         jobs = _jobs(address, token_file, request_timeout)
         sid, found = jobs.submit(entrypoint, base)
         click.echo(f"submitted {sid}" if found is None else f"already submitted: {sid} ({found})")

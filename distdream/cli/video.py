@@ -77,7 +77,7 @@ def render(input: str | None, output: str | None, quiet: bool, **kw: Any) -> Non
             said[0] = time.monotonic()
         display.follow(job)
 
-    with signals_stop():  # SIGTERM, SIGINT, SIGHUP: a stop, as Ctrl-C (distdream.stops)
+    with signals_stop(exiting=True):  # SIGTERM, SIGINT, SIGHUP: a stop, as Ctrl-C (distdream.stops)
         # preflight: bad input fails here, nothing written
         job = submit_job(input, output, config, on_phase=display.phase, **options)
 

@@ -161,6 +161,44 @@ def test_which_jobs_run_in_this_process() -> None:
     assert here(workers=8, ray="never")
 
 
+STOPPED_FROM_PYTHON = """
+import json, os, signal, sys, threading, time
+from pathlib import Path
+from distdream.engine import render
+from distdream.stops import Stopped
+from tests.engine.gated import gate
+from tests.engine.test_local import CFG, JOB
+clip, tmp = sys.argv[1], Path(sys.argv[2])
+def ctrl_c_once_a_chunk_is_done():
+    ledger = tmp / "work" / "ledger.json"
+    while not (ledger.exists() and json.loads(ledger.read_text())["chunks"]):
+        time.sleep(0.05)
+    os.kill(os.getpid(), signal.SIGINT)
+threading.Thread(target=ctrl_c_once_a_chunk_is_done, daemon=True).start()
+caller = signal.getsignal(signal.SIGINT)
+try:  # the last chunk held: the render cannot end before the Ctrl-C (tests.engine.gated)
+    render(clip, tmp / "out.mp4", CFG, ray="never", workdir=str(tmp / "work"), faults=(gate(tmp / "never", 2),), **JOB)
+except Stopped as stop:
+    print("stopped by", stop.name)
+for timer in [t for t in threading.enumerate() if isinstance(t, threading.Timer)]:
+    timer.join(5)
+print(signal.getsignal(signal.SIGINT) is caller, any(isinstance(t, threading.Timer) for t in threading.enumerate()))
+"""
+
+
+def test_a_stop_caught_from_the_python_api_leaves_the_caller_as_it_was(clip: Path, tmp_path: Path) -> None:
+    """A notebook catches the stop and carries on: its Ctrl-C handler is back, no timer will end it later."""
+    done = subprocess.run(
+        [sys.executable, "-c", STOPPED_FROM_PYTHON, str(clip), str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0 and done.stdout.split("\n")[:2] == ["stopped by SIGINT", "True False"], done
+    assert json.loads((tmp_path / "work" / "ledger.json").read_text())["chunks"]  # what was done is kept
+
+
 def test_a_sigterm_stops_an_in_process_render_and_its_resume_command_finishes_it(tmp_path: Path) -> None:
     clip = write_clip(tmp_path / "clip.mp4", pan_frames(40, 64, 48), audio=None)  # 4 chunks
     flags = (
