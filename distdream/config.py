@@ -421,7 +421,7 @@ def _is_address(value: Any) -> bool:
     if not isinstance(value, str) or not value:
         return False
     host, _, port = value.split("://", 1)[-1].rstrip("/").rpartition(":")
-    return bool(host) and port.isdigit() and 1 <= int(port) <= 65535
+    return bool(host) and port.isascii() and port.isdigit() and 1 <= int(port) <= 65535  # not '²
 
 
 PROTOCOLS = Rule(

@@ -152,10 +152,12 @@ def open_read(uri: str, error: type[DistDreamError] = DistDreamError) -> IO[byte
 
 
 def read_text(path: str | os.PathLike[str]) -> str:
+    """A small text file (plan, ledger) as UTF-8; bytes that are not become U+FFFD, so a damaged
+    file reads as damaged text (its reader says so, or rebuilds it), never as a traceback."""
     if not is_uri(path):
-        return Path(path).read_text()
+        return Path(path).read_text(encoding="utf-8", errors="replace")
     fs, p = filesystem(str(path))
-    return fs.cat_file(p).decode()
+    return fs.cat_file(p).decode("utf-8", errors="replace")
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> None:

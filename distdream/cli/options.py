@@ -129,16 +129,42 @@ def load_config_file(ctx: click.Context, _param: click.Parameter, value: str | N
         raise ConfigError(
             f"config file {value}: unknown setting(s) {', '.join(unknown)}; see `distdream render --help`"
         )
+    unchecked = set(flat)
     for cls in (DreamConfig, FlowConfig, RenderConfig, JobOptions):
         for f, decl in declared(cls):
             key = decl.key or f.name
             if key in flat:  # typed as declared; text as it would be typed (the resume hint writes it back)
+                unchecked.discard(key)
                 try:
                     flat[key] = check_file_value(f, decl, flat[key])
                 except ConfigError as exc:
                     raise ConfigError(f"config file {value}: {exc}") from None
+    params = {p.name: p for p in ctx.command.params}
+    for key in unchecked:  # input, output, quiet …: the command's own flags, typed as the flag is
+        try:
+            _check_flag_value(params[key], flat[key])
+        except ConfigError as exc:
+            raise ConfigError(f"config file {value}: {exc}") from None
     ctx.default_map = {**(ctx.default_map or {}), **flat}
     return value
+
+
+def _check_flag_value(param: click.Parameter, item: Any) -> None:
+    """A config file's value for a flag with no declared setting behind it, of the flag's type:
+    TOML ``input = 5`` or ``output = true`` is an error, not a traceback further on."""
+    kind = param.type
+    if isinstance(kind, click.types.BoolParamType):
+        ok, want = isinstance(item, bool), "true or false"
+    elif isinstance(kind, (click.types.IntParamType, click.types.FloatParamType)):
+        ok, want = isinstance(item, (int, float)) and not isinstance(item, bool), "a number"
+    else:  # paths and text
+        ok, want = isinstance(item, str) and item != "", 'text, e.g. "clip.mp4"'
+    if not ok:
+        raise ConfigError(f"{param.name} is {item!r} in the config file; it must be {want}")
+    try:
+        kind.convert(item, param, None)  # a range, a choice
+    except click.BadParameter as exc:
+        raise ConfigError(f"{param.name} is {item!r} in the config file: {exc.format_message()}") from None
 
 
 def as_flags(ctx: click.Context, skip: set[str]) -> list[str]:

@@ -91,7 +91,7 @@ class Local:
 
     def read(self, what: str) -> Stamp | None:
         try:
-            with open(self.path) as fh:
+            with open(self.path, encoding="utf-8", errors="replace") as fh:  # damaged: a one-line error
                 st = os.fstat(fh.fileno())
                 text = fh.read()
         except FileNotFoundError:

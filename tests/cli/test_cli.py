@@ -394,6 +394,10 @@ def test_example_batch_toml_renders(capsys, tmp_path: Path) -> None:
             "address (--address) is 'localhost:99999'; it must be auto, or HOST:PORT",
         ),
         ("", ["--chunk-timeout", "0"], "chunk_timeout (--chunk-timeout) is 0.0; it must be a finite number > 0"),
+        ("input = 5", [], 'input is 5 in the config file; it must be text, e.g. "clip.mp4"'),
+        ("output = true", [], 'output is True in the config file; it must be text, e.g. "clip.mp4"'),
+        ('quiet = "no"', [], "quiet is 'no' in the config file; it must be true or false"),
+        ("", ["--address", "host:²"], "address (--address) is 'host:²'; it must be auto, or HOST:PORT"),
     ],
 )
 def test_settings_are_typed_as_declared_and_node_local_paths_refused(

@@ -188,11 +188,11 @@ def test_resume_refuses_other_settings_and_names_them(clip: Path, tmp_path: Path
 def test_a_corrupt_ledger_is_rebuilt_from_the_pieces_that_verify(clip: Path, reference, tmp_path: Path) -> None:
     workdir = _interrupted_workdir(clip, tmp_path)
     kept = json.loads((workdir / "ledger.json").read_text())["chunks"]
-    for damage in ("{not json", "{}"):
-        (workdir / "ledger.json").write_text(damage)
+    for i, damage in enumerate((b"\xff\xfe{not UTF-8", b"{not json", b"{}")):
+        (workdir / "ledger.json").write_bytes(damage)
         result = render(clip, tmp_path / "out.mp4", CFG, workdir=str(workdir), resume=True, **JOB)
         assert any("rebuilt it from the pieces that verify" in n for n in result.notes), result.notes
-        assert result.rendered == 0 if damage == "{}" else result.rendered == 3 - len(kept)
+        assert result.rendered == (3 - len(kept) if i == 0 else 0)  # then every chunk is there and verifies
         assert same_frames(result.output, reference)
         (tmp_path / "out.mp4").unlink()
 

@@ -170,6 +170,14 @@ def test_a_malformed_lock_is_a_one_line_error(tmp_path: Path, text: str) -> None
     assert "\n" not in str(err.value) and lock.read_text() == text
 
 
+def test_a_lock_that_is_not_utf8_is_a_one_line_error(tmp_path: Path) -> None:
+    lock = tmp_path / "lock.json"
+    lock.write_bytes(b"\xff\xfe{not a lock")
+    with pytest.raises(JobError, match=r"is not a distdream lock .*remove the file") as err:
+        Lease(str(lock), "work directory w").acquire()
+    assert "\n" not in str(err.value) and lock.read_bytes() == b"\xff\xfe{not a lock"
+
+
 def test_storage_without_conditional_writes_is_refused_unless_named() -> None:
     with pytest.raises(JobError, match="cannot lock memory:// storage atomically.*--unsafe-lock memory"):
         Lease("memory://bucket/w/lock.json", "work directory memory://bucket/w")
