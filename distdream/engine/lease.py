@@ -12,8 +12,13 @@ it is decided by the storage, never by a driver's clock or by a check-then-write
 - **taken over atomically**: locally by the one racer that makes a hard link ``.claim`` to the
   lock, and only while it is still the very file judged stale (same inode and mtime), by a rename
   over it (the name is never free); on S3 by a put with ``If-Match`` of the stale lock's ETag;
-- **fenced**: a renewal that finds the lock gone or replaced, or no successful renewal for half
-  the lease, marks the lease lost (:attr:`Lease.lost`); its job stops writing and says why.
+- **fenced, failing closed**: the holder trusts its lease only while its last *successful*
+  renewal is younger than half the lease, on this machine's clock of elapsed time (which runs on
+  while the process is stopped or the machine suspended). A renewal that finds the lock gone or
+  replaced, one that does not come back within half the lease (a hung mount), or a check after a
+  pause finds the lease lost (:attr:`Lease.lost`); its job checks before it records a piece and
+  before it publishes, stops writing and says why. Another job may take a lock over only once it
+  is older than the whole lease, so the two never both trust it.
 
 Object stores without a real conditional create (checked per backend, and for S3 by a probe of
 the server) are refused unless the user names their protocol in ``unsafe_ok``. No Ray here.
@@ -59,6 +64,7 @@ class Lease:
         self.on_lost = on_lost
         self.token = uuid.uuid4().hex
         self.lost: str | None = None
+        self._renewed = 0.0  # when the last successful renewal (or the take) began, on _clock
         self._store = self._backend(path, unsafe_ok)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -86,6 +92,11 @@ class Lease:
             f"writes of local filesystems and S3); use one of those, or accept the risk with "
             f"--unsafe-lock {protocol} (unsafe_lock=({protocol!r},))"
         )
+
+    @staticmethod
+    def _clock() -> float:
+        """Seconds elapsed, counting time stopped or suspended (a pause must age the lease)."""
+        return time.clock_gettime(time.CLOCK_BOOTTIME) if hasattr(time, "CLOCK_BOOTTIME") else time.monotonic()
 
     def _record(self) -> dict[str, Any]:
         return {
@@ -115,6 +126,7 @@ class Lease:
         for attempt in range(20):
             if attempt:
                 time.sleep(0.01 * attempt)  # another job is taking it right now: let it finish
+            self._renewed = self._clock()  # before the write: the lease is trusted from no later than it
             if self._store.create(record):
                 return self._start()
             stamp = self._store.read(self.what)
@@ -141,21 +153,43 @@ class Lease:
                 self.on_lost(why)
 
     def _renew(self) -> None:
-        last = time.monotonic()
+        failure: BaseException | None = None
         while not self._stop.wait(self.renew_every):
+            started = self._clock()
+            outcome = self._renew_once(max(0.0, self._renewed + self.lifetime / 2 - started))
+            if outcome is True:
+                self._renewed, failure = started, None
+            elif outcome is False:
+                return self._lose(f"another job took over the lock of {self.what}")
+            else:
+                failure = outcome if isinstance(outcome, BaseException) else failure
+            if self._clock() - self._renewed >= self.lifetime / 2:
+                why = "no answer from the storage" if failure is None else f"{failure.__class__.__name__}: {failure}"
+                return self._lose(f"could not renew the lock of {self.what} for {self.lifetime / 2:.0f} s ({why})")
+
+    def _renew_once(self, within: float) -> bool | BaseException | None:
+        """One renewal, given up after ``within`` seconds (a hung mount blocks a call for ever):
+        True if renewed, False if the lock is another job's, the error it raised, or None if
+        it did not come back in time (its thread is left behind)."""
+        result: list[bool | BaseException] = []
+
+        def renew() -> None:
             try:
-                if not self._store.renew():
-                    return self._lose(f"another job took over the lock of {self.what}")
-                last = time.monotonic()
+                result.append(self._store.renew())
             except Exception as exc:  # noqa: BLE001 - any failure to renew is a missed beat
-                if time.monotonic() - last >= self.lifetime / 2:
-                    return self._lose(
-                        f"could not renew the lock of {self.what} for {self.lifetime / 2:.0f} s "
-                        f"({exc.__class__.__name__}: {exc})"
-                    )
+                result.append(exc)
+
+        worker = threading.Thread(target=renew, name="distdream-lease-renewal", daemon=True)
+        worker.start()
+        worker.join(within)
+        return result[0] if result else None
 
     def check(self) -> None:
-        """Raise :class:`JobError` if the lease was lost (the job must stop writing)."""
+        """Raise :class:`JobError` if the lease is lost (the job must stop writing): marked lost,
+        or not renewed successfully for half its life (the process was paused, the storage hangs)."""
+        age = self._clock() - self._renewed
+        if self.lost is None and self._thread is not None and age >= self.lifetime / 2:
+            self._lose(f"the lock of {self.what} was not renewed for {age:.0f} s (a pause, or the storage hangs)")
         if self.lost is not None:
             raise JobError(f"stopped: {self.lost}; finished chunks are kept, resume when the storage is healthy")
 

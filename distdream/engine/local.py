@@ -139,8 +139,7 @@ class LocalLoop(Schedule):
         return bool(self.queue or self.running or self.seams)
 
     def step(self) -> None:
-        for lease in self.prepared.leases:
-            lease.check()  # lost: stop before writing anything more
+        self.check_leases()  # lost: stop before writing anything more
         if self._built:  # a chunk waits in the inbox for the first free lane of a built worker
             while (
                 self.queue and len(self.running) < self._built * self.lanes and (chunk := self.next_chunk()) is not None

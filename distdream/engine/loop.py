@@ -69,8 +69,7 @@ class ChunkLoop(Schedule):
         return bool(self.queue or self.running or self.seams)
 
     def step(self) -> None:
-        for lease in self.prepared.leases:
-            lease.check()  # lost: stop before writing anything more
+        self.check_leases()  # lost: stop before writing anything more
         self._dispatch()
         refs = list(self.running) + list(self.seams) + self.pool.pings()
         ready, _ = ray.wait(refs, num_returns=1, timeout=0.5) if refs else ([], [])

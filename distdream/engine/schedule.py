@@ -95,8 +95,14 @@ class Schedule:
         self.board.mark(chunk, ChunkStatus.PENDING, n)
         self.queue.insert(0, chunk)
 
+    def check_leases(self) -> None:
+        """Raise :class:`~distdream.errors.JobError` if a lease of the job is lost: nothing more is written."""
+        for lease in self.prepared.leases:
+            lease.check()
+
     def finished(self, chunk: Chunk, record: dict[str, Any]) -> None:
-        """Record a dreamed chunk (its worker's record) in the ledger."""
+        """Record a dreamed chunk (its worker's record) in the ledger, while the job's leases hold."""
+        self.check_leases()
         self.done.add(chunk.index)
         self.rendered += 1
         self.stats.append(record["stats"])
@@ -131,7 +137,8 @@ class Schedule:
                 yield c, ChunkFiles.window_sides(self.workdir, self.by_index[c.index - 1], c, self.layout)
 
     def window_made(self, c: Chunk, fingerprint: str) -> None:
-        """Record the crossfaded window of the seam before chunk ``c``."""
+        """Record the crossfaded window of the seam before chunk ``c``, while the job's leases hold."""
+        self.check_leases()
         window = ChunkFiles(self.workdir, c, self.layout).window_piece()
         self.prepared.ledger.add("windows", c.name, {"frames": c.lead_in, "fingerprints": {window.key: fingerprint}})
         self.windows.add(c.index)

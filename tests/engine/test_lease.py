@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -232,3 +233,81 @@ def test_on_s3_a_fenced_owner_learns_it_and_a_live_lock_holds(bucket: str) -> No
     assert mine.lost == "another job took over the lock of w"
     mine.release()  # a conditional delete: the usurper's lock stays
     assert json.loads(s3.get_object(Bucket="leases", Key="fence/lock.json")["Body"].read())["token"] == "usurper"
+
+
+def test_a_holder_whose_renewal_hangs_loses_its_lease(tmp_path: Path, monkeypatch) -> None:
+    """A hard mount that never answers: the renewal is given up, the lease lost, the job told."""
+    lock = tmp_path / "lock.json"
+    told: list[str] = []
+    lease = Lease(str(lock), "work directory w", renew_every=0.05, lifetime=0.6, on_lost=told.append)
+    lease.acquire()
+    hung = threading.Event()
+    monkeypatch.setattr(lease._store, "renew", lambda: hung.wait())  # blocks until the test ends
+    deadline = time.monotonic() + 10
+    while not told and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert told and "could not renew the lock of work directory w" in told[0] and "no answer" in told[0]
+    with pytest.raises(JobError, match="stopped: could not renew"):
+        lease.check()
+    hung.set()
+    lease.release()
+
+
+def test_a_holder_that_was_paused_trusts_its_lease_no_more(tmp_path: Path, monkeypatch) -> None:
+    """Stopped for longer than half the lease (SIGSTOP, a frozen VM): before it writes again, its
+    check fails on the clock alone, whatever its renewal thread has or has not seen yet."""
+    lock = tmp_path / "lock.json"
+    lease = Lease(str(lock), "w", renew_every=60, lifetime=60)  # no renewal runs during the test
+    lease.acquire()
+    lease.check()  # fresh: trusted
+    now = Lease._clock()
+    monkeypatch.setattr(Lease, "_clock", staticmethod(lambda: now + 31))  # 31 s later, nothing renewed
+    with pytest.raises(JobError, match="was not renewed for 31 s"):
+        lease.check()
+    lease.release()
+    assert lock.exists()  # a lost lease is not ours to remove
+
+
+PAUSED_HOLDER = """
+import sys, time
+from pathlib import Path
+from distdream.engine.lease import Lease
+from distdream.errors import JobError
+lock, go = sys.argv[1], Path(sys.argv[2])
+lease = Lease(lock, "w", renew_every=0.1, lifetime=1.0, skew=0.1)
+lease.acquire()
+print("holding", flush=True)
+while not go.exists():
+    time.sleep(0.01)
+try:
+    lease.check()
+    print("would publish", flush=True)
+except JobError as exc:
+    print("lost:", exc, flush=True)
+"""
+
+
+def test_a_real_stopped_holder_does_not_publish_after_another_job_took_over(tmp_path: Path) -> None:
+    lock, go = tmp_path / "lock.json", tmp_path / "go"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", PAUSED_HOLDER, str(lock), str(go)], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "holding"
+    os.kill(proc.pid, signal.SIGSTOP)
+    try:
+        deadline = time.monotonic() + 30
+        other = Lease(str(lock), "w", lifetime=1.0, skew=0.1)
+        while True:  # stale once older than the whole lease: then the other job takes it over
+            try:
+                other.acquire()
+                break
+            except JobError:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+        go.touch()
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+    out, _ = proc.communicate(timeout=30)
+    assert out.startswith("lost:"), out
+    assert holder(lock) == other.token  # the new owner's lock stands
+    other.release()
