@@ -59,13 +59,15 @@ def _record(text: str, path: str, what: str) -> dict[str, Any]:
 
 
 def _precondition_failed(exc: BaseException) -> bool:
+    """Whether a conditional write lost: its condition failed (412), or it met another conditional
+    write to the same key in flight (AWS answers 409 ConditionalRequestConflict): a lost race."""
     if isinstance(exc, FileExistsError):
         return True
     cause = exc.__cause__ or exc
     response = getattr(cause, "response", None) or {}
     code = str(response.get("Error", {}).get("Code", ""))
     status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    return code == "PreconditionFailed" or status == 412
+    return code in ("PreconditionFailed", "ConditionalRequestConflict") or status in (409, 412)
 
 
 class Local:

@@ -216,6 +216,29 @@ def test_on_s3_a_stale_lock_is_taken_over_by_one_of_three_racers(bucket: str) ->
         won[0].release()
 
 
+def test_on_s3_a_conflicting_conditional_write_is_a_lost_race(bucket: str, monkeypatch) -> None:
+    """AWS answers two conditional puts in flight on one key with 409 ConditionalRequestConflict
+    (moto does not): the loser sees the winner's lock in use, not an I/O error."""
+    from botocore.exceptions import ClientError
+
+    from distdream.engine.lockfiles import S3
+
+    winner = Lease(f"{bucket}/conflict/lock.json", "w", renew_every=60)
+    winner.acquire()
+    put = S3._put
+
+    def conflicting(self: S3, key: str, body: bytes, **condition: str) -> str:
+        if condition.get("IfNoneMatch") == "*" and key.endswith("conflict/lock.json"):
+            error = {"Error": {"Code": "ConditionalRequestConflict"}, "ResponseMetadata": {"HTTPStatusCode": 409}}
+            raise OSError("conflict") from ClientError(error, "PutObject")  # as s3fs translates it
+        return put(self, key, body, **condition)
+
+    monkeypatch.setattr(S3, "_put", conflicting)
+    with pytest.raises(JobError, match="in use by another job"):
+        Lease(f"{bucket}/conflict/lock.json", "w").acquire()
+    winner.release()
+
+
 def test_on_s3_a_fenced_owner_learns_it_and_a_live_lock_holds(bucket: str) -> None:
     import boto3
 
