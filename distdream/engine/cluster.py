@@ -1,8 +1,10 @@
 """Joining a Ray cluster (or starting a local one) without waiting forever, and sizing workers.
 
-``ray.init`` on an address where nothing listens retries for minutes; a typo in ``--address``
-must cost seconds. So an address with a host and port is first tried with a plain TCP connect
-(``connect_timeout``), and only an address that answers is handed to Ray. ``ray.init`` also
+``ray.init`` on an address where nothing listens, or where something other than Ray answers
+(the dashboard's port typed for the GCS's), retries for minutes; a typo in ``--address`` must
+cost seconds. So an address with a host and port is first tried with a plain TCP connect and
+then asked to speak gRPC, as a GCS (or a Ray client server) does, within ``connect_timeout``; only
+an address that does is handed to Ray. ``ray.init`` also
 installs a SIGTERM handler of its own (``sys.exit``); a handler the caller installed stays, and
 stays through ``ray.shutdown`` (:func:`_keep_signal_handlers`).
 
@@ -55,6 +57,7 @@ def connect(address: str | None, timeout: float = 30.0) -> None:
                 f"no Ray cluster answers at {address} ({exc.strerror or exc.__class__.__name__}, waited up to "
                 f"{timeout:.0f} s); is the head running, and is the address HOST:PORT of its GCS (default 6379)?"
             ) from None
+        _check_grpc(address, target, timeout)
     main = threading.current_thread() is threading.main_thread()
     handler = signal.getsignal(signal.SIGTERM) if main else None
     try:
@@ -73,6 +76,37 @@ def connect(address: str | None, timeout: float = 30.0) -> None:
     finally:
         if main and handler not in (None, signal.SIG_DFL):  # the caller's own: a render stops, not exits
             signal.signal(signal.SIGTERM, handler)
+
+
+# an HTTP/2 client's connection preface and an empty SETTINGS frame: a gRPC server answers with a
+# SETTINGS frame of its own (9-byte header, type 0x04)
+_HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+
+
+def _check_grpc(address: str, target: tuple[str, int], timeout: float) -> None:
+    """Raise :class:`JobError` unless ``target`` answers as a gRPC server (a Ray GCS or client
+    server) within ``timeout``, naming what answered instead."""
+    reply = b""
+    try:
+        with socket.create_connection(target, timeout=timeout) as conn:
+            conn.settimeout(timeout)
+            conn.sendall(_HTTP2_PREFACE)
+            while len(reply) < 9 and (chunk := conn.recv(64)):
+                reply += chunk
+    except OSError:  # a timeout, or the connection closed on us: judged by what came
+        pass
+    if len(reply) >= 9 and reply[3] == 4:
+        return
+    if reply.lstrip().lower().startswith((b"http/", b"<!doctype", b"<html")):  # a status line, or a bare page
+        seen = "a web server (a Ray dashboard, whose port is 8265 by default?)"
+    elif reply:
+        seen = f"something that is not Ray (it answered {reply[:24]!r})"
+    else:
+        seen = f"something that does not answer as Ray does within {timeout:.0f} s"
+    raise JobError(
+        f"{address} is {seen}, not a Ray cluster; the address is HOST:PORT of the head's GCS "
+        "(6379 by default, as `ray start --head` prints it), or ray://HOST:10001 for Ray's client"
+    )
 
 
 def _no_auto_init() -> None:

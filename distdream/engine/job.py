@@ -489,7 +489,7 @@ class Job:
         if todo:
             wait = self.options.resource_wait
             if wait is None:  # a local instance of our own gets no nodes later; a cluster may autoscale
-                wait = 600.0 if self.options.address else 0.0
+                wait = 600.0 if self.options.address not in (None, "", "local") else 0.0
             wait_for_resources(p.cpus, p.gpus, wait, self._board.stop, on_wait=self._waiting)
         return ChunkLoop(*run, faults=self.faults)
 

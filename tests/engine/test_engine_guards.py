@@ -116,6 +116,34 @@ def test_an_unreachable_cluster_fails_within_its_timeout(clip: Path, tmp_path: P
     assert not (tmp_path / "o.mp4").exists()
 
 
+def test_an_address_where_something_else_answers_fails_naming_it(clip: Path, tmp_path: Path) -> None:
+    """The dashboard's port typed for the GCS's: a web server answers the TCP connect, and Ray
+    would retry for minutes; the render says what answered, in seconds."""
+    import http.server
+    import threading
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        address = f"127.0.0.1:{server.server_address[1]}"
+        cmd = [sys.executable, "-m", "distdream", "render", str(clip), "-o", str(tmp_path / "o.mp4"), *FLAGS]
+        done = subprocess.run([*cmd, "--address", address], capture_output=True, text=True, timeout=240)
+    finally:
+        server.shutdown()
+    assert done.returncode == 2, done.stderr
+    assert f"{address} is a web server (a Ray dashboard, whose port is 8265 by default?)" in done.stderr
+    assert len(done.stderr.strip().splitlines()) <= 3 and "Traceback" not in done.stderr  # the error and its hint
+
+
+def test_a_new_local_instance_does_not_wait_for_nodes_that_cannot_come(clip: Path, tmp_path: Path) -> None:
+    """`--address local` starts an instance of its own: no node will join it, so no 600 s wait."""
+    cmd = [sys.executable, "-m", "distdream", "render", str(clip), "-o", str(tmp_path / "o.mp4"), *FLAGS]
+    done = subprocess.run(
+        [*cmd, "--address", "local", "--gpus-per-worker", "1"], capture_output=True, text=True, timeout=240
+    )  # the old 600 s wait fails the test here
+    assert done.returncode == 2 and "no worker can start: each asks for 1 GPU" in done.stderr, done.stderr
+
+
 # --- no wait without an end -------------------------------------------------------------------
 
 
