@@ -65,6 +65,10 @@ class RemoteJobs:
 
     TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
     AGENT_WAIT = 60.0  # seconds a just-started head may take to accept jobs
+    # the job's environment; Ray's job supervisor reads its own stop grace from it: after a stop's
+    # SIGTERM it kills the render after 3 s by default, mid-stop (its lock left, its chunk torn);
+    # a render stops within its own 25 s grace, so the supervisor waits longer than that
+    JOB_ENV = {"PYTHONUNBUFFERED": "1", "RAY_JOB_STOP_WAIT_TIME_S": "35"}
 
     def __init__(self, address: str, timeout: float = 15.0, token: str | None = None) -> None:
         """Connect to the dashboard at ``address``; ``token`` is the cluster's Ray auth token, sent as a
@@ -165,7 +169,7 @@ class RemoteJobs:
                     lambda c: c.submit_job(
                         entrypoint=entrypoint,
                         submission_id=sid,
-                        runtime_env={"env_vars": {"PYTHONUNBUFFERED": "1"}},
+                        runtime_env={"env_vars": self.JOB_ENV},
                         metadata={"tool": "distdream"},
                     ),
                 )

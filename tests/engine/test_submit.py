@@ -308,6 +308,13 @@ def test_sigterm_to_submit_wait_stops_the_job_and_a_resubmit_resumes_it(head: st
     while (state := RemoteJobs(head).status(sid)) not in RemoteJobs.TERMINAL and time.monotonic() < deadline:
         time.sleep(0.5)
     assert state == "STOPPED" and not out.exists()
+    # the render stopped itself, as a stop signal stops it, before Ray's supervisor would kill it:
+    # its stop said so, and it released its lock
+    assert "stopped by SIGTERM; finished chunks are kept" in RemoteJobs(head).logs(sid)
+    assert not (tmp_path / ".out.mp4.distdream" / "lock.json").exists()
+    # … and however long a stop takes within its 25 s grace: the supervisor waits longer (3 s by default)
+    env = RemoteJobs(head).client.get_job_info(sid).runtime_env["env_vars"]
+    assert float(env["RAY_JOB_STOP_WAIT_TIME_S"]) > 25
     held_jobs()  # the resubmitted render runs as users' do
     done = subprocess.run([*args, "--wait"], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0 and "from the ledger)" in done.stdout, done.stdout + done.stderr
