@@ -11,6 +11,7 @@ dreamer is built, with the same error type.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from fractions import Fraction
@@ -76,6 +77,12 @@ def parse_rate(value: Any) -> Fraction | None:
     except (ValueError, ZeroDivisionError):
         return None
     return rate if rate > 0 else None
+
+
+def looks_like_path(weights: str | os.PathLike[str]) -> bool:
+    """Whether a ``--weights`` value names a state-dict file rather than a weights name."""
+    text = os.fspath(weights)
+    return os.sep in text or text.endswith((".pt", ".pth", ".bin", ".safetensors")) or os.path.exists(text)
 
 
 def parse_weights(value: str | None) -> str | None:

@@ -16,6 +16,7 @@ import types
 
 from torch import nn
 
+from .config import looks_like_path
 from .efficientnet_lite import EfficientNetLite0, bundled_weights_path
 from .errors import ModelError
 from .netbase import (
@@ -25,7 +26,6 @@ from .netbase import (
     Preprocess,
     Weights,
     load_state_dict_file,
-    looks_like_path,
 )
 
 __all__ = [

@@ -22,7 +22,6 @@ __all__ = [
     "Preprocess",
     "all_names",
     "load_state_dict_file",
-    "looks_like_path",
 ]
 
 DEFAULT_MODEL = "efficientnet_lite0"
@@ -87,11 +86,6 @@ class LayerInfo:
     name: str
     channels: int
     stride: float
-
-
-def looks_like_path(weights: str | os.PathLike[str]) -> bool:
-    text = os.fspath(weights)
-    return os.sep in text or text.endswith((".pt", ".pth", ".bin", ".safetensors")) or os.path.exists(text)
 
 
 def load_state_dict_file(module: nn.Module, path: str | os.PathLike[str]) -> None:

@@ -19,9 +19,10 @@ import torch
 import torchvision
 from torch import nn
 
+from .config import looks_like_path
 from .errors import ModelError
 from .fxlayers import fx_layer_infos
-from .netbase import DEFAULT_MODEL, Preprocess, Weights, load_state_dict_file, looks_like_path
+from .netbase import DEFAULT_MODEL, Preprocess, Weights, load_state_dict_file
 
 __all__ = ["build", "cached_weights_path", "torchvision_names", "weights_cached"]
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from ..config import looks_like_path
 from ..errors import ConfigError
 from ..stops import Stopped, signals_stop
 from .options import as_flags, job_options, render_config
@@ -97,7 +98,11 @@ def submit(
     _shared(output, "OUTPUT")
     if kw.get("workdir"):
         _shared(kw["workdir"], "--workdir")
-    render_config(kw)  # refuse impossible settings here, not minutes later on the cluster
+    config = render_config(kw)  # refuse impossible settings here, not minutes later on the cluster
+    if config.dream.predefined_start is not None:
+        _shared(config.dream.predefined_start, "--predefined-start")
+    if config.dream.weights is not None and looks_like_path(config.dream.weights):
+        _shared(config.dream.weights, "--weights")
     job_options(kw)
     ctx = click.get_current_context()
     flags = as_flags(ctx, skip={"address", "wait", "device", "token_file", "request_timeout", "output"})

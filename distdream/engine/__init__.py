@@ -38,7 +38,7 @@ from importlib import import_module
 from typing import Any
 
 from .. import storage
-from ..config import JobOptions, RenderConfig
+from ..config import JobOptions, RenderConfig, looks_like_path
 from ..errors import ConfigError, InputError, JobError, OutputError
 from ..stops import signals_stop
 from .faults import Fault
@@ -133,13 +133,25 @@ def submit(
     job = Job(
         storage.resolve(input, "input", InputError),
         storage.resolve(output, "output", OutputError),
-        (config or RenderConfig()).validate(),
+        _files_resolved((config or RenderConfig()).validate()),
         options,
         on_phase=on_phase,
         faults=faults,
     )
     job.start()
     return job
+
+
+def _files_resolved(config: RenderConfig) -> RenderConfig:
+    """``config`` with the files a worker opens by name (a weights file, the start image) made
+    absolute here, as the input and output are: a worker on another node has another working
+    directory."""
+    dream, files = config.dream, {}
+    if dream.predefined_start is not None:
+        files["predefined_start"] = storage.resolve(dream.predefined_start, "predefined_start", ConfigError)
+    if dream.weights is not None and looks_like_path(dream.weights):
+        files["weights"] = storage.resolve(dream.weights, "weights", ConfigError)
+    return replace(config, dream=replace(dream, **files)) if files else config
 
 
 def render(

@@ -420,3 +420,47 @@ def test_settings_are_typed_as_declared_and_node_local_paths_refused(
 def with_output(flags: list[str], tmp_path: Path) -> list[str]:
     """The flags, with an output in ``tmp_path`` unless they name one."""
     return flags if "-o" in flags else ["-o", str(tmp_path / "out.mp4"), *flags]
+
+
+@pytest.mark.parametrize(
+    ("flags", "what"),
+    [
+        (["INPUT"], "INPUT clip.mp4"),
+        (["--predefined-start", "start.png"], "--predefined-start start.png"),
+        (["--weights", "my/weights.pt"], "--weights my/weights.pt"),
+    ],
+)
+def test_submit_refuses_a_relative_path_the_cluster_would_read_elsewhere(
+    capsys, tmp_path: Path, flags: list[str], what: str
+) -> None:
+    """The render runs in the cluster's working directory: refused here, before any request."""
+    given = "clip.mp4" if flags == ["INPUT"] else str(tmp_path / "clip.mp4")
+    extra = [] if flags == ["INPUT"] else flags
+    code, _, err = run(
+        capsys, "submit", given, "-o", str(tmp_path / "o.mp4"), *extra, "--address", "http://127.0.0.1:9"
+    )
+    assert code == 2 and f"{what} is relative" in err and "absolute path every node sees" in err, err
+
+
+def test_a_job_opens_its_files_by_absolute_path_whatever_the_workers_directory(
+    tmp_path: Path, monkeypatch, small_photo
+) -> None:
+    """engine.submit makes the start image and a weights file absolute, as it does the input and
+    output: a Ray worker on another node has another working directory."""
+    from dataclasses import replace
+
+    import torch
+
+    from distdream.config import DreamConfig, RenderConfig
+    from distdream.engine import submit
+    from distdream.models import load_model
+
+    monkeypatch.chdir(tmp_path)
+    write_clip(tmp_path / "clip.mp4", [small_photo[:48, :64]] * 3, audio=None)
+    save_image(small_photo, "start.png")
+    torch.save(load_model("efficientnet_lite0").module.state_dict(), "lite0.pt")
+    dream = DreamConfig(num_iterations=1, num_octaves=1, dream_layers=("_blocks.3",), predefined_start="start.png")
+    job = submit("clip.mp4", "out.mp4", RenderConfig(dream=replace(dream, weights="lite0.pt")), ray="never")
+    job.result(timeout=300)
+    assert job.config.dream.predefined_start == str(tmp_path / "start.png")
+    assert job.config.dream.weights == str(tmp_path / "lite0.pt")
