@@ -8,7 +8,9 @@ it is decided by the storage, never by a driver's clock or by a check-then-write
   no one ever sees a half-written lock); on S3 a put with ``If-None-Match: *``;
 - **aged by the storage's clock**: the lock's mtime (``LastModified``) against the storage's own
   "now" (a fresh probe file's mtime, or the server's ``Date``), with a ``skew`` margin; a lock
-  of a process that no longer exists on this host is stale at once;
+  of a process that no longer exists is stale at once, but only where its pid certainly names
+  a process here: the same host name, kernel boot and PID namespace (a container with the host's
+  name, or a second machine of that name, sees other pids: there only age counts);
 - **taken over atomically**: locally by the one racer that makes a hard link ``.claim`` to the
   lock, and only while it is still the very file judged stale (same inode and mtime), by a rename
   over it (the name is never free); on S3 by a put with ``If-Match`` of the stale lock's ETag;
@@ -32,6 +34,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from .. import storage
@@ -39,6 +42,20 @@ from ..errors import JobError
 from .lockfiles import S3, Local, Racy, Stamp
 
 __all__ = ["Lease"]
+
+
+def _pid_space() -> tuple[str, str]:
+    """This kernel's boot id and this process's PID namespace ("" where the system does not say):
+    two processes whose pids can be compared share both."""
+
+    def read(how: Callable[[], str]) -> str:
+        try:
+            return how().strip()
+        except OSError:
+            return ""
+
+    boot = read(lambda: Path("/proc/sys/kernel/random/boot_id").read_text())
+    return boot, read(lambda: os.readlink("/proc/self/ns/pid"))
 
 
 class Lease:
@@ -99,8 +116,11 @@ class Lease:
         return time.clock_gettime(time.CLOCK_BOOTTIME) if hasattr(time, "CLOCK_BOOTTIME") else time.monotonic()
 
     def _record(self) -> dict[str, Any]:
+        boot, pids = _pid_space()
         return {
             "host": socket.gethostname(),
+            "boot": boot,
+            "pid_namespace": pids,
             "pid": os.getpid(),
             "token": self.token,
             "taken": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -111,8 +131,9 @@ class Lease:
         """Whether the lock ``stamp`` describes has no living owner."""
         if stamp.age > self.lifetime + self.skew:
             return True
-        if stamp.record.get("host") == socket.gethostname():  # a driver killed on this host
-            try:
+        r, here = stamp.record, _pid_space()
+        if r.get("host") == socket.gethostname() and "" not in here and here == (r.get("boot"), r.get("pid_namespace")):
+            try:  # a driver killed here: its pid is one of this kernel's and this namespace's
                 os.kill(int(stamp.record["pid"]), 0)
             except ProcessLookupError:
                 return True

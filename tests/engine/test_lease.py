@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from distdream.engine.lease import Lease
+from distdream.engine.lease import Lease, _pid_space
 from distdream.errors import JobError
 from tests.conftest import s3_server
 
@@ -28,10 +28,18 @@ def dead_pid() -> int:
     return int(done.stdout)
 
 
-def write_lock(path: Path, *, host: str = "elsewhere", pid: int = 1, token: str = "theirs", age: float = 0.0) -> None:
-    path.write_text(json.dumps({"host": host, "pid": pid, "token": token}))
+def write_lock(
+    path: Path, *, host: str = "elsewhere", pid: int = 1, token: str = "theirs", age: float = 0.0, **more: str
+) -> None:
+    path.write_text(json.dumps({"host": host, "pid": pid, "token": token, **more}))
     stamp = time.time() - age
     os.utime(path, (stamp, stamp))
+
+
+def here() -> dict[str, str]:
+    """This process's kernel boot and PID namespace, as a lock records them."""
+    boot, pids = _pid_space()
+    return {"boot": boot, "pid_namespace": pids}
 
 
 def holder(path: Path) -> str:
@@ -71,25 +79,39 @@ def test_a_live_lock_is_refused_naming_its_owner_and_a_released_one_is_free(tmp_
 
 
 @pytest.mark.parametrize(
-    ("age", "pid", "taken"),
+    ("age", "pid", "space", "taken"),
     [
-        (600, 1, True),  # another host's lock, not renewed for ten minutes
-        (5, 1, False),  # another host's lock renewed 5 s ago
-        (0, None, True),  # a lock of this host whose process is gone (a killed driver)
+        (600, 1, None, True),  # another host's lock, not renewed for ten minutes
+        (5, 1, None, False),  # another host's lock renewed 5 s ago
+        (0, None, "here", True),  # a lock of this host whose process is gone (a killed driver)
+        # this host's name, but the pid is not one this process can see: another PID namespace (a
+        # container with the host's name, `unshare --pid`), another boot (a second machine of that
+        # name), or a lock that does not say: live until it ages
+        (0, None, "other namespace", False),
+        (0, None, "other boot", False),
+        (0, None, "unsaid", False),
     ],
 )
 def test_staleness_is_the_lock_files_age_on_the_storage_or_a_dead_local_owner(
-    tmp_path: Path, age: float, pid: int | None, taken: bool
+    tmp_path: Path, age: float, pid: int | None, space: str | None, taken: bool
 ) -> None:
     lock = tmp_path / "lock.json"
-    write_lock(lock, host=socket.gethostname() if pid is None else "elsewhere", pid=pid or dead_pid(), age=age)
+    more = {
+        None: {},
+        "here": here(),
+        "other namespace": here() | {"pid_namespace": "pid:[1]"},
+        "other boot": here() | {"boot": "another-boot"},
+        "unsaid": {},
+    }[space]
+    host = socket.gethostname() if pid is None else "elsewhere"
+    write_lock(lock, host=host, pid=pid or dead_pid(), age=age, **more)
     lease = Lease(str(lock), "w")
     if taken:
         lease.acquire()
         assert holder(lock) == lease.token
         lease.release()
     else:
-        with pytest.raises(JobError, match="host elsewhere"):
+        with pytest.raises(JobError, match=f"host {host}"):
             lease.acquire()
         assert holder(lock) == "theirs"
 
@@ -208,7 +230,7 @@ def test_on_s3_a_stale_lock_is_taken_over_by_one_of_three_racers(bucket: str) ->
         s3.put_object(
             Bucket="leases",
             Key=key,
-            Body=json.dumps({"host": socket.gethostname(), "pid": dead_pid(), "token": "old"}).encode(),
+            Body=json.dumps({"host": socket.gethostname(), "pid": dead_pid(), "token": "old", **here()}).encode(),
         )
         won = race([Lease(f"{bucket}/{key}", "w", renew_every=60) for _ in range(3)])
         body = json.loads(s3.get_object(Bucket="leases", Key=key)["Body"].read())
@@ -294,7 +316,7 @@ def test_a_holder_that_was_paused_trusts_its_lease_no_more(tmp_path: Path, monke
 PAUSED_HOLDER = """
 import sys, time
 from pathlib import Path
-from distdream.engine.lease import Lease
+from distdream.engine.lease import Lease, _pid_space
 from distdream.errors import JobError
 lock, go = sys.argv[1], Path(sys.argv[2])
 lease = Lease(lock, "w", renew_every=0.1, lifetime=1.0, skew=0.1)
@@ -334,3 +356,33 @@ def test_a_real_stopped_holder_does_not_publish_after_another_job_took_over(tmp_
     assert out.startswith("lost:"), out
     assert holder(lock) == other.token  # the new owner's lock stands
     other.release()
+
+
+NAMESPACED_HOLDER = """
+import sys, time
+from distdream.engine.lease import Lease
+lease = Lease(sys.argv[1], "w", renew_every=0.2)
+lease.acquire()
+print("holding", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_live_holder_in_another_pid_namespace_keeps_its_lock(tmp_path: Path) -> None:
+    """A job in a container with the host's name (here `unshare --pid`): its pid means nothing
+    out here, so its lock is judged by age alone, and it is live."""
+    lock = tmp_path / "lock.json"
+    # a user namespace too: no root needed
+    cmd = ["unshare", "--user", "--map-root-user", "--pid", "--fork", "--mount-proc", sys.executable, "-c"]
+    cmd += [NAMESPACED_HOLDER, str(lock)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "holding", proc.stderr
+        record = json.loads(lock.read_text())
+        assert record["host"] == socket.gethostname() and record["pid_namespace"] != here()["pid_namespace"]
+        with pytest.raises(JobError, match="in use by another job"):
+            Lease(str(lock), "w").acquire()
+        assert holder(lock) == record["token"]
+    finally:
+        proc.kill()
+        proc.wait()
