@@ -292,14 +292,34 @@ def temp_for(final: str | os.PathLike[str], tag: str = "partial") -> Path:
 
 
 def publish(tmp: Path, final: str | os.PathLike[str], error: type[DistDreamError] = OutputError) -> None:
-    """Move the finished ``tmp`` to ``final``: a rename, or a put of the whole object for a URI."""
+    """Move the finished ``tmp`` to ``final``: a rename, or a put of the whole object for a URI.
+    Locally the data reaches the disk before the name does, and the name before this returns: a
+    piece, a carried state or a ledger that a crash (power, a killed VM) could tear is never
+    recorded as whole."""
     if is_uri(final):
         try:
             put_file(tmp, str(final), error)
         finally:
             tmp.unlink(missing_ok=True)
     else:
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
         os.replace(tmp, final)
+        _sync_folder(os.path.dirname(os.path.abspath(final)))
+
+
+def _sync_folder(folder: str) -> None:
+    """Make a rename in ``folder`` durable (where the filesystem can: some refuse a folder's fsync)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager

@@ -123,3 +123,25 @@ def test_atomic_output_appears_whole_or_not_at_all(s3: str, tmp_path: Path, smal
     # an image written straight to a bucket, through the same path
     image = save_image(small_photo, f"{s3}/atomic/photo.png")
     assert storage.read_bytes(image)[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_published_file_reaches_the_disk_before_its_name_does(tmp_path: Path, monkeypatch) -> None:
+    """Data, then the rename, then the folder: a crash cannot leave a torn file under the final name."""
+    import stat
+
+    done: list[str] = []
+    fsync, replace = os.fsync, os.replace
+
+    def logged_fsync(fd: int) -> None:
+        done.append("folder synced" if stat.S_ISDIR(os.fstat(fd).st_mode) else "data synced")
+        fsync(fd)
+
+    def logged_replace(a: str, b: str) -> None:
+        done.append("renamed")
+        replace(a, b)
+
+    monkeypatch.setattr(os, "fsync", logged_fsync)
+    monkeypatch.setattr(os, "replace", logged_replace)
+    storage.write_text(str(tmp_path / "ledger.json"), "{}")
+    assert done == ["data synced", "renamed", "folder synced"]
+    assert (tmp_path / "ledger.json").read_text() == "{}"

@@ -4,6 +4,7 @@ which the ledger and a resume rely on. No Ray here."""
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -133,15 +134,20 @@ def piece_fingerprint(piece: Piece, offset: int = 0) -> str:
 
 
 def _image_ok(path: str) -> bool:
-    """Whether ``path`` is an image file whose header decodes (a zero-byte or torn frame is not)."""
+    """Whether ``path`` is an image file that decodes whole (a zero-byte frame, or one torn by a
+    crash before its data reached the disk, is not). Reading it may fail as storage fails (an
+    ``OSError`` for the caller); decoding what was read fails only as a damaged frame."""
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as image:
-            return image.size[0] > 0 and image.size[1] > 0
+        data = storage.read_bytes(path)
     except FileNotFoundError:
         return False
-    except (UnidentifiedImageError, SyntaxError, ValueError):
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()  # every pixel: a header alone says nothing of a torn tail
+            return image.size[0] > 0 and image.size[1] > 0
+    except (UnidentifiedImageError, SyntaxError, ValueError, OSError):
         return False
 
 

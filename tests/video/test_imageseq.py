@@ -163,15 +163,19 @@ def test_a_sequence_renders_to_numbered_files_and_resumes_only_what_is_missing(t
 
 
 @pytest.mark.usefixtures("local_ray")
-def test_a_torn_frame_file_is_redone_even_by_a_rebuilt_ledger(tmp_path: Path) -> None:
-    """With no fingerprint to compare (the ledger was damaged), each frame file must still decode."""
+@pytest.mark.parametrize("torn", ["empty", "its tail lost"])
+def test_a_torn_frame_file_is_redone_even_by_a_rebuilt_ledger(tmp_path: Path, torn: str) -> None:
+    """With no fingerprint to compare (the ledger was damaged), each frame file must still decode
+    whole: empty (a full disk), or its header whole and its tail lost (a crash before the data
+    reached the disk)."""
     pattern = write_pngs(tmp_path / "in", list(pan_frames(40, 48, 32))[:24], first=1)
     out, workdir = tmp_path / "out" / "d.%04d.png", tmp_path / "work"
     (tmp_path / "out").mkdir()
     job = dict(JOB, overlap=0, seams="handoff", chunk_frames=12)
     render(pattern, out, CFG, workers=1, workdir=str(workdir), **job)
     (workdir / "ledger.json").write_text("{not json")
-    Path(frame_file(str(out), 5)).write_bytes(b"")  # a frame of chunk 0 left empty (a full disk)
+    frame = Path(frame_file(str(out), 5))  # a frame of chunk 0
+    frame.write_bytes(b"" if torn == "empty" else frame.read_bytes()[: frame.stat().st_size // 2])
     result = render(pattern, out, CFG, workers=1, workdir=str(workdir), resume=True, **job)
     assert result.rendered == 2  # chunk 0 (torn) and chunk 1 (it continues chunk 0's shot)
     assert Image.open(frame_file(str(out), 5)).size == (48, 32)
