@@ -518,7 +518,8 @@ class JobOptions:
         None,
         rule=number(above=0),
         unset="10× the chunk's expected time as measured, at least 5 min",
-        help="Seconds a chunk may run before its worker is restarted and the chunk retried.",
+        help="Seconds a chunk may run before its worker is restarted and the chunk retried "
+        "(in this process, where a thread cannot be killed, the job stops, naming the chunk).",
     )
     resource_wait: float | None = setting(
         None,

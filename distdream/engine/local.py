@@ -7,14 +7,16 @@ worker, on lane threads of this process, sharing the network the preflight built
 out, the work directory, the ledger, resume, the leases and progress are the same as on Ray.
 Workers dream side by side because torch leaves the GIL while it computes (how far that holds:
 docs, "Start-up"). The lanes are daemon threads that look at the job's cancel flag after every
-frame: a stop ends them within a frame. A chunk that raises is retried like on Ray; there is no
-worker process to lose, so no watchdog.
+frame: a stop ends them within a frame. A chunk that raises is retried like on Ray; one that
+outlasts the watchdog's limit (``--chunk-timeout``) stops the job, naming it: a thread cannot be
+killed.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +29,7 @@ from ..video.imageseq import sweep_temps
 from .chunkrun import ChunkRenderer, crossfade_window
 from .faults import Fault, chunk_faults, hold
 from .schedule import Schedule
+from .watchdog import Watchdog
 
 __all__ = ["LocalLoop"]
 
@@ -54,6 +57,9 @@ class LocalLoop(Schedule):
         # each call restarts the thread pools.
         if self.queue and torch.get_num_threads() != self.prepared.threads:
             torch.set_num_threads(self.prepared.threads)
+        longest = max((c.dreamed for c in self.prepared.plan.chunks), default=1)
+        self.watchdog = Watchdog(self.options.chunk_timeout, first_limit=max(1800.0, 60.0 * longest))
+        self._timing = threading.Lock()  # the watchdog hears of frames from the lanes' threads
         self._built = 0  # workers whose renderer is built
         self._ready = [threading.Event() for _ in range(self.workers)]
         self._stopping = threading.Event()
@@ -93,9 +99,8 @@ class LocalLoop(Schedule):
         renderer = self._renderers[worker]
         while renderer is not None and (chunk := self._inbox.get()) is not _DONE:
             try:
-                record = renderer.render(
-                    self.prepared.plan.index, chunk, self.workdir, self.layout, self._progress, self._frame_hook(chunk)
-                )
+                hooks = self._counter(chunk), self._frame_hook(chunk)
+                record = renderer.render(self.prepared.plan.index, chunk, self.workdir, self.layout, *hooks)
                 self._outbox.put(("chunk", chunk, record | {"host": "this process", "node": "local"}))
             except BaseException as exc:  # the loop decides: retry, fail, or a stop
                 self._outbox.put(("chunk", chunk, exc))
@@ -110,8 +115,15 @@ class LocalLoop(Schedule):
                 result = exc
             self._outbox.put(("seam", c, result))
 
-    def _progress(self, n: int) -> None:
-        self.board.add_done_frames(n)
+    def _counter(self, chunk: Chunk) -> Callable[[int], None]:
+        """What a lane calls as ``chunk``'s frames are done: the job's progress and the watchdog."""
+
+        def count(n: int) -> None:
+            self.board.add_done_frames(n)
+            with self._timing:
+                self.watchdog.progress(chunk.index, n, time.monotonic())
+
+        return count
 
     def _stopped(self) -> bool:
         return self._stopping.is_set() or self.board.cancelled()
@@ -140,11 +152,14 @@ class LocalLoop(Schedule):
 
     def step(self) -> None:
         self.check_leases()  # lost: stop before writing anything more
+        self._check_late()
         if self._built:  # a chunk waits in the inbox for the first free lane of a built worker
             while (
                 self.queue and len(self.running) < self._built * self.lanes and (chunk := self.next_chunk()) is not None
             ):
                 self.running[chunk.index] = chunk
+                with self._timing:
+                    self.watchdog.start(chunk.index, time.monotonic())
                 self._inbox.put(chunk)
         try:
             kind, chunk, result = self._outbox.get(timeout=0.5)
@@ -166,6 +181,8 @@ class LocalLoop(Schedule):
         else:
             assert chunk is not None
             self.running.pop(chunk.index)
+            with self._timing:
+                self.watchdog.stop(chunk.index)
             if isinstance(result, JobCancelled):
                 raise result
             if isinstance(result, BaseException):
@@ -173,6 +190,20 @@ class LocalLoop(Schedule):
                 return
             self.finished(chunk, result)
         self.launch_seams()
+
+    def _check_late(self) -> None:
+        """A chunk far past its time (:mod:`.watchdog`, ``--chunk-timeout``) hangs: a thread cannot
+        be killed, so the job stops, naming it; its lane leaves at its next frame, if it ever gets
+        there, and a resume dreams it again."""
+        with self._timing:
+            late = self.watchdog.late({i: c.dreamed for i, c in self.running.items()}, time.monotonic())
+        if late:
+            c = self.running[late[0]]
+            raise JobError(
+                f"chunk {c.index} (frames {c.first}–{c.end - 1}) did not finish within "
+                f"{self.watchdog.limit(c.dreamed):.0f} s ({self.watchdog.why(c.dreamed)}); it may hang, and a "
+                "thread of this process cannot be stopped, so the job stops here (--chunk-timeout sets the limit)"
+            )
 
     def launch_seams(self) -> None:
         for c, files in self.seams_due(list(self.seams.values())):

@@ -13,7 +13,7 @@ import pytest
 from distdream.config import JobOptions
 from distdream.engine import render, submit
 from distdream.engine.faults import FAULT_KINDS, THREAD_KINDS, Fault, checked_faults, hold
-from distdream.errors import ConfigError, JobCancelled
+from distdream.errors import ConfigError, JobCancelled, JobError
 from distdream.samples import pan_frames, write_clip
 from tests.engine.gated import gate
 from tests.engine.test_local import CFG
@@ -95,3 +95,23 @@ def test_a_held_chunk_ends_with_a_stop(clip: Path, tmp_path: Path) -> None:
 def test_render_takes_faults_in_this_process_too(clip: Path, tmp_path: Path) -> None:
     with pytest.raises(Exception, match="injected fault in chunk 2"):
         render(clip, tmp_path / "out.mp4", CFG, max_attempts=1, faults=(Fault(chunk=2),), **JOB)
+
+
+def test_a_chunk_that_hangs_in_this_process_stops_the_job_at_its_timeout(clip: Path, tmp_path: Path) -> None:
+    """--chunk-timeout in process: a thread cannot be killed, so the job stops, naming the chunk,
+    and keeps what was finished (the held chunk never gets its go-ahead: a hang)."""
+    workdir = tmp_path / "work"
+    job = submit(
+        clip,
+        tmp_path / "out.mp4",
+        CFG,
+        workdir=str(workdir),
+        chunk_timeout=2.0,
+        faults=(gate(tmp_path / "never", 1, at_frame=3),),
+        **JOB,
+    )
+    assert job.wait(120), "the job did not stop"  # far more than 2 s, far less than a hang
+    with pytest.raises(JobError, match=r"chunk 1 \(frames 10–19\) did not finish within 2 s \(--chunk-timeout\)"):
+        job.result()
+    assert list(json.loads((workdir / "ledger.json").read_text())["chunks"]) == ["00000"]
+    assert not (workdir / "lock.json").exists() and not (tmp_path / "out.mp4").exists()
