@@ -29,6 +29,7 @@ __all__ = [
     "JobOptions",
     "PRECISIONS",
     "RenderConfig",
+    "looks_like_path",
     "parse_channels",
     "parse_frame_range",
     "parse_rate",
