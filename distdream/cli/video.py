@@ -99,6 +99,8 @@ def render(input: str | None, output: str | None, quiet: bool, **kw: Any) -> Non
             raise
         finally:
             display.close()
+    if job.cancelled():  # the stop came as the output was being published: it finished all the same
+        click.echo(f"the stop came while {result.output} was being published; the render is complete", err=True)
     reused = result.chunks - result.rendered
     click.echo(
         f"wrote {result.output}: {result.frames} frames in {result.seconds:.1f}s, {result.chunks} chunks"

@@ -1,5 +1,5 @@
-"""A :class:`Job`: it checks, plans, takes the leases on its work directory (and on an
-image-sequence output), runs the chunk loop on a thread of its own, and stitches the result.
+"""A :class:`Job`: it checks, plans, takes the leases on its work directory and on its output's
+files, runs the chunk loop on a thread of its own, and stitches the result.
 
 Where the chunks run is decided here: in this process (:mod:`.local`, workers as threads) or on Ray
 (:mod:`.loop`), by :func:`~.sizing.in_process`. Ray is imported only on that
@@ -25,10 +25,9 @@ from ..config import JobOptions, RenderConfig
 from ..errors import JobCancelled, JobError
 from ..pipeline import scan_cuts
 from ..video import VideoIndex, frame_file
-from ..video.imageseq import sweep_temps
-from ..video.naming import existing_numbers
+from ..video.naming import existing_numbers, family, sweep_temps
 from .board import Board
-from .faults import Fault, checked_faults
+from .faults import Fault, checked_faults, hold, join_faults
 from .lease import Lease
 from .local import LocalLoop
 from .preflight import Checked, plan_record, preflight
@@ -54,6 +53,9 @@ __all__ = ["Job", "find_cuts", "job_chunks", "on_ray"]
 SCAN_SLICE = 500
 # the fewest frames a scan thread of this process takes (each opens the video and seeks)
 LOCAL_SCAN_SLICE = 60
+# how long a stop waits for a join that is publishing the output (a rename, or an upload to object
+# storage), past the stop's own wait: it ends what it began, holding the leases
+PUBLISH_WAIT = 300.0
 
 
 def on_ray() -> bool:
@@ -156,6 +158,7 @@ class Job:
         # set when _run has ended; not Thread.join, which a signal's exception can leave saying a
         # running thread ended (CPython 3.11, _wait_for_tstate_lock)
         self._ended = threading.Event()
+        self._publishing = threading.Event()  # past the join's last check: the output is being published
         self.workdir: Path | str | None = None  # known after preflight
         self.plan: JobPlan | None = None  # known once the job has started
         self.waiting: str | None = None  # what the job waits for before it can start its workers
@@ -215,13 +218,17 @@ class Job:
         self._board.stop.set()
 
     def stop(self, timeout: float) -> bool:
-        """Cancel and wait up to ``timeout`` seconds for the job to wind down; whether it did. If it
-        did not (a Ray call that hangs because the cluster went down with the signal that stopped
-        us), its leases are released here: the process is about to exit, and a resume must not
-        find the work directory locked."""
+        """Cancel and wait up to ``timeout`` seconds for the job to wind down; whether it did. A
+        join that is already publishing the output is not abandoned halfway: the wait extends
+        until it has (up to ``PUBLISH_WAIT`` more), and the job ends succeeded. If the job did not
+        end (a Ray call that hangs because the cluster went down with the signal that stopped
+        us), its leases are released here, unless it is publishing: the process is about to exit,
+        and a resume must not find the work directory locked."""
         self.cancel()
         if self.wait(timeout):
             return True
+        if self._publishing.is_set():
+            return self.wait(PUBLISH_WAIT)  # holding the leases: the output is not ours to give up yet
         for lease in self._prepared.leases if self._prepared is not None else ():
             lease.release()
         return False
@@ -230,14 +237,17 @@ class Job:
         """Wait for the job, calling ``on_progress(job)`` every quarter second, and return its
         result. A ``KeyboardInterrupt`` (Ctrl-C, or a stop signal under
         :func:`~distdream.stops.signals_stop`) stops the job within ``stop_wait`` seconds,
-        finished chunks kept, and is raised again."""
+        finished chunks kept, and is raised again; unless it came as the output was being
+        published: then the job finishes, and its result is returned (:meth:`cancelled` says a
+        stop came)."""
         try:
             while not self.wait(0.25):
                 if on_progress is not None:
                     on_progress(self)
         except KeyboardInterrupt:
             self.stop(stop_wait)
-            raise
+            if self._status is not JobStatus.SUCCEEDED:
+                raise
         return self.result()
 
     # -- start --------------------------------------------------------------------------------
@@ -333,19 +343,24 @@ class Job:
         return made[0]
 
     def _leases(self, checked: Checked) -> tuple[Lease, ...]:
-        """Take the work directory's lease and, for an image-sequence output, the output's; they
-        cancel the job if lost."""
+        """Take the work directory's lease and the output's: one lock for every output that can
+        name the same files (``.d.#.png.lock`` for ``d.%04d.png`` and ``d.%d.png``, which share
+        ``d.1000.png`` onward; ``.out.mp4.lock`` for ``out.mp4``). They cancel the job if lost."""
 
         def lost(_why: str) -> None:
             self._board.stop.set()
 
         taken: list[Lease] = []
-        wanted = [workdir_lease(str(checked.workdir), unsafe_ok=self.options.unsafe_lock, on_lost=lost)]
-        if checked.layout.frames_to is not None:
-            folder, name = storage.parent(checked.layout.frames_to), storage.name_of(checked.layout.frames_to)
-            wanted.append(
-                Lease(storage.join(folder, f".{name.replace('%', '#')}.lock"), f"output {checked.output}", on_lost=lost)
-            )
+        shared = family(str(checked.output))
+        wanted = [
+            workdir_lease(str(checked.workdir), unsafe_ok=self.options.unsafe_lock, on_lost=lost),
+            Lease(
+                storage.join(storage.parent(shared), f".{storage.name_of(shared)}.lock"),
+                f"output {checked.output}",
+                unsafe_ok=self.options.unsafe_lock,
+                on_lost=lost,
+            ),
+        ]
         try:
             for lease in wanted:
                 lease.acquire()
@@ -493,12 +508,36 @@ class Job:
             wait_for_resources(p.cpus, p.gpus, wait, self._board.stop, on_wait=self._waiting)
         return ChunkLoop(*run, faults=self.faults)
 
+    def _join_check(self, workdir: str) -> Callable[[], None]:
+        """What the join runs between packets: a stop abandons it (the output untouched, the
+        finished chunks kept), up to its last check."""
+        held = join_faults(self.faults, "join-wait")
+
+        def check() -> None:
+            for fault in held:
+                hold(fault, self._board.cancelled)
+            if self._board.cancelled():
+                raise JobCancelled(
+                    f"job cancelled while joining; finished chunks are kept in {workdir} (resume with --resume)"
+                )
+
+        return check
+
+    def _before_publish(self, p: Prepared, check: Callable[[], None]) -> None:
+        """The join's last check: the job still runs and still owns its leases. From here on it
+        finishes, a stop or not (:meth:`stop` waits for it)."""
+        check()
+        for lease in p.leases:
+            lease.check()
+        self._publishing.set()
+        for fault in join_faults(self.faults, "publish-wait"):
+            hold(fault)
+
     def _drive(self, p: Prepared) -> JobResult:
         t_start = time.perf_counter()
         workdir = str(p.checked.workdir)
         chunks = p.plan.chunks
-        if p.checked.layout.frames_to is not None:  # what a killed job left in the output folder
-            sweep_temps(p.checked.layout.frames_to)
+        sweep_temps(str(p.checked.output))  # what a killed job left beside the output (its lease is ours)
         done, windows = finished(workdir, chunks, p.ledger, p.checked.layout)
         self._board.set_frames(sum(c.dreamed for c in chunks if c.index in done), p.plan.dreamed_frames)
         for c in chunks:
@@ -519,6 +558,7 @@ class Job:
         self._board.all_done()
         self._status = JobStatus.STITCHING
         self._set_phase(Phase("joining", 0, len(chunks), str(p.checked.output)))
+        check = self._join_check(workdir)
         for lease in p.leases:
             lease.check()  # the output is published only by the job that still owns it
         out = stitch(
@@ -528,6 +568,8 @@ class Job:
             p.plan.index,
             keep_source_time=self.options.keep_source_time,
             layout=p.checked.layout,
+            check=check,
+            before_publish=lambda: self._before_publish(p, check),
         )
         if self.options.overwrite and p.checked.layout.frames_to is not None:
             self._remove_stale_frames(p)

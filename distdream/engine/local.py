@@ -25,7 +25,7 @@ import torch
 
 from ..chunking import Chunk
 from ..errors import JobCancelled, JobError
-from ..video.imageseq import sweep_temps
+from ..video.naming import sweep_temps
 from .chunkrun import ChunkRenderer, crossfade_window
 from .faults import Fault, chunk_faults, hold
 from .schedule import Schedule

@@ -20,7 +20,7 @@ import ray
 
 from ..chunking import Chunk
 from ..errors import JobError
-from ..video.imageseq import sweep_temps
+from ..video.naming import sweep_temps
 from .faults import Fault
 from .pool import WorkerPool, cause_of
 from .schedule import Schedule

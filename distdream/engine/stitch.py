@@ -11,7 +11,7 @@ middles and windows in order (no re-encode), with the input's timestamps and aud
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -104,8 +104,11 @@ def stitch(
     *,
     keep_source_time: bool = False,
     layout: Layout = Layout(),
+    check: Callable[[], None] = lambda: None,
+    before_publish: Callable[[], None] = lambda: None,
 ) -> str | os.PathLike[str]:
-    """Join windows and middles in frame order into ``output`` (temp name, then rename).
+    """Join windows and middles in frame order into ``output`` (temp name, then rename); ``check``
+    and ``before_publish`` are :func:`~distdream.video.concat`'s.
 
     ``index`` is the input's index; when the chunks cover only part of it (a frame range), the
     output gets that part's frames and the audio of that time span, starting at 0 (or at the
@@ -127,4 +130,6 @@ def stitch(
         index.slice(a, b) if partial else index,
         trim_audio=partial,
         rebase=partial and not keep_source_time,
+        check=check,
+        before_publish=before_publish,
     )

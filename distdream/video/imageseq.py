@@ -13,7 +13,6 @@ and TIFF are read and written at 16 bits (RGB 48).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 from collections.abc import Iterator
@@ -29,10 +28,10 @@ from .. import storage
 from ..config import parse_rate
 from ..errors import VideoError
 from .colour import Colour, rgb_to_frame
-from .naming import PATTERN, SUFFIXES, existing_numbers, frame_file
+from .naming import SUFFIXES, existing_numbers, frame_file
 from .record import VideoIndex
 
-__all__ = ["ImageWriter", "numbered", "probe_sequence", "read_image", "sweep_temps"]
+__all__ = ["ImageWriter", "numbered", "probe_sequence", "read_image"]
 
 
 def _pattern_of_directory(directory: Path) -> str:
@@ -176,32 +175,6 @@ def sequence_frames(index: VideoIndex, start: int, end: int) -> Iterator[Any]:
         if (frame.width, frame.height) != (index.width, index.height):
             raise VideoError(f"{path} is {frame.width}×{frame.height}, not the sequence's {index.width}×{index.height}")
         yield frame
-
-
-def sweep_temps(pattern: str) -> int:
-    """Remove temporary files a killed writer of ``pattern`` left (``.NAME.*.partial.SUFFIX``, see
-    :func:`distdream.storage.temp_for`); returns how many. Call it only while nothing writes."""
-    directory, name = os.path.split(pattern)
-    stem, suffix = os.path.splitext(name)
-    m = PATTERN.search(stem)
-    if m is None or not os.path.isdir(directory or "."):
-        return 0
-    temp = re.compile(
-        r"\."
-        + re.escape(stem[: m.start()])
-        + r"\d+"
-        + re.escape(stem[m.end() :])
-        + r"\.[^.]+\.partial"
-        + re.escape(suffix)
-        + "$"
-    )
-    swept = 0
-    for entry in os.listdir(directory or "."):
-        if temp.match(entry):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(os.path.join(directory, entry))
-                swept += 1
-    return swept
 
 
 class ImageWriter:

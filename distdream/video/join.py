@@ -1,13 +1,14 @@
 """Lossless joining: segments are remuxed in order (no re-encode), every frame gets the input's own
 timestamp (variable frame rates survive), the input's audio is copied, and the result is written
-to a temporary name and published whole."""
+to a temporary name and published whole. A join can be abandoned up to the moment it publishes:
+its caller's check runs between packets."""
 
 from __future__ import annotations
 
 import contextlib
 import heapq
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -74,6 +75,8 @@ def concat(
     audio: bool = True,
     trim_audio: bool = False,
     rebase: bool = False,
+    check: Callable[[], None] = lambda: None,
+    before_publish: Callable[[], None] = lambda: None,
 ) -> Path | str:
     """Join ``segments`` (in order) into ``output`` by remuxing, with the input's timestamps.
 
@@ -84,13 +87,21 @@ def concat(
     within the video's time span are kept; with ``rebase`` every timestamp is shifted so that the
     first frame starts at 0 (a range render plays from its start, not minutes into silence). The
     file is written under a temporary name in the output directory and renamed on success.
+
+    ``check`` runs before each segment is scanned and before each packet is written: what it
+    raises abandons the join (the temporary file is removed, the output untouched).
+    ``before_publish`` runs once, last, before the file is published: from there on the join
+    finishes.
     """
     out_path = storage.check_writable(output, VideoError)
     if not segments:
         raise VideoError("no segments to join")
     tmp = storage.temp_for(out_path)
     try:
-        parts = [_scan_segment(seg) for seg in segments]  # small: frame indices only
+        parts = []
+        for seg in segments:
+            check()
+            parts.append(_scan_segment(seg))  # small: frame indices only
         total = sum(part.count for part in parts)
         if total != index.frame_count:
             raise VideoError(
@@ -113,7 +124,9 @@ def concat(
                     else iter(())
                 )
                 for _, _, packet in heapq.merge(video, sound, key=lambda item: (item[0], item[1])):
+                    check()
                     out.mux(packet)
+        before_publish()
         storage.publish(tmp, out_path, VideoError)
         return out_path
     except av.error.FFmpegError as exc:

@@ -1,18 +1,30 @@
-"""How image sequences are named: printf patterns (``plate.%05d.png``), their files and suffixes.
+"""How outputs are named: printf patterns (``plate.%05d.png``), their files and suffixes, the
+family of files a pattern shares with others, and the temporary files their writers leave.
 
-Pure naming, no decoding: the output-format checks, the engine's resume and the sequence reader
-and writer all ask these questions, so they live at the bottom of :mod:`distdream.video`.
+Naming only, no decoding: the output-format checks, the engine's locks and resume and the
+sequence reader and writer all ask these questions, so they live at the bottom of
+:mod:`distdream.video`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from pathlib import Path
 
 from .. import storage
 
-__all__ = ["PATTERN", "SUFFIXES", "existing_numbers", "frame_file", "is_pattern", "is_sequence"]
+__all__ = [
+    "PATTERN",
+    "SUFFIXES",
+    "existing_numbers",
+    "family",
+    "frame_file",
+    "is_pattern",
+    "is_sequence",
+    "sweep_temps",
+]
 
 SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
 PATTERN = re.compile(r"%(0?)(\d*)d")  # the number's place in a file name
@@ -55,3 +67,32 @@ def existing_numbers(pattern: str) -> list[int]:
         if m and os.path.basename(frame_file(pattern, int(m.group(1)))) == entry:
             numbers.append(int(m.group(1)))
     return sorted(numbers)
+
+
+def family(path: str) -> str:
+    """What every output that can name the same files shares: ``path`` with its number's place
+    written ``#``, whatever its width (``d.%04d.png`` and ``d.%d.png`` both name ``d.1000.png``;
+    both are ``d.#.png``). A path without a pattern is its own family."""
+    directory, name = os.path.split(path)
+    return os.path.join(directory, PATTERN.sub("#", name, count=1))
+
+
+def sweep_temps(output: str) -> int:
+    """Remove the temporary files that killed writers of ``output`` (a file, or a pattern: every
+    width of it) left beside it (``.NAME.*.partial.SUFFIX``, see
+    :func:`distdream.storage.temp_for`); returns how many. Call it only while nothing writes
+    them: while holding the output's lease."""
+    directory, name = os.path.split(output)
+    stem, suffix = os.path.splitext(name)
+    if storage.is_uri(output) or not os.path.isdir(directory or "."):
+        return 0  # an object store's temporary files are local ones, in the temp folder
+    m = PATTERN.search(stem)
+    number = (re.escape(stem[: m.start()]) + r"\d+" + re.escape(stem[m.end() :])) if m else re.escape(stem)
+    temp = re.compile(r"\." + number + r"\.[^.]+\.partial" + re.escape(suffix) + "$")
+    swept = 0
+    for entry in os.listdir(directory or "."):
+        if temp.match(entry):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(directory, entry))
+                swept += 1
+    return swept

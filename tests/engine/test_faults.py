@@ -35,7 +35,11 @@ def test_an_unknown_fault_kind_is_refused_before_the_job_starts(tmp_path: Path) 
     assert [f.kind for f in checked_faults([f for f in every if f.kind in THREAD_KINDS], in_process=True)] == [
         "raise",
         "wait",
+        "join-wait",  # the join's: the driver's own, wherever the chunks run
+        "publish-wait",
     ]
+    with pytest.raises(ConfigError, match="needs go=PATH"):
+        checked_faults([Fault(kind="publish-wait")], in_process=True)
 
 
 def test_faults_are_not_a_job_option() -> None:

@@ -5,6 +5,7 @@ without --overwrite, and one job at a time writing an output. Real files, the re
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from distdream.engine import render, submit
 from distdream.errors import ConfigError, JobError
 from distdream.samples import pan_frames, write_clip
 from distdream.video import frame_file
+from tests.engine.gated import gate
 from tests.video.test_imageseq import CFG, write_pngs
 
 pytestmark = pytest.mark.usefixtures("local_ray")
@@ -96,23 +98,25 @@ def test_an_existing_sequence_output_needs_overwrite_which_removes_stale_frames(
     assert all(np.asarray(Image.open(frame_file(old, n))).any() for n in range(1, 13))  # dreamed, not the old black
 
 
-def test_two_jobs_cannot_write_one_sequence_output(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("d.%04d.png", "d.%04d.png"),
+        ("d.%04d.png", "d.%d.png"),  # they share d.1000.png onward, and each one's temporary files
+        ("out.mp4", "out.mp4"),  # each with a work directory of its own
+    ],
+)
+def test_two_jobs_cannot_write_one_output(tmp_path: Path, first: str, second: str) -> None:
     pattern = write_pngs(tmp_path / "in", list(pan_frames(24, 48, 32)), first=1)
-    out = str(tmp_path / "out" / "d.%04d.png")
     (tmp_path / "out").mkdir()
-    first = submit(pattern, out, CFG, workers=1, workdir=str(tmp_path / "w1"), chunk_frames=12, scan_cuts=False)
+    common = dict(workers=1, chunk_frames=12, scan_cuts=False, ray="never")
+    held = gate(tmp_path / "never", chunk=1)  # the first job cannot end while the second tries
+    job = submit(pattern, str(tmp_path / "out" / first), CFG, workdir=str(tmp_path / "w1"), faults=[held], **common)
     try:
-        with pytest.raises(JobError, match=r"output .*d\.%04d\.png is in use by another job \(host .*, pid"):
-            render(
-                pattern,
-                out,
-                CFG,
-                workers=1,
-                workdir=str(tmp_path / "w2"),
-                chunk_frames=12,
-                scan_cuts=False,
-                overwrite=True,
-            )
+        with pytest.raises(JobError, match=rf"output .*{re.escape(second)} is in use by another job \(host .*, pid"):
+            render(pattern, str(tmp_path / "out" / second), CFG, workdir=str(tmp_path / "w2"), overwrite=True, **common)
         assert not os.path.exists(tmp_path / "w2" / "lock.json")  # its work directory's lock was let go
+        assert job.status().value in ("starting", "running")
     finally:
-        first.stop(60)
+        job.stop(60)
+    assert [p.name for p in (tmp_path / "out").iterdir() if "lock" in p.name] == []

@@ -213,17 +213,30 @@ def test_output_errors_are_typed(tmp_path: Path) -> None:
 
 
 def test_temporary_files_of_killed_writers_are_swept_and_nothing_else(tmp_path: Path) -> None:
-    from distdream.video.imageseq import sweep_temps
+    from distdream.video.naming import sweep_temps
 
     names = [
         ".dream.00016.lj6tuetj.partial.png",
         ".dream.00017.x1.partial.png",  # a killed writer's temps
+        ".dream.16.x1.partial.png",  # dream.%d.png names dream.00016.png's family too
         "dream.00016.png",
         ".other.00016.ab.partial.png",
         ".dream.00016.ab.partial.tif",
+        ".out.ab.partial.mp4",
         "notes.txt",
     ]
     for name in names:
         (tmp_path / name).write_bytes(b"x")
-    assert sweep_temps(str(tmp_path / "dream.%05d.png")) == 2
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names[2:])
+    assert sweep_temps(str(tmp_path / "dream.%05d.png")) == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names[3:])
+    (tmp_path / ".out.a.b.partial.mp4").write_bytes(b"x")  # out.a.mp4's, not out.mp4's
+    assert sweep_temps(str(tmp_path / "out.mp4")) == 1  # a video output's own
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*names[3:6], names[7], ".out.a.b.partial.mp4"])
+
+
+def test_patterns_that_can_name_the_same_files_are_one_family() -> None:
+    from distdream.video.naming import family
+
+    assert family("o/d.%04d.png") == family("o/d.%d.png") == family("o/d.%5d.png") == "o/d.#.png"
+    assert family("o/e.%04d.png") != family("o/d.%04d.png") != family("p/d.%04d.png")
+    assert family("s3://b/o/out.mp4") == "s3://b/o/out.mp4"
