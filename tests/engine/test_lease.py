@@ -20,7 +20,7 @@ import pytest
 
 from distdream.engine.lease import Lease, _pid_space
 from distdream.errors import JobError
-from tests.conftest import s3_server
+from tests.conftest import free_port, s3_server
 
 
 def dead_pid() -> int:
@@ -236,6 +236,50 @@ def test_on_s3_a_stale_lock_is_taken_over_by_one_of_three_racers(bucket: str) ->
         body = json.loads(s3.get_object(Bucket="leases", Key=key)["Body"].read())
         assert len(won) == 1 and body["token"] == won[0].token
         won[0].release()
+
+
+def test_on_s3_a_driver_whose_clock_runs_ahead_does_not_take_a_live_lock(monkeypatch) -> None:
+    """Age comes from the server (``LastModified`` against its ``Date``), not from this process's
+    clock: the server, a process of its own, runs on the real clock, this driver two minutes ahead."""
+    import boto3
+    import s3fs
+
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for key, value in {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        }.items():
+            monkeypatch.setenv(key, value)
+        s3fs.S3FileSystem.clear_instance_cache()
+        s3 = boto3.client("s3")
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                s3.create_bucket(Bucket="clocks")
+                break
+            except Exception:
+                assert server.poll() is None and time.monotonic() < deadline, "moto server did not start"
+                time.sleep(0.2)
+        body = json.dumps({"host": "elsewhere", "pid": 1, "token": "theirs"}).encode()
+        s3.put_object(Bucket="clocks", Key="ahead/lock.json", Body=body)  # renewed just now
+        real = time.time
+        monkeypatch.setattr(time, "time", lambda: real() + 120)
+        with pytest.raises(JobError, match="in use by another job"):
+            Lease("s3://clocks/ahead/lock.json", "w").acquire()
+        monkeypatch.setattr(time, "time", real)
+        assert json.loads(s3.get_object(Bucket="clocks", Key="ahead/lock.json")["Body"].read())["token"] == "theirs"
+    finally:
+        server.terminate()
+        server.wait(10)
+        s3fs.S3FileSystem.clear_instance_cache()
 
 
 def test_on_s3_a_conflicting_conditional_write_is_a_lost_race(bucket: str, monkeypatch) -> None:

@@ -149,6 +149,7 @@ def test_a_second_signal_exits_at_once_and_still_leaves_nothing(clip: Path, tmp_
     # the exit code is the stop's, never Ray's (its driver ends the process with 1 when its
     # instance dies first), and the process ends by its own exit, not by the signal's default action
     assert proc.returncode == 143 and time.monotonic() - t0 < 10, err
+    assert "SIGTERM again; exiting at once" in err  # the second signal's doing, not the first's stop
     assert left(family) == []
     assert json.loads((workdir / "ledger.json").read_text())["chunks"]  # what was finished stays
 
