@@ -69,7 +69,7 @@ def same_frames(path: Path, reference: list[np.ndarray]) -> bool:
         (["-o", "out.mp4", "--dream-layers", "_blocks.99"], "unknown layer '_blocks.99'"),
         (["-o", "out.mp4", "--channels", "99999"], "channel 99999 is out of range"),
         (["-o", "out.mp4", "--weights", "bad.pth"], "is not a PyTorch state dict"),
-        (["-o", "out.mp4", "--predefined-start", "nope.png"], "predefined_start nope.png does not exist"),
+        (["-o", "out.mp4", "--predefined-start", "nope.png"], "/nope.png does not exist"),  # made absolute
         (["-o", "out.mp4", "--frames", "10:99"], "--frames 10:99 is outside"),
         (["-o", "out.mp4", "--workers", "0"], "workers (--workers) is 0"),
         (["-o", "missing/out.mp4"], "missing does not exist"),

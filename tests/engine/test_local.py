@@ -162,7 +162,8 @@ def test_which_jobs_run_in_this_process() -> None:
 
 
 STOPPED_FROM_PYTHON = """
-import json, os, signal, sys, threading, time
+import faulthandler, json, os, signal, sys, threading, time
+faulthandler.dump_traceback_later(240, exit=True)  # a hang fails with every thread's stack
 from pathlib import Path
 from distdream.engine import render
 from distdream.stops import Stopped
@@ -193,7 +194,7 @@ def test_a_stop_caught_from_the_python_api_leaves_the_caller_as_it_was(clip: Pat
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=300,  # the script ends itself at 240 s, with its threads' stacks
     )
     assert done.returncode == 0 and done.stdout.split("\n")[:2] == ["stopped by SIGINT", "True False"], done
     assert json.loads((tmp_path / "work" / "ledger.json").read_text())["chunks"]  # what was done is kept
