@@ -60,6 +60,21 @@ def end_processes_of(temp_dir: str, port: int) -> None:
             p.kill()
 
 
+def free_ports() -> list[str]:
+    """`ray start` flags that put every port a node would otherwise take at a fixed number (the job
+    agent's 52365, the client server's 10001) on a free one: one taken by another Ray on the
+    machine (another test run's) leaves the node without a job agent ("No available agent to
+    submit job")."""
+    names = (
+        "dashboard-agent-listen-port",
+        "dashboard-agent-grpc-port",
+        "runtime-env-agent-port",
+        "metrics-export-port",
+        "ray-client-server-port",
+    )
+    return [f"--{name}={free_port()}" for name in names]
+
+
 @contextlib.contextmanager
 def ray_head(env: dict[str, str], bin_first: Path | None = None) -> Iterator[str]:
     """`ray start --head` on free ports with ``env`` (``bin_first`` first on its PATH), its
@@ -67,19 +82,6 @@ def ray_head(env: dict[str, str], bin_first: Path | None = None) -> Iterator[str
     the head's processes, no other Ray's. The shared instance of the tests goes first."""
     own_ray()
     port, dashboard = free_port(), free_port()
-    # every port a head would otherwise take at a fixed number (the job agent's 52365, the client
-    # server's 10001): one taken by another Ray on the machine (another test run's) leaves the
-    # head without a job agent ("No available agent to submit job")
-    more = {
-        name: free_port()
-        for name in (
-            "dashboard-agent-listen-port",
-            "dashboard-agent-grpc-port",
-            "runtime-env-agent-port",
-            "metrics-export-port",
-            "ray-client-server-port",
-        )
-    }
     # the head's jobs run `distdream` by name: find it beside this interpreter, activated or not
     path = [str(p) for p in (bin_first, Path(RAY).parent) if p is not None]
     env = {**env, "PATH": os.pathsep.join([*path, os.environ["PATH"]])}
@@ -96,7 +98,7 @@ def ray_head(env: dict[str, str], bin_first: Path | None = None) -> Iterator[str
                 "--num-cpus=2",
                 "--include-dashboard=true",
                 f"--temp-dir={temp_dir}",
-                *(f"--{name}={number}" for name, number in more.items()),
+                *free_ports(),
             ],
             check=True,
             env=env,
