@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -39,6 +40,20 @@ def default_signals() -> None:
     non-interactive shell SIGINT; a render keeps an ignored signal ignored, by design)."""
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, signal.SIG_DFL)
+
+
+def spawn(args: list[str], *faults: Fault) -> subprocess.Popen:
+    """`distdream ARGS…` with ``faults``, started as a scheduler starts a job: in a session of its
+    own, with the stop signals' default actions; its output piped, as text."""
+    return subprocess.Popen(
+        [*command(*faults), *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=default_signals,
+    )
 
 
 def main() -> None:

@@ -21,7 +21,7 @@ from distdream.cli.video import STOP_WAIT
 from distdream.engine.faults import Fault
 from distdream.samples import pan_frames, write_clip
 from distdream.video import probe
-from tests.engine.gated import ROOT, command, default_signals
+from tests.engine.gated import ROOT, spawn
 from tests.engine.test_signals import EXE
 
 FLAGS = (
@@ -39,15 +39,7 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def held_render(clip: Path, tmp_path: Path, kind: str, *args: str) -> tuple[subprocess.Popen, Path]:
     """`distdream render … ARGS` held by a ``kind`` join fault, once it holds there; and its go-ahead file."""
     go = tmp_path / "go"
-    proc = subprocess.Popen(
-        [*command(Fault(kind=kind, go=str(go))), "render", str(clip), "-o", str(tmp_path / "out.mp4"), *args, *FLAGS],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-        preexec_fn=default_signals,
-    )
+    proc = spawn(["render", str(clip), "-o", str(tmp_path / "out.mp4"), *args, *FLAGS], Fault(kind=kind, go=str(go)))
     deadline = time.monotonic() + 240
     while not Path(f"{go}.held").exists():
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate(timeout=30)

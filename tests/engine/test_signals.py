@@ -28,7 +28,7 @@ import psutil
 import pytest
 
 from distdream.video import read_frames
-from tests.engine.gated import ROOT, command, default_signals, gate
+from tests.engine.gated import gate, spawn
 from tests.engine.test_job import clip, reference  # noqa: F401 - the same clip and reference render
 
 pytestmark = pytest.mark.usefixtures("local_ray")
@@ -45,15 +45,7 @@ FLAGS = (
 def render_process(clip: Path, tmp_path: Path, *args: str) -> subprocess.Popen:
     """`distdream render CLIP -o OUT ARGS FLAGS` in a session of its own, its last chunk held."""
     held = gate(tmp_path / "never", chunk=2)  # the clip plans into 3 chunks (tests.engine.test_job)
-    return subprocess.Popen(
-        [*command(held), "render", str(clip), "-o", str(tmp_path / "out.mp4"), *args, *FLAGS],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-        preexec_fn=default_signals,
-    )
+    return spawn(["render", str(clip), "-o", str(tmp_path / "out.mp4"), *args, *FLAGS], held)
 
 
 def started(clip: Path, tmp_path: Path) -> tuple[subprocess.Popen, Path, list[psutil.Process]]:
