@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import statistics
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,7 +14,7 @@ import click
 
 from ..config import FLOW_METHODS, RAY_USE, FlowConfig, JobOptions, RenderConfig, parse_frame_range
 from ..errors import ConfigError, DistDreamError
-from ..stops import Stopped, signals_stop
+from ..stops import Stopped, exit_ending_children, signals_stop
 from .display import RenderDisplay
 from .options import as_flags, declared_options, job_options, load_config_file, render_config
 from .still import dream_options
@@ -93,7 +94,14 @@ def render(input: str | None, output: str | None, quiet: bool, **kw: Any) -> Non
             display.close()
             stopped = f"stopped by {exc.name}" if isinstance(exc, Stopped) else "interrupted"
             click.secho(f"{stopped}; finished chunks are kept in the {how_to_resume()}", fg="red", err=True)
-            raise click.exceptions.Exit(exc.exit_code if isinstance(exc, Stopped) else 130) from None
+            code = exc.exit_code if isinstance(exc, Stopped) else 130
+            if job.in_process:
+                # a frame in flight cannot be interrupted: a lane of this process may still be inside
+                # the network, and an interpreter that shuts down under it aborts (134) or hangs
+                sys.stdout.flush()
+                sys.stderr.flush()
+                exit_ending_children(code)
+            raise click.exceptions.Exit(code) from None
         except DistDreamError as exc:
             exc.hint = how_to_resume()  # type: ignore[attr-defined]  # printed under the error line
             raise

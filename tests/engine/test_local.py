@@ -26,7 +26,7 @@ from distdream.engine.sizing import SHARED_STEP_PIXELS, THREAD_WORKERS, in_proce
 from distdream.errors import ConfigError, JobCancelled
 from distdream.samples import pan_frames, write_clip
 from distdream.video import read_frames
-from tests.engine.gated import command, default_signals, gate
+from tests.engine.gated import command, default_signals, gate, spawn
 
 CFG = RenderConfig(
     dream=DreamConfig(num_iterations=2, num_octaves=2, dream_layers=("_blocks.5",), jitter=4),
@@ -245,6 +245,28 @@ def test_a_sigterm_stops_an_in_process_render_and_its_resume_command_finishes_it
     assert done.returncode == 0, done.stderr
     assert f"({len(kept)} from the ledger)" in done.stdout and "in this process" in done.stdout
     assert all(np.array_equal(a, b) for a, b in zip(frames_of(out), frames_of(whole), strict=True))
+
+
+def test_a_stop_during_a_frame_longer_than_the_stop_wait_still_exits_with_the_stops_code(tmp_path: Path) -> None:
+    """A lane cannot be interrupted inside the network: a frame that outlasts the stop's wait is
+    still running when the process exits, which must not abort it (an interpreter shutting down
+    under a running torch op ends in "terminate called …", exit 134) or hang it."""
+    clip = write_clip(tmp_path / "clip.mp4", pan_frames(2, 640, 480), audio=None)
+    flags = "--num-iterations 400 --num-octaves 1 --keyframe-settle 0 --no-scan-cuts --workers 1 -q --ray never"
+    proc = spawn(
+        ["render", str(clip), "-o", str(tmp_path / "out.mp4"), "--workdir", str(tmp_path / "w"), *flags.split()]
+    )
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "w" / "plan.json").exists():  # then the first frame's 400 steps have begun
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    time.sleep(2)
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and time.monotonic() - t0 < 30, err
+    assert err.strip().splitlines()[-1].startswith("stopped by SIGTERM; finished chunks are kept"), err
+    assert not (tmp_path / "w" / "lock.json").exists()
 
 
 def test_ray_never_cannot_use_a_cluster() -> None:
