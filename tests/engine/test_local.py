@@ -195,6 +195,10 @@ def test_a_stop_caught_from_the_python_api_leaves_the_caller_as_it_was(clip: Pat
         capture_output=True,
         text=True,
         timeout=300,  # the script ends itself at 240 s, with its threads' stacks
+        # Ctrl-C's default action, whatever this suite inherited: run as a background job of a
+        # non-interactive shell (`nohup … &`, as CI may), it has SIGINT ignored, and so would the
+        # script, which then never stops
+        preexec_fn=default_signals,
     )
     assert done.returncode == 0 and done.stdout.split("\n")[:2] == ["stopped by SIGINT", "True False"], done
     assert json.loads((tmp_path / "work" / "ledger.json").read_text())["chunks"]  # what was done is kept
