@@ -5,6 +5,7 @@ only the frames that are missing."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import cv2
@@ -14,11 +15,12 @@ from PIL import Image
 
 from distdream.cli import main
 from distdream.config import DreamConfig, RenderConfig
-from distdream.engine import render
+from distdream.engine import render, submit
 from distdream.engine.faults import Fault
 from distdream.errors import ChunkFailed, OutputError, VideoError
 from distdream.samples import pan_frames
 from distdream.video import frame_file, probe, read_frames
+from tests.engine.gated import gate
 from tests.media import render_here
 
 CFG = RenderConfig(
@@ -134,17 +136,26 @@ def test_a_sequence_renders_to_numbered_files_and_resumes_only_what_is_missing(t
     want = list(read_frames(reference))
     out, workdir = tmp_path / "out" / "dream.%05d.png", tmp_path / "work"
     (tmp_path / "out").mkdir()
-    with pytest.raises(ChunkFailed):  # chunk 2 fails at its last frame, after chunks 0 and 1 are done
-        render(
-            pattern,
-            out,
-            CFG,
-            workers=2,
-            workdir=str(workdir),
-            max_attempts=1,
-            faults=(Fault(chunk=2, at_frame=17),),  # chunk 2 dreams frames 22–39
-            **JOB,
-        )
+    # chunk 2 (frames 22–39) fails at its last frame, once chunks 0 and 1 are done: it waits for
+    # them there (on two workers, chunk 1 could otherwise still be running when chunk 2 fails)
+    go = tmp_path / "go"
+    job = submit(
+        pattern,
+        out,
+        CFG,
+        workers=2,
+        workdir=str(workdir),
+        max_attempts=1,
+        faults=(gate(go, chunk=2, at_frame=17), Fault(chunk=2, at_frame=17)),
+        **JOB,
+    )
+    ledger, deadline = workdir / "ledger.json", time.monotonic() + 300
+    while not (ledger.exists() and len(json.loads(ledger.read_text())["chunks"]) == 2):
+        assert not job.done() and time.monotonic() < deadline, job.status()
+        time.sleep(0.05)
+    go.touch()
+    with pytest.raises(ChunkFailed):
+        job.result(timeout=300)
     # the plan: chunks own 0–13, 14–24 and 25–39, with windows 11–13 and 22–24. Frame i is file
     # i + 1: chunk 0's own frames 0–10 and chunk 1's 14–21 are written (the window between them,
     # 11–13, if its seam task got to it; chunk 1's tail, 22–24, is one side of the next window, in
