@@ -10,6 +10,11 @@ after it (:func:`exit_ending_children`), so nothing of the job stays running. A 
 (``distdream.render``) gives its caller the handlers back when it returns, the timer cancelled:
 what a stop means to a notebook or a service is theirs to decide. A signal the process was told
 to ignore (``nohup``) stays ignored.
+
+An exception raised wherever the main thread happens to be can leave a lock taken or a display
+half-drawn (a stop that then hangs in its own cleanup). Code that the main thread runs while it
+follows a job (drawing the progress) runs under :meth:`StopSignals.deferring`: a stop that lands
+there is raised as the callback returns.
 """
 
 from __future__ import annotations
@@ -20,11 +25,14 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
-from typing import NoReturn
+from typing import NoReturn, ParamSpec, TypeVar
 
-__all__ = ["SIGNALS", "Stopped", "end_children", "exit_ending_children", "signals_stop"]
+__all__ = ["SIGNALS", "StopSignals", "Stopped", "end_children", "exit_ending_children", "signals_stop"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
@@ -98,8 +106,42 @@ def _exit_now(code: int, why: str) -> None:
     exit_ending_children(code)
 
 
+class StopSignals:
+    """What :func:`signals_stop` yields: where a stop may not be raised at once."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None  # the first stop signal's number
+        self._deferring = 0
+        self._pending = False
+
+    def deferring(self, callback: Callable[P, R]) -> Callable[P, R]:
+        """``callback`` wrapped so that a stop arriving while it runs is raised once it returns."""
+
+        def deferred(*args: P.args, **kwargs: P.kwargs) -> R:
+            self._deferring += 1
+            try:
+                result = callback(*args, **kwargs)
+            finally:
+                self._deferring -= 1
+            if self._pending and not self._deferring:
+                self._pending = False
+                assert self.received is not None
+                raise Stopped(self.received)
+            return result
+
+        return deferred
+
+    def _stop(self, signum: int) -> None:
+        """The first stop: raised here, or where the deferring callback returns."""
+        self.received = signum
+        if self._deferring:
+            self._pending = True
+        else:
+            raise Stopped(signum)
+
+
 @contextlib.contextmanager
-def signals_stop(grace: float = 25.0, *, exiting: bool = False) -> Iterator[None]:
+def signals_stop(grace: float = 25.0, *, exiting: bool = False) -> Iterator[StopSignals]:
     """Turn stop signals into :class:`Stopped` while the block runs (see the module docstring).
     Outside the main thread, where Python delivers no signals, it does nothing.
 
@@ -108,30 +150,29 @@ def signals_stop(grace: float = 25.0, *, exiting: bool = False) -> Iterator[None
     ``exiting=True`` is for a process that exits once the block ends (the command line): after a
     stop, the handlers and the timer stay armed until it is gone, so a second signal, or a
     shutdown that hangs, still ends it at once with the stop's code."""
+    stops = StopSignals()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield stops
         return
-    first: list[int] = []
     timers: list[threading.Timer] = []
 
     def handle(signum: int, _frame: FrameType | None) -> None:
-        if first:  # the second: no more waiting
+        if stops.received is not None:  # the second: no more waiting
             _exit_now(128 + signum, f"{signal.Signals(signum).name} again")
-        first.append(signum)
         timer = threading.Timer(grace, _exit_now, (128 + signum, f"still stopping after {grace:.0f} s"))
         timer.daemon = True  # it runs on through interpreter exit (atexit), where a hang would be
         timer.start()
         timers.append(timer)
-        raise Stopped(signum)
+        stops._stop(signum)
 
     saved = {s: signal.getsignal(s) for s in SIGNALS}
     for s, old in saved.items():
         if old is not signal.SIG_IGN:
             signal.signal(s, handle)
     try:
-        yield
+        yield stops
     finally:
-        if not (first and exiting):
+        if not (stops.received is not None and exiting):
             for timer in timers:
                 timer.cancel()
             for s, old in saved.items():

@@ -3,14 +3,16 @@ process with its own code before its children are killed (distdream.stops)."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
 import time
 
 import psutil
+import pytest
 
-from distdream.stops import signals_stop
+from distdream.stops import Stopped, signals_stop
 
 
 def test_a_signal_the_process_was_told_to_ignore_stays_ignored() -> None:
@@ -85,3 +87,17 @@ def test_a_command_line_stays_armed_until_it_is_gone() -> None:
     )
     assert done.returncode == 143 and done.stdout.split() == ["stopped", "ours", "still"], done
     assert "still stopping after 1 s; exiting at once" in done.stderr
+
+
+def test_a_stop_during_a_deferring_callback_is_raised_as_it_returns() -> None:
+    """What the main thread draws while it follows a job is not cut off halfway (a lock left taken)."""
+    seen: list[str] = []
+
+    def draw() -> None:
+        os.kill(os.getpid(), signal.SIGTERM)  # Python runs the handler before the next line
+        seen.append("drawn")
+
+    with pytest.raises(Stopped), signals_stop() as stops:
+        stops.deferring(draw)()
+        seen.append("went on")
+    assert seen == ["drawn"] and stops.received == signal.SIGTERM

@@ -7,9 +7,7 @@ and exit code 2; Ctrl-C exits 130, SIGTERM 143 and SIGHUP 129, the way a render 
 
 from __future__ import annotations
 
-import os
 import sys
-import threading
 from collections.abc import Sequence
 from typing import NoReturn
 
@@ -24,8 +22,6 @@ from .still import dream, layers, models, preview
 from .video import demo, metrics, probe, render
 
 __all__ = ["cli", "main", "run"]
-
-RAY_SHUTDOWN = 10.0  # seconds the local Ray instance may take to stop before its processes are killed
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -74,27 +70,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             click.secho("interrupted", fg="red", err=True)
             return 130
         click.secho(f"stopped by {stop.name}", fg="red", err=True)
-        end_children()  # a Ray instance whose start the signal cut short
+        end_children(grace=0.5)  # a Ray instance whose start the signal cut short (it takes no SIGTERM)
         return stop.exit_code
     return code if isinstance(code, int) else 0
 
 
 def run() -> NoReturn:
     """The console script: :func:`main`, then exit. A process that started a local Ray instance
-    stops it (Ray's shutdown, bounded: it disconnects before the instance goes, so Ray's core
-    worker does not end the process with its own exit code) and then leaves without the
-    interpreter's teardown, which took seconds more after the output was written."""
+    leaves at once with its code, and the instance's processes are killed right after it
+    (:func:`~distdream.stops.exit_ending_children`): they take no SIGTERM (see
+    ``engine.cluster``), a throwaway instance has nothing to save, and neither Ray's shutdown nor
+    the interpreter's teardown, seconds each, is worth waiting for once the output is written."""
     code = main()
     ray = sys.modules.get("ray")
     if ray is not None and ray.is_initialized() and psutil.Process().children():  # the instance is ours
         sys.stdout.flush()
         sys.stderr.flush()
-        stopping = threading.Thread(target=ray.shutdown, name="distdream-ray-shutdown", daemon=True)
-        stopping.start()
-        stopping.join(RAY_SHUTDOWN)
-        if stopping.is_alive():
-            exit_ending_children(code)
-        os._exit(code)
+        exit_ending_children(code)
     sys.exit(code)
 
 

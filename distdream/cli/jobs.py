@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -110,14 +111,14 @@ def submit(
     # Always --resume: a resubmitted job continues from the work directory of the run before it
     # (the default one beside the output is the same for the same render).
     entrypoint = shlex.join(["distdream", "render", input, "-o", output, *flags, "--resume", "--address", "auto", "-q"])
-    with signals_stop(exiting=True):
+    with signals_stop(exiting=True) as stops:
         jobs = _jobs(address, token_file, request_timeout)
         sid, found = jobs.submit(entrypoint, base)
         click.echo(f"submitted {sid}" if found is None else f"already submitted: {sid} ({found})")
         if not wait:
             return
         try:
-            _follow(jobs, sid)
+            _follow(jobs, sid, stops.deferring(click.echo))
         except KeyboardInterrupt as exc:
             jobs.stop(sid)
             stopped = f"stopped by {exc.name}" if isinstance(exc, Stopped) else "interrupted"
@@ -129,12 +130,12 @@ def submit(
             raise click.exceptions.Exit(exc.exit_code if isinstance(exc, Stopped) else 130) from None
 
 
-def _follow(jobs: Any, sid: str) -> None:
+def _follow(jobs: Any, sid: str, echo: Callable[..., None] = click.echo) -> None:
     printed = 0
     while True:
         status = jobs.status(sid)
         text = jobs.logs(sid)
-        click.echo(text[printed:], nl=False)
+        echo(text[printed:], nl=False)
         printed = len(text)
         if status in jobs.TERMINAL:
             break

@@ -78,7 +78,7 @@ def render(input: str | None, output: str | None, quiet: bool, **kw: Any) -> Non
             said[0] = time.monotonic()
         display.follow(job)
 
-    with signals_stop(exiting=True):  # SIGTERM, SIGINT, SIGHUP: a stop, as Ctrl-C (distdream.stops)
+    with signals_stop(exiting=True) as stops:  # SIGTERM, SIGINT, SIGHUP: a stop, as Ctrl-C (distdream.stops)
         # preflight: bad input fails here, nothing written
         job = submit_job(input, output, config, on_phase=display.phase, **options)
 
@@ -88,8 +88,13 @@ def render(input: str | None, output: str | None, quiet: bool, **kw: Any) -> Non
             again = ["render", input, "-o", output, *flags, "--workdir", str(job.workdir), "--resume"]
             return f"work directory {job.workdir}; resume with: distdream {shlex.join(again)}"
 
+        def on_stop(exc: KeyboardInterrupt) -> None:  # said at once: the wind-down takes seconds
+            display.close()
+            why = exc.name if isinstance(exc, Stopped) else "interrupted"
+            click.echo(f"stopping ({why}): cancelling the chunks in flight, up to {STOP_WAIT:.0f} s …", err=True)
+
         try:
-            result = job.follow(on_progress, STOP_WAIT)
+            result = job.follow(stops.deferring(on_progress), STOP_WAIT, on_stop)
         except KeyboardInterrupt as exc:  # the job stopped, its finished chunks kept
             display.close()
             stopped = f"stopped by {exc.name}" if isinstance(exc, Stopped) else "interrupted"

@@ -166,5 +166,6 @@ def render(
 ) -> JobResult:
     """Render ``input`` into ``output`` and wait. Ctrl-C, SIGTERM and SIGHUP cancel it cleanly,
     keeping finished chunks, and raise :class:`~distdream.stops.Stopped` (a ``KeyboardInterrupt``)."""
-    with signals_stop():
-        return submit(input, output, config, on_phase=on_phase, faults=faults, **job_options).follow(on_progress)
+    with signals_stop() as stops:
+        job = submit(input, output, config, on_phase=on_phase, faults=faults, **job_options)
+        return job.follow(None if on_progress is None else stops.deferring(on_progress))

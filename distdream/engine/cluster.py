@@ -6,7 +6,8 @@ cost seconds. So an address with a host and port is first tried with a plain TCP
 then asked to speak gRPC, as a GCS (or a Ray client server) does, within ``connect_timeout``; only
 an address that does is handed to Ray. ``ray.init`` also
 installs a SIGTERM handler of its own (``sys.exit``); a handler the caller installed stays, and
-stays through ``ray.shutdown`` (:func:`_keep_signal_handlers`).
+stays through ``ray.shutdown`` (:func:`_keep_signal_handlers`). A local instance's processes do
+not take the stop signals meant for the render (:func:`_signals_for_the_driver_only`).
 
 A worker that asks for what no node has (a GPU on a CPU cluster) would wait forever for Ray to
 place it: :func:`wait_for_resources` fails in seconds instead, naming what the cluster has, or
@@ -15,13 +16,14 @@ waits a bounded, visible time where nodes may still come (an autoscaling cluster
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from urllib.parse import urlparse
 
 import ray
@@ -65,7 +67,8 @@ def connect(address: str | None, timeout: float = 30.0) -> None:
         if address:
             ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
         else:  # a new instance of our own, even if another driver runs one on this machine
-            ray.init(address="local", include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+            with _signals_for_the_driver_only():
+                ray.init(address="local", include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise JobError(f"cannot connect to a Ray cluster at {address or 'a new local instance'}: {exc}") from None
     except SystemExit as exc:  # Ray's own handler, in place while it starts, took a SIGTERM meant for ours
@@ -107,6 +110,20 @@ def _check_grpc(address: str, target: tuple[str, int], timeout: float) -> None:
         f"{address} is {seen}, not a Ray cluster; the address is HOST:PORT of the head's GCS "
         "(6379 by default, as `ray start --head` prints it), or ray://HOST:10001 for Ray's client"
     )
+
+
+@contextlib.contextmanager
+def _signals_for_the_driver_only() -> Iterator[None]:
+    """Start a local instance with SIGTERM and SIGHUP blocked in the processes it starts (Ray
+    blocks SIGINT there itself): a signal to the whole process group (a scheduler ending the job,
+    ``kill -- -PGID``) then reaches only the driver, which stops the job in order and shuts its
+    instance down, instead of racing the instance's own exit (Ray ends a driver whose raylet has
+    gone at once, with code 1). A child inherits the mask of the thread that started it."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGHUP})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)  # one that came meanwhile is delivered now
 
 
 def _no_auto_init() -> None:

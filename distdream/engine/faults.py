@@ -4,7 +4,8 @@ Not a setting: a job's :class:`~distdream.config.JobOptions` say how to render; 
 it is to break, or where it is to wait for the test's go-ahead. :func:`~distdream.engine.submit`
 takes them as ``faults``; a job with faults runs on Ray, where a worker can be killed and
 restarted, unless it is told ``ray="never"``: then its worker threads take the faults a thread
-can show (:data:`THREAD_KINDS`). The join faults hold the driver itself, wherever the chunks ran.
+can show (:data:`THREAD_KINDS`). The driver's faults (:data:`JOIN_KINDS`: the join's and the stop's)
+hold the driver itself, wherever the chunks ran.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ __all__ = [
     "join_faults",
 ]
 
-JOIN_KINDS = ("join-wait", "publish-wait")  # the driver's join: they hold it, in any job
+JOIN_KINDS = ("join-wait", "publish-wait", "stop-wait")  # the driver's own: they hold it, in any job
 FAULT_KINDS = ("raise", "exit", "hang", "unavailable", "wait", "start-raise", "start-hang", "ping-hang", *JOIN_KINDS)
 # what a job in this process can show: its worker threads' faults and the join's; the rest need a process
 THREAD_KINDS = ("raise", "wait", *JOIN_KINDS)
@@ -49,7 +50,8 @@ class Fault:
     starts but never answers its first ping (``ping-hang``); ``chunk`` is ignored for those.
     Join faults hold the final join until ``go`` exists: while it writes the output's temporary
     file (``join-wait``: a stop abandons it there) or once it is publishing it (``publish-wait``:
-    past the point where a stop is still taken).
+    past the point where a stop is still taken); ``stop-wait`` holds a cancelled job's driver
+    before it stops its workers (a test signals the process again while it stops).
     """
 
     chunk: int = 0

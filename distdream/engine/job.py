@@ -233,18 +233,25 @@ class Job:
             lease.release()
         return False
 
-    def follow(self, on_progress: Callable[[Job], None] | None = None, stop_wait: float = 10.0) -> JobResult:
+    def follow(
+        self,
+        on_progress: Callable[[Job], None] | None = None,
+        stop_wait: float = 10.0,
+        on_stop: Callable[[KeyboardInterrupt], None] | None = None,
+    ) -> JobResult:
         """Wait for the job, calling ``on_progress(job)`` every quarter second, and return its
         result. A ``KeyboardInterrupt`` (Ctrl-C, or a stop signal under
-        :func:`~distdream.stops.signals_stop`) stops the job within ``stop_wait`` seconds,
-        finished chunks kept, and is raised again; unless it came as the output was being
-        published: then the job finishes, and its result is returned (:meth:`cancelled` says a
-        stop came)."""
+        :func:`~distdream.stops.signals_stop`) is passed to ``on_stop`` at once, stops the job
+        within ``stop_wait`` seconds, finished chunks kept, and is raised again; unless it came
+        as the output was being published: then the job finishes, and its result is returned
+        (:meth:`cancelled` says a stop came)."""
         try:
             while not self.wait(0.25):
                 if on_progress is not None:
                     on_progress(self)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
+            if on_stop is not None:
+                on_stop(exc)
             self.stop(stop_wait)
             if self._status is not JobStatus.SUCCEEDED:
                 raise
@@ -554,6 +561,9 @@ class Job:
                     raise JobCancelled(f"job cancelled; finished chunks are kept in {workdir} (resume with --resume)")
                 run.step()
         finally:
+            if self._board.cancelled():
+                for fault in join_faults(self.faults, "stop-wait"):
+                    hold(fault)
             run.stop()
         self._board.all_done()
         self._status = JobStatus.STITCHING
