@@ -35,8 +35,9 @@ def test_an_unknown_fault_kind_is_refused_before_the_job_starts(tmp_path: Path) 
     assert [f.kind for f in checked_faults([f for f in every if f.kind in THREAD_KINDS], in_process=True)] == [
         "raise",
         "wait",
-        "join-wait",  # the join's: the driver's own, wherever the chunks run
+        "join-wait",  # the join's and the stop's: the driver's own, wherever the chunks run
         "publish-wait",
+        "stop-wait",
     ]
     with pytest.raises(ConfigError, match="needs go=PATH"):
         checked_faults([Fault(kind="publish-wait")], in_process=True)
