@@ -116,9 +116,10 @@ def _check_grpc(address: str, target: tuple[str, int], timeout: float) -> None:
 def _signals_for_the_driver_only() -> Iterator[None]:
     """Start a local instance with SIGTERM and SIGHUP blocked in the processes it starts (Ray
     blocks SIGINT there itself): a signal to the whole process group (a scheduler ending the job,
-    ``kill -- -PGID``) then reaches only the driver, which stops the job in order and shuts its
-    instance down, instead of racing the instance's own exit (Ray ends a driver whose raylet has
-    gone at once, with code 1). A child inherits the mask of the thread that started it."""
+    ``kill -- -PGID``) then reaches only the driver, which stops the job in order and then ends
+    its instance (the command line kills it as it exits), instead of racing the instance's own
+    exit (Ray ends a driver whose raylet has gone at once, with code 1). A child inherits the mask
+    of the thread that started it."""
     old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGHUP})
     try:
         yield
