@@ -49,6 +49,12 @@ class Chunk:
     seed: int  # seeds the jitter of a chain's first chunk (a handoff continues its predecessor's)
     begins: str = "start"  # start, cut, handoff or crossfade (see the module docstring)
     hands_off: bool = False  # the next chunk continues from this one's carried state
+    # a crossfade chain's dream is relayed from the chains of its shot before it: (first frame,
+    # seed) of each, in order; the chain's own first frame continues from the last of them
+    relay: tuple[tuple[int, int], ...] = ()
+
+    def __post_init__(self) -> None:  # a plan read back from JSON has lists
+        object.__setattr__(self, "relay", tuple((int(f), int(s)) for f, s in self.relay))
 
     @property
     def name(self) -> str:
@@ -156,7 +162,14 @@ def _with_lead_ins(spans: list[tuple[int, int, str]], overlap: int, seed: int) -
         # seeded by where its dream starts, not by its index: a shot rendered alone (a frame range)
         # begins with the same jitter as the same shot inside a longer render
         seeded = seed * 1_000_003 + start - lead_in
-        chunks.append(Chunk(index=k, start=start, end=end, lead_in=lead_in, tail=0, seed=seeded, begins=begins))
+        if begins in ("start", "cut"):
+            heads: list[tuple[int, int]] = []  # the first frame and seed of each chain of this shot
+        relay = tuple(heads) if begins == "crossfade" else ()
+        if begins != "handoff":
+            heads.append((start - lead_in, seeded))
+        chunks.append(
+            Chunk(index=k, start=start, end=end, lead_in=lead_in, tail=0, seed=seeded, begins=begins, relay=relay)
+        )
     return [
         replace(
             c,

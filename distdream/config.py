@@ -345,6 +345,14 @@ class RenderConfig:
         rule=switch(),
         help="Hold carried frames at their keyframe's strength and colour (no ramp or drift over a shot).",
     )
+    # where the scene holds still (under 0.05 px a frame, trusted flow) the carried dream is kept
+    # whole and the steps leave it be: a still shot keeps its dream instead of morphing
+    # (docs/design/coherence.md, "One dream"); 0 gives classic DeepDream's evolving dream
+    steady: float = setting(
+        1.0,
+        rule=number(low=0, high=1),
+        help="How firmly the dream holds where the scene is still: 1 holds it, 0 lets it keep evolving (breathing).",
+    )
     occlusion_mask: bool = setting(True, rule=switch(), help="Drop the carried dream where the scene is newly visible.")
     # how the carried dream is resampled when warped onto the next frame. Bilinear blurs it a
     # little every frame, and the dream's steps redraw what was lost: at equal strength bicubic

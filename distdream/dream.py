@@ -227,6 +227,9 @@ class Anchor:
     target: torch.Tensor  # (1, 3, H, W) RGB in [0, 1]: this frame plus the previous dream, warped onto it
     mask: torch.Tensor  # (1, 1, H, W) in [0, 1]: how far the warp can be trusted
     weight: float  # λ: the share of the gap closed per step
+    # (1, 1, H, W) in [0, 1]: how still the scene is at each pixel; a step moves a pixel
+    # (1 − still) of its way, so a dream that is already there stays (None: whole steps everywhere)
+    still: torch.Tensor | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -384,11 +387,14 @@ class Dreamer:
                 rolled = torch.cat([self.jitter.apply(xa[j : j + 1], s) for j, s in enumerate(shifts)])
                 grad = self.gradient(rolled)  # (A, 3, h, w)
                 grad = torch.cat([self.jitter.undo(grad[j : j + 1], s) for j, s in enumerate(shifts)])
-                xa = gradient_step(xa, grad, cfg.learning_rate, self.low, self.high)
+                stepped = gradient_step(xa, grad, cfg.learning_rate, self.low, self.high)
                 if pulls is not None:  # the temporal term: back toward the warped previous output
-                    target, pull = pulls[level]
+                    target, pull, freedom = pulls[level]
                     idx = slice(None) if len(active) == n else active
-                    xa = xa - pull[idx] * (xa - target[idx])
+                    if freedom is not None:  # still pixels keep the dream they carry
+                        stepped = xa + freedom[idx] * (stepped - xa)
+                    stepped = stepped - pull[idx] * (stepped - target[idx])
+                xa = stepped
                 if len(active) == n:
                     x = xa
                 else:
@@ -406,9 +412,10 @@ class Dreamer:
 
     def _pulls(
         self, anchors: list[Anchor | None], base: torch.Tensor, sizes: Sequence[tuple[int, int]]
-    ) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
-        """Per octave level: the targets (normalised) and ``weight · mask`` of a batch, or ``None``
-        when no image has an anchor. An image without one gets a zero pull."""
+    ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] | None:
+        """Per octave level: the targets (normalised), ``weight · mask`` and ``1 − still`` (the
+        share of each step a pixel takes; None when no image has a still map) of a batch, or
+        ``None`` when no image has an anchor. An image without one gets a zero pull and whole steps."""
         if all(a is None for a in anchors):
             return None
         targets = torch.cat(
@@ -425,7 +432,20 @@ class Dreamer:
                 for i, a in enumerate(anchors)
             ]
         )
-        return [(resize(targets, size), resize(weights, size)) for size in sizes]
+        freedom = None
+        if any(a is not None and a.still is not None for a in anchors):
+            freedom = torch.cat(
+                [
+                    torch.ones_like(base[i : i + 1, :1])
+                    if a is None or a.still is None
+                    else 1.0 - a.still.to(self.device, torch.float32)
+                    for i, a in enumerate(anchors)
+                ]
+            )
+        return [
+            (resize(targets, size), resize(weights, size), None if freedom is None else resize(freedom, size))
+            for size in sizes
+        ]
 
     def total_steps(self, height: int, width: int, num_iterations: int | None = None) -> int:
         """How many gradient steps :meth:`dream` takes for an image of this size (for progress bars)."""

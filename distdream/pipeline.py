@@ -23,14 +23,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .carry import flow_tensor, warp_tensor
 from .config import RenderConfig
 from .dream import Dreamer, FrameDreamer, resize
 from .encode import Encoder, Span
-from .flow import SCAN_SIDE, FrameMotion, MotionEstimator, shrink, warp
+from .flow import SCAN_SIDE, MotionEstimator, shrink
 from .images import array_to_tensor, load_image, tensor_to_frame
+from .memory import Memory
 from .reader import MotionReader
-from .sequence import Level, SequenceStep, ShotSettings, ShotState, dream_sequence
+from .relay import relayed as relayed_state
+from .sequence import Level, ShotState, dream_sequence
+from .steps import reader_steps, shot_settings
 from .video import VideoIndex, is_pattern, read_frames
 
 __all__ = [
@@ -76,6 +78,7 @@ class Carried:
     residual: torch.Tensor  # (1, 3, H, W) float32: dream − frame of the last frame
     generator: torch.Tensor  # torch.Generator.get_state()
     level: torch.Tensor | None = None  # sequence.Level.to_tensor() of the shot; None: not held
+    memory: torch.Tensor | None = None  # memory.Memory.to_tensor() of the shot; None: none kept
 
     def to_bytes(self) -> bytes:
         import io
@@ -84,6 +87,8 @@ class Carried:
         arrays = {"residual": self.residual.numpy(), "generator": self.generator.numpy()}
         if self.level is not None:
             arrays["level"] = self.level.numpy()
+        if self.memory is not None:
+            arrays["memory"] = self.memory.numpy()
         np.savez(buffer, **arrays)
         return buffer.getvalue()
 
@@ -95,87 +100,9 @@ class Carried:
             return cls(
                 *(
                     torch.from_numpy(arrays[k].copy()) if k in arrays else None
-                    for k in ("residual", "generator", "level")
+                    for k in ("residual", "generator", "level", "memory")
                 )
             )
-
-
-def _mover(motion: FrameMotion, resampling: str, device: torch.device | None) -> Callable[[torch.Tensor], torch.Tensor]:
-    """warp(residual) by this frame's backward flow, (1, 3, H, W). The carry and the temporal
-    term's anchor both need it for the same residual: the last one is kept, so it is warped once.
-
-    ``resampling`` is the config's ``carry_resampling`` (bicubic by default: bilinear blurs the
-    carried dream a little every frame, the temporal term pulls toward that blur, and the dream's
-    steps redraw the lost texture, so detail and steadiness are lost together). ``device``: warp
-    there with :func:`~distdream.carry.warp_tensor` (the carry on the network's device), or on
-    the host with OpenCV (``None``)."""
-    last: list[tuple[torch.Tensor, torch.Tensor]] = []
-    flow = None if device is None else flow_tensor(motion.backward, device)
-
-    def moved(residual: torch.Tensor) -> torch.Tensor:
-        if last and last[0][0] is residual:
-            return last[0][1]
-        if flow is not None:
-            result = warp_tensor(residual, flow, resampling)
-        else:
-            out = warp(residual[0].permute(1, 2, 0).numpy(), motion.backward, resampling)  # (H, W, 3)
-            result = torch.from_numpy(np.ascontiguousarray(out)).permute(2, 0, 1).unsqueeze(0)
-        last[:] = [(residual, result)]  # holding the residual keeps its identity unique
-        return result
-
-    return moved
-
-
-def _anchor(
-    motion: FrameMotion, frame: torch.Tensor, moved: Callable[[torch.Tensor], torch.Tensor]
-) -> Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
-    """The temporal term's target, this frame plus the previous dream moved onto it, and its
-    weight, where that move is reliable (the consistency mask, off motion boundaries).
-
-    The target is this frame plus the previous dream *residual* warped, not the previous output
-    warped: warping resamples, and pulling the picture itself toward a resampled copy frame after
-    frame would blur the footage (seen as a washed-out, soft image after a few dozen frames); the
-    frame stays sharp this way and only the dream is carried.
-    """
-    trust = motion.mask if motion.reliable is None else motion.mask * motion.reliable
-    weight = torch.from_numpy(np.ascontiguousarray(trust, dtype=np.float32))[None, None].to(frame.device)
-
-    def anchor(residual: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return (frame + moved(residual)).clamp(0, 1), weight
-
-    return anchor
-
-
-def _carry(
-    motion: FrameMotion, config: RenderConfig, moved: Callable[[torch.Tensor], torch.Tensor], device: torch.device
-) -> Callable[[torch.Tensor], torch.Tensor]:
-    """decay · mask · warp(residual): the previous dream, moved with the scene."""
-    mask = torch.from_numpy(np.ascontiguousarray(motion.mask, dtype=np.float32))[None, None].to(device)
-
-    def carry(residual: torch.Tensor) -> torch.Tensor:
-        out = moved(residual)
-        return (out * mask if config.occlusion_mask else out) * config.decay
-
-    return carry
-
-
-def _steps(
-    reader: MotionReader, start: int, config: RenderConfig, order: list[int], device: torch.device | None
-) -> Iterator[SequenceStep]:
-    """The reader's frames from ``start`` on as sequence steps, each with how the dream reaches it;
-    with a ``device``, the frames, the carry and the anchor live there (see :func:`_mover`)."""
-    here = device or torch.device("cpu")
-    for i, frame, motion in reader:
-        if i < start:
-            continue  # decoded for its flow only
-        order.append(i)
-        image = array_to_tensor(frame).to(here)
-        if motion is None or motion.cut:
-            yield SequenceStep(image, None)
-            continue
-        moved = _mover(motion, config.carry_resampling, device)
-        carry = _carry(motion, config, moved, here)
-        yield SequenceStep(image, carry, _anchor(motion, image, moved) if config.temporal_weight > 0 else None)
 
 
 def carry_device(config: RenderConfig, dreamer: FrameDreamer) -> torch.device | None:
@@ -217,19 +144,14 @@ class DreamedFrames:
         generator: torch.Generator,
         lookahead: int = 8,
         carried: Carried | None = None,
+        relay: Sequence[tuple[int, int]] = (),
     ) -> None:
         if carried is not None and start < 1:
             raise ValueError("a handoff cannot continue into frame 0")
         self.index, self.start, self.end, self.config, self.dreamer = index, start, end, config, dreamer
-        self.generator, self.lookahead, self.carried = generator, lookahead, carried
+        self.generator, self.lookahead, self.carried, self.relay = generator, lookahead, carried, relay
         self.times = dict.fromkeys(("flow_wait", "keyframe", "frame", "decode", "flow"), 0.0)
         self.carried_out: Carried | None = None
-
-    def _settings(self) -> ShotSettings:
-        c = self.config
-        return ShotSettings(
-            c.keyframe_steps, c.frame_steps, c.keyframe_settle, c.decay, c.temporal_weight, c.hold_level
-        )
 
     def __iter__(self) -> Iterator[tuple[int, np.ndarray, bool]]:
         carried, times, generator = self.carried, self.times, self.generator
@@ -238,7 +160,11 @@ class DreamedFrames:
         if carried is not None:
             generator.set_state(carried.generator)
             residual = carried.residual if device is None else carried.residual.to(device)
-            state = ShotState(residual, None if carried.level is None else Level.from_tensor(carried.level))
+            level = None if carried.level is None else Level.from_tensor(carried.level)
+            memory = None
+            if carried.memory is not None:
+                memory = Memory.from_tensor(carried.memory if device is None else carried.memory.to(device))
+            state = ShotState(residual, level, memory)
         # from the frame before when continuing: its flow carries the dream onto frame ``start``
         first = self.start - 1 if carried is not None else self.start
         reader = MotionReader(self.index, first, self.end, self.config.flow, self.lookahead, times)
@@ -246,10 +172,19 @@ class DreamedFrames:
         start_image = _start_image(self.config, self.index)
         if start_image is not None and device is not None:
             start_image = start_image.to(device)
+        first_motion = None
         try:
-            steps = _steps(reader, self.start, self.config, order, device)
+            if self.relay and carried is None:
+                t0 = time.perf_counter()
+                relayed = relayed_state(
+                    self.index, self.relay, self.start, self.config, self.dreamer, device, start_image, times
+                )
+                if relayed is not None:
+                    state, first_motion = relayed
+                times["keyframe"] += time.perf_counter() - t0  # the relay stands in for a keyframe
+            steps = reader_steps(reader, self.start, self.config, order, device, first_motion)
             sequence = dream_sequence(
-                self.dreamer, steps, self._settings(), generator=generator, start=start_image, state=state
+                self.dreamer, steps, shot_settings(self.config), generator=generator, start=start_image, state=state
             )
             t0, waited = time.perf_counter(), times["flow_wait"]
             for k, (dreamed, keyframe) in enumerate(sequence):
@@ -259,7 +194,10 @@ class DreamedFrames:
                 t0, waited = time.perf_counter(), times["flow_wait"]
             if state.residual is not None:
                 level = None if state.level is None else state.level.to_tensor()
-                self.carried_out = Carried(state.residual.detach().cpu().contiguous(), generator.get_state(), level)
+                memory = None if state.memory is None else state.memory.to_tensor().detach().cpu().contiguous()
+                self.carried_out = Carried(
+                    state.residual.detach().cpu().contiguous(), generator.get_state(), level, memory
+                )
         finally:
             reader.close()
 
@@ -295,6 +233,7 @@ def dream_range(
     progress: Callable[[int], None] | None = None,
     on_frame: Callable[[int], None] | None = None,
     carried: Carried | None = None,
+    relay: Sequence[tuple[int, int]] = (),
 ) -> RangeResult:
     """Dream frames ``[first, end)`` (keyframe at ``first``, unless ``carried`` continues a
     handoff: see :class:`DreamedFrames`) and write them into ``spans``.
@@ -312,7 +251,7 @@ def dream_range(
     keyframes = 0
     t_start = time.perf_counter()
     encoder = Encoder(index, spans)
-    frames = DreamedFrames(index, first, end, config, dreamer, generator=generator, carried=carried)
+    frames = DreamedFrames(index, first, end, config, dreamer, generator=generator, carried=carried, relay=relay)
     try:
         for i, rgb, keyframe in frames:
             if on_frame is not None:

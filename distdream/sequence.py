@@ -18,10 +18,12 @@ import torch
 
 from .chroma import chroma
 from .dream import Anchor, Dreamer
+from .memory import Memory
 
 __all__ = [
     "HOLD_MAX_LIFT",
     "Level",
+    "Scene",
     "SequenceStep",
     "ShotSettings",
     "ShotState",
@@ -29,6 +31,15 @@ __all__ = [
     "held",
     "settle_keep",
 ]
+
+
+@dataclass(frozen=True)
+class Scene:
+    """How still a carried frame's scene is, for a dream that holds where the scene does."""
+
+    still: torch.Tensor  # (1, 1, H, W) in [0, 1]: steady · how still each pixel is
+    steady: float  # how firmly a dream restored from memory is held (the ``steady`` setting)
+    camera_moved: bool  # most of the frame moves: what was remembered is no longer where it was
 
 
 @dataclass(frozen=True)
@@ -42,9 +53,10 @@ class SequenceStep:
 
     frame: torch.Tensor  # (1, 3, H, W) RGB in [0, 1]
     carry: Callable[[torch.Tensor], torch.Tensor] | None
-    # maps the previous residual to what this frame should stay close to, and how far to trust
-    # it: (target RGB, mask) — the temporal term's anchor
-    anchor: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None
+    # maps the previous residual to what this frame should stay close to, how far to trust it,
+    # and how still the scene is (None: not held still): (target RGB, mask, still) — the anchor
+    anchor: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] | None = None
+    scene: Scene | None = None  # None: nothing is held still or remembered
 
 
 def in_range(frame: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
@@ -174,26 +186,43 @@ class ShotSettings:
     decay: float = 0.9
     temporal_weight: float = 0.0
     hold: bool = False
+    remember: bool = False  # keep a Memory of the dream where the scene is still
 
 
 @dataclass
 class ShotState:
-    """Where a shot's dream stands: the last frame's residual and the level it holds (None: not
-    held). A handoff passes it from one chunk to the next."""
+    """Where a shot's dream stands: the last frame's residual, the level it holds (None: not
+    held) and what it remembers where the scene held still (None: nothing). A handoff passes it
+    from one chunk to the next."""
 
     residual: torch.Tensor | None = None
     level: Level | None = None
+    memory: Memory | None = None
 
 
 def _first_guess(
-    step: SequenceStep, residual: torch.Tensor, settings: ShotSettings
+    step: SequenceStep, residual: torch.Tensor, settings: ShotSettings, memory: Memory | None
 ) -> tuple[torch.Tensor, int, Anchor | None]:
-    """A carried frame's starting image, its steps per octave and its temporal anchor."""
-    init = in_range(step.frame, step.frame + step.carry(residual))  # (1, 3, H, W)
+    """A carried frame's starting image, its steps per octave and its temporal anchor; pixels that
+    show what ``memory`` holds there start from (and are held at) its dream — on a still scene
+    that is what the carry brings anyway, where a passing object uncovered it, it is not."""
+    carried = step.carry(residual)
+    restore = None
+    if memory is not None and step.scene is not None:
+        restore = memory.recall(step.frame)  # (1, 1, H, W)
+        carried = carried + restore * (memory.residual - carried)
+    init = in_range(step.frame, step.frame + carried)  # (1, 3, H, W)
     anchor = None
-    if settings.temporal_weight > 0 and step.anchor is not None:
-        target, mask = step.anchor(residual)
-        anchor = Anchor(target, mask, settings.temporal_weight)
+    if step.anchor is not None:
+        target, mask, still = step.anchor(residual)
+        if restore is not None and step.scene is not None:
+            remembered = (step.frame + memory.residual).clamp(0, 1)  # type: ignore[union-attr]
+            target = target + restore * (remembered - target)
+            mask = torch.maximum(mask, restore)
+            held_still = step.scene.steady * restore
+            still = held_still if still is None else torch.maximum(still, held_still)
+        if settings.temporal_weight > 0 or still is not None:
+            anchor = Anchor(target, mask, settings.temporal_weight, still)
     return init, settings.frame_iterations, anchor
 
 
@@ -237,7 +266,7 @@ def dream_sequence(
     """
     dream = partial(dreamer.dream, generator=generator, progress=progress)
     state = state if state is not None else ShotState()
-    residual, level = state.residual, state.level
+    residual, level, memory = state.residual, state.level, state.memory
     first = True
     upcoming = iter(steps)
     ahead: list[SequenceStep] = []  # a step taken early (a keyframe's settle looks at the next one)
@@ -248,7 +277,7 @@ def dream_sequence(
         if keyframe:
             init, iterations, anchor = (start if from_start else frame), settings.keyframe_iterations, None
         else:
-            init, iterations, anchor = _first_guess(step, residual, settings)
+            init, iterations, anchor = _first_guess(step, residual, settings, memory)
         dreamed = dream(init, num_iterations=iterations, anchor=anchor)
         if keyframe and settings.settle and not from_start:  # a start image is the user's: settling would dissolve it
             following = next(upcoming, None)
@@ -257,8 +286,11 @@ def dream_sequence(
         residual = dreamed - frame
         if keyframe:
             level = None if from_start else Level.of(frame, residual)
+            memory = Memory.of(frame, residual) if settings.remember else None
         elif settings.hold and level is not None:
             dreamed, residual = held(frame, residual, level)
-        state.residual, state.level = residual, level
+        if not keyframe and memory is not None and step.scene is not None:
+            memory.update(frame, residual, step.scene.still, step.scene.camera_moved)
+        state.residual, state.level, state.memory = residual, level, memory
         first = False
         yield dreamed, keyframe

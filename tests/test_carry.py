@@ -12,7 +12,7 @@ import pytest
 import torch
 from skimage import data
 
-from distdream import pipeline
+from distdream import steps
 from distdream.carry import flow_tensor, warp_tensor
 from distdream.config import DreamConfig, RenderConfig
 from distdream.dream import Dreamer
@@ -91,7 +91,7 @@ def test_a_range_carried_on_the_device_matches_the_host_carry(index: VideoIndex,
         warps.append(image.device)
         return warp_tensor(image, flow, interpolation)
 
-    monkeypatch.setattr(pipeline, "warp_tensor", counted)
+    monkeypatch.setattr(steps, "warp_tensor", counted)
     dreamer = Dreamer(FAST, model=lite0, device="cpu")
     host = _range(index, dreamer, False, 0, 8)
     want = _frames(host)

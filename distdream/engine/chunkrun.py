@@ -76,6 +76,7 @@ class ChunkRenderer:
                 progress=progress,
                 on_frame=on_frame,
                 carried=carried,
+                relay=chunk.relay,
             )
 
         if self.batcher is None:

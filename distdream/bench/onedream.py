@@ -1,0 +1,226 @@
+"""One dream over time: does the dream stay with the scene over many frames, not only from one
+frame to the next?
+
+Three small clips made from real photos, each rendered with the default (steady) dream and with
+the breathing one (``steady`` 0, classic DeepDream's evolving dream), lossless:
+
+- a **still shot** (one photo held): how far the dream at t+64 is from the dream at t, over its
+  strength, with the carried frames' strength and detail over the keyframe's; and the same shot
+  rendered in crossfaded chunks, against the one-chunk render of it;
+- a **pan** rendered in one chain and in crossfaded chunks: the 16-frame *span error* (the output
+  at t warped onto t+16 along the input's own flow between those two frames, mean |difference|
+  on pixels where that flow is consistent both ways) over spans that straddle a crossfade window
+  against spans inside a chain, and the 1-frame warping error;
+- a **reveal**: an object passes over a still background; on the pixels it uncovered, the dream
+  after it passed against the dream before it came, over their strength.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from ..config import FlowConfig, RenderConfig
+from ..engine import plan, render
+from ..flow import MotionEstimator, warp
+from ..metrics import dream_detail, warping_error
+from ..samples import pan_frames, sample_photo, write_clip
+from ..video import read_frames
+
+__all__ = ["OneDreamBenchmark", "OneDreamRow", "bench_one_dream", "reveal_change", "reveal_frames", "still_frames"]
+
+SPAN = 16  # frames between the two ends of a span
+LATER = 64  # how far apart the still shot's two compared frames are
+
+
+def still_frames(n: int, width: int, height: int, photo: str = "coffee") -> Iterator[np.ndarray]:
+    """``n`` copies of one photo at ``width``×``height``: a locked-off shot of a still scene."""
+    import cv2
+
+    frame = cv2.resize(sample_photo(photo), (width, height), interpolation=cv2.INTER_AREA)
+    for _ in range(n):
+        yield frame
+
+
+def reveal_frames(n: int, width: int, height: int) -> Iterator[np.ndarray]:
+    """An object (a crop of another photo) crossing a still background from left to right: it
+    enters after frame 0 and has left before the last frame."""
+    import cv2
+
+    background = next(still_frames(1, width, height))
+    side = max(4, round(height * 0.4))
+    thing = cv2.resize(sample_photo("astronaut")[60:260, 160:360], (side, side), interpolation=cv2.INTER_AREA)
+    top = (height - side) // 2
+    for i in range(n):
+        x = round(-side + (width + side) * i / (n - 1))
+        frame = background.copy()
+        a, b = max(x, 0), min(x + side, width)
+        if b > a:
+            frame[top : top + side, a:b] = thing[:, a - x : b - x]
+        yield frame
+
+
+@dataclass(frozen=True)
+class OneDreamRow:
+    """One way of dreaming measured on the three clips (strength: mean |output − input|, /255)."""
+
+    way: str
+    steady: float
+    still_strength: float  # median over the carried frames
+    still_change: float  # mean |out(t + 64) − out(t)| over the strength
+    still_change_per_frame: float  # mean |out(t + 1) − out(t)| over the strength
+    still_strength_kept: float  # carried frames' median strength over the keyframe's
+    still_detail_kept: float  # carried frames' median detail (mean |Laplacian| of out − in) over the keyframe's
+    still_chunked_apart: float  # crossfaded chunks against one chunk: mean |difference| over the strength
+    pan_strength: float
+    pan_span_inside: float  # mean 16-frame span error inside chains (one-chain render), /255
+    pan_span_ratio: float  # chunked render: spans straddling a crossfade window over spans inside chains
+    pan_span_ratio_one_chain: float  # the one-chain render at the same positions
+    pan_warping_l1: float  # 1-frame warping error (mean |difference|, /255), one chain
+    pan_detail_kept: float  # carried frames' median detail over the keyframe's
+    reveal_change: float  # revealed pixels: mean |after − before| over their strength before
+    reveal_strength_kept: float  # their strength after over before
+    seconds_per_frame: float  # the one-chain pan's render time per frame (this process, no Ray)
+
+
+@dataclass(frozen=True)
+class OneDreamBenchmark:
+    width: int
+    height: int
+    frames: dict[str, int]
+    chunk_frames: int
+    rows: tuple[OneDreamRow, ...]
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def _frames(path: Path) -> list[np.ndarray]:
+    return [f.astype(np.float32) for f in read_frames(str(path))]
+
+
+def _strength(frame_in: np.ndarray, frame_out: np.ndarray) -> float:
+    return float(np.abs(frame_out - frame_in).mean())
+
+
+def span_errors(inp: Sequence[np.ndarray], out: Sequence[np.ndarray], span: int = SPAN) -> list[float]:
+    """Per start frame t: the output at t warped onto t + ``span`` by the input's flow between
+    those frames, mean |difference| (levels of 255) where that flow is consistent both ways."""
+    estimator = MotionEstimator(FlowConfig())
+    errors = []
+    for t in range(len(inp) - span):
+        motion = estimator.motion(inp[t].astype(np.uint8), inp[t + span].astype(np.uint8))
+        mask = motion.reliable.astype(np.float32) if motion.reliable is not None else motion.mask
+        moved = warp(out[t], motion.backward)
+        diff = np.abs(out[t + span] - moved).mean(-1)
+        errors.append(float((diff * mask).sum() / max(float(mask.sum()), 1.0)))
+    return errors
+
+
+def _span_ratio(errors: Sequence[float], windows: Sequence[tuple[int, int]], span: int = SPAN) -> float:
+    """Spans touching a window over spans clear of every window (a frame's margin)."""
+    across = [e for t, e in enumerate(errors) if any(t < b and t + span > a for a, b in windows)]
+    inside = [e for t, e in enumerate(errors) if not any(t <= b and t + span >= a for a, b in windows)]
+    return float(np.mean(across) / np.mean(inside)) if across and inside else float("nan")
+
+
+def reveal_change(inp: Sequence[np.ndarray], out: Sequence[np.ndarray], margin: int = 3) -> tuple[float, float]:
+    """On pixels the object covered and uncovered: |dream after − dream before| over the strength
+    before, and the strength after over before (``margin`` frames clear of the object)."""
+    background = inp[0]
+    covered = np.stack([np.abs(f - background).mean(-1) > 12 for f in inp])  # (T, H, W)
+    count = len(inp)
+    first = np.argmax(covered, 0)
+    last = count - 1 - np.argmax(covered[::-1], 0)
+    before, after = first - margin, last + margin
+    ok = covered.any(0) & (before >= 1) & (after < count)
+    ys, xs = np.nonzero(ok)
+    stack = np.stack(out)
+    was, now = stack[before[ys, xs], ys, xs], stack[after[ys, xs], ys, xs]
+    under = background[ys, xs]
+    strength_before = float(np.abs(was - under).mean())
+    return float(np.abs(now - was).mean()) / strength_before, float(np.abs(now - under).mean()) / strength_before
+
+
+def _measure(way: str, config: RenderConfig, clips: dict[str, Path], d: Path, chunk_frames: int) -> OneDreamRow:
+    def one(clip: str, chunked: bool = False) -> list[np.ndarray]:
+        options = {"workers": 2, "seams": "crossfade", "chunk_frames": chunk_frames} if chunked else {"workers": 1}
+        name = f"{clip}-{'chunked' if chunked else 'one'}.mp4"
+        return _frames(render(clips[clip], d / name, config, ray="never", overwrite=True, **options).output)
+
+    still_in = _frames(clips["still"])
+    still = one("still")
+    strengths = [_strength(i, o) for i, o in zip(still_in, still)]
+    details = [dream_detail(i, o) for i, o in zip(still_in, still)]
+    level = float(np.median(strengths[1:]))
+    later = min(LATER, len(still) - 1)
+    chunked_still = one("still", chunked=True)
+
+    pan_in = _frames(clips["pan"])
+    t0 = time.perf_counter()
+    pan = one("pan")
+    seconds = (time.perf_counter() - t0) / len(pan_in)
+    chunks = plan(clips["pan"], config, workers=2, ray="never", seams="crossfade", chunk_frames=chunk_frames).chunks
+    windows = [(c.first, c.start) for c in chunks if c.lead_in]
+    one_chain, chunked = span_errors(pan_in, pan), span_errors(pan_in, one("pan", chunked=True))
+    pan_error = warping_error(clips["pan"], d / "pan-one.mp4")
+    reveal_change_, reveal_kept = reveal_change(_frames(clips["reveal"]), one("reveal"))
+    return OneDreamRow(
+        way=way,
+        steady=config.steady,
+        still_strength=level,
+        still_change=float(np.mean([np.abs(still[t + later] - still[t]).mean() for t in range(len(still) - later)]))
+        / level,
+        still_change_per_frame=float(np.mean([np.abs(b - a).mean() for a, b in zip(still, still[1:])])) / level,
+        still_strength_kept=level / strengths[0],
+        still_detail_kept=float(np.median(details[1:])) / details[0],
+        still_chunked_apart=float(np.mean([np.abs(a - b).mean() for a, b in zip(still, chunked_still)])) / level,
+        pan_strength=float(np.median(pan_error.strength)),
+        pan_span_inside=float(np.mean([e for t, e in enumerate(one_chain) if not _near(t, windows)])),
+        pan_span_ratio=_span_ratio(chunked, windows),
+        pan_span_ratio_one_chain=_span_ratio(one_chain, windows),
+        pan_warping_l1=pan_error.l1,
+        pan_detail_kept=float(np.median(pan_error.detail[1:])) / pan_error.detail[0],
+        reveal_change=reveal_change_,
+        reveal_strength_kept=reveal_kept,
+        seconds_per_frame=seconds,
+    )
+
+
+def _near(t: int, windows: Sequence[tuple[int, int]], span: int = SPAN) -> bool:
+    return any(t <= b and t + span >= a for a, b in windows)
+
+
+def bench_one_dream(
+    *,
+    width: int = 128,
+    height: int = 72,
+    still: int = 96,
+    pan: int = 144,
+    reveal: int = 72,
+    chunk_frames: int = 48,
+    config: RenderConfig | None = None,
+) -> OneDreamBenchmark:
+    """Render the three clips with the default (steady) dream and the breathing one; lossless."""
+    base = replace(config or RenderConfig(), crf=0).validate()
+    ways = {"steady (default)": base, "breathing (steady 0)": replace(base, steady=0.0)}
+    with tempfile.TemporaryDirectory(prefix="distdream-onedream-") as tmp:
+        d = Path(tmp)
+        clips = {
+            "still": write_clip(d / "still.mp4", still_frames(still, width, height), audio=None, crf=0),
+            "pan": write_clip(d / "pan.mp4", pan_frames(pan, width, height), audio=None, crf=0),
+            "reveal": write_clip(d / "reveal.mp4", reveal_frames(reveal, width, height), audio=None, crf=0),
+        }
+        rows = tuple(_measure(way, config, clips, d, chunk_frames) for way, config in ways.items())
+    return OneDreamBenchmark(
+        width=width,
+        height=height,
+        frames={"still": still, "pan": pan, "reveal": reveal},
+        chunk_frames=chunk_frames,
+        rows=rows,
+    )
