@@ -208,7 +208,7 @@ def _first_guess(
     that is what the carry brings anyway, where a passing object uncovered it, it is not."""
     carried = step.carry(residual)
     restore = None
-    if memory is not None and step.scene is not None:
+    if memory is not None and step.scene is not None and not step.scene.camera_moved:
         restore = memory.recall(step.frame)  # (1, 1, H, W)
         carried = carried + restore * (memory.residual - carried)
     init = in_range(step.frame, step.frame + carried)  # (1, 3, H, W)

@@ -2,17 +2,15 @@
 temporal term pulls toward, and where the scene holds still.
 
 Each decoded frame and its motion become a :class:`~distdream.sequence.SequenceStep`. Where the
-camera is still, pixels that did not change are set still whatever the flow says (flow spreads a
-moving object's motion onto the background around it); where the scene is still the carried
-dream is kept whole and the steps leave it be (the ``steady`` setting), so a still shot keeps its
-dream and a passing object leaves the background's dream as it was. Where the scene moves, steps
-keep the dream locked onto it and crisp.
+scene is still the carried dream is kept whole and the steps leave it be (the ``steady``
+setting), so a still shot keeps its dream; where it moves, steps keep the dream locked onto it
+and crisp. Whether the camera moved tells the shot's memory (:mod:`~distdream.memory`) when what
+it remembers is no longer where it was.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -29,18 +27,16 @@ from .sequence import Scene, SequenceStep, ShotSettings
 __all__ = [
     "MOVING_ABOVE",
     "STILL_BELOW",
-    "TEXTURED",
     "frame_step",
     "reader_steps",
     "shot_settings",
     "still_map",
-    "unmoved",
+    "camera_moves",
 ]
 
 # the scene is still below this speed (pixels a frame) and moving above the next (still_map)
 STILL_BELOW = 0.05
 MOVING_ABOVE = 0.2
-TEXTURED = 0.2  # a pixel is textured when its luma changes this much a pixel (1.0 full scale)
 
 
 def _mover(motion: FrameMotion, resampling: str, device: torch.device | None) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -69,34 +65,22 @@ def _mover(motion: FrameMotion, resampling: str, device: torch.device | None) ->
     return moved
 
 
-def unmoved(motion: FrameMotion, previous: np.ndarray | None, frame: np.ndarray) -> FrameMotion:
-    """``motion`` with the pixels that did not change under a still camera set still: zero flow,
-    trusted. Flow spreads a moving object's motion onto the still background around it (DIS's
-    smoothing, tens of pixels); there the carry would drag the background's dream along and the
-    steps would redraw it. A pixel did not change when its 3×3 mean |difference| over RGB is
-    under :data:`~.memory.MATCH_BELOW`; nothing is set when the camera moves (:func:`_camera_moves`)."""
-    if previous is None or motion.cut:
-        return motion
-    change = cv2.blur(np.abs(frame - previous).mean(axis=-1), (3, 3))
-    same = (change < MATCH_BELOW).astype(np.float32)  # (H, W)
-    if not same.any() or _camera_moves(motion, previous, same):
-        return motion
-    backward = motion.backward * (1.0 - same)[..., None]
-    reliable = None if motion.reliable is None else motion.reliable | (same > 0)
-    return replace(motion, backward=backward, mask=np.maximum(motion.mask, same), reliable=reliable)
-
-
-def _camera_moves(motion: FrameMotion, previous: np.ndarray, same: np.ndarray) -> bool:
-    """Most of the flow moves faster than :data:`MOVING_ABOVE` and most of the textured pixels
-    (gradient over :data:`TEXTURED`) changed. Either alone misleads: flow spreads a large passing
-    object over most of a still frame, and smooth areas barely change under a slow pan."""
+def camera_moves(motion: FrameMotion, previous: np.ndarray | None, frame: np.ndarray | None) -> bool:
+    """Whether the camera moved between ``previous`` and ``frame``: most of the flow moves faster
+    than :data:`MOVING_ABOVE`, and the flow predicts ``frame`` better than no motion on more
+    pixels than the other way round (3×3 mean |difference| over RGB, a win by a third of
+    :data:`~.memory.MATCH_BELOW` or more). The flow alone misleads: it spreads a large passing
+    object's motion over most of a still frame (DIS's smoothing), where no motion predicts the
+    background exactly. Without ``previous`` (a relay's far-apart frames) the flow decides alone."""
     speed = np.hypot(motion.backward[..., 0], motion.backward[..., 1])
     if float(np.median(speed)) <= MOVING_ABOVE:
         return False
-    gray = previous.mean(axis=-1)
-    gradient = np.hypot(cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3)) / 8
-    textured = gradient > TEXTURED
-    return not textured.any() or float(same[textured].mean()) <= 0.5
+    if previous is None or frame is None:
+        return True
+    still = cv2.blur(np.abs(frame - previous).mean(axis=-1), (3, 3))
+    moved = cv2.blur(np.abs(frame - warp(previous, motion.backward)).mean(axis=-1), (3, 3))
+    margin = MATCH_BELOW / 3
+    return int((moved + margin < still).sum()) > int((still + margin < moved).sum())
 
 
 def still_map(motion: FrameMotion, steady: float, device: torch.device) -> torch.Tensor | None:
@@ -158,10 +142,15 @@ def _carry(
 
 
 def frame_step(
-    image: torch.Tensor, motion: FrameMotion | None, config: RenderConfig, device: torch.device | None
+    image: torch.Tensor,
+    motion: FrameMotion | None,
+    config: RenderConfig,
+    device: torch.device | None,
+    camera_moved: bool | None = None,
 ) -> SequenceStep:
     """One frame as a sequence step: how the previous dream reaches it along ``motion`` (None or a
-    cut: a keyframe); with a ``device``, the carry and the anchor live there (see :func:`_mover`)."""
+    cut: a keyframe); with a ``device``, the carry and the anchor live there (see :func:`_mover`).
+    ``camera_moved`` (None: :func:`camera_moves` on the flow alone) tells the shot's memory."""
     if motion is None or motion.cut:
         return SequenceStep(image, None)
     here = device or torch.device("cpu")
@@ -170,17 +159,16 @@ def frame_step(
     carry = _carry(motion, config, moved, here, still)
     anchored = config.temporal_weight > 0 or still is not None
     return SequenceStep(
-        image, carry, _anchor(motion, image, moved, still) if anchored else None, _scene(motion, config, still, here)
+        image,
+        carry,
+        _anchor(motion, image, moved, still) if anchored else None,
+        _scene(config, still, camera_moves(motion, None, None) if camera_moved is None else camera_moved),
     )
 
 
-def _scene(motion: FrameMotion, config: RenderConfig, still: torch.Tensor | None, device: torch.device) -> Scene | None:
-    """How still the scene is for the sequence's memory (None without a steady dream). The camera
-    moved when most of the trusted frame moves faster than :data:`MOVING_ABOVE`."""
-    if still is None:
-        return None
-    speed = np.hypot(motion.backward[..., 0], motion.backward[..., 1])
-    return Scene(still, config.steady, float(np.median(speed)) > MOVING_ABOVE)
+def _scene(config: RenderConfig, still: torch.Tensor | None, camera_moved: bool) -> Scene | None:
+    """How still the scene is, for the sequence's memory (None without a steady dream)."""
+    return None if still is None else Scene(still, config.steady, camera_moved)
 
 
 def reader_steps(
@@ -196,13 +184,15 @@ def reader_steps(
     here = device or torch.device("cpu")
     previous = None
     for i, frame, motion in reader:
-        if motion is not None and config.steady > 0:
-            motion = unmoved(motion, previous, frame)
+        moved = motion is not None and config.steady > 0 and camera_moves(motion, previous, frame)
         previous = frame
         if i < start:
             continue  # decoded for its flow only
         order.append(i)
-        yield frame_step(array_to_tensor(frame).to(here), first_motion if motion is None else motion, config, device)
+        if motion is None:  # the first frame: a keyframe, or carried from elsewhere (a relay)
+            yield frame_step(array_to_tensor(frame).to(here), first_motion, config, device)
+        else:
+            yield frame_step(array_to_tensor(frame).to(here), motion, config, device, moved)
 
 
 def shot_settings(config: RenderConfig) -> ShotSettings:

@@ -20,6 +20,9 @@ The sections, each a module of its own:
 - ``halving`` (:mod:`.render`, CUDA only): lanes on a card capped below what they need;
 - ``coherence`` (:mod:`.coherence`): E_warp of independent frames, the seed tool's rule, the
   previous default, the default and the temporal term, each at the default's strength;
+- ``onedream`` (:mod:`.onedream`): one dream over time, steady against breathing: a still shot
+  over 64 frames and in crossfaded chunks, a pan's 16-frame span error across crossfade windows,
+  and a background a passing object uncovered;
 - ``compile``: ``torch.compile`` against eager at the default precision, one lane and the most
   lanes, with the compile time of each batch size apart (not run unless asked for).
 
@@ -38,6 +41,7 @@ __all__ = [
     "BenchPlan",
     "CodecBenchmark",
     "CoherenceBenchmark",
+    "OneDreamBenchmark",
     "EngineBenchmark",
     "HalvingBenchmark",
     "IOBenchmark",
@@ -53,6 +57,7 @@ __all__ = [
     "bench_halving",
     "bench_io",
     "bench_lanes",
+    "bench_one_dream",
     "bench_parity",
     "bench_render",
     "bench_startup",
@@ -65,7 +70,20 @@ __all__ = [
 
 # The sections in the order a run measures them; here, so that the CLI's --help names them
 # without importing torch (everything else loads on first use)
-SECTIONS = ("step", "io", "codecs", "engine", "parity", "startup", "lanes", "render", "halving", "coherence", "compile")
+SECTIONS = (
+    "step",
+    "io",
+    "codecs",
+    "engine",
+    "parity",
+    "startup",
+    "lanes",
+    "render",
+    "halving",
+    "coherence",
+    "onedream",
+    "compile",
+)
 
 _LAZY = {
     "BenchPlan": "run",
@@ -73,6 +91,8 @@ _LAZY = {
     "run_sections": "run",
     "CoherenceBenchmark": "coherence",
     "bench_coherence": "coherence",
+    "OneDreamBenchmark": "onedream",
+    "bench_one_dream": "onedream",
     "EngineBenchmark": "engine",
     "bench_engine": "engine",
     "ParityRow": "parity",

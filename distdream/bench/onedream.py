@@ -17,6 +17,7 @@ the breathing one (``steady`` 0, classic DeepDream's evolving dream), lossless:
 
 from __future__ import annotations
 
+import math
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -38,18 +39,27 @@ SPAN = 16  # frames between the two ends of a span
 LATER = 64  # how far apart the still shot's two compared frames are
 
 
-def still_frames(n: int, width: int, height: int, photo: str = "coffee") -> Iterator[np.ndarray]:
-    """``n`` copies of one photo at ``width``×``height``: a locked-off shot of a still scene."""
+def _noisy(frame: np.ndarray, noise: float, seed: int) -> np.ndarray:
+    """``frame`` with Gaussian sensor noise of ``noise`` levels (none at 0), the same for a seed."""
+    if noise <= 0:
+        return frame
+    grain = np.random.default_rng(seed).normal(0.0, noise, frame.shape)
+    return np.clip(frame + grain, 0, 255).round().astype(np.uint8)
+
+
+def still_frames(n: int, width: int, height: int, photo: str = "coffee", noise: float = 0.0) -> Iterator[np.ndarray]:
+    """``n`` frames of one photo at ``width``×``height``: a locked-off shot of a still scene,
+    with ``noise`` levels of sensor noise, different in every frame."""
     import cv2
 
     frame = cv2.resize(sample_photo(photo), (width, height), interpolation=cv2.INTER_AREA)
-    for _ in range(n):
-        yield frame
+    for i in range(n):
+        yield _noisy(frame, noise, i)
 
 
-def reveal_frames(n: int, width: int, height: int) -> Iterator[np.ndarray]:
+def reveal_frames(n: int, width: int, height: int, noise: float = 0.0) -> Iterator[np.ndarray]:
     """An object (a crop of another photo) crossing a still background from left to right: it
-    enters after frame 0 and has left before the last frame."""
+    enters after frame 0 and has left before the last frame; ``noise`` as :func:`still_frames`."""
     import cv2
 
     background = next(still_frames(1, width, height))
@@ -62,7 +72,7 @@ def reveal_frames(n: int, width: int, height: int) -> Iterator[np.ndarray]:
         a, b = max(x, 0), min(x + side, width)
         if b > a:
             frame[top : top + side, a:b] = thing[:, a - x : b - x]
-        yield frame
+        yield _noisy(frame, noise, i)
 
 
 @dataclass(frozen=True)
@@ -72,13 +82,13 @@ class OneDreamRow:
     way: str
     steady: float
     still_strength: float  # median over the carried frames
-    still_change: float  # mean |out(t + 64) − out(t)| over the strength
-    still_change_per_frame: float  # mean |out(t + 1) − out(t)| over the strength
+    still_change: float  # mean |dream(t + later) − dream(t)| over the strength (dream: out − in; later: 64)
+    still_change_per_frame: float  # mean |dream(t + 1) − dream(t)| over the strength
     still_strength_kept: float  # carried frames' median strength over the keyframe's
     still_detail_kept: float  # carried frames' median detail (mean |Laplacian| of out − in) over the keyframe's
     still_chunked_apart: float  # crossfaded chunks against one chunk: mean |difference| over the strength
     pan_strength: float
-    pan_span_inside: float  # mean 16-frame span error inside chains (one-chain render), /255
+    pan_span_inside: float  # mean span error (16 frames) inside chains (one-chain render), /255
     pan_span_ratio: float  # chunked render: spans straddling a crossfade window over spans inside chains
     pan_span_ratio_one_chain: float  # the one-chain render at the same positions
     pan_warping_l1: float  # 1-frame warping error (mean |difference|, /255), one chain
@@ -94,6 +104,9 @@ class OneDreamBenchmark:
     height: int
     frames: dict[str, int]
     chunk_frames: int
+    span: int  # frames between a span's ends (the pan's span error)
+    noise: float  # sensor noise of the still shot and the reveal, levels of 255
+    later: int  # frames between the still shot's compared frames
     rows: tuple[OneDreamRow, ...]
 
     def to_dict(self) -> dict[str, object]:
@@ -122,32 +135,34 @@ def span_errors(inp: Sequence[np.ndarray], out: Sequence[np.ndarray], span: int 
     return errors
 
 
-def _span_ratio(errors: Sequence[float], windows: Sequence[tuple[int, int]], span: int = SPAN) -> float:
+def _span_ratio(errors: Sequence[float], windows: Sequence[tuple[int, int]], span: int) -> float:
     """Spans touching a window over spans clear of every window (a frame's margin)."""
     across = [e for t, e in enumerate(errors) if any(t < b and t + span > a for a, b in windows)]
     inside = [e for t, e in enumerate(errors) if not any(t <= b and t + span >= a for a, b in windows)]
-    return float(np.mean(across) / np.mean(inside)) if across and inside else float("nan")
+    return float(np.mean(across) / np.mean(inside)) if across and inside else math.nan
 
 
 def reveal_change(inp: Sequence[np.ndarray], out: Sequence[np.ndarray], margin: int = 3) -> tuple[float, float]:
     """On pixels the object covered and uncovered: |dream after − dream before| over the strength
-    before, and the strength after over before (``margin`` frames clear of the object)."""
+    before, and the strength after over before (``margin`` frames clear of the object). The
+    dream is output − input: sensor noise in the input is not counted as a change of dream."""
     background = inp[0]
-    covered = np.stack([np.abs(f - background).mean(-1) > 12 for f in inp])  # (T, H, W)
+    covered = np.stack([np.abs(f - background).mean(-1) > 24 for f in inp])  # (T, H, W)
     count = len(inp)
     first = np.argmax(covered, 0)
     last = count - 1 - np.argmax(covered[::-1], 0)
     before, after = first - margin, last + margin
     ok = covered.any(0) & (before >= 1) & (after < count)
     ys, xs = np.nonzero(ok)
-    stack = np.stack(out)
-    was, now = stack[before[ys, xs], ys, xs], stack[after[ys, xs], ys, xs]
-    under = background[ys, xs]
-    strength_before = float(np.abs(was - under).mean())
-    return float(np.abs(now - was).mean()) / strength_before, float(np.abs(now - under).mean()) / strength_before
+    dream = np.stack(out) - np.stack(inp)  # (T, H, W, 3)
+    was, now = dream[before[ys, xs], ys, xs], dream[after[ys, xs], ys, xs]
+    strength_before = float(np.abs(was).mean())
+    return float(np.abs(now - was).mean()) / strength_before, float(np.abs(now).mean()) / strength_before
 
 
-def _measure(way: str, config: RenderConfig, clips: dict[str, Path], d: Path, chunk_frames: int) -> OneDreamRow:
+def _measure(
+    way: str, config: RenderConfig, clips: dict[str, Path], d: Path, chunk_frames: int, span: int
+) -> OneDreamRow:
     def one(clip: str, chunked: bool = False) -> list[np.ndarray]:
         options = {"workers": 2, "seams": "crossfade", "chunk_frames": chunk_frames} if chunked else {"workers": 1}
         name = f"{clip}-{'chunked' if chunked else 'one'}.mp4"
@@ -155,6 +170,7 @@ def _measure(way: str, config: RenderConfig, clips: dict[str, Path], d: Path, ch
 
     still_in = _frames(clips["still"])
     still = one("still")
+    dream = [o - i for i, o in zip(still_in, still)]
     strengths = [_strength(i, o) for i, o in zip(still_in, still)]
     details = [dream_detail(i, o) for i, o in zip(still_in, still)]
     level = float(np.median(strengths[1:]))
@@ -167,23 +183,24 @@ def _measure(way: str, config: RenderConfig, clips: dict[str, Path], d: Path, ch
     seconds = (time.perf_counter() - t0) / len(pan_in)
     chunks = plan(clips["pan"], config, workers=2, ray="never", seams="crossfade", chunk_frames=chunk_frames).chunks
     windows = [(c.first, c.start) for c in chunks if c.lead_in]
-    one_chain, chunked = span_errors(pan_in, pan), span_errors(pan_in, one("pan", chunked=True))
+    one_chain, chunked = span_errors(pan_in, pan, span), span_errors(pan_in, one("pan", chunked=True), span)
+    inside = [e for t, e in enumerate(one_chain) if not _near(t, windows, span)]
     pan_error = warping_error(clips["pan"], d / "pan-one.mp4")
     reveal_change_, reveal_kept = reveal_change(_frames(clips["reveal"]), one("reveal"))
     return OneDreamRow(
         way=way,
         steady=config.steady,
         still_strength=level,
-        still_change=float(np.mean([np.abs(still[t + later] - still[t]).mean() for t in range(len(still) - later)]))
+        still_change=float(np.mean([np.abs(dream[t + later] - dream[t]).mean() for t in range(len(dream) - later)]))
         / level,
-        still_change_per_frame=float(np.mean([np.abs(b - a).mean() for a, b in zip(still, still[1:])])) / level,
+        still_change_per_frame=float(np.mean([np.abs(b - a).mean() for a, b in zip(dream, dream[1:])])) / level,
         still_strength_kept=level / strengths[0],
         still_detail_kept=float(np.median(details[1:])) / details[0],
         still_chunked_apart=float(np.mean([np.abs(a - b).mean() for a, b in zip(still, chunked_still)])) / level,
         pan_strength=float(np.median(pan_error.strength)),
-        pan_span_inside=float(np.mean([e for t, e in enumerate(one_chain) if not _near(t, windows)])),
-        pan_span_ratio=_span_ratio(chunked, windows),
-        pan_span_ratio_one_chain=_span_ratio(one_chain, windows),
+        pan_span_inside=float(np.mean(inside)) if inside else math.nan,
+        pan_span_ratio=_span_ratio(chunked, windows, span),
+        pan_span_ratio_one_chain=_span_ratio(one_chain, windows, span),
         pan_warping_l1=pan_error.l1,
         pan_detail_kept=float(np.median(pan_error.detail[1:])) / pan_error.detail[0],
         reveal_change=reveal_change_,
@@ -192,7 +209,7 @@ def _measure(way: str, config: RenderConfig, clips: dict[str, Path], d: Path, ch
     )
 
 
-def _near(t: int, windows: Sequence[tuple[int, int]], span: int = SPAN) -> bool:
+def _near(t: int, windows: Sequence[tuple[int, int]], span: int) -> bool:
     return any(t <= b and t + span >= a for a, b in windows)
 
 
@@ -204,23 +221,31 @@ def bench_one_dream(
     pan: int = 144,
     reveal: int = 72,
     chunk_frames: int = 48,
+    span: int = SPAN,
+    noise: float = 2.0,
     config: RenderConfig | None = None,
 ) -> OneDreamBenchmark:
-    """Render the three clips with the default (steady) dream and the breathing one; lossless."""
+    """Render the three clips with the default (steady) dream and the breathing one; lossless,
+    the still shot and the reveal with ``noise`` levels of sensor noise (as a camera has)."""
     base = replace(config or RenderConfig(), crf=0).validate()
     ways = {"steady (default)": base, "breathing (steady 0)": replace(base, steady=0.0)}
     with tempfile.TemporaryDirectory(prefix="distdream-onedream-") as tmp:
         d = Path(tmp)
         clips = {
-            "still": write_clip(d / "still.mp4", still_frames(still, width, height), audio=None, crf=0),
+            "still": write_clip(d / "still.mp4", still_frames(still, width, height, noise=noise), audio=None, crf=0),
             "pan": write_clip(d / "pan.mp4", pan_frames(pan, width, height), audio=None, crf=0),
-            "reveal": write_clip(d / "reveal.mp4", reveal_frames(reveal, width, height), audio=None, crf=0),
+            "reveal": write_clip(
+                d / "reveal.mp4", reveal_frames(reveal, width, height, noise=noise), audio=None, crf=0
+            ),
         }
-        rows = tuple(_measure(way, config, clips, d, chunk_frames) for way, config in ways.items())
+        rows = tuple(_measure(way, config, clips, d, chunk_frames, span) for way, config in ways.items())
     return OneDreamBenchmark(
         width=width,
         height=height,
         frames={"still": still, "pan": pan, "reveal": reveal},
         chunk_frames=chunk_frames,
+        span=span,
+        noise=noise,
+        later=min(LATER, still - 1),
         rows=rows,
     )

@@ -179,6 +179,34 @@ def _coherence(c: Mapping[str, Any], echo: Echo) -> None:
     )
 
 
+def _one_dream(c: Mapping[str, Any], echo: Echo) -> None:
+    f = c["frames"]
+    echo(
+        f"one dream over time, {c['width']}×{c['height']}, lossless (still shot {f['still']} frames, pan {f['pan']} "
+        f"in chunks of {c['chunk_frames']}, reveal {f['reveal']}; figures over the dream's strength unless said):"
+    )
+    rows = [
+        (f"still shot: change over {c['later']} frames", "still_change", ".2f"),
+        ("still shot: change frame to frame", "still_change_per_frame", ".3f"),
+        ("still shot: strength kept (× keyframe)", "still_strength_kept", ".2f"),
+        ("still shot: detail kept (× keyframe)", "still_detail_kept", ".2f"),
+        ("still shot in crossfaded chunks: apart from one chunk", "still_chunked_apart", ".2f"),
+        ("pan: strength (/255)", "pan_strength", ".1f"),
+        (f"pan: {c['span']}-frame span error inside chains (/255)", "pan_span_inside", ".1f"),
+        ("pan: span error across crossfades (× inside)", "pan_span_ratio", ".2f"),
+        ("pan, one chain: same positions (× inside)", "pan_span_ratio_one_chain", ".2f"),
+        ("pan: 1-frame warping error (/255)", "pan_warping_l1", ".2f"),
+        ("pan: detail kept (× keyframe)", "pan_detail_kept", ".2f"),
+        ("reveal: uncovered dream apart from before", "reveal_change", ".2f"),
+        ("reveal: its strength kept (× before)", "reveal_strength_kept", ".2f"),
+        ("seconds per frame (pan, one chain)", "seconds_per_frame", ".3f"),
+    ]
+    ways = c["rows"]
+    echo(f"  {'':<54}" + "".join(f"{w['way']:>22}" for w in ways))
+    for label, key, fmt in rows:
+        echo(f"  {label:<54}" + "".join(f"{format(w[key], fmt):>22}" for w in ways))
+
+
 def _times(value: float | None) -> str:
     return "—" if value is None else f"{value:.2f}"
 
@@ -257,6 +285,7 @@ _REPORTS: dict[str, Callable[[Any, Echo], None]] = {
     "halving": _halving,
     "compile": _lanes,
     "coherence": _coherence,
+    "onedream": _one_dream,
 }
 
 

@@ -26,6 +26,7 @@ from .coherence import bench_coherence
 from .common import device_name
 from .engine import bench_engine
 from .lanes import bench_lanes
+from .onedream import bench_one_dream
 from .parity import bench_parity
 from .render import bench_halving, bench_render
 from .report import report
@@ -275,6 +276,13 @@ def _coherence(run: _Run) -> Any:
     return bench_coherence(frames=48 if run.cuda else 36, width=w, height=h, device=run.plan.device)
 
 
+def _one_dream(run: _Run) -> Any:
+    if run.plan.quick:  # a light dream on short clips: the table's shape, in a minute
+        light = RenderConfig(dream=DreamConfig(num_iterations=2, num_octaves=2))
+        return bench_one_dream(width=64, height=48, still=24, pan=48, reveal=24, chunk_frames=16, span=4, config=light)
+    return bench_one_dream()
+
+
 def _compile(run: _Run) -> Any:
     (w, h), plan = run.frame_size, run.plan
     return bench_lanes(
@@ -306,6 +314,7 @@ _PARTS: dict[str, Callable[[_Run], Any]] = {
     "startup": _startup,
     "lanes": _lanes,
     "coherence": _coherence,
+    "onedream": _one_dream,
     "compile": _compile,
     "halving": _halving,
 }

@@ -37,7 +37,7 @@ def test_quick_bench_json_has_every_figure_as_a_finite_number(tmp_path: Path, ca
     printed = capsys.readouterr().out
     assert "speedup" in printed and "in the seam windows" in printed and "driver peak RSS" in printed
     assert "steady rate after it" in printed and "the same frames as one chunk" in printed
-    assert "temporal coherence at equal strength" in printed
+    assert "temporal coherence at equal strength" in printed and "one dream over time" in printed
     figures = json.loads(out.read_text())
     assert figures["env"]["device"].startswith("cpu") and figures["env"]["torch"] == torch.__version__
     expected = {
@@ -91,6 +91,16 @@ def test_quick_bench_json_has_every_figure_as_a_finite_number(tmp_path: Path, ca
         for name in names:
             value = entry[name]
             assert isinstance(value, (int, float)) and math.isfinite(value), (section, name, value)
+    # one dream over time: the steady dream holds a still shot and brings a hidden place back,
+    # the breathing one keeps morphing; both at the keyframe's strength
+    steady, breathing = figures["onedream"]["rows"]
+    assert (steady["steady"], breathing["steady"]) == (1.0, 0.0)
+    assert steady["still_change"] < 0.05 < 0.3 < breathing["still_change"]
+    assert steady["still_chunked_apart"] < 0.05 < breathing["still_chunked_apart"]
+    assert steady["reveal_change"] < 0.3 < 0.6 < breathing["reveal_change"]
+    for row in (steady, breathing):
+        assert abs(row["still_strength_kept"] - 1) < 0.1
+        assert all(math.isfinite(row[k]) for k in ("pan_span_inside", "pan_span_ratio", "pan_warping_l1"))
     engine = figures["engine"]
     assert engine["shots"] == 4 and engine["seams"]["cut"] == 3 and engine["seams"]["handoff"] > 0  # shot-aware
     assert 0 < engine["one_worker_startup_seconds"] < engine["one_worker_seconds"]
