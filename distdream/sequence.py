@@ -290,7 +290,8 @@ def dream_sequence(
         elif settings.hold and level is not None:
             dreamed, residual = held(frame, residual, level)
         if not keyframe and memory is not None and step.scene is not None:
-            memory.update(frame, residual, step.scene.still, step.scene.camera_moved)
+            # how still, whatever ``steady`` (the map carries it)
+            memory.update(frame, residual, step.scene.still / step.scene.steady, step.scene.camera_moved)
         state.residual, state.level, state.memory = residual, level, memory
         first = False
         yield dreamed, keyframe
