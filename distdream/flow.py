@@ -18,6 +18,7 @@ import numpy as np
 from .config import FlowConfig
 
 __all__ = [
+    "MOVING_ABOVE",
     "SCAN_SIDE",
     "FrameMotion",
     "MotionEstimator",
@@ -32,6 +33,11 @@ __all__ = [
 # whole frame, and the test's figures barely move with size, at a tenth of the cost
 # (docs/benchmarks/cpu.md, "Measurements behind the defaults").
 SCAN_SIDE = 256
+
+# The scene moves where the flow is faster than this (pixels a frame); the camera moved when most
+# of the frame does and the flow explains the frame better than no motion (FrameMotion.camera_moved)
+MOVING_ABOVE = 0.2
+_ALIKE = 0.03  # two pixels look alike when their 3×3 mean |difference| of luma (0–1) is under this
 
 _DIS_PRESETS = {
     "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
@@ -150,6 +156,7 @@ class FrameMotion:
     photometric: float  # mean |frame_t − warp(frame_{t-1})| on consistent pixels, luma in [0, 1]
     cut: bool  # frame t starts a new shot: nothing should be carried from frame t-1
     reliable: np.ndarray | None = None  # (H, W) bool: consistent and off motion boundaries (Ruder et al.)
+    camera_moved: bool = False  # most of the frame moved, and not only by the flow's spread (_camera_moved)
 
 
 class MotionEstimator:
@@ -191,8 +198,9 @@ class MotionEstimator:
         forward = self.flow(prev_g, cur_g)
         mask = consistency_mask(backward, forward, self.config.consistency)
         consistent = float(mask.mean())
+        moved = warp(prev_g, backward)
         if consistent > 0:
-            diff = np.abs(cur_g.astype(np.float32) - warp(prev_g, backward).astype(np.float32)) / 255.0
+            diff = np.abs(cur_g.astype(np.float32) - moved.astype(np.float32)) / 255.0
             photometric = float((diff * mask).sum() / mask.sum())
         else:
             photometric = 1.0
@@ -202,4 +210,19 @@ class MotionEstimator:
         # Soften the mask's edges so the carried dream fades in over a few pixels, not a hard seam.
         soft = cv2.GaussianBlur(mask, (0, 0), sigmaX=1.5) * mask
         reliable = (mask > 0.5) & ~motion_boundaries(backward)
-        return FrameMotion(backward, soft, consistent, photometric, cut, reliable)
+        camera = _camera_moved(backward, prev_g, cur_g, moved)
+        return FrameMotion(backward, soft, consistent, photometric, cut, reliable, camera)
+
+
+def _camera_moved(backward: np.ndarray, prev_g: np.ndarray, cur_g: np.ndarray, moved_g: np.ndarray) -> bool:
+    """Most of the flow moves faster than :data:`MOVING_ABOVE`, and the flow predicts the frame
+    better than no motion on more pixels than the other way round (a win by a third of
+    :data:`_ALIKE` or more). The flow alone misleads: DIS spreads a large passing object's motion
+    over most of a still frame, where no motion predicts the background exactly."""
+    if float(np.median(np.hypot(backward[..., 0], backward[..., 1]))) <= MOVING_ABOVE:
+        return False
+    cur = cur_g.astype(np.float32)
+    still = cv2.blur(np.abs(cur - prev_g.astype(np.float32)), (3, 3)) / 255.0
+    flowed = cv2.blur(np.abs(cur - moved_g.astype(np.float32)), (3, 3)) / 255.0
+    margin = _ALIKE / 3
+    return int((flowed + margin < still).sum()) > int((still + margin < flowed).sum())

@@ -4,39 +4,35 @@ temporal term pulls toward, and where the scene holds still.
 Each decoded frame and its motion become a :class:`~distdream.sequence.SequenceStep`. Where the
 scene is still the carried dream is kept whole and the steps leave it be (the ``steady``
 setting), so a still shot keeps its dream; where it moves, steps keep the dream locked onto it
-and crisp. Whether the camera moved tells the shot's memory (:mod:`~distdream.memory`) when what
-it remembers is no longer where it was.
+and crisp. Whether the camera moved (``FrameMotion.camera_moved``, computed with the flow ahead
+of the dreamer) tells the shot's memory (:mod:`~distdream.memory`) when what it remembers is no
+longer where it was.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-import cv2
 import numpy as np
 import torch
 
 from .carry import flow_tensor, warp_tensor
 from .config import RenderConfig
-from .flow import FrameMotion, warp
+from .flow import MOVING_ABOVE, FrameMotion, warp
 from .images import array_to_tensor
-from .memory import MATCH_BELOW
 from .reader import MotionReader
 from .sequence import Scene, SequenceStep, ShotSettings
 
 __all__ = [
-    "MOVING_ABOVE",
     "STILL_BELOW",
     "frame_step",
     "reader_steps",
     "shot_settings",
     "still_map",
-    "camera_moves",
 ]
 
-# the scene is still below this speed (pixels a frame) and moving above the next (still_map)
+# the scene is still below this speed (pixels a frame), moving above flow.MOVING_ABOVE (still_map)
 STILL_BELOW = 0.05
-MOVING_ABOVE = 0.2
 
 
 def _mover(motion: FrameMotion, resampling: str, device: torch.device | None) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -63,24 +59,6 @@ def _mover(motion: FrameMotion, resampling: str, device: torch.device | None) ->
         return result
 
     return moved
-
-
-def camera_moves(motion: FrameMotion, previous: np.ndarray | None, frame: np.ndarray | None) -> bool:
-    """Whether the camera moved between ``previous`` and ``frame``: most of the flow moves faster
-    than :data:`MOVING_ABOVE`, and the flow predicts ``frame`` better than no motion on more
-    pixels than the other way round (3×3 mean |difference| over RGB, a win by a third of
-    :data:`~.memory.MATCH_BELOW` or more). The flow alone misleads: it spreads a large passing
-    object's motion over most of a still frame (DIS's smoothing), where no motion predicts the
-    background exactly. Without ``previous`` (a relay's far-apart frames) the flow decides alone."""
-    speed = np.hypot(motion.backward[..., 0], motion.backward[..., 1])
-    if float(np.median(speed)) <= MOVING_ABOVE:
-        return False
-    if previous is None or frame is None:
-        return True
-    still = cv2.blur(np.abs(frame - previous).mean(axis=-1), (3, 3))
-    moved = cv2.blur(np.abs(frame - warp(previous, motion.backward)).mean(axis=-1), (3, 3))
-    margin = MATCH_BELOW / 3
-    return int((moved + margin < still).sum()) > int((still + margin < moved).sum())
 
 
 def still_map(motion: FrameMotion, steady: float, device: torch.device) -> torch.Tensor | None:
@@ -142,15 +120,10 @@ def _carry(
 
 
 def frame_step(
-    image: torch.Tensor,
-    motion: FrameMotion | None,
-    config: RenderConfig,
-    device: torch.device | None,
-    camera_moved: bool | None = None,
+    image: torch.Tensor, motion: FrameMotion | None, config: RenderConfig, device: torch.device | None
 ) -> SequenceStep:
     """One frame as a sequence step: how the previous dream reaches it along ``motion`` (None or a
-    cut: a keyframe); with a ``device``, the carry and the anchor live there (see :func:`_mover`).
-    ``camera_moved`` (None: :func:`camera_moves` on the flow alone) tells the shot's memory."""
+    cut: a keyframe); with a ``device``, the carry and the anchor live there (see :func:`_mover`)."""
     if motion is None or motion.cut:
         return SequenceStep(image, None)
     here = device or torch.device("cpu")
@@ -162,7 +135,7 @@ def frame_step(
         image,
         carry,
         _anchor(motion, image, moved, still) if anchored else None,
-        _scene(config, still, camera_moves(motion, None, None) if camera_moved is None else camera_moved),
+        _scene(config, still, motion.camera_moved),
     )
 
 
@@ -182,17 +155,12 @@ def reader_steps(
     """The reader's frames from ``start`` on as sequence steps; ``first_motion`` carries a dream
     onto the first of them from elsewhere (a relay)."""
     here = device or torch.device("cpu")
-    previous = None
     for i, frame, motion in reader:
-        moved = motion is not None and config.steady > 0 and camera_moves(motion, previous, frame)
-        previous = frame
         if i < start:
             continue  # decoded for its flow only
         order.append(i)
-        if motion is None:  # the first frame: a keyframe, or carried from elsewhere (a relay)
-            yield frame_step(array_to_tensor(frame).to(here), first_motion, config, device)
-        else:
-            yield frame_step(array_to_tensor(frame).to(here), motion, config, device, moved)
+        # the first frame: a keyframe, or carried from elsewhere (a relay)
+        yield frame_step(array_to_tensor(frame).to(here), first_motion if motion is None else motion, config, device)
 
 
 def shot_settings(config: RenderConfig) -> ShotSettings:
