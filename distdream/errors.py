@@ -10,8 +10,11 @@ the CLI) can catch one type and show one line. Messages name the offending input
     ├── OutputError      an output cannot be written where it was asked for
     ├── VideoError       a video cannot be read, indexed, decoded, encoded or joined
     ├── JobError         a job cannot start or continue (work directory of another job, no cluster)
-    ├── ChunkFailed      a chunk failed on every attempt; names the chunk, its frames and the cause
+    │   └── ChunkFailed  a chunk failed on every attempt; names the chunk, its frames and the cause
     └── JobCancelled     the job was cancelled (Ctrl-C or Job.cancel()); finished chunks are kept
+
+An error may carry a ``hint``: one more line saying what to do next (the CLI prints it under the
+error, e.g. the command that resumes a failed render).
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ __all__ = [
 
 class DistDreamError(Exception):
     """Base class of every error distdream raises deliberately."""
+
+    hint: str | None = None  # what to do next, one line (the CLI prints it under the error)
 
 
 class ConfigError(DistDreamError, ValueError):
@@ -57,7 +62,7 @@ class JobError(DistDreamError):
     """A job cannot start or continue: a work directory of another job, no cluster to run on."""
 
 
-class ChunkFailed(DistDreamError):
+class ChunkFailed(JobError):
     """A chunk failed on every attempt. The output path is left untouched."""
 
     def __init__(self, index: int, frames: tuple[int, int], attempts: int, cause: str) -> None:

@@ -41,8 +41,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = cli.main(args=list(argv) if argv is not None else None, prog_name="distdream", standalone_mode=False)
     except DistDreamError as exc:
         click.secho(f"error: {exc}", fg="red", err=True)
-        if getattr(exc, "hint", None):
-            click.echo(exc.hint, err=True)  # type: ignore[attr-defined]
+        if exc.hint:
+            click.echo(exc.hint, err=True)
         return 2
     except ModuleNotFoundError as exc:
         if exc.name != "ray":

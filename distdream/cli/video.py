@@ -108,7 +108,7 @@ def render(input: str | None, output: str | None, quiet: bool, **kw: Any) -> Non
                 exit_ending_children(code)
             raise click.exceptions.Exit(code) from None
         except DistDreamError as exc:
-            exc.hint = how_to_resume()  # type: ignore[attr-defined]  # printed under the error line
+            exc.hint = how_to_resume()  # printed under the error line
             raise
         finally:
             display.close()

@@ -169,6 +169,7 @@ def test_a_chunk_failing_every_time_fails_the_job(clip: Path, tmp_path: Path) ->
         render(clip, out, CFG, workers=2, max_attempts=2, faults=(Fault(chunk=2, at_frame=1),), **JOB)
     assert err.value.index == 2 and err.value.frames == (25, 40) and err.value.attempts == 2
     assert "injected fault" in err.value.cause
+    assert isinstance(err.value, JobError) and err.value.hint is None  # one except clause catches a failed job
     assert not out.exists()
 
 
