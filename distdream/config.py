@@ -347,7 +347,8 @@ class RenderConfig:
     )
     # where the scene holds still (under 0.05 px a frame, trusted flow) the carried dream is kept
     # whole and the steps leave it be: a still shot keeps its dream instead of morphing
-    # (docs/design/coherence.md, "One dream"); 0 gives classic DeepDream's evolving dream
+    # (docs/design/coherence.md, "One dream"); 0 gives classic DeepDream's evolving dream. A render
+    # from a predefined start image is not held (the image is meant to fade into the footage)
     steady: float = setting(
         1.0,
         rule=number(low=0, high=1),

@@ -5,6 +5,8 @@ Each frame of a shot starts from itself plus the previous frame's dream residual
 starts fresh and is settled in place to the strength carried frames reach (:func:`settle_keep`);
 every carried frame is held at its keyframe's strength and colour (:class:`Level`, :func:`held`),
 and the temporal term pulls it toward the warped previous output where the flow can be trusted.
+Where the scene is still (a step's :class:`Scene`) the dream is held there, and what the shot
+remembers (:class:`~distdream.memory.Memory`) comes back where the frame shows it again.
 Pure torch on top of :class:`~distdream.dream.Dreamer`; no I/O.
 """
 
@@ -171,6 +173,10 @@ class ShotSettings:
     ``anchor``: after every step the image moves λ·c of the way back to where the previous dream,
     moved with the scene, puts it (:class:`Anchor`).
 
+    ``remember`` keeps a :class:`~distdream.memory.Memory` of the dream where the scene held
+    still (steps with a :class:`Scene`): a pixel that shows again what was remembered gets that
+    dream back, held still.
+
     ``hold`` keeps every carried frame at its shot's level: the keyframe's (settled) dream sets
     the :class:`Level` and each carried frame is brought back to it by :func:`held` (down freely,
     up by at most :data:`HOLD_MAX_LIFT` per frame, so a dream the motion has mostly wiped out
@@ -207,17 +213,16 @@ def _first_guess(
     show what ``memory`` holds there start from (and are held at) its dream — on a still scene
     that is what the carry brings anyway, where a passing object uncovered it, it is not."""
     carried = step.carry(residual)
-    restore = None
+    restore = remembered = None
     if memory is not None and step.scene is not None and not step.scene.camera_moved:
-        restore = memory.recall(step.frame)  # (1, 1, H, W)
-        carried = carried + restore * (memory.residual - carried)
+        restore, remembered = memory.recall(step.frame), memory.residual  # (1, 1, H, W), (1, 3, H, W)
+        carried = carried + restore * (remembered - carried)
     init = in_range(step.frame, step.frame + carried)  # (1, 3, H, W)
     anchor = None
     if step.anchor is not None:
         target, mask, still = step.anchor(residual)
-        if restore is not None and step.scene is not None:
-            remembered = (step.frame + memory.residual).clamp(0, 1)  # type: ignore[union-attr]
-            target = target + restore * (remembered - target)
+        if restore is not None and remembered is not None and step.scene is not None:
+            target = target + restore * ((step.frame + remembered).clamp(0, 1) - target)
             mask = torch.maximum(mask, restore)
             held_still = step.scene.steady * restore
             still = held_still if still is None else torch.maximum(still, held_still)

@@ -128,7 +128,7 @@ def frame_step(
         return SequenceStep(image, None)
     here = device or torch.device("cpu")
     moved = _mover(motion, config.carry_resampling, device)
-    still = still_map(motion, config.steady, here)
+    still = still_map(motion, steadiness(config), here)
     carry = _carry(motion, config, moved, here, still)
     anchored = config.temporal_weight > 0 or still is not None
     return SequenceStep(
@@ -141,7 +141,7 @@ def frame_step(
 
 def _scene(config: RenderConfig, still: torch.Tensor | None, camera_moved: bool) -> Scene | None:
     """How still the scene is, for the sequence's memory (None without a steady dream)."""
-    return None if still is None else Scene(still, config.steady, camera_moved)
+    return None if still is None else Scene(still, steadiness(config), camera_moved)
 
 
 def reader_steps(
@@ -163,8 +163,20 @@ def reader_steps(
         yield frame_step(array_to_tensor(frame).to(here), first_motion if motion is None else motion, config, device)
 
 
+def steadiness(config: RenderConfig) -> float:
+    """``config.steady``, or 0 for a render from a predefined start image: that image is meant to
+    fade into the footage, and a steady dream would keep it on every still pixel."""
+    return config.steady if config.dream.predefined_start is None else 0.0
+
+
 def shot_settings(config: RenderConfig) -> ShotSettings:
     c = config
     return ShotSettings(
-        c.keyframe_steps, c.frame_steps, c.keyframe_settle, c.decay, c.temporal_weight, c.hold_level, c.steady > 0
+        c.keyframe_steps,
+        c.frame_steps,
+        c.keyframe_settle,
+        c.decay,
+        c.temporal_weight,
+        c.hold_level,
+        steadiness(c) > 0,
     )

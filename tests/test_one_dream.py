@@ -17,8 +17,8 @@ from distdream.config import DreamConfig, RenderConfig
 from distdream.dream import Anchor, Dreamer
 from distdream.engine import plan, render
 from distdream.flow import MOVING_ABOVE, FrameMotion
-from distdream.images import array_to_tensor
-from distdream.samples import write_clip
+from distdream.images import array_to_tensor, save_image
+from distdream.samples import sample_photo, write_clip
 from distdream.steps import STILL_BELOW, still_map
 from distdream.video import read_frames
 from tests.media import render_here
@@ -47,6 +47,16 @@ def test_a_still_shot_keeps_its_dream_and_the_breathing_dream_evolves(still_clip
     assert change[0.0] > 0.15, change  # classic DeepDream: the patterns keep morphing
     for steady in (1.0, 0.0):  # both at the keyframe's strength (compared at equal strength)
         assert np.all(np.abs(strength[steady][1:] / strength[steady][0] - 1) < 0.1), strength
+
+
+def test_a_predefined_start_image_fades_on_a_still_shot(still_clip: Path, tmp_path: Path) -> None:
+    """The start image is the user's way into the footage, not a dream to hold on still pixels."""
+    start = tmp_path / "start.png"
+    save_image(sample_photo("astronaut"), start)
+    config = replace(LOSSLESS, dream=replace(FAST, predefined_start=str(start)))
+    out = frames(render_here(still_clip, tmp_path / "start.mp4", config).output)
+    away = np.abs(out - frames(still_clip)).mean(axis=(1, 2, 3))  # how far each frame is from the input
+    assert away[-1] < 0.7 * away[0], away  # fading toward the footage's own dream
 
 
 def test_crossfaded_chains_of_a_still_shot_dream_one_dream(still_clip: Path, tmp_path: Path) -> None:
