@@ -13,8 +13,10 @@ locked-off camera: when most of the frame moves, the camera moved and the memory
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -33,26 +35,28 @@ MOVED_FOR = 3
 
 @dataclass
 class Memory:
-    """Per pixel, the dream last seen there while the scene was still, and on which frame."""
+    """Per pixel, the dream last seen there while the scene was still, and on which frame. Only
+    the dream is kept at full precision: the frame it is matched against is half precision, the
+    rest bytes (a handoff writes it all)."""
 
-    residual: torch.Tensor  # (1, 3, H, W): dream − frame
-    frame: torch.Tensor  # (1, 3, H, W): the frame it was seen on
-    kept: torch.Tensor  # (1, 1, H, W) in {0, 1}: whether there is one
-    still_for: torch.Tensor  # (1, 1, H, W): frames each pixel has been still in a row
+    residual: torch.Tensor  # (1, 3, H, W) float32: dream − frame
+    frame: torch.Tensor  # (1, 3, H, W) float16: the frame it was seen on
+    kept: torch.Tensor  # (1, 1, H, W) bool: whether there is one
+    still_for: torch.Tensor  # (1, 1, H, W) uint8: frames each pixel has been still in a row, up to SETTLED
     camera_moved_for: int = 0  # frames in a row the camera moved
 
     @classmethod
     def of(cls, frame: torch.Tensor, residual: torch.Tensor) -> Memory:
         """A memory of the whole frame (a keyframe: the shot starts here)."""
-        ones = torch.ones_like(frame[:, :1])
-        return cls(residual.clone(), frame.clone(), ones, ones * SETTLED)
+        kept = torch.ones_like(frame[:, :1], dtype=torch.bool)
+        return cls(residual.clone(), frame.to(torch.float16), kept, torch.full_like(kept, SETTLED, dtype=torch.uint8))
 
     def recall(self, frame: torch.Tensor) -> torch.Tensor:
         """(1, 1, H, W) in {0, 1}: the pixels that show what was remembered there."""
         difference = F.avg_pool2d(
-            (frame - self.frame).abs().mean(dim=1, keepdim=True), 3, 1, 1, count_include_pad=False
+            (frame - self.frame.to(frame.dtype)).abs().mean(dim=1, keepdim=True), 3, 1, 1, count_include_pad=False
         )
-        return self.kept * (difference < MATCH_BELOW).to(frame.dtype)
+        return (self.kept & (difference < MATCH_BELOW)).to(frame.dtype)
 
     def update(self, frame: torch.Tensor, residual: torch.Tensor, still: torch.Tensor, camera_moved: bool) -> None:
         """Remember the dream where the scene has been still (``still`` over one half) for
@@ -63,20 +67,24 @@ class Memory:
             self.kept = torch.zeros_like(self.kept)
             self.still_for = torch.zeros_like(self.still_for)
             return
-        self.still_for = torch.where(still > 0.5, self.still_for + 1, torch.zeros_like(self.still_for))
+        counted = (self.still_for + 1).clamp(max=SETTLED)
+        self.still_for = torch.where(still > 0.5, counted, torch.zeros_like(self.still_for))
         # where the frame shows what was remembered the memory stands: a pixel uncovered a frame
         # before the match could see it (its neighbourhood still held the object) gets it back
         here = (self.still_for >= SETTLED) & (self.recall(frame) == 0)  # (1, 1, H, W)
         self.residual = torch.where(here, residual, self.residual)
-        self.frame = torch.where(here, frame, self.frame)
-        self.kept = torch.where(here, torch.ones_like(self.kept), self.kept)
+        self.frame = torch.where(here, frame.to(torch.float16), self.frame)
+        self.kept = self.kept | here
 
-    def to_tensor(self) -> torch.Tensor:
-        """(1, 9, H, W): residual, frame, kept, still_for and camera_moved_for, for a handoff."""
-        moved = torch.full_like(self.kept, float(self.camera_moved_for))
-        return torch.cat([self.residual, self.frame, self.kept, self.still_for, moved], dim=1)
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Its parts as host arrays, for a handoff."""
+        parts = {"residual": self.residual, "frame": self.frame, "kept": self.kept, "still_for": self.still_for}
+        arrays = {k: v.detach().cpu().contiguous().numpy() for k, v in parts.items()}
+        return {**arrays, "camera_moved_for": np.array(self.camera_moved_for, dtype=np.int64)}
 
     @classmethod
-    def from_tensor(cls, values: torch.Tensor) -> Memory:
-        parts = [values[:, a:b].clone() for a, b in ((0, 3), (3, 6), (6, 7), (7, 8))]
-        return cls(*parts, camera_moved_for=int(values[0, 8, 0, 0]))
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray], device: torch.device | None = None) -> Memory:
+        parts = {
+            k: torch.from_numpy(np.array(arrays[k])).to(device) for k in ("residual", "frame", "kept", "still_for")
+        }
+        return cls(**parts, camera_moved_for=int(arrays["camera_moved_for"]))

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -26,6 +26,7 @@ import torch
 from .config import RenderConfig
 from .dream import Dreamer, FrameDreamer, resize
 from .encode import Encoder, Span
+from .errors import JobError
 from .flow import SCAN_SIDE, MotionEstimator, shrink
 from .images import array_to_tensor, load_image, tensor_to_frame
 from .memory import Memory
@@ -72,13 +73,14 @@ class ChunkStats:
 @dataclass(frozen=True)
 class Carried:
     """What a chunk hands the next chunk of its shot (a handoff): the last frame's dream residual,
-    the jitter generator's state and the shot's held level. With them the next chunk dreams
-    exactly what one chunk dreaming the whole shot would have."""
+    the jitter generator's state, the shot's held level and what it remembers where the scene
+    held still. With them the next chunk dreams exactly what one chunk dreaming the whole shot
+    would have."""
 
     residual: torch.Tensor  # (1, 3, H, W) float32: dream − frame of the last frame
     generator: torch.Tensor  # torch.Generator.get_state()
     level: torch.Tensor | None = None  # sequence.Level.to_tensor() of the shot; None: not held
-    memory: torch.Tensor | None = None  # memory.Memory.to_tensor() of the shot; None: none kept
+    memory: Mapping[str, np.ndarray] | None = None  # memory.Memory.to_arrays() of the shot; None: none kept
 
     def to_bytes(self) -> bytes:
         import io
@@ -87,8 +89,8 @@ class Carried:
         arrays = {"residual": self.residual.numpy(), "generator": self.generator.numpy()}
         if self.level is not None:
             arrays["level"] = self.level.numpy()
-        if self.memory is not None:
-            arrays["memory"] = self.memory.numpy()
+        for key, value in (self.memory or {}).items():
+            arrays[f"memory.{key}"] = value
         np.savez(buffer, **arrays)
         return buffer.getvalue()
 
@@ -97,12 +99,13 @@ class Carried:
         import io
 
         with np.load(io.BytesIO(data)) as arrays:
-            return cls(
-                *(
-                    torch.from_numpy(arrays[k].copy()) if k in arrays else None
-                    for k in ("residual", "generator", "level", "memory")
-                )
+            memory = {k.removeprefix("memory."): arrays[k].copy() for k in arrays.files if k.startswith("memory.")}
+            residual, generator, level = (
+                torch.from_numpy(arrays[k].copy()) if k in arrays else None for k in ("residual", "generator", "level")
             )
+        if residual is None or generator is None:
+            raise JobError("a handoff record lacks its residual or generator state: redo the chunk that wrote it")
+        return cls(residual, generator, level, memory or None)
 
 
 def carry_device(config: RenderConfig, dreamer: FrameDreamer) -> torch.device | None:
@@ -161,9 +164,7 @@ class DreamedFrames:
             generator.set_state(carried.generator)
             residual = carried.residual if device is None else carried.residual.to(device)
             level = None if carried.level is None else Level.from_tensor(carried.level)
-            memory = None
-            if carried.memory is not None:
-                memory = Memory.from_tensor(carried.memory if device is None else carried.memory.to(device))
+            memory = None if carried.memory is None else Memory.from_arrays(carried.memory, device)
             state = ShotState(residual, level, memory)
         # from the frame before when continuing: its flow carries the dream onto frame ``start``
         first = self.start - 1 if carried is not None else self.start
@@ -194,7 +195,7 @@ class DreamedFrames:
                 t0, waited = time.perf_counter(), times["flow_wait"]
             if state.residual is not None:
                 level = None if state.level is None else state.level.to_tensor()
-                memory = None if state.memory is None else state.memory.to_tensor().detach().cpu().contiguous()
+                memory = None if state.memory is None else state.memory.to_arrays()
                 self.carried_out = Carried(
                     state.residual.detach().cpu().contiguous(), generator.get_state(), level, memory
                 )

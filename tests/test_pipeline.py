@@ -15,6 +15,7 @@ from distdream.encode import Span
 from distdream.engine import JobResult
 from distdream.errors import InputError, OutputError, VideoError
 from distdream.images import array_to_tensor, save_image
+from distdream.memory import Memory
 from distdream.metrics import warping_error
 from distdream.pipeline import Carried, ChunkStats, dream_range, dream_segment, scan_cuts
 from distdream.samples import pan_frames, sample_photo, shot_frames, write_clip
@@ -132,18 +133,28 @@ def test_a_sequence_continued_from_its_residual_and_level_matches_one_call(lite0
 
 
 def test_carried_state_survives_its_bytes() -> None:
-    """A handoff record goes through storage as bytes: residual, generator state and level, or none."""
+    """A handoff record goes through storage as bytes: residual, generator state, level and
+    memory, or none of the last two."""
     generator = torch.Generator().manual_seed(3)
     level = Level((0.01, -0.02, 0.0), 0.1, 0.05).to_tensor()
+    memory = Memory.of(torch.rand(1, 3, 4, 5), torch.rand(1, 3, 4, 5) - 0.5)
+    still = torch.zeros(1, 1, 4, 5)
+    still[..., :2] = 1.0
+    memory.update(torch.rand(1, 3, 4, 5), torch.rand(1, 3, 4, 5), still, camera_moved=True)  # counts kept
     for carried in (
-        Carried(torch.rand(1, 3, 4, 5), generator.get_state(), level),
+        Carried(torch.rand(1, 3, 4, 5), generator.get_state(), level, memory.to_arrays()),
         Carried(torch.rand(1, 3, 4, 5), generator.get_state()),
     ):
         back = Carried.from_bytes(carried.to_bytes())
         assert torch.equal(back.residual, carried.residual) and torch.equal(back.generator, carried.generator)
-        assert (back.level is None) == (carried.level is None)
+        assert (back.level is None) == (carried.level is None) and (back.memory is None) == (carried.memory is None)
         if carried.level is not None:
             assert Level.from_tensor(back.level) == Level((0.01, -0.02, 0.0), 0.1, 0.05)
+        if back.memory is not None:
+            again = Memory.from_arrays(back.memory)
+            for name in ("residual", "frame", "kept", "still_for"):
+                assert torch.equal(getattr(again, name), getattr(memory, name)), name
+            assert again.camera_moved_for == memory.camera_moved_for == 1
 
 
 # --- rendering --------------------------------------------------------------------------------
