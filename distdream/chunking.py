@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, replace
 
 from .errors import ConfigError
 
-__all__ = ["DEFAULT_OVERLAP", "SEAMS", "Chunk", "parallelism", "plan_chunks", "resolve_overlap"]
+__all__ = ["DEFAULT_OVERLAP", "RELAY_CHAINS", "SEAMS", "Chunk", "parallelism", "plan_chunks", "resolve_overlap"]
 
 SEAMS = ("auto", "handoff", "crossfade")
 # A crossfade turns one dream into another by 1/(overlap + 1) of their difference a frame: 16 is
@@ -150,6 +150,21 @@ def _balanced(spans: list[tuple[int, int, str]], overlap: int) -> list[tuple[int
     return [(start, end, begins) for (start, end), (_, _, begins) in zip(zip(bounds, bounds[1:]), spans)]
 
 
+# A crossfade chain relays the dream through at most this many chains before it: each costs it a
+# carried frame, and a long shot forced into many chains would pay for all of them in every chain
+RELAY_CHAINS = 8
+
+
+def _relay(heads: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+    """The (first frame, seed) of the chains a crossfade chain relays its dream through: all
+    chains of its shot before it, or the last :data:`RELAY_CHAINS`, the first of them dreamed with
+    the shot's own seed (so that a still shot still holds one dream in every chain)."""
+    if len(heads) <= RELAY_CHAINS:
+        return tuple(heads)
+    (frame, _), *rest = heads[-RELAY_CHAINS:]
+    return ((frame, heads[0][1]), *rest)
+
+
 def _with_lead_ins(spans: list[tuple[int, int, str]], overlap: int, seed: int) -> list[Chunk]:
     """Chunks from spans: a crossfade gets its lead-in (or, without room, becomes a handoff)."""
     chunks = []
@@ -164,7 +179,7 @@ def _with_lead_ins(spans: list[tuple[int, int, str]], overlap: int, seed: int) -
         seeded = seed * 1_000_003 + start - lead_in
         if begins in ("start", "cut"):
             heads: list[tuple[int, int]] = []  # the first frame and seed of each chain of this shot
-        relay = tuple(heads) if begins == "crossfade" else ()
+        relay = _relay(heads) if begins == "crossfade" else ()
         if begins != "handoff":
             heads.append((start - lead_in, seeded))
         chunks.append(

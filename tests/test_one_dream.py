@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from distdream.bench.onedream import reveal_change, reveal_frames, still_frames
-from distdream.chunking import Chunk, plan_chunks
+from distdream.chunking import RELAY_CHAINS, Chunk, plan_chunks
 from distdream.config import DreamConfig, RenderConfig
 from distdream.dream import Anchor, Dreamer
 from distdream.engine import plan, render
@@ -125,14 +125,17 @@ def test_a_still_anchor_holds_its_pixels_and_frees_the_others(lite0, small_photo
 
 
 def test_a_crossfade_chain_relays_from_the_chains_of_its_shot_before_it() -> None:
-    chunks = plan_chunks(300, 60, 16, cuts=[150], seams="crossfade")
+    """All of them, or the last RELAY_CHAINS, the first of those dreamed with the shot's seed."""
+    chunks = plan_chunks(1200, 40, 8, cuts=[150], seams="crossfade")
     heads = {c.index: (c.first, c.seed) for c in chunks if c.begins != "handoff"}
     shot_of = [0 if c.start < 150 else 1 for c in chunks]
     for c in chunks:
         earlier = [
             heads[k.index] for k in chunks[: c.index] if k.begins != "handoff" and shot_of[k.index] == shot_of[c.index]
         ]
+        if len(earlier) > RELAY_CHAINS:
+            earlier = [(earlier[-RELAY_CHAINS][0], earlier[0][1]), *earlier[-RELAY_CHAINS + 1 :]]
         assert c.relay == (tuple(earlier) if c.begins == "crossfade" else ())
-    assert any(len(c.relay) == 2 for c in chunks)
+    assert any(len(c.relay) == 2 for c in chunks) and max(len(c.relay) for c in chunks) == RELAY_CHAINS
     back = [Chunk(**json.loads(json.dumps(c.to_dict()))) for c in chunks]  # as a saved plan reads back
     assert back == chunks
