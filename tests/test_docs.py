@@ -4,6 +4,7 @@ declarations), and the README stays a page whose links all land (the site itself
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import re
 from pathlib import Path
@@ -38,3 +39,20 @@ def test_the_readme_is_a_page_and_its_links_land() -> None:
     nav = (ROOT / "mkdocs.yml").read_text()
     pages = {p.relative_to(ROOT / "docs").as_posix() for p in (ROOT / "docs").rglob("*.md")}
     assert pages <= set(re.findall(r":\s+([\w/.-]+\.md)", nav)) | {"reference/parameters.md"}  # every page in the nav
+
+
+def test_the_api_page_shows_sphinx_roles_as_code_linked_to_their_entries() -> None:
+    spec = importlib.util.spec_from_file_location("hooks", ROOT / "docs" / "hooks.py")
+    assert spec is not None and spec.loader is not None
+    hooks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hooks)
+    page = (
+        '<h3 id="distdream.engine.Job">Job</h3><h3 id="distdream.engine.records.JobPlan">JobPlan</h3>'
+        "<p>returns a :class:<code>Job</code>, plans a :class:<code>~distdream.engine.records.JobPlan</code>, "
+        "raises :class:<code>~distdream.stops.Stopped</code> (:mod:<code>distdream.errors</code>)</p>"
+    )
+    html = hooks.render_roles(page)
+    assert ":class:" not in html and ":mod:" not in html
+    assert '<a href="#distdream.engine.Job"><code>Job</code></a>' in html  # a relative name, found
+    assert '<a href="#distdream.engine.records.JobPlan"><code>JobPlan</code></a>' in html  # ~: the last part
+    assert "<code>Stopped</code> (<code>distdream.errors</code>)" in html  # not on the page: code only
