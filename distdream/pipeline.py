@@ -178,7 +178,7 @@ class DreamedFrames:
             if self.relay and carried is None:
                 t0 = time.perf_counter()
                 relayed = relayed_state(
-                    self.index, self.relay, self.start, self.config, self.dreamer, device, start_image, times
+                    self.index, self.relay, self.start, self.config, self.dreamer, device, start_image
                 )
                 if relayed is not None:
                     state, first_motion = relayed

@@ -20,9 +20,8 @@ from .config import RenderConfig
 from .dream import FrameDreamer
 from .flow import FrameMotion, MotionEstimator
 from .images import array_to_tensor
-from .reader import MotionReader
 from .sequence import ShotState, dream_sequence
-from .steps import frame_step, reader_steps, shot_settings
+from .steps import frame_step, shot_settings
 from .video import VideoIndex, read_frames
 
 __all__ = ["relayed"]
@@ -36,7 +35,6 @@ def relayed(
     dreamer: FrameDreamer,
     device: torch.device | None,
     start_image: torch.Tensor | None,
-    times: dict[str, float],
 ) -> tuple[ShotState, FrameMotion] | None:
     """The dream the chains before this one start with, relayed chain to chain onto frame
     ``target``: the shot's keyframe dreamed as its chain dreams it (its next frame decoded for the
@@ -45,20 +43,21 @@ def relayed(
     dream stands and the motion that carries it onto ``target``; None when the scene between two
     of them does not match (a relay across a cut-like change starts afresh)."""
     (head, seed), *hops = relay
-    reader = MotionReader(index, head, min(head + 2, index.frame_count), config.flow, 2, times)
-    try:
-        state = ShotState()
-        steps = reader_steps(reader, head, config, [], device)
-        generator = torch.Generator().manual_seed(seed)
-        sequence = dream_sequence(
-            dreamer, steps, shot_settings(config), generator=generator, start=start_image, state=state
-        )
-        next(iter(sequence))
-    finally:
-        reader.close()
     estimator = MotionEstimator(config.flow)
     here = device or torch.device("cpu")
-    previous = next(iter(read_frames(index.path, head, head + 1, index=index, dtype=np.float32)))
+    # the shot's keyframe, and its next frame's motion for the settle (as its own chain sees it)
+    first = list(read_frames(index.path, head, min(head + 2, index.frame_count), index=index, dtype=np.float32))
+    steps = [frame_step(array_to_tensor(first[0]).to(here), None, config, device)]
+    if len(first) > 1:
+        motion = estimator.motion(first[0], first[1])
+        steps.append(frame_step(array_to_tensor(first[1]).to(here), motion, config, device))
+    state = ShotState()
+    generator = torch.Generator().manual_seed(seed)
+    sequence = dream_sequence(
+        dreamer, steps, shot_settings(config), generator=generator, start=start_image, state=state
+    )
+    next(iter(sequence))
+    previous = first[0]
     for frame_index, hop_seed in [*hops, (target, -1)]:
         frame = next(iter(read_frames(index.path, frame_index, frame_index + 1, index=index, dtype=np.float32)))
         motion = estimator.motion(previous, frame)

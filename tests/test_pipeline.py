@@ -13,7 +13,7 @@ from distdream.config import DreamConfig, RenderConfig
 from distdream.dream import Dreamer
 from distdream.encode import Span
 from distdream.engine import JobResult
-from distdream.errors import InputError, OutputError, VideoError
+from distdream.errors import InputError, JobError, OutputError, VideoError
 from distdream.images import array_to_tensor, save_image
 from distdream.memory import Memory
 from distdream.metrics import warping_error
@@ -155,6 +155,12 @@ def test_carried_state_survives_its_bytes() -> None:
             for name in ("residual", "frame", "kept", "still_for"):
                 assert torch.equal(getattr(again, name), getattr(memory, name)), name
             assert again.camera_moved_for == memory.camera_moved_for == 1
+    import io
+
+    torn = io.BytesIO()
+    np.savez(torn, generator=generator.get_state().numpy())  # no residual: a record cut short
+    with pytest.raises(JobError, match="redo the chunk"):
+        Carried.from_bytes(torn.getvalue())
 
 
 # --- rendering --------------------------------------------------------------------------------
