@@ -16,7 +16,7 @@ from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
-from .config import DreamConfig, FlowConfig, JobOptions, RenderConfig
+from .config import DreamConfig, FlowConfig, RenderConfig
 from .errors import (
     ChunkFailed,
     ConfigError,
@@ -28,6 +28,7 @@ from .errors import (
     OutputError,
     VideoError,
 )
+from .options import JobOptions
 
 try:
     __version__ = version("distdream")

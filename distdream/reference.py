@@ -9,8 +9,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from .config import DreamConfig, Encoding, FlowConfig, JobOptions, RenderConfig
+from .config import DreamConfig, Encoding, FlowConfig, RenderConfig
 from .declare import declared, flag_of
+from .options import JobOptions
 
 __all__ = ["RECORDS", "parameters_markdown"]
 

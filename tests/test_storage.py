@@ -11,7 +11,7 @@ import ray
 
 from distdream import storage
 from distdream.config import RenderConfig
-from distdream.engine import render
+from distdream.engine import render, testing
 from distdream.engine.faults import Fault
 from distdream.engine.workdir import workdir_lease
 from distdream.errors import ChunkFailed, JobError, OutputError, VideoError
@@ -61,7 +61,7 @@ def test_resume_from_a_work_directory_in_object_storage(s3: str, clip, tmp_path:
     _, uri = clip
     workdir, out = f"{s3}/work/a", f"{s3}/out/resumed.mp4"
     with pytest.raises(ChunkFailed):
-        render(uri, out, CFG, workdir=workdir, max_attempts=1, faults=(Fault(chunk=2, at_frame=1),), **JOB)
+        testing.render(uri, out, CFG, workdir=workdir, max_attempts=1, faults=(Fault(chunk=2, at_frame=1),), **JOB)
     assert not storage.exists(out)
     finished = json.loads(storage.read_text(f"{workdir}/ledger.json"))["chunks"]
     assert finished and "00002" not in finished

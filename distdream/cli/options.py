@@ -18,9 +18,10 @@ from typing import Any
 
 import click
 
-from ..config import DreamConfig, FlowConfig, JobOptions, RenderConfig
+from ..config import DreamConfig, FlowConfig, RenderConfig
 from ..declare import Declared, check_file_value, declared, flag_of
 from ..errors import ConfigError
+from ..options import JobOptions
 
 __all__ = ["as_flags", "declared_options", "dream_config", "job_options", "load_config_file", "render_config"]
 

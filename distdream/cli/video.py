@@ -12,8 +12,9 @@ from typing import Any
 
 import click
 
-from ..config import FLOW_METHODS, RAY_USE, FlowConfig, JobOptions, RenderConfig, parse_frame_range
+from ..config import FLOW_METHODS, FlowConfig, RenderConfig
 from ..errors import ConfigError, DistDreamError
+from ..options import RAY_USE, JobOptions, parse_frame_range
 from ..stops import Stopped, exit_ending_children, signals_stop
 from .display import RenderDisplay
 from .options import as_flags, declared_options, job_options, load_config_file, render_config

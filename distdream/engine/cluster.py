@@ -29,8 +29,8 @@ from urllib.parse import urlparse
 import ray
 from ray._private import auto_init_hook, ray_constants
 
-from ..config import JobOptions
 from ..errors import JobCancelled, JobError
+from ..options import JobOptions
 from .sizing import Sizing, size_workers
 
 __all__ = ["connect", "resources", "wait_for_resources"]

@@ -1,132 +1,43 @@
-"""A :class:`Job`: it checks, plans, takes the leases on its work directory and on its output's
-files, runs the chunk loop on a thread of its own, and stitches the result.
+"""A :class:`Job`: the handle a caller holds, the run on a thread of its own, and the drive.
 
-Where the chunks run is decided here: in this process (:mod:`.local`, workers as threads) or on Ray
-(:mod:`.loop`), by :func:`~.sizing.in_process`. Ray is imported only on that
-path (importing it costs a second of every start, starting it several more).
+:meth:`Job.start` checks (:mod:`.preflight`), plans and locks (:mod:`.prepare`, :mod:`.plan`) in
+the caller's thread; the driver thread then drives a chunk runner (:mod:`.runner`): threads of
+this process (:mod:`.thread_runner`) or Ray actors (:mod:`.ray_runner`), as
+:func:`~.sizing.in_process` decided, and stitches the result. Ray is imported only on that path
+(importing it costs a second of every start, starting it several more).
 """
 
 from __future__ import annotations
 
-import json
-import os
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from .. import storage
-from ..chunking import Chunk, plan_chunks
-from ..config import JobOptions, RenderConfig
+from ..config import RenderConfig
 from ..errors import JobCancelled, JobError
-from ..pipeline import scan_cuts
-from ..video import VideoIndex, frame_file
-from ..video.naming import existing_numbers, family, sweep_temps
+from ..options import JobOptions
+from ..video import frame_file
+from ..video.naming import existing_numbers, sweep_temps
 from .board import Board
 from .faults import Fault, checked_faults, hold, join_faults
-from .lease import Lease
-from .local import LocalLoop
-from .preflight import Checked, plan_record, preflight
+from .planning import Planner, on_ray
+from .preflight import preflight
+from .prepare import Prepared, prepare
 from .records import ChunkState, ChunkStatus, JobPlan, JobResult, JobStatus, Phase
-from .schedule import Prepared, Schedule
-from .sizing import (
-    Sizing,
-    chunk_slots,
-    in_process,
-    local_totals,
-    size_workers,
-    workers_here,
-)
+from .runner import ChunkRunner
+from .schedule import Schedule
 from .stitch import stitch
-from .workdir import Ledger, differences, finished, settings_hash, workdir_lease
+from .thread_runner import ThreadRunner
+from .workdir import finished
 
-__all__ = ["Job", "find_cuts", "job_chunks", "on_ray"]
+__all__ = ["Job"]
 
 
-# frames per cut-scan task: a task's start-up (a worker process importing torch, cv2 and PyAV)
-# costs seconds, while a small frame's two flows cost milliseconds; long videos still spread
-# over many tasks (a two-hour film at 24 fps: 346)
-SCAN_SLICE = 500
-# the fewest frames a scan thread of this process takes (each opens the video and seeks)
-LOCAL_SCAN_SLICE = 60
 # how long a stop waits for a join that is publishing the output (a rename, or an upload to object
 # storage), past the stop's own wait: it ends what it began, holding the leases
 PUBLISH_WAIT = 300.0
-
-
-def on_ray() -> bool:
-    """Whether this process is connected to Ray already (without importing it if it is not)."""
-    ray = sys.modules.get("ray")
-    initialized = getattr(ray, "is_initialized", None)  # None too while another thread imports it
-    return initialized is not None and initialized()
-
-
-def scan_slices(index: VideoIndex, options: JobOptions, slice_frames: int = SCAN_SLICE) -> list[tuple[int, int]]:
-    """The rendered range cut into scan slices, each from one frame before it (a cut on a slice
-    boundary is seen)."""
-    a, b = options.frame_range or (0, index.frame_count)
-    step = max(slice_frames, 1)
-    return [(max(a, s - 1), min(b, s + step)) for s in range(a, b, step)]
-
-
-def find_cuts(
-    index: VideoIndex,
-    config: RenderConfig,
-    options: JobOptions,
-    *,
-    slice_frames: int = SCAN_SLICE,
-    progress: Callable[[int], None] | None = None,
-) -> list[int]:
-    """Scene cuts of the rendered range: by Ray tasks in parallel when this process is on Ray and
-    the range is more than one slice, else here, on a thread per CPU (decoding and flow leave the
-    GIL). ``progress(n)`` hears of frames scanned."""
-    slices = scan_slices(index, options, slice_frames)
-    tell = progress or (lambda _n: None)
-    if len(slices) > 1 and on_ray():
-        from .worker import scan_on_ray  # Ray's side (see the module docstring)
-
-        return scan_on_ray(index, slices, config, tell)
-    # here: one slice (starting a task would take longer than the scan itself), or no Ray
-    frames = sum(b - a for a, b in slices)
-    threads = max(1, min(os.cpu_count() or 1, frames // LOCAL_SCAN_SLICE))
-    local = scan_slices(index, options, -(-frames // threads))
-    lock = threading.Lock()
-
-    def told(n: int) -> None:
-        with lock:
-            tell(n)
-
-    with ThreadPoolExecutor(threads, thread_name_prefix="distdream-scan") as pool:
-        found = pool.map(lambda s: scan_cuts(index, s[0], s[1], config, told), local)
-        return sorted({c for cuts in found for c in cuts})
-
-
-def job_chunks(
-    index: VideoIndex,
-    config: RenderConfig,
-    options: JobOptions,
-    slots: int,
-    *,
-    progress: Callable[[int], None] | None = None,
-) -> list[Chunk]:
-    """The chunks of a render for ``slots`` chunks at once (scanning for cuts first when asked to).
-    The scan runs even for one slot: a chunk that begins on a cut is seeded by its start, so the
-    frames do not depend on the worker count."""
-    cuts = find_cuts(index, config, options, progress=progress) if options.scan_cuts else []
-    return plan_chunks(
-        index.frame_count,
-        options.chunk_frames,
-        options.overlap,
-        cuts,
-        frame_range=options.frame_range,
-        seed=config.dream.seed,
-        seams=options.seams,
-        slots=slots,
-    )
 
 
 class Job:
@@ -147,7 +58,7 @@ class Job:
         self.faults = checked_faults(faults, in_process=options.ray == "never")
         self._on_phase = on_phase
         self._phase = Phase("starting")
-        self._loop: Schedule | None = None
+        self._loop: ChunkRunner | None = None
         self.config, self.options = config, options
         self._board = Board()
         self._status = JobStatus.STARTING
@@ -270,7 +181,10 @@ class Job:
         self.workdir = checked.workdir
         if self.options.address or self.options.ray == "always":
             self._connect()
-        self._prepared = self._prepare(checked)
+        planner = Planner(
+            self.options, bool(self.faults) and self.options.ray != "never", self._connect, self._set_phase
+        )
+        self._prepared = prepare(self.input, checked, planner, on_lost=lambda _why: self._board.stop.set())
         self.plan = self._prepared.plan
         self.in_process = self._prepared.in_process
         # in the caller's thread, before the loop's: a display shows the plan before the workers start
@@ -284,180 +198,6 @@ class Job:
             where = f"at {self.options.address}" if self.options.address else "a local instance"
             self._set_phase(Phase("starting Ray", detail=f"({where}{'; ' + meanwhile if meanwhile else ''})"))
         connect(self.options.address, self.options.connect_timeout)
-
-    def _sizing(self) -> Sizing:
-        if on_ray():
-            from .cluster import resources
-
-            return resources(self.options)
-        return size_workers(self.options, *local_totals())
-
-    def _in_process(self, sizing: Sizing, chunks: list[Chunk] | None) -> bool:
-        if self.faults and self.options.ray != "never":
-            return False
-        return in_process(self.options, sizing, None if chunks is None else len(chunks), on_ray())
-
-    def _plan(self, checked: Checked, sizing: Sizing) -> tuple[list[Chunk], bool]:
-        """The chunks, and whether they run in this process. Where Ray will be needed and the scan
-        runs here (one slice), Ray starts (in this thread: its processes end with the thread that
-        started them) while a helper thread scans."""
-        in_process = self._in_process(sizing, None)
-        options = self.options
-        slices = scan_slices(checked.index, options)
-        slots = chunk_slots(options, sizing, on_ray())
-        scanned_here = options.scan_cuts
-        frames = sum(b - a for a, b in slices)
-        ray_ahead = not in_process and not on_ray() and frames > options.chunk_frames  # more than one chunk
-        if ray_ahead and scanned_here and len(slices) > 1:
-            self._connect()  # scan on Ray, in parallel
-            sizing = self._sizing()
-        scanned = [0]
-        quiet = threading.Event()  # set while Ray starts: its phase is the one shown
-
-        def scanning(n: int) -> None:
-            scanned[0] += n
-            if not quiet.is_set():
-                self._set_phase(Phase("scanning cuts", scanned[0], frames))
-
-        def plan() -> list[Chunk]:
-            return job_chunks(checked.index, checked.config, options, slots, progress=scanning)
-
-        if ray_ahead and not on_ray():
-            quiet.set()
-            chunks = self._plan_while_ray_starts(plan)
-        else:
-            if scanned_here:
-                scanning(0)
-            chunks = plan()
-        return chunks, in_process or self._in_process(sizing, chunks)
-
-    def _plan_while_ray_starts(self, plan: Callable[[], list[Chunk]]) -> list[Chunk]:
-        """Plan (the cut scan) on a helper thread while this thread starts Ray."""
-        made: list[list[Chunk] | BaseException] = []
-
-        def body() -> None:
-            try:
-                made.append(plan())
-            except BaseException as exc:  # raised here, in the caller's thread
-                made.append(exc)
-
-        helper = threading.Thread(target=body, name="distdream-plan", daemon=True)
-        helper.start()
-        self._connect("scanning cuts meanwhile")  # if this fails (or is stopped), the scan ends with the process
-        helper.join()
-        if isinstance(made[0], BaseException):
-            raise made[0]
-        return made[0]
-
-    def _leases(self, checked: Checked) -> tuple[Lease, ...]:
-        """Take the work directory's lease and the output's: one lock for every output that can
-        name the same files (``.d.#.png.lock`` for ``d.%04d.png`` and ``d.%d.png``, which share
-        ``d.1000.png`` onward; ``.out.mp4.lock`` for ``out.mp4``). They cancel the job if lost."""
-
-        def lost(_why: str) -> None:
-            self._board.stop.set()
-
-        taken: list[Lease] = []
-        shared = family(str(checked.output))
-        wanted = [
-            workdir_lease(str(checked.workdir), unsafe_ok=self.options.unsafe_lock, on_lost=lost),
-            Lease(
-                storage.join(storage.parent(shared), f".{storage.name_of(shared)}.lock"),
-                f"output {checked.output}",
-                unsafe_ok=self.options.unsafe_lock,
-                on_lost=lost,
-            ),
-        ]
-        try:
-            for lease in wanted:
-                lease.acquire()
-                taken.append(lease)
-        except BaseException:
-            for lease in taken:
-                lease.release()
-            raise
-        return tuple(taken)
-
-    def _prepare(self, checked: Checked) -> Prepared:
-        workdir = str(checked.workdir)
-        plan_file = storage.join(workdir, "plan.json")
-        storage.makedirs(workdir)
-        leases = self._leases(checked)  # before reading the plan: a second job must not even look
-        try:
-            sizing = self._sizing()
-            saved = self._saved_plan(plan_file)
-            if saved is not None and self.options.resume and isinstance(saved.get("chunks"), list):
-                # resume re-plans nothing: the chunks stay (another worker count may plan other chains)
-                chunks = [Chunk(**c) for c in saved["chunks"]]
-                in_process = self._in_process(sizing, chunks)
-            else:
-                chunks, in_process = self._plan(checked, sizing)
-            if in_process:
-                workers = 1 if len(chunks) == 1 or sizing.device != "cpu" else sizing.workers  # see chunk_slots
-                sizing = workers_here(
-                    self.options,
-                    replace(sizing, workers=workers),
-                    local_totals()[0],
-                    checked.index.width * checked.index.height,
-                )
-            else:
-                self._connect()
-                sizing = self._sizing()
-            record = plan_record(self.input, checked, checked.config, sizing.device, chunks)
-            record["settings_hash"] = settings_hash(record)
-            if saved is not None:
-                self._check_resume(workdir, saved, record)
-            for sub in ("chunks", "windows"):
-                storage.makedirs(storage.join(workdir, sub))
-            storage.write_text(
-                plan_file, json.dumps(record | {"output": str(checked.output)}, indent=1, sort_keys=True)
-            )
-            ledger = Ledger.load(storage.join(workdir, "ledger.json"))
-        except BaseException:
-            for lease in leases:
-                lease.release()
-            raise
-        job_plan = JobPlan(str(self.input), checked.index, tuple(chunks), record["settings_hash"])
-        return Prepared(
-            job_plan,
-            checked,
-            ledger,
-            leases,
-            sizing.device,
-            sizing.workers,
-            sizing.cpus,
-            sizing.gpus,
-            sizing.threads,
-            sizing.lanes,
-            in_process=in_process,
-            model=checked.model,
-        )
-
-    @staticmethod
-    def _saved_plan(plan_file: str) -> dict[str, Any] | None:
-        if not storage.exists(plan_file):
-            return None
-        try:
-            saved = json.loads(storage.read_text(plan_file))
-        except ValueError:
-            saved = None
-        if not isinstance(saved, dict):
-            raise JobError(
-                f"{plan_file} is damaged; remove the work directory {storage.parent(plan_file)} to start over"
-            )
-        return saved
-
-    def _check_resume(self, workdir: str, saved: dict[str, Any], record: dict[str, Any]) -> None:
-        """Refuse a work directory of another render (naming what differs), or this one without --resume."""
-        if saved.get("settings_hash") != record["settings_hash"]:
-            diff = differences(saved, record) or ["the chunking or plan format"]
-            raise JobError(
-                f"work directory {workdir} holds another render; it differs in: {'; '.join(diff[:6])}"
-                + (f" and {len(diff) - 6} more" if len(diff) > 6 else "")
-                + ". Use another --workdir, or remove this one to start over"
-            )
-        if not self.options.resume:
-            raise JobError(f"work directory {workdir} holds this render already; pass --resume to continue it")
 
     # -- run ----------------------------------------------------------------------------------
 
@@ -494,26 +234,29 @@ class Job:
             if not a <= number < b:
                 storage.remove(frame_file(pattern, number))
 
-    def _start_loop(
-        self, p: Prepared, todo: list[Chunk], done: set[int], windows: set[int], workers: int, lanes: int
-    ) -> Schedule:
-        """The chunk loop: in this process, or on Ray once a node can host a worker."""
+    def _runner(self, p: Prepared, schedule: Schedule) -> ChunkRunner:
+        """The chunk runner: threads of this process, or Ray actors once a node can host a worker."""
         where = "in this process" if p.in_process else "on Ray"
+        workers, lanes = schedule.workers, schedule.lanes
         self._set_phase(
-            Phase("starting workers", 0, workers if todo else 0, f"{workers} worker(s) × {lanes} lane(s) {where}")
+            Phase(
+                "starting workers",
+                0,
+                workers if schedule.queue else 0,
+                f"{workers} worker(s) × {lanes} lane(s) {where}",
+            )
         )
-        run = (self._board, self.options, p, str(p.checked.workdir), todo, done, windows, workers, lanes)
         if p.in_process:
-            return LocalLoop(*run, faults=self.faults)
+            return ThreadRunner(schedule, self.faults)
         from .cluster import wait_for_resources  # Ray's side (see the module docstring)
-        from .loop import ChunkLoop
+        from .ray_runner import RayRunner
 
-        if todo:
+        if schedule.queue:
             wait = self.options.resource_wait
             if wait is None:  # a local instance of our own gets no nodes later; a cluster may autoscale
                 wait = 600.0 if self.options.address not in (None, "", "local") else 0.0
             wait_for_resources(p.cpus, p.gpus, wait, self._board.stop, on_wait=self._waiting)
-        return ChunkLoop(*run, faults=self.faults)
+        return RayRunner(schedule, self.faults)
 
     def _join_check(self, workdir: str) -> Callable[[], None]:
         """What the join runs between packets: a stop abandons it (the output untouched, the
@@ -552,7 +295,10 @@ class Job:
         todo = [c for c in chunks if c.index not in done]
         workers = max(1, min(p.workers, len(todo))) if todo else 0
         lanes = max(1, min(p.lanes, -(-len(todo) // max(workers, 1))))  # no lane that could never get a chunk
-        run = self._loop = self._start_loop(p, todo, done, windows, workers, lanes)
+        schedule = Schedule(self._board, self.options, p, workdir, todo, done, windows, workers, lanes)
+        run = self._runner(p, schedule)
+        run.start()
+        self._loop = run
         self._status = JobStatus.RUNNING
         try:
             run.launch_seams()
@@ -586,21 +332,22 @@ class Job:
         if p.checked.owned_workdir:
             p.leases[0].release()
             storage.remove_tree(workdir)
-        notes = set(run.notes) | ({p.ledger.note} if p.ledger.note else set())
+        summary = run.summary()
+        notes = set(summary.notes) | ({p.ledger.note} if p.ledger.note else set())
         if p.checked.layout.frames_to is not None and p.plan.index.audio:
             notes.add("the input's audio is not written: an image sequence holds pictures only")
         return JobResult(
             output=out,
             frames=p.plan.frames,
             chunks=len(chunks),
-            rendered=run.rendered,
+            rendered=summary.rendered,
             seconds=time.perf_counter() - t_start,
             workdir=p.checked.workdir,
             lead_in_overhead=p.plan.lead_in_overhead,
-            chunk_stats=tuple(run.stats),
+            chunk_stats=summary.stats,
             workers=workers,
             lanes=lanes,
-            compute=run.compute,
+            compute=summary.compute,
             notes=tuple(sorted(notes)),
-            largest_batch=run.largest_batch,
+            largest_batch=summary.largest_batch,
         )

@@ -63,6 +63,8 @@ class WorkerPool:
     start_timeout: float
     max_start_failures: int
     clock: Callable[[], float] = time.monotonic
+    get: Callable[[Any], Any] = ray.get  # a ping's answer (tests pass fakes of these three)
+    kill_actor: Callable[..., None] = ray.kill
     slots: list[_Slot] = field(default_factory=list)
     idle: list[int] = field(default_factory=list)  # free lanes by slot (a slot appears once per lane)
     start_failures: int = 0
@@ -97,7 +99,7 @@ class WorkerPool:
         s = self.slots[slot]
         s.ping = None
         try:
-            token = ray.get(ref)
+            token = self.get(ref)
         except ray.exceptions.RayActorError as exc:  # out of restarts, or it could not start at all
             if s.token is None:
                 self._start_failed(f"it died while starting ({cause_of(exc)})")
@@ -105,7 +107,7 @@ class WorkerPool:
             return
         if token is not None and token == s.dying:  # the dying process answered: ask again …
             if self.clock() - s.dying_since > self.DYING:  # … but not forever: it is alive, make it restart
-                ray.kill(s.actor, no_restart=False)
+                self.kill_actor(s.actor, no_restart=False)
                 s.dying_since = self.clock()
             self._ping(slot)
             return
@@ -120,7 +122,7 @@ class WorkerPool:
 
     def _replace(self, slot: int) -> None:
         s = self.slots[slot]
-        ray.kill(s.actor, no_restart=True)
+        self.kill_actor(s.actor, no_restart=True)
         self.slots[slot] = _Slot(self.make(), incarnation=s.incarnation + 1, lanes_out=s.lanes_out)
         self.idle[:] = [i for i in self.idle if i != slot]
         self._ping(slot)
@@ -195,7 +197,7 @@ class WorkerPool:
     def kill(self, slot: int, born: int) -> None:
         """The watchdog's verdict on a hung lane: restart its worker (its other lanes fail with it)."""
         if born == self.slots[slot].incarnation:  # not already killed for another of its lanes
-            ray.kill(self.slots[slot].actor, no_restart=False)
+            self.kill_actor(self.slots[slot].actor, no_restart=False)
 
     def retire_idle(self) -> None:
         """No chunk is left to hand out: let go of workers with nothing running, freeing their
@@ -205,7 +207,7 @@ class WorkerPool:
                 s.retired = True
                 s.ping = None
                 self.idle[:] = [i for i in self.idle if i != slot]
-                ray.kill(s.actor, no_restart=True)
+                self.kill_actor(s.actor, no_restart=True)
 
     def revive(self) -> None:
         """Work came back (a retried chunk) after every worker was retired: start one again."""
@@ -217,4 +219,4 @@ class WorkerPool:
     def shutdown(self) -> None:
         for s in self.slots:
             if not s.retired:
-                ray.kill(s.actor, no_restart=True)
+                self.kill_actor(s.actor, no_restart=True)

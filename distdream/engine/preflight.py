@@ -24,9 +24,10 @@ from typing import Any
 from .. import storage
 from ..chunking import Chunk
 from ..compute import resolve_compute
-from ..config import JobOptions, RenderConfig
+from ..config import RenderConfig
 from ..errors import ConfigError, JobError, OutputError, VideoError
 from ..models import LoadedModel, Weights
+from ..options import JobOptions
 from ..video import (
     Format,
     VideoIndex,
@@ -41,7 +42,7 @@ from ..video.naming import existing_numbers
 from .pieces import Layout
 from .workdir import PLAN_VERSION, check_workdir
 
-__all__ = ["Checked", "location", "plan_record", "preflight"]
+__all__ = ["Checked", "location", "output_format", "plan_record", "preflight"]
 
 
 def location(path: str | os.PathLike[str]) -> Path | str:
@@ -163,7 +164,7 @@ def preflight(
     out = location(output)
     index = probe(input, fps=config.fps)
     index.working_colour.check(f"input {input}")
-    config, fmt = _output_format(out, index, config)
+    config, fmt = output_format(out, index, config)
     layout = Layout.of(fmt, index, str(out))
     frames = options.frame_range or (0, index.frame_count)
     if not 0 <= frames[0] < frames[1] <= index.frame_count:
@@ -188,7 +189,7 @@ def preflight(
     return Checked(index, config, layout, out, workdir, options.workdir is None, dreamer.model.weights, dreamer.model)
 
 
-def _output_format(out: Path | str, index: VideoIndex, config: RenderConfig) -> tuple[RenderConfig, Format]:
+def output_format(out: Path | str, index: VideoIndex, config: RenderConfig) -> tuple[RenderConfig, Format]:
     """The job's config with its codec resolved, and the format every piece is written in."""
     try:
         fmt = resolve_output(str(out), config.encoding, index)
@@ -220,13 +221,16 @@ def input_identity(input: str, index: VideoIndex) -> dict[str, Any]:
     }
 
 
-def plan_record(input: str, checked: Checked, config: RenderConfig, device: str, chunks: list[Chunk]) -> dict[str, Any]:
-    """What makes this job's pixels, as ``plan.json`` stores it (see :func:`~.workdir.differences`)."""
+def plan_record(
+    input: str, index: VideoIndex, config: RenderConfig, weights: Weights | None, device: str, chunks: list[Chunk]
+) -> dict[str, Any]:
+    """What makes this job's pixels, as ``plan.json`` stores it (see :func:`~.workdir.differences`):
+    ``config`` with its output format resolved (:func:`output_format`), ``weights`` as they resolved."""
     import torch
 
     from .. import __version__
 
-    settings = config.to_dict() | {"output_format": describe(format_for(config.encoding, checked.index))}
+    settings = config.to_dict() | {"output_format": describe(format_for(config.encoding, index))}
     dream = settings["dream"]
     for speed_only in ("channels_last", "compile"):
         # layout and compilation change speed, not the recipe (only rounding, as lanes and thread
@@ -234,11 +238,9 @@ def plan_record(input: str, checked: Checked, config: RenderConfig, device: str,
         dream.pop(speed_only, None)
     settings.pop("carry_on_device", None)  # where the carry runs: rounding only, like the layout
     dream["precision"] = resolve_compute(config.dream, torch.device(device)).precision  # as it runs
-    weights = checked.weights
     resolved = None if weights is None else _file_record(weights.file) if weights.file else weights.name
     dream["weights"] = {"given": config.dream.weights, "resolved": resolved}
     dream["predefined_start"] = _file_record(config.dream.predefined_start)
-    index = checked.index
     identity = input_identity(input, index) | {
         "frames": index.frame_count,
         "width": index.width,

@@ -1,9 +1,9 @@
 """What a chunk loop keeps, whoever runs the chunks: the queue, what is done, retries, the ledger.
 
-:class:`Schedule` is the bookkeeping both loops share — the Ray one (:mod:`.loop`) and the
-in-process one (:mod:`.local`): which queued chunk starts next (long handoff chains first), a
-failed chunk going back to the queue until its attempts run out, a finished chunk recorded in the
-ledger, and which seam windows can be crossfaded. No Ray here.
+:class:`Schedule` is the bookkeeping both chunk runners hold — on Ray actors (:mod:`.ray_runner`)
+and on threads of this process (:mod:`.thread_runner`): which queued chunk starts next (long
+handoff chains first), a failed chunk going back to the queue until its attempts run out, a
+finished chunk recorded in the ledger, and which seam windows can be crossfaded. No Ray here.
 """
 
 from __future__ import annotations
@@ -13,35 +13,26 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..chunking import Chunk
-from ..config import JobOptions
 from ..errors import ChunkFailed
-from ..models import LoadedModel
+from ..options import JobOptions
 from .board import Board
-from .lease import Lease
 from .pieces import ChunkFiles
-from .preflight import Checked
-from .records import ChunkStatus, JobPlan
-from .workdir import Ledger
+from .prepare import Prepared
+from .records import ChunkStatus
 
-__all__ = ["Prepared", "Schedule"]
+__all__ = ["RunSummary", "Schedule"]
 
 
-@dataclass
-class Prepared:
-    """What a job settled before its loop runs: plan, checks, ledger, lock and resources."""
+@dataclass(frozen=True)
+class RunSummary:
+    """What one pass of a chunk runner did: chunks dreamed, their statistics, notes for the user,
+    the arithmetic it ran and its largest batch."""
 
-    plan: JobPlan
-    checked: Checked
-    ledger: Ledger
-    leases: tuple[Lease, ...]  # the work directory's, and an image-sequence output's
-    device: str
-    workers: int
-    cpus: float
-    gpus: float
-    threads: int
-    lanes: int
-    in_process: bool = False  # no Ray: one worker, in this process
-    model: LoadedModel | None = None  # preflight's network, reused by an in-process worker
+    rendered: int
+    stats: tuple[dict[str, Any], ...]
+    notes: frozenset[str]
+    compute: str
+    largest_batch: int
 
 
 @dataclass
@@ -73,6 +64,10 @@ class Schedule:
             self.chain_rest[c.index] = 1 + (self.chain_rest.get(c.index + 1, 0) if c.hands_off else 0)
         self.layout = self.prepared.checked.layout
         self.encoding = self.prepared.checked.config.encoding
+
+    def summary(self) -> RunSummary:
+        """What this pass did, for the job's result."""
+        return RunSummary(self.rendered, tuple(self.stats), frozenset(self.notes), self.compute, self.largest_batch)
 
     def next_chunk(self) -> Chunk | None:
         """The queued chunk to start next, taken off the queue and counted as an attempt: one whose

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from ..config import JobOptions
+from ..options import JobOptions
 
 __all__ = [
     "CPU_LANES",

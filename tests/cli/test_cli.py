@@ -97,7 +97,8 @@ def test_no_flags_give_the_records_defaults() -> None:
     # what a plain `distdream render in.mp4 -o out.mp4` dreams with: exactly the library's defaults
     from distdream.cli import dream, render
     from distdream.cli.options import dream_config, job_options, render_config
-    from distdream.config import DreamConfig, JobOptions, RenderConfig
+    from distdream.config import DreamConfig, RenderConfig
+    from distdream.options import JobOptions
 
     kw = render.make_context("render", ["in.mp4", "-o", "out.mp4"]).params
     assert render_config(kw) == RenderConfig() and JobOptions(**job_options(kw)) == JobOptions()
@@ -108,8 +109,9 @@ def test_every_declared_setting_is_a_flag_that_reaches_its_record() -> None:
     # a setting is declared once (distdream.declare.setting); its flag, config-file key and value follow
     from distdream.cli import render
     from distdream.cli.options import job_options, render_config
-    from distdream.config import DreamConfig, FlowConfig, JobOptions, RenderConfig
+    from distdream.config import DreamConfig, FlowConfig, RenderConfig
     from distdream.declare import declared, flag_of
+    from distdream.options import JobOptions
 
     params = {p.name: p for p in render.params}
     argv, want = ["in.mp4", "-o", "out.mp4"], {}

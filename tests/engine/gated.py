@@ -19,6 +19,7 @@ from typing import Any
 
 from distdream import engine
 from distdream.cli import run
+from distdream.engine import testing
 from distdream.engine.faults import Fault
 
 ROOT = Path(__file__).parents[2]
@@ -58,10 +59,9 @@ def spawn(args: list[str], *faults: Fault) -> subprocess.Popen:
 
 def main() -> None:
     faults = tuple(Fault(**{**f, "attempts": tuple(f["attempts"])}) for f in json.loads(sys.argv.pop(1)))
-    submit = engine.submit
 
     def with_faults(*args: Any, **kwargs: Any) -> engine.Job:
-        return submit(*args, faults=faults, **kwargs)
+        return testing.submit(*args, faults=faults, **kwargs)
 
     engine.submit = with_faults  # type: ignore[assignment]  # what `distdream render` calls to start its job
     run()

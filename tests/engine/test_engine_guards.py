@@ -17,7 +17,7 @@ import pytest
 
 from distdream.cli import main
 from distdream.config import DreamConfig, RenderConfig
-from distdream.engine import render
+from distdream.engine import render, testing
 from distdream.engine.faults import Fault
 from distdream.engine.workdir import workdir_lease
 from distdream.errors import ChunkFailed, JobError
@@ -160,7 +160,7 @@ def test_a_worker_that_cannot_start_fails_the_job_with_its_cause(
 ) -> None:
     out = tmp_path / "out.mp4"
     with pytest.raises(JobError, match="workers failed to start") as err:
-        render(
+        testing.render(
             clip,
             out,
             CFG,
@@ -181,7 +181,7 @@ def _interrupted_workdir(clip: Path, tmp_path: Path) -> Path:
     """A work directory whose job stopped after its first chunk (the last chunk always fails)."""
     workdir = tmp_path / "work"
     with pytest.raises(ChunkFailed):
-        render(
+        testing.render(
             clip,
             tmp_path / "out.mp4",
             CFG,
@@ -231,7 +231,7 @@ def test_a_resume_keeps_a_handoff_chain_s_finished_chunks_and_their_carried_stat
     whole = render(clip, tmp_path / "whole.mp4", CFG, **job)  # each chunk continues the one before
     with pytest.raises(ChunkFailed):
         fault = Fault(chunk=2, at_frame=0)
-        render(clip, out, CFG, workdir=str(workdir), max_attempts=1, faults=(fault,), **{**job, "ray": "auto"})
+        testing.render(clip, out, CFG, workdir=str(workdir), max_attempts=1, faults=(fault,), **{**job, "ray": "auto"})
     ledger = json.loads((workdir / "ledger.json").read_text())["chunks"]
     assert "chunks/00001.carried.npz" in ledger["00001"]["fingerprints"]  # what chunk 2 continues from
     workdir.rename(tmp_path / "moved")

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from distdream.config import JobOptions
-from distdream.engine import render, submit
+from distdream.engine import testing
 from distdream.engine.faults import FAULT_KINDS, THREAD_KINDS, Fault, checked_faults, hold
 from distdream.errors import ConfigError, JobCancelled, JobError
+from distdream.options import JobOptions
 from distdream.samples import pan_frames, write_clip
 from tests.engine.gated import gate
 from tests.engine.test_local import CFG
@@ -23,11 +23,11 @@ JOB = dict(chunk_frames=10, overlap=3, scan_cuts=False, seams="handoff", workers
 
 def test_an_unknown_fault_kind_is_refused_before_the_job_starts(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="unknown fault kind 'explode'"):
-        submit(tmp_path / "in.mp4", tmp_path / "out.mp4", faults=(Fault(kind="explode"),))
+        testing.submit(tmp_path / "in.mp4", tmp_path / "out.mp4", faults=(Fault(kind="explode"),))
     with pytest.raises(ConfigError, match="'exit' fault needs a worker process"):
-        submit(tmp_path / "in.mp4", tmp_path / "out.mp4", ray="never", faults=(Fault(kind="exit"),))
+        testing.submit(tmp_path / "in.mp4", tmp_path / "out.mp4", ray="never", faults=(Fault(kind="exit"),))
     with pytest.raises(ConfigError, match="needs go=PATH"):
-        submit(tmp_path / "in.mp4", tmp_path / "out.mp4", faults=(Fault(kind="wait"),))
+        testing.submit(tmp_path / "in.mp4", tmp_path / "out.mp4", faults=(Fault(kind="wait"),))
     assert list(tmp_path.iterdir()) == []
     every = [Fault(kind=kind, go="go") for kind in FAULT_KINDS]
     assert checked_faults(every) == tuple(every)
@@ -65,7 +65,7 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_a_chunk_that_fails_in_this_process_is_tried_again(clip: Path, tmp_path: Path) -> None:
-    job = submit(clip, tmp_path / "out.mp4", CFG, faults=(Fault(chunk=1, at_frame=2, attempts=(0,)),), **JOB)
+    job = testing.submit(clip, tmp_path / "out.mp4", CFG, faults=(Fault(chunk=1, at_frame=2, attempts=(0,)),), **JOB)
     result = job.result(timeout=300)
     assert job.in_process and result.rendered == 3
     assert {s.index: s.attempts for s in job.chunks()} == {0: 1, 1: 2, 2: 1}
@@ -73,7 +73,9 @@ def test_a_chunk_that_fails_in_this_process_is_tried_again(clip: Path, tmp_path:
 
 def test_a_held_chunk_holds_the_render_until_the_go_ahead(clip: Path, tmp_path: Path) -> None:
     go, workdir = tmp_path / "go", tmp_path / "work"
-    job = submit(clip, tmp_path / "out.mp4", CFG, workdir=str(workdir), faults=(gate(go, 1, at_frame=2),), **JOB)
+    job = testing.submit(
+        clip, tmp_path / "out.mp4", CFG, workdir=str(workdir), faults=(gate(go, 1, at_frame=2),), **JOB
+    )
     ledger = workdir / "ledger.json"
     deadline = time.monotonic() + 120
     while job.progress()[0] < 10 + 2 and time.monotonic() < deadline:  # chunk 0, then 2 frames of chunk 1
@@ -87,7 +89,9 @@ def test_a_held_chunk_holds_the_render_until_the_go_ahead(clip: Path, tmp_path: 
 
 def test_a_held_chunk_ends_with_a_stop(clip: Path, tmp_path: Path) -> None:
     workdir = tmp_path / "work"
-    job = submit(clip, tmp_path / "out.mp4", CFG, workdir=str(workdir), faults=(gate(tmp_path / "never", 1),), **JOB)
+    job = testing.submit(
+        clip, tmp_path / "out.mp4", CFG, workdir=str(workdir), faults=(gate(tmp_path / "never", 1),), **JOB
+    )
     while not any(c.state == "done" for c in job.chunks()):
         assert job.wait(0.05) is False  # it cannot end before chunk 1's go-ahead
     job.cancel()
@@ -99,14 +103,14 @@ def test_a_held_chunk_ends_with_a_stop(clip: Path, tmp_path: Path) -> None:
 
 def test_render_takes_faults_in_this_process_too(clip: Path, tmp_path: Path) -> None:
     with pytest.raises(Exception, match="injected fault in chunk 2"):
-        render(clip, tmp_path / "out.mp4", CFG, max_attempts=1, faults=(Fault(chunk=2),), **JOB)
+        testing.render(clip, tmp_path / "out.mp4", CFG, max_attempts=1, faults=(Fault(chunk=2),), **JOB)
 
 
 def test_a_chunk_that_hangs_in_this_process_stops_the_job_at_its_timeout(clip: Path, tmp_path: Path) -> None:
     """--chunk-timeout in process: a thread cannot be killed, so the job stops, naming the chunk,
     and keeps what was finished (the held chunk never gets its go-ahead: a hang)."""
     workdir = tmp_path / "work"
-    job = submit(
+    job = testing.submit(
         clip,
         tmp_path / "out.mp4",
         CFG,

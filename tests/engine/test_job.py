@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from distdream.config import DreamConfig, RenderConfig
-from distdream.engine import JobOptions, plan, render, submit
+from distdream.engine import JobOptions, plan, render, submit, testing
 from distdream.engine.faults import Fault
 from distdream.engine.preflight import plan_record, preflight
 from distdream.engine.stitch import crossfade_weights, mix_residuals
@@ -70,9 +70,13 @@ def test_the_plan_hash_holds_what_runs_not_how_fast(clip: Path, tmp_path: Path) 
             dream=DreamConfig(**{**CFG.dream.to_dict(), **dream}), crf=0, preset="ultrafast", **(render or {})
         )
         checked = preflight(str(clip), str(tmp_path / "o.mp4"), cfg, JobOptions(**JOB))
-        return settings_hash(plan_record(str(clip), checked, cfg, device, list(plan(clip, cfg, **JOB).chunks)))
+        chunks = list(plan(clip, cfg, **JOB).chunks)
+        return settings_hash(plan_record(str(clip), checked.index, checked.config, checked.weights, device, chunks))
 
     base = hashed()
+    cfg = RenderConfig(dream=CFG.dream, crf=0, preset="ultrafast")
+    assert plan(clip, cfg, output=tmp_path / "o.mp4", **JOB).settings_hash == base  # the job's own hash
+    assert plan(clip, cfg, output=tmp_path / "o.%04d.png", **JOB).settings_hash != base  # another codec
     assert hashed(compile=True) == hashed(channels_last=False) == base  # speed, not the recipe
     assert hashed(render={"carry_on_device": True}) == base  # where the carry runs: rounding only
     assert hashed(render={"carry_resampling": "bilinear"}) != base  # how it resamples: the recipe
@@ -84,8 +88,10 @@ def test_the_plan_hash_holds_what_runs_not_how_fast(clip: Path, tmp_path: Path) 
 
 def test_two_workers_render_exactly_and_match_one_worker(clip: Path, reference, tmp_path: Path) -> None:
     workdir = tmp_path / "work"
-    result = render(clip, tmp_path / "out.mp4", CFG, workers=2, workdir=str(workdir), **JOB)
+    result = render(clip, tmp_path / "out.mp4", CFG, JobOptions(workers=2, workdir=str(workdir), **JOB))
     assert result.chunks == 3 and result.rendered == 3
+    recorded = json.loads((workdir / "plan.json").read_text())["settings_hash"]
+    assert recorded == plan(clip, CFG, output=tmp_path / "out.mp4", workers=2, **JOB).settings_hash
     source, out = probe(clip), probe(result.output)
     assert out.frame_count == 40 and out.pts.tolist() == source.pts.tolist()
     assert (out.width, out.height) == (96, 64) and [a.codec for a in out.audio] == ["aac"]
@@ -155,7 +161,7 @@ def _first_audio_seconds(path: Path) -> float:
 
 def test_a_worker_dying_mid_chunk_costs_only_that_chunk(clip: Path, reference, tmp_path: Path) -> None:
     fault = Fault(chunk=1, at_frame=4, attempts=(0,), kind="exit")
-    job = submit(clip, tmp_path / "out.mp4", CFG, workers=2, faults=(fault,), **JOB)
+    job = testing.submit(clip, tmp_path / "out.mp4", CFG, workers=2, faults=(fault,), **JOB)
     result = job.result(timeout=600)
     # the fault fired (chunk 1 took a second attempt) and nothing else was redone
     assert [(c.index, c.state, c.attempts) for c in job.chunks()] == [(0, "done", 1), (1, "done", 2), (2, "done", 1)]
@@ -166,7 +172,7 @@ def test_a_worker_dying_mid_chunk_costs_only_that_chunk(clip: Path, reference, t
 def test_a_chunk_failing_every_time_fails_the_job(clip: Path, tmp_path: Path) -> None:
     out = tmp_path / "out.mp4"
     with pytest.raises(ChunkFailed) as err:
-        render(clip, out, CFG, workers=2, max_attempts=2, faults=(Fault(chunk=2, at_frame=1),), **JOB)
+        testing.render(clip, out, CFG, workers=2, max_attempts=2, faults=(Fault(chunk=2, at_frame=1),), **JOB)
     assert err.value.index == 2 and err.value.frames == (25, 40) and err.value.attempts == 2
     assert "injected fault" in err.value.cause
     assert isinstance(err.value, JobError) and err.value.hint is None  # one except clause catches a failed job
@@ -186,7 +192,7 @@ def test_work_directory_guards(clip: Path, tmp_path: Path) -> None:
 
 def test_job_api_and_cancel(clip: Path, tmp_path: Path) -> None:
     held = gate(tmp_path / "never", chunk=2)  # the job cannot end before the cancel (tests.engine.gated)
-    job = submit(clip, tmp_path / "out.mp4", CFG, workers=1, workdir=str(tmp_path / "w"), faults=(held,), **JOB)
+    job = testing.submit(clip, tmp_path / "out.mp4", CFG, workers=1, workdir=str(tmp_path / "w"), faults=(held,), **JOB)
     while not any(c.state == "done" for c in job.chunks()):
         assert job.status() in ("starting", "running")
         time.sleep(0.1)
@@ -203,9 +209,9 @@ def test_job_api_and_cancel(clip: Path, tmp_path: Path) -> None:
 def test_resume_after_the_driver_is_killed(clip: Path, reference, tmp_path: Path) -> None:
     workdir, out = tmp_path / "work", tmp_path / "out.mp4"
     script = (  # its last chunk held: the driver cannot finish before it is killed (tests.engine.gated)
-        "import sys; from distdream.engine import render; from tests.engine.test_job import CFG, JOB;"
+        "import sys; from distdream.engine import testing; from tests.engine.test_job import CFG, JOB;"
         "from tests.engine.gated import gate;"
-        f"render({str(clip)!r}, {str(out)!r}, CFG, workers=1, workdir={str(workdir)!r}, ray='never', "
+        f"testing.render({str(clip)!r}, {str(out)!r}, CFG, workers=1, workdir={str(workdir)!r}, ray='never', "
         f"faults=(gate({str(tmp_path / 'never')!r}, 2),), **JOB)"
     )
     proc = subprocess.Popen(
@@ -325,7 +331,7 @@ def test_a_worker_ray_cannot_reach_gets_its_chunk_again_then_is_replaced(clip: P
     (the driver would wait forever for a restart that never comes), but a retry; twice in a row,
     and the worker is restarted."""
     fault = Fault(chunk=1, at_frame=2, kind="unavailable", attempts=(0, 1))
-    job = submit(clip, tmp_path / "out.mp4", CFG, workers=1, faults=(fault,), **JOB)
+    job = testing.submit(clip, tmp_path / "out.mp4", CFG, workers=1, faults=(fault,), **JOB)
     result = job.result(timeout=600)
     assert [c.attempts for c in job.chunks()] == [1, 3, 1]
     assert all(np.array_equal(a, b) for a, b in zip(frames_of(result.output), reference, strict=True))

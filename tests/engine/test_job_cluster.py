@@ -11,7 +11,7 @@ import pytest
 import ray
 from ray.cluster_utils import Cluster
 
-from distdream.engine import render, submit
+from distdream.engine import render, testing
 from distdream.engine.faults import Fault
 from distdream.samples import pan_frames, write_clip
 from distdream.video import read_frames
@@ -48,7 +48,7 @@ def test_losing_a_node_mid_job_costs_only_its_chunk(cluster, clip: Path, tmp_pat
     # chunks 2 and 3 held at their third frame on their first attempt (tests.engine.gated): once both
     # workers have taken one, the job stands still until the node is gone, however fast it runs
     held = tuple(Fault(chunk=k, at_frame=2, attempts=(0,), kind="wait", go=str(go)) for k in (2, 3))
-    job = submit(clip, tmp_path / "out.mp4", CFG, workdir=str(workdir), faults=held, **JOB)
+    job = testing.submit(clip, tmp_path / "out.mp4", CFG, workdir=str(workdir), faults=held, **JOB)
     ledger = workdir / "ledger.json"
     deadline = time.monotonic() + 120
 
@@ -74,6 +74,6 @@ def test_losing_a_node_mid_job_costs_only_its_chunk(cluster, clip: Path, tmp_pat
 
 def test_a_worker_process_dying_on_a_node_is_retried(cluster, clip: Path, tmp_path: Path) -> None:
     fault = Fault(chunk=0, at_frame=5, attempts=(0,), kind="exit")
-    job = submit(clip, tmp_path / "out.mp4", CFG, faults=(fault,), **JOB)
+    job = testing.submit(clip, tmp_path / "out.mp4", CFG, faults=(fault,), **JOB)
     result = job.result(timeout=300)
     assert result.rendered == 4 and {s.index: s.attempts for s in job.chunks()}[0] == 2

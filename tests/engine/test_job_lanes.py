@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from distdream.config import DreamConfig, RenderConfig
-from distdream.engine import render, submit
+from distdream.engine import render, testing
 from distdream.engine.faults import Fault
 from distdream.errors import ConfigError
 from distdream.metrics import warping_error
@@ -81,7 +81,7 @@ def test_a_lane_that_fails_or_a_worker_that_dies_costs_only_their_chunks(
     clip: Path, reference, control, tmp_path: Path
 ) -> None:
     faults = (Fault(chunk=1, at_frame=3, attempts=(0,)), Fault(chunk=3, at_frame=2, attempts=(0,), kind="exit"))
-    job = submit(clip, tmp_path / "out.mp4", CFG, workers=1, lanes=2, faults=faults, **JOB)
+    job = testing.submit(clip, tmp_path / "out.mp4", CFG, workers=1, lanes=2, faults=faults, **JOB)
     result = job.result()
     attempts = {c.index: c.attempts for c in job.chunks()}
     assert attempts[1] == 2 and attempts[3] >= 2 and all(c.state == "done" for c in job.chunks())
@@ -91,7 +91,7 @@ def test_a_lane_that_fails_or_a_worker_that_dies_costs_only_their_chunks(
 
 def test_the_watchdog_frees_a_hung_lane_and_its_neighbours(clip: Path, tmp_path: Path) -> None:
     faults = (Fault(chunk=0, at_frame=2, attempts=(0,), kind="hang"),)
-    job = submit(clip, tmp_path / "out.mp4", CFG, workers=1, lanes=2, chunk_timeout=8.0, faults=faults, **JOB)
+    job = testing.submit(clip, tmp_path / "out.mp4", CFG, workers=1, lanes=2, chunk_timeout=8.0, faults=faults, **JOB)
     result = job.result(timeout=300)
     attempts = {c.index: c.attempts for c in job.chunks()}
     # the hung lane holds up its neighbour's batch, so both are killed by the watchdog, then done

@@ -21,7 +21,7 @@ import psutil
 import pytest
 
 from distdream.config import DreamConfig, RenderConfig
-from distdream.engine import JobOptions, Phase, render, submit
+from distdream.engine import JobOptions, Phase, render, submit, testing
 from distdream.engine.sizing import SHARED_STEP_PIXELS, THREAD_WORKERS, in_process, size_workers, workers_here
 from distdream.errors import ConfigError, JobCancelled
 from distdream.samples import pan_frames, write_clip
@@ -114,7 +114,7 @@ def test_a_stopped_in_process_job_resumes_what_is_missing(clip: Path, tmp_path: 
     whole = render(clip, tmp_path / "whole.mp4", CFG, ray="never", **JOB)
     workdir, out = tmp_path / "work", tmp_path / "out.mp4"
     held = gate(tmp_path / "never", chunk=whole.chunks - 1)  # it cannot end before the cancel
-    job = submit(clip, out, CFG, ray="never", workdir=str(workdir), faults=(held,), **JOB)
+    job = testing.submit(clip, out, CFG, ray="never", workdir=str(workdir), faults=(held,), **JOB)
     while not any(c.state == "done" for c in job.chunks()):
         assert not job.wait(0.05)
     job.cancel()
@@ -165,7 +165,7 @@ STOPPED_FROM_PYTHON = """
 import faulthandler, json, os, signal, sys, threading, time
 faulthandler.dump_traceback_later(240, exit=True)  # a hang fails with every thread's stack
 from pathlib import Path
-from distdream.engine import render
+from distdream.engine import testing
 from distdream.stops import Stopped
 from tests.engine.gated import gate
 from tests.engine.test_local import CFG, JOB
@@ -178,7 +178,9 @@ def ctrl_c_once_a_chunk_is_done():
 threading.Thread(target=ctrl_c_once_a_chunk_is_done, daemon=True).start()
 caller = signal.getsignal(signal.SIGINT)
 try:  # the last chunk held: the render cannot end before the Ctrl-C (tests.engine.gated)
-    render(clip, tmp / "out.mp4", CFG, ray="never", workdir=str(tmp / "work"), faults=(gate(tmp / "never", 2),), **JOB)
+    testing.render(
+        clip, tmp / "out.mp4", CFG, ray="never", workdir=str(tmp / "work"), faults=(gate(tmp / "never", 2),), **JOB
+    )
 except Stopped as stop:
     print("stopped by", stop.name)
 for timer in [t for t in threading.enumerate() if isinstance(t, threading.Timer)]:

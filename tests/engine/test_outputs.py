@@ -14,7 +14,7 @@ from PIL import Image
 
 from distdream import storage
 from distdream.cli import main
-from distdream.engine import render, submit
+from distdream.engine import render, testing
 from distdream.errors import ConfigError, JobError
 from distdream.samples import pan_frames, write_clip
 from distdream.video import frame_file
@@ -111,7 +111,9 @@ def test_two_jobs_cannot_write_one_output(tmp_path: Path, first: str, second: st
     (tmp_path / "out").mkdir()
     common = dict(workers=1, chunk_frames=12, scan_cuts=False, ray="never")
     held = gate(tmp_path / "never", chunk=1)  # the first job cannot end while the second tries
-    job = submit(pattern, str(tmp_path / "out" / first), CFG, workdir=str(tmp_path / "w1"), faults=[held], **common)
+    job = testing.submit(
+        pattern, str(tmp_path / "out" / first), CFG, workdir=str(tmp_path / "w1"), faults=[held], **common
+    )
     try:
         with pytest.raises(JobError, match=rf"output .*{re.escape(second)} is in use by another job \(host .*, pid"):
             render(pattern, str(tmp_path / "out" / second), CFG, workdir=str(tmp_path / "w2"), overwrite=True, **common)

@@ -15,7 +15,7 @@ from PIL import Image
 
 from distdream.cli import main
 from distdream.config import DreamConfig, RenderConfig
-from distdream.engine import render, submit
+from distdream.engine import render, testing
 from distdream.engine.faults import Fault
 from distdream.errors import ChunkFailed, OutputError, VideoError
 from distdream.samples import pan_frames
@@ -139,7 +139,7 @@ def test_a_sequence_renders_to_numbered_files_and_resumes_only_what_is_missing(t
     # chunk 2 (frames 22–39) fails at its last frame, once chunks 0 and 1 are done: it waits for
     # them there (on two workers, chunk 1 could otherwise still be running when chunk 2 fails)
     go = tmp_path / "go"
-    job = submit(
+    job = testing.submit(
         pattern,
         out,
         CFG,

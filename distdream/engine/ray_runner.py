@@ -1,8 +1,8 @@
-"""The chunk loop on Ray: one pass of a job over its chunks, on the job's thread.
+"""Chunks dreamed by Ray actors: one pass of a job over its chunks, driven from the job's thread.
 
-The bookkeeping (queue, retries, ledger, seams due) is :class:`~.schedule.Schedule`'s; this loop
-runs the chunks on Ray workers. :meth:`ChunkLoop.step` (called until nothing is left) hands chunks
-to free worker lanes, collects
+The bookkeeping (queue, retries, ledger, seams due) is the :class:`~.schedule.Schedule`'s it
+holds; this runner (a :class:`~.runner.ChunkRunner`) dreams the chunks on Ray actors.
+:meth:`RayRunner.step` (called until nothing is left) hands chunks to free worker lanes, collects
 what finished, launches the seam crossfades whose two sides exist, and keeps every wait bounded:
 ``ray.wait`` returns at least twice a second, a chunk far past its time (:mod:`.watchdog`) is
 killed and retried, a worker Ray cannot reach is given its chunk again and replaced if that
@@ -13,7 +13,6 @@ finish within the watchdog's time once the workers are gone, and a lost lease st
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import ray
@@ -23,29 +22,34 @@ from ..errors import JobError
 from ..video.naming import sweep_temps
 from .faults import Fault
 from .pool import WorkerPool, cause_of
-from .schedule import Schedule
+from .schedule import RunSummary, Schedule
 from .watchdog import Watchdog
 from .worker import DreamWorker, progress_counter, seam_task
 
-__all__ = ["ChunkLoop"]
+__all__ = ["RayRunner"]
 
 
-@dataclass
-class ChunkLoop(Schedule):
-    """One pass of the chunk loop on Ray: the schedule, the workers and what each is doing."""
+class RayRunner:
+    """Chunks dreamed by Ray actors, one per worker: the schedule, the workers and what each is doing."""
 
-    running: dict[Any, tuple[Chunk, int, int]] = field(default_factory=dict)  # ref → chunk, slot, born
-    seams: dict[Any, Chunk] = field(default_factory=dict)
-    seam_deadline: float | None = None
-    faults: tuple[Fault, ...] = ()  # for tests of the failure paths
+    pool: WorkerPool  # made by start()
+    watchdog: Watchdog
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        p, options = self.prepared, self.options
+    def __init__(self, schedule: Schedule, faults: tuple[Fault, ...] = ()) -> None:
+        self.schedule = schedule
+        self.faults = faults  # for tests of the failure paths
+        self.running: dict[Any, tuple[Chunk, int, int]] = {}  # ref → chunk, slot, born
+        self.seams: dict[Any, Chunk] = {}
+        self.seam_deadline: float | None = None
+
+    def start(self) -> None:
+        """Put the video's index in the object store and start the workers (each counts once it answers)."""
+        schedule = self.schedule
+        p, options = schedule.prepared, schedule.options
         self.index_ref = ray.put(p.plan.index)
         self.progress = progress_counter()
         start_faults = tuple(f for f in self.faults if f.at_start)
-        concurrency = self.lanes + 1 if self.lanes > 1 else 1  # a lane per call, and one more for pings
+        concurrency = schedule.lanes + 1 if schedule.lanes > 1 else 1  # a lane per call, and one more for pings
 
         def make() -> Any:
             return DreamWorker.options(
@@ -54,9 +58,11 @@ class ChunkLoop(Schedule):
                 max_restarts=options.max_restarts,
                 max_task_retries=0,
                 max_concurrency=concurrency,
-            ).remote(p.checked.config, p.device, p.threads, self.lanes, start_faults)
+            ).remote(p.checked.config, p.device, p.threads, schedule.lanes, start_faults)
 
-        self.pool = WorkerPool(make, self.workers, self.lanes, options.start_timeout, options.max_start_failures)
+        self.pool = WorkerPool(
+            make, schedule.workers, schedule.lanes, options.start_timeout, options.max_start_failures
+        )
         longest = max(c.dreamed for c in p.plan.chunks)
         # until the job's first frame measures the pace: a minute a frame, at least half an hour
         self.watchdog = Watchdog(options.chunk_timeout, first_limit=max(1800.0, 60.0 * longest))
@@ -65,11 +71,14 @@ class ChunkLoop(Schedule):
         """(workers that have answered, workers asked for)."""
         return self.pool.answering(), len(self.pool.slots)
 
+    def summary(self) -> RunSummary:
+        return self.schedule.summary()
+
     def busy(self) -> bool:
-        return bool(self.queue or self.running or self.seams)
+        return bool(self.schedule.queue or self.running or self.seams)
 
     def step(self) -> None:
-        self.check_leases()  # lost: stop before writing anything more
+        self.schedule.check_leases()  # lost: stop before writing anything more
         self._dispatch()
         refs = list(self.running) + list(self.seams) + self.pool.pings()
         ready, _ = ray.wait(refs, num_returns=1, timeout=0.5) if refs else ([], [])
@@ -83,30 +92,30 @@ class ChunkLoop(Schedule):
                 self._chunk_done(ref)
         self._watchdog()
         self.pool.check_starts()
-        if not self.queue and not self.running:
+        if not self.schedule.queue and not self.running:
             self.pool.retire_idle()  # their CPUs are the seam tasks' now
-        elif self.queue:
+        elif self.schedule.queue:
             self.pool.revive()
 
     def stop(self) -> None:
         for ref in list(self.running) + list(self.seams):
             ray.cancel(ref, force=False)
         self.pool.shutdown()
-        if self.layout.frames_to is not None:  # a worker killed mid-frame leaves its temp in the output folder
-            sweep_temps(self.layout.frames_to)
+        if self.schedule.layout.frames_to is not None:  # a worker killed mid-frame leaves its temp in the output folder
+            sweep_temps(self.schedule.layout.frames_to)
 
     # -- chunks -------------------------------------------------------------------------------
 
     def _dispatch(self) -> None:
-        while self.queue and self.pool.idle:
-            chunk = self.next_chunk()
+        while self.schedule.queue and self.pool.idle:
+            chunk = self.schedule.next_chunk()
             if chunk is None:
                 return  # every queued chunk waits for its predecessor's carried state
             slot = self.pool.take()
             assert slot is not None
-            attempt = self.attempts[chunk.index] - 1
+            attempt = self.schedule.attempts[chunk.index] - 1
             ref = self.pool.actor(slot).render_chunk.remote(
-                self.index_ref, chunk, self.workdir, attempt, self.progress, self.faults, self.layout
+                self.index_ref, chunk, self.schedule.workdir, attempt, self.progress, self.faults, self.schedule.layout
             )
             self.running[ref] = (chunk, slot, self.pool.incarnation(slot))
             self.watchdog.start(chunk.index, time.monotonic())
@@ -120,7 +129,7 @@ class ChunkLoop(Schedule):
         now = time.monotonic()
         for index, n in frames.items():
             self.watchdog.progress(index, n, now)
-        self.board.add_done_frames(sum(frames.values()))
+        self.schedule.board.add_done_frames(sum(frames.values()))
 
     def _chunk_done(self, ref: Any) -> None:
         chunk, slot, born = self.running.pop(ref)
@@ -129,18 +138,18 @@ class ChunkLoop(Schedule):
             record = ray.get(ref)
         except ray.exceptions.ActorUnavailableError as exc:  # a live worker Ray could not reach, for now
             self.pool.unreachable(slot, born)
-            self.failed(chunk, f"worker unreachable ({cause_of(exc)})")
+            self.schedule.failed(chunk, f"worker unreachable ({cause_of(exc)})")
             return
         except ray.exceptions.RayTaskError as exc:
             self.pool.give_back(slot)
-            self.failed(chunk, cause_of(exc))
+            self.schedule.failed(chunk, cause_of(exc))
             return
         except ray.exceptions.RayActorError as exc:
             self.pool.lost(slot, born)
-            self.failed(chunk, f"worker died ({exc.__class__.__name__})")
+            self.schedule.failed(chunk, f"worker died ({exc.__class__.__name__})")
             return
         self.pool.give_back(slot)
-        self.finished(chunk, record)
+        self.schedule.finished(chunk, record)
         self.launch_seams()
 
     def _watchdog(self) -> None:
@@ -154,12 +163,12 @@ class ChunkLoop(Schedule):
                 self.watchdog.stop(chunk.index)
                 self.pool.kill(slot, born)  # its other lanes fail with it
                 self.pool.lost(slot, born)
-                self.failed(
+                self.schedule.failed(
                     chunk,
                     f"no answer after {self.watchdog.limit(chunk.dreamed):.0f} s (watchdog: "
                     f"{self.watchdog.why(chunk.dreamed)}); --chunk-timeout sets the limit",
                 )
-        if self.seams and not self.queue and not self.running:
+        if self.seams and not self.schedule.queue and not self.running:
             limit = self.watchdog.limit(max(c.lead_in for c in self.seams.values()))
             self.seam_deadline = self.seam_deadline or now + limit
             if now > self.seam_deadline:
@@ -169,9 +178,9 @@ class ChunkLoop(Schedule):
     # -- seams --------------------------------------------------------------------------------
 
     def launch_seams(self) -> None:
-        for c, (side_a, side_b, window) in self.seams_due(list(self.seams.values())):
+        for c, (side_a, side_b, window) in self.schedule.seams_due(list(self.seams.values())):
             ref = seam_task.options(max_retries=2).remote(
-                side_a, side_b, window, self.encoding, self.index_ref, c.lead_in, c.first
+                side_a, side_b, window, self.schedule.encoding, self.index_ref, c.lead_in, c.first
             )
             self.seams[ref] = c
 
@@ -181,4 +190,4 @@ class ChunkLoop(Schedule):
             fingerprint = ray.get(ref)
         except ray.exceptions.RayError as exc:  # a full disk, a damaged side: say which window
             raise JobError(f"the crossfade of the seam before chunk {c.index} failed: {cause_of(exc)}") from None
-        self.window_made(c, fingerprint)
+        self.schedule.window_made(c, fingerprint)

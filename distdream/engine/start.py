@@ -1,0 +1,79 @@
+"""Starting a job from what a caller gives: paths made absolute, options merged, the job started.
+
+:func:`~distdream.engine.submit` and :func:`~distdream.engine.render` are this with no faults;
+:mod:`.testing` is this with faults injected (a testing aid, not public API).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+from .. import storage
+from ..config import RenderConfig, looks_like_path
+from ..errors import ConfigError, InputError, JobError, OutputError
+from ..options import JobOptions, job_options_of
+from ..stops import signals_stop
+from .faults import Fault
+from .job import Job
+from .records import JobResult, Phase
+
+__all__ = ["render_job", "start_job"]
+
+
+def start_job(
+    input: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    config: RenderConfig | None,
+    options: JobOptions | None,
+    shorthand: Mapping[str, Any],
+    *,
+    on_phase: Callable[[Phase], None] | None = None,
+    faults: Sequence[Fault] = (),
+) -> Job:
+    """Check everything, then start the job (see :func:`~distdream.engine.submit`). Local paths
+    are made absolute here: workers on other nodes have other working directories."""
+    merged = job_options_of(options, shorthand)
+    if merged.workdir is not None:
+        merged = replace(merged, workdir=storage.resolve(merged.workdir, "work directory", JobError))
+    job = Job(
+        storage.resolve(input, "input", InputError),
+        storage.resolve(output, "output", OutputError),
+        files_resolved((config or RenderConfig()).validate()),
+        merged,
+        on_phase=on_phase,
+        faults=faults,
+    )
+    job.start()
+    return job
+
+
+def render_job(
+    input: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    config: RenderConfig | None,
+    options: JobOptions | None,
+    shorthand: Mapping[str, Any],
+    *,
+    on_progress: Callable[[Job], None] | None = None,
+    on_phase: Callable[[Phase], None] | None = None,
+    faults: Sequence[Fault] = (),
+) -> JobResult:
+    """Start the job and follow it to its end under :func:`~distdream.stops.signals_stop`."""
+    with signals_stop() as stops:
+        job = start_job(input, output, config, options, shorthand, on_phase=on_phase, faults=faults)
+        return job.follow(None if on_progress is None else stops.deferring(on_progress))
+
+
+def files_resolved(config: RenderConfig) -> RenderConfig:
+    """``config`` with the files a worker opens by name (a weights file, the start image) made
+    absolute here, as the input and output are: a worker on another node has another working
+    directory."""
+    dream, files = config.dream, {}
+    if dream.predefined_start is not None:
+        files["predefined_start"] = storage.resolve(dream.predefined_start, "predefined_start", ConfigError)
+    if dream.weights is not None and looks_like_path(dream.weights):
+        files["weights"] = storage.resolve(dream.weights, "weights", ConfigError)
+    return replace(config, dream=replace(dream, **files)) if files else config
