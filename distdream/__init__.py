@@ -38,8 +38,7 @@ except PackageNotFoundError:  # run from a source tree that was never installed
 if TYPE_CHECKING:  # pragma: no cover
     from .dream import Dreamer
     from .engine import Job, JobPlan, JobResult, plan, render, submit
-    from .layers import list_layers
-    from .models import LayerInfo, LoadedModel, available_models, load_model
+    from .models import LayerInfo, LoadedModel, available_models, list_layers, load_model
     from .still import StillResult, dream_array, dream_image
     from .video import VideoIndex, probe, read_frames
 
@@ -88,7 +87,7 @@ _LAZY = {
     "LayerInfo": "models",
     "LoadedModel": "models",
     "available_models": "models",
-    "list_layers": "layers",
+    "list_layers": "models",
     "load_model": "models",
     "StillResult": "still",
     "dream_array": "still",

@@ -36,11 +36,11 @@ import torch.nn.functional as F
 from .compute import Compute, Features, GradientEngine, resolve_compute, resolve_device
 from .config import DreamConfig
 from .errors import ConfigError
-from .layers import feature_extractor, list_layers, resolve_layers
 from .models import (
     LoadedModel,
     load_model,
 )
+from .models.layers import feature_extractor, list_layers, resolve_layers
 
 __all__ = [
     "Anchor",

@@ -20,8 +20,7 @@ from .config import DreamConfig
 from .dream import Dreamer, resize
 from .errors import ConfigError
 from .images import array_to_tensor, load_image, tensor_to_array
-from .layers import resolve_layers
-from .models import load_model
+from .models import load_model, resolve_layers
 from .sheets import save_grid
 from .video import probe, read_frames
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from distdream.efficientnet_lite import EfficientNetLite0, SamePadConv2d, bundled_weights_path
 from distdream.models import LoadedModel
+from distdream.models.efficientnet_lite import EfficientNetLite0, SamePadConv2d, bundled_weights_path
 
 
 def test_bundled_state_dict_loads_strictly() -> None:

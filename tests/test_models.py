@@ -8,18 +8,22 @@ import pytest
 import torch
 from torchvision.models import feature_extraction
 
-from distdream.efficientnet_lite import SamePadConv2d
 from distdream.errors import ConfigError, ModelError
-from distdream.fxlayers import fx_extractor, fx_layer_infos
-from distdream.layers import feature_extractor, list_layers, resolve_layers
 from distdream.models import (
     DEFAULT_MODEL,
     LoadedModel,
     Weights,
     available_models,
+    backend,
+    backend_for,
+    feature_extractor,
+    list_layers,
     load_model,
+    resolve_layers,
     weights_cached,
 )
+from distdream.models.efficientnet_lite import SamePadConv2d
+from distdream.models.fx import fx_extractor, fx_layer_infos
 
 
 def test_default_model_listed_first_and_torchvision_models_follow() -> None:
@@ -27,6 +31,19 @@ def test_default_model_listed_first_and_torchvision_models_follow() -> None:
     assert names[0] == DEFAULT_MODEL == "efficientnet_lite0"
     assert {"googlenet", "inception_v3", "vgg16", "vgg19", "resnet50"} <= set(names)
     assert weights_cached(DEFAULT_MODEL)
+
+
+def test_each_model_family_answers_through_its_registered_backend(lite0: LoadedModel) -> None:
+    resnet = load_model("resnet18", weights=None)
+    assert (lite0.family, resnet.family) == ("efficientnet_lite", "torchvision")
+    assert backend_for("resnet18") is backend("torchvision") and backend_for(DEFAULT_MODEL) is backend(lite0.family)
+    # a model's layers come from its family's backend: the bundled one's from its own listing, by name
+    assert list_layers(lite0) == backend("efficientnet_lite").layer_infos(lite0.module, 224)
+    assert "layer3" in {i.name for i in list_layers(resnet)}
+    with pytest.raises(ModelError, match="unknown model family 'caffe'"):
+        backend("caffe")
+    with pytest.raises(ModelError, match=r"unknown model 'resnet81'\. Did you mean resnet18"):
+        load_model("resnet81")
 
 
 def test_loaded_model_is_frozen_and_in_eval_mode(lite0: LoadedModel) -> None:

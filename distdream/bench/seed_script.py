@@ -26,7 +26,7 @@ import json  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from ..efficientnet_lite import EfficientNetLite0, bundled_weights_path  # noqa: E402
+from ..models.efficientnet_lite import EfficientNetLite0, bundled_weights_path  # noqa: E402
 
 
 def _dream(

@@ -112,8 +112,7 @@ def models() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def layers(model: str, weights: str, pattern: str, as_json: bool) -> None:
     """List MODEL's dreamable layers: name, channels, stride ('*' = used by default)."""
-    from ..layers import list_layers
-    from ..models import load_model
+    from ..models import list_layers, load_model
 
     loaded = load_model(model, parse_weights(weights))
     infos = [info for info in list_layers(loaded) if pattern in info.name]

@@ -1,6 +1,6 @@
-"""The torchvision side of the model registry: every torchvision classification model by name.
+"""The torchvision family: every torchvision classification model by name, its layers by FX tracing.
 
-Imported only when such a model is named (:func:`distdream.models.load_model`): importing
+Imported only when such a model is named (:mod:`.registry`): importing
 torchvision costs seconds of every start, which the bundled model never pays. ``weights`` is
 ``"DEFAULT"``, a weights enum name, a local state-dict file, or ``None`` (random).
 """
@@ -19,12 +19,12 @@ import torch
 import torchvision
 from torch import nn
 
-from .config import looks_like_path
-from .errors import ModelError
-from .fxlayers import fx_layer_infos
-from .netbase import DEFAULT_MODEL, Preprocess, Weights, load_state_dict_file
+from ..config import looks_like_path
+from ..errors import ModelError
+from .base import DEFAULT_MODEL, Backend, Built, Preprocess, Weights, load_state_dict_file
+from .fx import fx_extractor, fx_layer_infos, fx_node_names
 
-__all__ = ["build", "cached_weights_path", "torchvision_names", "weights_cached"]
+__all__ = ["BACKEND", "build", "cached_weights_path", "torchvision_names", "weights_cached"]
 
 
 # DeepDream's classic layers where we know them; other models get a stride-16 layer (see below).
@@ -47,7 +47,7 @@ def torchvision_names() -> tuple[str, ...]:
     return tuple(sorted(torchvision.models.list_models(module=torchvision.models)))
 
 
-def build(name: str, weights: str | None) -> tuple[nn.Module, Preprocess, Weights | None, tuple[str, ...]]:
+def build(name: str, weights: str | None) -> Built:
     """(module, preprocess, weights, default layers) of torchvision model ``name``."""
     if weights is None:
         module, preprocess, label = _random_torchvision(name), Preprocess(), None
@@ -120,3 +120,14 @@ def _weights_enum(name: str, weights: str) -> Any:
         raise ModelError(
             f"unknown weights {weights!r} for {name}: use one of {valid}, a path to a state-dict file, or none"
         ) from None
+
+
+BACKEND = Backend(
+    family="torchvision",
+    names=torchvision_names,
+    build=build,
+    layer_nodes=fx_node_names,
+    layer_infos=fx_layer_infos,
+    extractor=fx_extractor,
+    weights_cached=weights_cached,
+)

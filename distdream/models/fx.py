@@ -4,8 +4,8 @@ Layers are named as torchvision's feature extraction names graph nodes (``incept
 ``layer3.1.relu_1``); a module name stands for the last node inside it. The extractor is the
 traced graph cut after the deepest requested layer, frozen and in eval mode, with every batch
 norm folded into its convolution, so a dream step pays for no layer it does not read. Importing
-torchvision costs seconds, so :mod:`.layers` loads this module only for models that need it (the
-bundled one is :mod:`.lite_layers`').
+torchvision costs seconds, so only the torchvision family (:mod:`.tv`) loads this module (the
+bundled one lists its layers in :mod:`.lite`).
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ import torch
 from torch import nn
 from torchvision.models import feature_extraction
 
-from .lite_layers import fuse_conv_bn
-from .netbase import LayerInfo, all_names
+from .base import LayerInfo, all_names, fuse_conv_bn
 
 __all__ = ["fx_extractor", "fx_layer_infos", "fx_node_names"]
 

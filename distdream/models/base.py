@@ -1,26 +1,31 @@
 """What every model shares, whoever builds it: preprocessing, the loaded-model record, layer info
-and naming, and reading a state-dict file. Plain torch: the bundled model and the torchvision side
-(:mod:`.tvmodels`) both build on it, and :mod:`.models` picks between them.
+and naming, reading a state-dict file, folding a batch norm, and the :class:`Backend` record each
+model family registers (:mod:`.registry`). Plain torch: the bundled family (:mod:`.lite`) and the
+torchvision one (:mod:`.tv`) both build on it.
 """
 
 from __future__ import annotations
 
+import copy
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from .errors import ModelError
+from ..errors import ModelError
 
 __all__ = [
+    "Backend",
     "DEFAULT_MODEL",
     "LayerInfo",
     "LoadedModel",
     "Preprocess",
+    "Weights",
     "all_names",
+    "fuse_conv_bn",
     "load_state_dict_file",
 ]
 
@@ -77,6 +82,7 @@ class LoadedModel:
     preprocess: Preprocess
     default_layers: tuple[str, ...]
     weights: Weights | None = None  # None: random
+    family: str = "efficientnet_lite"  # its Backend's (see registry)
 
 
 @dataclass(frozen=True)
@@ -126,3 +132,33 @@ def all_names(nodes: Sequence[str]) -> dict[str, str]:
                 names.pop(prefix, None)  # re-insert so a module sorts right after its last node
                 names[prefix] = node
     return names
+
+
+def fuse_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
+    """A copy of ``conv`` that computes ``bn(conv(x))`` of an eval-mode batch norm: a fixed
+    per-channel affine map, folded into the weights and a bias."""
+    assert bn.running_mean is not None and bn.running_var is not None
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)  # (C_out,)
+    bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+    fused = copy.deepcopy(conv)
+    fused.weight = nn.Parameter(conv.weight * scale.view(-1, 1, 1, 1), requires_grad=False)
+    fused.bias = nn.Parameter((bias - bn.running_mean) * scale + bn.bias, requires_grad=False)
+    return fused
+
+
+Built = tuple[nn.Module, Preprocess, Weights | None, tuple[str, ...]]  # module, preprocess, weights, default layers
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One model family, as :mod:`.registry` dispatches to it (as torchvision's model registry does):
+    the names it builds, how it builds one with given weights, and how it lists, names and cuts
+    the layers of a module it built."""
+
+    family: str
+    names: Callable[[], tuple[str, ...]]
+    build: Callable[[str, str | None], Built]  # (name, weights: DEFAULT, an enum name, a file, or None)
+    layer_nodes: Callable[[nn.Module], list[str]]  # graph nodes in execution order (see all_names)
+    layer_infos: Callable[[nn.Module, int], list[LayerInfo]]  # (module, input size)
+    extractor: Callable[[nn.Module, Sequence[str]], nn.Module]  # (module, resolved layer names)
+    weights_cached: Callable[[str], bool]  # DEFAULT weights load without a download

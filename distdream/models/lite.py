@@ -1,4 +1,4 @@
-"""EfficientNet-Lite0's layers without tracing: names, shapes and the truncated extractor.
+"""The bundled family: EfficientNet-Lite0 with its ImageNet weights, and its layers without tracing.
 
 torchvision's FX feature extraction needs ``import torchvision``, which pulls in ``torch._dynamo``
 and sympy: seconds of every start. The bundled model's graph is a plain chain (stem, 16 blocks
@@ -6,7 +6,7 @@ with an optional residual add, head), so its nodes are listed here under the ver
 them (``_blocks.2._act_1``, ``_blocks.7.add``, ``adaptive_avg_pool2d``), shapes are worked out
 from the strides without a forward pass, and :class:`LiteExtractor` runs the chain up to the
 deepest requested node with every batch norm folded into its convolution — the same arithmetic as
-the FX path, which the tests compare it with.
+the FX path, which the tests compare it with. :data:`BACKEND` is the family's registry record.
 """
 
 from __future__ import annotations
@@ -20,9 +20,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .efficientnet_lite import EfficientNetLite0, MBConvBlock, SamePadConv2d
+from ..config import looks_like_path
+from ..errors import ModelError
+from .base import (
+    DEFAULT_MODEL,
+    Backend,
+    Built,
+    LayerInfo,
+    Preprocess,
+    Weights,
+    all_names,
+    fuse_conv_bn,
+    load_state_dict_file,
+)
+from .efficientnet_lite import EfficientNetLite0, MBConvBlock, SamePadConv2d, bundled_weights_path
 
-__all__ = ["LiteExtractor", "Node", "fuse_conv_bn", "lite_nodes", "node_shapes"]
+__all__ = ["BACKEND", "LiteExtractor", "Node", "build", "lite_nodes", "node_shapes"]
 
 
 @dataclass(frozen=True)
@@ -88,18 +101,6 @@ def node_shapes(nodes: Sequence[Node], size: int) -> dict[str, tuple[int, int]]:
     return shapes
 
 
-def fuse_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
-    """A copy of ``conv`` that computes ``bn(conv(x))`` of an eval-mode batch norm: a fixed
-    per-channel affine map, folded into the weights and a bias."""
-    assert bn.running_mean is not None and bn.running_var is not None
-    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)  # (C_out,)
-    bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
-    fused = copy.deepcopy(conv)
-    fused.weight = nn.Parameter(conv.weight * scale.view(-1, 1, 1, 1), requires_grad=False)
-    fused.bias = nn.Parameter((bias - bn.running_mean) * scale + bn.bias, requires_grad=False)
-    return fused
-
-
 def _unpadded(module: nn.Module) -> nn.Module:
     """A copy of ``module``; a stride-1 "SAME" convolution becomes a plain one with symmetric
     padding (an odd kernel pads (k − 1) / 2 on each side at any size): the same sums, without a
@@ -161,3 +162,56 @@ class LiteExtractor(nn.Module):
             if name in wanted:
                 got[name] = x
         return {layer: got[node] for layer, node in self.outputs.items()}
+
+
+def build(name: str, weights: str | None) -> Built:
+    """EfficientNet-Lite0 with ``weights``: DEFAULT (the bundled ImageNet weights), a state-dict
+    file, or None (random)."""
+    module = EfficientNetLite0()
+    if weights is None:
+        label = None
+    elif looks_like_path(weights):
+        load_state_dict_file(module, weights)
+        label = Weights(str(weights), str(weights))
+    elif weights.upper() in {"DEFAULT", "IMAGENET1K", "IMAGENET"}:
+        load_state_dict_file(module, bundled_weights_path())
+        label = Weights("IMAGENET1K (bundled)", str(bundled_weights_path()))
+    else:
+        raise ModelError(
+            f"unknown weights {weights!r} for {name}: use DEFAULT (the bundled ImageNet "
+            "weights), a path to a state-dict file, or none"
+        )
+    # The official TF-Lite training pipeline scaled pixels to [-1, 1] (mean 127, std 128 of 255).
+    return module, Preprocess(mean=(127 / 255,) * 3, std=(128 / 255,) * 3), label, ("_blocks.9", "_blocks.12")
+
+
+def _lite(module: nn.Module) -> EfficientNetLite0:
+    assert isinstance(module, EfficientNetLite0), "the efficientnet_lite backend builds only EfficientNetLite0"
+    return module
+
+
+def layer_infos(module: nn.Module, size: int) -> list[LayerInfo]:
+    """Every node's feature map: channels and stride at a ``size``×``size`` input, without a forward pass."""
+    nodes = lite_nodes(_lite(module))
+    shapes = node_shapes(nodes, size)
+    return [
+        LayerInfo(name, shapes[node][0], size / shapes[node][1])
+        for name, node in all_names([n.name for n in nodes]).items()
+    ]
+
+
+def extractor(module: nn.Module, layers: Sequence[str]) -> nn.Module:
+    lite = _lite(module)
+    names = all_names([n.name for n in lite_nodes(lite)])
+    return LiteExtractor(lite, {layer: names[layer] for layer in layers})
+
+
+BACKEND = Backend(
+    family="efficientnet_lite",
+    names=lambda: (DEFAULT_MODEL,),
+    build=build,
+    layer_nodes=lambda module: [n.name for n in lite_nodes(_lite(module))],
+    layer_infos=layer_infos,
+    extractor=extractor,
+    weights_cached=lambda _name: True,  # bundled
+)
