@@ -14,11 +14,11 @@ The pieces are small values, each testable on its own (lucent's style):
 Every piece works on a batch (B, 3, H, W) *per sample*: objectives return one value per sample,
 the step normalises each sample by its own gradient, each sample has its own jitter shift from its
 own generator. :meth:`Dreamer.dream_batch` uses that to dream several unrelated frames (the lanes
-of :mod:`distdream.lanes`) as one batch, each exactly as it would be dreamed alone, up to the
+of :mod:`distdream.frames.lanes`) as one batch, each exactly as it would be dreamed alone, up to the
 rounding of batched kernels.
 
 :class:`Dreamer` ties them to a truncated feature extractor on a device;
-:func:`distdream.sequence.dream_sequence` dreams video frames in order with it, each starting from
+:func:`distdream.frames.sequence.dream_sequence` dreams video frames in order with it, each starting from
 the previous dream carried onto it. Images are (1, 3, H, W) float tensors with RGB in [0, 1]; the
 dream runs in the model's normalised space.
 """

@@ -29,10 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .chroma import chroma
 from .config import FlowConfig
 from .errors import VideoError
-from .flow import MotionEstimator, warp
+from .frames.chroma import chroma
+from .frames.flow import MotionEstimator, warp
 from .video import VideoIndex, is_sequence, probe, read_frames
 
 __all__ = ["WarpingError", "dream_detail", "frame_warping_error", "plot_over_time", "warping_error"]

@@ -12,12 +12,12 @@ import pytest
 import torch
 from skimage import data
 
-from distdream import steps
-from distdream.carry import flow_tensor, warp_tensor
+from distdream.frames import steps
 from distdream.config import DreamConfig, RenderConfig
 from distdream.dream import Dreamer
-from distdream.flow import warp
-from distdream.pipeline import DreamedFrames, carry_device
+from distdream.frames.carry import flow_tensor, warp_tensor
+from distdream.frames.flow import warp
+from distdream.frames.pipeline import DreamedFrames, carry_device
 from distdream.samples import pan_frames, write_clip
 from distdream.video import VideoIndex, probe, read_frames
 

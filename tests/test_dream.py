@@ -221,7 +221,7 @@ def test_the_temporal_term_pulls_toward_its_target_where_trusted(dreamer: Dreame
 
 
 def test_a_settling_keyframe_keeps_what_the_shots_motion_carries() -> None:
-    from distdream.sequence import SequenceStep, settle_keep
+    from distdream.frames.sequence import SequenceStep, settle_keep
 
     residual = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(1)) - 0.5
     frame = torch.zeros(1, 3, 8, 8)
@@ -239,7 +239,7 @@ def test_a_settling_keyframe_keeps_what_the_shots_motion_carries() -> None:
 def test_a_settled_still_shot_starts_at_its_carried_strength(dreamer: Dreamer, small_photo: np.ndarray) -> None:
     """Without settling a still shot ramps up from a weak first frame; settled, its first frame is
     about as strong as the carried frames after it."""
-    from distdream.sequence import SequenceStep, ShotSettings, dream_sequence
+    from distdream.frames.sequence import SequenceStep, ShotSettings, dream_sequence
 
     image = array_to_tensor(small_photo)
 

@@ -7,7 +7,7 @@ import pytest
 
 from distdream.config import FlowConfig
 from distdream.errors import ConfigError
-from distdream.flow import SCAN_SIDE, MotionEstimator, consistency_mask, motion_boundaries, shrink, warp
+from distdream.frames.flow import SCAN_SIDE, MotionEstimator, consistency_mask, motion_boundaries, shrink, warp
 from distdream.samples import pan_frames, sample_photo
 
 

@@ -19,8 +19,8 @@ import torch
 from distdream.config import DreamConfig, RenderConfig
 from distdream.dream import Dreamer
 from distdream.errors import ConfigError, ModelError
-from distdream.lanes import LaneBatcher
-from distdream.pipeline import DreamedFrames
+from distdream.frames.lanes import LaneBatcher
+from distdream.frames.pipeline import DreamedFrames
 from distdream.samples import pan_frames, write_clip
 from distdream.video import VideoIndex, probe, read_frames
 

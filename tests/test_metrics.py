@@ -69,7 +69,7 @@ def test_strength_l1_and_motion_boundaries(pan, tmp_path: Path) -> None:
     result = warping_error(clip, brighter)
     assert 15 < np.median(result.strength) < 21  # +20 levels, less where it clips at 255
     assert result.l1 < 6 and result.ratio < 1.1  # a steady shift is no flicker: at the input's own floor
-    from distdream.flow import motion_boundaries
+    from distdream.frames.flow import motion_boundaries
 
     flow = np.zeros((32, 32, 2), np.float32)
     flow[:, 16:, 0] = 5.0  # the right half moves: a boundary down the middle
@@ -136,7 +136,7 @@ def test_the_drift_figure_and_the_held_level_measure_chroma_alike() -> None:
     measure: the held level holds what the saturation figure reports."""
     import torch
 
-    from distdream.chroma import chroma
+    from distdream.frames.chroma import chroma
     from distdream.images import array_to_tensor
     from distdream.samples import sample_photo
 

@@ -16,10 +16,10 @@ from distdream.chunking import RELAY_CHAINS, Chunk, plan_chunks
 from distdream.config import DreamConfig, RenderConfig
 from distdream.dream import Anchor, Dreamer
 from distdream.engine import plan, render
-from distdream.flow import MOVING_ABOVE, FrameMotion
+from distdream.frames.flow import MOVING_ABOVE, FrameMotion
+from distdream.frames.steps import STILL_BELOW, still_map
 from distdream.images import array_to_tensor, save_image
 from distdream.samples import sample_photo, write_clip
-from distdream.steps import STILL_BELOW, still_map
 from distdream.video import read_frames
 from tests.media import render_here
 

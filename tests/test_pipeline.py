@@ -11,15 +11,16 @@ import torch
 
 from distdream.config import DreamConfig, RenderConfig
 from distdream.dream import Dreamer
-from distdream.encode import Span
 from distdream.engine import JobResult
+from distdream.engine.cuts import scan_cuts
 from distdream.errors import InputError, JobError, OutputError, VideoError
+from distdream.frames.encode import Span
+from distdream.frames.memory import Memory
+from distdream.frames.pipeline import Carried, ChunkStats, dream_range, dream_segment
+from distdream.frames.sequence import HOLD_MAX_LIFT, Level, SequenceStep, ShotSettings, ShotState, dream_sequence, held
 from distdream.images import array_to_tensor, save_image
-from distdream.memory import Memory
 from distdream.metrics import warping_error
-from distdream.pipeline import Carried, ChunkStats, dream_range, dream_segment, scan_cuts
 from distdream.samples import pan_frames, sample_photo, shot_frames, write_clip
-from distdream.sequence import HOLD_MAX_LIFT, Level, SequenceStep, ShotSettings, ShotState, dream_sequence, held
 from distdream.video import Encoding, probe, read_frames
 from tests.media import render_here
 
@@ -193,7 +194,7 @@ def test_render_keeps_variable_timestamps_and_handles_one_frame(tmp_path: Path) 
 def test_cut_scan_on_shrunk_frames_agrees_with_the_full_size_test(tmp_path: Path) -> None:
     """The planner's scan compares frames shrunk to SCAN_SIDE; on frames larger than that it finds
     the cuts that the workers' full-size motion test finds, and nothing else."""
-    from distdream.flow import MotionEstimator
+    from distdream.frames.flow import MotionEstimator
 
     frames = list(shot_frames(3, 5, 480, 272))
     clip = write_clip(tmp_path / "shots.mp4", frames, audio=None)

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import torch
 
 from ..dream import Dreamer
-from ..lanes import LaneBatcher
+from ..frames.lanes import LaneBatcher
 
 __all__ = ["device_name", "in_lanes", "precisions", "sync"]
 

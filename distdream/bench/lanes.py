@@ -21,9 +21,9 @@ import torch
 from ..compute import resolve_compute, resolve_device
 from ..config import DreamConfig, RenderConfig
 from ..dream import Dreamer
+from ..frames.pipeline import DreamedFrames
 from ..images import array_to_tensor
 from ..models import load_model
-from ..pipeline import DreamedFrames
 from ..samples import pan_frames, write_clip
 from ..video import VideoIndex, probe, read_frames
 from .common import device_name, in_lanes, precisions

@@ -29,7 +29,7 @@ import numpy as np
 
 from ..config import FlowConfig, RenderConfig
 from ..engine import plan, render
-from ..flow import MotionEstimator, warp
+from ..frames.flow import MotionEstimator, warp
 from ..metrics import dream_detail, warping_error
 from ..samples import pan_frames, sample_photo, write_clip
 from ..video import read_frames

@@ -18,10 +18,10 @@ import torch
 from ..compute import resolve_device
 from ..config import RenderConfig
 from ..dream import Dreamer
-from ..encode import Span
+from ..frames.encode import Span
+from ..frames.lanes import LaneBatcher
+from ..frames.pipeline import ChunkStats, carry_device, dream_range
 from ..images import array_to_tensor
-from ..lanes import LaneBatcher
-from ..pipeline import ChunkStats, carry_device, dream_range
 from ..samples import pan_frames, write_clip
 from ..video import probe, read_frames
 from .common import device_name, in_lanes
@@ -34,7 +34,7 @@ class RenderBenchmark:
     """One worker rendering a clip end to end in this process: decode, flow, dream, encode; no Ray.
 
     With ``lanes`` > 1 the clip is split into that many ranges dreamed side by side through one
-    :class:`~distdream.lanes.LaneBatcher`, as an engine worker with that many lanes does. The
+    :class:`~distdream.frames.lanes.LaneBatcher`, as an engine worker with that many lanes does. The
     stage times are summed over lanes; decode, flow and encode run on threads of their own and
     overlap the dream. ``wait_share`` is the share of the wall time the network sat idle: with one
     lane, the dreamer waiting for a decoded frame and its flow or for the encoder to take a

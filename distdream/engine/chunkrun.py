@@ -16,9 +16,9 @@ from .. import storage
 from ..chunking import Chunk
 from ..config import Encoding, RenderConfig
 from ..dream import Dreamer
-from ..lanes import LaneBatcher
+from ..frames.lanes import LaneBatcher
+from ..frames.pipeline import Carried, RangeResult, dream_range
 from ..models import LoadedModel
-from ..pipeline import Carried, RangeResult, dream_range
 from ..video import VideoIndex
 from .pieces import ChunkFiles, Layout, Piece, piece_fingerprint
 from .stitch import crossfade
@@ -30,7 +30,7 @@ class ChunkRenderer:
     """One worker's model and settings; dreams whole chunks into a work directory.
 
     With ``lanes`` > 1 several threads may call :meth:`render` at once: a
-    :class:`~distdream.lanes.LaneBatcher` dreams their frames as one batch (the model is built on
+    :class:`~distdream.frames.lanes.LaneBatcher` dreams their frames as one batch (the model is built on
     its batching thread). ``model`` reuses a network already loaded in this process.
     """
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from .. import storage
 from ..chunking import Chunk
 from ..config import Encoding
-from ..encode import Span
 from ..errors import JobError, VideoError
+from ..frames.encode import Span
 from ..video import Format, VideoIndex, frame_file, is_pattern, probe
 from ..video.formats import pixel_formats
 
@@ -48,7 +48,7 @@ class Layout:
 
 @dataclass(frozen=True)
 class Piece(Span):
-    """A :class:`~distdream.encode.Span` of a chunk, frames ``[start, end)`` into ``path`` (a
+    """A :class:`~distdream.frames.encode.Span` of a chunk, frames ``[start, end)`` into ``path`` (a
     printf pattern: numbered image files, file ``offset + frame``), with ``key``, the ledger's
     name for it: its path inside the work directory, or ``frames#START-END`` for numbered output
     files, so that a work directory moved, or named another way, still resumes."""

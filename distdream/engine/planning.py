@@ -23,8 +23,8 @@ from ..config import RenderConfig
 from ..errors import InputError
 from ..models import load_model
 from ..options import JobOptions, job_options_of
-from ..pipeline import scan_cuts
 from ..video import VideoIndex, probe
+from .cuts import scan_cuts
 from .preflight import location, output_format, plan_record
 from .records import JobPlan, Phase
 from .sizing import Sizing, chunk_slots, in_process, local_totals, size_workers

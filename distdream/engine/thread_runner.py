@@ -85,7 +85,7 @@ class ThreadRunner:
 
     def _build(self, worker: int) -> None:
         """A worker's renderer, built on its first lane thread: with one lane that is the thread
-        that dreams, so the worker has one OpenMP thread pool (see :class:`~distdream.lanes.LaneBatcher`)."""
+        that dreams, so the worker has one OpenMP thread pool (see :class:`~distdream.frames.lanes.LaneBatcher`)."""
         p = self.schedule.prepared
         try:
             self._renderers[worker] = ChunkRenderer(p.checked.config, p.device, self.schedule.lanes, model=p.model)

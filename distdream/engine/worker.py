@@ -18,9 +18,9 @@ import ray
 from ..chunking import Chunk
 from ..config import Encoding, RenderConfig
 from ..errors import JobError
-from ..pipeline import scan_cuts
 from ..video import VideoIndex
 from .chunkrun import ChunkRenderer, crossfade_window
+from .cuts import scan_cuts
 from .faults import Fault, chunk_faults, hold
 from .pieces import Layout
 

@@ -14,10 +14,10 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from .config import FlowConfig
-from .errors import VideoError
+from ..config import FlowConfig
+from ..errors import VideoError
+from ..video import VideoIndex, read_frames
 from .flow import FrameMotion, MotionEstimator
-from .video import VideoIndex, read_frames
 
 __all__ = ["MotionReader"]
 

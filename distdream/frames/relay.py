@@ -16,13 +16,13 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from .config import RenderConfig
-from .dream import FrameDreamer
+from ..config import RenderConfig
+from ..dream import FrameDreamer
+from ..images import array_to_tensor
+from ..video import VideoIndex, read_frames
 from .flow import FrameMotion, MotionEstimator
-from .images import array_to_tensor
 from .sequence import ShotState, dream_sequence
 from .steps import frame_step, shot_settings
-from .video import VideoIndex, read_frames
 
 __all__ = ["relayed"]
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import Encoding
-from .errors import VideoError
-from .video import ImageWriter, SegmentWriter, VideoIndex, format_for, open_writer
+from ..config import Encoding
+from ..errors import VideoError
+from ..video import ImageWriter, SegmentWriter, VideoIndex, format_for, open_writer
 
 __all__ = ["Encoder", "Span"]
 

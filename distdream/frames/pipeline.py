@@ -4,10 +4,10 @@ A plain function with no Ray in it: the engine (``distdream render``) runs it fo
 its Ray workers or on threads of the command's own process. Memory is bounded by a window, not
 by the range.
 
-Three stages overlap, each on its own thread: :class:`~distdream.reader.MotionReader` decodes
+Three stages overlap, each on its own thread: :class:`~distdream.frames.reader.MotionReader` decodes
 frames and computes their flow at most ``lookahead`` frames ahead, this module carries the dream
-onto each frame and dreams it (:func:`~distdream.sequence.dream_sequence`; only the previous
-frame's residual is kept), and :class:`~distdream.encode.Encoder` encodes a dreamed frame while
+onto each frame and dreams it (:func:`~distdream.frames.sequence.dream_sequence`; only the previous
+frame's residual is kept), and :class:`~distdream.frames.encode.Encoder` encodes a dreamed frame while
 the next one is dreamed. Each stage's time and the time the dreamer spends waiting on the others
 are reported in :class:`ChunkStats`.
 """
@@ -17,24 +17,23 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .config import RenderConfig
-from .dream import Dreamer, FrameDreamer, resize
+from ..config import RenderConfig
+from ..dream import Dreamer, FrameDreamer, resize
+from ..errors import JobError
+from ..images import array_to_tensor, load_image, tensor_to_frame
+from ..video import VideoIndex, is_pattern
 from .encode import Encoder, Span
-from .errors import JobError
-from .flow import SCAN_SIDE, MotionEstimator, shrink
-from .images import array_to_tensor, load_image, tensor_to_frame
 from .memory import Memory
 from .reader import MotionReader
 from .relay import relayed as relayed_state
 from .sequence import Level, ShotState, dream_sequence
 from .steps import reader_steps, shot_settings
-from .video import VideoIndex, is_pattern, read_frames
 
 __all__ = [
     "Carried",
@@ -44,7 +43,6 @@ __all__ = [
     "carry_device",
     "dream_range",
     "dream_segment",
-    "scan_cuts",
 ]
 
 
@@ -242,7 +240,7 @@ def dream_range(
     The spans must tile ``[first, end)`` in order; each span's file is opened at its first frame
     and appears (renamed from a temp name) when its last frame is written. ``on_frame(i)`` runs
     after frame ``i`` is dreamed, before it is written (the engine uses it for fault injection in
-    tests). ``dreamer`` may be a lane of a :class:`~distdream.lanes.LaneBatcher`, dreaming
+    tests). ``dreamer`` may be a lane of a :class:`~distdream.frames.lanes.LaneBatcher`, dreaming
     alongside other ranges. ``config`` must be validated (a job validates it once, before its
     first chunk; :func:`dream_segment` validates it itself).
     """
@@ -303,26 +301,3 @@ def dream_segment(
     return dream_range(
         index, start, end, [span], config, dreamer=dreamer, device=device, seed=seed, progress=progress
     ).stats
-
-
-def scan_cuts(
-    index: VideoIndex, start: int, end: int, config: RenderConfig, progress: Callable[[int], None] | None = None
-) -> list[int]:
-    """Frames in ``(start, end)`` that start a new shot (compared with the frame before each).
-
-    Decodes ``[start, end)`` and runs the dreamer's motion test on frames shrunk to
-    :data:`~.flow.SCAN_SIDE`, so the planner can put chunk boundaries on cuts (a seam on a cut
-    needs no lead-in) for a tenth of the test's cost at 720p. The workers still decide at full
-    size whether to carry the dream into each frame. ``progress(n)`` hears of every 25 frames scanned.
-    """
-    estimator = MotionEstimator(replace(config.flow, flow_scale=1.0))  # the frames are small already
-    cuts: list[int] = []
-    prev: np.ndarray | None = None
-    for i, frame in enumerate(read_frames(index.path, start, end, index=index), start=start):
-        small = shrink(frame, SCAN_SIDE)
-        if prev is not None and estimator.motion(prev, small).cut:
-            cuts.append(i)
-        prev = small
-        if progress is not None and ((i - start + 1) % 25 == 0 or i == end - 1):
-            progress((i - start) % 25 + 1)
-    return cuts

@@ -1,7 +1,7 @@
 """Chroma: how colourful an image is, measured one way for the whole project.
 
 The drift figure's saturation (:mod:`distdream.metrics`, decoded uint8 frames, channels last) and
-the held level's colour (:mod:`distdream.sequence`, float tensors (1, 3, H, W) on the dreaming
+the held level's colour (:mod:`distdream.frames.sequence`, float tensors (1, 3, H, W) on the dreaming
 device) must be the same measure, or the held level would hold something the figure does not
 report. numpy only: a torch tensor is measured through its own methods, without importing torch.
 """

@@ -6,7 +6,7 @@ starts fresh and is settled in place to the strength carried frames reach (:func
 every carried frame is held at its keyframe's strength and colour (:class:`Level`, :func:`held`),
 and the temporal term pulls it toward the warped previous output where the flow can be trusted.
 Where the scene is still (a step's :class:`Scene`) the dream is held there, and what the shot
-remembers (:class:`~distdream.memory.Memory`) comes back where the frame shows it again.
+remembers (:class:`~distdream.frames.memory.Memory`) comes back where the frame shows it again.
 Pure torch on top of :class:`~distdream.dream.Dreamer`; no I/O.
 """
 
@@ -18,8 +18,8 @@ from functools import partial
 
 import torch
 
+from ..dream import Anchor, Dreamer
 from .chroma import chroma
-from .dream import Anchor, Dreamer
 from .memory import Memory
 
 __all__ = [
@@ -173,7 +173,7 @@ class ShotSettings:
     ``anchor``: after every step the image moves λ·c of the way back to where the previous dream,
     moved with the scene, puts it (:class:`Anchor`).
 
-    ``remember`` keeps a :class:`~distdream.memory.Memory` of the dream where the scene held
+    ``remember`` keeps a :class:`~distdream.frames.memory.Memory` of the dream where the scene held
     still (steps with a :class:`Scene`): a pixel that shows again what was remembered gets that
     dream back, held still.
 

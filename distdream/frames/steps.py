@@ -1,11 +1,11 @@
 """How the dream reaches each frame of a chunk: the previous dream moved along the flow, what the
 temporal term pulls toward, and where the scene holds still.
 
-Each decoded frame and its motion become a :class:`~distdream.sequence.SequenceStep`. Where the
+Each decoded frame and its motion become a :class:`~distdream.frames.sequence.SequenceStep`. Where the
 scene is still the carried dream is kept whole and the steps leave it be (the ``steady``
 setting), so a still shot keeps its dream; where it moves, steps keep the dream locked onto it
 and crisp. Whether the camera moved (``FrameMotion.camera_moved``, computed with the flow ahead
-of the dreamer) tells the shot's memory (:mod:`~distdream.memory`) when what it remembers is no
+of the dreamer) tells the shot's memory (:mod:`~distdream.frames.memory`) when what it remembers is no
 longer where it was.
 """
 
@@ -16,10 +16,10 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import torch
 
+from ..config import RenderConfig
+from ..images import array_to_tensor
 from .carry import flow_tensor, warp_tensor
-from .config import RenderConfig
 from .flow import MOVING_ABOVE, FrameMotion, warp
-from .images import array_to_tensor
 from .reader import MotionReader
 from .sequence import Scene, SequenceStep, ShotSettings
 
@@ -42,7 +42,7 @@ def _mover(motion: FrameMotion, resampling: str, device: torch.device | None) ->
     ``resampling`` is the config's ``carry_resampling`` (bicubic by default: bilinear blurs the
     carried dream a little every frame, the temporal term pulls toward that blur, and the dream's
     steps redraw the lost texture, so detail and steadiness are lost together). ``device``: warp
-    there with :func:`~distdream.carry.warp_tensor` (the carry on the network's device), or on
+    there with :func:`~distdream.frames.carry.warp_tensor` (the carry on the network's device), or on
     the host with OpenCV (``None``)."""
     last: list[tuple[torch.Tensor, torch.Tensor]] = []
     flow = None if device is None else flow_tensor(motion.backward, device)

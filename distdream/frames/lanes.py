@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .dream import Anchor, Dreamer
+from ..dream import Anchor, Dreamer
 
 __all__ = ["Lane", "LaneBatcher"]
 

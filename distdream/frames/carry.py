@@ -27,7 +27,7 @@ def flow_tensor(flow: np.ndarray, device: torch.device) -> torch.Tensor:
 
 def warp_tensor(image: torch.Tensor, flow: torch.Tensor, interpolation: str = "bilinear") -> torch.Tensor:
     """Sample ``image`` (B, C, H, W) at ``x + flow(x)`` (``flow``: (H, W, 2), on its device), edges
-    repeated: :func:`distdream.flow.warp` on tensors."""
+    repeated: :func:`distdream.frames.flow.warp` on tensors."""
     if interpolation not in _MODES:
         raise ValueError(f"interpolation {interpolation!r}: choose from {', '.join(_MODES)}")
     h, w = flow.shape[:2]

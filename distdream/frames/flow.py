@@ -15,7 +15,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from .config import FlowConfig
+from ..config import FlowConfig
 
 __all__ = [
     "MOVING_ABOVE",
@@ -87,7 +87,7 @@ def warp(image: np.ndarray, flow: np.ndarray, interpolation: str = "bilinear") -
 
     ``interpolation`` is ``bilinear`` (what the warping-error metric and the flow checks use, as
     the literature defines them) or ``bicubic`` (the dream carry's default, see
-    :func:`distdream.pipeline._mover`).
+    :func:`distdream.frames.pipeline._mover`).
     """
     h, w = flow.shape[:2]
     grid_x, grid_y = _grid(h, w)
