@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from distdream.config import RenderConfig
+from distdream.config import Encoding, RenderConfig
 from distdream.engine import render as engine_render
 from distdream.metrics import warping_error
 from distdream.samples import sample_photo, write_clip
@@ -30,7 +30,7 @@ from distdream.samples import sample_photo, write_clip
 
 def main(frames: int = 1500, width: int = 64, height: int = 48) -> None:
     still = np.asarray(Image.fromarray(sample_photo()).resize((width, height), Image.BILINEAR))
-    base = RenderConfig(crf=12, preset="veryfast")
+    base = RenderConfig(encoding=Encoding(crf=12, preset="veryfast"))
     with tempfile.TemporaryDirectory() as tmp:
         clip = write_clip(Path(tmp) / "still.mp4", itertools.repeat(still, frames), audio=None, crf=12)
         # the default before the held level (and before the bicubic carry and the steady dream)

@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from distdream.bench.onedream import reveal_frames, still_frames
-from distdream.config import RenderConfig
+from distdream.config import Encoding, RenderConfig
 from distdream.engine import plan, render
 from distdream.samples import write_clip
 from distdream.video.read import read_frames
@@ -27,14 +27,19 @@ CHUNKED = {"workers": 2, "seams": "crossfade", "chunk_frames": 32}
 
 
 def main(out: str, width: int = 128, height: int = 72) -> None:
-    ways = {"steady (default)": RenderConfig(crf=0), "breathing (steady 0)": RenderConfig(crf=0, steady=0.0)}
+    ways = {
+        "steady (default)": RenderConfig(encoding=Encoding(crf=0)),
+        "breathing (steady 0)": RenderConfig(steady=0.0, encoding=Encoding(crf=0)),
+    }
     rows: list[tuple[str, list[tuple[np.ndarray, str]]]] = []
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         still = write_clip(d / "still.mp4", still_frames(96, width, height, noise=2.0), audio=None, crf=0)
         reveal = write_clip(d / "reveal.mp4", reveal_frames(72, width, height, noise=2.0), audio=None, crf=0)
         windows = [
-            (c.first, c.start) for c in plan(still, RenderConfig(crf=0), ray="never", **CHUNKED).chunks if c.lead_in
+            (c.first, c.start)
+            for c in plan(still, RenderConfig(encoding=Encoding(crf=0)), ray="never", **CHUNKED).chunks
+            if c.lead_in
         ]
         a, b = windows[0]
         at = {

@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from distdream.config import DreamConfig, RenderConfig
+from distdream.config import DreamConfig, Encoding, RenderConfig
 from distdream.engine import render as engine_render
 from distdream.samples import pan_frames, write_clip
 from distdream.video import Colour, SegmentWriter, format_for, probe, read_frames
@@ -89,7 +89,7 @@ def main(out: Path, w: int = 128, h: int = 72, n: int = 8) -> None:
     for label, path, fps in inputs(out, w, h, n):
         for name, codec, crf, suffix in OUTPUTS:
             target = out / f"{Path(path).stem.split('.')[0]}-{name.replace(' ', '')}{suffix}"
-            config = RenderConfig(dream=DreamConfig(num_iterations=0), codec=codec, crf=crf, fps=fps)
+            config = RenderConfig(dream=DreamConfig(num_iterations=0), fps=fps, encoding=Encoding(codec=codec, crf=crf))
             result = engine_render(path, target, config, workers=1, ray="never")
             mean, largest = compare(path, str(result.output), fps)
             alone = (

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from distdream.config import RenderConfig
+from distdream.config import Encoding, RenderConfig
 from distdream.engine import connect, plan, render
 from distdream.images import save_figure
 from distdream.metrics import warping_error
@@ -40,7 +40,7 @@ def main(outdir: Path, frames: int = 240, width: int = 96, height: int = 64) -> 
     outdir.mkdir(parents=True, exist_ok=True)
     connect(None)
     job = dict(chunk_frames=60, overlap=8, workers=2, scan_cuts=False)
-    base = RenderConfig(crf=12)
+    base = RenderConfig(encoding=Encoding(crf=12))
     runs = {
         "before": (
             replace(base, keyframe_settle=0, hold_level=False, temporal_weight=0.0, carry_resampling="bilinear"),

@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from distdream.bench.coherence import _next_rate, coherence_ways
-from distdream.config import RenderConfig
+from distdream.config import Encoding, RenderConfig
 from distdream.engine import render as engine_render
 from distdream.metrics import warping_error
 from distdream.samples import pan_frames, write_clip
@@ -32,7 +32,7 @@ def _u8(frame: np.ndarray) -> np.ndarray:
 
 
 def main(out: str, frames: int = 36, width: int = 256, height: int = 144, at: int = 24) -> None:
-    base = RenderConfig(crf=12).validate()
+    base = RenderConfig(encoding=Encoding(crf=12)).validate()
     ways = coherence_ways(base, (0.5,))
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)

@@ -245,7 +245,7 @@ RATE = Rule("a positive frame rate such as 24, 25 or 24000/1001", lambda v: pars
 PRESET = one_of(X264_PRESETS)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Encoding:
     """How a job's pieces are encoded, the same for every one (they must match for a lossless
     join). "Settings" in distdream means what a user sets; this is the encoder's part of it;
@@ -255,11 +255,23 @@ class Encoding:
     seen at 97×65 and 98×66, single-threaded too); ``crf=0`` (lossless) is, by construction.
     """
 
-    crf: int = setting(18, rule=CRF, cli=False, help="x264 constant quality: 0 lossless … 51 worst.")
-    preset: str = setting("medium", rule=PRESET, cli=False, help="x264 speed/size trade-off: ultrafast … veryslow.")
-    codec: str = setting("auto", rule=one_of(CODEC_NAMES), cli=False, help="Output codec.")
-    pix_fmt: str | None = setting(None, rule=PIX_FMT, cli=False, unset="auto", help="Output pixel format.")
-    prores_profile: str = setting("auto", rule=one_of(PRORES_NAMES), cli=False, help="ProRes profile.")
+    crf: int = setting(18, rule=CRF, help="x264/x265 quality (0 lossless … 51).")
+    preset: str = setting("medium", rule=PRESET, help="x264/x265 speed/size trade-off.")
+    codec: str = setting(
+        "auto",
+        rule=one_of(CODEC_NAMES),
+        help="Output codec: h264, h265, prores (10-bit 4:2:2 HQ, or 4444), ffv1 (lossless); auto: "
+        "h264, or png/tiff by an image sequence's suffix.",
+    )
+    pix_fmt: str | None = setting(
+        None,
+        rule=PIX_FMT,
+        unset="the input's depth and chroma",
+        help="Output pixel format (e.g. yuv420p10le, yuv444p, yuv422p10le).",
+    )
+    prores_profile: str = setting(
+        "auto", rule=one_of(PRORES_NAMES), unset="hq, or 4444 from 4:4:4/RGB", help="ProRes profile."
+    )
 
     def validate(self) -> Encoding:
         check_fields(self)
@@ -303,6 +315,7 @@ class RenderConfig:
 
     dream: DreamConfig = field(default_factory=DreamConfig)
     flow: FlowConfig = field(default_factory=FlowConfig)
+    encoding: Encoding = field(default_factory=Encoding)
     keyframe_iterations: int | None = setting(
         None,
         rule=integer(low=0),
@@ -370,23 +383,6 @@ class RenderConfig:
         shown="on CUDA, off on CPU",
         help="Warp, mask and hold the carried dream on the network's device (speed, not recipe).",
     )
-    crf: int = setting(18, rule=CRF, help="x264/x265 quality (0 lossless … 51).")
-    preset: str = setting("medium", rule=PRESET, help="x264/x265 speed/size trade-off.")
-    codec: str = setting(
-        "auto",
-        rule=one_of(CODEC_NAMES),
-        help="Output codec: h264, h265, prores (10-bit 4:2:2 HQ, or 4444), ffv1 (lossless); auto: "
-        "h264, or png/tiff by an image sequence's suffix.",
-    )
-    pix_fmt: str | None = setting(
-        None,
-        rule=PIX_FMT,
-        unset="the input's depth and chroma",
-        help="Output pixel format (e.g. yuv420p10le, yuv444p, yuv422p10le).",
-    )
-    prores_profile: str = setting(
-        "auto", rule=one_of(PRORES_NAMES), unset="hq, or 4444 from 4:4:4/RGB", help="ProRes profile."
-    )
     # an image sequence carries no timing; a video's own rate is used and this must be unset
     fps: str | None = setting(
         None, rule=RATE, unset="the video's own", help="Frame rate of an image-sequence input, e.g. 24 or 24000/1001."
@@ -394,19 +390,13 @@ class RenderConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Every setting as plain data (the job plan stores it; its hash guards resumes)."""
-        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("dream", "flow")}
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("dream", "flow", "encoding")}
         return {
             **out,
             "dream": self.dream.to_dict(),
             "flow": {f.name: getattr(self.flow, f.name) for f in fields(self.flow)},
+            "encoding": {f.name: getattr(self.encoding, f.name) for f in fields(self.encoding)},
         }
-
-    @property
-    def encoding(self) -> Encoding:
-        """How the output's pieces are encoded."""
-        return Encoding(
-            crf=self.crf, preset=self.preset, codec=self.codec, pix_fmt=self.pix_fmt, prores_profile=self.prores_profile
-        )
 
     @property
     def keyframe_steps(self) -> int:
@@ -421,5 +411,6 @@ class RenderConfig:
     def validate(self) -> RenderConfig:
         self.dream.validate()
         self.flow.validate()
+        self.encoding.validate()
         check_fields(self)
         return self

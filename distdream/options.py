@@ -114,7 +114,7 @@ class JobOptions:
     )
     max_attempts: int = setting(3, rule=integer(low=1), cli=False, help="Tries per chunk before the job fails.")
     # the watchdog's limit per attempt; unset, it follows the job's own measured time per frame
-    # (engine.loop.Watchdog)
+    # (engine.watchdog.Watchdog)
     chunk_timeout: float | None = setting(
         None,
         rule=number(above=0),

@@ -20,7 +20,7 @@ RECORDS: tuple[tuple[str, type, str], ...] = (
     ("Dream", DreamConfig, "how each image or frame is dreamed (`DreamConfig`; `[dream]` in a config file)"),
     ("Video", RenderConfig, "how a video's frames carry the dream and are written (`RenderConfig`)"),
     ("Flow", FlowConfig, "the optical flow that carries the dream (`FlowConfig`; `[flow]`)"),
-    ("Encoding", Encoding, "how the output is encoded (`Encoding`, part of `RenderConfig`)"),
+    ("Encoding", Encoding, "how the output is encoded (`Encoding`, `RenderConfig.encoding`; `[encoding]`)"),
     ("Job", JobOptions, "where and how a render runs (`JobOptions`; `[job]`)"),
 )
 
@@ -48,20 +48,16 @@ def parameters_markdown() -> str:
     out = [
         "# Parameters",
         "",
-        "Every setting, as declared in `distdream/config.py` (this page is generated from those",
-        "declarations at build time, as `--help` is). A setting's name is its `--config` key and",
-        "its Python keyword; its flag is the command line's spelling. Settings without a flag are",
-        "for the Python API and config files.",
+        "Every setting, as declared in `distdream/config.py` and `distdream/options.py` (this page is",
+        "generated from those declarations at build time, as `--help` is). A setting's name is its",
+        "`--config` key and its Python keyword; its flag is the command line's spelling. Settings",
+        "without a flag are for the Python API and config files.",
         "",
     ]
-    seen: set[str] = set()  # a setting two records share (the encoding's) is listed where it is first met
     for title, record, says in RECORDS:
         rows = []
         for f, decl in declared(record):
             name = decl.key or f.name
-            if name in seen:
-                continue
-            seen.add(name)
             flag = f"`{flag_of(f, decl)}`" if decl.cli else "—"
             rows.append(f"| `{name}` | {flag} | {_cell(_default(f, decl.unset, decl.shown))} | {_cell(decl.help)} |")
         if not rows:

@@ -12,9 +12,9 @@ import pytest
 import torch
 from skimage import data
 
-from distdream.frames import steps
 from distdream.config import DreamConfig, RenderConfig
 from distdream.dream import Dreamer
+from distdream.frames import steps
 from distdream.frames.carry import flow_tensor, warp_tensor
 from distdream.frames.flow import warp
 from distdream.frames.pipeline import DreamedFrames, carry_device

@@ -6,7 +6,7 @@ import pickle
 
 import pytest
 
-from distdream.config import DreamConfig, FlowConfig, RenderConfig
+from distdream.config import DreamConfig, Encoding, FlowConfig, RenderConfig
 from distdream.errors import ConfigError
 
 
@@ -27,8 +27,8 @@ def test_defaults_and_derived_iterations() -> None:
         (RenderConfig(hold_level="yes"), "hold_level"),  # a TOML string is not a switch
         (RenderConfig(keyframe_iterations=-1), "keyframe_iterations"),
         (RenderConfig(frame_iterations=1.5), "frame_iterations"),
-        (RenderConfig(crf=60), "crf"),
-        (RenderConfig(preset="warp"), "preset"),
+        (RenderConfig(encoding=Encoding(crf=60)), "crf"),
+        (RenderConfig(encoding=Encoding(preset="warp")), "preset"),
         (RenderConfig(flow=FlowConfig(method="lucas")), r"flow_method \(--flow\)"),
         (RenderConfig(flow=FlowConfig(flow_scale=0)), "flow_scale"),
         (RenderConfig(flow=FlowConfig(flow_scale=1.01)), "flow_scale"),

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from distdream.config import DreamConfig
+from distdream.config import DreamConfig, Encoding
 from distdream.demo import run_demo
 from distdream.errors import ConfigError
 from distdream.images import save_image
@@ -27,7 +27,11 @@ def test_demo_writes_video_and_contact_sheet(tmp_path: Path) -> None:
     from distdream.config import RenderConfig
 
     result = run_demo(
-        tmp_path / "demo.mp4", frames=16, width=96, height=64, config=RenderConfig(dream=FAST, preset="veryfast")
+        tmp_path / "demo.mp4",
+        frames=16,
+        width=96,
+        height=64,
+        config=RenderConfig(dream=FAST, encoding=Encoding(preset="veryfast")),
     )
     video = probe(result.video)
     assert video.frame_count == 16 and video.audio and result.job.chunks >= 2

@@ -13,7 +13,7 @@ import torch
 
 from distdream.bench.onedream import reveal_change, reveal_frames, still_frames
 from distdream.chunking import RELAY_CHAINS, Chunk, plan_chunks
-from distdream.config import DreamConfig, RenderConfig
+from distdream.config import DreamConfig, Encoding, RenderConfig
 from distdream.dream import Anchor, Dreamer
 from distdream.engine import plan, render
 from distdream.frames.flow import MOVING_ABOVE, FrameMotion
@@ -24,7 +24,7 @@ from distdream.video import read_frames
 from tests.media import render_here
 
 FAST = DreamConfig(num_iterations=3, num_octaves=2, dream_layers=("_blocks.5",), jitter=4)
-LOSSLESS = RenderConfig(dream=FAST, crf=0, preset="veryfast")
+LOSSLESS = RenderConfig(dream=FAST, encoding=Encoding(crf=0, preset="veryfast"))
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ from distdream.video import Encoding, probe, read_frames
 from tests.media import render_here
 
 FAST = DreamConfig(num_iterations=3, num_octaves=2, dream_layers=("_blocks.5",), jitter=4)
-CFG = RenderConfig(dream=FAST, crf=12, preset="veryfast")
+CFG = RenderConfig(dream=FAST, encoding=Encoding(crf=12, preset="veryfast"))
 
 
 def stats_of(result: JobResult) -> ChunkStats:
@@ -217,7 +217,7 @@ def test_scene_cut_restarts_the_dream(tmp_path: Path) -> None:
 def test_same_seed_same_frames(clip: Path, tmp_path: Path) -> None:
     # Lossless encoding: x264's lossy output is not bit-exact from run to run at some frame sizes
     # (seen at 97×65), so exactness of the dream itself is checked through a lossless segment.
-    lossless = RenderConfig(dream=FAST, crf=0, preset="veryfast")
+    lossless = RenderConfig(dream=FAST, encoding=Encoding(crf=0, preset="veryfast"))
     index = probe(clip)
     dream_segment(index, 2, 9, tmp_path / "a.mp4", lossless, seed=5)
     dream_segment(index, 2, 9, tmp_path / "b.mp4", lossless, seed=5)
@@ -230,7 +230,8 @@ def test_same_seed_same_frames(clip: Path, tmp_path: Path) -> None:
 def test_predefined_start_of_another_size_is_resized(clip: Path, tmp_path: Path) -> None:
     start = save_image(sample_photo("coffee"), tmp_path / "start.png")  # 600×400 for a 97×65 video
     cfg = RenderConfig(
-        dream=DreamConfig(**{**FAST.to_dict(), "predefined_start": str(start)}), crf=12, preset="veryfast"
+        dream=DreamConfig(**{**FAST.to_dict(), "predefined_start": str(start)}),
+        encoding=Encoding(crf=12, preset="veryfast"),
     )
     out = render_here(clip, tmp_path / "out.mp4", cfg).output
     first_in, first_out = next(read_frames(clip)), next(read_frames(out))
@@ -312,7 +313,11 @@ def test_the_temporal_term_steadies_a_render_and_the_held_level_keeps_its_streng
     for hold in (True, False):
         for weight in (0.0, 0.3):
             config = RenderConfig(
-                dream=dream, temporal_weight=weight, keyframe_settle=0, crf=12, preset="veryfast", hold_level=hold
+                dream=dream,
+                temporal_weight=weight,
+                keyframe_settle=0,
+                hold_level=hold,
+                encoding=Encoding(crf=12, preset="veryfast"),
             )
             out = dreamed(clip, tmp_path / f"w{weight}{hold}.mp4", config)
             result = warping_error(clip, out)
@@ -332,7 +337,9 @@ def test_the_bicubic_carry_keeps_more_of_the_dream_s_detail(tmp_path: Path) -> N
     dream = DreamConfig(num_iterations=6, num_octaves=2, dream_layers=("_blocks.5",))
     detail = {}
     for resampling in ("bilinear", "bicubic"):
-        config = RenderConfig(dream=dream, carry_resampling=resampling, keyframe_settle=0, crf=12, preset="veryfast")
+        config = RenderConfig(
+            dream=dream, carry_resampling=resampling, keyframe_settle=0, encoding=Encoding(crf=12, preset="veryfast")
+        )
         out = dreamed(clip, tmp_path / f"{resampling}.mp4", config)
         detail[resampling] = np.array(warping_error(clip, out).detail)
     assert detail["bicubic"][0] == pytest.approx(detail["bilinear"][0], rel=0.02)  # the same keyframe

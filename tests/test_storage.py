@@ -10,7 +10,7 @@ import pytest
 import ray
 
 from distdream import storage
-from distdream.config import RenderConfig
+from distdream.config import Encoding, RenderConfig
 from distdream.engine import render, testing
 from distdream.engine.faults import Fault
 from distdream.engine.workdir import workdir_lease
@@ -68,7 +68,7 @@ def test_resume_from_a_work_directory_in_object_storage(s3: str, clip, tmp_path:
     result = render(uri, out, CFG, workdir=workdir, resume=True, **JOB)
     assert result.rendered == 3 - len(finished)  # what the failed run finished came from the bucket
     assert len(list(read_frames(download(out, tmp_path)))) == 24
-    other = RenderConfig(dream=CFG.dream, decay=0.5, crf=0, preset="ultrafast")
+    other = RenderConfig(dream=CFG.dream, decay=0.5, encoding=Encoding(crf=0, preset="ultrafast"))
     with pytest.raises(JobError, match=r"holds another render; it differs in: decay"):
         render(uri, out, other, workdir=workdir, resume=True, **JOB)
 

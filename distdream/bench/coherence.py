@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import RenderConfig
+from ..config import Encoding, RenderConfig
 from ..engine import render
 from ..metrics import WarpingError, warping_error
 from ..samples import pan_frames, pan_zoom, sample_photo, write_clip
@@ -156,7 +156,7 @@ def bench_coherence(
     device: str | None = None,
 ) -> CoherenceBenchmark:
     """Render a ``frames``-long pan each way at the default's strength and measure E_warp."""
-    base = (config or RenderConfig(crf=12)).validate()
+    base = (config or RenderConfig(encoding=Encoding(crf=12))).validate()
     ways = coherence_ways(base, temporal_weights)
     rows: list[CoherenceRow] = []
     with tempfile.TemporaryDirectory(prefix="distdream-coherence-") as tmp:

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..chunking import Chunk
-from ..config import DreamConfig, RenderConfig
+from ..config import DreamConfig, Encoding, RenderConfig
 from ..dream import Dreamer
 from ..images import array_to_tensor
 from ..samples import pan_frames, shot_frames, write_clip
@@ -94,7 +94,9 @@ def bench_engine(*, quick: bool = False, workers: int | None = None) -> EngineBe
     n = shots * per_shot
     # quick: the lightest dream (no keyframe settling); full: the default recipe
     config = RenderConfig(
-        dream=dream, preset="veryfast", keyframe_settle=0 if quick else RenderConfig().keyframe_settle
+        dream=dream,
+        keyframe_settle=0 if quick else RenderConfig().keyframe_settle,
+        encoding=Encoding(preset="veryfast"),
     )
     job = dict(chunk_frames=chunk_frames, overlap=chunk_frames // 3, workers=workers)
     with tempfile.TemporaryDirectory(prefix="distdream-bench-") as tmp:
@@ -172,7 +174,8 @@ def _crossfade_seams(
 def _driver_rss(d: Path, frames: int) -> tuple[float, float]:
     """The driver's peak RSS (MiB) rendering a clip and one ten times longer, with a cheap dream."""
     cheap = RenderConfig(
-        dream=DreamConfig(num_iterations=1, num_octaves=1, dream_layers=("_blocks.3",)), preset="ultrafast"
+        dream=DreamConfig(num_iterations=1, num_octaves=1, dream_layers=("_blocks.3",)),
+        encoding=Encoding(preset="ultrafast"),
     )
     short = write_clip(d / "short.mp4", pan_frames(frames, 64, 48), audio="aac")
     long = write_clip(d / "long.mp4", pan_frames(10 * frames, 64, 48), audio="aac")

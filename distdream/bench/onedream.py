@@ -228,7 +228,8 @@ def bench_one_dream(
 ) -> OneDreamBenchmark:
     """Render the three clips with the default (steady) dream and the breathing one; lossless,
     the still shot and the reveal with ``noise`` levels of sensor noise (as a camera has)."""
-    base = replace(config or RenderConfig(), crf=0).validate()
+    config = config or RenderConfig()
+    base = replace(config, encoding=replace(config.encoding, crf=0)).validate()
     ways = {"steady (default)": base, "breathing (steady 0)": replace(base, steady=0.0)}
     with tempfile.TemporaryDirectory(prefix="distdream-onedream-") as tmp:
         d = Path(tmp)

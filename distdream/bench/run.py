@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from ..compute import resolve_device
-from ..config import DreamConfig, RenderConfig
+from ..config import DreamConfig, Encoding, RenderConfig
 from ..errors import ConfigError
 from . import SECTIONS
 from .codecs import bench_codecs
@@ -225,7 +225,9 @@ def _parity(run: _Run) -> None:
     same frames)."""
     plan = run.plan
     if plan.quick:
-        light = RenderConfig(dream=DreamConfig(num_iterations=2, num_octaves=2), keyframe_settle=0, crf=0)
+        light = RenderConfig(
+            dream=DreamConfig(num_iterations=2, num_octaves=2), keyframe_settle=0, encoding=Encoding(crf=0)
+        )
         clips = [("8 shots", (64, 48), 16)]  # cuts, several chunks: the engine's whole path, once
     else:
         light = None
@@ -270,7 +272,7 @@ def _lanes(run: _Run) -> Any:
 
 def _coherence(run: _Run) -> Any:
     if run.plan.quick:  # a light dream on a short clip: the table's shape, in a minute
-        light = RenderConfig(dream=DreamConfig(num_iterations=2, num_octaves=2), crf=12)
+        light = RenderConfig(dream=DreamConfig(num_iterations=2, num_octaves=2), encoding=Encoding(crf=12))
         return bench_coherence(frames=12, width=64, height=48, config=light, device=run.plan.device, max_renders=2)
     w, h = (320, 180) if run.cuda else (128, 72)
     return bench_coherence(frames=48 if run.cuda else 36, width=w, height=h, device=run.plan.device)

@@ -2,9 +2,10 @@
 
 Each option of ``dream``, ``render``, ``submit`` and ``preview`` that sets a field of
 :class:`~distdream.config.DreamConfig`, :class:`~distdream.config.FlowConfig`,
-:class:`~distdream.config.RenderConfig` or :class:`~distdream.engine.JobOptions` is generated from
-that field's :func:`~distdream.declare.setting`: flag, type, choices, default and help. A
-``--config`` file's keys are the same names. Nothing here knows an individual setting.
+:class:`~distdream.config.RenderConfig`, :class:`~distdream.config.Encoding` or
+:class:`~distdream.options.JobOptions` is generated from that field's
+:func:`~distdream.declare.setting`: flag, type, choices, default and help. A ``--config`` file's
+keys are the same names. Nothing here knows an individual setting.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 import click
 
-from ..config import DreamConfig, FlowConfig, RenderConfig
+from ..config import DreamConfig, Encoding, FlowConfig, RenderConfig
 from ..declare import Declared, check_file_value, declared, flag_of
 from ..errors import ConfigError
 from ..options import JobOptions
@@ -100,6 +101,7 @@ def render_config(kw: dict[str, Any]) -> RenderConfig:
     return RenderConfig(
         dream=DreamConfig(**_values(DreamConfig, kw)),
         flow=FlowConfig(**_values(FlowConfig, kw)),
+        encoding=Encoding(**_values(Encoding, kw)),
         **_values(RenderConfig, kw),
     ).validate()
 
@@ -131,7 +133,7 @@ def load_config_file(ctx: click.Context, _param: click.Parameter, value: str | N
             f"config file {value}: unknown setting(s) {', '.join(unknown)}; see `distdream render --help`"
         )
     unchecked = set(flat)
-    for cls in (DreamConfig, FlowConfig, RenderConfig, JobOptions):
+    for cls in (DreamConfig, FlowConfig, RenderConfig, Encoding, JobOptions):
         for f, decl in declared(cls):
             key = decl.key or f.name
             if key in flat:  # typed as declared; text as it would be typed (the resume hint writes it back)

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from ..config import FLOW_METHODS, FlowConfig, RenderConfig
+from ..config import FLOW_METHODS, Encoding, FlowConfig, RenderConfig
 from ..errors import ConfigError, DistDreamError
 from ..options import RAY_USE, JobOptions, parse_frame_range
 from ..stops import Stopped, exit_ending_children, signals_stop
@@ -42,7 +42,7 @@ def render_inputs(output_help: str, skip: Sequence[str] = ()) -> Any:
                 click.argument("input", required=False, type=click.Path(path_type=str)),
                 click.option("-o", "--output", type=click.Path(path_type=str), help=output_help),
                 dream_options,
-                declared_options(FlowConfig, RenderConfig, JobOptions, skip=skip),
+                declared_options(FlowConfig, RenderConfig, Encoding, JobOptions, skip=skip),
             ]
         ):
             func = option(func)

@@ -195,7 +195,7 @@ def output_format(out: Path | str, index: VideoIndex, config: RenderConfig) -> t
         fmt = resolve_output(str(out), config.encoding, index)
     except VideoError as exc:
         raise OutputError(str(exc)) from None
-    return replace(config, codec=fmt.codec), fmt
+    return replace(config, encoding=replace(config.encoding, codec=fmt.codec)), fmt
 
 
 def _file_record(path: str | None) -> Any:

@@ -109,13 +109,13 @@ def test_every_declared_setting_is_a_flag_that_reaches_its_record() -> None:
     # a setting is declared once (distdream.declare.setting); its flag, config-file key and value follow
     from distdream.cli import render
     from distdream.cli.options import job_options, render_config
-    from distdream.config import DreamConfig, FlowConfig, RenderConfig
+    from distdream.config import DreamConfig, Encoding, FlowConfig, RenderConfig
     from distdream.declare import declared, flag_of
     from distdream.options import JobOptions
 
     params = {p.name: p for p in render.params}
     argv, want = ["in.mp4", "-o", "out.mp4"], {}
-    for cls in (DreamConfig, FlowConfig, RenderConfig, JobOptions):
+    for cls in (DreamConfig, FlowConfig, RenderConfig, Encoding, JobOptions):
         for f, decl in declared(cls):
             key = decl.key or f.name
             assert (key in params) == decl.cli, key
@@ -136,6 +136,7 @@ def test_every_declared_setting_is_a_flag_that_reaches_its_record() -> None:
         DreamConfig: render_config(kw).dream,
         FlowConfig: render_config(kw).flow,
         RenderConfig: render_config(kw),
+        Encoding: render_config(kw).encoding,
         JobOptions: JobOptions(**job_options(kw)),
     }
     assert len(want) >= 15  # every number and switch with a default

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from distdream.cli import main
-from distdream.config import DreamConfig, RenderConfig
+from distdream.config import DreamConfig, Encoding, RenderConfig
 from distdream.engine import render, testing
 from distdream.engine.faults import Fault
 from distdream.engine.workdir import workdir_lease
@@ -28,9 +28,8 @@ pytestmark = pytest.mark.usefixtures("local_ray")
 
 CFG = RenderConfig(
     dream=DreamConfig(num_iterations=1, num_octaves=1, dream_layers=("_blocks.3",), jitter=2),
-    crf=0,
-    preset="ultrafast",
     keyframe_settle=0,
+    encoding=Encoding(crf=0, preset="ultrafast"),
 )  # engine mechanics: the lightest dream
 # in this process, as threads: the guards are the job's, wherever it runs (a job with faults runs on Ray)
 JOB = dict(chunk_frames=6, overlap=2, workers=2, scan_cuts=False, seams="crossfade", ray="never")
@@ -208,7 +207,10 @@ def test_resume_refuses_another_cut_of_the_same_length(clip: Path, tmp_path: Pat
 
 def test_resume_refuses_other_settings_and_names_them(clip: Path, tmp_path: Path) -> None:
     workdir = _interrupted_workdir(clip, tmp_path)
-    other = RenderConfig(dream=DreamConfig(**{**CFG.dream.to_dict(), "learning_rate": 0.05}), crf=0, preset="ultrafast")
+    other = RenderConfig(
+        dream=DreamConfig(**{**CFG.dream.to_dict(), "learning_rate": 0.05}),
+        encoding=Encoding(crf=0, preset="ultrafast"),
+    )
     with pytest.raises(JobError, match=r"dream\.learning_rate \(0\.02 then, 0\.05 now\)"):
         render(clip, tmp_path / "out.mp4", other, workdir=str(workdir), resume=True, **JOB)
 

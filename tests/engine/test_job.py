@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from distdream.config import DreamConfig, RenderConfig
+from distdream.config import DreamConfig, Encoding, RenderConfig
 from distdream.engine import JobOptions, plan, render, submit, testing
 from distdream.engine.faults import Fault
 from distdream.engine.preflight import plan_record, preflight
@@ -28,9 +28,8 @@ from tests.engine.gated import ROOT, command, default_signals, gate
 # crf 0: lossless, so runs can be compared frame for frame (lossy x264 is not bit-exact everywhere)
 CFG = RenderConfig(
     dream=DreamConfig(num_iterations=2, num_octaves=2, dream_layers=("_blocks.5",), jitter=4),
-    crf=0,
-    preset="ultrafast",
     keyframe_settle=0,
+    encoding=Encoding(crf=0, preset="ultrafast"),
 )  # engine mechanics: the lightest dream
 JOB = dict(chunk_frames=12, overlap=3, scan_cuts=False, seams="crossfade")  # the seams these tests look at
 
@@ -67,14 +66,16 @@ def test_plan_reports_chunks_and_overhead(clip: Path) -> None:
 def test_the_plan_hash_holds_what_runs_not_how_fast(clip: Path, tmp_path: Path) -> None:
     def hashed(device: str = "cpu", render: dict[str, object] | None = None, **dream: object) -> str:
         cfg = RenderConfig(
-            dream=DreamConfig(**{**CFG.dream.to_dict(), **dream}), crf=0, preset="ultrafast", **(render or {})
+            dream=DreamConfig(**{**CFG.dream.to_dict(), **dream}),
+            **(render or {}),
+            encoding=Encoding(crf=0, preset="ultrafast"),
         )
         checked = preflight(str(clip), str(tmp_path / "o.mp4"), cfg, JobOptions(**JOB))
         chunks = list(plan(clip, cfg, **JOB).chunks)
         return settings_hash(plan_record(str(clip), checked.index, checked.config, checked.weights, device, chunks))
 
     base = hashed()
-    cfg = RenderConfig(dream=CFG.dream, crf=0, preset="ultrafast")
+    cfg = RenderConfig(dream=CFG.dream, encoding=Encoding(crf=0, preset="ultrafast"))
     assert plan(clip, cfg, output=tmp_path / "o.mp4", **JOB).settings_hash == base  # the job's own hash
     assert plan(clip, cfg, output=tmp_path / "o.%04d.png", **JOB).settings_hash != base  # another codec
     assert hashed(compile=True) == hashed(channels_last=False) == base  # speed, not the recipe
@@ -124,7 +125,14 @@ def test_pieces_of_every_codec_join_by_remuxing(
     clip: Path, reference, tmp_path: Path, codec: str, suffix: str, name: str
 ) -> None:
     # 2 crossfades; the join does not depend on where the chunks were dreamed
-    result = render(clip, tmp_path / f"out{suffix}", replace(CFG, codec=codec), workers=2, ray="never", **JOB)
+    result = render(
+        clip,
+        tmp_path / f"out{suffix}",
+        replace(CFG, encoding=replace(CFG.encoding, codec=codec)),
+        workers=2,
+        ray="never",
+        **JOB,
+    )
     source, out = probe(clip), probe(result.output)
     assert out.codec == name and out.frame_count == 40 and [a.codec for a in out.audio] == ["aac"]
     assert np.allclose(out.pts * float(out.time_base), source.pts * float(source.time_base), atol=0.001)
@@ -185,7 +193,7 @@ def test_work_directory_guards(clip: Path, tmp_path: Path) -> None:
     render(clip, tmp_path / "a.mp4", CFG, workdir=str(workdir), frame_range=(0, 12), **here)
     with pytest.raises(JobError, match="--resume"):
         render(clip, tmp_path / "a.mp4", CFG, workdir=str(workdir), frame_range=(0, 12), **here)
-    other = RenderConfig(dream=CFG.dream, decay=0.5, crf=0, preset="ultrafast")
+    other = RenderConfig(dream=CFG.dream, decay=0.5, encoding=Encoding(crf=0, preset="ultrafast"))
     with pytest.raises(JobError, match=r"holds another render; it differs in: decay \(0.9 then, 0.5 now\)"):
         render(clip, tmp_path / "a.mp4", other, workdir=str(workdir), frame_range=(0, 12), resume=True, **here)
 

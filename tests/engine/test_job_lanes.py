@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from distdream.config import DreamConfig, RenderConfig
+from distdream.config import DreamConfig, Encoding, RenderConfig
 from distdream.engine import render, testing
 from distdream.engine.faults import Fault
 from distdream.errors import ConfigError
@@ -25,7 +25,9 @@ from distdream.video import probe, read_frames
 from tests.rounding import assert_same_recipe
 
 DREAM = DreamConfig(num_iterations=2, num_octaves=2, dream_layers=("_blocks.5",), jitter=4)
-CFG = RenderConfig(dream=DREAM, crf=0, preset="ultrafast", keyframe_settle=0)  # the light settings of the tolerance
+CFG = RenderConfig(
+    dream=DREAM, keyframe_settle=0, encoding=Encoding(crf=0, preset="ultrafast")
+)  # the light settings of the tolerance
 JOB = dict(chunk_frames=8, overlap=2, scan_cuts=False, seams="crossfade")
 
 
@@ -60,7 +62,11 @@ def control(clip: Path, tmp_path_factory: pytest.TempPathFactory) -> list[np.nda
     render(
         clip,
         out,
-        RenderConfig(dream=DreamConfig(**{**DREAM.to_dict(), "seed": 5}), crf=0, preset="ultrafast", keyframe_settle=0),
+        RenderConfig(
+            dream=DreamConfig(**{**DREAM.to_dict(), "seed": 5}),
+            keyframe_settle=0,
+            encoding=Encoding(crf=0, preset="ultrafast"),
+        ),
         workers=2,
         **JOB,
     )

@@ -20,7 +20,7 @@ import numpy as np
 import psutil
 import pytest
 
-from distdream.config import DreamConfig, RenderConfig
+from distdream.config import DreamConfig, Encoding, RenderConfig
 from distdream.engine import JobOptions, Phase, render, submit, testing
 from distdream.engine.sizing import SHARED_STEP_PIXELS, THREAD_WORKERS, in_process, size_workers, workers_here
 from distdream.errors import ConfigError, JobCancelled
@@ -31,8 +31,7 @@ from tests.engine.gated import command, default_signals, gate, spawn
 CFG = RenderConfig(
     dream=DreamConfig(num_iterations=2, num_octaves=2, dream_layers=("_blocks.5",), jitter=4),
     keyframe_settle=1,
-    crf=0,
-    preset="ultrafast",
+    encoding=Encoding(crf=0, preset="ultrafast"),
 )
 # handoff and crossfade seams both: the in-process loop runs the crossfade tasks too
 JOB = dict(chunk_frames=10, overlap=3, scan_cuts=False, seams="auto", cpus_per_worker=2)

@@ -9,7 +9,7 @@ import av
 import numpy as np
 import pytest
 
-from distdream.config import DreamConfig, RenderConfig
+from distdream.config import DreamConfig, Encoding, RenderConfig
 from distdream.errors import VideoError
 from distdream.samples import pan_frames, write_clip
 from distdream.video import Colour, SegmentWriter, format_for, output_format, probe, read_frames
@@ -69,7 +69,7 @@ def test_a_zero_dream_render_returns_its_input(
     clip = write_clip(
         tmp_path / "in.mkv", pan_frames(5, 96, 64), codec="ffv1", pix_fmt=pix_fmt, colour=colour, audio=None
     )
-    config = RenderConfig(dream=DreamConfig(num_iterations=0), codec=codec, crf=crf)
+    config = RenderConfig(dream=DreamConfig(num_iterations=0), encoding=Encoding(codec=codec, crf=crf))
     out = render_here(clip, tmp_path / "out.mkv", config).output
     got, want = probe(out), probe(clip)
     assert (got.colour.primaries, got.colour.transfer, got.colour.matrix) == (
@@ -121,13 +121,15 @@ def test_a_codec_or_pixel_format_the_build_lacks_is_refused_with_what_it_has(tmp
 def test_prores_4444_stays_4444_after_the_join(tmp_path: Path, suffix: str) -> None:
     clip = write_clip(tmp_path / "in.mkv", pan_frames(3, 64, 48), codec="ffv1", pix_fmt="yuv444p", audio=None)
     out = render_here(
-        clip, tmp_path / f"out{suffix}", RenderConfig(dream=DreamConfig(num_iterations=0), codec="prores")
+        clip,
+        tmp_path / f"out{suffix}",
+        RenderConfig(dream=DreamConfig(num_iterations=0), encoding=Encoding(codec="prores")),
     ).output
     with av.open(str(out)) as container:
         context = container.streams.video[0].codec_context
         assert context.codec_tag == "ap4h" and context.profile == "4444"  # not relabelled 422 HQ by the remux
     with pytest.raises(VideoError, match=r"not a container that takes ProRes video .*use \.mov or \.mkv"):
-        render_here(clip, tmp_path / "out.mp4", RenderConfig(codec="prores"))
+        render_here(clip, tmp_path / "out.mp4", RenderConfig(encoding=Encoding(codec="prores")))
 
 
 def test_a_matrix_that_cannot_be_inverted_is_refused_before_any_work(tmp_path: Path) -> None:

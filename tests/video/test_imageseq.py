@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from distdream.cli import main
-from distdream.config import DreamConfig, RenderConfig
+from distdream.config import DreamConfig, Encoding, RenderConfig
 from distdream.engine import render, testing
 from distdream.engine.faults import Fault
 from distdream.errors import ChunkFailed, OutputError, VideoError
@@ -218,7 +218,7 @@ def test_the_cli_reads_sequences_and_refuses_what_does_not_fit(capsys, tmp_path:
 def test_output_errors_are_typed(tmp_path: Path) -> None:
     pattern = write_pngs(tmp_path / "in", list(pan_frames(2, 48, 32)))
     with pytest.raises(OutputError, match="--codec h264 does not apply"):
-        render_here(pattern, str(tmp_path / "x.%03d.png"), RenderConfig(fps="25", codec="h264"))
+        render_here(pattern, str(tmp_path / "x.%03d.png"), RenderConfig(fps="25", encoding=Encoding(codec="h264")))
     with pytest.raises((OutputError, VideoError)):
         render_here(pattern, str(tmp_path / "x.%03d.exr"), RenderConfig(fps="25"))
 
