@@ -1,40 +1,19 @@
 """``distdream bench``: every figure measured side by side with its reference, in one run.
 
-The sections, each a module of its own:
-
-- ``step`` (:mod:`.step`): one dream iteration against the naive loop, at every precision the
-  device runs, at one or more image sizes;
-- ``io`` (:mod:`.videoio`): range reads against decoding from the start, joins against re-encodes;
-- ``codecs`` (:mod:`.codecs`): every output codec on one 10-bit clip: encode speed, size, error;
-- ``engine`` (:mod:`.engine`): the distributed engine on a local Ray instance;
-- ``parity`` (:mod:`.parity`): one worker on one device, in this process against through Ray, on
-  a long shot at each ``--render-size`` and on 8 short ones at ``--frame-size``: the rate while
-  dreaming, start-up apart (not run unless asked for: it is the GPU's figure);
-- ``startup`` (:mod:`.startup`): ``distdream render`` from the shell against a seed-style script
-  (:mod:`.seed_script`): a one-frame render against the script's start, one worker (in process)
-  and two (on Ray) over a pan, and when each phase of the render appeared;
-- ``lanes`` (:mod:`.lanes`): frames/s of one device for lanes × precision, with peak memory per
-  lane and how far each setting moves the frames;
-- ``render`` (:mod:`.render`): one worker's render end to end in this process, per stage
-  (decode, flow, dream, encode) and the share of time the network waited on the others;
-- ``halving`` (:mod:`.render`, CUDA only): lanes on a card capped below what they need;
-- ``coherence`` (:mod:`.coherence`): E_warp of independent frames, the seed tool's rule, the
-  previous default, the default and the temporal term, each at the default's strength;
-- ``onedream`` (:mod:`.onedream`): one dream over time, steady against breathing: a still shot
-  over 64 frames and in crossfaded chunks, a pan's 16-frame span error across crossfade windows,
-  and a background a passing object uncovered;
-- ``compile``: ``torch.compile`` against eager at the default precision, one lane and the most
-  lanes, with the compile time of each batch size apart (not run unless asked for).
-
-:func:`~.run.run_sections` runs a :class:`~.run.BenchPlan` section by section, within an optional time
-limit, handing the figures gathered so far to ``save`` after each part, so an interrupted run
-(Ctrl-C, or ``timeout -s INT``) keeps everything it measured. :mod:`.report` prints and plots them.
+The sections, what each measures and where it runs are :data:`~.sections.SECTIONS`, one
+:class:`~.sections.Section` record each; each section's code (its run, its report and its
+panels) lives in its own module (``PARTS``). :func:`~.run.run_sections` runs a
+:class:`~.base.BenchPlan` section by section, within an optional time limit, handing the figures
+gathered so far to ``save`` after each part, so an interrupted run (Ctrl-C, or ``timeout -s
+INT``) keeps everything it measured. :mod:`.report` prints and plots them.
 """
 
 from __future__ import annotations
 
 from importlib import import_module
 from typing import Any
+
+from .sections import names
 
 __all__ = [
     "SECTIONS",
@@ -68,25 +47,11 @@ __all__ = [
     "run_sections",
 ]
 
-# The sections in the order a run measures them; here, so that the CLI's --help names them
-# without importing torch (everything else loads on first use)
-SECTIONS = (
-    "step",
-    "io",
-    "codecs",
-    "engine",
-    "parity",
-    "startup",
-    "lanes",
-    "render",
-    "halving",
-    "coherence",
-    "onedream",
-    "compile",
-)
+# the sections' names, in the order a run measures them, for the CLI's --help (no torch imported)
+SECTIONS = names()
 
 _LAZY = {
-    "BenchPlan": "run",
+    "BenchPlan": "base",
     "environment": "run",
     "run_sections": "run",
     "CoherenceBenchmark": "coherence",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from ..config import Encoding
 from ..samples import pan_frames, write_clip
 from ..video import Colour, available_codecs, format_for, open_writer, probe, read_frames
 from ..video.imageseq import numbered
+from .base import BenchRun, Echo, Parts, no_panels, recorded
 
 __all__ = ["CodecBenchmark", "bench_codecs"]
 
@@ -89,3 +91,27 @@ def bench_codecs(*, frames: int = 48, width: int = 640, height: int = 360, crf: 
         return CodecBenchmark(
             frames, width, height, f"{index.pix_fmt} {index.colour.matrix}/{index.colour.range}", rows
         )
+
+
+# -- the section: run, report, panels (distdream.bench.sections) --------------------
+
+
+def _run_codecs(run: BenchRun) -> Any:
+    return bench_codecs(
+        frames=12 if run.plan.quick else 48, width=160 if run.plan.quick else 640, height=90 if run.plan.quick else 360
+    )
+
+
+def _show_codecs(c: Mapping[str, Any], echo: Echo) -> None:
+    echo(f"codecs, {c['frames']} frames {c['width']}×{c['height']} from {c['source']}:")
+    echo(f"  {'codec':8} {'pixel format':14} {'frames/s':>9} {'MB':>8} {'bits/px':>8} {'mean err':>9} {'max err':>8}")
+    for r in c["rows"]:
+        echo(
+            f"  {r['codec']:8} {r['pix_fmt']:14} {r['fps']:9.1f} {r['bytes'] / 1e6:8.2f} {r['bits_per_pixel']:8.2f} "
+            f"{r['mean_error']:9.3f} {r['max_error']:8.2f}"
+        )
+
+
+PARTS = {
+    "codecs": Parts(recorded("codecs", _run_codecs), _show_codecs, no_panels),
+}

@@ -28,17 +28,19 @@ from __future__ import annotations
 import math
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from ..config import Encoding, RenderConfig
+from ..config import DreamConfig, Encoding, RenderConfig
 from ..engine import render
 from ..metrics import WarpingError, warping_error
 from ..samples import pan_frames, pan_zoom, sample_photo, write_clip
+from .base import BenchRun, Echo, Figures, Panel, Parts, recorded, times
 
 __all__ = ["CoherenceBenchmark", "CoherenceRow", "bench_coherence", "coherence_ways"]
 
@@ -273,3 +275,71 @@ def _next_rate(tried: list[tuple[float, float]], target: float) -> float:
     lr0, s0 = tried[-2]
     step = lr1 + (target - s1) * (lr1 - lr0) / (s1 - s0)
     return float(min(max(step, lr1 / 4), lr1 * 4))  # strength is not quite linear: keep the step sane
+
+
+# -- the section: run, report, panels (distdream.bench.sections) --------------------
+
+
+def _run_coherence(run: BenchRun) -> Any:
+    if run.plan.quick:  # a light dream on a short clip: the table's shape, in a minute
+        light = RenderConfig(dream=DreamConfig(num_iterations=2, num_octaves=2), encoding=Encoding(crf=12))
+        return bench_coherence(frames=12, width=64, height=48, config=light, device=run.plan.device, max_renders=2)
+    w, h = (320, 180) if run.cuda else (128, 72)
+    return bench_coherence(frames=48 if run.cuda else 36, width=w, height=h, device=run.plan.device)
+
+
+def _show_coherence(c: Mapping[str, Any], echo: Echo) -> None:
+    echo(
+        f"temporal coherence at equal strength, {c['frames']} frames {c['width']}×{c['height']} (strength matched "
+        f"to the default's {c['target_strength']:.1f} within {100 * c['tolerance']:.0f} %; the input's own E_warp "
+        f"{c['input_warping_error']:.5f}):"
+    )
+    width = max(24, *(len(r["way"]) + 2 for r in c["rows"]))
+    echo(
+        f"  {'rendering':<{width}}{'rate':>8}{'strength':>10}{'E_warp':>10}{'× input':>9}{'× indep.':>9}"
+        f"{'detail':>8}{'× steady':>10}{'steps/frame':>12}{'windows':>12}"
+    )
+    independent = next((r["warping_error"] for r in c["rows"] if r["way"] == "independent"), math.nan)
+    for r in c["rows"]:
+        flag = "" if r["matched"] else "  (strength not matched)"
+        echo(
+            f"  {r['way']:<{width}}{r['learning_rate']:>8.4f}{r['strength']:>10.1f}{r['warping_error']:>10.5f}"
+            f"{r['warping_error'] / c['input_warping_error']:>9.1f}{r['warping_error'] / independent:>9.2f}"
+            f"{r.get('detail', math.nan):>8.1f}{times(r.get('over_steady')):>10}"
+            f"{r['steps_per_frame']:>12.3g}{r['windows'][0]:>7.2f}–{r['windows'][1]:.2f}{flag}"
+        )
+    echo(
+        "  detail: median mean |Laplacian| of the dream residual (what smoothing costs); × steady: E_warp over a "
+        "perfectly steady (painted) dream's of the same detail, the flicker detail does not explain; windows: the "
+        "lowest and highest 10-frame strength over the median"
+    )
+
+
+def _panels_coherence(figures: Figures) -> list[Panel]:
+    if "coherence" not in figures:
+        return []
+    rows = figures["coherence"]["rows"]
+
+    def strength_panel(ax: Any) -> None:
+        for r in rows:
+            ax.plot(r["strength_over_time"], lw=1.2, label=f"{r['way']} (E_warp {r['warping_error']:.4f})")
+        ax.set_xlabel("frame", fontsize=8)
+        ax.set_title("strength over time, equal strength", fontsize=10)
+        ax.legend(fontsize=6)
+        ax.tick_params(labelsize=8)
+
+    def error_panel(ax: Any) -> None:  # horizontal: ten ways' names do not fit under bars
+        names = [r["way"] for r in rows][::-1]
+        values = [r["warping_error"] for r in rows][::-1]
+        ax.barh(names, values, color=["#8172b3" if n.startswith("painted") else "#4c72b0" for n in names])
+        for y, v in enumerate(values):
+            ax.annotate(f"{v:.3g}", (v, y), va="center", ha="left", fontsize=7)
+        ax.set_title("E_warp at equal strength", fontsize=10)
+        ax.tick_params(labelsize=7)
+
+    return [error_panel, strength_panel]
+
+
+PARTS = {
+    "coherence": Parts(recorded("coherence", _run_coherence), _show_coherence, _panels_coherence),
+}

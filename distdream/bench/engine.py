@@ -16,11 +16,13 @@ from __future__ import annotations
 import math
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import torch
 
 from ..chunking import Chunk
 from ..config import DreamConfig, Encoding, RenderConfig
@@ -28,6 +30,7 @@ from ..dream import Dreamer
 from ..images import array_to_tensor
 from ..samples import pan_frames, shot_frames, write_clip
 from ..video import read_frames
+from .base import BenchRun, Echo, Figures, Panel, Parts, bars, recorded, row
 from .watch import watched_render
 
 __all__ = ["EngineBenchmark", "bench_engine"]
@@ -194,7 +197,6 @@ def _driver_rss(d: Path, frames: int) -> tuple[float, float]:
 
 def _pure_dream_seconds(clip: Path, chunks: Sequence[Chunk], config: RenderConfig) -> float:
     """The plan's frames and iterations dreamed in this process on one torch thread, no I/O."""
-    import torch
 
     frames = list(read_frames(clip))
     threads = torch.get_num_threads()
@@ -220,3 +222,67 @@ def ray_cpus() -> float:
     import ray
 
     return ray.cluster_resources().get("CPU", 1.0)
+
+
+# -- the section: run, report, panels (distdream.bench.sections) --------------------
+
+
+def _run_engine(run: BenchRun) -> Any:
+    return bench_engine(quick=run.plan.quick, workers=run.plan.workers)
+
+
+def _show_engine(e: Mapping[str, Any], echo: Echo) -> None:
+    kinds = ", ".join(f"{v} {k}s" for k, v in e["seams"].items() if v)
+    echo(
+        f"engine, {e['frames']} frames {e['width']}×{e['height']} in {e['shots']} shots, {e['chunks']} chunks "
+        f"({kinds}), local Ray:"
+    )
+    row(echo, "pure dream compute (same frames, no I/O)", f"{e['pure_dream_seconds']:8.1f} s")
+    row(
+        echo,
+        "render with 1 worker, end to end",
+        f"{e['one_worker_seconds']:8.1f} s   (efficiency {e['pipeline_efficiency']:.2f})",
+    )
+    row(echo, f"render with {e['workers']} workers", f"{e['n_workers_seconds']:8.1f} s   (speedup {e['speedup']:.2f}×)")
+    if "steady_speedup" in e:
+        row(
+            echo,
+            "  start-up to the first frame, 1 vs N workers",
+            f"{e['one_worker_startup_seconds']:8.1f} vs {e['n_workers_startup_seconds']:.1f} s",
+        )
+        row(
+            echo,
+            "  steady rate after it, 1 vs N workers",
+            f"{e['one_worker_steady_fps']:8.2f} vs {e['n_workers_steady_fps']:.2f} frames/s "
+            f"(speedup {e['steady_speedup']:.2f}×)",
+        )
+    row(echo, "lead-in overhead", f"{100 * e['lead_in_overhead']:8.1f} %")
+    row(
+        echo,
+        f"driver peak RSS, {e['rss_frames']} vs {10 * e['rss_frames']} frames",
+        f"{e['driver_rss_mib']:8.0f} vs {e['driver_rss_mib_10x']:.0f} MiB",
+    )
+    row(echo, "one shot, crossfade seams: warping error", f"{e['warping_error_crossfaded']:8.5f}")
+    row(echo, "  in the seam windows / elsewhere", f"{e['seam_ratio']:8.2f}×")
+    if "seam_ratio_one_chunk" in e:
+        row(echo, "  … / the same frames as one chunk", f"{e['seam_ratio_one_chunk']:8.2f}×")
+    row(echo, "  strength in the seam windows / elsewhere", f"{e['seam_strength_ratio']:8.2f}×")
+
+
+def _panels_engine(figures: Figures) -> list[Panel]:
+    if "engine" not in figures:
+        return []
+    e = figures["engine"]
+    return [
+        lambda ax: bars(
+            ax,
+            ["pure dream", "1 worker", f"{e['workers']} workers"],
+            [e["pure_dream_seconds"], e["one_worker_seconds"], e["n_workers_seconds"]],
+            f"render (s), {e['frames']} frames",
+        )
+    ]
+
+
+PARTS = {
+    "engine": Parts(recorded("engine", _run_engine), _show_engine, _panels_engine),
+}

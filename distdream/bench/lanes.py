@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,6 +27,7 @@ from ..images import array_to_tensor
 from ..models import load_model
 from ..samples import pan_frames, write_clip
 from ..video import VideoIndex, probe, read_frames
+from .base import BenchRun, Echo, Figures, Panel, Parts, no_panels, recorded
 from .common import device_name, in_lanes, precisions
 
 __all__ = ["LaneRow", "LanesBenchmark", "bench_lanes"]
@@ -244,3 +246,81 @@ def _rows(
                 )
             )
     return rows
+
+
+# -- the section: run, report, panels (distdream.bench.sections) --------------------
+
+
+def _run_lanes(run: BenchRun) -> Any:
+    (w, h), plan = run.frame_size, run.plan
+    return bench_lanes(
+        device=plan.device,
+        width=w,
+        height=h,
+        frames_per_lane=3 if plan.quick else 6,
+        lanes=plan.lanes,
+        compile=plan.compile,
+    )
+
+
+def _show_lanes(lb: Mapping[str, Any], echo: Echo) -> None:
+    cpu = lb["device"].startswith("cpu")
+    echo(
+        f"lanes × precision, {lb['width']}×{lb['height']}, {lb['frames_per_lane']} frames per lane, {lb['device']}"
+        + (", 1 torch thread (as a CPU worker)" if cpu else "")
+        + ":"
+    )
+    echo(
+        f"  {'network':<28}{'lanes':>5}{'frames/s':>10}{'speedup':>9}{'Δ levels':>10}{'strength':>10}"
+        f"{'grad cos':>10}{'MiB/lane':>10}"
+    )
+    for r in lb["rows"]:
+        peak = "" if r["peak_mib_per_lane"] is None else f"{r['peak_mib_per_lane']:>10.0f}"
+        warm = "" if r.get("warmup_seconds") is None else f"   (first run {r['warmup_seconds']:.1f} s)"
+        echo(
+            f"  {r['setting']:<28}{r['lanes']:>5}{r['frames_per_s']:>10.2f}{r['speedup']:>8.2f}×"
+            f"{r['mean_diff']:>10.2f}{r['strength_ratio']:>10.3f}{r['grad_cosine']:>10.4f}{peak}{warm}"
+        )
+    echo(
+        f"  Δ levels: mean |Δ| of lane 0's frames from the first row's; another seed gives "
+        f"{lb['other_seed_diff']:.2f}. grad cos: one frame's image gradient against the first row's"
+    )
+    for note in lb["notes"]:
+        echo(f"  note: {note}")
+
+
+def _panels_lanes(figures: Figures) -> list[Panel]:
+    lanes_rows = list(figures.get("lanes", {}).get("rows", []))
+    if not lanes_rows:
+        return []
+
+    def lanes_panel(ax: Any) -> None:
+        for setting in dict.fromkeys(r["setting"] for r in lanes_rows):
+            rows = [r for r in lanes_rows if r["setting"] == setting]
+            ax.plot([r["lanes"] for r in rows], [r["frames_per_s"] for r in rows], marker="o", label=setting)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("lanes", fontsize=8)
+        ax.set_title(f"frames/s, {figures['lanes']['width']}×{figures['lanes']['height']}", fontsize=10)
+        ax.legend(fontsize=7)
+        ax.tick_params(labelsize=8)
+
+    return [lanes_panel]
+
+
+def _run_compile(run: BenchRun) -> Any:
+    (w, h), plan = run.frame_size, run.plan
+    return bench_lanes(
+        device=plan.device,
+        width=w,
+        height=h,
+        frames_per_lane=3 if plan.quick else 6,
+        lanes=(1, max(plan.lanes)),
+        settings=[DreamConfig()],
+        compile=True,
+    )
+
+
+PARTS = {
+    "lanes": Parts(recorded("lanes", _run_lanes), _show_lanes, _panels_lanes),
+    "compile": Parts(recorded("compile", _run_compile), _show_lanes, no_panels),
+}

@@ -20,19 +20,21 @@ from __future__ import annotations
 import math
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from itertools import islice
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from ..config import FlowConfig, RenderConfig
+from ..config import DreamConfig, FlowConfig, RenderConfig
 from ..engine import plan, render
 from ..frames.flow import MotionEstimator, warp
 from ..metrics import dream_detail, warping_error
 from ..samples import pan_frames, sample_photo, write_clip
 from ..video import read_frames
+from .base import BenchRun, Echo, Parts, no_panels, recorded
 
 __all__ = ["OneDreamBenchmark", "OneDreamRow", "bench_one_dream", "reveal_change", "reveal_frames", "still_frames"]
 
@@ -253,3 +255,46 @@ def bench_one_dream(
         later=min(LATER, still - 1),
         rows=rows,
     )
+
+
+# -- the section: run, report, panels (distdream.bench.sections) --------------------
+
+
+def _run_one_dream(run: BenchRun) -> Any:
+    if run.plan.quick:  # a light dream on short clips: the table's shape, in a minute
+        light = RenderConfig(dream=DreamConfig(num_iterations=2, num_octaves=2))
+        return bench_one_dream(width=64, height=48, still=24, pan=48, reveal=24, chunk_frames=16, span=4, config=light)
+    return bench_one_dream()
+
+
+def _show_one_dream(c: Mapping[str, Any], echo: Echo) -> None:
+    f = c["frames"]
+    echo(
+        f"one dream over time, {c['width']}×{c['height']}, lossless (still shot {f['still']} frames, pan {f['pan']} "
+        f"in chunks of {c['chunk_frames']}, reveal {f['reveal']}; figures over the dream's strength unless said):"
+    )
+    rows = [
+        (f"still shot: change over {c['later']} frames", "still_change", ".2f"),
+        ("still shot: change frame to frame", "still_change_per_frame", ".3f"),
+        ("still shot: strength kept (× keyframe)", "still_strength_kept", ".2f"),
+        ("still shot: detail kept (× keyframe)", "still_detail_kept", ".2f"),
+        ("still shot in crossfaded chunks: apart from one chunk", "still_chunked_apart", ".2f"),
+        ("pan: strength (/255)", "pan_strength", ".1f"),
+        (f"pan: {c['span']}-frame span error inside chains (/255)", "pan_span_inside", ".1f"),
+        ("pan: span error across crossfades (× inside)", "pan_span_ratio", ".2f"),
+        ("pan, one chain: same positions (× inside)", "pan_span_ratio_one_chain", ".2f"),
+        ("pan: 1-frame warping error (/255)", "pan_warping_l1", ".2f"),
+        ("pan: detail kept (× keyframe)", "pan_detail_kept", ".2f"),
+        ("reveal: uncovered dream apart from before", "reveal_change", ".2f"),
+        ("reveal: its strength kept (× before)", "reveal_strength_kept", ".2f"),
+        ("seconds per frame (pan, one chain)", "seconds_per_frame", ".3f"),
+    ]
+    ways = c["rows"]
+    echo(f"  {'':<54}" + "".join(f"{w['way']:>22}" for w in ways))
+    for label, key, fmt in rows:
+        echo(f"  {label:<54}" + "".join(f"{format(w[key], fmt):>22}" for w in ways))
+
+
+PARTS = {
+    "onedream": Parts(recorded("onedream", _run_one_dream), _show_one_dream, no_panels),
+}

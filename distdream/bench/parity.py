@@ -17,14 +17,17 @@ of 8 short shots, whose chunks begin on the cuts.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from ..config import RenderConfig
+from ..config import DreamConfig, Encoding, RenderConfig
 from ..samples import pan_frames, shot_frames, write_clip
 from ..video import read_frames
+from .base import BenchRun, Echo, Figures, Panel, Parts, row
 from .watch import watched_render
 
 __all__ = ["CLIPS", "ParityRow", "bench_parity"]
@@ -90,3 +93,63 @@ def bench_parity(clip: str, *, width: int, height: int, frames: int, config: Ren
             pictures = pan_frames(frames, width, height)
         made = write_clip(Path(tmp) / "clip.mp4", pictures, audio=None)
         return _both(made, clip, (width, height), frames, config)
+
+
+# -- the section: run, report, panels (distdream.bench.sections) --------------------
+
+
+def _run_parity(run: BenchRun) -> None:
+    """The engine against the in-process path: a pan at each render size, then 8 shots at the
+    frame size (quick: the 8 shots only, tiny, light and lossless, where both paths give the
+    same frames)."""
+    plan = run.plan
+    if plan.quick:
+        light = RenderConfig(
+            dream=DreamConfig(num_iterations=2, num_octaves=2), keyframe_settle=0, encoding=Encoding(crf=0)
+        )
+        clips = [("8 shots", (64, 48), 16)]  # cuts, several chunks: the engine's whole path, once
+    else:
+        light = None
+        frames = plan.render_frames or (120 if run.cuda else 24)
+        clips = [("one shot", size, frames) for size in plan.render_sizes or (run.frame_size,)]
+        clips.append(("8 shots", run.frame_size, 2 * frames))
+    for clip, (w, h), frames in clips:
+        if run.in_time(f"parity {clip} {w}x{h}"):
+            row = bench_parity(clip, width=w, height=h, frames=frames, config=light)
+            run.record("parity", row.to_dict(), many=True)
+
+
+def _show_parity(rows: list[Mapping[str, Any]], echo: Echo) -> None:
+    echo("one worker, in this process against through Ray (frames/s while dreaming; target: Ray ≥ 0.9×):")
+    for r in rows:
+        row(
+            echo,
+            f"{r['clip']}, {r['frames']} frames {r['width']}×{r['height']}",
+            f"{r['in_process_fps']:8.2f} vs {r['ray_fps']:.2f} frames/s   ({r['ratio']:.2f}×; start-up "
+            f"{r['in_process_startup_seconds']:.1f} vs {r['ray_startup_seconds']:.1f} s, end to end "
+            f"{r['in_process_seconds']:.1f} vs {r['ray_seconds']:.1f} s; "
+            f"frames differ by {r['frames_differ']:.2f} levels)",
+        )
+
+
+def _panels_parity(figures: Figures) -> list[Panel]:
+    if "parity" not in figures:
+        return []
+    rows = figures["parity"]
+
+    def rates(ax: Any) -> None:
+        names = [f"{r['clip']}\n{r['width']}×{r['height']}" for r in rows]
+        x = range(len(rows))
+        ax.bar([i - 0.2 for i in x], [r["in_process_fps"] for r in rows], 0.4, label="in process", color="#4c72b0")
+        ax.bar([i + 0.2 for i in x], [r["ray_fps"] for r in rows], 0.4, label="through Ray", color="#dd8452")
+        ax.set_xticks(list(x), names, fontsize=7)
+        ax.set_title("one worker: frames/s while dreaming", fontsize=10)
+        ax.legend(fontsize=7)
+        ax.tick_params(labelsize=8)
+
+    return [rates]
+
+
+PARTS = {
+    "parity": Parts(_run_parity, _show_parity, _panels_parity),
+}

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,6 +26,7 @@ from ..frames.pipeline import ChunkStats, carry_device, dream_range
 from ..images import array_to_tensor
 from ..samples import pan_frames, write_clip
 from ..video import probe, read_frames
+from .base import CARRY, BenchRun, Echo, Figures, Panel, Parts, no_panels, recorded, row
 from .common import device_name, in_lanes
 
 __all__ = ["HalvingBenchmark", "RenderBenchmark", "bench_halving", "bench_render"]
@@ -218,3 +221,81 @@ def bench_halving(
         notes=tuple(capped.notes),
         mean_diff=diff,
     )
+
+
+# -- the section: run, report, panels (distdream.bench.sections) --------------------
+
+
+def _run_render(run: BenchRun) -> None:
+    plan = run.plan
+    frames = plan.render_frames or (8 if plan.quick else 120 if run.cuda else 24)
+    for width, height in plan.render_sizes or (run.frame_size,):
+        for lanes in plan.render_lanes:
+            for carry in plan.render_carry:
+                if run.in_time(f"render {width}x{height} {lanes} lanes, carry {carry}"):
+                    quick = {"keyframe_settle": 0} if plan.quick else {}  # quick: rough, in seconds
+                    config = RenderConfig(carry_on_device=CARRY[carry], **quick)
+                    result = bench_render(
+                        width=width, height=height, frames=frames, lanes=lanes, device=plan.device, config=config
+                    )
+                    run.record("render", result.to_dict(), many=True)
+
+
+def _show_render(rows: list[Mapping[str, Any]], echo: Echo) -> None:
+    for r in rows:
+        echo(
+            f"render in process (no Ray), {r['frames']} frames {r['width']}×{r['height']}, {r['lanes']} lane(s), "
+            f"{r['device']}, {r['setting']}, carry on the {r.get('carry', 'host')}:"
+        )
+        row(echo, "end to end", f"{r['seconds']:8.1f} s   ({r['frames_per_s']:.2f} frames/s)")
+        for stage in ("decode", "flow", "dream", "encode"):
+            overlap = "" if stage == "dream" else " (own thread, overlaps the dream)"
+            row(echo, f"  {stage}{overlap}", f"{r[stage + '_seconds']:8.2f} s")
+        row(echo, "network idle, waiting on the other stages", f"{100 * r['wait_share']:8.1f} %")
+        if r["peak_mib"] is not None:
+            row(echo, "peak device memory", f"{r['peak_mib']:8.0f} MiB")
+
+
+def _panels_render(figures: Figures) -> list[Panel]:
+    render_rows = list(figures.get("render", []))
+    if not render_rows:
+        return []
+
+    def render_panel(ax: Any) -> None:
+        labels = [f"{r['width']}×{r['height']}\n{r['lanes']} lane(s)\n{r['frames_per_s']:.1f} f/s" for r in render_rows]
+        left = [0.0] * len(render_rows)
+        for stage, colour in (("dream", "#4c72b0"), ("decode", "#dd8452"), ("flow", "#55a868"), ("encode", "#c44e52")):
+            per_frame = [1000 * r[f"{stage}_seconds"] / r["frames"] for r in render_rows]
+            ax.barh(labels, per_frame, left=left, color=colour, label=stage)
+            left = [a + b for a, b in zip(left, per_frame)]
+        ax.set_xlabel("ms per frame (stages other than dream overlap it)", fontsize=8)
+        ax.set_title("render stages", fontsize=10)
+        ax.legend(fontsize=7)
+        ax.tick_params(labelsize=7)
+
+    return [render_panel]
+
+
+def _run_halving(run: BenchRun) -> Any:
+    (w, h), plan = run.frame_size, run.plan
+    try:
+        return bench_halving(width=w, height=h, lanes=max(plan.lanes), device=plan.device)
+    except torch.OutOfMemoryError as exc:  # even one lane did not fit under the cap
+        run.figures["halving"] = {"error": str(exc).splitlines()[0]}
+        run.echo(f"halving: one lane did not fit under the cap either ({run.figures['halving']['error']})")
+        run.stored()
+        return None
+
+
+def _show_halving(h: Mapping[str, Any], echo: Echo) -> None:
+    echo(f"out of memory at {h['lanes']} lanes, {h['device']}, memory capped at {h['memory_cap_mib']:.0f} MiB:")
+    row(echo, "batches run / largest batch", f"{h['batches']:8d} / {h['largest_batch']}")
+    row(echo, "lane 0 against uncapped, mean |Δ|", f"{h['mean_diff']:8.2f} levels")
+    for note in h["notes"]:
+        echo(f"  note: {note}")
+
+
+PARTS = {
+    "render": Parts(_run_render, _show_render, _panels_render),
+    "halving": Parts(recorded("halving", _run_halving), _show_halving, no_panels),
+}

@@ -28,10 +28,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from ..samples import pan_frames, write_clip
+from .base import BenchRun, Echo, Figures, Panel, Parts, bars, recorded, row
 
 __all__ = ["StartupBenchmark", "bench_startup"]
 
@@ -191,6 +194,97 @@ def bench_startup(*, quick: bool = False) -> StartupBenchmark:
         phases=phases,
         runs=runs,
     )
+
+
+# -- the section: run, report, panels (distdream.bench.sections) --------------------
+
+
+def _run_startup(run: BenchRun) -> Any:
+    return bench_startup(quick=run.plan.quick)
+
+
+def _show_startup(s: Mapping[str, Any], echo: Echo) -> None:
+    echo(
+        f"start-up and small jobs, commands from the shell, {s['frames']}-frame pan {s['width']}×{s['height']} "
+        "(_blocks.9, 4 steps, 2 octaves):"
+    )
+    row(echo, "seed-style script's start (torch + model)", f"{s['seed_start_seconds']:8.1f} s")
+    row(
+        echo,
+        "distdream render, one frame",
+        f"{s['one_frame_seconds']:8.1f} s   ({s['one_frame_over_seed_start']:.2f}× the script's start; target ≤ 1.5×)",
+    )
+    row(echo, "seed-style script over the pan", f"{s['seed_seconds']:8.1f} s")
+    row(
+        echo,
+        "distdream, 1 worker (in process)",
+        f"{s['one_worker_seconds']:8.1f} s   ({s['one_worker_over_seed']:.2f}× the script; target ≤ 0.45×)",
+    )
+    row(
+        echo,
+        "distdream, 2 workers (in process)",
+        f"{s['two_workers_seconds']:8.1f} s   ({s['two_workers_speedup']:.2f}× 1 worker; target ≥ 1.5×)",
+    )
+    row(
+        echo,
+        "the script, 1 thread, two at once",
+        f"{s['pair_throughput']:8.2f}×   (a second worker's most on this machine: the slower of the pair)",
+    )
+    for workers, key in (("1 worker", "one_worker_ray_seconds"), ("2 workers", "two_workers_ray_seconds")):
+        seconds = s.get(key)
+        row(
+            echo,
+            f"distdream, {workers} on Ray (--ray always)",
+            "not run (--quick)" if seconds is None else f"{seconds:8.1f} s",
+        )
+    runs = s.get("runs", {})
+    if any(len(times) > 1 for times in runs.values()):
+        row(
+            echo,
+            "each run (the figures are the fastest)",
+            "; ".join(
+                f"{name} {', '.join(f'{t:.1f}' for t in times)}" for name, times in runs.items() if len(times) > 1
+            )[:200],
+        )
+    row(echo, "first line of output", f"{s['first_line_seconds']:8.2f} s")
+    for at, line in s["phases"]:
+        row(echo, f"  {at:6.1f} s", line[:60])
+
+
+def _panels_startup(figures: Figures) -> list[Panel]:
+    if "startup" not in figures:
+        return []
+    s = figures["startup"]
+
+    def timeline(ax: Any) -> None:
+        names = [line.split(":")[0][:18] for _, line in s["phases"]]
+        starts = [at for at, _ in s["phases"]]
+        ends = [*starts[1:], s["two_workers_seconds"]]
+        ax.barh(range(len(names)), [b - a for a, b in zip(starts, ends)], left=starts, color="#4c72b0")
+        ax.set_yticks(range(len(names)), names, fontsize=7)
+        ax.invert_yaxis()
+        ax.set_title("2-worker render: phases (s)", fontsize=10)
+        ax.tick_params(labelsize=8)
+
+    seconds = {
+        "seed\nstart": s["seed_start_seconds"],
+        "1\nframe": s["one_frame_seconds"],
+        "seed": s["seed_seconds"],
+        "1\nworker": s["one_worker_seconds"],
+        "2\nworkers": s["two_workers_seconds"],
+        "1 on\nRay": s.get("one_worker_ray_seconds"),
+        "2 on\nRay": s.get("two_workers_ray_seconds"),
+    }
+    shown = {name: value for name, value in seconds.items() if value is not None}  # a quick run has no Ray rows
+    return [
+        lambda ax: bars(ax, list(shown), list(shown.values()), f"commands (s), {s['frames']} frames"),
+        timeline,
+    ]
+
+
+PARTS = {
+    "startup": Parts(recorded("startup", _run_startup), _show_startup, _panels_startup),
+}
 
 
 if __name__ == "__main__":  # a quick look without the rest of the bench

@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 import torch
 
 from ..config import DreamConfig
 from ..dream import Dreamer, Jitter, gradient_step
 from ..models import load_model
+from .base import BenchRun, Echo, Figures, Panel, Parts, bars, row
 from .common import device_name, precisions, sync
 
 __all__ = ["StepBenchmark", "bench_step"]
@@ -121,3 +123,47 @@ def bench_step(
         setting=dreamer.compute.describe(),
         precision_ms={p: medians[p] for p in precisions(dreamer.device)},
     )
+
+
+# -- the section: run, report, panels (distdream.bench.sections) --------------------
+
+
+def _run_step(run: BenchRun) -> None:
+    for size in run.plan.step_sizes:
+        if run.in_time(f"step {size}"):
+            result = bench_step(size=size, repeats=5 if run.plan.quick else 20, device=run.plan.device)
+            run.record("step", result.to_dict(), many=True)
+
+
+def _show_step(figures: list[Mapping[str, Any]], echo: Echo) -> None:
+    for r in figures:
+        echo(
+            f"dream iteration, {r['model']} [{','.join(r['layers'])}], {r['size']}×{r['size']}, {r['device']}, "
+            f"median of {r['repeats']}:"
+        )
+        for precision, ms in r["precision_ms"].items():
+            row(echo, f"distdream, {precision} network", f"{ms:8.2f} ms")
+        row(echo, "naive (full forward, hooks, grads; fp32)", f"{r['naive_ms']:8.2f} ms")
+        row(
+            echo,
+            f"speedup at the default ({r['setting']})",
+            f"{r['speedup']:8.2f}×   (image gradients differ by {r['grad_rel_error']:.1e}, relative L2)",
+        )
+        fp32 = r["precision_ms"].get("fp32")
+        for precision in ("bf16", "fp16"):
+            if fp32 and precision in r["precision_ms"]:
+                row(echo, f"{precision} over fp32", f"{fp32 / r['precision_ms'][precision]:8.2f}×")
+
+
+def _panels_step(figures: Figures) -> list[Panel]:
+    panels: list[Panel] = []
+    for step in figures.get("step", []):
+        names = [*step["precision_ms"], "naive"]
+        values = [*step["precision_ms"].values(), step["naive_ms"]]
+        panels.append(lambda ax, n=names, v=values, s=step["size"]: bars(ax, n, v, f"dream iteration (ms), {s}²"))
+    return panels
+
+
+PARTS = {
+    "step": Parts(_run_step, _show_step, _panels_step),
+}

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..config import Encoding
 from ..samples import pan_frames, write_clip
 from ..video import SegmentWriter, VideoIndex, concat, probe, read_frames
+from .base import BenchRun, Echo, Figures, Panel, Parts, bars, recorded, row
 
 __all__ = ["IOBenchmark", "bench_io"]
 
@@ -107,3 +109,36 @@ def bench_io(
             join_seconds=join_s,
             reencode_seconds=reencode_s,
         )
+
+
+# -- the section: run, report, panels (distdream.bench.sections) --------------------
+
+
+def _run_io(run: BenchRun) -> Any:
+    return bench_io(frames=300 if run.plan.quick else 1500, gop=100 if run.plan.quick else 250)
+
+
+def _show_io(io: Mapping[str, Any], echo: Echo) -> None:
+    span = f"{io['range_start']}–{io['range_start'] + io['range_frames']}"
+    echo(f"video I/O, {io['frames']} frames {io['width']}×{io['height']}, GOP {io['gop']}, H.264:")
+    row(echo, "probe (demux-only index)", f"{io['probe_seconds']:8.2f} s")
+    row(echo, f"read frames {span}: seek to keyframe", f"{io['range_read_fps']:8.0f} frames/s")
+    row(echo, f"read frames {span}: decode from start", f"{io['from_start_fps']:8.0f} frames/s")
+    row(echo, f"join {io['segments']} segments by remuxing (+ audio)", f"{io['join_seconds']:8.2f} s")
+    row(echo, f"re-encode {io['segments']} segments into one file", f"{io['reencode_seconds']:8.2f} s")
+
+
+def _panels_io(figures: Figures) -> list[Panel]:
+    if "io" not in figures:
+        return []
+    io = figures["io"]
+    return [
+        lambda ax: bars(
+            ax, ["seek", "from start"], [io["range_read_fps"], io["from_start_fps"]], "range read (frames/s)"
+        )
+    ]
+
+
+PARTS = {
+    "io": Parts(recorded("io", _run_io), _show_io, _panels_io),
+}

@@ -136,7 +136,7 @@ def bench(
         render_carry=tuple(v.strip() for v in render_carry.split(",") if v.strip()),
         workers=workers,
         time_limit=time_limit,
-    ).validate()
+    ).validate(SECTIONS)
     figures: dict[str, Any] = {}
     save = (lambda f: _write_json(json_path, f)) if json_path else None
     try:

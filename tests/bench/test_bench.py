@@ -196,12 +196,12 @@ def test_bench_io_measures_both_ways_on_a_real_clip() -> None:
 
 def test_a_cut_off_bench_keeps_what_it_measured(tmp_path: Path, monkeypatch, capsys) -> None:
     """Ctrl-C (or timeout -s INT) during a part: the JSON and plot hold every part before it."""
-    import distdream.bench.run
+    import distdream.bench.render
 
     def interrupted(**_kw: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(distdream.bench.run, "bench_render", interrupted)
+    monkeypatch.setattr(distdream.bench.render, "bench_render", interrupted)
     out, picture = tmp_path / "cut.json", tmp_path / "cut.png"
     args = [
         "bench",
@@ -309,3 +309,23 @@ def test_parity_refuses_a_clip_it_does_not_know() -> None:
 
     with pytest.raises(ValueError, match="unknown parity clip 'two shots'; choose from one shot, 8 shots"):
         bench_parity("two shots", width=64, height=48, frames=8)
+
+
+def test_each_section_is_registered_once_and_its_module_holds_its_parts() -> None:
+    from importlib import import_module
+
+    from distdream.bench.sections import SECTIONS
+
+    assert len({s.name for s in SECTIONS}) == len(SECTIONS)
+    for s in SECTIONS:
+        parts = s.parts()
+        assert callable(parts.run) and callable(parts.report) and callable(parts.panels), s.name
+    # no module holds the parts of a section the table does not register
+    for module in {s.module for s in SECTIONS}:
+        held = set(import_module(f"distdream.bench.{module}").PARTS)
+        assert held == {s.name for s in SECTIONS if s.module == module}, module
+
+
+def test_a_cuda_only_section_on_a_cpu_says_so(capsys) -> None:
+    assert main(["bench", "--only", "halving", "--device", "cpu"]) != 0
+    assert "the halving section needs a CUDA card" in capsys.readouterr().err
