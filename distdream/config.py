@@ -11,117 +11,34 @@ dreamer is built, with the same error type.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from fractions import Fraction
 from typing import Any
 
 from .declare import Rule, check_fields, integer, number, one_of, setting, switch, text
 from .errors import ConfigError
+from .values import (
+    ALL_LAYERS,
+    ChannelSpec,
+    channels_text,
+    layers_text,
+    normalize_channels,
+    parse_channels,
+    parse_rate,
+    parse_tile_size,
+    parse_weights,
+)
 
 __all__ = [
-    "ALL_LAYERS",
     "DreamConfig",
     "Encoding",
     "FlowConfig",
     "PRECISIONS",
     "RenderConfig",
-    "looks_like_path",
-    "parse_channels",
-    "parse_rate",
-    "parse_tile_size",
-    "parse_weights",
 ]
-
-# Key of ``channels`` that applies to every dream layer without its own entry.
-ALL_LAYERS = "*"
-
-ChannelSpec = tuple[tuple[str, tuple[int, ...]], ...]
 
 # What the network computes in. "auto" is fp32 everywhere: on an H200, bf16/fp16 autocast gave this
 # network no worthwhile speed (see distdream.compute). The image itself always stays fp32.
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-
-
-def _normalize_channels(value: Any) -> ChannelSpec:
-    """Accept ``{layer: [i, …]}``, ``[(layer, [i, …]), …]`` or ``[i, …]`` (all layers)."""
-    if value is None:
-        return ()
-    if isinstance(value, Mapping):
-        items = list(value.items())
-    elif isinstance(value, Sequence) and not isinstance(value, str):
-        if all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-            items = [(ALL_LAYERS, value)] if len(value) else []
-        else:
-            items = list(value)
-    else:
-        raise ConfigError(f"channels must be a list of indices or a mapping layer → indices, not {value!r}")
-    out = []
-    for item in items:
-        try:
-            layer, idx = item
-            indices = tuple(int(i) for i in idx)
-        except (TypeError, ValueError):
-            raise ConfigError(f"channels entry {item!r} is not (layer, [indices])") from None
-        out.append((str(layer), indices))
-    return tuple(sorted(out))
-
-
-def parse_rate(value: Any) -> Fraction | None:
-    """A frame rate as a positive fraction ("24", "29.97", "24000/1001"), or None if it is not one."""
-    try:
-        rate = Fraction(str(value)).limit_denominator(1_000_000)
-    except (ValueError, ZeroDivisionError):
-        return None
-    return rate if rate > 0 else None
-
-
-def looks_like_path(weights: str | os.PathLike[str]) -> bool:
-    """Whether a ``--weights`` value names a state-dict file rather than a weights name."""
-    text = os.fspath(weights)
-    return os.sep in text or text.endswith((".pt", ".pth", ".bin", ".safetensors")) or os.path.exists(text)
-
-
-def parse_weights(value: str | None) -> str | None:
-    """``none`` or ``random`` (any case) on the command line mean no weights."""
-    return None if isinstance(value, str) and value.lower() in {"none", "random"} else value
-
-
-def parse_tile_size(value: Any) -> int | None:
-    """Pixels, or ``none`` / ``off`` / ``0`` for no tiling."""
-    if value is None or (isinstance(value, str) and value.lower() in {"0", "none", "off"}):
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise ConfigError(f"--tile-size {value!r}: give pixels (e.g. 1024) or 'none'") from None
-
-
-def parse_channels(values: Sequence[str]) -> dict[str, list[int]]:
-    """``--channels 3,7`` (every layer) or ``--channels LAYER=3,7`` (one layer), repeatable."""
-    out: dict[str, list[int]] = {}
-    for value in values:
-        layer, _, indices = value.rpartition("=")
-        try:
-            parsed = [int(i) for i in indices.split(",") if i.strip()]
-        except ValueError:
-            raise ConfigError(f"--channels {value!r}: give comma-separated integers, optionally LAYER=3,7") from None
-        out.setdefault(layer or ALL_LAYERS, []).extend(parsed)
-    return out
-
-
-def _channels_text(value: Any) -> list[str]:
-    """A config file's ``{layer: [3, 7]}`` or ``[3, 7]`` as ``--channels`` values."""
-    if isinstance(value, Mapping):
-        return [f"{layer}={','.join(map(str, idx))}" for layer, idx in value.items()]
-    if isinstance(value, list) and not all(isinstance(v, str) for v in value):
-        return [",".join(map(str, value))]
-    return [value] if isinstance(value, str) else list(value)
-
-
-def _layers_text(value: Any) -> Any:
-    return ",".join(value) if isinstance(value, list) else value  # a config file's list
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -146,12 +63,12 @@ class DreamConfig:
     num_octaves: int = setting(4, rule=integer(low=1), help="Levels of the image pyramid (1: full size only).")
     octave_scale: float = setting(1.4, rule=number(above=1), help="Size ratio between pyramid levels (> 1).")
     dream_layers: tuple[str, ...] = setting(
-        (), text=_layers_text, shown="the model's own", help="Comma-separated layer names."
+        (), text=layers_text, shown="the model's own", help="Comma-separated layer names."
     )
     channels: ChannelSpec = setting(
         (),
         parse=parse_channels,
-        text=_channels_text,
+        text=channels_text,
         multiple=True,
         help="Channels to amplify: '3,7' for every layer or 'LAYER=3,7'; repeatable. [default: all]",
     )
@@ -191,7 +108,7 @@ class DreamConfig:
         else:
             layers = tuple(self.dream_layers or ())
         object.__setattr__(self, "dream_layers", layers)
-        object.__setattr__(self, "channels", _normalize_channels(self.channels))
+        object.__setattr__(self, "channels", normalize_channels(self.channels))
         if self.predefined_start is not None:
             object.__setattr__(self, "predefined_start", str(self.predefined_start))
 

@@ -16,8 +16,9 @@ import torch
 from PIL import Image
 
 from . import storage
+from .ascent import resize
 from .config import DreamConfig
-from .dream import Dreamer, resize
+from .dream import Dreamer
 from .errors import ConfigError
 from .images import array_to_tensor, load_image, tensor_to_array
 from .models import load_model, resolve_layers

@@ -16,8 +16,9 @@ import numpy as np
 import torch
 
 from . import storage
+from .ascent import resize
 from .config import DreamConfig
-from .dream import Dreamer, resize
+from .dream import Dreamer
 from .images import array_to_tensor, load_image, save_image, tensor_to_array
 
 __all__ = ["StillResult", "dream_array", "dream_image"]

@@ -6,9 +6,10 @@ import pytest
 import torch
 from torch import nn
 
+from distdream.ascent import LayerObjective
 from distdream.compute import Compute, GradientEngine, resolve_compute
 from distdream.config import DreamConfig
-from distdream.dream import Dreamer, LayerObjective
+from distdream.dream import Dreamer
 from distdream.errors import ConfigError
 
 FAST = dict(num_iterations=3, num_octaves=2, dream_layers=("_blocks.5",), jitter=4)

@@ -6,8 +6,9 @@ import pickle
 
 import pytest
 
-from distdream.config import ALL_LAYERS, DreamConfig
+from distdream.config import DreamConfig
 from distdream.errors import ConfigError
+from distdream.values import ALL_LAYERS
 
 
 def test_defaults_validate_and_round_trip_through_pickle() -> None:

@@ -8,18 +8,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from distdream.ascent import Jitter, LayerObjective, SumObjective, gradient_step, octave_sizes, run_octaves, tile_starts
 from distdream.compute import resolve_device
 from distdream.config import DreamConfig
-from distdream.dream import (
-    Dreamer,
-    Jitter,
-    LayerObjective,
-    SumObjective,
-    gradient_step,
-    octave_sizes,
-    run_octaves,
-    tile_starts,
-)
+from distdream.dream import Dreamer
 from distdream.errors import ConfigError
 from distdream.images import array_to_tensor
 from distdream.models import LoadedModel

@@ -18,8 +18,9 @@ from typing import Any
 
 import torch
 
+from ..ascent import Jitter, gradient_step
 from ..config import DreamConfig
-from ..dream import Dreamer, Jitter, gradient_step
+from ..dream import Dreamer
 from ..models import load_model
 from .base import BenchRun, Echo, Figures, Panel, Parts, bars, row
 from .common import device_name, precisions, sync

@@ -9,9 +9,9 @@ from typing import Any
 
 import click
 
-from ..config import looks_like_path
 from ..errors import ConfigError
 from ..stops import Stopped, signals_stop
+from ..values import looks_like_path
 from .options import as_flags, job_options, render_config
 from .video import render_inputs
 

@@ -9,8 +9,9 @@ from typing import Any
 
 import click
 
-from ..config import DreamConfig, parse_weights
+from ..config import DreamConfig
 from ..errors import ConfigError
+from ..values import parse_weights
 from .options import declared_options, dream_config
 
 __all__ = ["dream", "dream_options", "layers", "models", "preview"]

@@ -12,10 +12,11 @@ from dataclasses import replace
 from typing import Any
 
 from .. import storage
-from ..config import RenderConfig, looks_like_path
+from ..config import RenderConfig
 from ..errors import ConfigError, InputError, JobError, OutputError
 from ..options import JobOptions, job_options_of
 from ..stops import signals_stop
+from ..values import looks_like_path
 from .faults import Fault
 from .job import Job
 from .records import JobResult, Phase

@@ -23,8 +23,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..ascent import resize
 from ..config import RenderConfig
-from ..dream import Dreamer, FrameDreamer, resize
+from ..dream import Dreamer, FrameDreamer
 from ..errors import JobError
 from ..images import array_to_tensor, load_image, tensor_to_frame
 from ..video import VideoIndex, is_pattern

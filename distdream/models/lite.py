@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import looks_like_path
 from ..errors import ModelError
+from ..values import looks_like_path
 from .base import (
     DEFAULT_MODEL,
     Backend,

@@ -19,8 +19,8 @@ import torch
 import torchvision
 from torch import nn
 
-from ..config import looks_like_path
 from ..errors import ModelError
+from ..values import looks_like_path
 from .base import DEFAULT_MODEL, Backend, Built, Preprocess, Weights, load_state_dict_file
 from .fx import fx_extractor, fx_layer_infos, fx_node_names
 

@@ -25,8 +25,8 @@ import av
 import numpy as np
 
 from .. import storage
-from ..config import parse_rate
 from ..errors import VideoError
+from ..values import parse_rate
 from .colour import Colour, rgb_to_frame
 from .naming import SUFFIXES, existing_numbers, frame_file
 from .record import VideoIndex
