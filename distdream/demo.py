@@ -49,7 +49,7 @@ def contact_sheet(
     for i, a, b in zip(picks, inputs, outputs):
         tiles += [a, b]
         labels += [f"input, frame {i}", f"dream, frame {i}"]
-    return save_grid(path, tiles, labels, columns=2)
+    return Path(save_grid(path, tiles, labels, columns=2))  # a local path: the demo refuses URIs
 
 
 def run_demo(

@@ -206,7 +206,7 @@ class Dreamer:
         steps = [cfg.num_iterations if k is None else k for k in (num_iterations or [None] * n)]
         callbacks = list(progress or [None] * n)
         preprocess = self.model.preprocess
-        base = preprocess.normalize(torch.cat(images).to(self.device, torch.float32))  # (B, 3, H, W)
+        base = preprocess.normalize(torch.cat(list(images)).to(self.device, torch.float32))  # (B, 3, H, W)
         sizes = octave_sizes(base.shape[-2], base.shape[-1], cfg.num_octaves, cfg.octave_scale)
         pulls = self._pulls(list(anchors or [None] * n), base, sizes)
 
@@ -232,8 +232,9 @@ class Dreamer:
                     x = x.clone()
                     x[active] = xa
                 for i in active:
-                    if callbacks[i] is not None:
-                        callbacks[i](1)
+                    callback = callbacks[i]
+                    if callback is not None:
+                        callback(1)
             return x
 
         # no clamp here: every step clamps already, and an undreamed image (no steps) must come back

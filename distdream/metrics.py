@@ -26,6 +26,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -60,7 +61,7 @@ class WarpingError:
 
     def over(self, frames: Sequence[int]) -> float:
         """Mean error over the given frames (e.g. seam windows), skipping unmeasured ones."""
-        values = [self.per_frame[i] for i in frames if 0 <= i < len(self.per_frame) and self.per_frame[i] is not None]
+        values = [v for i in frames if 0 <= i < len(self.per_frame) and (v := self.per_frame[i]) is not None]
         return float(np.mean(values)) if values else math.nan
 
     def seam_ratio(self, kind: str) -> float:
@@ -127,7 +128,7 @@ def _l1(prev: np.ndarray, cur: np.ndarray, backward: np.ndarray, mask: np.ndarra
     return float((diff * mask).sum() / weight) if weight > 0 else math.nan
 
 
-def seam_frames(chunks: Sequence[object], span: int = 3) -> dict[str, list[int]]:
+def seam_frames(chunks: Sequence[Any], span: int = 3) -> dict[str, list[int]]:
     """The frames each kind of chunk boundary touches: a crossfade window and the frames just
     after it, or ``span`` frames on either side of a handoff or a cut."""
     out: dict[str, list[int]] = {}
@@ -173,6 +174,7 @@ def warping_error(
                 cuts.append(t)
                 per_frame.append(None)
             else:
+                assert prev_out is not None and motion.reliable is not None  # set with prev_in; set unless a cut
                 mask = motion.reliable.astype(np.float32)
                 pairs.append(
                     (

@@ -10,6 +10,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import fields, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -59,7 +60,7 @@ def parse_vary(text: str) -> tuple[str, list[object]]:
         raise ConfigError(f"--vary {text!r}: values must be {kind.__name__}s") from None
     if not parsed:
         raise ConfigError(f"--vary {text!r}: give NAME=v1,v2,…")
-    return name, parsed
+    return name, list(parsed)
 
 
 def preview(
@@ -71,7 +72,7 @@ def preview(
     vary: tuple[str, Sequence[object]] | None = None,
     size: int = 320,
     device: str | torch.device | None = None,
-) -> Path:
+) -> Path | str:
     """Write a labelled grid: ``frame`` of ``input`` dreamed once per layer, or per value of ``vary``.
 
     Without ``vary``, every layer of ``config.dream_layers`` (or the model's defaults) gets a
@@ -86,7 +87,7 @@ def preview(
     shared = None if vary and vary[0] in ("model", "weights") else load_model(config.model, config.weights)
     if vary:
         name, values = vary
-        variants = [(f"{name}={v}", replace(config, **{name: v})) for v in values]
+        variants = [(f"{name}={v}", replace(config, **dict[str, Any]({name: v}))) for v in values]
     else:
         layers = resolve_layers(shared, config.dream_layers)  # type: ignore[arg-type]
         variants = [
@@ -95,7 +96,7 @@ def preview(
                 replace(
                     config,
                     dream_layers=(layer,),
-                    channels={layer: config.channels_for(layer)} if config.channels_for(layer) else (),
+                    channels=((layer, chans),) if (chans := config.channels_for(layer)) else (),
                 ),
             )
             for layer in layers

@@ -21,6 +21,7 @@ from PIL import Image
 
 from . import storage
 from .errors import VideoError
+from .video import add_audio_stream, add_video_stream
 from .video.colour import Colour, rgb_to_frame
 
 __all__ = ["pan_frames", "pan_zoom", "sample_photo", "shot_frames", "write_clip"]
@@ -54,7 +55,7 @@ def pan_frames(n: int, width: int, height: int, *, photo: np.ndarray | None = No
     img = Image.fromarray(photo)
     for i in range(n):
         box = _pan_box(i / max(n - 1, 1), pw, ph, width, height)
-        yield np.asarray(img.resize((width, height), Image.BILINEAR, box=box))
+        yield np.asarray(img.resize((width, height), Image.Resampling.BILINEAR, box=box))
 
 
 def pan_zoom(width: int, height: int, *, photo: np.ndarray | None = None) -> float:
@@ -111,14 +112,14 @@ def write_clip(
     time_base = time_base or Fraction(1, 1) / Fraction(rate)
     stamps: list[int] = []
     with av.open(str(path), mode="w") as out:
-        stream = out.add_stream(codec, rate=Fraction(rate))
+        stream = add_video_stream(out, codec, Fraction(rate))
         stream.width, stream.height = width, height
         stream.pix_fmt = pix_fmt or ("yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p")
         colour = colour or Colour().resolved(width, height)
         _set_up(stream, colour, time_base, codec, crf, preset, x264_params, rotation)
         a_stream = None
         if audio:
-            a_stream = out.add_stream(audio, rate=48000)
+            a_stream = add_audio_stream(out, audio, 48000)
             a_stream.layout = "stereo"
         for i, array in enumerate(itertools.chain([first], frames)):
             ts = pts[i] if pts is not None else i

@@ -49,6 +49,6 @@ def grid(tiles: Sequence[np.ndarray], labels: Sequence[str], columns: int | None
 
 def save_grid(
     path: str | os.PathLike[str], tiles: Sequence[np.ndarray], labels: Sequence[str], columns: int | None = None
-) -> Path:
+) -> Path | str:
     """Write :func:`grid` of the tiles to ``path`` (PNG/JPEG by extension), atomically."""
     return save_image(grid(tiles, labels, columns), path)

@@ -55,7 +55,10 @@ def dream_array(
     cfg = dreamer.config
     start = array_to_tensor(image)  # (1, 3, H, W)
     if cfg.predefined_start is not None:
-        start = resize(array_to_tensor(load_image(cfg.predefined_start, what="predefined_start")), start.shape[-2:])
+        start = resize(
+            array_to_tensor(load_image(cfg.predefined_start, what="predefined_start")),
+            (start.shape[-2], start.shape[-1]),
+        )
     generator = torch.Generator().manual_seed(cfg.seed)
     return tensor_to_array(dreamer.dream(start, generator=generator, progress=progress))
 

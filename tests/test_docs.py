@@ -9,7 +9,7 @@ import inspect
 import re
 from pathlib import Path
 
-from distdream import config
+from distdream import config, options
 from distdream.declare import declared, flag_of
 from distdream.reference import RECORDS, parameters_markdown
 
@@ -19,7 +19,9 @@ ROOT = Path(__file__).parent.parent
 def test_the_parameters_page_lists_every_declared_setting_with_its_flag_and_help() -> None:
     page = parameters_markdown()
     records = {record for _, record, _ in RECORDS}
-    with_settings = {c for _, c in inspect.getmembers(config, inspect.isclass) if c.__module__ == config.__name__}
+    with_settings = {
+        c for m in (config, options) for _, c in inspect.getmembers(m, inspect.isclass) if c.__module__ == m.__name__
+    }
     assert {c for c in with_settings if declared(c)} <= records  # no record of settings left off the page
     first: dict[str, object] = {}
     for _, record, _ in RECORDS:
@@ -56,3 +58,15 @@ def test_the_api_page_shows_sphinx_roles_as_code_linked_to_their_entries() -> No
     assert '<a href="#distdream.engine.Job"><code>Job</code></a>' in html  # a relative name, found
     assert '<a href="#distdream.engine.records.JobPlan"><code>JobPlan</code></a>' in html  # ~: the last part
     assert "<code>Stopped</code> (<code>distdream.errors</code>)" in html  # not on the page: code only
+
+
+def test_ci_runs_the_readme_s_test_command() -> None:
+    blocks = re.findall(r"```bash\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    assert [b.strip() for b in blocks[:2]] == [
+        "python3 -m venv .venv && . .venv/bin/activate && scripts/demo",
+        "python3 -m venv .venv && . .venv/bin/activate && scripts/test",
+    ]
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert ci.rstrip().splitlines()[-1] == blocks[1].strip()  # CI's last step is that command, as written
+    for script in ("demo", "test"):
+        assert (ROOT / "scripts" / script).stat().st_mode & 0o111, script  # runnable as written

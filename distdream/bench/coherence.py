@@ -39,6 +39,7 @@ import numpy as np
 from ..config import DreamConfig, Encoding, RenderConfig
 from ..engine import render
 from ..metrics import WarpingError, warping_error
+from ..options import JobOptions
 from ..samples import pan_frames, pan_zoom, sample_photo, write_clip
 from .base import BenchRun, Echo, Figures, Panel, Parts, recorded, times
 
@@ -115,9 +116,10 @@ def coherence_ways(
     return ways
 
 
-def gpus(device: str | None) -> dict[str, float]:
-    """The job option that puts a one-worker render on ``device`` (None: the engine's choice)."""
-    return {} if device is None else {"gpus_per_worker": 0.0 if device == "cpu" else 1.0}
+def one_worker(device: str | None) -> JobOptions:
+    """A one-worker render in this process, on ``device`` (None: the engine's choice)."""
+    gpus = None if device is None else 0.0 if device == "cpu" else 1.0
+    return JobOptions(workers=1, ray="never", gpus_per_worker=gpus)
 
 
 def _steps_per_frame(config: RenderConfig, frames: int) -> float:
@@ -167,7 +169,7 @@ def bench_coherence(
 
         def measure(make: Callable[[float], RenderConfig], lr: float) -> tuple[WarpingError, float]:
             t0 = time.perf_counter()
-            out = render(clip, d / "out.mp4", make(lr), workers=1, ray="never", **gpus(device)).output
+            out = render(clip, d / "out.mp4", make(lr), one_worker(device)).output
             return warping_error(clip, out), time.perf_counter() - t0
 
         floor = target = math.nan
@@ -216,8 +218,8 @@ def _painted(
     ph, pw = photo.shape[:2]
     zoom = pan_zoom(width, height, photo=photo)
     small = cv2.resize(photo, (round(pw * zoom), round(ph * zoom)), interpolation=cv2.INTER_AREA)
-    residual = dream_array(small, base.dream, device=device).astype(np.float32) - small
-    residual = cv2.resize(residual, (pw, ph), interpolation=cv2.INTER_CUBIC)  # back onto the photo
+    dreamed = dream_array(small, base.dream, device=device).astype(np.float32) - small
+    residual = cv2.resize(dreamed, (pw, ph), interpolation=cv2.INTER_CUBIC)  # back onto the photo
 
     def measure(scale: float) -> WarpingError:
         painted = np.clip(photo + scale * residual, 0, 255).round().astype(np.uint8)

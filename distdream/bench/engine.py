@@ -17,7 +17,7 @@ import math
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from ..chunking import Chunk
 from ..config import DreamConfig, Encoding, RenderConfig
 from ..dream import Dreamer
 from ..images import array_to_tensor
+from ..options import JobOptions
 from ..samples import pan_frames, shot_frames, write_clip
 from ..video import read_frames
 from .base import BenchRun, Echo, Figures, Panel, Parts, bars, recorded, row
@@ -101,15 +102,15 @@ def bench_engine(*, quick: bool = False, workers: int | None = None) -> EngineBe
         keyframe_settle=0 if quick else RenderConfig().keyframe_settle,
         encoding=Encoding(preset="veryfast"),
     )
-    job = dict(chunk_frames=chunk_frames, overlap=chunk_frames // 3, workers=workers)
+    job = JobOptions(chunk_frames=chunk_frames, overlap=chunk_frames // 3, workers=workers)
     with tempfile.TemporaryDirectory(prefix="distdream-bench-") as tmp:
         d = Path(tmp)
         clip = write_clip(d / "shots.mp4", shot_frames(shots, per_shot, w, h), audio="aac")
-        job_plan = plan(clip, config, **job)
+        job_plan = plan(clip, config, job)
         pure = _pure_dream_seconds(clip, job_plan.chunks, config)
 
-        one = watched_render(clip, d / "one.mp4", config, **{**job, "workers": 1})
-        many = watched_render(clip, d / "many.mp4", config, **job)
+        one = watched_render(clip, d / "one.mp4", config, replace(job, workers=1))
+        many = watched_render(clip, d / "many.mp4", config, job)
 
         crossfade = _crossfade_seams(d, n, w, h, config, workers, quick, chunk_frames, overlap)
         rss_short, rss_long = _driver_rss(d, rss_frames)
@@ -150,19 +151,19 @@ def _crossfade_seams(
     pan = write_clip(d / "pan.mp4", pan_frames(n, w, h), audio=None)
     # the default window (16 frames): a crossfade is a blend of two different dreams, so its
     # length sets how fast one turns into the other; chunks of 36 make room for it (one seam)
-    faded = dict(
+    faded = JobOptions(
         chunk_frames=2 * chunk_frames if quick else 36,
         workers=workers,
         scan_cuts=False,
         seams="crossfade",
-        **({"overlap": overlap} if quick else {}),
+        overlap=overlap if quick else JobOptions().overlap,
     )
-    pan_plan = plan(pan, config, **faded)
-    render(pan, d / "faded.mp4", config, **faded)
+    pan_plan = plan(pan, config, faded)
+    render(pan, d / "faded.mp4", config, faded)
     seams = warping_error(pan, d / "faded.mp4", chunks=pan_plan.chunks)
     window = sorted(set(seams.seams.get("crossfade", [])))
     # the reference: the same frames dreamed as one chain (in this process: the same bytes as on Ray)
-    render(pan, d / "whole.mp4", config, **{**faded, "seams": "handoff", "workers": 1, "ray": "never"})
+    render(pan, d / "whole.mp4", config, replace(faded, seams="handoff", workers=1, ray="never"))
     whole = warping_error(pan, d / "whole.mp4")
     inside = [s for i, s in enumerate(seams.strength) if i in window]
     outside = [s for i, s in enumerate(seams.strength) if i not in window]
@@ -182,17 +183,9 @@ def _driver_rss(d: Path, frames: int) -> tuple[float, float]:
     )
     short = write_clip(d / "short.mp4", pan_frames(frames, 64, 48), audio="aac")
     long = write_clip(d / "long.mp4", pan_frames(10 * frames, 64, 48), audio="aac")
-    return tuple(
-        watched_render(
-            clip,
-            d / f"{clip.stem}_out.mp4",
-            cheap,
-            chunk_frames=30,
-            overlap=4,  # type: ignore[return-value]
-            scan_cuts=False,
-        ).peak_rss_mib
-        for clip in (short, long)
-    )
+    options = JobOptions(chunk_frames=30, overlap=4, scan_cuts=False)
+    peaks = [watched_render(clip, d / f"{clip.stem}_out.mp4", cheap, options).peak_rss_mib for clip in (short, long)]
+    return peaks[0], peaks[1]
 
 
 def _pure_dream_seconds(clip: Path, chunks: Sequence[Chunk], config: RenderConfig) -> float:

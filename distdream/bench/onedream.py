@@ -32,6 +32,7 @@ from ..config import DreamConfig, FlowConfig, RenderConfig
 from ..engine import plan, render
 from ..frames.flow import MotionEstimator, warp
 from ..metrics import dream_detail, warping_error
+from ..options import JobOptions
 from ..samples import pan_frames, sample_photo, write_clip
 from ..video import read_frames
 from .base import BenchRun, Echo, Parts, no_panels, recorded
@@ -116,7 +117,7 @@ class OneDreamBenchmark:
         return asdict(self)
 
 
-def _frames(path: Path) -> list[np.ndarray]:
+def _frames(path: Path | str) -> list[np.ndarray]:
     return [f.astype(np.float32) for f in read_frames(str(path))]
 
 
@@ -167,9 +168,11 @@ def _measure(
     way: str, config: RenderConfig, clips: dict[str, Path], d: Path, chunk_frames: int, span: int
 ) -> OneDreamRow:
     def one(clip: str, chunked: bool = False) -> list[np.ndarray]:
-        options = {"workers": 2, "seams": "crossfade", "chunk_frames": chunk_frames} if chunked else {"workers": 1}
+        options = JobOptions(workers=1, ray="never", overwrite=True)
+        if chunked:
+            options = replace(options, workers=2, seams="crossfade", chunk_frames=chunk_frames)
         name = f"{clip}-{'chunked' if chunked else 'one'}.mp4"
-        return _frames(render(clips[clip], d / name, config, ray="never", overwrite=True, **options).output)
+        return _frames(render(clips[clip], d / name, config, options).output)
 
     still_in = _frames(clips["still"])
     still = one("still")

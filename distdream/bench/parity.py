@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..config import DreamConfig, Encoding, RenderConfig
+from ..options import JobOptions
 from ..samples import pan_frames, shot_frames, write_clip
 from ..video import read_frames
 from .base import BenchRun, Echo, Figures, Panel, Parts, row
@@ -57,8 +58,8 @@ class ParityRow:
 
 
 def _both(clip: Path, name: str, size: tuple[int, int], frames: int, config: RenderConfig) -> ParityRow:
-    here = watched_render(clip, clip.with_name("here.mp4"), config, workers=1, ray="never")
-    ray = watched_render(clip, clip.with_name("ray.mp4"), config, workers=1, ray="always")
+    here = watched_render(clip, clip.with_name("here.mp4"), config, JobOptions(workers=1, ray="never"))
+    ray = watched_render(clip, clip.with_name("ray.mp4"), config, JobOptions(workers=1, ray="always"))
     differ = [
         np.abs(a.astype(np.int16) - b.astype(np.int16)).mean()
         for a, b in zip(read_frames(clip.with_name("here.mp4")), read_frames(clip.with_name("ray.mp4")), strict=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -233,8 +233,9 @@ def _run_render(run: BenchRun) -> None:
         for lanes in plan.render_lanes:
             for carry in plan.render_carry:
                 if run.in_time(f"render {width}x{height} {lanes} lanes, carry {carry}"):
-                    quick = {"keyframe_settle": 0} if plan.quick else {}  # quick: rough, in seconds
-                    config = RenderConfig(carry_on_device=CARRY[carry], **quick)
+                    config = RenderConfig(carry_on_device=CARRY[carry])
+                    if plan.quick:  # rough, in seconds
+                        config = replace(config, keyframe_settle=0)
                     result = bench_render(
                         width=width, height=height, frames=frames, lanes=lanes, device=plan.device, config=config
                     )

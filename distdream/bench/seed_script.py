@@ -48,6 +48,7 @@ def _dream(
             model(x)  # the whole classifier, as a seed script runs it
             acts[0].pow(2).mean().backward()
             g = x.grad
+            assert g is not None
             x = torch.roll((x + lr * g / g.abs().mean().clamp_min(1e-8)).detach(), (-dy, -dx), (-2, -1)).clamp(-1, 1)
         detail = x - level
     return (x * 0.5 + 0.5).clamp(0, 1)
@@ -98,6 +99,7 @@ def main() -> None:
             gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
             start = rgb.astype(np.float32) / 255
             if prev_dream is not None:  # the seed rule: the previous dream warped onto this frame
+                assert prev_gray is not None
                 flow = cv2.calcOpticalFlowFarneback(gray, prev_gray, None, 0.5, 3, 15, 3, 5, 1.2, 0)
                 h, w = gray.shape
                 grid = np.dstack(np.meshgrid(np.arange(w), np.arange(h))).astype(np.float32) + flow

@@ -14,6 +14,7 @@ import statistics
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from typing import Any
 
 import torch
@@ -62,8 +63,9 @@ def _naive_step_factory(config: DreamConfig, layers: tuple[str, ...], device: to
         caught.clear()
         net.zero_grad(set_to_none=True)
         net(x)
-        loss = sum(caught[name].pow(2).mean() for name in layers)
+        loss = torch.stack([caught[name].pow(2).mean() for name in layers]).sum()
         loss.backward()
+        assert x.grad is not None
         return x.grad
 
     return gradient
@@ -161,7 +163,7 @@ def _panels_step(figures: Figures) -> list[Panel]:
     for step in figures.get("step", []):
         names = [*step["precision_ms"], "naive"]
         values = [*step["precision_ms"].values(), step["naive_ms"]]
-        panels.append(lambda ax, n=names, v=values, s=step["size"]: bars(ax, n, v, f"dream iteration (ms), {s}²"))
+        panels.append(partial(bars, names=names, values=values, title=f"dream iteration (ms), {step['size']}²"))
     return panels
 
 

@@ -45,11 +45,12 @@ class IOBenchmark:
         return asdict(self)
 
 
-def _encode(path: Path, frames: Iterable[np.ndarray], index: VideoIndex) -> Path:
+def _encode(path: Path, frames: Iterable[np.ndarray], index: VideoIndex) -> Path | str:
     """Encode ``frames`` into one segment at ``path`` at the indexed video's size and rate."""
     encoding = Encoding(crf=18, preset="veryfast")
-    size = {"width": index.width, "height": index.height}
-    with SegmentWriter(path, **size, rate=index.average_rate, encoding=encoding) as writer:
+    with SegmentWriter(
+        path, width=index.width, height=index.height, rate=index.average_rate, encoding=encoding
+    ) as writer:
         for frame in frames:
             writer.write(frame)
     return writer.path

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import RenderConfig
+from ..options import JobOptions
 
 __all__ = ["Watched", "rss_bytes", "watched_render"]
 
@@ -32,12 +33,12 @@ class Watched:
     peak_rss_mib: float  # the driver's, sampled while the job ran
 
 
-def watched_render(clip: Path, out: Path, config: RenderConfig, **options: object) -> Watched:
+def watched_render(clip: Path, out: Path, config: RenderConfig, options: JobOptions) -> Watched:
     """Render, polling the job: end to end, start-up, the steady rate and the driver's peak RSS."""
     from ..engine import submit
 
     t0 = time.perf_counter()
-    job = submit(clip, out, config, **options)
+    job = submit(clip, out, config, options)
     peak = rss_bytes()
     first: tuple[float, int] | None = None
     last = t0

@@ -130,7 +130,7 @@ def bench(
         frame_size=_size(frame_size),
         lanes=_counts(lane_counts, "--lanes"),
         compile=with_compile,
-        render_sizes=tuple(_size(v, "--render-size") for v in render_sizes),  # type: ignore[misc]
+        render_sizes=tuple(size for v in render_sizes if (size := _size(v, "--render-size")) is not None),
         render_frames=render_frames,
         render_lanes=_counts(render_lanes, "--render-lanes"),
         render_carry=tuple(v.strip() for v in render_carry.split(",") if v.strip()),

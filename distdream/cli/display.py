@@ -63,7 +63,8 @@ class RenderDisplay:
         phase = job.phase()
         if phase.name == "dreaming":
             states = job.chunks()
-            self.frames(*job.progress(), sum(c.state == "done" for c in states), len(states))
+            done, total = job.progress()
+            self.frames(done, total, sum(c.state == "done" for c in states), len(states))
         else:
             self.phase(phase)
 

@@ -6,7 +6,7 @@ import json
 import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,22 +29,21 @@ def render_inputs(output_help: str, skip: Sequence[str] = ()) -> Any:
     """What ``render`` and ``submit`` share: --config, INPUT, -o and every render and job setting."""
 
     def decorate(func: Any) -> Any:
-        for option in reversed(
-            [
-                click.option(
-                    "--config",
-                    type=click.Path(dir_okay=False, path_type=str),
-                    callback=load_config_file,
-                    is_eager=True,
-                    expose_value=False,
-                    help="TOML file with any of these settings (flags override it).",
-                ),
-                click.argument("input", required=False, type=click.Path(path_type=str)),
-                click.option("-o", "--output", type=click.Path(path_type=str), help=output_help),
-                dream_options,
-                declared_options(FlowConfig, RenderConfig, Encoding, JobOptions, skip=skip),
-            ]
-        ):
+        options: list[Callable[[Any], Any]] = [
+            click.option(
+                "--config",
+                type=click.Path(dir_okay=False, path_type=str),
+                callback=load_config_file,
+                is_eager=True,
+                expose_value=False,
+                help="TOML file with any of these settings (flags override it).",
+            ),
+            click.argument("input", required=False, type=click.Path(path_type=str)),
+            click.option("-o", "--output", type=click.Path(path_type=str), help=output_help),
+            dream_options,
+            declared_options(FlowConfig, RenderConfig, Encoding, JobOptions, skip=skip),
+        ]
+        for option in reversed(options):
             func = option(func)
         return func
 

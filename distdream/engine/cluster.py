@@ -59,7 +59,7 @@ def connect(address: str | None, timeout: float = 30.0) -> None:
                 f"no Ray cluster answers at {address} ({exc.strerror or exc.__class__.__name__}, waited up to "
                 f"{timeout:.0f} s); is the head running, and is the address HOST:PORT of its GCS (default 6379)?"
             ) from None
-        _check_grpc(address, target, timeout)
+        _check_grpc(str(address), target, timeout)
     main = threading.current_thread() is threading.main_thread()
     handler = signal.getsignal(signal.SIGTERM) if main else None
     try:

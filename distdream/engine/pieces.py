@@ -129,7 +129,7 @@ def piece_fingerprint(piece: Piece, offset: int = 0) -> str:
 
     digest = hashlib.sha256()
     for i in range(piece.start, piece.end):
-        digest.update(storage.fingerprint(frame_file(piece.path, offset + i)).encode())
+        digest.update(storage.fingerprint(frame_file(str(piece.path), offset + i)).encode())
     return f"frames:{digest.hexdigest()}"
 
 
@@ -154,7 +154,7 @@ def _image_ok(path: str) -> bool:
 def _frames_ok(piece: Piece, offset: int) -> bool:
     if not is_pattern(piece.path):
         return storage.exists(piece.path) and probe(piece.path).frame_count == piece.frames
-    return all(_image_ok(frame_file(piece.path, offset + i)) for i in range(piece.start, piece.end))
+    return all(_image_ok(frame_file(str(piece.path), offset + i)) for i in range(piece.start, piece.end))
 
 
 def verify(pieces: Iterable[Piece], fingerprints: Mapping[str, str] | None = None, offset: int = 0) -> bool:

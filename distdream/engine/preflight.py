@@ -69,7 +69,7 @@ def _input_files(input: str, index: VideoIndex) -> tuple[set[str], set[tuple[int
     if storage.is_uri(input):
         return {input.rstrip("/")}, set()
     names = (
-        [frame_file(index.path, index.first_number + i) for i in range(index.frame_count)]
+        [frame_file(index.path, (index.first_number or 0) + i) for i in range(index.frame_count)]
         if index.is_sequence
         else [input]
     )

@@ -52,7 +52,8 @@ class RayRunner:
         concurrency = schedule.lanes + 1 if schedule.lanes > 1 else 1  # a lane per call, and one more for pings
 
         def make() -> Any:
-            return DreamWorker.options(
+            # @ray.remote made DreamWorker an ActorClass; Ray's annotations keep the class's own type
+            return DreamWorker.options(  # type: ignore[attr-defined]
                 num_cpus=p.cpus,
                 num_gpus=p.gpus,
                 max_restarts=options.max_restarts,

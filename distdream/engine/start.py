@@ -72,9 +72,11 @@ def files_resolved(config: RenderConfig) -> RenderConfig:
     """``config`` with the files a worker opens by name (a weights file, the start image) made
     absolute here, as the input and output are: a worker on another node has another working
     directory."""
-    dream, files = config.dream, {}
+    dream = config.dream
     if dream.predefined_start is not None:
-        files["predefined_start"] = storage.resolve(dream.predefined_start, "predefined_start", ConfigError)
+        dream = replace(
+            dream, predefined_start=storage.resolve(dream.predefined_start, "predefined_start", ConfigError)
+        )
     if dream.weights is not None and looks_like_path(dream.weights):
-        files["weights"] = storage.resolve(dream.weights, "weights", ConfigError)
-    return replace(config, dream=replace(dream, **files)) if files else config
+        dream = replace(dream, weights=storage.resolve(dream.weights, "weights", ConfigError))
+    return config if dream is config.dream else replace(config, dream=dream)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -106,7 +107,7 @@ def stitch(
     layout: Layout = Layout(),
     check: Callable[[], None] = lambda: None,
     before_publish: Callable[[], None] = lambda: None,
-) -> str | os.PathLike[str]:
+) -> Path | str:
     """Join windows and middles in frame order into ``output`` (temp name, then rename); ``check``
     and ``before_publish`` are :func:`~distdream.video.concat`'s.
 
@@ -115,7 +116,7 @@ def stitch(
     source's timestamps with ``keep_source_time``).
     """
     if layout.frames_to is not None:  # an image sequence: every frame is already at its name
-        return output
+        return output if isinstance(output, (Path, str)) else Path(output)
     a, b = chunks[0].start, chunks[-1].end
     pieces: list[str] = []
     for chunk in chunks:

@@ -157,4 +157,5 @@ def progress_counter() -> Any:
 
     here = ray.get_runtime_context().get_node_id()
     strategy = NodeAffinitySchedulingStrategy(node_id=here, soft=True)
-    return _Progress.options(num_cpus=0, scheduling_strategy=strategy).remote()
+    # @ray.remote made _Progress an ActorClass; Ray's annotations keep the class's own type
+    return _Progress.options(num_cpus=0, scheduling_strategy=strategy).remote()  # type: ignore[attr-defined]

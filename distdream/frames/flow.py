@@ -167,7 +167,7 @@ class MotionEstimator:
 
     def __init__(self, config: FlowConfig) -> None:
         self.config = config.validate()
-        self._dis = cv2.DISOpticalFlow_create(_DIS_PRESETS[config.dis_preset]) if config.method == "dis" else None
+        self._dis = cv2.DISOpticalFlow.create(_DIS_PRESETS[config.dis_preset]) if config.method == "dis" else None
 
     def flow(self, src_gray: np.ndarray, dst_gray: np.ndarray) -> np.ndarray:
         """Flow from ``src`` to ``dst`` at full size: ``src(x) ≈ dst(x + flow(x))``."""
@@ -181,7 +181,7 @@ class MotionEstimator:
         else:
             src, dst = src_gray, dst_gray
         if self._dis is not None:
-            small = self._dis.calc(src, dst, None)
+            small = self._dis.calc(src, dst, None)  # type: ignore[call-overload]  # OpenCV's stub wants a flow to refine; None asks for a new one
         else:
             small = cv2.calcOpticalFlowFarneback(src, dst, None, 0.5, 4, 15, 3, 5, 1.2, 0)
         if small.shape[:2] == (h, w):

@@ -90,7 +90,7 @@ class Carried:
             arrays["level"] = self.level.numpy()
         for key, value in (self.memory or {}).items():
             arrays[f"memory.{key}"] = value
-        np.savez(buffer, **arrays)
+        np.savez(buffer, **arrays)  # type: ignore[arg-type]  # numpy's stub reads **arrays as allow_pickle
         return buffer.getvalue()
 
     @classmethod
@@ -193,10 +193,10 @@ class DreamedFrames:
                 yield order[k], tensor_to_frame(dreamed), keyframe
                 t0, waited = time.perf_counter(), times["flow_wait"]
             if state.residual is not None:
-                level = None if state.level is None else state.level.to_tensor()
-                memory = None if state.memory is None else state.memory.to_arrays()
+                held = None if state.level is None else state.level.to_tensor()
+                remembered = None if state.memory is None else state.memory.to_arrays()
                 self.carried_out = Carried(
-                    state.residual.detach().cpu().contiguous(), generator.get_state(), level, memory
+                    state.residual.detach().cpu().contiguous(), generator.get_state(), held, remembered
                 )
         finally:
             reader.close()
@@ -298,7 +298,7 @@ def dream_segment(
     config's; the same range, settings and seed give the same pixels.
     """
     config = config.validate()
-    span = Span(start, end, segment if is_pattern(segment) else Path(segment), config.encoding)
+    span = Span(start, end, str(segment) if is_pattern(segment) else Path(segment), config.encoding)
     return dream_range(
         index, start, end, [span], config, dreamer=dreamer, device=device, seed=seed, progress=progress
     ).stats

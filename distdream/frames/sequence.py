@@ -18,7 +18,7 @@ from functools import partial
 
 import torch
 
-from ..dream import Anchor, Dreamer
+from ..dream import Anchor, FrameDreamer
 from .chroma import chroma
 from .memory import Memory
 
@@ -212,6 +212,7 @@ def _first_guess(
     """A carried frame's starting image, its steps per octave and its temporal anchor; pixels that
     show what ``memory`` holds there start from (and are held at) its dream — on a still scene
     that is what the carry brings anyway, where a passing object uncovered it, it is not."""
+    assert step.carry is not None, "a carried frame has a carry"
     carried = step.carry(residual)
     restore = remembered = None
     if memory is not None and step.scene is not None and not step.scene.camera_moved:
@@ -247,7 +248,7 @@ def _settled(
 
 
 def dream_sequence(
-    dreamer: Dreamer,
+    dreamer: FrameDreamer,
     steps: Iterable[SequenceStep],
     settings: ShotSettings,
     *,
@@ -279,10 +280,14 @@ def dream_sequence(
         frame = step.frame
         keyframe = step.carry is None or residual is None
         from_start = keyframe and first and start is not None
-        if keyframe:
-            init, iterations, anchor = (start if from_start else frame), settings.keyframe_iterations, None
-        else:
+        if residual is not None and step.carry is not None:
             init, iterations, anchor = _first_guess(step, residual, settings, memory)
+        else:
+            init, iterations, anchor = (
+                (start if from_start and start is not None else frame),
+                settings.keyframe_iterations,
+                None,
+            )
         dreamed = dream(init, num_iterations=iterations, anchor=anchor)
         if keyframe and settings.settle and not from_start:  # a start image is the user's: settling would dissolve it
             following = next(upcoming, None)

@@ -111,8 +111,8 @@ def load_state_dict_file(module: nn.Module, path: str | os.PathLike[str]) -> Non
     try:
         module.load_state_dict(state, strict=True)
     except (RuntimeError, TypeError, AttributeError) as exc:
-        first = str(exc).strip().splitlines()[0:2]
-        raise ModelError(f"weights file {path} does not fit this model: {' '.join(first)}") from exc
+        lines = str(exc).strip().splitlines()[0:2]
+        raise ModelError(f"weights file {path} does not fit this model: {' '.join(lines)}") from exc
 
 
 def all_names(nodes: Sequence[str]) -> dict[str, str]:

@@ -110,7 +110,7 @@ def _unpadded(module: nn.Module) -> nn.Module:
             module.in_channels,
             module.out_channels,
             module.kernel_size,  # type: ignore[arg-type]
-            padding=tuple(k // 2 for k in module.kernel_size),
+            padding=(module.kernel_size[0] // 2, module.kernel_size[1] // 2),
             groups=module.groups,
             bias=False,
         )

@@ -57,13 +57,13 @@ def build(name: str, weights: str | None) -> Built:
         if hasattr(module, "transform_input"):
             # googlenet/inception_v3 ImageNet checkpoints expect their own input re-scaling,
             # which torchvision switches on only when it loads the weights itself.
-            module.transform_input = True
+            module.transform_input = True  # type: ignore[assignment]  # a plain flag; nn.Module annotates attributes as Tensor | Module
         preprocess, label = Preprocess(), Weights(str(weights), str(weights))
     else:
         enum = _weights_enum(name, weights)
         preprocess = Preprocess(
             mean=tuple(enum.transforms().mean),
-            std=tuple(enum.transforms().std),  # type: ignore[arg-type]
+            std=tuple(enum.transforms().std),
         )
         try:
             module = torchvision.models.get_model(name, weights=enum, progress=False)

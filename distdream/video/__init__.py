@@ -36,7 +36,7 @@ from .join import concat
 from .naming import frame_file, is_pattern, is_sequence
 from .read import read_frames
 from .record import AudioStreamInfo, VideoIndex
-from .write import SegmentWriter, open_writer
+from .write import SegmentWriter, add_audio_stream, add_video_stream, open_writer
 
 __all__ = [
     "AudioStreamInfo",
@@ -46,6 +46,8 @@ __all__ = [
     "ImageWriter",
     "SegmentWriter",
     "VideoIndex",
+    "add_audio_stream",
+    "add_video_stream",
     "available_codecs",
     "check_output_container",
     "concat",

@@ -168,7 +168,7 @@ def numbered(index: VideoIndex, pattern: str) -> VideoIndex:
 def sequence_frames(index: VideoIndex, start: int, end: int) -> Iterator[Any]:
     """Decoded frames ``[start, end)`` of a sequence, each checked against the sequence's size."""
     for i in range(start, end):
-        path = frame_file(index.path, index.first_number + i)
+        path = frame_file(index.path, (index.first_number or 0) + i)
         if not os.path.exists(path):
             raise VideoError(f"{path} (frame {i} of the sequence) is missing; it was there when the job started")
         frame = read_image(path)

@@ -22,6 +22,22 @@ from .imageseq import ImageWriter
 from .naming import is_pattern
 
 
+def add_video_stream(container: Any, codec: str, rate: Fraction) -> av.VideoStream:
+    """A video stream of ``codec`` added to an output ``container`` (PyAV types it by codec name)."""
+    stream = container.add_stream(codec, rate=rate)
+    if not isinstance(stream, av.VideoStream):
+        raise VideoError(f"{codec} is not a video encoder")
+    return stream
+
+
+def add_audio_stream(container: Any, codec: str, rate: int) -> av.AudioStream:
+    """An audio stream of ``codec`` added to an output ``container``."""
+    stream = container.add_stream(codec, rate=rate)
+    if not isinstance(stream, av.AudioStream):
+        raise VideoError(f"{codec} is not an audio encoder")
+    return stream
+
+
 class SegmentWriter:
     """Encode upright RGB frames into one segment file, written atomically.
 
@@ -60,7 +76,7 @@ class SegmentWriter:
             if isinstance(exc, av.error.FFmpegError):
                 raise VideoError(f"cannot write segment {storage.name_of(self.path)}: {exc.strerror}") from None
             raise
-        self._stream = self._container.add_stream(self.format.encoder, rate=rate)
+        self._stream = add_video_stream(self._container, self.format.encoder, rate)
         self._time_base = Fraction(1, 1) / rate
         self._stream.width, self._stream.height = stored_w, stored_h
         self._stream.pix_fmt = self.format.pix_fmt
