@@ -16,7 +16,7 @@ from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
-from .config import DreamConfig, FlowConfig, RenderConfig
+from .config import DreamConfig, Encoding, FlowConfig, RenderConfig
 from .errors import (
     ChunkFailed,
     ConfigError,
@@ -48,6 +48,7 @@ __all__ = [
     "DistDreamError",
     "DreamConfig",
     "Dreamer",
+    "Encoding",
     "FlowConfig",
     "InputError",
     "Job",

@@ -27,13 +27,18 @@ def on_page_content(html: str, **_: Any) -> str:
 
 def render_roles(html: str) -> str:
     """Each role as its name in code (``~`` shows the last part only, as Sphinx does), linked to
-    the page's entry for it: the same dotted name, or the shortest one ending in it."""
+    the page's entry for it: the same dotted name, or the shortest one ending in it; a class named
+    by its internal path (``distdream.engine.records.JobPlan``) links to its public entry
+    (``distdream.JobPlan``)."""
     ids = set(_ID.findall(html))
 
     def render(match: re.Match[str]) -> str:
         short, name = match.group(1), match.group(2)
         code = f"<code>{name.rsplit('.', 1)[-1] if short else name}</code>"
         targets = sorted((i for i in ids if i == name or i.endswith(f".{name}")), key=len)
+        last = name.rsplit(".", 1)[-1]
+        if not targets and last[:1].isupper():
+            targets = sorted((i for i in ids if i.endswith(f".{last}")), key=len)
         return f'<a href="#{targets[0]}">{code}</a>' if targets else code
 
     return _ROLE.sub(render, html)

@@ -58,6 +58,10 @@ def test_the_api_page_shows_sphinx_roles_as_code_linked_to_their_entries() -> No
     assert '<a href="#distdream.engine.Job"><code>Job</code></a>' in html  # a relative name, found
     assert '<a href="#distdream.engine.records.JobPlan"><code>JobPlan</code></a>' in html  # ~: the last part
     assert "<code>Stopped</code> (<code>distdream.errors</code>)" in html  # not on the page: code only
+    public = hooks.render_roles(
+        '<h3 id="distdream.JobResult">JobResult</h3><p>:class:<code>~distdream.engine.records.JobResult</code></p>'
+    )
+    assert '<a href="#distdream.JobResult"><code>JobResult</code></a>' in public  # the public entry of an internal path
 
 
 def test_ci_runs_the_readme_s_test_command() -> None:

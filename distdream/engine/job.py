@@ -41,7 +41,7 @@ PUBLISH_WAIT = 300.0
 
 
 class Job:
-    """A render running on Ray (started by :func:`~distdream.engine.submit`)."""
+    """A render started by :func:`~distdream.engine.submit`: its state, its progress and its result."""
 
     def __init__(
         self,
@@ -55,7 +55,7 @@ class Job:
     ) -> None:
         self.input, self.output = input, output
         # a testing aid (engine.faults): such a job runs on Ray, unless told ray="never"
-        self.faults = checked_faults(faults, in_process=options.ray == "never")
+        self._faults = checked_faults(faults, in_process=options.ray == "never")
         self._on_phase = on_phase
         self._phase = Phase("starting")
         self._loop: ChunkRunner | None = None
@@ -70,10 +70,14 @@ class Job:
         # running thread ended (CPython 3.11, _wait_for_tstate_lock)
         self._ended = threading.Event()
         self._publishing = threading.Event()  # past the join's last check: the output is being published
-        self.workdir: Path | str | None = None  # known after preflight
-        self.plan: JobPlan | None = None  # known once the job has started
-        self.waiting: str | None = None  # what the job waits for before it can start its workers
-        self.in_process: bool | None = None  # known once the job has started: no Ray (see the module docstring)
+        self.workdir: Path | str | None = None
+        """The work directory: chunks, ledger and plan (known once the job has been checked)."""
+        self.plan: JobPlan | None = None
+        """The job's plan (known once the job has started)."""
+        self.waiting: str | None = None
+        """What the job waits for before it can start its workers (a node with a free GPU), if anything."""
+        self.in_process: bool | None = None
+        """Whether the workers are threads of this process rather than Ray actors (known once started)."""
 
     # -- public surface -----------------------------------------------------------------------
 
@@ -105,6 +109,7 @@ class Job:
         return self._board.progress()
 
     def chunks(self) -> list[ChunkState]:
+        """Every chunk of the plan, with its state and the attempts made at it."""
         return self._board.chunks()
 
     def done(self) -> bool:
@@ -182,7 +187,7 @@ class Job:
         if self.options.address or self.options.ray == "always":
             self._connect()
         planner = Planner(
-            self.options, bool(self.faults) and self.options.ray != "never", self._connect, self._set_phase
+            self.options, bool(self._faults) and self.options.ray != "never", self._connect, self._set_phase
         )
         self._prepared = prepare(self.input, checked, planner, on_lost=lambda _why: self._board.stop.set())
         self.plan = self._prepared.plan
@@ -247,7 +252,7 @@ class Job:
             )
         )
         if p.in_process:
-            return ThreadRunner(schedule, self.faults)
+            return ThreadRunner(schedule, self._faults)
         from .cluster import wait_for_resources  # Ray's side (see the module docstring)
         from .ray_runner import RayRunner
 
@@ -256,12 +261,12 @@ class Job:
             if wait is None:  # a local instance of our own gets no nodes later; a cluster may autoscale
                 wait = 600.0 if self.options.address not in (None, "", "local") else 0.0
             wait_for_resources(p.cpus, p.gpus, wait, self._board.stop, on_wait=self._waiting)
-        return RayRunner(schedule, self.faults)
+        return RayRunner(schedule, self._faults)
 
     def _join_check(self, workdir: str) -> Callable[[], None]:
         """What the join runs between packets: a stop abandons it (the output untouched, the
         finished chunks kept), up to its last check."""
-        held = join_faults(self.faults, "join-wait")
+        held = join_faults(self._faults, "join-wait")
 
         def check() -> None:
             for fault in held:
@@ -280,7 +285,7 @@ class Job:
         for lease in p.leases:
             lease.check()
         self._publishing.set()
-        for fault in join_faults(self.faults, "publish-wait"):
+        for fault in join_faults(self._faults, "publish-wait"):
             hold(fault)
 
     def _drive(self, p: Prepared) -> JobResult:
@@ -308,7 +313,7 @@ class Job:
                 run.step()
         finally:
             if self._board.cancelled():
-                for fault in join_faults(self.faults, "stop-wait"):
+                for fault in join_faults(self._faults, "stop-wait"):
                     hold(fault)
             run.stop()
         self._board.all_done()

@@ -36,9 +36,13 @@ class Phase:
     pieces); ``detail`` says more where there is more."""
 
     name: str
+    """The phase, as listed above."""
     done: int = 0
+    """How far it is: frames scanned, workers started, pieces joined."""
     total: int = 0
+    """Out of how many (0 where the phase has no count)."""
     detail: str = ""
+    """More about it, for a display: the plan in one line, where the workers run, the output."""
 
 
 class ChunkStatus(StrEnum):
@@ -55,16 +59,23 @@ class JobPlan:
     """What a job will do: its chunks, and what the overlap costs."""
 
     input: str
+    """The input, as the job opens it (a local path made absolute, or a URI)."""
     index: VideoIndex
+    """The input's index: frames, timestamps, size, colour, audio streams."""
     chunks: tuple[Chunk, ...]
+    """The chunks in frame order, each with its lead-in and how it begins (start, cut, handoff, crossfade)."""
     settings_hash: str
+    """The hash of what makes the pixels: the job records it in its work directory, and a resume
+    with other settings is refused."""
 
     @property
     def frames(self) -> int:
+        """Frames the output will have."""
         return sum(c.owned for c in self.chunks)
 
     @property
     def dreamed_frames(self) -> int:
+        """Frames dreamed in all, lead-ins included."""
         return sum(c.dreamed for c in self.chunks)
 
     @property
@@ -99,26 +110,44 @@ class ChunkState:
     """The state of one chunk and the attempts made at it."""
 
     index: int
+    """The chunk's number in the plan."""
     start: int
+    """Its first output frame."""
     end: int
+    """One past its last output frame."""
     state: ChunkStatus
+    """pending, running, done or failed."""
     attempts: int
+    """Attempts made at it so far."""
 
 
 @dataclass(frozen=True)
 class JobResult:
     """What a finished job made."""
 
-    output: Path | str  # a str when it is an object-storage URI
+    output: Path | str
+    """Where the output was written (a ``str`` when it is an object-storage URI)."""
     frames: int
+    """Frames in the output."""
     chunks: int
-    rendered: int  # chunks dreamed by this run (the rest came from the ledger)
+    """Chunks of the plan."""
+    rendered: int
+    """Chunks dreamed by this run (the rest were kept from an earlier one, by a resume)."""
     seconds: float
+    """Wall time of the run, from the start of the chunk loop to the published output."""
     workdir: Path | str
+    """The work directory (removed after success when it was the default one)."""
     lead_in_overhead: float
+    """Extra frames dreamed for crossfade lead-ins, per output frame."""
     chunk_stats: tuple[dict[str, Any], ...] = field(default=(), repr=False)
+    """Per chunk dreamed by this run: seconds in each stage (decode, flow, dream, encode) and waiting."""
     workers: int = 0
-    lanes: int = 1  # chunks each worker dreamed at once
-    compute: str = ""  # how the network ran (precision, layout), as the workers reported it
-    notes: tuple[str, ...] = ()  # settings a worker could not honour, ledger repairs, …
-    largest_batch: int = 0  # most frames a worker dreamed in one batch (lanes that met)
+    """Workers the run used."""
+    lanes: int = 1
+    """Chunks each worker dreamed at once, as one batch."""
+    compute: str = ""
+    """How the network ran (precision, memory layout), as the workers reported it."""
+    notes: tuple[str, ...] = ()
+    """What the user should know: settings a worker could not honour, a repaired ledger, dropped audio."""
+    largest_batch: int = 0
+    """The most frames a worker dreamed in one batch (lanes that met)."""
