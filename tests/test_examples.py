@@ -50,5 +50,6 @@ def test_the_notebook_runs_top_to_bottom_and_is_kept_without_outputs(tmp_path: P
     printed = "".join(o.get("text", "") for cell in code for o in cell.outputs if o.get("name") == "stdout")
     shown = [o for cell in code for o in cell.outputs if o.output_type == "display_data"]
     assert "24 frames in" in printed and "2 workers" in printed and "warping error" in printed
+    assert "workers: threads of this process" in printed  # on a CPU, as the notebook's text says
     kinds = {kind for o in shown for kind in o.data}
     assert {"image/png", "text/html"} <= kinds  # the pictures (atlas, plots) and the video player

@@ -33,7 +33,7 @@ from ..errors import JobCancelled, JobError
 from ..options import JobOptions
 from .sizing import Sizing, size_workers
 
-__all__ = ["connect", "resources", "wait_for_resources"]
+__all__ = ["connect", "resources", "totals", "wait_for_resources"]
 
 
 def _host_port(address: str) -> tuple[str, int] | None:
@@ -145,6 +145,12 @@ def _keep_signal_handlers() -> None:
     it once, at import, into ``ray_constants``; this driver is told there (the local instance it
     starts keeps the handler, and its crash reports)."""
     ray_constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER = True
+
+
+def totals() -> tuple[float, float]:
+    """(CPUs, GPUs) of the cluster this process is connected to."""
+    total = ray.cluster_resources()
+    return float(total.get("CPU", 0.0)), float(total.get("GPU", 0.0))
 
 
 def resources(options: JobOptions) -> Sizing:

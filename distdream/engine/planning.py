@@ -49,11 +49,12 @@ def plan(
     **shorthand: Any,
 ) -> JobPlan:
     """The chunks a render of ``input`` into ``output`` would use and how each begins. Nothing is
-    dreamed or written. ``options`` (and keyword ``shorthand``, as :func:`submit` takes them) are the job's. A long video's cut
-    scan (``scan_cuts``, the default) runs as Ray tasks when this process is connected to Ray, or
-    when ``address`` is given; otherwise here. The plan's chains assume the slots (workers × lanes)
-    of that cluster, or of this machine. Its ``settings_hash`` is the one the job records in its
-    work directory (for this ``output``'s format and the weights as they resolve here)."""
+    dreamed or written. ``options`` (and keyword ``shorthand``, as :func:`submit` takes them) are
+    the job's. A long video's cut scan (``scan_cuts``, the default) runs as Ray tasks when this
+    process is connected to Ray, or when ``address`` is given; otherwise here. The plan's chains
+    assume the slots (workers × lanes) of that cluster, or of this machine. Its ``settings_hash``
+    is the one the job records in its work directory (for this ``output``'s format and the weights
+    as they resolve here)."""
     config = (config or RenderConfig()).validate()
     options = job_options_of(options, shorthand)
     input = storage.resolve(input, "input", InputError)

@@ -24,7 +24,7 @@ from .lease import Lease
 from .planning import Planner, sizing_now
 from .preflight import Checked, plan_record
 from .records import JobPlan
-from .sizing import local_totals, workers_here
+from .sizing import check_fits, local_totals, workers_here
 from .workdir import Ledger, differences, settings_hash, workdir_lease
 
 __all__ = ["Prepared", "prepare"]
@@ -98,6 +98,10 @@ def prepare(input: str, checked: Checked, planner: Planner, on_lost: Callable[[s
         else:
             planner.connect("")
             sizing = sizing_now(options)
+            if options.address in (None, "", "local"):  # a Ray instance of this machine's: it gets no more
+                from .cluster import totals  # Ray's side: imported only for a job on Ray
+
+                check_fits(sizing, *totals())
         record = plan_record(input, checked.index, checked.config, checked.weights, sizing.device, chunks)
         record["settings_hash"] = settings_hash(record)
         if saved is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from ..errors import ConfigError
 from ..options import JobOptions
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "SHARED_STEP_PIXELS",
     "THREAD_WORKERS",
     "Sizing",
+    "check_fits",
     "chunk_slots",
     "in_process",
     "local_totals",
@@ -97,6 +99,26 @@ def workers_here(options: JobOptions, sizing: Sizing, cpus: float, pixels: int) 
     else:
         threads = max(1, int(cpus) // sizing.workers) if pixels >= SHARED_STEP_PIXELS else 1
     return Sizing(sizing.workers, float(threads), sizing.gpus, threads, sizing.device, sizing.lanes)
+
+
+def check_fits(sizing: Sizing, cpus: float, gpus: float) -> None:
+    """Refuse workers that cannot all run at once on ``cpus`` CPUs and ``gpus`` GPUs (a Ray
+    instance of this machine's, which gets no more): the ones left over would wait for a GPU or
+    CPU that never frees, until their start-up times out. Where not even one worker fits, the
+    job's wait for a node says so (:func:`~.cluster.wait_for_resources`)."""
+    need_gpus, need_cpus = sizing.workers * sizing.gpus, sizing.workers * sizing.cpus
+    if sizing.gpus and sizing.gpus <= gpus < need_gpus - 1e-9:
+        raise ConfigError(
+            f"--workers {sizing.workers} with {sizing.gpus:g} GPU each needs {need_gpus:g} GPUs, and this machine "
+            f"has {gpus:g}: one worker dreams several chunks at once on its GPU (--lanes), so use --workers "
+            f"{max(1, int(gpus // sizing.gpus))}, or let workers share a GPU with --gpus-per-worker "
+            f"{gpus / sizing.workers:g}"
+        )
+    if sizing.cpus <= cpus < need_cpus - 1e-9:
+        raise ConfigError(
+            f"--workers {sizing.workers} with {sizing.cpus:g} CPU each needs {need_cpus:g} CPUs, and this machine "
+            f"has {cpus:g}: use --workers {max(1, int(cpus // sizing.cpus))} or fewer, or --ray never (threads)"
+        )
 
 
 def local_totals() -> tuple[float, float]:

@@ -20,7 +20,7 @@ from distdream.config import DreamConfig, Encoding, RenderConfig
 from distdream.engine import render, testing
 from distdream.engine.faults import Fault
 from distdream.engine.workdir import workdir_lease
-from distdream.errors import ChunkFailed, JobError
+from distdream.errors import ChunkFailed, ConfigError, JobError
 from distdream.samples import pan_frames, write_clip
 from distdream.video import probe, read_frames
 
@@ -141,6 +141,17 @@ def test_a_new_local_instance_does_not_wait_for_nodes_that_cannot_come(clip: Pat
         [*cmd, "--address", "local", "--gpus-per-worker", "1"], capture_output=True, text=True, timeout=240
     )  # the old 600 s wait fails the test here
     assert done.returncode == 2 and "no worker can start: each asks for 1 GPU" in done.stderr, done.stderr
+
+
+def test_more_workers_than_this_machine_s_ray_instance_can_host_are_refused_before_any_frame(
+    clip: Path, tmp_path: Path
+) -> None:
+    import ray
+
+    cpus = int(ray.cluster_resources()["CPU"])
+    with pytest.raises(ConfigError, match=rf"--workers {cpus + 1} with 1 CPU each needs {cpus + 1} CPUs"):
+        render(clip, tmp_path / "o.mp4", CFG, **{**JOB, "workers": cpus + 1, "ray": "always"})
+    assert not (tmp_path / "o.mp4").exists()
 
 
 # --- no wait without an end -------------------------------------------------------------------

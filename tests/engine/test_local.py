@@ -22,7 +22,14 @@ import pytest
 
 from distdream.config import DreamConfig, Encoding, RenderConfig
 from distdream.engine import JobOptions, Phase, render, submit, testing
-from distdream.engine.sizing import SHARED_STEP_PIXELS, THREAD_WORKERS, in_process, size_workers, workers_here
+from distdream.engine.sizing import (
+    SHARED_STEP_PIXELS,
+    THREAD_WORKERS,
+    check_fits,
+    in_process,
+    size_workers,
+    workers_here,
+)
 from distdream.errors import ConfigError, JobCancelled
 from distdream.samples import pan_frames, write_clip
 from distdream.video import read_frames
@@ -158,6 +165,21 @@ def test_which_jobs_run_in_this_process() -> None:
         not here(workers=2, ray="always") and not here(workers=1, address="auto") and not here(workers=1, on_ray=True)
     )
     assert here(workers=8, ray="never")
+
+
+def test_workers_that_a_machine_cannot_all_host_at_once_are_refused_with_the_fix() -> None:
+    one_gpu = size_workers(JobOptions(workers=2), cpus=8, gpus=1)  # a GPU each, as on a one-GPU notebook
+    with pytest.raises(
+        ConfigError,
+        match=r"--workers 2 with 1 GPU each needs 2 GPUs, and this machine has 1: .* "
+        r"use --workers 1, or let workers share a GPU with --gpus-per-worker 0\.5",
+    ):
+        check_fits(one_gpu, 8, 1)
+    check_fits(size_workers(JobOptions(workers=2, gpus_per_worker=0.5), cpus=8, gpus=1), 8, 1)  # shared: fits
+    with pytest.raises(ConfigError, match=r"--workers 3 with 1 CPU each needs 3 CPUs, and this machine has 2"):
+        check_fits(size_workers(JobOptions(workers=3), cpus=2, gpus=0), 2, 0)
+    check_fits(size_workers(JobOptions(), cpus=2, gpus=0), 2, 0)  # the default fits by construction
+    check_fits(size_workers(JobOptions(gpus_per_worker=1), cpus=2, gpus=0), 2, 0)  # none fits: the wait says so
 
 
 STOPPED_FROM_PYTHON = """
