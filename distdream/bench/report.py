@@ -37,9 +37,14 @@ def plot(figures: Figures, path: str | os.PathLike[str]) -> Path:
     env = figures.get("env")
     if env:
         title += f" — {env.get('device', '')}, {env.get('date', '')}"
-    fig, axes = plt.subplots(1, len(panels), figsize=(max(3.8 * len(panels), 7.6), 3.6), squeeze=False)
-    for ax, draw in zip(axes[0], panels):
+    # at most three panels a row, so that the picture stays legible at a page's width
+    columns = min(3, len(panels))
+    rows = -(-len(panels) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.6 * columns, 3.8 * rows), squeeze=False)
+    for ax, draw in zip(axes.flat, panels):
         draw(ax)
+    for ax in axes.flat[len(panels) :]:
+        ax.axis("off")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return save_figure(fig, path)

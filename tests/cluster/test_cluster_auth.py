@@ -1,4 +1,4 @@
-"""The cluster README's commands against a head as `ray start --head` makes it where a token
+"""The cluster page's commands (docs/cluster.md) against a head as `ray start --head` makes it where a token
 exists: Ray's token authentication on. The token is found where Ray keeps it once the cluster
 asks; without one the error says what to do. A module of its own: one head at a time."""
 
@@ -26,7 +26,7 @@ def token_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
     HOME of the test's own holds ~/.ray/auth_token). Yields the dashboard and HOME."""
     home = tmp_path_factory.mktemp("home")
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")} | {"HOME": str(home)}
-    # the cluster README's first step (and what any local `ray.init` leaves behind): with a token in
+    # the cluster page's first step (and what any local `ray.init` leaves behind): with a token in
     # ~/.ray/auth_token, `ray start --head` turns token authentication on
     subprocess.run([RAY, "get-auth-token", "--generate"], check=True, env=env, capture_output=True, timeout=60)
     with ray_head(env) as address:
