@@ -89,7 +89,8 @@ def preview(
         name, values = vary
         variants = [(f"{name}={v}", replace(config, **dict[str, Any]({name: v}))) for v in values]
     else:
-        layers = resolve_layers(shared, config.dream_layers)  # type: ignore[arg-type]
+        assert shared is not None  # loaded above unless the model itself varies
+        layers = resolve_layers(shared, config.dream_layers)
         variants = [
             (
                 layer,

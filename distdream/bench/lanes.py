@@ -21,7 +21,7 @@ import torch
 
 from ..compute import resolve_compute, resolve_device
 from ..config import DreamConfig, RenderConfig
-from ..dream import Dreamer
+from ..dream import Dreamer, FrameDreamer
 from ..frames.pipeline import DreamedFrames
 from ..images import array_to_tensor
 from ..models import load_model
@@ -146,7 +146,7 @@ class _Runner:
             torch.cuda.synchronize(self.dev)
             torch.cuda.reset_peak_memory_stats(self.dev)
 
-        def one(k: int, frame_dreamer: object) -> list:
+        def one(k: int, frame_dreamer: FrameDreamer) -> list[np.ndarray]:
             gen = torch.Generator().manual_seed(seed + k)
             return [
                 rgb
@@ -154,7 +154,7 @@ class _Runner:
                     self.index,
                     *ranges[k],
                     self.config,
-                    frame_dreamer,  # type: ignore[arg-type]
+                    frame_dreamer,
                     generator=gen,
                 )
             ]

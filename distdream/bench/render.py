@@ -19,7 +19,7 @@ import torch
 
 from ..compute import resolve_device
 from ..config import RenderConfig
-from ..dream import Dreamer
+from ..dream import Dreamer, FrameDreamer
 from ..frames.encode import Span
 from ..frames.lanes import LaneBatcher
 from ..frames.pipeline import ChunkStats, carry_device, dream_range
@@ -93,11 +93,11 @@ def bench_render(
             torch.set_num_threads(1)  # as one CPU worker of the engine runs
         t0 = time.perf_counter()
 
-        def one(k: int, lane: object) -> ChunkStats:
+        def one(k: int, lane: FrameDreamer) -> ChunkStats:
             if lanes > 1:
                 torch.set_num_threads(1)  # as an engine worker's lane threads run
             span = spans[k]
-            return dream_range(index, span.start, span.end, [span], config, dreamer=lane, seed=k).stats  # type: ignore[arg-type]
+            return dream_range(index, span.start, span.end, [span], config, dreamer=lane, seed=k).stats
 
         try:
             stats, batcher = in_lanes(dreamer, lanes, one)
@@ -160,10 +160,10 @@ def _dream_lanes(
     """Dream ``frames`` split evenly over ``lanes`` lanes; the batcher and lane 0's dreams."""
     per_lane = len(frames) // lanes
 
-    def one(k: int, lane: object) -> list[torch.Tensor]:
+    def one(k: int, lane: FrameDreamer) -> list[torch.Tensor]:
         gen = torch.Generator().manual_seed(k)
         return [
-            lane.dream(image, generator=gen, num_iterations=iterations)  # type: ignore[attr-defined]
+            lane.dream(image, generator=gen, num_iterations=iterations)
             for image in frames[k * per_lane : (k + 1) * per_lane]
         ]
 

@@ -101,7 +101,7 @@ class Encoder:
 
     def finish(self, timeout: float = 600.0) -> None:
         """Wait until every queued frame is encoded and the last file is in place."""
-        self.put(_DONE)  # type: ignore[arg-type]
+        self.put(_DONE)  # type: ignore[arg-type]  # the sentinel that ends the encoder thread, not a frame
         t0 = time.perf_counter()
         self._thread.join(timeout)
         self.wait_seconds += time.perf_counter() - t0

@@ -96,7 +96,7 @@ class MotionReader:
                 return
             if isinstance(item, BaseException):
                 raise item
-            yield item  # type: ignore[misc]
+            yield item  # type: ignore[misc]  # the queue holds frames, errors and _DONE; both others are handled above
 
     def close(self) -> None:
         self._stop.set()

@@ -78,7 +78,8 @@ def lite_nodes(model: EfficientNetLite0) -> list[Node]:
         Node("_act", "act", model._act),
     ]
     for i, block in enumerate(model._blocks):
-        nodes += _block_nodes(i, block)  # type: ignore[arg-type]
+        assert isinstance(block, MBConvBlock)
+        nodes += _block_nodes(i, block)
     return nodes + [
         Node("_conv_head", "conv", model._conv_head),
         Node("_bn1", "bn", model._bn1),
@@ -109,7 +110,7 @@ def _unpadded(module: nn.Module) -> nn.Module:
         plain = nn.Conv2d(
             module.in_channels,
             module.out_channels,
-            module.kernel_size,  # type: ignore[arg-type]
+            (module.kernel_size[0], module.kernel_size[1]),
             padding=(module.kernel_size[0] // 2, module.kernel_size[1] // 2),
             groups=module.groups,
             bias=False,
@@ -137,7 +138,9 @@ class LiteExtractor(nn.Module):
             key = node.name.replace(".", "/")  # ModuleDict keys may not hold dots
             if node.kind == "bn" and keep[i - 1].kind == "conv" and keep[i - 1].name not in wanted:
                 conv_key = keep[i - 1].name.replace(".", "/")
-                self.ops[conv_key] = fuse_conv_bn(self.ops[conv_key], node.module)  # type: ignore[arg-type]
+                conv, bn = self.ops[conv_key], node.module
+                assert isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d)
+                self.ops[conv_key] = fuse_conv_bn(conv, bn)
                 self.steps.append((node.name, "same", False))  # the folded conv's output is this node's
                 continue
             if node.module is not None:

@@ -146,7 +146,7 @@ class VideoIndex:
     def __eq__(self, other: object) -> bool:
         return isinstance(other, VideoIndex) and self.to_dict() == other.to_dict()
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None  # type: ignore[assignment]  # unhashable, as __eq__ compares contents; typeshed types it a method
 
 
 def _pack(values: np.ndarray) -> str:
