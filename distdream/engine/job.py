@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 from .. import storage
@@ -21,7 +21,7 @@ from ..options import JobOptions
 from ..video import frame_file
 from ..video.naming import existing_numbers, sweep_temps
 from .board import Board
-from .faults import Fault, checked_faults, hold, join_faults
+from .faults import Fault, hold, join_faults
 from .planning import Planner, on_ray
 from .preflight import preflight
 from .prepare import Prepared, prepare
@@ -51,11 +51,9 @@ class Job:
         options: JobOptions,
         *,
         on_phase: Callable[[Phase], None] | None = None,
-        faults: Sequence[Fault] = (),
     ) -> None:
         self.input, self.output = input, output
-        # a testing aid (engine.faults): such a job runs on Ray, unless told ray="never"
-        self._faults = checked_faults(faults, in_process=options.ray == "never")
+        self._faults: tuple[Fault, ...] = ()  # failures a test injects (engine.testing.FaultyJob)
         self._on_phase = on_phase
         self._phase = Phase("starting")
         self._loop: ChunkRunner | None = None

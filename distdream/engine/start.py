@@ -1,13 +1,13 @@
 """Starting a job from what a caller gives: paths made absolute, options merged, the job started.
 
-:func:`~distdream.engine.submit` and :func:`~distdream.engine.render` are this with no faults;
-:mod:`.testing` is this with faults injected (a testing aid, not public API).
+:func:`~distdream.engine.submit` and :func:`~distdream.engine.render` are this; :mod:`.testing`
+is this with a job that injects faults into its workers (a testing aid, not public API).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -17,7 +17,6 @@ from ..errors import ConfigError, InputError, JobError, OutputError
 from ..options import JobOptions, job_options_of
 from ..stops import signals_stop
 from ..values import looks_like_path
-from .faults import Fault
 from .job import Job
 from .records import JobResult, Phase
 
@@ -32,20 +31,20 @@ def start_job(
     shorthand: Mapping[str, Any],
     *,
     on_phase: Callable[[Phase], None] | None = None,
-    faults: Sequence[Fault] = (),
+    make: Callable[..., Job] = Job,
 ) -> Job:
     """Check everything, then start the job (see :func:`~distdream.engine.submit`). Local paths
-    are made absolute here: workers on other nodes have other working directories."""
+    are made absolute here: workers on other nodes have other working directories. ``make``
+    builds the job (a :class:`~.job.Job`)."""
     merged = job_options_of(options, shorthand)
     if merged.workdir is not None:
         merged = replace(merged, workdir=storage.resolve(merged.workdir, "work directory", JobError))
-    job = Job(
+    job = make(
         storage.resolve(input, "input", InputError),
         storage.resolve(output, "output", OutputError),
         files_resolved((config or RenderConfig()).validate()),
         merged,
         on_phase=on_phase,
-        faults=faults,
     )
     job.start()
     return job
@@ -60,11 +59,11 @@ def render_job(
     *,
     on_progress: Callable[[Job], None] | None = None,
     on_phase: Callable[[Phase], None] | None = None,
-    faults: Sequence[Fault] = (),
+    make: Callable[..., Job] = Job,
 ) -> JobResult:
     """Start the job and follow it to its end under :func:`~distdream.stops.signals_stop`."""
     with signals_stop() as stops:
-        job = start_job(input, output, config, options, shorthand, on_phase=on_phase, faults=faults)
+        job = start_job(input, output, config, options, shorthand, on_phase=on_phase, make=make)
         return job.follow(None if on_progress is None else stops.deferring(on_progress))
 
 

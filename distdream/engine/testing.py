@@ -7,16 +7,35 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 from ..config import RenderConfig
 from ..options import JobOptions
-from .faults import Fault
+from .faults import Fault, checked_faults
 from .job import Job
 from .records import JobResult, Phase
 from .start import render_job, start_job
 
-__all__ = ["render", "submit"]
+__all__ = ["FaultyJob", "render", "submit"]
+
+
+class FaultyJob(Job):
+    """A :class:`~.job.Job` whose workers (and driver) meet the ``faults`` a test injects."""
+
+    def __init__(
+        self,
+        input: str,
+        output: str,
+        config: RenderConfig,
+        options: JobOptions,
+        *,
+        on_phase: Callable[[Phase], None] | None = None,
+        faults: Sequence[Fault] = (),
+    ) -> None:
+        super().__init__(input, output, config, options, on_phase=on_phase)
+        # such a job runs on Ray, unless told ray="never"
+        self._faults = checked_faults(faults, in_process=options.ray == "never")
 
 
 def submit(
@@ -30,7 +49,9 @@ def submit(
     **shorthand: Any,
 ) -> Job:
     """:func:`distdream.engine.submit`, with ``faults``."""
-    return start_job(input, output, config, options, shorthand, on_phase=on_phase, faults=faults)
+    return start_job(
+        input, output, config, options, shorthand, on_phase=on_phase, make=partial(FaultyJob, faults=faults)
+    )
 
 
 def render(
@@ -46,5 +67,12 @@ def render(
 ) -> JobResult:
     """:func:`distdream.engine.render`, with ``faults``."""
     return render_job(
-        input, output, config, options, shorthand, on_progress=on_progress, on_phase=on_phase, faults=faults
+        input,
+        output,
+        config,
+        options,
+        shorthand,
+        on_progress=on_progress,
+        on_phase=on_phase,
+        make=partial(FaultyJob, faults=faults),
     )
