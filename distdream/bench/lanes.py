@@ -251,15 +251,18 @@ def _rows(
 # -- the section: run, report, panels (distdream.bench.sections) --------------------
 
 
-def _run_lanes(run: BenchRun) -> Any:
+def _run_lanes(run: BenchRun, compile_only: bool = False) -> Any:
+    """The lanes section; or, ``compile_only``, torch.compile against eager at the default
+    precision with one lane and the most lanes (the compile section)."""
     (w, h), plan = run.frame_size, run.plan
     return bench_lanes(
         device=plan.device,
         width=w,
         height=h,
         frames_per_lane=3 if plan.quick else 6,
-        lanes=plan.lanes,
-        compile=plan.compile,
+        lanes=(1, max(plan.lanes)) if compile_only else plan.lanes,
+        compile=compile_only or plan.compile,
+        settings=[DreamConfig()] if compile_only else None,
     )
 
 
@@ -307,20 +310,7 @@ def _panels_lanes(figures: Figures) -> list[Panel]:
     return [lanes_panel]
 
 
-def _run_compile(run: BenchRun) -> Any:
-    (w, h), plan = run.frame_size, run.plan
-    return bench_lanes(
-        device=plan.device,
-        width=w,
-        height=h,
-        frames_per_lane=3 if plan.quick else 6,
-        lanes=(1, max(plan.lanes)),
-        settings=[DreamConfig()],
-        compile=True,
-    )
-
-
 PARTS = {
     "lanes": Parts(recorded("lanes", _run_lanes), _show_lanes, _panels_lanes),
-    "compile": Parts(recorded("compile", _run_compile), _show_lanes, no_panels),
+    "compile": Parts(recorded("compile", lambda run: _run_lanes(run, compile_only=True)), _show_lanes, no_panels),
 }
