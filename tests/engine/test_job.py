@@ -310,7 +310,7 @@ def test_handoffs_render_each_shot_exactly_as_one_chunk_would(tmp_path: Path) ->
     assert {c.start for c in p.chunks if c.begins == "cut"} == {14, 30}  # found by the scan (here: one slice)
     # a long video's scan is split over Ray tasks, each from one frame before its slice: the
     # same cuts, also where one falls on a slice's first frame (14: slices 0–7, 6–14, 13–21 …)
-    from distdream.engine.job import find_cuts
+    from distdream.engine.planning import find_cuts
 
     options = JobOptions(chunk_frames=5, overlap=2)
     assert find_cuts(probe(clip), CFG, options, slice_frames=7) == [14, 30]

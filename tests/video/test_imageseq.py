@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -131,7 +132,7 @@ def test_16_bit_frames_keep_16_bits_through_the_dream(capsys, tmp_path: Path) ->
 @pytest.mark.usefixtures("local_ray")
 def test_a_sequence_renders_to_numbered_files_and_resumes_only_what_is_missing(tmp_path: Path) -> None:
     pattern = write_pngs(tmp_path / "in", list(pan_frames(60, 96, 64))[:40], first=1)
-    lossless = RenderConfig(**{**vars_of(CFG), "codec": "ffv1"})  # RGB: the same pixels as numbered files
+    lossless = replace(CFG, encoding=replace(CFG.encoding, codec="ffv1"))  # RGB: the same pixels as numbered files
     reference = render(pattern, tmp_path / "ref.mkv", lossless, workers=2, ray="never", **JOB).output
     want = list(read_frames(reference))
     out, workdir = tmp_path / "out" / "dream.%05d.png", tmp_path / "work"
@@ -190,10 +191,6 @@ def test_a_torn_frame_file_is_redone_even_by_a_rebuilt_ledger(tmp_path: Path, to
     result = render(pattern, out, CFG, workers=1, workdir=str(workdir), resume=True, **job)
     assert result.rendered == 2  # chunk 0 (torn) and chunk 1 (it continues chunk 0's shot)
     assert Image.open(frame_file(str(out), 5)).size == (48, 32)
-
-
-def vars_of(config: RenderConfig) -> dict:
-    return {f: getattr(config, f) for f in config.__dataclass_fields__}
 
 
 def test_the_cli_reads_sequences_and_refuses_what_does_not_fit(capsys, tmp_path: Path) -> None:
