@@ -60,3 +60,16 @@ def test_validate_rejects_channel_problems() -> None:
         DreamConfig(channels=[-1]).validate()
     with pytest.raises(ConfigError, match="without repeats"):
         DreamConfig(dream_layers=("a", "a")).validate()
+
+
+def test_job_options_take_keyword_shorthand_and_name_an_unknown_one() -> None:
+    from distdream.options import JobOptions, job_options_of
+
+    base = JobOptions(workers=4, chunk_frames=240)
+    merged = job_options_of(base, {"resume": True})
+    assert (merged.workers, merged.chunk_frames, merged.resume) == (4, 240, True)  # shorthand over the record
+    assert job_options_of(None, {}) == JobOptions()
+    with pytest.raises(ConfigError, match="unknown job option: .*'chunk_frame'"):
+        job_options_of(base, {"chunk_frame": 10})
+    with pytest.raises(ConfigError, match="workers"):
+        job_options_of(None, {"workers": 0})  # validated

@@ -24,18 +24,27 @@ from .naming import is_pattern
 
 def add_video_stream(container: Any, codec: str, rate: Fraction) -> av.VideoStream:
     """A video stream of ``codec`` added to an output ``container`` (PyAV types it by codec name)."""
+    _check_encoder(codec, "video")
     stream = container.add_stream(codec, rate=rate)
-    if not isinstance(stream, av.VideoStream):
-        raise VideoError(f"{codec} is not a video encoder")
+    assert isinstance(stream, av.VideoStream)
     return stream
 
 
 def add_audio_stream(container: Any, codec: str, rate: int) -> av.AudioStream:
     """An audio stream of ``codec`` added to an output ``container``."""
+    _check_encoder(codec, "audio")
     stream = container.add_stream(codec, rate=rate)
-    if not isinstance(stream, av.AudioStream):
-        raise VideoError(f"{codec} is not an audio encoder")
+    assert isinstance(stream, av.AudioStream)
     return stream
+
+
+def _check_encoder(codec: str, kind: str) -> None:
+    try:
+        found = av.codec.Codec(codec, "w").type
+    except av.codec.codec.UnknownCodecError:  # no encoder of that name
+        found = None
+    if found != kind:
+        raise VideoError(f"{codec} is not {'an' if kind == 'audio' else 'a'} {kind} encoder")
 
 
 class SegmentWriter:

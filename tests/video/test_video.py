@@ -333,3 +333,18 @@ def test_missing_output_directory(tmp_path: Path, clips: dict[str, Path]) -> Non
         SegmentWriter(tmp_path / "nope" / "seg.mp4", width=8, height=8, rate=Fraction(25))
     with pytest.raises(VideoError, match="does not exist"):
         concat([clips["silent"]], tmp_path / "nope" / "out.mp4", index)
+
+
+def test_a_stream_of_the_wrong_kind_is_refused_by_name(tmp_path: Path) -> None:
+    import av
+
+    from distdream.video import add_audio_stream, add_video_stream
+
+    with av.open(str(tmp_path / "x.mkv"), mode="w") as out:
+        with pytest.raises(VideoError, match="aac is not a video encoder"):
+            add_video_stream(out, "aac", Fraction(25))
+        with pytest.raises(VideoError, match="libx264 is not an audio encoder"):
+            add_audio_stream(out, "libx264", 48000)
+        with pytest.raises(VideoError, match="nosuch is not a video encoder"):
+            add_video_stream(out, "nosuch", Fraction(25))
+        assert add_video_stream(out, "libx264", Fraction(25)).codec_context.name == "libx264"
