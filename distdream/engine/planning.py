@@ -30,7 +30,7 @@ from .records import JobPlan, Phase
 from .sizing import Sizing, chunk_slots, in_process, local_totals, size_workers
 from .workdir import settings_hash
 
-__all__ = ["Planner", "find_cuts", "job_chunks", "on_ray", "plan", "scan_slices", "sizing_now", "slots_now"]
+__all__ = ["Planner", "find_cuts", "job_chunks", "on_ray", "plan", "scan_slices", "sizing_now"]
 
 # frames per cut-scan task: a task's start-up (a worker process importing torch, cv2 and PyAV)
 # costs seconds, while a small frame's two flows cost milliseconds; long videos still spread
@@ -85,11 +85,6 @@ def sizing_now(options: JobOptions) -> Sizing:
 
         return resources(options)
     return size_workers(options, *local_totals())
-
-
-def slots_now(options: JobOptions) -> int:
-    """Chunks dreamed at once on the cluster this process is connected to, or on this machine."""
-    return chunk_slots(options, sizing_now(options), on_ray())
 
 
 def scan_slices(index: VideoIndex, options: JobOptions, slice_frames: int = SCAN_SLICE) -> list[tuple[int, int]]:
